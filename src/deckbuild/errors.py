@@ -1,0 +1,88 @@
+"""Problems found in deck sources, and the few exceptions that carry them."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+
+
+class Severity(StrEnum):
+    """How bad a problem is: errors stop a build, warnings only under --strict."""
+
+    ERROR = "error"
+    WARNING = "warning"
+
+
+@dataclass(frozen=True, order=True)
+class Problem:
+    """One thing wrong at `path:line`, with what to do about it."""
+
+    path: str
+    line: int
+    message: str
+    severity: Severity = Severity.ERROR
+
+    def __str__(self) -> str:
+        prefix = "" if self.severity is Severity.ERROR else "warning: "
+        return f"{self.path}:{self.line}: {prefix}{self.message}"
+
+
+@dataclass
+class Report:
+    """Everything a run found: problems, and the counts that must reconcile."""
+
+    problems: list[Problem] = field(default_factory=list)
+    counts: dict[str, int] = field(default_factory=dict)
+    notes: list[str] = field(default_factory=list)
+
+    def error(self, path: str, line: int, message: str) -> None:
+        """Record an error at `path:line`."""
+        self.problems.append(Problem(path, line, message, Severity.ERROR))
+
+    def warn(self, path: str, line: int, message: str) -> None:
+        """Record a warning at `path:line`."""
+        self.problems.append(Problem(path, line, message, Severity.WARNING))
+
+    def count(self, key: str, n: int = 1) -> None:
+        """Add `n` to the counter `key`."""
+        self.counts[key] = self.counts.get(key, 0) + n
+
+    @property
+    def errors(self) -> list[Problem]:
+        return sorted(p for p in self.problems if p.severity is Severity.ERROR)
+
+    @property
+    def warnings(self) -> list[Problem]:
+        return sorted(p for p in self.problems if p.severity is Severity.WARNING)
+
+    def sorted_problems(self) -> list[Problem]:
+        """Return every problem, sorted by file and line."""
+        return sorted(self.problems, key=lambda p: (p.path, p.line, p.severity, p.message))
+
+    def failed(self, strict: bool = False) -> bool:
+        """Tell whether this run must fail."""
+        return bool(self.errors) or (strict and bool(self.warnings))
+
+
+class DeckbuildError(Exception):
+    """Base of every error deckbuild reports to a user instead of a traceback."""
+
+
+class SourceError(DeckbuildError):
+    """A problem in one source file, at `path:line`."""
+
+    def __init__(self, path: str, line: int, message: str) -> None:
+        super().__init__(f"{path}:{line}: {message}")
+        self.problem = Problem(path, line, message)
+
+
+class BuildFailed(DeckbuildError):
+    """A run that found errors (or warnings under --strict); the report has them all."""
+
+    def __init__(self, report: Report) -> None:
+        super().__init__(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
+        self.report = report
+
+
+class LockChanged(DeckbuildError):
+    """A --frozen build would have changed the lock file."""

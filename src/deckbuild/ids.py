@@ -1,0 +1,106 @@
+"""Stable ids for cards whose source carries none (quiz pages), kept in the lock file.
+
+A card keeps its id while it is recognisably the same card: first by the exact text of its
+question, then by the most similar question among the cards of the same file that lost
+theirs in this edit. Only a card with no match at all gets a new id.
+"""
+
+from __future__ import annotations
+
+import re
+import uuid
+from difflib import SequenceMatcher
+from typing import Any
+
+from deckbuild.errors import Report
+from deckbuild.lock import Lock
+from deckbuild.models import CardBase
+from deckbuild.readers import RawCard
+from deckbuild.sources import SourceFile
+
+# Fixed namespace: a page built for the first time, anywhere, gets the same ids.
+ID_NAMESPACE = uuid.UUID("6c1b9a52-3f0e-4d8a-9b7e-2a4f8e61c0d3")
+# How alike two questions must be (difflib ratio) to count as the same card, edited.
+SIMILARITY = 0.6
+KEY_LENGTH = 160
+
+
+def key_of(kind: str, data: dict[str, Any]) -> str:
+    """Return what identifies a card among its file's cards: its normalised question."""
+    text = " ".join(str(data.get(part) or "") for part in ("title", "question"))
+    return re.sub(r"\s+", " ", text).strip().lower()[:KEY_LENGTH]
+
+
+def lock_extra(source: SourceFile, card: CardBase) -> dict[str, str | None]:
+    """Return what the lock keeps beside a card's hash: nothing for cards with their own UUID."""
+    if source.origin and _needs_ids(card):
+        data = card.model_dump()
+        return {
+            "origin": source.origin,
+            "kind": card.kind,
+            "key": key_of(card.kind, data),
+        }
+    return {}
+
+
+def _needs_ids(card: CardBase) -> bool:
+    return card.kind != "basic"
+
+
+def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
+    """Give every raw card without an id the one it had before, or a new one."""
+    pending = [r for r in raws if "id" not in r.data]
+    if not pending:
+        return
+    for raw in pending:
+        raw.key = key_of(raw.kind, raw.data)
+    known = {g: e for g, e in sorted(lock.notes.items()) if e.origin == source.origin}
+    taken: set[str] = set()
+    unmatched: list[RawCard] = []
+    for raw in pending:
+        guid = next(
+            (g for g, e in known.items() if g not in taken and e.kind == raw.kind and e.key == raw.key),
+            None,
+        )
+        if guid is None:
+            unmatched.append(raw)
+        else:
+            raw.data["id"] = guid
+            taken.add(guid)
+
+    # Best pairs first, so that two edited cards never swap ids.
+    pairs = sorted(
+        (
+            (-SequenceMatcher(None, raw.key or "", entry.key or "").ratio(), n, guid)
+            for n, raw in enumerate(unmatched)
+            for guid, entry in known.items()
+            if guid not in taken and entry.kind == raw.kind
+        ),
+    )
+    rematched = 0
+    for negative_ratio, n, guid in pairs:
+        raw = unmatched[n]
+        if -negative_ratio < SIMILARITY or "id" in raw.data or guid in taken:
+            continue
+        raw.data["id"] = guid
+        taken.add(guid)
+        rematched += 1
+
+    new = 0
+    used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
+    for raw in unmatched:
+        if "id" in raw.data:
+            continue
+        n = 0
+        while True:
+            candidate = str(uuid.uuid5(ID_NAMESPACE, f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}"))
+            if candidate not in used:
+                break
+            n += 1
+        raw.data["id"] = candidate
+        used.add(candidate)
+        new += 1
+    report.count("ids_new", new)
+    report.count("ids_rematched", rematched)
+    if new or rematched:
+        report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")

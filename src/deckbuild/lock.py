@@ -1,0 +1,115 @@
+"""The lock file: what each note looked like when it was last built, and since when.
+
+Anki's default import updates a note only when the package's mod time is newer than the
+collection's. So each note's mod must move forward exactly when its content changes, and stay
+put otherwise. The lock remembers, per GUID, a hash of the content and the mod it was given;
+it is committed beside the sources so that every clone builds the same bytes.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from deckbuild.errors import DeckbuildError
+
+LOCK_FORMAT = 1
+
+
+@dataclass
+class Entry:
+    """What the lock holds for one note (or note type)."""
+
+    hash: str
+    mod: int
+    # Only for cards whose source carries no UUID: where they come from and what they said.
+    origin: str | None = None
+    kind: str | None = None
+    key: str | None = None
+
+    def to_json(self) -> dict[str, Any]:
+        data: dict[str, Any] = {"hash": self.hash, "mod": self.mod}
+        for name in ("origin", "kind", "key"):
+            value = getattr(self, name)
+            if value is not None:
+                data[name] = value
+        return data
+
+
+@dataclass
+class Lock:
+    """The lock file of one deck tree, and what this run changed in it."""
+
+    path: Path
+    notes: dict[str, Entry] = field(default_factory=dict)
+    notetypes: dict[str, Entry] = field(default_factory=dict)
+    changed: list[str] = field(default_factory=list)
+
+    @classmethod
+    def load(cls, path: Path) -> Lock:
+        """Read the lock at `path`, or start an empty one if there is none."""
+        lock = cls(path)
+        if not path.exists():
+            return lock
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+            if data.get("deckbuild_lock") != LOCK_FORMAT:
+                raise ValueError(f"unknown lock format {data.get('deckbuild_lock')!r}")
+            lock.notes = {k: Entry(**v) for k, v in data["notes"].items()}
+            lock.notetypes = {k: Entry(**v) for k, v in data["notetypes"].items()}
+        except (OSError, ValueError, KeyError, TypeError) as exc:
+            raise DeckbuildError(
+                f"{path}:1: cannot read the lock file ({exc}); restore it from git"
+            ) from None
+        return lock
+
+    def stamp(self, table: str, guid: str, digest: str, now: int, **extra: str | None) -> int:
+        """Return the mod for `guid` with content `digest`, moving it forward only on change."""
+        entries = self.notes if table == "notes" else self.notetypes
+        old = entries.get(guid)
+        if old is not None and old.hash == digest:
+            for name, value in extra.items():
+                if getattr(old, name) != value:
+                    setattr(old, name, value)
+                    self.changed.append(guid)
+            return old.mod
+        # Strictly newer than before, even when the clock is behind or two builds share a second.
+        mod = now if old is None else max(now, old.mod + 1)
+        entries[guid] = Entry(digest, mod, **extra)
+        self.changed.append(guid)
+        return mod
+
+    def render(self) -> str:
+        """Return the lock as text: JSON with one sorted entry a line, so diffs stay small."""
+        out = ["{", f'"deckbuild_lock": {LOCK_FORMAT},']
+        for table, entries, last in (
+            ("notetypes", self.notetypes, False),
+            ("notes", self.notes, True),
+        ):
+            out.append(f'"{table}": {{')
+            rows = [
+                f"{json.dumps(k)}: {json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True)}"
+                for k, v in sorted(entries.items())
+            ]
+            out.append(",\n".join(rows))
+            out.append("}" if last else "},")
+        out.append("}")
+        return "\n".join(line for line in out if line) + "\n"
+
+    def save(self) -> None:
+        """Write the lock atomically, so that a killed build never leaves half a file."""
+        text = self.render()
+        if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
+            return
+        fd, tmp = tempfile.mkstemp(prefix=".deckbuild-lock-", dir=self.path.parent)
+        try:
+            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+                handle.write(text)
+            os.replace(tmp, self.path)
+        except BaseException:
+            Path(tmp).unlink(missing_ok=True)
+            raise

@@ -1,0 +1,183 @@
+"""Card models: every card is validated here before anything is rendered or written."""
+
+from __future__ import annotations
+
+import re
+from typing import Annotated, Any, Literal
+
+from pydantic import (
+    AfterValidator,
+    BaseModel,
+    ConfigDict,
+    Field,
+    TypeAdapter,
+    ValidationError,
+    ValidationInfo,
+)
+
+UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+LETTERS = ("A", "B", "C", "D", "E", "F")
+
+
+def _uuid(value: str) -> str:
+    # Kept verbatim (not normalised) because it becomes the Anki GUID as written.
+    if not UUID_RE.match(value):
+        raise ValueError(f"invalid UUID {value!r}; write it as 8-4-4-4-12 hex digits")
+    return value
+
+
+def _text(value: str, info: ValidationInfo) -> str:
+    if not value.strip():
+        raise ValueError(f"the {info.field_name} is empty; write it, or remove the card")
+    return value
+
+
+def _tag(value: str) -> str:
+    if not value or any(c.isspace() for c in value):
+        raise ValueError(f"invalid tag {value!r}; tags are non-empty and have no spaces")
+    return value
+
+
+Uuid = Annotated[str, AfterValidator(_uuid)]
+Text = Annotated[str, AfterValidator(_text)]
+Tag = Annotated[str, AfterValidator(_tag)]
+Letter = Literal["A", "B", "C", "D", "E", "F"]
+Level = Literal["beginner", "intermediate", "advanced", "expert", "easy", "medium", "hard"]
+
+
+class _Frozen(BaseModel):
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+
+class Option(_Frozen):
+    """One lettered choice of a quiz or practice question."""
+
+    letter: Letter
+    text: Text
+
+
+class Step(_Frozen):
+    """One step of a worked solution."""
+
+    title: str
+    text: str
+
+
+class CardBase(_Frozen):
+    """What every card has: identity, place, question and answer."""
+
+    id: Uuid
+    kind: str
+    deck: Text
+    question: Text
+    answer: str | None = None
+    tags: tuple[Tag, ...] = ()
+    source: Annotated[str, Field(pattern=r".+:\d+$")]
+
+    @property
+    def path(self) -> str:
+        return self.source.rsplit(":", 1)[0]
+
+    @property
+    def line(self) -> int:
+        return int(self.source.rsplit(":", 1)[1])
+
+
+class BasicCard(CardBase):
+    """A question and its answer, as in a `Question;Answer;UUID` file."""
+
+    kind: Literal["basic"] = "basic"
+    answer: Text
+
+
+class RecallCard(CardBase):
+    """A Recall & Review flashcard with its level."""
+
+    kind: Literal["recall"] = "recall"
+    answer: Text
+    level: Level | None = None
+
+
+class QuizCard(CardBase):
+    """A multiple-choice question; options may have been lost in copying."""
+
+    kind: Literal["quiz"] = "quiz"
+    options: tuple[Option, ...] = ()
+    correct: Letter | None = None
+    correct_inferred: bool = False
+    explanation: str | None = None
+
+
+class OpenCard(CardBase):
+    """An open prompt with a hint and the number of concepts expected."""
+
+    kind: Literal["open"] = "open"
+    hint: str | None = None
+    concepts: int | None = None
+
+
+class PracticeCard(CardBase):
+    """A worked Practice problem: options, solution steps, final answer."""
+
+    kind: Literal["practice"] = "practice"
+    number: int
+    level: Level | None = None
+    options: tuple[Option, ...] = ()
+    correct: Letter | None = None
+    solution: tuple[Step, ...] = ()
+    quick_check: str | None = None
+    hint: str | None = None
+    mistakes: tuple[str, ...] = ()
+
+
+class ChallengeCard(CardBase):
+    """A timed Challenge problem, possibly with code."""
+
+    kind: Literal["challenge"] = "challenge"
+    type: str
+    level: Level | None = None
+    time_limit: Annotated[str, Field(pattern=r"^\d+:\d\d$")] | None = None
+    title: str | None = None
+    code: str | None = None
+    attempts: int | None = None
+    hint: str | None = None
+    explanation: str | None = None
+
+
+Card = Annotated[
+    BasicCard | RecallCard | QuizCard | OpenCard | PracticeCard | ChallengeCard,
+    Field(discriminator="kind"),
+]
+KINDS = ("basic", "recall", "quiz", "open", "practice", "challenge")
+_CARD: TypeAdapter[Any] = TypeAdapter(Card)
+
+
+def make_card(data: dict[str, Any]) -> CardBase:
+    """Validate `data` as a card; raise ValueError with a readable message."""
+    try:
+        card: CardBase = _CARD.validate_python(data)
+    except ValidationError as exc:
+        raise ValueError(describe(exc)) from None
+    return card
+
+
+def describe(exc: ValidationError) -> str:
+    """Turn a pydantic error into one short line a deck author understands."""
+    parts = []
+    for err in exc.errors():
+        if err["type"] == "value_error":
+            # Our validators write whole sentences.
+            parts.append(str(err["ctx"]["error"]))
+            continue
+        # The discriminator's own name is noise in the location.
+        where = ".".join(str(p) for p in err["loc"][1:] or err["loc"])
+        parts.append(f"{where}: {err['msg']}")
+    return "; ".join(parts)
+
+
+def card_json(card: CardBase) -> dict[str, Any]:
+    """Return the card as the plain JSON object `deckbuild cards --json` prints."""
+    data: dict[str, Any] = card.model_dump(mode="json")
+    ordered = {k: data.pop(k) for k in ("id", "deck", "kind", "question", "answer", "tags", "source")}
+    ordered.update(sorted(data.items()))
+    return ordered

@@ -1,0 +1,122 @@
+"""Write Anki packages: the only module that knows genanki."""
+
+from __future__ import annotations
+
+import itertools
+import json
+import os
+import sqlite3
+import tempfile
+import zipfile
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import genanki
+
+from deckbuild.notetype import (
+    CSS,
+    FIELDS,
+    NOTE_TYPE_ID,
+    NOTE_TYPE_NAME,
+    TEMPLATES,
+    deck_id,
+)
+
+# Zip entries carry this time instead of "now", so the same notes give the same bytes.
+ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+
+@dataclass(frozen=True)
+class NoteData:
+    """One note ready to write: GUID, fields in note-type order, tags, and its own mod time."""
+
+    guid: str
+    fields: Sequence[str]
+    tags: Sequence[str]
+    mod: int
+
+
+@dataclass
+class DeckData:
+    """One Anki deck in a package."""
+
+    name: str
+    notes: list[NoteData] = field(default_factory=list)
+    description: str = ""
+
+
+class _Note(genanki.Note):  # type: ignore[misc]
+    """A genanki note that keeps its own mod time instead of the package's."""
+
+    def __init__(self, mod: int, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.mod = mod
+
+    def write_to_db(self, cursor: Any, timestamp: float, deck_id: int, id_gen: Any) -> None:
+        super().write_to_db(cursor, self.mod, deck_id, id_gen)
+
+
+class _Model(genanki.Model):  # type: ignore[misc]
+    """A genanki model whose mod time moves only when its templates or CSS change."""
+
+    def __init__(self, mod: int) -> None:
+        super().__init__(
+            NOTE_TYPE_ID,
+            NOTE_TYPE_NAME,
+            fields=[{"name": name} for name in FIELDS],
+            templates=[dict(t) for t in TEMPLATES],
+            css=CSS,
+            sort_field_index=0,
+        )
+        self.mod = mod
+
+    def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
+        data: dict[str, Any] = super().to_json(self.mod, deck_id)
+        return data
+
+
+def write_package(
+    path: Path, decks: Sequence[DeckData], notetype_mod: int, media: Sequence[Path] = ()
+) -> None:
+    """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly."""
+    model = _Model(notetype_mod)
+    gdecks = []
+    for deck in decks:
+        gdeck = genanki.Deck(deck_id(deck.name), deck.name, deck.description)
+        gdeck.add_model(model)
+        for note in deck.notes:
+            gdeck.add_note(
+                _Note(note.mod, model=model, fields=list(note.fields), tags=list(note.tags), guid=note.guid)
+            )
+        gdecks.append(gdeck)
+    package = genanki.Package(gdecks)
+    stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
+        db_path = Path(tmp) / "collection.anki2"
+        conn = sqlite3.connect(db_path)
+        try:
+            package.write_to_db(conn.cursor(), stamp, itertools.count(stamp * 1000))
+            conn.commit()
+        finally:
+            conn.close()
+        zip_tmp = Path(tmp) / "package.apkg"
+        with zipfile.ZipFile(zip_tmp, "w", compression=zipfile.ZIP_DEFLATED) as out:
+            _add(out, "collection.anki2", db_path.read_bytes())
+            names = {str(i): p.name for i, p in enumerate(media)}
+            _add(out, "media", json.dumps(names, sort_keys=True).encode("utf-8"))
+            for i, media_path in enumerate(media):
+                _add(out, str(i), media_path.read_bytes())
+        # A rename is atomic: a failed or killed build leaves the previous package whole.
+        os.replace(zip_tmp, path)
+
+
+def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
+    info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
+    info.compress_type = zipfile.ZIP_DEFLATED
+    info.create_system = 3
+    info.external_attr = 0o644 << 16
+    out.writestr(info, data, compresslevel=9)

@@ -1,0 +1,112 @@
+"""The Question;Answer;UUID reader, on one small file per case and on seed 003 itself."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+
+from conftest import DATA, seed
+from deckbuild.errors import Report
+from deckbuild.readers import semicolon
+from deckbuild.sources import SourceFile, decode, detect
+
+U1 = "11111111-1111-4111-8111-111111111111"
+U2 = "22222222-2222-4222-8222-222222222222"
+
+
+def read(path):
+    report = Report()
+    source = SourceFile(path, path.parent, "D", "D")
+    lines = decode(source, report)
+    assert lines is not None, report.problems
+    return semicolon.read(path.name, lines, report), report
+
+
+def read_data(name):
+    return read(DATA / "semicolon" / name)
+
+
+def test_seed_003_gives_57_cards_with_their_uuids():
+    path = seed("003")
+    cards, report = read(path)
+    assert report.problems == []
+    assert len(cards) == 57
+    in_file = re.findall(r";([0-9a-f-]{36})\s*$", path.read_text(encoding="utf-8"), re.M)
+    assert [c.data["id"] for c in cards] == in_file
+    # 44 rows, a blank line 46, the header again on 47: the second section starts on 48.
+    assert cards[44].line == 48
+    assert cards[44].data["question"] == "What is the structure of an encoder?"
+
+
+def test_seed_003_keeps_br_and_latex_verbatim():
+    cards, _ = read(seed("003"))
+    by_question = {c.data["question"]: c.data["answer"] for c in cards}
+    answer = by_question["What is the query vector?"]
+    assert r"(\(\mathbf{Q}\))" in answer
+    assert "<br>" in by_question["What is the difference between attention and self-attention?"]
+
+
+def test_sections_repeat_the_header_in_any_case():
+    cards, report = read_data("two_sections.txt")
+    assert report.problems == []
+    assert [(c.line, c.data["id"]) for c in cards] == [(2, U1), (5, U2)]
+    assert cards[0].data["answer"] == "2<br>two"
+
+
+@pytest.mark.parametrize("name", ["crlf.txt", "bom.txt"])
+def test_crlf_and_bom_read_like_plain_utf8(name):
+    cards, report = read_data(name)
+    assert report.problems == []
+    assert all("\r" not in c.data["answer"] and "\ufeff" not in c.data["question"] for c in cards)
+    assert cards[0].data["question"] in ("Q one", "Q")
+
+
+def test_quoted_fields_hold_semicolons_quotes_and_line_breaks():
+    cards, report = read_data("quoted.txt")
+    assert report.problems == []
+    assert cards[0].data == {"id": U1, "question": "Why; really?", "answer": 'He said "hi"; then left'}
+    assert cards[1].data["question"] == "Multi\nline"
+    assert cards[1].line == 3
+
+
+def test_columns_may_come_in_any_order():
+    cards, _ = read_data("columns_reordered.txt")
+    assert cards[0].data == {"id": U1, "question": "Q", "answer": "A"}
+
+
+@pytest.mark.parametrize(
+    ("name", "expected"),
+    [
+        (
+            "bad_field_count.txt",
+            "bad_field_count.txt:3: expected 3 fields (Question;Answer;UUID), found 4; "
+            'put a field that contains ";" in double quotes',
+        ),
+        (
+            "missing_header.txt",
+            "missing_header.txt:1: missing header; make the first line Question;Answer;UUID",
+        ),
+        (
+            "misspelt_header.txt",
+            "misspelt_header.txt:1: header must name the columns Question;Answer;UUID (in any order), "
+            "found 'Questoin;Answer;UUID'; fix the spelling",
+        ),
+        (
+            "unbalanced_quote.txt",
+            "unbalanced_quote.txt:2: unbalanced double quote: this field opens a quote that never "
+            'closes; close it, or write a quote inside a quoted field as ""',
+        ),
+        ("only_header.txt", "only_header.txt:1: only a header, no cards; add rows or remove the file"),
+    ],
+)
+def test_bad_files_are_reported_at_their_line(name, expected):
+    _, report = read_data(name)
+    assert [str(p) for p in report.problems] == [expected]
+
+
+def test_format_is_detected_by_content_not_extension():
+    assert detect(["Question;Answer;UUID", "q;a;u"]) == "semicolon"
+    assert detect(["questoin;answer;uuid"]) == "semicolon"
+    assert detect(["Recall & Review", "beginner"]) == "quizpage"
+    assert detect(["just some notes", "nothing else"]) is None
