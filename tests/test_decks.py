@@ -5,8 +5,8 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-from conftest import DECKS, ROOT
 
+from conftest import DECKS, ROOT
 from deckbuild.build import build
 
 SEEDS = ROOT.parent / "shared" / "seeds"

@@ -67,6 +67,12 @@ CSS = """\
 .db { max-width: 44em; margin: 0 auto; }
 .db p { margin: 0.4em 0; }
 .db-title { font-weight: 600; font-size: 1.1em; margin-bottom: 0.3em; }
+.db-type {
+  display: inline-block; font-size: 0.65em; font-weight: 600; text-transform: uppercase;
+  letter-spacing: 0.04em; padding: 0.15em 0.6em; margin-right: 0.4em; border-radius: 0.3em;
+  background: #ddf4ff; color: #0550ae; vertical-align: middle;
+}
+.nightMode .db-type, .night_mode .db-type { background: #0c2d6b; color: #a5d6ff; }
 .db-level, .db-time {
   display: inline-block; font-size: 0.7em; padding: 0.1em 0.6em; margin: 0 0.4em 0.4em 0;
   border-radius: 1em; background: #eef1f5; color: #3b4350;

@@ -376,6 +376,13 @@ def _labelled(label: str, body: str) -> str:
     return f'<div class="db-label">{label}</div>{body}'
 
 
+def _title(data: dict[str, Any], where: Where, report: Report) -> str:
+    title = render_text(data["title"], where, report, inline=True) if data.get("title") else ""
+    kind = data.get("type")
+    badge = f'<span class="db-type">{escape(kind)}</span> ' if kind else ""
+    return (badge + title).strip()
+
+
 def note_fields(card: CardBase, origin: str, report: Report) -> list[str]:
     """Render a card into the note type's fields, in their fixed order."""
     where = Where(card.path, card.line)
@@ -393,15 +400,13 @@ def note_fields(card: CardBase, origin: str, report: Report) -> list[str]:
         extra.append(_labelled("Common mistakes", f"<ul>{items}</ul>"))
     if data.get("concepts"):
         extra.append(f"<p>Your answer should cover {data['concepts']} key concepts.</p>")
-    if data.get("type"):
-        extra.append(f"<p>{escape(data['type'])}</p>")
     options = getattr(card, "options", ())
     steps = getattr(card, "solution", ())
     code = data.get("code")
     values = {
         "Front": text("question"),
         "Back": text("answer"),
-        "Title": text("title", inline=True),
+        "Title": _title(data, where, report),
         "Options": options_html(options, where, report) if options else "",
         "Correct": data.get("correct") or "",
         "Explanation": text("explanation"),

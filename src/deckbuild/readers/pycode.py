@@ -12,6 +12,7 @@ _STATEMENT_START = re.compile(
 )
 _DEDENT_AFTER = re.compile(r"^(return|raise|break|continue|pass)\b")
 _TOP_LEVEL = re.compile(r"^(def|class|import|from|@)\b")
+_BRANCHES = frozenset({"if", "elif", "for", "while", "try", "except"})
 
 
 def parses(code: str) -> bool:
@@ -78,19 +79,33 @@ def _opens_statement(flat: str, i: int, before: str, in_comment: bool) -> bool:
 
 def reindent(code: str) -> str:
     """Indent code whose indentation was lost, block by block, after each line ending in ':'."""
+    lines = [raw.strip() for raw in code.splitlines()]
     out: list[str] = []
     level = 0
-    for raw in code.splitlines():
-        line = raw.strip()
+    body_of_def = 0
+    openers: list[tuple[str, int]] = []
+    for n, line in enumerate(lines):
         if not line:
             out.append("")
             continue
         if _TOP_LEVEL.match(line) and not line.startswith(("import", "from")):
             level = 0
         elif line.startswith(("elif ", "else:", "except", "finally:")):
-            level = max(0, level - 1)
+            # A continuation lines up with the nearest open if/for/while/try at or above it.
+            level = next(
+                (lv for kw, lv in reversed(openers) if kw in _BRANCHES and lv <= level), max(0, level - 1)
+            )
+        opened_block = bool(out) and out[-1].rstrip().endswith(":")
+        if _DEDENT_AFTER.match(line) and body_of_def and not opened_block:
+            following = next((x for x in lines[n + 1 :] if x), None)
+            # A return that ends the code, or comes right before a new definition, ends the function.
+            if following is None or _TOP_LEVEL.match(following):
+                level = body_of_def
         out.append("    " * level + line)
+        if line.startswith(("def ", "async def ")):
+            body_of_def = level + 1
         if line.endswith(":") and not line.startswith("#"):
+            openers.append((line.split()[0].rstrip(":"), level))
             level += 1
         elif _DEDENT_AFTER.match(line):
             level = max(0, level - 1)

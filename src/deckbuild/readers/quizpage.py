@@ -275,7 +275,7 @@ def _words(text: str) -> set[str]:
 
 def infer_correct(explanation: str, options: list[tuple[str, str]]) -> str | None:
     """Name the option an explanation clearly points to, or None when it is not clear."""
-    said = re.search(r"\b(?:option|answer(?: is)?)\s+([A-F])\b", explanation)
+    said = re.search(r"\b(?i:option|answer(?: is)?)\s+([A-F])\b", explanation)
     if said and said.group(1) in {letter for letter, _ in options}:
         return said.group(1)
     told = _words(explanation)
