@@ -26,5 +26,15 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# Every card, front and back, as a static page; a screenshot too when Chromium is installed.
+preview: $(STAMP)
+	$(BIN)/deckbuild preview decks -o preview
+	@if command -v chromium >/dev/null 2>&1; then \
+	  chromium --headless --no-sandbox --disable-gpu --disable-background-networking \
+	    --disable-component-update --disable-sync --no-first-run --hide-scrollbars \
+	    --user-data-dir="$$(mktemp -d)" --virtual-time-budget=3000 --window-size=1280,4000 \
+	    --screenshot=preview/screenshot.png "file://$$(pwd)/preview/index.html" 2>/dev/null \
+	  && echo "wrote preview/screenshot.png"; fi
+
 clean:
-	rm -rf dist .pytest_cache .mypy_cache .ruff_cache
+	rm -rf dist preview .pytest_cache .mypy_cache .ruff_cache

@@ -17,7 +17,7 @@ from deckbuild.lock import Lock
 from deckbuild.models import CardBase, make_card
 from deckbuild.notetype import NOTE_TYPE_ID, notetype_hash
 from deckbuild.readers import RawCard, quizpage, semicolon
-from deckbuild.render import note_fields
+from deckbuild.render import Where, note_fields
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path
 
 READERS = {"semicolon": semicolon.read, "quizpage": quizpage.read}
@@ -114,11 +114,18 @@ def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
+def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
+    """Render a card's note fields; images it shows are added to `media`."""
+    card, source = parsed.card, parsed.source
+    where = Where(card.path, card.line, source.path.parent, source.root, media)
+    return note_fields(card, source.origin, report, where)
+
+
 def check(paths: Iterable[Path], strict: bool = False) -> Report:
     """Parse, validate and render every card without writing anything."""
     collection = collect(paths)
     for parsed in collection.cards:
-        note_fields(parsed.card, parsed.source.origin, collection.report)
+        render_card(parsed, collection.report, {})
     if collection.report.failed(strict):
         raise BuildFailed(collection.report)
     return collection.report
@@ -132,7 +139,8 @@ def build(
 
     collection = collect(paths)
     report = collection.report
-    rendered = [(p, note_fields(p.card, p.source.origin, report)) for p in collection.cards]
+    media: dict[str, dict[str, Path]] = {}
+    rendered = [(p, render_card(p, report, media.setdefault(p.source.package, {}))) for p in collection.cards]
     if report.failed(strict):
         raise BuildFailed(report)
 
@@ -163,7 +171,8 @@ def build(
     result = BuildResult(report=report, lock_changed=changed)
     for slug, decks in sorted(packages.items()):
         target = outdir / f"{slug}.apkg"
-        write_package(target, [decks[name] for name in sorted(decks)], notetype_mods[slug])
+        files = sorted(media.get(slug, {}).items())
+        write_package(target, [decks[name] for name in sorted(decks)], notetype_mods[slug], files)
         result.packages.append(target)
     for lock in collection.locks.values():
         lock.save()

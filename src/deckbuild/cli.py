@@ -49,6 +49,19 @@ def _reports_errors(func: F) -> F:
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 
 
+def output_option(default: Path, help_text: str) -> Callable[[F], F]:
+    """Return the -o/--output option with its own default folder."""
+    return click.option(
+        "-o",
+        "--output",
+        "outdir",
+        type=click.Path(path_type=Path, file_okay=False),
+        default=default,
+        show_default=True,
+        help=help_text,
+    )
+
+
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deckbuild")
 def cli() -> None:
@@ -57,15 +70,7 @@ def cli() -> None:
 
 @cli.command()
 @paths_argument
-@click.option(
-    "-o",
-    "--output",
-    "outdir",
-    type=click.Path(path_type=Path, file_okay=False),
-    default=Path("dist"),
-    show_default=True,
-    help="Folder for the .apkg files.",
-)
+@output_option(Path("dist"), "Folder for the .apkg files.")
 @click.option("--frozen", is_flag=True, help="Fail instead of changing the lock file (for CI).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
 @_reports_errors
@@ -117,6 +122,21 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
     report = run(paths or (DEFAULT_DECKS,), strict=strict)
     _print_report(report)
     click.echo(f"ok: {report.counts.get('read', 0)} card(s) checked")
+
+
+@cli.command()
+@paths_argument
+@output_option(Path("preview"), "Folder for the HTML pages.")
+@_reports_errors
+def preview(paths: tuple[Path, ...], outdir: Path) -> None:
+    """Write an HTML page showing every card of PATHS, front and back, as learners see them."""
+    from deckbuild.preview import write_preview
+
+    result = write_preview(paths or (DEFAULT_DECKS,), outdir)
+    _print_report(result.report)
+    for page in result.pages:
+        click.echo(f"wrote {page}")
+    click.echo(f"{result.cards} card(s) previewed")
 
 
 def main() -> None:

@@ -78,7 +78,7 @@ class _Model(genanki.Model):  # type: ignore[misc]
 
 
 def write_package(
-    path: Path, decks: Sequence[DeckData], notetype_mod: int, media: Sequence[Path] = ()
+    path: Path, decks: Sequence[DeckData], notetype_mod: int, media: Sequence[tuple[str, Path]] = ()
 ) -> None:
     """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly."""
     model = _Model(notetype_mod)
@@ -106,9 +106,9 @@ def write_package(
         zip_tmp = Path(tmp) / "package.apkg"
         with zipfile.ZipFile(zip_tmp, "w", compression=zipfile.ZIP_DEFLATED) as out:
             _add(out, "collection.anki2", db_path.read_bytes())
-            names = {str(i): p.name for i, p in enumerate(media)}
+            names = {str(i): name for i, (name, _) in enumerate(media)}
             _add(out, "media", json.dumps(names, sort_keys=True).encode("utf-8"))
-            for i, media_path in enumerate(media):
+            for i, (_, media_path) in enumerate(media):
                 _add(out, str(i), media_path.read_bytes())
         # A rename is atomic: a failed or killed build leaves the previous package whole.
         os.replace(zip_tmp, path)

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import hashlib
 import html
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
+from pathlib import Path
 from typing import Any
+from urllib.parse import unquote
 
 from deckbuild.errors import Report
 from deckbuild.models import CardBase, Option, Step
@@ -16,52 +19,12 @@ from deckbuild.notetype import FIELDS
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
 _PH_RE = re.compile(f"{_PH_OPEN}(\\d+){_PH_CLOSE}")
 
-ALLOWED_TAGS = frozenset(
-    [
-        "a",
-        "abbr",
-        "b",
-        "blockquote",
-        "br",
-        "code",
-        "dd",
-        "del",
-        "div",
-        "dl",
-        "dt",
-        "em",
-        "h1",
-        "h2",
-        "h3",
-        "h4",
-        "h5",
-        "h6",
-        "hr",
-        "i",
-        "img",
-        "kbd",
-        "li",
-        "mark",
-        "ol",
-        "p",
-        "pre",
-        "s",
-        "small",
-        "span",
-        "strong",
-        "sub",
-        "sup",
-        "table",
-        "tbody",
-        "td",
-        "tfoot",
-        "th",
-        "thead",
-        "tr",
-        "u",
-        "ul",
-    ]
-)
+# fmt: off
+ALLOWED_TAGS = frozenset("""
+    a abbr b blockquote br code dd del div dl dt em h1 h2 h3 h4 h5 h6 hr i img kbd li mark ol p
+    pre s small span strong sub sup table tbody td tfoot th thead tr u ul
+""".split())  # noqa: SIM905
+# fmt: on
 ALLOWED_ATTRIBUTES = {
     "a": {"href", "title"},
     "img": {"src", "alt", "title", "width", "height"},
@@ -75,31 +38,32 @@ ALLOWED_ATTRIBUTES = {
 }
 # Only presentational properties: Pygments' inline colours, nothing that can position or load.
 ALLOWED_STYLES = frozenset(
-    {
-        "color",
-        "background",
-        "background-color",
-        "font-weight",
-        "font-style",
-        "text-decoration",
-        "line-height",
-        "border",
-    }
+    ("color", "background", "background-color", "font-weight", "font-style", "text-decoration", "line-height")
 )
-URL_SCHEMES = frozenset({"http", "https", "mailto"})
+URL_SCHEMES = frozenset(("http", "https", "mailto"))
+CODE_STYLE = "friendly"
 
-_CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`).+?(?<!`)\2(?!`)")
+_CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
+_INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
 _BR_RE = re.compile(r"[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
 _UNKNOWN_CMD_RE = re.compile(r"<mi>\\([A-Za-z]+)</mi>")
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
+_IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
+_MOJIBAKE_RE = re.compile(
+    "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
+    "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
+)
 
 
 @dataclass(frozen=True)
 class Where:
-    """The place a piece of text comes from, for messages."""
+    """Where a piece of text comes from: for messages, and to find the images it names."""
 
     path: str
     line: int
+    folder: Path | None = None
+    root: Path | None = None
+    media: dict[str, Path] = field(default_factory=dict, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -115,50 +79,60 @@ class Math:
         return f"\\[{body}\\]" if self.display else f"\\({body}\\)"
 
 
-def extract_math(text: str, where: Where, report: Report) -> tuple[str, list[Math]]:
-    """Replace every formula outside code with a placeholder; return text and formulas."""
-    formulas: list[Math] = []
+@dataclass
+class _Held:
+    """Pieces taken out of the text before Markdown and put back, as HTML, after sanitizing."""
+
+    html: list[str] = field(default_factory=list)
+    formulas: list[Math] = field(default_factory=list)
+
+    def hold(self, markup: str) -> str:
+        self.html.append(markup)
+        return f"{_PH_OPEN}{len(self.html) - 1}{_PH_CLOSE}"
+
+    def math(self, body: str, display: bool) -> str:
+        formula = Math(body, display)
+        self.formulas.append(formula)
+        return self.hold(formula.html())
+
+
+def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
+    """Take formulas (outside code) and language-tagged inline code out of the text."""
+    held = _Held()
     out: list[str] = []
-
-    def hold(body: str, display: bool) -> None:
-        out.append(f"{_PH_OPEN}{len(formulas)}{_PH_CLOSE}")
-        formulas.append(Math(body, display))
-
     pos = 0
     for code in _CODE_RE.finditer(text):
-        _scan_math(text[pos : code.start()], where, report, out, hold)
-        out.append(code.group(0))
+        out.append(_scan_math(text[pos : code.start()], where, report, held))
+        inline = code.group(3)
+        tagged = _INLINE_LANG_RE.match(inline) if inline is not None else None
+        out.append(
+            held.hold(highlight(tagged.group(2), tagged.group(1), inline=True)) if tagged else code.group(0)
+        )
         pos = code.end()
-    _scan_math(text[pos:], where, report, out, hold)
-    return "".join(out), formulas
+    out.append(_scan_math(text[pos:], where, report, held))
+    return "".join(out), held
 
 
-def _scan_math(text: str, where: Where, report: Report, out: list[str], hold: Any) -> None:
-    i = 0
-    plain_from = 0
+def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
+    out: list[str] = []
+    i = plain_from = 0
     while i < len(text):
-        ch = text[i]
         two = text[i : i + 2]
         if two in ("\\(", "\\["):
             closer = "\\)" if two == "\\(" else "\\]"
             end = text.find(closer, i + 2)
             if end == -1:
                 report.error(
-                    where.path,
-                    where.line,
-                    f"unbalanced math: {two} without {closer}; close the formula",
+                    where.path, where.line, f"unbalanced math: {two} without {closer}; close the formula"
                 )
                 i += 2
                 continue
-            out.append(text[plain_from:i])
-            hold(text[i + 2 : end], two == "\\[")
+            out.append(text[plain_from:i] + held.math(text[i + 2 : end], two == "\\["))
             i = plain_from = end + 2
-            continue
-        if two == "\\$":
+        elif two == "\\$":
             out.append(text[plain_from:i] + "&#36;")
             i = plain_from = i + 2
-            continue
-        if two == "$$":
+        elif two == "$$":
             end = text.find("$$", i + 2)
             if end == -1:
                 report.error(
@@ -168,19 +142,15 @@ def _scan_math(text: str, where: Where, report: Report, out: list[str], hold: An
                 )
                 i += 2
                 continue
-            out.append(text[plain_from:i])
-            hold(text[i + 2 : end], True)
+            out.append(text[plain_from:i] + held.math(text[i + 2 : end], True))
             i = plain_from = end + 2
-            continue
-        if ch == "$":
-            end = _inline_dollar_end(text, i)
-            if end != -1:
-                out.append(text[plain_from:i])
-                hold(text[i + 1 : end], False)
-                i = plain_from = end + 1
-                continue
-        i += 1
+        elif text[i] == "$" and (end := _inline_dollar_end(text, i)) != -1:
+            out.append(text[plain_from:i] + held.math(text[i + 1 : end], False))
+            i = plain_from = end + 1
+        else:
+            i += 1
     out.append(text[plain_from:])
+    return "".join(out)
 
 
 def _inline_dollar_end(text: str, start: int) -> int:
@@ -204,33 +174,26 @@ def _inline_dollar_end(text: str, start: int) -> int:
 
 def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
-    body = formula.body
+    body, shown = formula.body, formula.html()
     depth = 0
     i = 0
-    while i < len(body):
+    while i < len(body) and depth >= 0:
         if body[i] == "\\":
             i += 2
             continue
-        if body[i] == "{":
-            depth += 1
-        elif body[i] == "}":
-            depth -= 1
-            if depth < 0:
-                break
+        depth += {"{": 1, "}": -1}.get(body[i], 0)
         i += 1
-    shown = formula.html()
     if depth != 0:
         report.error(where.path, where.line, f"unbalanced braces in formula {shown}; match every {{ with }}")
         return
-    stray = _STRAY_SPACE_RE.search(body)
-    if stray:
+    if stray := _STRAY_SPACE_RE.search(body):
         report.warn(
             where.path,
             where.line,
             f"'\\ {stray.group(1)}' in formula {shown} looks like \\{stray.group(1)} "
             "with a stray space; remove the space",
         )
-    mathml = _mathml(body, formula.display)
+    mathml = to_mathml(body, formula.display)
     if mathml is None:
         report.error(
             where.path, where.line, f"malformed formula {shown}; check \\left/\\right pairs and commands"
@@ -243,7 +206,8 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
 
 
 @lru_cache(maxsize=4096)
-def _mathml(body: str, display: bool) -> str | None:
+def to_mathml(body: str, display: bool) -> str | None:
+    """Convert a formula to MathML, or None when it is malformed."""
     from latex2mathml.converter import convert
 
     try:
@@ -253,28 +217,19 @@ def _mathml(body: str, display: bool) -> str | None:
     return result
 
 
-_MOJIBAKE_RE = re.compile(
-    r"[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192"
-    r"\u02c6\u02dc\u2013\u2014\u2018-\u201e\u2020-\u2022\u2026\u2030"
-    r"\u2039\u203a\u20ac\u2122]{2,}"
-)
-
-
 def _cp1252_bytes(run: str) -> bytes:
     # Bytes cp1252 leaves undefined were read as Latin-1 control characters: map them back.
     return b"".join(
-        bytes([ord(ch)]) if ord(ch) < 0x100 and ch.encode("cp1252", "ignore") == b"" else ch.encode("cp1252")
+        bytes([ord(ch)]) if ord(ch) < 0x100 and not ch.encode("cp1252", "ignore") else ch.encode("cp1252")
         for ch in run
     )
 
 
 def _repair_run(match: re.Match[str]) -> str:
-    run = match.group(0)
     try:
-        fixed = _cp1252_bytes(run).decode("utf-8")
+        return _cp1252_bytes(match.group(0)).decode("utf-8")
     except (UnicodeEncodeError, UnicodeDecodeError):
-        return run
-    return fixed
+        return match.group(0)
 
 
 def fix_mojibake(text: str, where: Where, report: Report) -> str:
@@ -284,9 +239,7 @@ def fix_mojibake(text: str, where: Where, report: Report) -> str:
     fixed = _MOJIBAKE_RE.sub(_repair_run, text)
     if fixed != text:
         report.warn(
-            where.path,
-            where.line,
-            "repaired mojibake (UTF-8 once read as Windows-1252); fix the source text",
+            where.path, where.line, "repaired mojibake (UTF-8 once read as Windows-1252); fix the source text"
         )
     return fixed
 
@@ -299,7 +252,7 @@ def _markdown() -> Any:
         extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite"],
         extension_configs={
             # Inline styles, not classes: every Anki client keeps them without our stylesheet.
-            "codehilite": {"noclasses": True, "guess_lang": False, "pygments_style": "friendly"},
+            "codehilite": {"noclasses": True, "guess_lang": False, "pygments_style": CODE_STYLE},
         },
         output_format="html",
     )
@@ -320,31 +273,70 @@ def sanitize(markup: str) -> str:
     return result
 
 
+def media_name(path: Path) -> str:
+    """Name a media file by its content, so that two different files never share a name."""
+    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    return f"{path.stem}-{digest}{path.suffix.lower()}"
+
+
+def _images(markup: str, where: Where, report: Report) -> str:
+    """Package every local image a field shows, under its content name; refuse what is unsafe."""
+
+    def replace(match: re.Match[str]) -> str:
+        src = html.unescape(match.group(2))
+        if re.match(r"^[a-z][a-z0-9+.-]*:", src, re.I) or src.startswith("//"):
+            report.warn(
+                where.path, where.line, f"remote image {src} will not show offline; put it in the deck folder"
+            )
+            return match.group(0)
+        if where.folder is None or where.root is None:
+            return match.group(0)
+        target = (where.folder / unquote(src)).resolve()
+        if not target.is_relative_to(where.root.resolve()):
+            report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
+            return match.group(1) + match.group(3)
+        if not target.is_file():
+            report.error(where.path, where.line, f"image {src} not found; add the file or fix the path")
+            return match.group(0)
+        name = media_name(target)
+        where.media[name] = target
+        return match.group(1) + html.escape(name) + match.group(3)
+
+    return _IMG_SRC_RE.sub(replace, markup)
+
+
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
     """Render one field of Markdown with LaTeX to the safe HTML stored in the note."""
     text = fix_mojibake(text, where, report)
-    held, formulas = extract_math(text, where, report)
-    for formula in formulas:
+    text, held = extract(text, where, report)
+    for formula in held.formulas:
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
-    held = _BR_RE.sub("\n", held)
+    text = _BR_RE.sub("\n", text)
     md = _markdown()
     md.reset()
-    markup = md.convert(held)
-    markup = sanitize(markup).strip()
+    markup = sanitize(md.convert(text)).strip()
+    if "<img" in markup:
+        markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
-    return _PH_RE.sub(lambda m: formulas[int(m.group(1))].html(), markup)
+    return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup)
 
 
-def highlight(code: str, language: str = "python") -> str:
-    """Highlight a block of code with inline styles."""
+def highlight(code: str, language: str = "python", inline: bool = False) -> str:
+    """Highlight code with inline styles: a block, or a run of text for inline code."""
     from pygments import highlight as pyg_highlight
     from pygments.formatters import HtmlFormatter
     from pygments.lexers import get_lexer_by_name
+    from pygments.util import ClassNotFound
 
-    formatter = HtmlFormatter(noclasses=True, nowrap=False, style="friendly")
-    return sanitize(pyg_highlight(code, get_lexer_by_name(language), formatter)).strip()
+    try:
+        lexer = get_lexer_by_name(language)
+    except ClassNotFound:
+        lexer = get_lexer_by_name("text")
+    formatter = HtmlFormatter(noclasses=True, nowrap=inline, style=CODE_STYLE)
+    markup = pyg_highlight(code, lexer, formatter).strip()
+    return sanitize(f"<code>{markup}</code>" if inline else markup)
 
 
 def escape(text: str) -> str:
@@ -372,10 +364,6 @@ def steps_html(steps: tuple[Step, ...], where: Where, report: Report) -> str:
     return f'<ol class="db-steps">{items}</ol>'
 
 
-def _labelled(label: str, body: str) -> str:
-    return f'<div class="db-label">{label}</div>{body}'
-
-
 def _title(data: dict[str, Any], where: Where, report: Report) -> str:
     title = render_text(data["title"], where, report, inline=True) if data.get("title") else ""
     kind = data.get("type")
@@ -383,9 +371,9 @@ def _title(data: dict[str, Any], where: Where, report: Report) -> str:
     return (badge + title).strip()
 
 
-def note_fields(card: CardBase, origin: str, report: Report) -> list[str]:
+def note_fields(card: CardBase, origin: str, report: Report, where: Where | None = None) -> list[str]:
     """Render a card into the note type's fields, in their fixed order."""
-    where = Where(card.path, card.line)
+    where = where or Where(card.path, card.line)
     data = card.model_dump()
 
     def text(name: str, inline: bool = False) -> str:
@@ -394,10 +382,10 @@ def note_fields(card: CardBase, origin: str, report: Report) -> list[str]:
 
     extra: list[str] = []
     if data.get("quick_check"):
-        extra.append(_labelled("Quick check", text("quick_check")))
+        extra.append(f'<div class="db-label">Quick check</div>{text("quick_check")}')
     if data.get("mistakes"):
         items = "".join(f"<li>{render_text(m, where, report, inline=True)}</li>" for m in data["mistakes"])
-        extra.append(_labelled("Common mistakes", f"<ul>{items}</ul>"))
+        extra.append(f'<div class="db-label">Common mistakes</div><ul>{items}</ul>')
     if data.get("concepts"):
         extra.append(f"<p>Your answer should cover {data['concepts']} key concepts.</p>")
     options = getattr(card, "options", ())

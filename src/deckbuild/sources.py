@@ -159,6 +159,14 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
             reason = "symbolic link loop"
         report.error(shown, 0, f"cannot read: {reason}; fix or remove the file")
         return None
+    for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
+        if data.startswith(bom):
+            try:
+                text = data[2:].decode(codec)
+            except UnicodeDecodeError:
+                break
+            report.warn(shown, 1, "UTF-16 text; read as such; save the file as UTF-8")
+            return _lines(text, shown, report)
     if b"\x00" in data[:8192]:
         report.error(shown, 0, "binary file, not text; move it out of the deck folder")
         return None
@@ -172,6 +180,10 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
             report.error(shown, line, "not UTF-8 text; save the file as UTF-8")
             return None
         report.warn(shown, line, "not UTF-8; read as Windows-1252 (cp1252); save the file as UTF-8")
+    return _lines(text, shown, report)
+
+
+def _lines(text: str, shown: str, report: Report) -> list[str] | None:
     text = text.replace("\r\n", "\n").replace("\r", "\n")
     if not text.strip():
         report.error(shown, 1, "empty file; add cards or remove the file")

@@ -1,0 +1,139 @@
+"""Write a static HTML preview of every card, front and back, as a learner will see them.
+
+The page uses the note type's own template and CSS, and typesets formulas as MathML, so it
+needs no network and no script.
+"""
+
+from __future__ import annotations
+
+import html
+import os
+import re
+import shutil
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass
+from pathlib import Path
+
+from deckbuild.build import collect, render_card
+from deckbuild.errors import BuildFailed, Report
+from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
+from deckbuild.render import to_mathml
+
+_SECTION_RE = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
+_MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
+
+PAGE_CSS = """
+body { margin: 0; font-family: system-ui, sans-serif; background: #f3f4f6; }
+header { padding: 1em 2em; }
+header a { margin-left: 1em; }
+h2 { margin: 1.5em 2em 0.5em; font-size: 1.1em; }
+.preview-card { display: grid; grid-template-columns: 1fr 1fr; gap: 1em; margin: 0 2em 1.5em; }
+.preview-side {
+  border-radius: 0.5em; box-shadow: 0 1px 3px rgba(0,0,0,.2); overflow: hidden; background: #fff;
+}
+.night_mode .preview-side { background: #1e1f22; }
+.preview-side > .label { font: 12px monospace; padding: 0.3em 1em; background: #e5e7eb; color: #374151; }
+.preview-side > .card { padding: 1em 1.2em; min-height: 4em; }
+.hint summary { cursor: pointer; color: #0969da; }
+.math-error { color: #cf222e; }
+"""
+
+
+@dataclass(frozen=True)
+class PreviewResult:
+    """What a preview wrote."""
+
+    pages: list[Path]
+    cards: int
+    report: Report
+
+
+def fill(template: str, fields: dict[str, str], front_side: str = "") -> str:
+    """Fill an Anki card template: sections, {{hint:Field}}, {{FrontSide}} and {{Field}}."""
+    out = _SECTION_RE.sub(
+        lambda m: fill(m.group(2), fields, front_side) if fields.get(m.group(1)) else "", template
+    )
+    out = re.sub(
+        r"\{\{hint:(\w+)\}\}",
+        lambda m: f'<details class="hint"><summary>Hint</summary>{fields.get(m.group(1), "")}</details>',
+        out,
+    )
+    out = out.replace("{{FrontSide}}", front_side)
+    return re.sub(r"\{\{(\w+)\}\}", lambda m: fields.get(m.group(1), ""), out)
+
+
+def typeset(markup: str) -> str:
+    """Replace MathJax delimiters with MathML, which browsers typeset without any script."""
+
+    def convert(match: re.Match[str]) -> str:
+        display = match.group(2) is not None
+        body = html.unescape(match.group(2) if display else match.group(1))
+        mathml = to_mathml(body, display)
+        if mathml is None:
+            return f'<span class="math-error">{match.group(0)}</span>'
+        return mathml
+
+    return _MATH_RE.sub(convert, markup)
+
+
+def _page(title: str, body: list[str], night: bool, other: str) -> str:
+    mode = "night" if night else "day"
+    return "\n".join(
+        [
+            "<!DOCTYPE html>",
+            '<html lang="en"><head><meta charset="utf-8">',
+            f"<title>{html.escape(title)} ({mode})</title>",
+            f"<style>{CSS}{PAGE_CSS}</style></head>",
+            f'<body class="{"night_mode" if night else ""}">',
+            f'<header><strong>{html.escape(title)}</strong><a href="{other}">'
+            f"{'day' if night else 'night'} mode</a></header>",
+            *body,
+            "</body></html>",
+            "",
+        ]
+    )
+
+
+def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
+    """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
+    collection = collect(paths)
+    report = collection.report
+    media: dict[str, Path] = {}
+    rendered = [(p, dict(zip(FIELDS, render_card(p, report, media), strict=True))) for p in collection.cards]
+    if report.errors:
+        raise BuildFailed(report)
+    pages: dict[bool, list[str]] = {False: [], True: []}
+    deck = None
+    for parsed, fields in rendered:
+        if parsed.card.deck != deck:
+            deck = parsed.card.deck
+            for body in pages.values():
+                body.append(f"<h2>{html.escape(deck)}</h2>")
+        front = fill(FRONT, fields)
+        back = fill(BACK, fields, front)
+        for night, body in pages.items():
+            card_class = "card nightMode" if night else "card"
+            sides = "".join(
+                f'<div class="preview-side"><div class="label">{label} · {html.escape(parsed.card.source)}'
+                f'</div><div class="{card_class}">{typeset(side)}</div></div>'
+                for label, side in (("front", front), ("back", back))
+            )
+            body.append(f'<section class="preview-card" id="{parsed.card.id}">{sides}</section>')
+
+    outdir.mkdir(parents=True, exist_ok=True)
+    written = []
+    for night, name, other in ((False, "index.html", "night.html"), (True, "night.html", "index.html")):
+        target = outdir / name
+        _write_atomic(target, _page("deckbuild preview", pages[night], night, other))
+        written.append(target)
+    for name, source in sorted(media.items()):
+        shutil.copyfile(source, outdir / name)
+    return PreviewResult(written, len(rendered), report)
+
+
+def _write_atomic(path: Path, text: str) -> None:
+    fd, tmp = tempfile.mkstemp(prefix=".deckbuild-", dir=path.parent)
+    with os.fdopen(fd, "w", encoding="utf-8") as handle:
+        handle.write(text)
+    os.replace(tmp, path)

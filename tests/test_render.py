@@ -1,0 +1,95 @@
+"""Rendering, checked against golden files: one small input per construct, its HTML beside it.
+
+Set UPDATE_GOLDEN=1 to rewrite the expected files, then read every change before committing.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+from conftest import DATA, put
+from deckbuild.errors import Report
+from deckbuild.render import Where, highlight, render_text
+
+GOLDEN = DATA / "render"
+CASES = sorted(p.stem for p in GOLDEN.glob("*.md"))
+
+
+def render(name: str) -> tuple[str, list[str]]:
+    report = Report()
+    html = render_text((GOLDEN / f"{name}.md").read_text(encoding="utf-8"), Where(f"{name}.md", 1), report)
+    return html, [str(p) for p in report.sorted_problems()]
+
+
+@pytest.mark.parametrize("name", CASES)
+def test_rendered_field_matches_its_golden_file(name):
+    html, problems = render(name)
+    expected_html, expected_problems = GOLDEN / f"{name}.html", GOLDEN / f"{name}.problems"
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected_html.write_text(html + "\n", encoding="utf-8")
+        if problems:
+            expected_problems.write_text("\n".join(problems) + "\n", encoding="utf-8")
+        else:
+            expected_problems.unlink(missing_ok=True)
+    assert html + "\n" == expected_html.read_text(encoding="utf-8")
+    want = expected_problems.read_text(encoding="utf-8").splitlines() if expected_problems.exists() else []
+    assert problems == want
+
+
+def test_latex_reaches_the_field_byte_for_byte():
+    source = (GOLDEN / "latex_delimiters.md").read_text(encoding="utf-8")
+    html, _ = render("latex_delimiters")
+    for formula in (r"\(\mathbf{Q}\)", r"\(d_k\)", r"\(x_1 * y_2\)"):
+        assert formula in source and formula in html
+    display = source[source.index(r"\[") : source.index(r"\]") + 2]
+    assert display in html
+
+
+def test_nothing_that_runs_script_survives():
+    html, _ = render("unsafe_html")
+    for bad in ("<script", "onerror", "onclick", "javascript:", "<iframe", "position"):
+        assert bad not in html.lower()
+
+
+def test_inline_and_block_code_are_highlighted_with_inline_styles():
+    block, _ = render("fenced_code")
+    inline, _ = render("inline_code")
+    assert "<pre" in block and 'style="color:' in block
+    assert inline.count("<code>") == 1 and 'style="color:' in inline
+    assert "<code>" in highlight("x", "no-such-language", inline=True)
+
+
+def media_where(root: Path, folder: Path) -> Where:
+    return Where("card.md", 3, folder, root, {})
+
+
+def test_local_images_are_packaged_under_content_names(deck_tree):
+    folder = deck_tree / "Deck"
+    put(deck_tree, "Deck/img/x.png", b"first picture")
+    put(deck_tree, "Other/img/x.png", b"second picture")
+    where = media_where(deck_tree, folder)
+    report = Report()
+    one = render_text("![a](img/x.png)", where, report)
+    two = render_text("![b](../Other/img/x.png)", where, report)
+    assert report.problems == []
+    names = sorted(where.media)
+    assert len(names) == 2 and all(n.startswith("x-") and n.endswith(".png") for n in names)
+    assert names[0] in one + two and names[1] in one + two
+
+
+def test_missing_and_escaping_images_are_errors(deck_tree, tmp_path):
+    (tmp_path / "secret.png").write_bytes(b"outside")
+    folder = deck_tree / "Deck"
+    folder.mkdir()
+    report = Report()
+    where = media_where(deck_tree, folder)
+    render_text("![m](img/missing.png) ![s](../../secret.png) ![a](/etc/hostname)", where, report)
+    assert [str(p) for p in report.problems] == [
+        "card.md:3: image img/missing.png not found; add the file or fix the path",
+        "card.md:3: image ../../secret.png is outside the deck folder; move it inside",
+        "card.md:3: image /etc/hostname is outside the deck folder; move it inside",
+    ]
+    assert where.media == {}
