@@ -11,7 +11,7 @@ from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from deckbuild import ids
+from deckbuild import answers, ids
 from deckbuild.errors import BuildFailed, LockChanged, Report
 from deckbuild.lock import Lock
 from deckbuild.models import CardBase, make_card
@@ -84,6 +84,7 @@ def collect(paths: Iterable[Path], report: Report | None = None) -> Collection:
         ids.assign(source, raws, locks[source.root], report)
         for raw in raws:
             report.count("read")
+            answers.apply(raw, source.display, report)
             where = f"{source.display}:{raw.line}"
             data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": where}
             data["tags"] = _tags(source, raw)

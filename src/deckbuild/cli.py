@@ -13,6 +13,7 @@ from typing import Any, TypeVar
 import click
 
 from deckbuild import __version__
+from deckbuild.calc import CalcError
 from deckbuild.errors import BuildFailed, DeckbuildError, Report
 
 DEFAULT_DECKS = Path("decks")
@@ -39,7 +40,7 @@ def _reports_errors(func: F) -> F:
         except BuildFailed as exc:
             _print_report(exc.report)
             sys.exit(1)
-        except DeckbuildError as exc:
+        except (DeckbuildError, CalcError) as exc:
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
@@ -121,7 +122,11 @@ def check(paths: tuple[Path, ...], strict: bool) -> None:
 
     report = run(paths or (DEFAULT_DECKS,), strict=strict)
     _print_report(report)
-    click.echo(f"ok: {report.counts.get('read', 0)} card(s) checked")
+    counts = report.counts
+    click.echo(
+        f"ok: {counts.get('read', 0)} card(s) checked; {counts.get('computed', 0)} answer(s) computed, "
+        f"{counts.get('verified', 0)} stated answer(s) verified"
+    )
 
 
 @cli.command()
@@ -137,6 +142,129 @@ def preview(paths: tuple[Path, ...], outdir: Path) -> None:
     for page in result.pages:
         click.echo(f"wrote {page}")
     click.echo(f"{result.cards} card(s) previewed")
+
+
+class JsonValue(click.ParamType):  # type: ignore[type-arg]
+    """A JSON value on the command line, or @FILE to read it from a file."""
+
+    name = "JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        if not isinstance(value, str):
+            return value
+        text = value
+        if value.startswith("@"):
+            try:
+                text = Path(value[1:]).read_text(encoding="utf-8")
+            except OSError as exc:
+                self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
+        try:
+            return json.loads(text)
+        except json.JSONDecodeError as exc:
+            self.fail(f"not valid JSON ({exc.msg} at character {exc.pos + 1})", param, ctx)
+
+
+class MaskValue(JsonValue):
+    """'causal', or a JSON matrix of 1 and 0."""
+
+    name = "causal|JSON"
+
+    def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
+        return value if value == "causal" else super().convert(value, param, ctx)
+
+
+JSON = JsonValue()
+json_flag = click.option("--json", "as_json", is_flag=True, help="Print a JSON object with every step.")
+
+
+def _show(result: Any, steps: list[tuple[str, str]], as_json: bool) -> None:
+    from deckbuild.calc import fmt
+
+    if as_json:
+        data = result if isinstance(result, dict) else {"output": result}
+        click.echo(json.dumps(data, indent=2))
+        return
+    for title, text in steps:
+        click.echo(title)
+        click.echo(f"  {text}")
+    output = result["output"] if isinstance(result, dict) else result
+    click.echo(f"Answer: {fmt(output)}")
+
+
+@cli.group()
+def calc() -> None:
+    """Compute attention maths: worked steps, or --json with every intermediate."""
+
+
+@calc.command("attention")
+@click.option("--query", "-q", type=JSON, required=True, help="Q: one row per query token.")
+@click.option("--key", "-k", type=JSON, required=True, help="K: one row per key token.")
+@click.option("--value", "-v", type=JSON, required=True, help="V: one row per key token.")
+@click.option("--mask", type=MaskValue(), default=None, help="causal, or a matrix of 1 (attend) and 0.")
+@click.option("--scale", type=float, default=None, help="Scale of the scores [default: 1/sqrt(d_k)].")
+@json_flag
+@_reports_errors
+def calc_attention(query: Any, key: Any, value: Any, mask: Any, scale: float | None, as_json: bool) -> None:
+    """Scaled dot-product attention: softmax(Q Kᵀ · scale + mask) V."""
+    from deckbuild import calc as c
+
+    result = c.attention(query, key, value, mask, scale)
+    _show(result.to_json(), c.attention_steps(result), as_json)
+
+
+@calc.command("multihead")
+@click.option("--input", "-x", "x", type=JSON, required=True, help="X: one row per token.")
+@click.option("--wq", type=JSON, required=True, help="Wq, so that Q = X Wq.")
+@click.option("--wk", type=JSON, required=True, help="Wk, so that K = X Wk.")
+@click.option("--wv", type=JSON, required=True, help="Wv, so that V = X Wv.")
+@click.option("--wo", type=JSON, required=True, help="Wo, the output projection.")
+@click.option("--heads", type=click.IntRange(min=1), required=True, help="Number of heads.")
+@click.option("--mask", type=MaskValue(), default=None, help="causal, or a matrix of 1 (attend) and 0.")
+@json_flag
+@_reports_errors
+def calc_multihead(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, mask: Any, as_json: bool) -> None:
+    """Multi-head attention: project, split into heads, attend, concatenate, project."""
+    from deckbuild import calc as c
+
+    result = c.multihead(x, wq, wk, wv, wo, heads, mask)
+    _show(result.to_json(), c.multihead_steps(result), as_json)
+
+
+@calc.command("softmax")
+@click.argument("values", type=JSON)
+@json_flag
+@_reports_errors
+def calc_softmax(values: Any, as_json: bool) -> None:
+    """Softmax of each row of VALUES (a list, or a matrix)."""
+    from deckbuild.answers import run
+
+    _show(*run("softmax", {"x": values}), as_json)
+
+
+@calc.command("layernorm")
+@click.option("--input", "-x", "x", type=JSON, required=True, help="X: one row per token.")
+@click.option("--gamma", type=JSON, default=None, help="Scale per column [default: 1].")
+@click.option("--beta", type=JSON, default=None, help="Shift per column [default: 0].")
+@click.option("--eps", type=float, default=1e-5, show_default=True, help="Added to the variance.")
+@json_flag
+@_reports_errors
+def calc_layernorm(x: Any, gamma: Any, beta: Any, eps: float, as_json: bool) -> None:
+    """Layer normalisation of each row."""
+    from deckbuild.answers import run
+
+    _show(*run("layernorm", {"x": x, "gamma": gamma, "beta": beta, "eps": eps}), as_json)
+
+
+@calc.command("posenc")
+@click.option("--length", type=click.IntRange(min=1), required=True, help="Number of positions.")
+@click.option("--d-model", type=click.IntRange(min=1), required=True, help="Width of the encoding.")
+@json_flag
+@_reports_errors
+def calc_posenc(length: int, d_model: int, as_json: bool) -> None:
+    """Sinusoidal positional encoding."""
+    from deckbuild.answers import run
+
+    _show(*run("posenc", {"length": length, "d_model": d_model}), as_json)
 
 
 def main() -> None:

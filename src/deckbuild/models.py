@@ -142,6 +142,7 @@ class ChallengeCard(CardBase):
     attempts: int | None = None
     hint: str | None = None
     explanation: str | None = None
+    solution: tuple[Step, ...] = ()
 
 
 Card = Annotated[
