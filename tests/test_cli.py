@@ -190,4 +190,4 @@ def test_strict_turns_warnings_into_failure(run, deck_tree):
     assert run("check", "decks").exit_code == 0
     result = run("check", "decks", "--strict")
     assert result.exit_code == 1
-    assert result.stderr.endswith("0 error(s), 1 warning(s)\n")
+    assert result.stderr.endswith("0 error(s), 1 warning(s) (--strict: warnings fail the run)\n")

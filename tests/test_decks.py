@@ -25,3 +25,25 @@ def test_decks_build_frozen_against_the_committed_lock(tmp_path: Path):
     result = build([DECKS], tmp_path, now=2_000_000_000, frozen=True)
     assert [p.name for p in result.packages] == ["Transformers.apkg"]
     assert (DECKS / "deckbuild.lock").read_bytes() == lock
+
+
+def test_every_card_of_every_deck_is_packaged_or_reported(tmp_path: Path):
+    import sqlite3
+    import zipfile
+
+    from deckbuild.build import collect
+
+    result = build([DECKS], tmp_path, now=2_000_000_000, frozen=True)
+    counts = result.report.counts
+    assert counts["read"] == counts["packaged"] + counts.get("skipped", 0)
+    incomplete = [p for p in result.report.problems if "incomplete" in p.message]
+    assert counts.get("incomplete", 0) == len(incomplete) == 1
+
+    guids = set()
+    for apkg in result.packages:
+        with zipfile.ZipFile(apkg) as z:
+            (tmp_path / "c.anki2").write_bytes(z.read("collection.anki2"))
+        with sqlite3.connect(tmp_path / "c.anki2") as db:
+            guids |= {g for (g,) in db.execute("SELECT guid FROM notes")}
+    assert len(guids) == counts["packaged"]
+    assert guids == {p.card.id for p in collect([DECKS]).cards}

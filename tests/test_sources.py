@@ -39,7 +39,7 @@ def test_a_folder_without_sources_is_an_error(deck_tree, monkeypatch):
     report = Report()
     assert discover([deck_tree], report) == []
     assert [str(p) for p in report.problems] == [
-        "decks:0: no deck sources in this folder; add a Question;Answer;UUID file or a quiz page"
+        "decks: no deck sources in this folder; add a Question;Answer;UUID file or a quiz page"
     ]
 
 
@@ -65,7 +65,7 @@ def test_binary_empty_and_looping_files_are_errors(deck_tree, monkeypatch):
     for source in discover([deck_tree], report):
         assert decode(source, report) is None
     assert [str(p) for p in report.sorted_problems()] == [
-        "bin.txt:0: binary file, not text; move it out of the deck folder",
+        "bin.txt:1: binary file, not text; move it out of the deck folder",
         "empty.txt:1: empty file; add cards or remove the file",
-        "loop.txt:0: cannot read: symbolic link loop; fix or remove the file",
+        "loop.txt:1: cannot read: symbolic link loop; fix or remove the file",
     ]

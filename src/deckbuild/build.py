@@ -7,18 +7,20 @@ the previous packages and the lock file as they were.
 from __future__ import annotations
 
 import hashlib
+import os
 from collections.abc import Iterable, Sequence
+from contextlib import ExitStack
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from deckbuild import answers, ids
 from deckbuild.errors import BuildFailed, LockChanged, Report
-from deckbuild.lock import Lock
+from deckbuild.lock import Lock, exclusive
 from deckbuild.models import CardBase, make_card
 from deckbuild.notetype import NOTE_TYPE_ID, notetype_hash
 from deckbuild.readers import RawCard, quizpage, semicolon
 from deckbuild.render import Where, note_fields
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path
+from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
 
 READERS = {"semicolon": semicolon.read, "quizpage": quizpage.read}
 
@@ -128,14 +130,23 @@ def check(paths: Iterable[Path], strict: bool = False) -> Report:
     for parsed in collection.cards:
         render_card(parsed, collection.report, {})
     if collection.report.failed(strict):
-        raise BuildFailed(collection.report)
+        raise BuildFailed(collection.report, strict)
     return collection.report
 
 
 def build(
     paths: Iterable[Path], outdir: Path, *, now: int, frozen: bool = False, strict: bool = False
 ) -> BuildResult:
-    """Build one .apkg per deck below `paths` into `outdir`."""
+    """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time."""
+    paths = list(paths)
+    roots = sorted({find_root(Path(os.path.abspath(p))) for p in paths})
+    with ExitStack() as held:
+        for root in roots:
+            held.enter_context(exclusive(root))
+        return _build(paths, outdir, now=now, frozen=frozen, strict=strict)
+
+
+def _build(paths: list[Path], outdir: Path, *, now: int, frozen: bool, strict: bool) -> BuildResult:
     from deckbuild.package import DeckData, NoteData, write_package
 
     collection = collect(paths)
@@ -143,7 +154,7 @@ def build(
     media: dict[str, dict[str, Path]] = {}
     rendered = [(p, render_card(p, report, media.setdefault(p.source.package, {}))) for p in collection.cards]
     if report.failed(strict):
-        raise BuildFailed(report)
+        raise BuildFailed(report, strict)
 
     packages: dict[str, dict[str, DeckData]] = {}
     notetype_mods: dict[str, int] = {}

@@ -27,7 +27,8 @@ def _print_report(report: Report, strict: bool = False) -> None:
         click.echo(note, err=True)
     errors, warnings = len(report.errors), len(report.warnings)
     if errors or warnings:
-        click.echo(f"{errors} error(s), {warnings} warning(s)", err=True)
+        why = " (--strict: warnings fail the run)" if strict and warnings and not errors else ""
+        click.echo(f"{errors} error(s), {warnings} warning(s){why}", err=True)
 
 
 def _reports_errors(func: F) -> F:
@@ -38,7 +39,7 @@ def _reports_errors(func: F) -> F:
         try:
             return func(*args, **kwargs)
         except BuildFailed as exc:
-            _print_report(exc.report)
+            _print_report(exc.report, exc.strict)
             sys.exit(1)
         except (DeckbuildError, CalcError) as exc:
             click.echo(f"error: {exc}", err=True)

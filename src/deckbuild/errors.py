@@ -24,7 +24,9 @@ class Problem:
 
     def __str__(self) -> str:
         prefix = "" if self.severity is Severity.ERROR else "warning: "
-        return f"{self.path}:{self.line}: {prefix}{self.message}"
+        # Line 0 marks a problem with a whole folder, which has no lines.
+        where = f"{self.path}:{self.line}" if self.line else self.path
+        return f"{where}: {prefix}{self.message}"
 
 
 @dataclass
@@ -79,9 +81,10 @@ class SourceError(DeckbuildError):
 class BuildFailed(DeckbuildError):
     """A run that found errors (or warnings under --strict); the report has them all."""
 
-    def __init__(self, report: Report) -> None:
+    def __init__(self, report: Report, strict: bool = False) -> None:
         super().__init__(f"{len(report.errors)} error(s), {len(report.warnings)} warning(s)")
         self.report = report
+        self.strict = strict
 
 
 class LockChanged(DeckbuildError):

@@ -8,9 +8,12 @@ it is committed beside the sources so that every clone builds the same bytes.
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
 import tempfile
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -113,3 +116,26 @@ class Lock:
         except BaseException:
             Path(tmp).unlink(missing_ok=True)
             raise
+
+
+@contextmanager
+def exclusive(root: Path) -> Iterator[None]:
+    """Hold a deck tree for one build, so that builds running at once take turns.
+
+    Without it, two builds of different folders of one tree would each read the lock file and
+    the last to save would drop the other's entries. The lock lives in the temporary folder,
+    keyed by the tree's path, so nothing is written into the sources.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialised
+        yield
+        return
+    key = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
+    path = Path(tempfile.gettempdir()) / f"deckbuild-{key}.lock"
+    with open(path, "a") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)

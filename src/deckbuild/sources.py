@@ -157,7 +157,7 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
         reason = exc.strerror or str(exc)
         if exc.errno == 40:  # ELOOP
             reason = "symbolic link loop"
-        report.error(shown, 0, f"cannot read: {reason}; fix or remove the file")
+        report.error(shown, 1, f"cannot read: {reason}; fix or remove the file")
         return None
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
@@ -168,7 +168,7 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
             report.warn(shown, 1, "UTF-16 text; read as such; save the file as UTF-8")
             return _lines(text, shown, report)
     if b"\x00" in data[:8192]:
-        report.error(shown, 0, "binary file, not text; move it out of the deck folder")
+        report.error(shown, 1, "binary file, not text; move it out of the deck folder")
         return None
     try:
         text = data.decode("utf-8-sig")

@@ -1,0 +1,7 @@
+"""Run the command line as `python -m deckbuild`."""
+
+from __future__ import annotations
+
+from deckbuild.cli import main
+
+main()

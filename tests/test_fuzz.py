@@ -1,0 +1,115 @@
+"""Fuzzing: arbitrary text and mutated seeds never crash a reader or the pipeline, and valid
+cards round-trip through `deckbuild cards --json` unchanged."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import tempfile
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import DECKS, seed
+from deckbuild.build import collect, render_card
+from deckbuild.cli import cli
+from deckbuild.errors import DeckbuildError, Report
+from deckbuild.readers import quizpage, semicolon
+from deckbuild.render import Where, render_text
+
+SEEDS = [seed(n).read_text(encoding="utf-8").split("\n") for n in ("000", "001", "002", "003", "004")]
+PAGE_WORDS = [
+    "Recall & Review", "beginner", "advanced", "Click to reveal answer", "✗ Incorrect", "✓ Correct",
+    "You got /4 concepts.", "Practice", "(1/5)", "1. Q?", "2. Q?", "easy", "A. x", "B. y", "AText",
+    "Solution", "Step 1: a", "Final Answer:", "x -> Option A", "Quick Check:", "Hint: h",
+    "Common Mistakes:", "Challenge - 2 Problems", "❓ Predict Output", "expert1:00remaining",
+    "Attempts:", "2 left", "💡 Hint", "```python", "```", "NLP", "import torch x = 1 print(x)",
+    "Question;Answer;UUID", '"', ";", "{{calc attention q=[[1]] k=[[1]] v=[[1]]}}",
+]  # fmt: skip
+lines = st.lists(st.one_of(st.text(max_size=40), st.sampled_from(PAGE_WORDS)), max_size=40)
+
+
+@given(lines)
+def test_the_readers_never_raise_on_any_text(text):
+    for reader in (semicolon.read, quizpage.read):
+        reader("fuzz.txt", text, Report())
+
+
+@st.composite
+def mutated_seed(draw):
+    original = list(draw(st.sampled_from(SEEDS)))
+    for _ in range(draw(st.integers(1, 6))):
+        if not original:
+            break
+        i = draw(st.integers(0, len(original) - 1))
+        action = draw(st.sampled_from(["drop", "dup", "swap", "cut", "garble", "truncate"]))
+        if action == "drop":
+            del original[i]
+        elif action == "dup":
+            original.insert(i, original[i])
+        elif action == "swap":
+            j = draw(st.integers(0, len(original) - 1))
+            original[i], original[j] = original[j], original[i]
+        elif action == "cut":
+            original[i] = original[i][: draw(st.integers(0, len(original[i])))]
+        elif action == "garble":
+            original[i] = original[i] + draw(st.text(max_size=10))
+        else:
+            del original[i:]
+    return "\n".join(original)
+
+
+@given(mutated_seed())
+def test_mutated_seeds_give_cards_or_our_own_errors_never_a_crash(text):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decks" / "Deck" / "page.txt"
+        path.parent.mkdir(parents=True)
+        path.write_text(text, encoding="utf-8")
+        try:
+            collection = collect([path.parent.parent])
+            for parsed in collection.cards:
+                render_card(parsed, collection.report, {})
+        except DeckbuildError:
+            pass
+
+
+@given(st.text(max_size=200))
+def test_rendering_any_text_never_raises_or_lets_script_through(text):
+    html = render_text(text, Where("fuzz.txt", 1), Report())
+    assert "<script" not in html.lower() and "javascript:" not in html.lower()
+
+
+field_text = st.text(
+    alphabet=st.characters(
+        blacklist_categories=("Cs", "Cc", "Zl", "Zp"),
+        blacklist_characters="\ufeff",
+        whitelist_characters="\n",
+    ),
+    min_size=1, max_size=60,
+).filter(lambda s: s.strip() == s and s.strip() and "{{calc" not in s)  # fmt: skip
+cards = st.lists(st.tuples(field_text, field_text, st.uuids(version=4)), min_size=1, max_size=8,
+                 unique_by=lambda c: c[2])  # fmt: skip
+
+
+def quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+@given(cards)
+def test_valid_cards_round_trip_through_cards_json(rows):
+    with tempfile.TemporaryDirectory() as tmp:
+        source = Path(tmp) / "Deck" / "cards.txt"
+        source.parent.mkdir()
+        body = "".join(f"{quoted(q)};{quoted(a)};{u}\n" for q, a, u in rows)
+        source.write_text("Question;Answer;UUID\n" + body, encoding="utf-8")
+        result = CliRunner().invoke(cli, ["cards", str(source.parent), "--json"])
+        assert result.exit_code == 0, result.output
+        got = [(c["question"], c["answer"], c["id"]) for c in json.loads(result.stdout)]
+        assert got == [(q, a, str(u)) for q, a, u in rows]
+
+
+def test_the_repository_decks_survive_a_copy_and_rebuild(tmp_path):
+    shutil.copytree(DECKS, tmp_path / "decks")
+    assert len(collect([tmp_path / "decks"]).cards) == 101
