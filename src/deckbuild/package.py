@@ -36,6 +36,40 @@ class NoteData:
     fields: Sequence[str]
     tags: Sequence[str]
     mod: int
+    # Retired notes arrive suspended for a learner who does not have them yet.
+    suspended: bool = False
+
+
+@dataclass(frozen=True)
+class PackagedNote:
+    """A note as a package holds it."""
+
+    guid: str
+    notetype: str
+    fields: tuple[str, ...]
+    tags: tuple[str, ...]
+    deck: str
+    mod: int
+
+
+@dataclass(frozen=True)
+class PackagedNoteType:
+    """A note type as a package holds it."""
+
+    id: str
+    name: str
+    fields: tuple[str, ...]
+    templates: tuple[tuple[str, str, str], ...]
+    css: str
+    mod: int
+
+
+@dataclass
+class PackageContents:
+    """What a package holds: its notes and note types."""
+
+    notes: dict[str, PackagedNote] = field(default_factory=dict)
+    notetypes: dict[str, PackagedNoteType] = field(default_factory=dict)
 
 
 @dataclass
@@ -50,9 +84,14 @@ class DeckData:
 class _Note(genanki.Note):  # type: ignore[misc]
     """A genanki note that keeps its own mod time instead of the package's."""
 
-    def __init__(self, mod: int, **kwargs: Any) -> None:
+    def __init__(self, mod: int, suspended: bool = False, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.mod = mod
+        self.suspended = suspended
+
+    @property
+    def cards(self) -> list[genanki.Card]:
+        return [genanki.Card(c.ord, suspend=self.suspended) for c in super().cards]
 
     def write_to_db(self, cursor: Any, timestamp: float, deck_id: int, id_gen: Any) -> None:
         super().write_to_db(cursor, self.mod, deck_id, id_gen)
@@ -88,7 +127,14 @@ def write_package(
         gdeck.add_model(model)
         for note in deck.notes:
             gdeck.add_note(
-                _Note(note.mod, model=model, fields=list(note.fields), tags=list(note.tags), guid=note.guid)
+                _Note(
+                    note.mod,
+                    note.suspended,
+                    model=model,
+                    fields=list(note.fields),
+                    tags=list(note.tags),
+                    guid=note.guid,
+                )
             )
         gdecks.append(gdeck)
     package = genanki.Package(gdecks)
@@ -120,3 +166,43 @@ def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
     info.create_system = 3
     info.external_attr = 0o644 << 16
     out.writestr(info, data, compresslevel=9)
+
+
+def read_package(path: Path) -> PackageContents:
+    """Read the notes and note types of an .apkg (any package Anki can import from genanki)."""
+    contents = PackageContents()
+    with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp, zipfile.ZipFile(path) as archive:
+        db_path = Path(tmp) / "collection.anki2"
+        db_path.write_bytes(archive.read("collection.anki2"))
+        conn = sqlite3.connect(db_path)
+        try:
+            models_json, decks_json = conn.execute("SELECT models, decks FROM col").fetchone()
+            deck_names = {str(k): v["name"] for k, v in json.loads(decks_json).items()}
+            for key, model in json.loads(models_json).items():
+                contents.notetypes[str(key)] = PackagedNoteType(
+                    str(key),
+                    model["name"],
+                    tuple(f["name"] for f in sorted(model["flds"], key=lambda f: f["ord"])),
+                    tuple(
+                        (t["name"], t["qfmt"], t["afmt"])
+                        for t in sorted(model["tmpls"], key=lambda t: t["ord"])
+                    ),
+                    model.get("css", ""),
+                    int(model.get("mod", 0)),
+                )
+            rows = conn.execute(
+                "SELECT n.guid, n.mid, n.flds, n.tags, n.mod, MIN(c.did) FROM notes n "
+                "LEFT JOIN cards c ON c.nid = n.id GROUP BY n.id ORDER BY n.id"
+            )
+            for guid, mid, flds, tags, mod, did in rows:
+                contents.notes[guid] = PackagedNote(
+                    guid,
+                    str(mid),
+                    tuple(flds.split("\x1f")),
+                    tuple(tags.split()),
+                    deck_names.get(str(did), ""),
+                    mod,
+                )
+        finally:
+            conn.close()
+    return contents

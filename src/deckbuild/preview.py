@@ -7,14 +7,13 @@ needs no network and no script.
 from __future__ import annotations
 
 import html
-import os
 import re
 import shutil
-import tempfile
 from collections.abc import Iterable
 from dataclasses import dataclass
 from pathlib import Path
 
+from deckbuild.atomic import write_text
 from deckbuild.build import collect, render_card
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
@@ -125,15 +124,8 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     written = []
     for night, name, other in ((False, "index.html", "night.html"), (True, "night.html", "index.html")):
         target = outdir / name
-        _write_atomic(target, _page("deckbuild preview", pages[night], night, other))
+        write_text(target, _page("deckbuild preview", pages[night], night, other))
         written.append(target)
     for name, source in sorted(media.items()):
         shutil.copyfile(source, outdir / name)
     return PreviewResult(written, len(rendered), report)
-
-
-def _write_atomic(path: Path, text: str) -> None:
-    fd, tmp = tempfile.mkstemp(prefix=".deckbuild-", dir=path.parent)
-    with os.fdopen(fd, "w", encoding="utf-8") as handle:
-        handle.write(text)
-    os.replace(tmp, path)

@@ -51,7 +51,12 @@ class SourceFile:
     path: Path
     root: Path
     deck: str
-    package: str
+    # The deck whose package this file goes to: the built folder's deck, or its top-level deck.
+    package_deck: str
+
+    @property
+    def package(self) -> str:
+        return package_slug(self.package_deck)
 
     @property
     def display(self) -> str:
@@ -143,7 +148,7 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
                 anchor = root / folder.relative_to(root).parts[0]
             found.setdefault(
                 file,
-                SourceFile(file, root, deck_name(root, folder), package_slug(deck_name(root, anchor))),
+                SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor)),
             )
     return [found[p] for p in sorted(found)]
 

@@ -1,0 +1,216 @@
+"""Releases: a card-level diff, retired cards carried forward, and what a learner's Anki does."""
+
+from __future__ import annotations
+
+import json
+import sqlite3
+import time
+import zipfile
+
+import pytest
+from click.testing import CliRunner
+
+from ankihelp import card_states, import_package, notes_by_guid, study_all
+from conftest import DATA, put
+from deckbuild.build import RETIRED_TAG, build
+from deckbuild.cli import cli
+from deckbuild.diff import compare
+from deckbuild.package import PackageContents, PackagedNote, PackagedNoteType
+
+NOW = int(time.time()) - 10_000
+KEPT, CHANGED, REMOVED, ADDED = (
+    "44444444-4444-4444-8444-444444444444",
+    "22222222-2222-4222-8222-222222222222",
+    "11111111-1111-4111-8111-111111111111",
+    "55555555-5555-4555-8555-555555555555",
+)
+
+
+@pytest.fixture
+def tree(deck_tree, monkeypatch):
+    source = put(deck_tree, "Deck/cards.txt", DATA / "semicolon" / "two_sections.txt")
+    with source.open("a", encoding="utf-8") as handle:
+        handle.write(f"What is a key?;An identifier that queries compare against.;{KEPT}\n")
+    monkeypatch.chdir(deck_tree.parent)
+    return deck_tree
+
+
+def edit(tree):
+    source = tree / "Deck" / "cards.txt"
+    text = source.read_text(encoding="utf-8").replace("A square", "The square of x")
+    text = text.replace(f"What is 1+1?;2<br>two;{REMOVED}\n", "")
+    text += f"What is a value?;The content a query gathers.;{ADDED}\n"
+    source.write_text(text, encoding="utf-8")
+
+
+def run(*args):
+    return CliRunner().invoke(cli, list(args), prog_name="deckbuild")
+
+
+def test_diff_names_exactly_the_added_changed_and_removed_cards(tree, tmp_path):
+    build([tree], tmp_path / "v1", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "v2", now=NOW + 60, previous=[tmp_path / "v1"])
+    result = run("diff", str(tmp_path / "v1"), str(tmp_path / "v2"), "--json")
+    assert result.exit_code == 0, result.output
+    report = json.loads(result.stdout)
+    assert [c["id"] for c in report["added"]] == [ADDED]
+    assert [c["id"] for c in report["removed"]] == [REMOVED]
+    assert report["changed"] == [
+        {"id": CHANGED, "question": "What is \\(x^2\\)?", "fields": ["Back"],
+         "diff": {"Back": "«A» → «The»; +«of x»"}},
+    ]  # fmt: skip
+    assert report["breaking"] == []
+    text = run("diff", str(tmp_path / "v1"), str(tmp_path / "v2")).stdout
+    assert text.splitlines()[0] == "1 added, 1 changed, 1 removed"
+    notes = run("diff", str(tmp_path / "v1"), "decks", "--format", "markdown").stdout
+    assert "### Removed\n\n- What is 1+1? (`11111111-1111-4111-8111-111111111111`)" in notes
+    assert "search `tag:deckbuild::retired`, select all, and choose Notes → Delete" in notes
+
+
+def test_a_removed_card_is_retired_and_a_reimport_applies_everything(tree, tmp_path, collection):
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    import_package(collection, v1)
+    study_all(collection)
+    states = card_states(collection)
+    edit(tree)
+    result = build([tree], tmp_path / "dist", now=NOW + 60)  # replaces v1, whose notes it reads first
+    assert result.report.counts["retired"] == 1
+    log = import_package(collection, result.packages[0])
+
+    notes = notes_by_guid(collection)
+    assert sorted(notes) == sorted([KEPT, CHANGED, REMOVED, ADDED]), "nothing duplicated or lost"
+    assert log.new == 1
+    assert RETIRED_TAG in notes[REMOVED].tags
+    assert notes[REMOVED]["Status"].startswith("Retired: this card is no longer in the deck.")
+    assert notes[REMOVED]["Front"] == "<p>What is 1+1?</p>", "the learner keeps the card's content"
+    assert "The square of x" in notes[CHANGED]["Back"]
+    assert all(card_states(collection)[cid] == state for cid, state in states.items())
+    lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    assert lock[REMOVED]["fields"][0] == "<p>What is 1+1?</p>"
+
+
+def test_retired_cards_stay_in_every_later_package_and_new_learners_get_them_suspended(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    (fresh,) = build([tree], tmp_path / "elsewhere", now=NOW + 120).packages  # no earlier package there
+    with zipfile.ZipFile(fresh) as z:
+        (tmp_path / "c.anki2").write_bytes(z.read("collection.anki2"))
+    with sqlite3.connect(tmp_path / "c.anki2") as db:
+        rows = dict(db.execute("SELECT n.guid, c.queue FROM notes n JOIN cards c ON c.nid = n.id"))
+    assert rows[REMOVED] == -1 and rows[KEPT] == 0
+
+
+def test_a_card_gone_with_no_earlier_package_is_reported_not_lost(tree, tmp_path):
+    build([tree], tmp_path / "v1", now=NOW)
+    edit(tree)
+    result = run("build", "decks", "-o", str(tmp_path / "v2"))
+    assert result.exit_code == 0
+    assert (
+        f"decks/Deck/cards.txt: warning: card {REMOVED} is gone from the sources, but no earlier package "
+        "holds it to retire it; build with --previous pointing at the last release, or run 'deckbuild "
+        "forget' to drop it"
+    ) in result.stderr.splitlines()
+    again = run("build", "decks", "-o", str(tmp_path / "v2"), "--previous", str(tmp_path / "v1"))
+    assert again.exit_code == 0 and "1 retired" in again.stdout
+
+
+def test_forget_drops_a_retired_card_for_good_and_refuses_a_live_one(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    refused = run("forget", KEPT)
+    assert refused.exit_code == 1
+    assert refused.stderr == f"error: card {KEPT} is still in the sources; remove it there first\n"
+    assert run("forget", REMOVED).stdout == f"forgot {REMOVED}\n"
+    result = build([tree], tmp_path / "dist", now=NOW + 120)
+    assert "retired" not in result.report.counts
+    assert REMOVED not in (tree / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+def test_a_retired_card_that_comes_back_is_live_again(tree, tmp_path):
+    source = tree / "Deck" / "cards.txt"
+    original = source.read_text(encoding="utf-8")
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    source.write_text(original, encoding="utf-8")
+    result = build([tree], tmp_path / "dist", now=NOW + 120)
+    lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    assert "fields" not in lock[REMOVED] and lock[REMOVED]["mod"] >= NOW + 120
+    assert result.report.counts["retired"] == 1 and "fields" in lock[ADDED], "the added card left again"
+
+
+def test_the_deck_description_shows_the_version_and_notes_link(tree, tmp_path):
+    from deckbuild.build import Release
+
+    (apkg,) = build(
+        [tree], tmp_path / "d", now=NOW, release=Release("v1.2.0", "https://example.org/n")
+    ).packages
+    with zipfile.ZipFile(apkg) as z:
+        (tmp_path / "c.anki2").write_bytes(z.read("collection.anki2"))
+    with sqlite3.connect(tmp_path / "c.anki2") as db:
+        (decks,) = db.execute("SELECT decks FROM col").fetchone()
+    descriptions = {d["name"]: d["desc"] for d in json.loads(decks).values()}
+    assert descriptions["Deck"] == 'Version v1.2.0 · <a href="https://example.org/n">release notes</a>'
+
+
+def notetype(fields, css="x", mod=1):
+    return PackagedNoteType(
+        "1", "deckbuild card", tuple(fields), (("Card", "{{Front}}", "{{Back}}"),), css, mod
+    )
+
+
+def side(types, notes):
+    return PackageContents({n.guid: n for n in notes}, {t.id: t for t in types})
+
+
+def note(guid, mid="1", front="Q"):
+    return PackagedNote(guid, mid, (front, "A"), (), "Deck", 1)
+
+
+def test_changed_note_type_fields_and_a_guid_on_another_note_type_are_breaking():
+    old = side([notetype(["Front", "Back"])], [note("g1"), note("g2")])
+    other = PackagedNoteType("2", "other", ("Front", "Back"), (), "", 1)
+    new = side([notetype(["Front", "Back", "Extra"]), other], [note("g1"), note("g2", mid="2")])
+    diff = compare(old, new)
+    assert diff.breaking == [
+        "card g2 moved from note type 1 to 2: Anki refuses that update by default, and with 'merge note "
+        "types' empties the note",
+        "note type deckbuild card (1) changed its fields from Front, Back to Front, Back, Extra: Anki will "
+        "import it as a new note type and skip every existing note as conflicting",
+    ]
+
+
+def test_a_template_change_without_a_newer_mod_is_breaking_and_with_one_is_not():
+    old = side([notetype(["Front"], css="a", mod=5)], [])
+    assert compare(old, side([notetype(["Front"], css="b", mod=6)], [])).breaking == []
+    stale = compare(old, side([notetype(["Front"], css="b", mod=5)], []))
+    assert stale.breaking == ["note type deckbuild card changed without a newer mod time"]
+
+
+def test_release_writes_packages_sums_and_notes_against_the_previous_release(tree, tmp_path):
+    assert run("build", "decks").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--version", "v1.0.0").exit_code == 0
+    edit(tree)
+    assert run("build", "decks").exit_code == 0  # dist/ still holds v1's package: the removed card retires
+    result = run("release", "decks", "-o", "v2", "--version", "v1.1.0", "--previous", "v1")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "wrote v2/Deck.apkg\nwrote v2/SHA256SUMS\nwrote v2/RELEASE_NOTES.md\n"
+    notes = (tmp_path / "v2" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
+    assert notes.startswith("## v1.1.0: what changed\n\n**1 added, 1 changed, 1 removed.**")
+    import hashlib
+
+    digest = hashlib.sha256((tmp_path / "v2" / "Deck.apkg").read_bytes()).hexdigest()
+    assert (tmp_path / "v2" / "SHA256SUMS").read_text() == f"{digest}  Deck.apkg\n"
+
+
+def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
+    assert run("build", "decks").exit_code == 0
+    result = run("release", "decks", "-o", "out", "--version", "v1")
+    assert result.exit_code == 0
+    edit(tree)
+    stale = run("release", "decks", "-o", "out2", "--version", "v2")
+    assert stale.exit_code == 1
+    assert stale.stderr.startswith("error: decks/deckbuild.lock is out of date")
