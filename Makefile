@@ -33,6 +33,10 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
+# Speed and memory against bare genanki on the same notes (not a unit test: no timing asserts).
+bench: $(STAMP)
+	$(BIN)/python benchmarks/bench.py
+
 # The fuzz tests with many more examples than `make test` runs.
 fuzz: $(STAMP)
 	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_calc.py

@@ -58,3 +58,11 @@ def collection(tmp_path: Path) -> Iterator[object]:
         yield col
     finally:
         col.close()
+
+
+@pytest.fixture(autouse=True)
+def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.MonkeyPatch) -> Path:
+    """Give every test a cache of its own, never the user's."""
+    directory = tmp_path_factory.mktemp("cache")
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(directory))
+    return directory

@@ -9,6 +9,8 @@ import os
 from pathlib import Path
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import DATA, put
 from deckbuild.errors import Report
@@ -93,3 +95,24 @@ def test_missing_and_escaping_images_are_errors(deck_tree, tmp_path):
         "card.md:3: image /etc/hostname is outside the deck folder; move it inside",
     ]
     assert where.media == {}
+
+
+CHARACTERS = list("abcXYZ019 .,:;'\"?()-+=/\n*_`#[]!<>&|~\t\u00a0é⋅")
+plainish = st.text(alphabet=st.sampled_from(CHARACTERS), max_size=40)
+
+
+@given(plainish)
+def test_the_plain_text_shortcut_renders_exactly_as_markdown_would(text):
+    from deckbuild.render import _markdown_to_html, _plain
+
+    fast = _plain(text)
+    if fast is not None:
+        assert fast == _markdown_to_html(text)
+
+
+def test_the_shortcut_is_taken_for_plain_questions_and_not_for_markup():
+    from deckbuild.render import _plain
+
+    expected = "<p>What is the query vector?<br>\nAnd the key?</p>"
+    assert _plain("What is the query vector?\nAnd the key?") == expected
+    assert _plain("- a list") is None and _plain("1. a list") is None and _plain("**bold**") is None

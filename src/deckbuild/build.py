@@ -13,13 +13,13 @@ import re
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack
+from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
 from typing import Any
 
-from deckbuild import answers, ids
+from deckbuild import answers, cache, ids
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.models import CardBase, make_card
@@ -62,7 +62,7 @@ def _tags(source: SourceFile, raw: RawCard) -> list[str]:
     level = raw.data.get("level")
     if level:
         tags.append(f"level::{level}")
-    tags.append("source::" + "_".join(Path(source.origin).with_suffix("").name.split()))
+    tags.append(source.tag)
     tags.extend(raw.data.pop("tags", ()))
     return tags
 
@@ -130,11 +130,105 @@ def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[
     return note_fields(card, source.origin, report, where)
 
 
-def check(paths: Iterable[Path], strict: bool = False) -> Report:
+# Below this many cards to render, starting worker processes costs more than it saves.
+PARALLEL_MIN = 1500
+_FORKED: list[Parsed] = []
+
+
+def _render_entry(parsed: Parsed) -> dict[str, Any]:
+    """Render one card into what the cache keeps: fields, problems, and the images it uses."""
+    report, media = Report(), dict[str, Path]()
+    fields = render_card(parsed, report, media)
+    root = parsed.source.root.resolve()
+    deps = []
+    for name, path in sorted(media.items()):
+        stat = path.stat()
+        deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    problems = [[p.severity.value, p.message] for p in report.problems]
+    return {"fields": fields, "problems": problems, "media": deps}
+
+
+def _render_range(bounds: tuple[int, int]) -> list[dict[str, Any]]:
+    return [_render_entry(p) for p in _FORKED[bounds[0] : bounds[1]]]
+
+
+def _render_many(cards: list[Parsed], jobs: int) -> list[dict[str, Any]]:
+    import multiprocessing
+
+    if jobs < 2 or len(cards) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
+        return [_render_entry(p) for p in cards]
+    # Forked workers see the cards without pickling them; results come back in order.
+    _FORKED[:] = cards
+    size = -(-len(cards) // (jobs * 4))
+    bounds = [(i, min(i + size, len(cards))) for i in range(0, len(cards), size)]
+    try:
+        with multiprocessing.get_context("fork").Pool(jobs) as pool:
+            return [entry for chunk in pool.map(_render_range, bounds) for entry in chunk]
+    finally:
+        _FORKED.clear()
+
+
+def _card_key(parsed: Parsed) -> str:
+    content = parsed.card.model_dump_json(exclude={"source", "deck", "tags", "id"})
+    return cache.key("card", parsed.source.origin, content)
+
+
+def _media_current(entry: dict[str, Any], root: Path) -> dict[str, Path] | None:
+    """Return the images a cached card uses, or None when any of them changed since."""
+    from deckbuild.render import media_name
+
+    found = {}
+    for name, relative, size, mtime in entry["media"]:
+        path = root.resolve() / relative
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            return None
+        found[name] = path
+    return found
+
+
+def render_all(
+    cards: list[Parsed], report: Report, media: dict[str, dict[str, Path]], store: cache.Cache, jobs: int = 1
+) -> list[list[str]]:
+    """Render every card, taking what the cache already holds, and record each card's problems."""
+    keys = [_card_key(p) for p in cards]
+    hits = store.get_many(set(keys))
+    entries: list[dict[str, Any] | None] = []
+    images: list[dict[str, Path] | None] = []
+    for parsed, k in zip(cards, keys, strict=True):
+        entry = hits.get(k)
+        current = _media_current(entry, parsed.source.root) if entry is not None else None
+        entries.append(entry if current is not None else None)
+        images.append(current)
+    misses = [i for i, e in enumerate(entries) if e is None]
+    fresh = _render_many([cards[i] for i in misses], jobs)
+    for i, entry in zip(misses, fresh, strict=True):
+        entries[i] = entry
+        images[i] = {name: cards[i].source.root.resolve() / rel for name, rel, _, _ in entry["media"]}
+    store.put_many({keys[i]: entry for i, entry in zip(misses, fresh, strict=True)})
+    report.count("rendered", len(misses))
+    out = []
+    for parsed, entry, used in zip(cards, entries, images, strict=True):
+        assert entry is not None and used is not None
+        for severity, message in entry["problems"]:
+            add = report.error if severity == "error" else report.warn
+            add(parsed.card.path, parsed.card.line, message)
+        media.setdefault(parsed.source.package, {}).update(used)
+        out.append(entry["fields"])
+    return out
+
+
+def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
     collection = collect(paths)
-    for parsed in collection.cards:
-        render_card(parsed, collection.report, {})
+    store = cache.Cache(cache.cache_dir() if use_cache else None)
+    try:
+        render_all(collection.cards, collection.report, {}, store, os.cpu_count() or 1)
+    finally:
+        store.close()
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
     return collection.report
@@ -171,6 +265,8 @@ def build(
     previous: Sequence[Path] = (),
     release: Release = Release(),
     dry_run: bool = False,
+    use_cache: bool = True,
+    jobs: int | None = None,
 ) -> BuildResult:
     """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time.
 
@@ -181,7 +277,10 @@ def build(
     with ExitStack() as held:
         for root in roots:
             held.enter_context(exclusive(root))
-        return _Build(paths, outdir, now, previous, release, report=Report()).run(frozen, strict, dry_run)
+        store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
+        workers = jobs or os.cpu_count() or 1
+        job = _Build(paths, outdir, now, previous, release, report=Report(), store=store, jobs=workers)
+        return job.run(frozen, strict, dry_run)
 
 
 @dataclass
@@ -197,18 +296,19 @@ class _Build:
     packages: dict[str, dict[str, Any]] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)
     notetype_mods: dict[str, int] = field(default_factory=dict)
+    notetype_digest: str = field(default_factory=notetype_hash)
+    store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
+    jobs: int = 1
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         from deckbuild.package import write_package
 
         collection = collect(self.paths, self.report)
         media: dict[str, dict[str, Path]] = {}
-        rendered = [
-            (p, render_card(p, self.report, media.setdefault(p.source.package, {}))) for p in collection.cards
-        ]
+        rendered = render_all(collection.cards, self.report, media, self.store, self.jobs)
         if self.report.failed(strict):
             raise BuildFailed(self.report, strict)
-        for parsed, fields in rendered:
+        for parsed, fields in zip(collection.cards, rendered, strict=True):
             self.add(parsed, fields, collection.locks[parsed.source.root])
         current = {p.card.id for p in collection.cards}
         for root, lock in sorted(collection.locks.items()):
@@ -222,12 +322,30 @@ class _Build:
         for slug, decks in sorted(self.packages.items()):
             target = self.outdir / f"{slug}.apkg"
             files = sorted(media.get(slug, {}).items())
-            write_package(target, [decks[name] for name in sorted(decks)], self.notetype_mods[slug], files)
+            ordered = [decks[name] for name in sorted(decks)]
+            self.write(target, ordered, self.notetype_mods[slug], files, write_package)
             result.packages.append(target)
         if not dry_run:
             for lock in collection.locks.values():
                 lock.save()
         return result
+
+    def write(self, target: Path, decks: list[Any], notetype_mod: int, files: list[Any], writer: Any) -> None:
+        """Write a package, unless the file there is already exactly what these notes make."""
+        digest = hashlib.sha256()
+        for deck in decks:
+            digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
+            for n in deck.notes:
+                digest.update(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended}\x1e".encode())
+                digest.update("\x1f".join([*n.fields, *n.tags]).encode("utf-8"))
+        media = "\x1f".join(name for name, _ in files)
+        k = cache.key("package", str(notetype_mod), media, digest.hexdigest())
+        known = self.store.get_many([k]).get(k)
+        if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
+            self.report.count("unchanged")
+            return
+        writer(target, decks, notetype_mod, files)
+        self.store.put_many({k: {"sha256": _sha256(target)}})
 
     def deck(self, slug: str, name: str) -> Any:
         from deckbuild.package import DeckData
@@ -240,7 +358,7 @@ class _Build:
 
         slug = parsed.source.package
         self.anchors[slug] = parsed.source.package_deck
-        nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), notetype_hash(), self.now)
+        nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
         self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
         tags = list(parsed.card.tags)
         digest = content_hash(fields, tags)
@@ -334,6 +452,10 @@ class _Build:
     def shipped(self) -> dict[str, Any]:
         """Return every note of ours that an earlier package holds, newest first."""
         return self._shipped
+
+
+def _sha256(path: Path) -> str:
+    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _first_text(markup: str) -> str:

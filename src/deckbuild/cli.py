@@ -81,6 +81,7 @@ def cli() -> None:
     type=click.Path(path_type=Path, exists=True),
     help="An earlier .apkg (or folder of them) that holds cards removed since: they are retired.",
 )
+@click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
 @click.option("--deck-version", default=None, help="Version shown in the deck description.")
 @click.option("--notes-url", default=None, help="Link to the release notes, in the deck description.")
 @_reports_errors
@@ -90,6 +91,7 @@ def build(
     frozen: bool,
     strict: bool,
     previous: tuple[Path, ...],
+    no_cache: bool,
     deck_version: str | None,
     notes_url: str | None,
 ) -> None:
@@ -99,7 +101,7 @@ def build(
 
     result = run(
         paths or (DEFAULT_DECKS,), outdir, now=int(time.time()), frozen=frozen, strict=strict,
-        previous=previous, release=Release(deck_version, notes_url),
+        previous=previous, release=Release(deck_version, notes_url), use_cache=not no_cache,
     )  # fmt: skip
     _print_report(result.report)
     for path in result.packages:
@@ -137,12 +139,13 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
 @cli.command()
 @paths_argument
 @click.option("--strict", is_flag=True, help="Treat warnings as errors.")
+@click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
 @_reports_errors
-def check(paths: tuple[Path, ...], strict: bool) -> None:
+def check(paths: tuple[Path, ...], strict: bool, no_cache: bool) -> None:
     """Parse and validate PATHS without writing anything."""
     from deckbuild.build import check as run
 
-    report = run(paths or (DEFAULT_DECKS,), strict=strict)
+    report = run(paths or (DEFAULT_DECKS,), strict=strict, use_cache=not no_cache)
     _print_report(report)
     counts = report.counts
     click.echo(

@@ -46,7 +46,10 @@ CODE_STYLE = "friendly"
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
 _BR_RE = re.compile(r"[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
-_UNKNOWN_CMD_RE = re.compile(r"<mi>\\([A-Za-z]+)</mi>")
+_COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
+_MATH_START_RE = re.compile(r"\\.|\$")
+# Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
+_NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 _MOJIBAKE_RE = re.compile(
@@ -114,9 +117,12 @@ def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
 
 
 def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
+    if "\\" not in text and "$" not in text:
+        return text
     out: list[str] = []
     i = plain_from = 0
-    while i < len(text):
+    while (found := _MATH_START_RE.search(text, i)) is not None:
+        i = found.start()
         two = text[i : i + 2]
         if two in ("\\(", "\\["):
             closer = "\\)" if two == "\\(" else "\\]"
@@ -132,6 +138,8 @@ def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
         elif two == "\\$":
             out.append(text[plain_from:i] + "&#36;")
             i = plain_from = i + 2
+        elif two.startswith("\\"):
+            i += 2  # another escape: \\ or \x, never the start of a formula
         elif two == "$$":
             end = text.find("$$", i + 2)
             if end == -1:
@@ -144,7 +152,7 @@ def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
                 continue
             out.append(text[plain_from:i] + held.math(text[i + 2 : end], True))
             i = plain_from = end + 2
-        elif text[i] == "$" and (end := _inline_dollar_end(text, i)) != -1:
+        elif (end := _inline_dollar_end(text, i)) != -1:
             out.append(text[plain_from:i] + held.math(text[i + 1 : end], False))
             i = plain_from = end + 1
         else:
@@ -193,16 +201,47 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
             f"'\\ {stray.group(1)}' in formula {shown} looks like \\{stray.group(1)} "
             "with a stray space; remove the space",
         )
-    mathml = to_mathml(body, formula.display)
-    if mathml is None:
-        report.error(
-            where.path, where.line, f"malformed formula {shown}; check \\left/\\right pairs and commands"
-        )
-        return
-    for name in sorted(set(_UNKNOWN_CMD_RE.findall(mathml))):
-        report.warn(
-            where.path, where.line, f"unknown LaTeX command \\{name} in formula {shown}; check its spelling"
-        )
+    for opener, closer in (("\\left", "\\right"), ("\\begin", "\\end")):
+        if len(re.findall(re.escape(opener) + r"(?![A-Za-z])", body)) != len(
+            re.findall(re.escape(closer) + r"(?![A-Za-z])", body)
+        ):
+            message = f"malformed formula {shown}; check \\left/\\right pairs and commands"
+            report.error(where.path, where.line, message)
+            return
+    known = _known_commands()
+    for name in sorted(set(_COMMAND_RE.findall(body))):
+        if name not in known:
+            report.warn(
+                where.path,
+                where.line,
+                f"unknown LaTeX command \\{name} in formula {shown}; check its spelling",
+            )
+
+
+@lru_cache(maxsize=1)
+def _known_commands() -> frozenset[str]:
+    """The commands latex2mathml (and so MathJax, far more) understands, read off its own tables."""
+    import latex2mathml.commands as commands
+    from latex2mathml.symbols_parser import SYMBOLS
+
+    names: set[str] = set()
+
+    def gather(value: object) -> None:
+        if isinstance(value, str):
+            if value.startswith("\\") and value[1:].isalpha():
+                names.add(value[1:])
+        elif isinstance(value, dict):
+            for key in value:
+                gather(key)
+        elif isinstance(value, list | tuple | set | frozenset):
+            for item in value:
+                gather(item)
+
+    for attribute in dir(commands):
+        if attribute.isupper():
+            gather(getattr(commands, attribute))
+    gather(list(SYMBOLS))
+    return frozenset(names)
 
 
 @lru_cache(maxsize=4096)
@@ -313,14 +352,25 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
     text = _BR_RE.sub("\n", text)
-    md = _markdown()
-    md.reset()
-    markup = sanitize(md.convert(text)).strip()
+    markup = _plain(text) or _markdown_to_html(text)
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
     return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup)
+
+
+def _plain(text: str) -> str | None:
+    """Render text with nothing for Markdown to do, as Markdown would, without running it."""
+    if not text or _NOT_PLAIN_RE.search(text):
+        return None
+    return "<p>" + "<br>\n".join(text.split("\n")) + "</p>"
+
+
+def _markdown_to_html(text: str) -> str:
+    md = _markdown()
+    md.reset()
+    return sanitize(md.convert(text)).strip()
 
 
 def highlight(code: str, language: str = "python", inline: bool = False) -> str:

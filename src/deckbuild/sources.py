@@ -6,6 +6,7 @@ import os
 import re
 from collections.abc import Iterable
 from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 
 from deckbuild.errors import Report
@@ -44,7 +45,7 @@ _PAGE_MARKERS = (
 _PAGE_MARKER_RES = (re.compile(r"^Challenge - \d+ Problems?$"), re.compile(r"^Practice$"))
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, eq=False)
 class SourceFile:
     """One source file, where it sits in the deck tree and which package it goes to."""
 
@@ -58,11 +59,16 @@ class SourceFile:
     def package(self) -> str:
         return package_slug(self.package_deck)
 
-    @property
+    @cached_property
     def display(self) -> str:
         return display_path(self.path)
 
-    @property
+    @cached_property
+    def tag(self) -> str:
+        """Return the tag naming this file on every card it holds."""
+        return "source::" + "_".join(self.path.stem.split())
+
+    @cached_property
     def origin(self) -> str:
         """Return the path relative to the deck root, as the lock file names it."""
         return self.path.relative_to(self.root).as_posix()

@@ -1,0 +1,28 @@
+"""The floor: bare genanki writing the same notes (fields as they are, fixed GUIDs), as a process."""
+
+from __future__ import annotations
+
+import sys
+from pathlib import Path
+
+import genanki
+
+MODEL = genanki.Model(
+    1_607_392_319,
+    "floor",
+    fields=[{"name": "Front"}, {"name": "Back"}],
+    templates=[{"name": "Card", "qfmt": "{{Front}}", "afmt": "{{FrontSide}}<hr id=answer>{{Back}}"}],
+)
+
+
+def main(source: Path, out: Path) -> None:
+    deck = genanki.Deck(2_059_400_110, "floor")
+    lines = source.read_text(encoding="utf-8").splitlines()[1:]
+    for line in lines:
+        question, answer, guid = line.rsplit(";", 2)
+        deck.add_note(genanki.Note(model=MODEL, fields=[question, answer], guid=guid))
+    genanki.Package(deck).write_to_file(out, timestamp=1_700_000_000)
+
+
+if __name__ == "__main__":
+    main(Path(sys.argv[1]), Path(sys.argv[2]))

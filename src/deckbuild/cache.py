@@ -1,0 +1,108 @@
+"""A cache of rendered cards and written packages, so that a rebuild does only what changed.
+
+Entries are keyed by content and by the versions of deckbuild and of every renderer, so an
+edit or an upgrade can never be answered with stale output. The cache is one SQLite file in
+DECKBUILD_CACHE_DIR (default: $XDG_CACHE_HOME/deckbuild or ~/.cache/deckbuild); it may be
+deleted at any time, and SQLite's own locking keeps builds running at once from corrupting it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import json
+import os
+import sqlite3
+from collections.abc import Iterable
+from functools import lru_cache
+from pathlib import Path
+from typing import Any
+
+CACHE_FORMAT = 1
+RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "genanki")
+_CHUNK = 500
+
+
+def cache_dir() -> Path:
+    """Return where the cache lives."""
+    if configured := os.environ.get("DECKBUILD_CACHE_DIR"):
+        return Path(configured)
+    base = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(base) / "deckbuild"
+
+
+@lru_cache(maxsize=1)
+def versions() -> str:
+    """Name every version that can change what a card renders to or how a package is written."""
+    from importlib.metadata import PackageNotFoundError, version
+
+    from deckbuild import __version__
+
+    found = [f"deckbuild={__version__}", f"format={CACHE_FORMAT}"]
+    for name in RENDERERS:
+        try:
+            found.append(f"{name}={version(name)}")
+        except PackageNotFoundError:
+            found.append(f"{name}=?")
+    return ";".join(found)
+
+
+def key(*parts: str) -> str:
+    """Hash the parts of a cache key, with the versions, into one key."""
+    digest = hashlib.sha256(versions().encode("utf-8"))
+    for part in parts:
+        digest.update(b"\x00" + part.encode("utf-8"))
+    return digest.hexdigest()
+
+
+class Cache:
+    """The cache, or a stand-in that remembers nothing (--no-cache, or an unusable cache)."""
+
+    def __init__(self, directory: Path | None) -> None:
+        self.db: sqlite3.Connection | None = None
+        if directory is None:
+            return
+        try:
+            directory.mkdir(parents=True, exist_ok=True)
+            self.db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
+            self.db.execute("PRAGMA journal_mode=WAL")
+            self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+        except (OSError, sqlite3.Error):
+            # A cache that cannot be opened only costs time; the build itself must not fail.
+            self.db = None
+
+    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
+        """Return the entries that exist among `keys`."""
+        if self.db is None:
+            return {}
+        wanted = list(keys)
+        found: dict[str, Any] = {}
+        try:
+            for start in range(0, len(wanted), _CHUNK):
+                chunk = wanted[start : start + _CHUNK]
+                marks = ",".join("?" * len(chunk))
+                for k, value in self.db.execute(
+                    f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk
+                ):
+                    found[k] = json.loads(value)
+        except (sqlite3.Error, ValueError):
+            return {}
+        return found
+
+    def put_many(self, items: dict[str, Any]) -> None:
+        """Store entries; a failure to store only means the next build does the work again."""
+        if self.db is None or not items:
+            return
+        rows = [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()]
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", rows)
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def close(self) -> None:
+        if self.db is not None:
+            self.db.close()
+            self.db = None

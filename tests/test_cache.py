@@ -1,0 +1,135 @@
+"""The build cache: never wrong after an edit, safe to delete, and invisible in the output."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+import pytest
+from click.testing import CliRunner
+
+from conftest import DATA, put, seed
+from deckbuild import cache
+from deckbuild.build import build
+from deckbuild.cli import cli
+
+NOW = 1_750_000_000
+
+
+@pytest.fixture
+def tree(deck_tree):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    put(deck_tree, "Deck/constructs.txt", DATA / "anki" / "constructs.txt")
+    put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
+    build([deck_tree], deck_tree.parent / "first", now=NOW)  # the lock, once
+    return deck_tree
+
+
+def package(tree, name, **options):
+    result = build([tree], tree.parent / name, now=NOW + 10, **options)
+    return result.packages[0].read_bytes(), result.report
+
+
+def test_cached_and_uncached_builds_give_the_same_bytes(tree):
+    uncached, report = package(tree, "a", use_cache=False)
+    assert report.counts["rendered"] == 62
+    filling, _ = package(tree, "b")
+    cached, report = package(tree, "c")
+    assert report.counts["rendered"] == 0, "every card came from the cache"
+    assert uncached == filling == cached
+
+
+def test_the_parallel_renderer_gives_the_same_bytes(tree, monkeypatch):
+    serial, _ = package(tree, "a", use_cache=False, jobs=1)
+    monkeypatch.setattr("deckbuild.build.PARALLEL_MIN", 1)
+    parallel, _ = package(tree, "b", use_cache=False, jobs=2)
+    assert serial == parallel
+
+
+def test_an_edit_always_reaches_the_package(tree):
+    package(tree, "warm")
+    source = tree / "Deck" / "003.txt"
+    source.write_text(
+        source.read_text(encoding="utf-8").replace("query vector (", "query vector, q ("), "utf-8"
+    )
+    data, report = package(tree, "after")
+    assert report.counts["rendered"] == 1
+    assert b"query vector, q (" in _collection(data)
+
+
+def test_an_edited_image_reaches_the_package_though_its_card_did_not_change(tree):
+    before, _ = package(tree, "warm")
+    (tree / "Deck" / "img" / "diagram.png").write_bytes(b"\x89PNG a different picture")
+    after, report = package(tree, "after")
+    assert report.counts["rendered"] == 1
+    assert after != before
+
+
+def test_warnings_come_back_from_the_cache_at_the_card_s_current_line(tree):
+    source = tree / "Deck" / "003.txt"
+
+    def mojibake(report):
+        return [p.line for p in report.problems if "mojibake" in p.message and p.path.endswith("003.txt")]
+
+    _, first = package(tree, "warm")
+    assert mojibake(first) == [45]
+    source.write_text("\n" + source.read_text(encoding="utf-8"), encoding="utf-8")
+    _, second = package(tree, "after")
+    assert second.counts["rendered"] == 0 and mojibake(second) == [46]
+
+
+def test_a_new_version_of_a_renderer_is_a_cache_miss(tree, monkeypatch):
+    package(tree, "warm")
+    monkeypatch.setattr(cache, "versions", lambda: "markdown=99")
+    _, report = package(tree, "upgraded")
+    assert report.counts["rendered"] == 62
+
+
+def test_the_cache_may_be_deleted_or_broken_at_any_time(tree, own_cache):
+    clean, _ = package(tree, "a")
+    for path in own_cache.iterdir():
+        path.unlink()
+    deleted, _ = package(tree, "b")
+    (own_cache / "cache.sqlite").write_bytes(b"this is not a database")
+    broken, _ = package(tree, "c")
+    assert clean == deleted == broken
+
+
+def test_an_unchanged_package_is_not_written_again(tree):
+    package(tree, "out")
+    target = tree.parent / "out" / "Deck.apkg"
+    stamp = target.stat().st_mtime_ns
+    _, report = package(tree, "out")
+    assert report.counts["unchanged"] == 1 and target.stat().st_mtime_ns == stamp
+    target.write_bytes(b"damaged")
+    _, report = package(tree, "out")
+    assert "unchanged" not in report.counts and target.read_bytes() != b"damaged"
+
+
+def test_the_cache_lives_where_deckbuild_cache_dir_says_and_no_cache_skips_it(tree, tmp_path, monkeypatch):
+    elsewhere = tmp_path / "elsewhere"
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(elsewhere))
+    monkeypatch.chdir(tree.parent)
+    assert CliRunner().invoke(cli, ["build", "decks", "--no-cache"]).exit_code == 0
+    assert not elsewhere.exists()
+    assert CliRunner().invoke(cli, ["build", "decks"]).exit_code == 0
+    assert (elsewhere / "cache.sqlite").is_file()
+
+
+def test_help_does_not_import_the_heavy_libraries():
+    code = (
+        "import sys\nfrom deckbuild.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
+        "heavy = {'genanki', 'markdown', 'pygments', 'nh3', 'pydantic', 'latex2mathml'}\n"
+        "print(sorted(m for m in sys.modules if m.split('.')[0] in heavy))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def _collection(apkg: bytes) -> bytes:
+    import io
+    import zipfile
+
+    return zipfile.ZipFile(io.BytesIO(apkg)).read("collection.anki2")
