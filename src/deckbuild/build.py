@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import json
 import os
 import re
 import sqlite3
@@ -17,16 +18,18 @@ from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deckbuild import answers, cache, ids
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
-from deckbuild.models import CardBase, make_card
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.readers import RawCard, quizpage, semicolon
 from deckbuild.render import Where, note_fields
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+
+if TYPE_CHECKING:
+    from deckbuild.models import CardBase
 
 READERS = {"semicolon": semicolon.read, "quizpage": quizpage.read}
 
@@ -55,6 +58,8 @@ class BuildResult:
     packages: list[Path] = field(default_factory=list)
     report: Report = field(default_factory=Report)
     lock_changed: list[Path] = field(default_factory=list)
+    # Files read besides the sources (images), for the record of an unchanged build.
+    inputs: list[Path] = field(default_factory=list)
 
 
 def _tags(source: SourceFile, raw: RawCard) -> list[str]:
@@ -69,6 +74,8 @@ def _tags(source: SourceFile, raw: RawCard) -> list[str]:
 
 def collect(paths: Iterable[Path], report: Report | None = None) -> Collection:
     """Read and validate every card below `paths`; record every problem in the report."""
+    from deckbuild.models import make_card
+
     report = report or Report()
     locks: dict[Path, Lock] = {}
     cards: list[Parsed] = []
@@ -278,9 +285,73 @@ def build(
         for root in roots:
             held.enter_context(exclusive(root))
         store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
+        options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
+        record = store.db is not None and not dry_run
+        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options))):
+            return done
         workers = jobs or os.cpu_count() or 1
         job = _Build(paths, outdir, now, previous, release, report=Report(), store=store, jobs=workers)
-        return job.run(frozen, strict, dry_run)
+        result = job.run(frozen, strict, dry_run)
+        if record:
+            # Keyed by the state the build leaves behind, so that the next identical build finds it.
+            store.put_many({_fingerprint(paths, roots, previous, options): _record(result)})
+        return result
+
+
+def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path], options: list[Any]) -> str:
+    """Hash everything a build reads: every file below the paths, the locks, earlier packages."""
+    digest = hashlib.sha256(json.dumps([str(p) for p in paths] + options).encode("utf-8"))
+    files = [r / LOCK_NAME for r in roots]
+    for path in [*paths, *previous]:
+        if path.is_dir():
+            for folder, dirs, names in os.walk(path):
+                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
+                files += [Path(folder) / n for n in sorted(names)]
+        else:
+            files.append(path)
+    for file in files:
+        digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
+        try:
+            digest.update(file.read_bytes())
+        except OSError:
+            digest.update(b"\x01missing")
+    return cache.key("build", digest.hexdigest())
+
+
+def _record(result: BuildResult) -> dict[str, Any]:
+    report = result.report
+    return {
+        "packages": [[str(p), _sha256(p)] for p in result.packages],
+        "inputs": [[str(p), *_stat(p)] for p in result.inputs],
+        "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
+        "notes": report.notes,
+        "counts": report.counts,
+    }
+
+
+def _stat(path: Path) -> tuple[int, int]:
+    stat = path.stat()
+    return stat.st_size, stat.st_mtime_ns
+
+
+def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
+    """Answer a build whose every input is as the last build left it, if its outputs are too."""
+    record = store.get_many([fingerprint]).get(fingerprint)
+    if record is None:
+        return None
+    try:
+        if any(_stat(Path(p)) != (size, mtime) for p, size, mtime in record["inputs"]):
+            return None
+        if any(_sha256(Path(p)) != digest for p, digest in record["packages"]):
+            return None
+    except OSError:
+        return None
+    report = Report(
+        notes=list(record["notes"]), counts={**record["counts"], "unchanged": len(record["packages"])}
+    )
+    for path, line, severity, message in record["problems"]:
+        (report.error if severity == "error" else report.warn)(path, line, message)
+    return BuildResult([Path(p) for p, _ in record["packages"]], report)
 
 
 @dataclass
@@ -319,6 +390,7 @@ class _Build:
             names = ", ".join(display_path(p) for p in changed)
             raise LockChanged(f"{names} is out of date; run 'deckbuild build' without --frozen and commit it")
         result = BuildResult(report=self.report, lock_changed=changed)
+        result.inputs = sorted({p for files in media.values() for p in files.values()})
         for slug, decks in sorted(self.packages.items()):
             target = self.outdir / f"{slug}.apkg"
             files = sorted(media.get(slug, {}).items())

@@ -10,13 +10,15 @@ from __future__ import annotations
 import re
 import uuid
 from difflib import SequenceMatcher
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
 from deckbuild.lock import Lock
-from deckbuild.models import CardBase
 from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile
+
+if TYPE_CHECKING:
+    from deckbuild.models import CardBase
 
 # Fixed namespace: a page built for the first time, anywhere, gets the same ids.
 ID_NAMESPACE = uuid.UUID("6c1b9a52-3f0e-4d8a-9b7e-2a4f8e61c0d3")

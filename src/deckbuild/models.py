@@ -32,8 +32,11 @@ def _text(value: str, info: ValidationInfo) -> str:
     return value
 
 
+_SPACE_RE = re.compile(r"\s")
+
+
 def _tag(value: str) -> str:
-    if not value or any(c.isspace() for c in value):
+    if not value or _SPACE_RE.search(value):
         raise ValueError(f"invalid tag {value!r}; tags are non-empty and have no spaces")
     return value
 

@@ -8,12 +8,14 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from deckbuild.errors import Report
-from deckbuild.models import CardBase, Option, Step
 from deckbuild.notetype import FIELDS
+
+if TYPE_CHECKING:
+    from deckbuild.models import CardBase, Option, Step
 
 # Private-use characters: Markdown and the sanitizer leave them alone, and authors never type them.
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
