@@ -141,23 +141,23 @@ def test_an_identical_build_is_answered_from_its_record_with_the_same_report(tre
     second = build([tree], out, now=NOW + 20)
     assert second.report.counts["unchanged"] == 1
     assert {k: v for k, v in second.report.counts.items() if k != "unchanged"} == first.report.counts
-    assert [str(p) for p in second.report.sorted_problems()] == [str(p) for p in first.report.sorted_problems()]
+    problems = [str(p) for p in first.report.sorted_problems()]
+    assert [str(p) for p in second.report.sorted_problems()] == problems
     assert second.report.notes == first.report.notes
     assert second.packages == first.packages
 
 
 @pytest.mark.parametrize("change", ["source", "lock", "image", "package"])
 def test_any_change_to_what_a_build_reads_or_wrote_means_a_real_build(deck_tree, change):
-    put(deck_tree, "Deck/cards.txt", "Question;Answer;UUID\nQ;![x](../img/x.png);11111111-1111-4111-8111-111111111111\n")
+    row = "![x](../img/x.png);11111111-1111-4111-8111-111111111111\n"
+    put(deck_tree, "Deck/cards.txt", f"Question;Answer;UUID\nQ;{row}")
     image = put(deck_tree, "img/x.png", b"picture one")
     put(deck_tree, "deckbuild.lock", '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
     out = deck_tree.parent / "out"
     build([deck_tree / "Deck"], out, now=NOW)
     build([deck_tree / "Deck"], out, now=NOW)  # recorded
     if change == "source":
-        (deck_tree / "Deck" / "cards.txt").write_text(
-            "Question;Answer;UUID\nQ?;![x](../img/x.png);11111111-1111-4111-8111-111111111111\n", encoding="utf-8"
-        )
+        (deck_tree / "Deck" / "cards.txt").write_text(f"Question;Answer;UUID\nQ?;{row}", encoding="utf-8")
     elif change == "lock":
         lock = deck_tree / "deckbuild.lock"
         lock.write_text(lock.read_text(encoding="utf-8").replace('"mod": ', '"mod": 1'), encoding="utf-8")
