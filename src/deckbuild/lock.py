@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import hashlib
 import json
+import re
 import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,6 +22,7 @@ from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
 
 LOCK_FORMAT = 1
+_ROW_RE = re.compile(r'^("(?:[^"\\]|\\.)*"): \{.*\},?$', re.M)
 
 
 @dataclass
@@ -60,6 +62,7 @@ class Lock:
     notes: dict[str, Entry] = field(default_factory=dict)
     notetypes: dict[str, Entry] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
+    rows: dict[str, str] = field(default_factory=dict, repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Lock:
@@ -68,11 +71,14 @@ class Lock:
         if not path.exists():
             return lock
         try:
-            data = json.loads(path.read_text(encoding="utf-8"))
+            text = path.read_text(encoding="utf-8")
+            data = json.loads(text)
             if data.get("deckbuild_lock") != LOCK_FORMAT:
                 raise ValueError(f"unknown lock format {data.get('deckbuild_lock')!r}")
             lock.notes = {k: Entry(**v) for k, v in data["notes"].items()}
             lock.notetypes = {k: Entry(**v) for k, v in data["notetypes"].items()}
+            # Rows as written: an unchanged entry is written back as it was, without re-encoding.
+            lock.rows = {json.loads(m.group(1)): m.group(0).rstrip(",") for m in _ROW_RE.finditer(text)}
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DeckbuildError(
                 f"{path}:1: cannot read the lock file ({exc}); restore it from git"
@@ -103,8 +109,11 @@ class Lock:
             ("notes", self.notes, True),
         ):
             out.append(f'"{table}": {{')
+            changed = set(self.changed)
             rows = [
-                f"{json.dumps(k)}: {json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True)}"
+                self.rows[k]
+                if k in self.rows and k not in changed
+                else f"{json.dumps(k)}: {json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True)}"
                 for k, v in sorted(entries.items())
             ]
             out.append(",\n".join(rows))

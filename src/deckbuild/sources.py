@@ -55,7 +55,7 @@ class SourceFile:
     # The deck whose package this file goes to: the built folder's deck, or its top-level deck.
     package_deck: str
 
-    @property
+    @cached_property
     def package(self) -> str:
         return package_slug(self.package_deck)
 
