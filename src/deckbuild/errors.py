@@ -70,14 +70,6 @@ class DeckbuildError(Exception):
     """Base of every error deckbuild reports to a user instead of a traceback."""
 
 
-class SourceError(DeckbuildError):
-    """A problem in one source file, at `path:line`."""
-
-    def __init__(self, path: str, line: int, message: str) -> None:
-        super().__init__(f"{path}:{line}: {message}")
-        self.problem = Problem(path, line, message)
-
-
 class BuildFailed(DeckbuildError):
     """A run that found errors (or warnings under --strict); the report has them all."""
 
