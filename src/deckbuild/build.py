@@ -481,7 +481,7 @@ class _Build:
 
     def mark_retired(self, root: Path, lock: Lock, guid: str, entry: Entry) -> bool:
         """Record a card that just left the sources as retired, with its last shipped content."""
-        shipped = self.shipped().get(guid)
+        shipped = self.shipped.get(guid)
         where = display_path(root / entry.origin) if entry.origin else display_path(root)
         if shipped is None:
             self.report.warn(
@@ -501,7 +501,8 @@ class _Build:
         return True
 
     @cached_property
-    def _shipped(self) -> dict[str, Any]:
+    def shipped(self) -> dict[str, Any]:
+        """Every note of ours that an earlier package holds, the newest of each."""
         from deckbuild.package import read_package
 
         found: dict[str, Any] = {}
@@ -520,10 +521,6 @@ class _Build:
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
-
-    def shipped(self) -> dict[str, Any]:
-        """Return every note of ours that an earlier package holds, newest first."""
-        return self._shipped
 
 
 def _sha256(path: Path) -> str:

@@ -81,26 +81,6 @@ class DeckData:
     description: str = ""
 
 
-class _Note(genanki.Note):  # type: ignore[misc]
-    """A genanki note that keeps its own mod time instead of the package's."""
-
-    def __init__(self, mod: int, suspended: bool = False, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.mod = mod
-        self.suspended = suspended
-
-    def _check_invalid_html_tags_in_fields(self) -> None:
-        # Every field went through our sanitizer already; genanki's own scan is slow at scale.
-        return
-
-    @property
-    def cards(self) -> list[genanki.Card]:
-        return [genanki.Card(c.ord, suspend=self.suspended) for c in super().cards]
-
-    def write_to_db(self, cursor: Any, timestamp: float, deck_id: int, id_gen: Any) -> None:
-        super().write_to_db(cursor, self.mod, deck_id, id_gen)
-
-
 class _Model(genanki.Model):  # type: ignore[misc]
     """A genanki model whose mod time moves only when its templates or CSS change."""
 

@@ -132,11 +132,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
 
 
 def _read_main(path: str, text: list[str], start: int, end: int, report: Report) -> list[RawCard]:
-    anchors = [
-        i
-        for i in range(start, end)
-        if _REVEAL_RE.match(text[i]) or _VERDICT_RE.match(text[i]) or _CONCEPTS_RE.match(text[i])
-    ]
+    anchors = [i for i in range(start, end) if _is_anchor(text[i])]
     items: list[_Item] = []
     floor = start
     for a in anchors:
