@@ -214,3 +214,34 @@ def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
     stale = run("release", "decks", "-o", "out2", "--version", "v2")
     assert stale.exit_code == 1
     assert stale.stderr.startswith("error: decks/deckbuild.lock is out of date")
+
+
+def _wider_note_type(monkeypatch):
+    """Make the next packages carry a note type with one more field, as a careless upgrade would."""
+    from deckbuild import notetype
+
+    monkeypatch.setattr("deckbuild.package.FIELDS", (*notetype.FIELDS, "Extra2"))
+
+
+def test_diff_fails_on_breaking_changes_only_when_asked(tree, tmp_path, monkeypatch):
+    build([tree], tmp_path / "old", now=NOW)
+    _wider_note_type(monkeypatch)
+    build([tree], tmp_path / "new", now=NOW, use_cache=False)
+    calm = run("diff", str(tmp_path / "old"), str(tmp_path / "new"))
+    assert calm.exit_code == 0 and calm.stdout.startswith("BREAKING: note type deckbuild card")
+    strict = run("diff", str(tmp_path / "old"), str(tmp_path / "new"), "--fail-on-breaking")
+    assert strict.exit_code == 1
+    assert "BREAKING: note type deckbuild card" in strict.stderr
+
+
+def test_release_refuses_a_breaking_release_unless_allowed(tree, tmp_path, monkeypatch):
+    assert run("build", "decks").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--version", "v1").exit_code == 0
+    _wider_note_type(monkeypatch)
+    refused = run("release", "decks", "-o", "v2", "--version", "v2", "--previous", "v1")
+    assert refused.exit_code == 1
+    assert refused.stderr.endswith(
+        "error: this release would break learners' updates; fix it, or pass --allow-breaking\n"
+    )
+    allowed = run("release", "decks", "-o", "v3", "--version", "v2", "--previous", "v1", "--allow-breaking")
+    assert allowed.exit_code == 0

@@ -1,0 +1,64 @@
+"""`deckbuild calc` at the command line: worked steps, --json, and its exit statuses."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from click.testing import CliRunner
+
+from deckbuild.cli import cli
+
+Q, K, V = "[[1,0,1]]", "[[1,0,1],[0,1,0]]", "[[1,2],[3,4]]"
+
+
+def run(*args):
+    return CliRunner().invoke(cli, ["calc", *args], prog_name="deckbuild")
+
+
+def test_attention_prints_the_worked_solution():
+    result = run("attention", "--query", Q, "--key", K, "--value", V)
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "Step 1: Scores S = Q Kᵀ\n  S = [[2, 0]]\n"
+        "Step 2: Scale by 0.5774\n  S · 0.5774 = [[1.1547, 0]]\n"
+        "Step 3: Softmax of each row\n  weights = [[0.7604, 0.2396]]\n"
+        "Step 4: Weighted sum of values\n  output = weights · V = [[1.4793, 2.4793]]\n"
+        "Answer: [[1.4793, 2.4793]]\n"
+    )
+
+
+def test_attention_json_carries_every_intermediate(tmp_path):
+    (tmp_path / "k.json").write_text(K, encoding="utf-8")
+    result = run("attention", "-q", "[[1,0],[0,1]]", "-k", "[[1,0],[0,1]]", "-v", V,
+                 "--mask", "causal", "--scale", "1", "--json")  # fmt: skip
+    data = json.loads(result.stdout)
+    assert list(data) == ["output", "scores", "scale", "scaled_scores", "weights", "mask"]
+    assert data["weights"][0] == [1.0, 0.0] and data["mask"] == [[True, False], [True, True]]
+    from_file = run("attention", "-q", Q, "-k", f"@{tmp_path / 'k.json'}", "-v", V, "--json")
+    (row,) = json.loads(from_file.stdout)["output"]
+    assert row == pytest.approx([1.4792631, 2.4792631])
+
+
+def test_multihead_softmax_layernorm_and_posenc():
+    multi = run("multihead", "-x", "[[1,0],[0,1]]", "--wq", "[[1,0],[0,1]]", "--wk", "[[1,0],[0,1]]",
+                "--wv", V, "--wo", "[[1,0],[0,1]]", "--heads", "2", "--json")  # fmt: skip
+    data = json.loads(multi.stdout)
+    assert len(data["heads"]) == 2 and data["concat"] == data["output"]
+    assert json.loads(run("softmax", "[0, 0]", "--json").stdout) == {"output": [[0.5, 0.5]]}
+    assert run("layernorm", "-x", "[[1, 3]]", "--eps", "0").stdout.splitlines()[-1] == "Answer: [[-1, 1]]"
+    assert run("posenc", "--length", "1", "--d-model", "2").stdout.splitlines()[-1] == "Answer: [[0, 1]]"
+
+
+def test_wrong_shapes_exit_1_and_bad_json_exits_2():
+    shapes = run("attention", "-q", "[[1,0]]", "-k", "[[1,0,1]]", "-v", "[[1]]")
+    assert shapes.exit_code == 1
+    assert shapes.stderr == (
+        "error: Q (1×2) and K (1×3) need the same number of columns (d_k) to compare queries with keys\n"
+    )
+    bad = run("attention", "-q", "[[1,0", "-k", K, "-v", V)
+    assert bad.exit_code == 2
+    assert (
+        "Invalid value for '--query' / '-q': not valid JSON (Expecting ',' delimiter at character 6)"
+        in bad.stderr
+    )
