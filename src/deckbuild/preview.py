@@ -7,14 +7,17 @@ needs no network and no script.
 from __future__ import annotations
 
 import html
+import os
 import re
 import shutil
 from collections.abc import Iterable
+from contextlib import closing
 from dataclasses import dataclass
 from pathlib import Path
 
+from deckbuild import cache
 from deckbuild.atomic import write_text
-from deckbuild.build import collect, render_card
+from deckbuild.build import collect, render_all
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
 from deckbuild.render import to_mathml
@@ -98,8 +101,11 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
     collection = collect(paths)
     report = collection.report
-    media: dict[str, Path] = {}
-    rendered = [(p, dict(zip(FIELDS, render_card(p, report, media), strict=True))) for p in collection.cards]
+    by_package: dict[str, dict[str, Path]] = {}
+    with closing(cache.Cache(cache.cache_dir())) as store:
+        fields = render_all(collection.cards, report, by_package, store, os.cpu_count() or 1)
+    rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, fields, strict=True)]
+    media = {name: path for files in by_package.values() for name, path in files.items()}
     if report.errors:
         raise BuildFailed(report)
     pages: dict[bool, list[str]] = {False: [], True: []}
