@@ -103,8 +103,8 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     report = collection.report
     by_package: dict[str, dict[str, Path]] = {}
     with closing(cache.Cache(cache.cache_dir())) as store:
-        fields = render_all(collection.cards, report, by_package, store, os.cpu_count() or 1)
-    rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, fields, strict=True)]
+        values = render_all(collection.cards, report, by_package, store, os.cpu_count() or 1)
+    rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, values, strict=True)]
     media = {name: path for files in by_package.values() for name, path in files.items()}
     if report.errors:
         raise BuildFailed(report)
