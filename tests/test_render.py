@@ -110,6 +110,44 @@ def test_the_plain_text_shortcut_renders_exactly_as_markdown_would(text):
         assert fast == _markdown_to_html(text)
 
 
+CODE_AND_LISTS = [*CHARACTERS, "`", "``", "`x`", "` y `", "\n- ", "- ", "1. ", "  "]
+listish = st.lists(st.sampled_from(CODE_AND_LISTS), max_size=30).map("".join)
+
+
+@given(listish)
+def test_the_code_and_list_shortcuts_render_exactly_as_markdown_would(text):
+    from deckbuild.render import _markdown_to_html, _plain, _plain_list
+
+    for fast in (_plain(text), _plain_list(text)):
+        if fast is not None:
+            assert fast == _markdown_to_html(text)
+
+
+@pytest.mark.parametrize(
+    ("text", "expected"),
+    [
+        ("Call `softmax(x, dim=-1)` on <scores>", None),
+        ("Call `softmax(x, dim=-1)` on scores", "<p>Call <code>softmax(x, dim=-1)</code> on scores</p>"),
+        ("`a < b && c`", "<p><code>a &lt; b &amp;&amp; c</code></p>"),
+        ("- Attention: sums to 1.\n- Self-attention: `q·k`\n", None),
+    ],
+)
+def test_code_spans_take_the_shortcut(text, expected):
+    from deckbuild.render import _plain
+
+    assert _plain(text) == expected
+
+
+def test_one_line_lists_take_the_shortcut():
+    from deckbuild.render import _plain_list
+
+    text = "- Attention: sums to 1.\n- Self-attention: `q·k`\n"
+    expected = "<ul>\n<li>Attention: sums to 1.</li>\n<li>Self-attention: <code>q·k</code></li>\n</ul>"
+    assert _plain_list(text) == expected
+    assert _plain_list("- a\n\n- b") is None and _plain_list("- a\n  - b") is None
+    assert _plain_list("* a") is None and _plain_list("- *a*") is None
+
+
 def test_the_shortcut_is_taken_for_plain_questions_and_not_for_markup():
     from deckbuild.render import _plain
 

@@ -52,6 +52,10 @@ _COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
 _MATH_START_RE = re.compile(r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
 _NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+# One-backtick code spans on one line; what Markdown would treat differently stays with Markdown.
+_SPAN_RE = re.compile(r"`([^`\n]+)`")
+_CODE_UNSAFE_RE = re.compile(r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]")
+_CODE_MARK = "\ue002"
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 _MOJIBAKE_RE = re.compile(
@@ -354,7 +358,7 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
     text = _BR_RE.sub("\n", text)
-    markup = _plain(text) or _markdown_to_html(text)
+    markup = _plain(text) or _plain_list(text) or _markdown_to_html(text)
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
@@ -363,10 +367,46 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
 
 
 def _plain(text: str) -> str | None:
-    """Render text with nothing for Markdown to do, as Markdown would, without running it."""
-    if not text or _NOT_PLAIN_RE.search(text):
+    """Render text with nothing for Markdown to do but `code` spans, as Markdown would."""
+    if not text:
         return None
-    return "<p>" + "<br>\n".join(text.split("\n")) + "</p>"
+    codes: list[str] = []
+    if "`" in text:
+        # A run of backticks opens or closes only a span of its own length: leave those to Markdown.
+        if _CODE_MARK in text or "``" in text:
+            return None
+        text = _SPAN_RE.sub(lambda m: _hold_code(m, codes), text)
+        if "`" in text:
+            return None
+    if _NOT_PLAIN_RE.search(text):
+        return None
+    markup = "<p>" + "<br>\n".join(text.split("\n")) + "</p>"
+    if codes:
+        pieces = markup.split(_CODE_MARK)
+        markup = pieces[0] + "".join(
+            f"<code>{c}</code>{rest}" for c, rest in zip(codes, pieces[1:], strict=True)
+        )
+    return markup
+
+
+def _hold_code(match: re.Match[str], codes: list[str]) -> str:
+    body = match.group(1).strip()
+    if not body or _CODE_UNSAFE_RE.search(body):
+        return "`"  # left for Markdown
+    codes.append(body.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;"))
+    return _CODE_MARK
+
+
+def _plain_list(text: str) -> str | None:
+    """Render a list of plain items, one a line (the `<br>` lists of one-line formats)."""
+    lines = text.rstrip("\n").split("\n")
+    items = []
+    for line in lines:
+        item = _plain(line[2:]) if line.startswith("- ") else None
+        if item is None:
+            return None
+        items.append(f"<li>{item[3:-4]}</li>")
+    return "<ul>\n" + "\n".join(items) + "\n</ul>"
 
 
 def _markdown_to_html(text: str) -> str:
