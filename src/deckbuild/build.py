@@ -6,6 +6,7 @@ the previous packages and the lock file as they were.
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import html
 import json
@@ -23,7 +24,9 @@ from typing import TYPE_CHECKING, Any
 from deckbuild import answers, cache, ids
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
+from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
+from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard, quizpage, semicolon
 from deckbuild.render import Where, note_fields
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
@@ -34,12 +37,36 @@ if TYPE_CHECKING:
 READERS = {"semicolon": semicolon.read, "quizpage": quizpage.read}
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Parsed:
-    """A validated card and the source file it came from."""
+    """A card that passed validation: where it came from, its identity, and its rendering."""
 
     source: SourceFile
-    card: CardBase
+    line: int
+    id: str
+    tags: tuple[str, ...]
+    # What the lock keeps beside the card's hash.
+    extra: dict[str, str | None]
+    sig: str = ""
+    # The validated model; None when the memo vouched for the card instead.
+    card: CardBase | None = None
+    rendered: Rendered | None = None
+    images: dict[str, Path] | None = None
+
+    @property
+    def deck(self) -> str:
+        return self.source.deck
+
+    @property
+    def where(self) -> str:
+        return f"{self.source.display}:{self.line}"
+
+    @property
+    def model(self) -> CardBase:
+        """Return the validated card (collect without a memo always validates)."""
+        if self.card is None:
+            raise ValueError(f"{self.where}: card was answered from the memo, not validated")
+        return self.card
 
 
 @dataclass
@@ -49,6 +76,7 @@ class Collection:
     cards: list[Parsed]
     locks: dict[Path, Lock]
     report: Report
+    memo: Memo | None = None
 
 
 @dataclass
@@ -72,10 +100,12 @@ def _tags(source: SourceFile, raw: RawCard) -> list[str]:
     return tags
 
 
-def collect(paths: Iterable[Path], report: Report | None = None) -> Collection:
-    """Read and validate every card below `paths`; record every problem in the report."""
-    from deckbuild.models import make_card
+def collect(paths: Iterable[Path], report: Report | None = None, memo: Memo | None = None) -> Collection:
+    """Read and validate every card below `paths`; record every problem in the report.
 
+    With a memo, a card read exactly as in an earlier run takes that run's rendering instead
+    of being validated and rendered again.
+    """
     report = report or Report()
     locks: dict[Path, Lock] = {}
     cards: list[Parsed] = []
@@ -97,31 +127,55 @@ def collect(paths: Iterable[Path], report: Report | None = None) -> Collection:
             continue
         raws = READERS[fmt](source.display, lines, report)
         ids.assign(source, raws, locks[source.root], report)
+        root = source.root.resolve()
         for raw in raws:
             report.count("read")
             answers.apply(raw, source.display, report)
-            where = f"{source.display}:{raw.line}"
-            data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": where}
-            data["tags"] = _tags(source, raw)
-            try:
-                card = make_card(data)
-            except ValueError as exc:
-                report.error(source.display, raw.line, f"{exc}")
+            sig = signature(raw) if memo is not None else ""
+            parsed = _recall(source, raw, sig, memo, root) or _validate(source, raw, sig, report)
+            if parsed is None:
                 report.count("skipped")
                 continue
-            key = card.id.lower()
+            key = parsed.id.lower()
             if key in seen:
                 report.error(
                     source.display,
                     raw.line,
-                    f"UUID {card.id} is used twice: here and at {seen[key]}; "
+                    f"UUID {parsed.id} is used twice: here and at {seen[key]}; "
                     "give one of the cards a new UUID",
                 )
                 report.count("skipped")
                 continue
-            seen[key] = where
-            cards.append(Parsed(source, card))
-    return Collection(cards, locks, report)
+            seen[key] = parsed.where
+            cards.append(parsed)
+    return Collection(cards, locks, report, memo)
+
+
+def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo | None, root: Path) -> Parsed | None:
+    """Take a card from the memo when an earlier run read exactly this text, images unchanged."""
+    if memo is None or "id" not in raw.data:
+        return None
+    known = memo.lookup(source, sig)
+    if known is None:
+        return None
+    images = current_media(known.rendered.media, root) if known.rendered.media else {}
+    if images is None:
+        return None
+    tags = tuple(_tags(source, raw))
+    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images)
+
+
+def _validate(source: SourceFile, raw: RawCard, sig: str, report: Report) -> Parsed | None:
+    from deckbuild.models import make_card
+
+    data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": f"{source.display}:{raw.line}"}
+    data["tags"] = _tags(source, raw)
+    try:
+        card = make_card(data)
+    except ValueError as exc:
+        report.error(source.display, raw.line, f"{exc}")
+        return None
+    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card)
 
 
 def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
@@ -132,8 +186,8 @@ def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
 
 def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
     """Render a card's note fields; images it shows are added to `media`."""
-    card, source = parsed.card, parsed.source
-    where = Where(card.path, card.line, source.path.parent, source.root, media)
+    card, source = parsed.model, parsed.source
+    where = Where(source.display, parsed.line, source.path.parent, source.root, media)
     return note_fields(card, source.origin, report, where)
 
 
@@ -142,8 +196,8 @@ PARALLEL_MIN = 1500
 _FORKED: list[Parsed] = []
 
 
-def _render_entry(parsed: Parsed) -> dict[str, Any]:
-    """Render one card into what the cache keeps: fields, problems, and the images it uses."""
+def _render_one(parsed: Parsed) -> Rendered:
+    """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media = Report(), dict[str, Path]()
     fields = render_card(parsed, report, media)
     root = parsed.source.root.resolve()
@@ -152,18 +206,18 @@ def _render_entry(parsed: Parsed) -> dict[str, Any]:
         stat = path.stat()
         deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
     problems = [[p.severity.value, p.message] for p in report.problems]
-    return {"fields": fields, "problems": problems, "media": deps}
+    return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
 
 
-def _render_range(bounds: tuple[int, int]) -> list[dict[str, Any]]:
-    return [_render_entry(p) for p in _FORKED[bounds[0] : bounds[1]]]
+def _render_range(bounds: tuple[int, int]) -> list[Rendered]:
+    return [_render_one(p) for p in _FORKED[bounds[0] : bounds[1]]]
 
 
-def _render_many(cards: list[Parsed], jobs: int) -> list[dict[str, Any]]:
+def _render_many(cards: list[Parsed], jobs: int) -> list[Rendered]:
     import multiprocessing
 
     if jobs < 2 or len(cards) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
-        return [_render_entry(p) for p in cards]
+        return [_render_one(p) for p in cards]
     # Forked workers see the cards without pickling them; results come back in order.
     _FORKED[:] = cards
     size = -(-len(cards) // (jobs * 4))
@@ -175,67 +229,36 @@ def _render_many(cards: list[Parsed], jobs: int) -> list[dict[str, Any]]:
         _FORKED.clear()
 
 
-def _card_key(parsed: Parsed) -> str:
-    content = parsed.card.model_dump_json(exclude={"source", "deck", "tags", "id"})
-    return cache.key("card", parsed.source.origin, content)
-
-
-def _media_current(entry: dict[str, Any], root: Path) -> dict[str, Path] | None:
-    """Return the images a cached card uses, or None when any of them changed since."""
-    from deckbuild.render import media_name
-
-    found = {}
-    for name, relative, size, mtime in entry["media"]:
-        path = root.resolve() / relative
-        try:
-            stat = path.stat()
-        except OSError:
-            return None
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
-            return None
-        found[name] = path
-    return found
-
-
-def render_all(
-    cards: list[Parsed], report: Report, media: dict[str, dict[str, Path]], store: cache.Cache, jobs: int = 1
-) -> list[list[str]]:
-    """Render every card, taking what the cache already holds, and record each card's problems."""
-    keys = [_card_key(p) for p in cards]
-    hits = store.get_many(set(keys))
-    entries: list[dict[str, Any] | None] = []
-    images: list[dict[str, Path] | None] = []
-    for parsed, k in zip(cards, keys, strict=True):
-        entry = hits.get(k)
-        current = _media_current(entry, parsed.source.root) if entry is not None else None
-        entries.append(entry if current is not None else None)
-        images.append(current)
-    misses = [i for i, e in enumerate(entries) if e is None]
-    fresh = _render_many([cards[i] for i in misses], jobs)
-    for i, entry in zip(misses, fresh, strict=True):
-        entries[i] = entry
-        images[i] = {name: cards[i].source.root.resolve() / rel for name, rel, _, _ in entry["media"]}
-    store.put_many({keys[i]: entry for i, entry in zip(misses, fresh, strict=True)})
+def render_all(collection: Collection, media: dict[str, dict[str, Path]], jobs: int = 1) -> list[list[str]]:
+    """Render every card the memo did not answer, and record each card's problems."""
+    cards, report = collection.cards, collection.report
+    misses = [p for p in cards if p.rendered is None]
+    for parsed, rendered in zip(misses, _render_many(misses, jobs), strict=True):
+        parsed.rendered = rendered
+        root = parsed.source.root.resolve()
+        parsed.images = {name: root / relative for name, relative, _, _ in rendered.media}
+        if collection.memo is not None:
+            collection.memo.remember(parsed.source, parsed.sig, rendered, parsed.extra)
+    if collection.memo is not None:
+        collection.memo.save()
     report.count("rendered", len(misses))
     out = []
-    for parsed, entry, used in zip(cards, entries, images, strict=True):
-        assert entry is not None and used is not None
-        for severity, message in entry["problems"]:
+    for parsed in cards:
+        assert parsed.rendered is not None and parsed.images is not None
+        for severity, message in parsed.rendered.problems:
             add = report.error if severity == "error" else report.warn
-            add(parsed.card.path, parsed.card.line, message)
-        media.setdefault(parsed.source.package, {}).update(used)
-        out.append(entry["fields"])
+            add(parsed.source.display, parsed.line, message)
+        if parsed.images:
+            media.setdefault(parsed.source.package, {}).update(parsed.images)
+        out.append(parsed.rendered.fields)
     return out
 
 
 def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
-    collection = collect(paths)
-    store = cache.Cache(cache.cache_dir() if use_cache else None)
-    try:
-        render_all(collection.cards, collection.report, {}, store, os.cpu_count() or 1)
-    finally:
-        store.close()
+    with closing(cache.Cache(cache.cache_dir() if use_cache else None)) as store:
+        collection = collect(paths, memo=Memo(store))
+        render_all(collection, {}, os.cpu_count() or 1)
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
     return collection.report
@@ -364,24 +387,23 @@ class _Build:
     previous: Sequence[Path]
     release: Release
     report: Report
-    packages: dict[str, dict[str, Any]] = field(default_factory=dict)
+    packages: dict[str, dict[str, DeckData]] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)
     notetype_mods: dict[str, int] = field(default_factory=dict)
     notetype_digest: str = field(default_factory=notetype_hash)
+    stamped: set[tuple[str, Path]] = field(default_factory=set)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
-        from deckbuild.package import write_package
-
-        collection = collect(self.paths, self.report)
+        collection = collect(self.paths, self.report, Memo(self.store))
         media: dict[str, dict[str, Path]] = {}
-        rendered = render_all(collection.cards, self.report, media, self.store, self.jobs)
+        render_all(collection, media, self.jobs)
         if self.report.failed(strict):
             raise BuildFailed(self.report, strict)
-        for parsed, fields in zip(collection.cards, rendered, strict=True):
-            self.add(parsed, fields, collection.locks[parsed.source.root])
-        current = {p.card.id for p in collection.cards}
+        for parsed in collection.cards:
+            self.add(parsed, collection.locks[parsed.source.root])
+        current = {p.id for p in collection.cards}
         for root, lock in sorted(collection.locks.items()):
             self.retire(root, lock, current)
 
@@ -405,6 +427,7 @@ class _Build:
     def write(self, target: Path, decks: list[Any], notetype_mod: int, files: list[Any], writer: Any) -> None:
         """Write a package, unless the file there is already exactly what these notes make."""
         digest = hashlib.sha256()
+        names = [[deck.name, deck.description] for deck in decks]
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
             for n in deck.notes:
@@ -412,32 +435,36 @@ class _Build:
                 digest.update("\x1f".join([*n.fields, *n.tags]).encode("utf-8"))
         media = "\x1f".join(name for name, _ in files)
         k = cache.key("package", str(notetype_mod), media, digest.hexdigest())
-        known = self.store.get_many([k]).get(k)
-        if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
+        shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
+        known = self.store.get_many([k, shell_key])
+        if k in known and target.is_file() and _sha256(target) == known[k]["sha256"]:
             self.report.count("unchanged")
             return
-        writer(target, decks, notetype_mod, files)
+        if shell_key in known:
+            empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
+        else:
+            empty = shell(decks, notetype_mod)
+            self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
+        writer(target, decks, notetype_mod, files, empty)
         self.store.put_many({k: {"sha256": _sha256(target)}})
 
-    def deck(self, slug: str, name: str) -> Any:
-        from deckbuild.package import DeckData
-
+    def deck(self, slug: str, name: str) -> DeckData:
         decks = self.packages.setdefault(slug, {})
-        return decks.setdefault(name, DeckData(name, description=self.release.description()))
+        if name not in decks:
+            decks[name] = DeckData(name, description=self.release.description())
+        return decks[name]
 
-    def add(self, parsed: Parsed, fields: list[str], lock: Lock) -> None:
-        from deckbuild.package import NoteData
-
+    def add(self, parsed: Parsed, lock: Lock) -> None:
+        assert parsed.rendered is not None
         slug = parsed.source.package
-        self.anchors[slug] = parsed.source.package_deck
-        nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
-        self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
-        tags = list(parsed.card.tags)
-        digest = content_hash(fields, tags)
-        mod = lock.stamp(
-            "notes", parsed.card.id, digest, self.now, **ids.lock_extra(parsed.source, parsed.card)
-        )
-        self.deck(slug, parsed.card.deck).notes.append(NoteData(parsed.card.id, fields, tags, mod))
+        if (slug, lock.path) not in self.stamped:
+            self.stamped.add((slug, lock.path))
+            self.anchors[slug] = parsed.source.package_deck
+            nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
+            self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
+        mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
+        note = NoteData(parsed.id, parsed.rendered.fields, list(parsed.tags), mod)
+        self.deck(slug, parsed.deck).notes.append(note)
         self.report.count("packaged")
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
@@ -452,8 +479,6 @@ class _Build:
 
     def retire(self, root: Path, lock: Lock, current: set[str]) -> None:
         """Carry every card that left the sources into its package, marked retired."""
-        from deckbuild.package import NoteData
-
         for guid, entry in sorted(lock.notes.items()):
             if guid in current:
                 continue
@@ -503,8 +528,6 @@ class _Build:
     @cached_property
     def shipped(self) -> dict[str, Any]:
         """Every note of ours that an earlier package holds, the newest of each."""
-        from deckbuild.package import read_package
-
         found: dict[str, Any] = {}
         candidates = [*self.previous, self.outdir]
         files = [
@@ -537,7 +560,7 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
     root = find_root(Path(os.path.abspath(path)))
     with exclusive(root):
         lock = Lock.load(root / LOCK_NAME)
-        current = {p.card.id for p in collect([root]).cards}
+        current = {p.id for p in collect([root]).cards}
         problems = []
         for guid in guids:
             if guid in current:

@@ -13,12 +13,13 @@ import hashlib
 import json
 import os
 import sqlite3
+import sys
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 1
+CACHE_FORMAT = 2
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "genanki")
 _CHUNK = 500
 
@@ -38,7 +39,12 @@ def versions() -> str:
 
     from deckbuild import __version__
 
-    found = [f"deckbuild={__version__}", f"format={CACHE_FORMAT}"]
+    # The code itself, too: an edited checkout between releases must not meet its old output.
+    code = hashlib.sha256()
+    for path in sorted(Path(__file__).parent.rglob("*.py")):
+        code.update(path.read_bytes())
+    found = [f"deckbuild={__version__}+{code.hexdigest()[:16]}", f"format={CACHE_FORMAT}"]
+    found.append("python=" + ".".join(map(str, sys.version_info[:3])))
     for name in RENDERERS:
         try:
             found.append(f"{name}={version(name)}")
@@ -67,6 +73,11 @@ class Cache:
             self.db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
+            self.db.execute(
+                "CREATE TABLE IF NOT EXISTS memo (grp TEXT NOT NULL, sig TEXT NOT NULL, "
+                "fields TEXT NOT NULL, digest TEXT NOT NULL, extra TEXT NOT NULL, problems TEXT NOT NULL, "
+                "media TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
+            )
         except (OSError, sqlite3.Error):
             # A cache that cannot be opened only costs time; the build itself must not fail.
             self.db = None
@@ -97,6 +108,34 @@ class Cache:
         try:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", rows)
+            self.db.execute("COMMIT")
+        except sqlite3.Error:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("ROLLBACK")
+
+    def memo_rows(self, group: str) -> dict[str, tuple[str, ...]]:
+        """Return the remembered cards of one group (one source file), by signature."""
+        if self.db is None:
+            return {}
+        try:
+            rows = self.db.execute(
+                "SELECT sig, fields, digest, extra, problems, media FROM memo WHERE grp = ?", (group,)
+            )
+            return {sig: tuple(rest) for sig, *rest in rows}
+        except sqlite3.Error:
+            return {}
+
+    def update_memo(self, group: str, new: dict[str, tuple[str, ...]], stale: list[str]) -> None:
+        """Add cards to a group and drop the ones it no longer holds, in one transaction."""
+        if self.db is None:
+            return
+        try:
+            self.db.execute("BEGIN IMMEDIATE")
+            self.db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
+            self.db.executemany(
+                "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?)",
+                [(group, sig, *row) for sig, row in new.items()],
+            )
             self.db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):

@@ -128,11 +128,11 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
         raise BuildFailed(collection.report)
     _print_report(collection.report)
     if as_json:
-        data = [card_json(p.card) for p in collection.cards]
+        data = [card_json(p.model) for p in collection.cards]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         for parsed in collection.cards:
-            card = parsed.card
+            card = parsed.model
             click.echo(f"{card.source}\t{card.kind}\t{card.id}\t{card.question.splitlines()[0]}")
 
 

@@ -11,9 +11,7 @@ import zipfile
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
-
-import genanki
+from typing import Any, NamedTuple
 
 from deckbuild.notetype import (
     CSS,
@@ -28,8 +26,7 @@ from deckbuild.notetype import (
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 
-@dataclass(frozen=True)
-class NoteData:
+class NoteData(NamedTuple):
     """One note ready to write: GUID, fields in note-type order, tags, and its own mod time."""
 
     guid: str
@@ -81,51 +78,75 @@ class DeckData:
     description: str = ""
 
 
-class _Model(genanki.Model):  # type: ignore[misc]
-    """A genanki model whose mod time moves only when its templates or CSS change."""
+class Shell(NamedTuple):
+    """A collection with no notes yet (schema, note type, decks), and which cards a note gets."""
 
-    def __init__(self, mod: int) -> None:
-        super().__init__(
-            NOTE_TYPE_ID,
-            NOTE_TYPE_NAME,
-            fields=[{"name": name} for name in FIELDS],
-            templates=[dict(t) for t in TEMPLATES],
-            css=CSS,
-            sort_field_index=0,
-        )
-        self.mod = mod
-
-    def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
-        data: dict[str, Any] = super().to_json(self.mod, deck_id)
-        return data
+    db: bytes
+    # genanki's card rule per template: (ord, "any" or "all", indices of the fields it needs).
+    req: list[tuple[int, str, list[int]]]
 
 
-def write_package(
-    path: Path, decks: Sequence[DeckData], notetype_mod: int, media: Sequence[tuple[str, Path]] = ()
-) -> None:
-    """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly."""
-    model = _Model(notetype_mod)
+def shell(decks: Sequence[DeckData], notetype_mod: int) -> Shell:
+    """Have genanki write an empty collection with our note type and these decks."""
+    import genanki
+
+    class Model(genanki.Model):  # type: ignore[misc]
+        # The note type's mod moves only when its templates or CSS change, never with the clock.
+        def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
+            data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
+            return data
+
+    model = Model(
+        NOTE_TYPE_ID,
+        NOTE_TYPE_NAME,
+        fields=[{"name": name} for name in FIELDS],
+        templates=[dict(t) for t in TEMPLATES],
+        css=CSS,
+        sort_field_index=0,
+    )
     gdecks = []
     for deck in decks:
         gdeck = genanki.Deck(deck_id(deck.name), deck.name, deck.description)
         gdeck.add_model(model)
         gdecks.append(gdeck)
-    stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
-    ids = itertools.count(stamp * 1000)
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
+    with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp:
         db_path = Path(tmp) / "collection.anki2"
         conn = sqlite3.connect(db_path)
         try:
-            cursor = conn.cursor()
-            # genanki writes the collection: schema, configuration, note type and decks ...
-            genanki.Package(gdecks).write_to_db(cursor, stamp, ids)
-            # ... and we add the notes and cards in one go, the same rows its per-note loop
-            # writes, in the same order and with the same ids, about ten times faster.
-            notes, cards = _rows(decks, gdecks, model, ids)
-            cursor.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?)", notes)
-            cursor.executemany("INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cards)
+            # No note is written here, so neither the clock nor the id counter is read.
+            genanki.Package(gdecks).write_to_db(conn.cursor(), 0, iter(()))
+            conn.commit()
+        finally:
+            conn.close()
+        return Shell(db_path.read_bytes(), [(o, mode, list(need)) for o, mode, need in model._req])
+
+
+def write_package(
+    path: Path,
+    decks: Sequence[DeckData],
+    notetype_mod: int,
+    media: Sequence[tuple[str, Path]] = (),
+    empty: Shell | None = None,
+) -> None:
+    """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly.
+
+    `empty` is what `shell` returns for these decks, when the caller kept it from before.
+    """
+    empty = empty or shell(decks, notetype_mod)
+    stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
+        db_path = Path(tmp) / "collection.anki2"
+        db_path.write_bytes(empty.db)
+        conn = sqlite3.connect(db_path)
+        try:
+            # The rows genanki's per-note loop writes, in the same order and with the same ids,
+            # about ten times faster. The file is thrown away if anything fails: no journal.
+            conn.execute("PRAGMA journal_mode=OFF")
+            conn.execute("PRAGMA synchronous=OFF")
+            notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000))
+            conn.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?)", notes)
+            conn.executemany("INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cards)
             conn.commit()
         finally:
             conn.close()
@@ -140,52 +161,27 @@ def write_package(
         os.replace(zip_tmp, path)
 
 
-def _card_ords(model: _Model, fields: list[str]) -> list[int]:
-    """Which cards a note has: genanki's own rule (Note._front_back_cards), without a Note."""
-    return [
-        ord_
-        for ord_, any_or_all, required in model._req
-        if (any if any_or_all == "any" else all)(fields[i] for i in required)
-    ]
-
-
 def _rows(
-    decks: Sequence[DeckData], gdecks: list[Any], model: _Model, ids: Iterator[int]
+    decks: Sequence[DeckData], req: list[tuple[int, str, list[int]]], ids: Iterator[int]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    for deck, gdeck in zip(decks, gdecks, strict=True):
+    rules = [(o, any if mode == "any" else all, need) for o, mode, need in req]
+    for deck in decks:
+        did = deck_id(deck.name)
         for note in deck.notes:
-            fields = list(note.fields)
+            fields = note.fields
             tags = " " + " ".join(note.tags) + " "
             nid = next(ids)
-            notes.append(
-                (nid, note.guid, model.model_id, note.mod, -1, tags, "\x1f".join(fields), fields[0], 0, 0, "")
-            )
+            flds = "\x1f".join(fields)
+            notes.append((nid, note.guid, NOTE_TYPE_ID, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
             queue = -1 if note.suspended else 0
-            for card in _card_ords(model, fields):
-                cards.append(
-                    (
-                        next(ids),
-                        nid,
-                        gdeck.deck_id,
-                        card,
-                        note.mod,
-                        -1,
-                        0,
-                        queue,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        0,
-                        "",
+            # genanki's own rule (Note._front_back_cards): which templates give this note a card.
+            for ord_, test, need in rules:
+                if test(fields[i] for i in need):
+                    cards.append(
+                        (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
                     )
-                )
     return notes, cards
 
 

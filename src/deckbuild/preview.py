@@ -19,6 +19,7 @@ from deckbuild import cache
 from deckbuild.atomic import write_text
 from deckbuild.build import collect, render_all
 from deckbuild.errors import BuildFailed, Report
+from deckbuild.memo import Memo
 from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
 from deckbuild.render import to_mathml
 
@@ -99,11 +100,11 @@ def _page(title: str, body: list[str], night: bool, other: str) -> str:
 
 def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
-    collection = collect(paths)
-    report = collection.report
     by_package: dict[str, dict[str, Path]] = {}
     with closing(cache.Cache(cache.cache_dir())) as store:
-        values = render_all(collection.cards, report, by_package, store, os.cpu_count() or 1)
+        collection = collect(paths, memo=Memo(store))
+        values = render_all(collection, by_package, os.cpu_count() or 1)
+    report = collection.report
     rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, values, strict=True)]
     media = {name: path for files in by_package.values() for name, path in files.items()}
     if report.errors:
@@ -111,8 +112,8 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     pages: dict[bool, list[str]] = {False: [], True: []}
     deck = None
     for parsed, fields in rendered:
-        if parsed.card.deck != deck:
-            deck = parsed.card.deck
+        if parsed.deck != deck:
+            deck = parsed.deck
             for body in pages.values():
                 body.append(f"<h2>{html.escape(deck)}</h2>")
         front = fill(FRONT, fields)
@@ -120,11 +121,11 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
         for night, body in pages.items():
             card_class = "card nightMode" if night else "card"
             sides = "".join(
-                f'<div class="preview-side"><div class="label">{label} · {html.escape(parsed.card.source)}'
+                f'<div class="preview-side"><div class="label">{label} · {html.escape(parsed.where)}'
                 f'</div><div class="{card_class}">{typeset(side)}</div></div>'
                 for label, side in (("front", front), ("back", back))
             )
-            body.append(f'<section class="preview-card" id="{parsed.card.id}">{sides}</section>')
+            body.append(f'<section class="preview-card" id="{parsed.id}">{sides}</section>')
 
     outdir.mkdir(parents=True, exist_ok=True)
     written = []

@@ -1,0 +1,136 @@
+"""What a build remembers of each card between runs: its rendering, keyed by its exact source.
+
+A card whose source text, file and context are exactly as in an earlier run, under the same
+versions of deckbuild and its renderers, was validated and rendered then; the memo answers it
+without running pydantic or Markdown again. Entries live in the cache, one group per source
+file, so an edit stores and deletes only the cards it touched.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from deckbuild import cache
+
+if TYPE_CHECKING:
+    from deckbuild.readers import RawCard
+    from deckbuild.sources import SourceFile
+
+# Fields are stored joined, as Anki stores them; a field holding the separator is never stored.
+_SEP = "\x1f"
+
+
+@dataclass(slots=True)
+class Rendered:
+    """A card rendered: its note fields, content hash, problems, and the images it shows."""
+
+    fields: list[str]
+    digest: str
+    problems: list[list[str]] = field(default_factory=list)
+    # [content name, path relative to the deck root, size, mtime_ns] per image.
+    media: list[list[Any]] = field(default_factory=list)
+
+
+@dataclass(slots=True)
+class Remembered:
+    """What the memo holds for one card: its rendering and what the lock keeps beside it."""
+
+    rendered: Rendered
+    extra: dict[str, str | None]
+
+
+_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
+
+
+def signature(raw: RawCard) -> str:
+    """Return the exact text of a card as read: equal signatures render equally."""
+    return _ENCODE([raw.kind, raw.data])
+
+
+def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
+    """Return the images a remembered card shows, or None when any of them changed since."""
+    from deckbuild.render import media_name
+
+    found = {}
+    for name, relative, size, mtime in media:
+        path = root / relative
+        try:
+            stat = path.stat()
+        except OSError:
+            return None
+        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            return None
+        found[name] = path
+    return found
+
+
+class Memo:
+    """The remembered cards of every source file a run reads, and what the run adds to them."""
+
+    def __init__(self, store: cache.Cache) -> None:
+        self.store = store
+        self._loaded: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._used: dict[str, set[str]] = {}
+        self._new: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._groups: dict[Path, str] = {}
+
+    @staticmethod
+    def group(source: SourceFile) -> str:
+        """Name the group of one source file: its place and everything it lends its cards."""
+        context = [str(source.path), str(source.root), source.origin, source.deck, source.tag]
+        return cache.key("memo", *context)
+
+    def lookup(self, source: SourceFile, sig: str) -> Remembered | None:
+        """Return what an earlier run made of this card, if anything."""
+        if self.store.db is None:
+            return None
+        group = self._groups.get(source.path)
+        if group is None:
+            group = self._groups[source.path] = self.group(source)
+            self._loaded[group] = self.store.memo_rows(group)
+            self._used[group] = set()
+        row = self._loaded[group].get(sig)
+        if row is None:
+            return None
+        self._used[group].add(sig)
+        fields, digest, extra, problems, media = row
+        origin: dict[str, str | None] = {"origin": source.origin}
+        return Remembered(
+            Rendered(
+                fields.split(_SEP),
+                digest,
+                json.loads(problems) if problems else [],
+                json.loads(media) if media else [],
+            ),
+            {**origin, **json.loads(extra)} if extra else origin,
+        )
+
+    def remember(
+        self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]
+    ) -> None:
+        """Keep a freshly rendered card for the next run."""
+        if self.store.db is None or any(_SEP in f for f in rendered.fields):
+            return
+        rest = {k: v for k, v in extra.items() if k != "origin"}
+        row = (
+            _SEP.join(rendered.fields),
+            rendered.digest,
+            json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else "",
+            json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
+            json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
+        )
+        group = self._groups.get(source.path) or self.group(source)
+        self._new.setdefault(group, {})[sig] = row
+        self._used.setdefault(group, set()).add(sig)
+
+    def save(self) -> None:
+        """Store the new cards and forget the ones no source holds any more."""
+        for group in sorted(self._used.keys() | self._new.keys()):
+            stale = sorted(self._loaded.get(group, {}).keys() - self._used.get(group, set()))
+            new = self._new.get(group, {})
+            if stale or new:
+                self.store.update_memo(group, new, stale)
+        self._new.clear()

@@ -1,0 +1,98 @@
+"""The memo: a card read exactly as before is not validated or rendered again; nothing stale leaks."""
+
+from __future__ import annotations
+
+import sqlite3
+import zipfile
+
+import pytest
+
+from conftest import put, seed
+from deckbuild import models
+from deckbuild.build import build
+from deckbuild.errors import Report
+from deckbuild.memo import Memo, Rendered
+from deckbuild.sources import SourceFile, discover
+
+NOW = 1_750_000_000
+
+
+@pytest.fixture
+def tree(deck_tree):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    put(deck_tree, "Deck/quiz.txt", seed("001"))
+    build([deck_tree], deck_tree.parent / "first", now=NOW)
+    return deck_tree
+
+
+@pytest.fixture
+def validations(monkeypatch):
+    seen: list[str] = []
+    real = models.make_card
+
+    def counting(data):
+        seen.append(data["source"])
+        return real(data)
+
+    monkeypatch.setattr(models, "make_card", counting)
+    return seen
+
+
+def _rows(own_cache, tree, name: str) -> int:
+    [source] = [s for s in discover([tree], Report()) if s.path.name == name]
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        (count,) = db.execute("SELECT COUNT(*) FROM memo WHERE grp = ?", (Memo.group(source),)).fetchone()
+    return count
+
+
+def _notes(apkg) -> dict[str, str]:
+    data = zipfile.ZipFile(apkg).read("collection.anki2")
+    path = apkg.parent / "read.anki2"
+    path.write_bytes(data)
+    with sqlite3.connect(path) as db:
+        return dict(db.execute("SELECT guid, flds FROM notes"))
+
+
+def test_only_the_edited_card_is_validated_and_rendered_again(tree, validations):
+    source = tree / "Deck" / "003.txt"
+    source.write_text(source.read_text("utf-8").replace("query vector (", "query vector, q ("), "utf-8")
+    result = build([tree], tree.parent / "out", now=NOW + 10)
+    assert len(validations) == 1 and "/Deck/003.txt:" in validations[0]
+    assert result.report.counts["rendered"] == 1
+    assert any("query vector, q (" in f for f in _notes(result.packages[0]).values())
+
+
+def test_the_memo_holds_exactly_the_cards_its_file_holds(tree, own_cache):
+    before = _rows(own_cache, tree, "003.txt")
+    source = tree / "Deck" / "003.txt"
+    text = source.read_text("utf-8").rstrip("\n")
+    source.write_text(text[: text.rindex("\n")] + "\n", "utf-8")  # the last card leaves
+    build([tree], tree.parent / "out", now=NOW + 10)
+    assert _rows(own_cache, tree, "003.txt") == before - 1
+    assert _rows(own_cache, tree, "quiz.txt") > 0
+
+
+def test_a_file_moved_to_another_deck_takes_its_new_deck_and_source(tree, validations):
+    (tree / "Other").mkdir()
+    (tree / "Deck" / "003.txt").rename(tree / "Other" / "003.txt")
+    result = build([tree], tree.parent / "out", now=NOW + 10)
+    assert len(validations) == 57, "a new file context is a new memo group"
+    names = sorted(p.name for p in result.packages)
+    assert names == ["Deck.apkg", "Other.apkg"]
+    sources = {f.split("\x1f")[13] for f in _notes(tree.parent / "out" / "Other.apkg").values()}
+    assert sources == {"Other/003.txt"}
+
+
+def test_without_the_cache_every_card_is_validated(tree, validations):
+    build([tree], tree.parent / "out", now=NOW + 10, use_cache=False)
+    assert len(validations) == 72
+
+
+def test_a_field_holding_anki_s_separator_is_not_remembered(tmp_path):
+    class Store:
+        db = object()
+
+    memo = Memo(Store())  # type: ignore[arg-type]
+    source = SourceFile(tmp_path / "d" / "x.txt", tmp_path / "d", "D", "D")
+    memo.remember(source, "sig", Rendered(["a\x1fb"], "h"), {"origin": "x.txt"})
+    assert memo._new == {}
