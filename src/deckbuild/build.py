@@ -9,6 +9,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import html
+import importlib
 import json
 import os
 import re
@@ -17,7 +18,7 @@ import zipfile
 from collections.abc import Iterable, Sequence
 from contextlib import ExitStack, closing
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -27,14 +28,14 @@ from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
-from deckbuild.readers import RawCard, quizpage, semicolon
-from deckbuild.render import Where, note_fields
+from deckbuild.readers import RawCard
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
 
 if TYPE_CHECKING:
     from deckbuild.models import CardBase
 
-READERS = {"semicolon": semicolon.read, "quizpage": quizpage.read}
+# Imported when a file needs it: a tree of semicolon files never loads the page reader.
+READERS = {"semicolon": "deckbuild.readers.semicolon", "quizpage": "deckbuild.readers.quizpage"}
 
 
 @dataclass(slots=True)
@@ -125,9 +126,9 @@ def collect(paths: Iterable[Path], report: Report | None = None, memo: Memo | No
                 "fix the file or move it out of the deck folder",
             )
             continue
-        raws = READERS[fmt](source.display, lines, report)
+        raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
         ids.assign(source, raws, locks[source.root], report)
-        root = source.root.resolve()
+        root = _resolved(source.root)
         for raw in raws:
             report.count("read")
             answers.apply(raw, source.display, report)
@@ -149,6 +150,11 @@ def collect(paths: Iterable[Path], report: Report | None = None, memo: Memo | No
             seen[key] = parsed.where
             cards.append(parsed)
     return Collection(cards, locks, report, memo)
+
+
+@lru_cache(maxsize=64)
+def _resolved(root: Path) -> Path:
+    return root.resolve()
 
 
 def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo | None, root: Path) -> Parsed | None:
@@ -186,6 +192,8 @@ def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
 
 def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
     """Render a card's note fields; images it shows are added to `media`."""
+    from deckbuild.render import Where, note_fields
+
     card, source = parsed.model, parsed.source
     where = Where(source.display, parsed.line, source.path.parent, source.root, media)
     return note_fields(card, source.origin, report, where)
@@ -200,7 +208,7 @@ def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media = Report(), dict[str, Path]()
     fields = render_card(parsed, report, media)
-    root = parsed.source.root.resolve()
+    root = _resolved(parsed.source.root)
     deps = []
     for name, path in sorted(media.items()):
         stat = path.stat()
@@ -235,7 +243,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]], jobs: 
     misses = [p for p in cards if p.rendered is None]
     for parsed, rendered in zip(misses, _render_many(misses, jobs), strict=True):
         parsed.rendered = rendered
-        root = parsed.source.root.resolve()
+        root = _resolved(parsed.source.root)
         parsed.images = {name: root / relative for name, relative, _, _ in rendered.media}
         if collection.memo is not None:
             collection.memo.remember(parsed.source, parsed.sig, rendered, parsed.extra)
@@ -571,5 +579,6 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
             raise DeckbuildError("; ".join(problems))
         for guid in guids:
             del lock.notes[guid]
+            lock.changed.append(guid)
         lock.save()
     return list(guids)

@@ -22,7 +22,7 @@ from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
 
 LOCK_FORMAT = 1
-_ROW_RE = re.compile(r'^("(?:[^"\\]|\\.)*"): \{.*\},?$', re.M)
+_ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
 
 
 @dataclass
@@ -62,7 +62,8 @@ class Lock:
     notes: dict[str, Entry] = field(default_factory=dict)
     notetypes: dict[str, Entry] = field(default_factory=dict)
     changed: list[str] = field(default_factory=list)
-    rows: dict[str, str] = field(default_factory=dict, repr=False)
+    # The file as read, so that an unchanged entry is written back as it was, not re-encoded.
+    text: str = field(default="", repr=False)
 
     @classmethod
     def load(cls, path: Path) -> Lock:
@@ -77,8 +78,7 @@ class Lock:
                 raise ValueError(f"unknown lock format {data.get('deckbuild_lock')!r}")
             lock.notes = {k: Entry(**v) for k, v in data["notes"].items()}
             lock.notetypes = {k: Entry(**v) for k, v in data["notetypes"].items()}
-            # Rows as written: an unchanged entry is written back as it was, without re-encoding.
-            lock.rows = {json.loads(m.group(1)): m.group(0).rstrip(",") for m in _ROW_RE.finditer(text)}
+            lock.text = text
         except (OSError, ValueError, KeyError, TypeError) as exc:
             raise DeckbuildError(
                 f"{path}:1: cannot read the lock file ({exc}); restore it from git"
@@ -104,15 +104,16 @@ class Lock:
     def render(self) -> str:
         """Return the lock as text: JSON with one sorted entry a line, so diffs stay small."""
         out = ["{", f'"deckbuild_lock": {LOCK_FORMAT},']
+        written = self.rows()
+        changed = set(self.changed)
         for table, entries, last in (
             ("notetypes", self.notetypes, False),
             ("notes", self.notes, True),
         ):
             out.append(f'"{table}": {{')
-            changed = set(self.changed)
             rows = [
-                self.rows[k]
-                if k in self.rows and k not in changed
+                written[k]
+                if k in written and k not in changed
                 else f"{json.dumps(k)}: {json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True)}"
                 for k, v in sorted(entries.items())
             ]
@@ -121,8 +122,20 @@ class Lock:
         out.append("}")
         return "\n".join(line for line in out if line) + "\n"
 
+    def rows(self) -> dict[str, str]:
+        """Return the entry lines of the file as read, by key."""
+        found = {}
+        for line in self.text.split("\n"):
+            match = _ROW_RE.match(line)
+            if match:
+                key = match.group(1)
+                found[key[1:-1] if "\\" not in key else json.loads(key)] = match.group(0).rstrip(",")
+        return found
+
     def save(self) -> None:
         """Write the lock atomically, so that a killed build never leaves half a file."""
+        if self.text and not self.changed:
+            return  # exactly as read
         text = self.render()
         if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
             return
