@@ -117,6 +117,14 @@ def test_the_cache_lives_where_deckbuild_cache_dir_says_and_no_cache_skips_it(tr
     assert (elsewhere / "cache.sqlite").is_file()
 
 
+def test_renderer_versions_are_read_as_importlib_metadata_reads_them():
+    from importlib.metadata import version
+
+    assert {name: cache._installed()[name] for name in cache.RENDERERS} == {
+        name: version(name) for name in cache.RENDERERS
+    }
+
+
 def test_help_does_not_import_the_heavy_libraries():
     code = (
         "import sys\nfrom deckbuild.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"

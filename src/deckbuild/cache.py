@@ -35,8 +35,6 @@ def cache_dir() -> Path:
 @lru_cache(maxsize=1)
 def versions() -> str:
     """Name every version that can change what a card renders to or how a package is written."""
-    from importlib.metadata import PackageNotFoundError, version
-
     from deckbuild import __version__
 
     # The code itself, too: an edited checkout between releases must not meet its old output.
@@ -45,12 +43,27 @@ def versions() -> str:
         code.update(path.read_bytes())
     found = [f"deckbuild={__version__}+{code.hexdigest()[:16]}", f"format={CACHE_FORMAT}"]
     found.append("python=" + ".".join(map(str, sys.version_info[:3])))
-    for name in RENDERERS:
-        try:
-            found.append(f"{name}={version(name)}")
-        except PackageNotFoundError:
-            found.append(f"{name}=?")
+    installed = _installed()
+    found += [f"{name}={installed.get(name, '?')}" for name in RENDERERS]
     return ";".join(found)
+
+
+def _installed() -> dict[str, str]:
+    """Read installed versions off the .dist-info folders on sys.path, first found wins.
+
+    importlib.metadata does the same but costs more start-up than a whole cached rebuild can spare.
+    """
+    found: dict[str, str] = {}
+    for entry in sys.path:
+        try:
+            names = sorted(os.listdir(entry or "."))
+        except OSError:
+            continue
+        for name in names:
+            if name.endswith(".dist-info") and "-" in name:
+                project, _, release = name[: -len(".dist-info")].partition("-")
+                found.setdefault(project.lower().replace("-", "_").replace(".", "_"), release)
+    return found
 
 
 def key(*parts: str) -> str:
