@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import re
 import uuid
-from difflib import SequenceMatcher
 from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
@@ -64,6 +63,8 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         else:
             raw.data["id"] = guid
             taken.add(guid)
+
+    from difflib import SequenceMatcher
 
     # Best pairs first, so that two edited cards never swap ids.
     pairs = sorted(

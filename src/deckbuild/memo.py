@@ -42,12 +42,10 @@ class Remembered:
     extra: dict[str, str | None]
 
 
-_ENCODE = json.JSONEncoder(ensure_ascii=False, separators=(",", ":"), default=str).encode
-
-
 def signature(raw: RawCard) -> str:
     """Return the exact text of a card as read: equal signatures render equally."""
-    return _ENCODE([raw.kind, raw.data])
+    # Readers give str, int, bool, None, lists and dicts, whose repr is exact and cheaper than JSON.
+    return repr((raw.kind, raw.data))
 
 
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:

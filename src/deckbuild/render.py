@@ -56,6 +56,13 @@ _NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]"
 _SPAN_RE = re.compile(r"`([^`\n]+)`")
 _CODE_UNSAFE_RE = re.compile(r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]")
 _CODE_MARK = "\ue002"
+# An escape (two characters, skipped whole) or a brace.
+_BRACE_RE = re.compile(r"\\.|[{}]", re.S)
+# Commands that come in pairs: (opener, closer, a pattern for each).
+_PAIRS = tuple(
+    (f"\\{a}", f"\\{b}", re.compile(rf"\\{a}(?![A-Za-z])"), re.compile(rf"\\{b}(?![A-Za-z])"))
+    for a, b in (("left", "right"), ("begin", "end"))
+)
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 _MOJIBAKE_RE = re.compile(
@@ -190,13 +197,11 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     body, shown = formula.body, formula.html()
     depth = 0
-    i = 0
-    while i < len(body) and depth >= 0:
-        if body[i] == "\\":
-            i += 2
-            continue
-        depth += {"{": 1, "}": -1}.get(body[i], 0)
-        i += 1
+    for brace in _BRACE_RE.findall(body):
+        if len(brace) == 1:
+            depth += 1 if brace == "{" else -1
+            if depth < 0:
+                break
     if depth != 0:
         report.error(where.path, where.line, f"unbalanced braces in formula {shown}; match every {{ with }}")
         return
@@ -207,10 +212,8 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
             f"'\\ {stray.group(1)}' in formula {shown} looks like \\{stray.group(1)} "
             "with a stray space; remove the space",
         )
-    for opener, closer in (("\\left", "\\right"), ("\\begin", "\\end")):
-        if len(re.findall(re.escape(opener) + r"(?![A-Za-z])", body)) != len(
-            re.findall(re.escape(closer) + r"(?![A-Za-z])", body)
-        ):
+    for opener, closer, opens, closes in _PAIRS:
+        if (opener in body or closer in body) and len(opens.findall(body)) != len(closes.findall(body)):
             message = f"malformed formula {shown}; check \\left/\\right pairs and commands"
             report.error(where.path, where.line, message)
             return

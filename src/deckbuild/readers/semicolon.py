@@ -22,9 +22,11 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
 
     A field in double quotes may hold ';', a doubled quote for a quote, and line breaks.
     """
+    line = lines[start]
+    if '"' not in line:
+        return line.split(";"), start + 1
     fields: list[str] = []
     i = start
-    line = lines[i]
     pos = 0
     while True:
         # Leading spaces before an opening quote still make a quoted field.
