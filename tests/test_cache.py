@@ -40,11 +40,12 @@ def test_cached_and_uncached_builds_give_the_same_bytes(tree):
     assert uncached == filling == cached
 
 
-def test_the_parallel_renderer_gives_the_same_bytes(tree, monkeypatch):
+def test_helper_processes_give_the_same_bytes(tree, monkeypatch):
     serial, _ = package(tree, "a", use_cache=False, jobs=1)
-    monkeypatch.setattr("deckbuild.build.PARALLEL_MIN", 1)
-    parallel, _ = package(tree, "b", use_cache=False, jobs=2)
-    assert serial == parallel
+    helped, _ = package(tree, "b", use_cache=False, jobs=2)
+    monkeypatch.setattr("deckbuild.workers.HEAD_START", 0)  # this process takes a share too
+    shared, _ = package(tree, "c", use_cache=False, jobs=3)
+    assert serial == helped == shared
 
 
 def test_an_edit_always_reaches_the_package(tree):

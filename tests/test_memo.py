@@ -56,7 +56,7 @@ def _notes(apkg) -> dict[str, str]:
 def test_only_the_edited_card_is_validated_and_rendered_again(tree, validations):
     source = tree / "Deck" / "003.txt"
     source.write_text(source.read_text("utf-8").replace("query vector (", "query vector, q ("), "utf-8")
-    result = build([tree], tree.parent / "out", now=NOW + 10)
+    result = build([tree], tree.parent / "out", now=NOW + 10, jobs=1)  # counted in this process
     assert len(validations) == 1 and "/Deck/003.txt:" in validations[0]
     assert result.report.counts["rendered"] == 1
     assert any("query vector, q (" in f for f in _notes(result.packages[0]).values())
@@ -75,7 +75,7 @@ def test_the_memo_holds_exactly_the_cards_its_file_holds(tree, own_cache):
 def test_a_file_moved_to_another_deck_takes_its_new_deck_and_source(tree, validations):
     (tree / "Other").mkdir()
     (tree / "Deck" / "003.txt").rename(tree / "Other" / "003.txt")
-    result = build([tree], tree.parent / "out", now=NOW + 10)
+    result = build([tree], tree.parent / "out", now=NOW + 10, jobs=1)
     assert len(validations) == 57, "a new file context is a new memo group"
     names = sorted(p.name for p in result.packages)
     assert names == ["Deck.apkg", "Other.apkg"]
@@ -84,7 +84,7 @@ def test_a_file_moved_to_another_deck_takes_its_new_deck_and_source(tree, valida
 
 
 def test_without_the_cache_every_card_is_validated(tree, validations):
-    build([tree], tree.parent / "out", now=NOW + 10, use_cache=False)
+    build([tree], tree.parent / "out", now=NOW + 10, use_cache=False, jobs=1)
     assert len(validations) == 72
 
 

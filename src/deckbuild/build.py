@@ -30,6 +30,7 @@ from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
     from deckbuild.models import CardBase
@@ -101,16 +102,34 @@ def _tags(source: SourceFile, raw: RawCard) -> list[str]:
     return tags
 
 
-def collect(paths: Iterable[Path], report: Report | None = None, memo: Memo | None = None) -> Collection:
+@dataclass(slots=True)
+class Pending:
+    """A card the memo could not answer: to validate and render, here or in a helper."""
+
+    source: SourceFile
+    raw: RawCard
+    sig: str
+
+
+# What settling a pending card gives: its id, tags, lock extra and rendering, or why it is invalid.
+Settled = tuple[str, tuple[str, ...], dict[str, str | None], Rendered] | str
+
+
+def collect(
+    paths: Iterable[Path],
+    report: Report | None = None,
+    memo: Memo | None = None,
+    helpers: Helpers | None = None,
+) -> Collection:
     """Read and validate every card below `paths`; record every problem in the report.
 
-    With a memo, a card read exactly as in an earlier run takes that run's rendering instead
-    of being validated and rendered again.
+    With a memo, a card read exactly as in an earlier run takes that run's rendering; the
+    others are validated and rendered at once, by `helpers` when there are any.
     """
     report = report or Report()
     locks: dict[Path, Lock] = {}
-    cards: list[Parsed] = []
-    seen: dict[str, str] = {}
+    found: list[Parsed | Pending | str] = []
+    lines_of: list[tuple[SourceFile, int]] = []
     for source in discover(paths, report):
         if source.root not in locks:
             locks[source.root] = Lock.load(source.root / LOCK_NAME)
@@ -132,23 +151,36 @@ def collect(paths: Iterable[Path], report: Report | None = None, memo: Memo | No
         for raw in raws:
             report.count("read")
             answers.apply(raw, source.display, report)
-            sig = signature(raw) if memo is not None else ""
-            parsed = _recall(source, raw, sig, memo, root) or _validate(source, raw, sig, report)
-            if parsed is None:
-                report.count("skipped")
-                continue
-            key = parsed.id.lower()
-            if key in seen:
-                report.error(
-                    source.display,
-                    raw.line,
-                    f"UUID {parsed.id} is used twice: here and at {seen[key]}; "
-                    "give one of the cards a new UUID",
-                )
-                report.count("skipped")
-                continue
-            seen[key] = parsed.where
-            cards.append(parsed)
+            lines_of.append((source, raw.line))
+            if memo is None:
+                found.append(_validate(source, raw, ""))
+            else:
+                sig = signature(raw)
+                found.append(_recall(source, raw, sig, memo, root) or Pending(source, raw, sig))
+    pending = [p for p in found if isinstance(p, Pending)]
+    if memo is not None:
+        settled = iter(helpers.run(pending) if helpers is not None else _settle(pending))
+        found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
+        report.count("rendered", sum(isinstance(p, Parsed) for p in found) - (len(found) - len(pending)))
+    cards: list[Parsed] = []
+    seen: dict[str, str] = {}
+    for (source, line), parsed in zip(lines_of, found, strict=True):
+        if isinstance(parsed, str):
+            report.error(source.display, line, parsed)
+            report.count("skipped")
+            continue
+        assert isinstance(parsed, Parsed)
+        key = parsed.id.lower()
+        if key in seen:
+            report.error(
+                source.display,
+                line,
+                f"UUID {parsed.id} is used twice: here and at {seen[key]}; give one of the cards a new UUID",
+            )
+            report.count("skipped")
+            continue
+        seen[key] = parsed.where
+        cards.append(parsed)
     return Collection(cards, locks, report, memo)
 
 
@@ -157,9 +189,9 @@ def _resolved(root: Path) -> Path:
     return root.resolve()
 
 
-def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo | None, root: Path) -> Parsed | None:
+def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) -> Parsed | None:
     """Take a card from the memo when an earlier run read exactly this text, images unchanged."""
-    if memo is None or "id" not in raw.data:
+    if "id" not in raw.data:
         return None
     known = memo.lookup(source, sig)
     if known is None:
@@ -171,7 +203,8 @@ def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo | None, root:
     return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images)
 
 
-def _validate(source: SourceFile, raw: RawCard, sig: str, report: Report) -> Parsed | None:
+def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
+    """Validate a card; return it, or what is wrong with it."""
     from deckbuild.models import make_card
 
     data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": f"{source.display}:{raw.line}"}
@@ -179,9 +212,43 @@ def _validate(source: SourceFile, raw: RawCard, sig: str, report: Report) -> Par
     try:
         card = make_card(data)
     except ValueError as exc:
-        report.error(source.display, raw.line, f"{exc}")
-        return None
+        return str(exc)
     return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card)
+
+
+def _settle(pending: list[Pending]) -> list[Settled]:
+    """Validate and render cards the memo did not know (in a helper, or here)."""
+    out: list[Settled] = []
+    for item in pending:
+        parsed = _validate(item.source, item.raw, item.sig)
+        out.append(
+            parsed if isinstance(parsed, str) else (parsed.id, parsed.tags, parsed.extra, _render_one(parsed))
+        )
+    return out
+
+
+def _warm() -> None:
+    """Import what validating and rendering need, before there is anything to do."""
+    import deckbuild.models  # noqa: F401
+    from deckbuild.render import _markdown
+
+    _markdown()
+
+
+def helpers(jobs: int) -> Helpers:
+    """Start the helpers a run on `jobs` cores can use: one fewer than the cores."""
+    return Helpers(jobs - 1, _warm, _settle)
+
+
+def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
+    if isinstance(settled, str):
+        return settled
+    card_id, tags, extra, rendered = settled
+    root = _resolved(item.source.root)
+    images = {name: root / relative for name, relative, _, _ in rendered.media}
+    if memo is not None:
+        memo.remember(item.source, item.sig, rendered, extra)
+    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
 
 
 def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
@@ -199,11 +266,6 @@ def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[
     return note_fields(card, source.origin, report, where)
 
 
-# Below this many cards to render, starting worker processes costs more than it saves.
-PARALLEL_MIN = 1500
-_FORKED: list[Parsed] = []
-
-
 def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media = Report(), dict[str, Path]()
@@ -217,39 +279,18 @@ def _render_one(parsed: Parsed) -> Rendered:
     return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
 
 
-def _render_range(bounds: tuple[int, int]) -> list[Rendered]:
-    return [_render_one(p) for p in _FORKED[bounds[0] : bounds[1]]]
-
-
-def _render_many(cards: list[Parsed], jobs: int) -> list[Rendered]:
-    import multiprocessing
-
-    if jobs < 2 or len(cards) < PARALLEL_MIN or "fork" not in multiprocessing.get_all_start_methods():
-        return [_render_one(p) for p in cards]
-    # Forked workers see the cards without pickling them; results come back in order.
-    _FORKED[:] = cards
-    size = -(-len(cards) // (jobs * 4))
-    bounds = [(i, min(i + size, len(cards))) for i in range(0, len(cards), size)]
-    try:
-        with multiprocessing.get_context("fork").Pool(jobs) as pool:
-            return [entry for chunk in pool.map(_render_range, bounds) for entry in chunk]
-    finally:
-        _FORKED.clear()
-
-
-def render_all(collection: Collection, media: dict[str, dict[str, Path]], jobs: int = 1) -> list[list[str]]:
-    """Render every card the memo did not answer, and record each card's problems."""
+def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> list[list[str]]:
+    """Render the cards not rendered yet, record every card's problems, gather its images."""
     cards, report = collection.cards, collection.report
     misses = [p for p in cards if p.rendered is None]
-    for parsed, rendered in zip(misses, _render_many(misses, jobs), strict=True):
-        parsed.rendered = rendered
+    for parsed in misses:
+        parsed.rendered = _render_one(parsed)
         root = _resolved(parsed.source.root)
-        parsed.images = {name: root / relative for name, relative, _, _ in rendered.media}
-        if collection.memo is not None:
-            collection.memo.remember(parsed.source, parsed.sig, rendered, parsed.extra)
+        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media}
+    if misses:
+        report.count("rendered", len(misses))
     if collection.memo is not None:
         collection.memo.save()
-    report.count("rendered", len(misses))
     out = []
     for parsed in cards:
         assert parsed.rendered is not None and parsed.images is not None
@@ -264,9 +305,10 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]], jobs: 
 
 def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
-    with closing(cache.Cache(cache.cache_dir() if use_cache else None)) as store:
-        collection = collect(paths, memo=Memo(store))
-        render_all(collection, {}, os.cpu_count() or 1)
+    store = cache.Cache(cache.cache_dir() if use_cache else None)
+    with closing(store), helpers(os.cpu_count() or 1) as helping:
+        collection = collect(paths, memo=Memo(store), helpers=helping)
+        render_all(collection, {})
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
     return collection.report
@@ -404,9 +446,10 @@ class _Build:
     jobs: int = 1
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
-        collection = collect(self.paths, self.report, Memo(self.store))
+        with helpers(self.jobs) as helping:
+            collection = collect(self.paths, self.report, Memo(self.store), helping)
         media: dict[str, dict[str, Path]] = {}
-        render_all(collection, media, self.jobs)
+        render_all(collection, media)
         if self.report.failed(strict):
             raise BuildFailed(self.report, strict)
         for parsed in collection.cards:

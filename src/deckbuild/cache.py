@@ -85,6 +85,8 @@ class Cache:
             directory.mkdir(parents=True, exist_ok=True)
             self.db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
             self.db.execute("PRAGMA journal_mode=WAL")
+            # Safe from corruption in WAL mode; a crash may only lose the last entries of a cache.
+            self.db.execute("PRAGMA synchronous=NORMAL")
             self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS memo (grp TEXT NOT NULL, sig TEXT NOT NULL, "
@@ -127,14 +129,14 @@ class Cache:
                 self.db.execute("ROLLBACK")
 
     def memo_rows(self, group: str) -> dict[str, tuple[str, ...]]:
-        """Return the remembered cards of one group (one source file), by signature."""
+        """Return the remembered cards of one group (one source file): rows by signature."""
         if self.db is None:
             return {}
         try:
             rows = self.db.execute(
                 "SELECT sig, fields, digest, extra, problems, media FROM memo WHERE grp = ?", (group,)
             )
-            return {sig: tuple(rest) for sig, *rest in rows}
+            return {row[0]: row for row in rows}
         except sqlite3.Error:
             return {}
 
@@ -147,7 +149,7 @@ class Cache:
             self.db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
             self.db.executemany(
                 "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(group, sig, *row) for sig, row in new.items()],
+                [(group, *row) for row in new.values()],
             )
             self.db.execute("COMMIT")
         except sqlite3.Error:

@@ -74,6 +74,7 @@ class Memo:
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, tuple[str, ...]]] = {}
         self._groups: dict[Path, str] = {}
+        self._origins: dict[Path, dict[str, str | None]] = {}
 
     @staticmethod
     def group(source: SourceFile) -> str:
@@ -94,8 +95,11 @@ class Memo:
         if row is None:
             return None
         self._used[group].add(sig)
-        fields, digest, extra, problems, media = row
-        origin: dict[str, str | None] = {"origin": source.origin}
+        _, fields, digest, extra, problems, media = row
+        origin = self._origins.get(source.path)
+        if origin is None:
+            # Shared by the cards of a file: nothing writes to it.
+            origin = self._origins[source.path] = {"origin": source.origin}
         return Remembered(
             Rendered(
                 fields.split(_SEP),
@@ -114,6 +118,7 @@ class Memo:
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
         row = (
+            sig,
             _SEP.join(rendered.fields),
             rendered.digest,
             json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else "",

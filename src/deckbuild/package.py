@@ -145,8 +145,17 @@ def write_package(
             conn.execute("PRAGMA journal_mode=OFF")
             conn.execute("PRAGMA synchronous=OFF")
             notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000))
+            # Indexes built once after the rows, not kept up to date row by row.
+            indexes = conn.execute(
+                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+                "AND tbl_name IN ('notes', 'cards') ORDER BY name"
+            ).fetchall()
+            for name, _ in indexes:
+                conn.execute(f'DROP INDEX "{name}"')
             conn.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?)", notes)
             conn.executemany("INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cards)
+            for _, sql in indexes:
+                conn.execute(sql)
             conn.commit()
         finally:
             conn.close()

@@ -1,0 +1,63 @@
+"""Helper processes: results in order, shared with this process, and never lost with a helper."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from deckbuild import workers
+from deckbuild.workers import Helpers
+
+PARENT = os.getpid()
+
+
+def square_with_pid(items):
+    return [(x * x, os.getpid()) for x in items]
+
+
+def die_in_a_helper(items):
+    if os.getpid() != PARENT:
+        os._exit(3)
+    return [x + 1 for x in items]
+
+
+def nothing():
+    pass
+
+
+@pytest.mark.parametrize("count", [1, 2])
+def test_results_come_back_in_order_from_helpers_and_this_process(count, monkeypatch):
+    monkeypatch.setattr(workers, "HEAD_START", 10)
+    items = list(range(100))
+    with Helpers(count, nothing, square_with_pid) as helpers:
+        results = helpers.run(items)
+    assert [r for r, _ in results] == [x * x for x in items]
+    pids = [pid for _, pid in results]
+    assert pids[0] == PARENT, "this process took the first share"
+    assert len(set(pids)) == count + 1 and pids.count(PARENT) == (100 - 10 * count) // (count + 1)
+
+
+def test_a_few_items_go_to_the_warm_helper_only():
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        results = helpers.run([1, 2, 3])
+    assert [r for r, _ in results] == [1, 4, 9] and PARENT not in {pid for _, pid in results}
+
+
+def test_a_helper_that_dies_has_its_batch_done_here():
+    with Helpers(2, nothing, die_in_a_helper) as helpers:
+        assert helpers.run(list(range(50))) == list(range(1, 51))
+
+
+def test_helpers_given_nothing_are_stopped_and_reaped():
+    helpers = Helpers(2, nothing, square_with_pid)
+    pids = [pid for pid, _, _ in helpers._helpers]
+    helpers.close()
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def test_without_helpers_everything_is_done_here():
+    with Helpers(0, nothing, square_with_pid) as helpers:
+        assert helpers.run([2, 3]) == [(4, PARENT), (9, PARENT)]
