@@ -120,7 +120,7 @@ def _steps_markdown(steps: list[calc.Step]) -> str:
 def apply(raw: RawCard, path: str, report: Report) -> None:
     """Fill in every calculator directive of a card and check any answer it states."""
     steps: list[calc.Step] = []
-    for name in TEXT_FIELDS if any("{{calc" in str(v) for v in raw.data.values()) else ():
+    for name in TEXT_FIELDS:
         value = raw.data.get(name)
         if not isinstance(value, str) or "{{calc" not in value:
             continue

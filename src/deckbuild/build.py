@@ -148,8 +148,8 @@ def collect(
         raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
+        report.count("read", len(raws))
         for raw in raws:
-            report.count("read")
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
             if memo is None:
@@ -464,16 +464,21 @@ class _Build:
             raise LockChanged(f"{names} is out of date; run 'deckbuild build' without --frozen and commit it")
         result = BuildResult(report=self.report, lock_changed=changed)
         result.inputs = sorted({p for files in media.values() for p in files.values()})
+        self.write_all(result, media)
+        if not dry_run:
+            # Only after every package: a failed write leaves the lock as the packages know it.
+            for lock in collection.locks.values():
+                lock.save()
+        return result
+
+    def write_all(self, result: BuildResult, media: dict[str, dict[str, Path]]) -> None:
+        """Write every package this build makes."""
         for slug, decks in sorted(self.packages.items()):
             target = self.outdir / f"{slug}.apkg"
             files = sorted(media.get(slug, {}).items())
             ordered = [decks[name] for name in sorted(decks)]
             self.write(target, ordered, self.notetype_mods[slug], files, write_package)
             result.packages.append(target)
-        if not dry_run:
-            for lock in collection.locks.values():
-                lock.save()
-        return result
 
     def write(self, target: Path, decks: list[Any], notetype_mod: int, files: list[Any], writer: Any) -> None:
         """Write a package, unless the file there is already exactly what these notes make."""
@@ -530,9 +535,8 @@ class _Build:
 
     def retire(self, root: Path, lock: Lock, current: set[str]) -> None:
         """Carry every card that left the sources into its package, marked retired."""
-        for guid, entry in sorted(lock.notes.items()):
-            if guid in current:
-                continue
+        for guid in sorted(lock.notes.keys() - current):
+            entry = lock.notes[guid]
             if not entry.retired:
                 if not self.in_scope(root, entry.origin):
                     continue

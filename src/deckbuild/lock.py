@@ -22,6 +22,8 @@ from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
 
 LOCK_FORMAT = 1
+# Up to this many changed entries, the file as read is patched line by line, not rewritten.
+PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
 
 
@@ -103,6 +105,29 @@ class Lock:
 
     def render(self) -> str:
         """Return the lock as text: JSON with one sorted entry a line, so diffs stay small."""
+        patched = self._patched()
+        return patched if patched is not None else self._render_all()
+
+    def _patched(self) -> str | None:
+        """Replace only the changed lines of the file as read, when each of them is there."""
+        keys = sorted(set(self.changed))
+        if not self.text or len(keys) > PATCH_MAX:
+            return None
+        text = self.text
+        for key in keys:
+            entries = self.notes if key in self.notes else self.notetypes
+            anchor = f"\n{json.dumps(key)}: {{"
+            start = text.find(anchor) + 1
+            if key not in entries or start == 0 or text.find(anchor, start) != -1:
+                return None  # added, forgotten, or written by hand: render it all
+            end = text.find("\n", start)
+            if end == -1:
+                return None
+            comma = "," if text[end - 1] == "," else ""
+            text = text[:start] + _row(key, entries[key]) + comma + text[end:]
+        return text
+
+    def _render_all(self) -> str:
         out = ["{", f'"deckbuild_lock": {LOCK_FORMAT},']
         written = self.rows()
         changed = set(self.changed)
@@ -112,9 +137,7 @@ class Lock:
         ):
             out.append(f'"{table}": {{')
             rows = [
-                written[k]
-                if k in written and k not in changed
-                else f"{json.dumps(k)}: {json.dumps(v.to_json(), ensure_ascii=False, sort_keys=True)}"
+                written[k] if k in written and k not in changed else _row(k, v)
                 for k, v in sorted(entries.items())
             ]
             out.append(",\n".join(rows))
@@ -140,6 +163,10 @@ class Lock:
         if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
             return
         write_text(self.path, text)
+
+
+def _row(key: str, entry: Entry) -> str:
+    return f"{json.dumps(key)}: {json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)}"
 
 
 @contextmanager

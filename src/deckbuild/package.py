@@ -199,7 +199,9 @@ def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3
     info.external_attr = 0o644 << 16
-    out.writestr(info, data, compresslevel=6)
+    # The fastest level: a tenth bigger than the default level, at half the time, and still
+    # five times smaller than the stored (uncompressed) zip genanki writes.
+    out.writestr(info, data, compresslevel=1)
 
 
 def read_package(path: Path) -> PackageContents:
