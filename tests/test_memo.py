@@ -11,7 +11,8 @@ from conftest import put, seed
 from deckbuild import models
 from deckbuild.build import build
 from deckbuild.errors import Report
-from deckbuild.memo import Memo, Rendered
+from deckbuild.memo import Memo, Rendered, signature
+from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile, discover
 
 NOW = 1_750_000_000
@@ -96,3 +97,17 @@ def test_a_field_holding_anki_s_separator_is_not_remembered(tmp_path):
     source = SourceFile(tmp_path / "d" / "x.txt", tmp_path / "d", "D", "D")
     memo.remember(source, "sig", Rendered(["a\x1fb"], "h"), {"origin": "x.txt"})
     assert memo._new == {}
+
+
+@pytest.mark.parametrize(
+    ("one", "other"),
+    [
+        ({"question": "a\x1db", "answer": "c"}, {"question": "a", "answer": "b\x1dc"}),
+        ({"question": "a", "answer": "b"}, {"question": "a", "answer": "b", "hint": ""}),
+        ({"question": "a", "options": ["b"]}, {"question": "a", "options": "['b']"}),
+        ({"question": "a", "answer": "b"}, {"answer": "b", "question": "a"}),
+    ],
+)
+def test_cards_read_differently_have_different_signatures(one, other):
+    assert signature(RawCard(1, "quiz", one)) != signature(RawCard(1, "quiz", other))
+    assert signature(RawCard(1, "quiz", one)) == signature(RawCard(9, "quiz", dict(one)))

@@ -452,8 +452,7 @@ class _Build:
         render_all(collection, media)
         if self.report.failed(strict):
             raise BuildFailed(self.report, strict)
-        for parsed in collection.cards:
-            self.add(parsed, collection.locks[parsed.source.root])
+        self.add_all(collection)
         current = {p.id for p in collection.cards}
         for root, lock in sorted(collection.locks.items()):
             self.retire(root, lock, current)
@@ -510,18 +509,24 @@ class _Build:
             decks[name] = DeckData(name, description=self.release.description())
         return decks[name]
 
-    def add(self, parsed: Parsed, lock: Lock) -> None:
-        assert parsed.rendered is not None
-        slug = parsed.source.package
-        if (slug, lock.path) not in self.stamped:
-            self.stamped.add((slug, lock.path))
-            self.anchors[slug] = parsed.source.package_deck
-            nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
-            self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
-        mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
-        note = NoteData(parsed.id, parsed.rendered.fields, list(parsed.tags), mod)
-        self.deck(slug, parsed.deck).notes.append(note)
-        self.report.count("packaged")
+    def add_all(self, collection: Collection) -> None:
+        """Stamp every card in its lock and put it in its deck's notes."""
+        deck, where = None, ("", "")
+        for parsed in collection.cards:
+            assert parsed.rendered is not None
+            source = parsed.source
+            lock = collection.locks[source.root]
+            slug = source.package
+            if (slug, lock.path) not in self.stamped:
+                self.stamped.add((slug, lock.path))
+                self.anchors[slug] = source.package_deck
+                nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
+                self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
+            mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
+            if deck is None or where != (slug, source.deck):
+                deck, where = self.deck(slug, source.deck), (slug, source.deck)
+            deck.notes.append(NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod))
+        self.report.count("packaged", len(collection.cards))
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
         """Tell whether this build read the file a lock entry came from."""

@@ -8,8 +8,9 @@ import os
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -175,7 +176,7 @@ def _rows(
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    rules = [(o, any if mode == "any" else all, need) for o, mode, need in req]
+    rules = [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in req]
     for deck in decks:
         did = deck_id(deck.name)
         for note in deck.notes:
@@ -187,11 +188,18 @@ def _rows(
             queue = -1 if note.suspended else 0
             # genanki's own rule (Note._front_back_cards): which templates give this note a card.
             for ord_, test, need in rules:
-                if test(fields[i] for i in need):
+                if test(need(fields)):
                     cards.append(
                         (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
                     )
     return notes, cards
+
+
+def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
+    """Pick fields by index as a tuple; itemgetter returns a bare item for one index, so pad it."""
+    if not indices:
+        return lambda fields: ()
+    return itemgetter(*indices, indices[0])
 
 
 def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:

@@ -128,14 +128,8 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
                 'put a field that contains ";" in double quotes',
             )
             continue
-        row = dict(zip(order, (f.strip() for f in fields), strict=True))
-        cards.append(
-            RawCard(
-                line=lineno,
-                kind="basic",
-                data={"id": row["uuid"], "question": row["question"], "answer": row["answer"]},
-            )
-        )
+        question, answer, uuid = (fields[order.index(c)].strip() for c in COLUMNS)
+        cards.append(RawCard(lineno, "basic", {"id": uuid, "question": question, "answer": answer}))
     if order is not None and rows == 0:
         report.error(path, 1, "only a header, no cards; add rows or remove the file")
     return cards
