@@ -115,6 +115,8 @@ class _Held:
 def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
     """Take formulas (outside code) and language-tagged inline code out of the text."""
     held = _Held()
+    if "`" not in text and "~~~" not in text:
+        return _scan_math(text, where, report, held), held
     out: list[str] = []
     pos = 0
     for code in _CODE_RE.finditer(text):
@@ -360,13 +362,14 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
     for formula in held.formulas:
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
-    text = _BR_RE.sub("\n", text)
+    if "<" in text:
+        text = _BR_RE.sub("\n", text)
     markup = _plain(text) or _plain_list(text) or _markdown_to_html(text)
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
-    return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup)
+    return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup) if held.html else markup
 
 
 def _plain(text: str) -> str | None:
@@ -483,8 +486,9 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         extra.append(f'<div class="db-label">Common mistakes</div><ul>{items}</ul>')
     if data.get("concepts"):
         extra.append(f"<p>Your answer should cover {data['concepts']} key concepts.</p>")
-    options = getattr(card, "options", ())
-    steps = getattr(card, "solution", ())
+    # Looked up only where the kind has them: a missing attribute is slow on a pydantic model.
+    options = card.options if "options" in data else ()  # type: ignore[attr-defined]
+    steps = card.solution if "solution" in data else ()  # type: ignore[attr-defined]
     code = data.get("code")
     values = {
         "Front": text("question"),
@@ -497,8 +501,8 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Solution": steps_html(steps, where, report) if steps else "",
         "Code": highlight(code) if code else "",
         "Extra": "".join(extra),
-        "Level": escape(data.get("level") or ""),
-        "TimeLimit": escape(data.get("time_limit") or ""),
+        "Level": escape(data["level"]) if data.get("level") else "",
+        "TimeLimit": escape(data["time_limit"]) if data.get("time_limit") else "",
         "Kind": card.kind,
         "Source": escape(origin),
         "Status": "",
