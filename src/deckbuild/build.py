@@ -485,9 +485,9 @@ class _Build:
         names = [[deck.name, deck.description] for deck in decks]
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
-            for n in deck.notes:
-                digest.update(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended}\x1e".encode())
-                digest.update("\x1f".join([*n.fields, *n.tags]).encode("utf-8"))
+            # Each note by its content hash (as the lock keeps it), not its whole text again.
+            rows = "".join(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}" for n in deck.notes)
+            digest.update(rows.encode())
         media = "\x1f".join(name for name, _ in files)
         k = cache.key("package", str(notetype_mod), media, digest.hexdigest())
         shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
@@ -525,7 +525,9 @@ class _Build:
             mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
             if deck is None or where != (slug, source.deck):
                 deck, where = self.deck(slug, source.deck), (slug, source.deck)
-            deck.notes.append(NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod))
+            deck.notes.append(
+                NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest)
+            )
         self.report.count("packaged", len(collection.cards))
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
@@ -560,7 +562,7 @@ class _Build:
             if slug is None:
                 continue
             self.deck(slug, entry.deck).notes.append(
-                NoteData(guid, entry.fields, entry.tags, entry.mod, True)
+                NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")
 

@@ -14,6 +14,7 @@ import json
 import os
 import sqlite3
 import sys
+import threading
 from collections.abc import Iterable
 from functools import lru_cache
 from pathlib import Path
@@ -79,14 +80,13 @@ class Cache:
 
     def __init__(self, directory: Path | None) -> None:
         self.db: sqlite3.Connection | None = None
-        if directory is None:
+        self.path = directory / "cache.sqlite" if directory is not None else None
+        self._saving: threading.Thread | None = None
+        if self.path is None or directory is None:
             return
         try:
             directory.mkdir(parents=True, exist_ok=True)
-            self.db = sqlite3.connect(directory / "cache.sqlite", timeout=60, isolation_level=None)
-            self.db.execute("PRAGMA journal_mode=WAL")
-            # Safe from corruption in WAL mode; a crash may only lose the last entries of a cache.
-            self.db.execute("PRAGMA synchronous=NORMAL")
+            self.db = self._connect(self.path)
             self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self.db.execute(
                 "CREATE TABLE IF NOT EXISTS memo (grp TEXT NOT NULL, sig TEXT NOT NULL, "
@@ -140,23 +140,54 @@ class Cache:
         except sqlite3.Error:
             return {}
 
-    def update_memo(self, group: str, new: dict[str, tuple[str, ...]], stale: list[str]) -> None:
-        """Add cards to a group and drop the ones it no longer holds, in one transaction."""
-        if self.db is None:
+    @staticmethod
+    def _connect(path: Path) -> sqlite3.Connection:
+        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+        db.execute("PRAGMA journal_mode=WAL")
+        # Safe from corruption in WAL mode; a crash may only lose the last entries of a cache.
+        db.execute("PRAGMA synchronous=NORMAL")
+        return db
+
+    def update_memo(self, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+        """Add cards to groups and drop the ones they no longer hold, while the build goes on.
+
+        Each change is (group, new rows, stale signatures). The writing happens on its own
+        connection in a thread (SQLite lets go of the GIL) and is finished by `close`.
+        """
+        if self.db is None or self.path is None or not changes:
+            return
+        self.wait()
+        self._saving = threading.Thread(target=self._write_memo, args=(self.path, changes))
+        self._saving.start()
+
+    @classmethod
+    def _write_memo(cls, path: Path, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+        try:
+            db = cls._connect(path)
+        except sqlite3.Error:
             return
         try:
-            self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
-            self.db.executemany(
-                "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?)",
-                [(group, *row) for row in new.values()],
-            )
-            self.db.execute("COMMIT")
+            db.execute("BEGIN IMMEDIATE")
+            for group, new, stale in changes:
+                db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
+                db.executemany(
+                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?)", [(group, *r) for r in new]
+                )
+            db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
-                self.db.execute("ROLLBACK")
+                db.execute("ROLLBACK")
+        finally:
+            db.close()
+
+    def wait(self) -> None:
+        """Finish storing what `update_memo` was given."""
+        if self._saving is not None:
+            self._saving.join()
+            self._saving = None
 
     def close(self) -> None:
+        self.wait()
         if self.db is not None:
             self.db.close()
             self.db = None

@@ -137,10 +137,12 @@ class Memo:
         self._used.setdefault(group, set()).add(sig)
 
     def save(self) -> None:
-        """Store the new cards and forget the ones no source holds any more."""
+        """Store the new cards and forget the ones no source holds any more (finished by close)."""
+        changes = []
         for group in sorted(self._used.keys() | self._new.keys()):
             stale = sorted(self._loaded.get(group, {}).keys() - self._used.get(group, set()))
-            new = self._new.get(group, {})
+            new = list(self._new.get(group, {}).values())
             if stale or new:
-                self.store.update_memo(group, new, stale)
+                changes.append((group, new, stale))
+        self.store.update_memo(changes)
         self._new.clear()

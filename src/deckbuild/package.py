@@ -34,6 +34,8 @@ class NoteData(NamedTuple):
     fields: Sequence[str]
     tags: Sequence[str]
     mod: int
+    # A hash of the fields and tags, so that a caller can tell two packages apart cheaply.
+    digest: str
     # Retired notes arrive suspended for a learner who does not have them yet.
     suspended: bool = False
 
