@@ -51,7 +51,7 @@ def test_a_helper_that_dies_has_its_batch_done_here():
 
 def test_helpers_given_nothing_are_stopped_and_reaped():
     helpers = Helpers(2, nothing, square_with_pid)
-    pids = [pid for pid, _, _ in helpers._helpers]
+    pids = [helper.pid for helper in helpers._helpers]
     helpers.close()
     for pid in pids:
         with pytest.raises(ChildProcessError):
@@ -61,3 +61,33 @@ def test_helpers_given_nothing_are_stopped_and_reaped():
 def test_without_helpers_everything_is_done_here():
     with Helpers(0, nothing, square_with_pid) as helpers:
         assert helpers.run([2, 3]) == [(4, PARENT), (9, PARENT)]
+
+
+def pid_and(value):
+    return os.getpid(), value
+
+
+def touch(path):
+    path.write_text(str(os.getpid()))
+
+
+def test_calls_run_in_a_free_helper_and_submitted_work_is_finished_by_close(tmp_path):
+    marker = tmp_path / "done"
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        pid, value = helpers.call(pid_and, "x")
+        assert value == "x" and pid != PARENT
+        helpers.submit(touch, marker)
+        assert not helpers.free, "the helper is busy until its work is read"
+        assert helpers.call(pid_and, "y") == (PARENT, "y"), "with no free helper, calls run here"
+    assert marker.read_text() == str(pid)
+
+
+def test_a_helper_prepares_for_later_once_it_has_answered(tmp_path):
+    marker = tmp_path / "later"
+
+    def later():
+        marker.write_text("ready")
+
+    with Helpers(1, nothing, square_with_pid, later=later) as helpers:
+        helpers.run([1, 2])
+        assert helpers.call(marker.read_text) == "ready"

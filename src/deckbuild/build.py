@@ -237,7 +237,12 @@ def _warm() -> None:
 
 def helpers(jobs: int) -> Helpers:
     """Start the helpers a run on `jobs` cores can use: one fewer than the cores."""
-    return Helpers(jobs - 1, _warm, _settle)
+    return Helpers(jobs - 1, _warm, _settle, later=_warm_packaging)
+
+
+def _warm_packaging() -> None:
+    """Import genanki in a helper that is done rendering, for the empty collection asked next."""
+    import genanki  # noqa: F401
 
 
 def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
@@ -289,8 +294,6 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
         parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media}
     if misses:
         report.count("rendered", len(misses))
-    if collection.memo is not None:
-        collection.memo.save()
     out = []
     for parsed in cards:
         assert parsed.rendered is not None and parsed.images is not None
@@ -307,8 +310,10 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
     """Parse, validate and render every card without writing anything."""
     store = cache.Cache(cache.cache_dir() if use_cache else None)
     with closing(store), helpers(os.cpu_count() or 1) as helping:
-        collection = collect(paths, memo=Memo(store), helpers=helping)
+        memo = Memo(store)
+        collection = collect(paths, memo=memo, helpers=helping)
         render_all(collection, {})
+        memo.save(helping)
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
     return collection.report
@@ -447,40 +452,42 @@ class _Build:
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         with helpers(self.jobs) as helping:
-            collection = collect(self.paths, self.report, Memo(self.store), helping)
-        media: dict[str, dict[str, Path]] = {}
-        render_all(collection, media)
-        if self.report.failed(strict):
-            raise BuildFailed(self.report, strict)
-        self.add_all(collection)
-        current = {p.id for p in collection.cards}
-        for root, lock in sorted(collection.locks.items()):
-            self.retire(root, lock, current)
+            memo = Memo(self.store)
+            collection = collect(self.paths, self.report, memo, helping)
+            media: dict[str, dict[str, Path]] = {}
+            render_all(collection, media)
+            if self.report.failed(strict):
+                raise BuildFailed(self.report, strict)
+            self.add_all(collection)
+            current = {p.id for p in collection.cards}
+            for root, lock in sorted(collection.locks.items()):
+                self.retire(root, lock, current)
 
-        changed = [lock.path for lock in collection.locks.values() if lock.changed]
-        if frozen and changed:
-            names = ", ".join(display_path(p) for p in changed)
-            raise LockChanged(f"{names} is out of date; run 'deckbuild build' without --frozen and commit it")
-        result = BuildResult(report=self.report, lock_changed=changed)
-        result.inputs = sorted({p for files in media.values() for p in files.values()})
-        self.write_all(result, media)
+            changed = [lock.path for lock in collection.locks.values() if lock.changed]
+            if frozen and changed:
+                names = ", ".join(display_path(p) for p in changed)
+                raise LockChanged(
+                    f"{names} is out of date; run 'deckbuild build' without --frozen and commit it"
+                )
+            result = BuildResult(report=self.report, lock_changed=changed)
+            result.inputs = sorted({p for files in media.values() for p in files.values()})
+            plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
+            # A helper stores the new memo rows while this process writes the packages.
+            memo.save(helping)
+            for plan in plans:
+                self.write(plan)
+                result.packages.append(plan.target)
         if not dry_run:
             # Only after every package: a failed write leaves the lock as the packages know it.
             for lock in collection.locks.values():
                 lock.save()
         return result
 
-    def write_all(self, result: BuildResult, media: dict[str, dict[str, Path]]) -> None:
-        """Write every package this build makes."""
-        for slug, decks in sorted(self.packages.items()):
-            target = self.outdir / f"{slug}.apkg"
-            files = sorted(media.get(slug, {}).items())
-            ordered = [decks[name] for name in sorted(decks)]
-            self.write(target, ordered, self.notetype_mods[slug], files, write_package)
-            result.packages.append(target)
-
-    def write(self, target: Path, decks: list[Any], notetype_mod: int, files: list[Any], writer: Any) -> None:
-        """Write a package, unless the file there is already exactly what these notes make."""
+    def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
+        """Name a package by what it holds, and fetch its empty collection unless it is unchanged."""
+        decks = [self.packages[slug][name] for name in sorted(self.packages[slug])]
+        files = sorted(media.get(slug, {}).items())
+        notetype_mod = self.notetype_mods[slug]
         digest = hashlib.sha256()
         names = [[deck.name, deck.description] for deck in decks]
         for deck in decks:
@@ -488,20 +495,27 @@ class _Build:
             # Each note by its content hash (as the lock keeps it), not its whole text again.
             rows = "".join(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}" for n in deck.notes)
             digest.update(rows.encode())
-        media = "\x1f".join(name for name, _ in files)
-        k = cache.key("package", str(notetype_mod), media, digest.hexdigest())
+        key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
+        target = self.outdir / f"{slug}.apkg"
         shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
-        known = self.store.get_many([k, shell_key])
-        if k in known and target.is_file() and _sha256(target) == known[k]["sha256"]:
-            self.report.count("unchanged")
-            return
+        known = self.store.get_many([key, shell_key])
+        if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
+            return _Plan(target, key, decks, notetype_mod, files, None)
         if shell_key in known:
             empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
         else:
-            empty = shell(decks, notetype_mod)
+            # genanki is imported by a helper that is done rendering, not here.
+            empty = Shell(*helping.call(shell, decks, notetype_mod))
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        writer(target, decks, notetype_mod, files, empty)
-        self.store.put_many({k: {"sha256": _sha256(target)}})
+        return _Plan(target, key, decks, notetype_mod, files, empty)
+
+    def write(self, plan: _Plan) -> None:
+        """Write a planned package, unless the file there is already exactly what it holds."""
+        if plan.empty is None:
+            self.report.count("unchanged")
+            return
+        write_package(plan.target, plan.decks, plan.notetype_mod, plan.files, plan.empty)
+        self.store.put_many({plan.key: {"sha256": _sha256(plan.target)}})
 
     def deck(self, slug: str, name: str) -> DeckData:
         decks = self.packages.setdefault(slug, {})
@@ -606,6 +620,18 @@ class _Build:
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """One package to write: where, what, and its empty collection (None: it is unchanged)."""
+
+    target: Path
+    key: str
+    decks: list[DeckData]
+    notetype_mod: int
+    files: list[tuple[str, Path]]
+    empty: Shell | None
 
 
 def _sha256(path: Path) -> str:

@@ -157,11 +157,12 @@ class Cache:
         if self.db is None or self.path is None or not changes:
             return
         self.wait()
-        self._saving = threading.Thread(target=self._write_memo, args=(self.path, changes))
+        self._saving = threading.Thread(target=self.write_memo, args=(self.path, changes))
         self._saving.start()
 
     @classmethod
-    def _write_memo(cls, path: Path, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+    def write_memo(cls, path: Path, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+        """Apply memo changes on a connection of its own (from a thread or another process)."""
         try:
             db = cls._connect(path)
         except sqlite3.Error:

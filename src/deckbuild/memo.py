@@ -18,6 +18,7 @@ from deckbuild import cache
 if TYPE_CHECKING:
     from deckbuild.readers import RawCard
     from deckbuild.sources import SourceFile
+    from deckbuild.workers import Helpers
 
 # Fields are stored joined, as Anki stores them; a field holding the separator is never stored.
 _SEP = "\x1f"
@@ -136,13 +137,22 @@ class Memo:
         self._new.setdefault(group, {})[sig] = row
         self._used.setdefault(group, set()).add(sig)
 
-    def save(self) -> None:
-        """Store the new cards and forget the ones no source holds any more (finished by close)."""
+    def save(self, helping: Helpers | None = None) -> None:
+        """Store the new cards and forget the ones no source holds any more.
+
+        A free helper does the writing while this process goes on; without one, a thread does.
+        Either way it is finished when the helpers, and the cache, are closed.
+        """
         changes = []
         for group in sorted(self._used.keys() | self._new.keys()):
             stale = sorted(self._loaded.get(group, {}).keys() - self._used.get(group, set()))
             new = list(self._new.get(group, {}).values())
             if stale or new:
                 changes.append((group, new, stale))
-        self.store.update_memo(changes)
         self._new.clear()
+        if not changes or self.store.path is None or self.store.db is None:
+            return
+        if helping is not None and helping.free:
+            helping.submit(cache.Cache.write_memo, self.store.path, changes)
+        else:
+            self.store.update_memo(changes)

@@ -102,8 +102,10 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
     by_package: dict[str, dict[str, Path]] = {}
     with closing(cache.Cache(cache.cache_dir())) as store, helpers(os.cpu_count() or 1) as helping:
-        collection = collect(paths, memo=Memo(store), helpers=helping)
+        memo = Memo(store)
+        collection = collect(paths, memo=memo, helpers=helping)
         values = render_all(collection, by_package)
+        memo.save(helping)
     report = collection.report
     rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, values, strict=True)]
     media = {name: path for files in by_package.values() for name, path in files.items()}

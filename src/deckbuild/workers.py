@@ -1,9 +1,10 @@
-"""Helper processes for the cards the memo could not answer: validating and rendering them.
+"""Helper processes for the cards the memo could not answer, and other work off the main path.
 
 Helpers are forked before the sources are read, and import pydantic, Markdown and Pygments on
 another core while this process reads and looks up cards: a rebuild after one edit pays for
-none of those imports itself, and a cold build renders on every core. Where fork is missing,
-or a helper dies, the work is done in this process instead.
+none of those imports itself, and a cold build renders on every core. Once a helper has
+answered, it prepares for what comes later (`later`), and takes calls until it is closed.
+Where fork is missing, or a helper dies, the work is done in this process instead.
 """
 
 from __future__ import annotations
@@ -14,19 +15,36 @@ import pickle
 import signal
 import threading
 from collections.abc import Callable
+from dataclasses import dataclass, field
 from typing import Any
 
 # How many cards a warm helper gets through while this process imports what it needs.
-HEAD_START = 1000
+HEAD_START = 700
 _SIZE = 8
 
 
-class Helpers:
-    """Forked processes that each run `task` over one batch of items, once."""
+@dataclass
+class _Helper:
+    pid: int
+    down: int  # the pipe to it
+    up: int  # the pipe from it
+    busy: bool = False  # a call whose answer has not been read
+    alive: bool = True
+    sender: threading.Thread | None = field(default=None, repr=False)
 
-    def __init__(self, count: int, warm: Callable[[], None], task: Callable[[list[Any]], list[Any]]) -> None:
+
+class Helpers:
+    """Forked processes that run `task` over shares of a batch, and then take single calls."""
+
+    def __init__(
+        self,
+        count: int,
+        warm: Callable[[], None],
+        task: Callable[[list[Any]], list[Any]],
+        later: Callable[[], None] = lambda: None,
+    ) -> None:
         self.task = task
-        self._helpers: list[tuple[int, int, int]] = []  # pid, pipe to it, pipe from it
+        self._helpers: list[_Helper] = []
         if count < 1 or not hasattr(os, "fork"):
             return
         for _ in range(count):
@@ -36,10 +54,10 @@ class Helpers:
             if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
                 os.close(down_write)
                 os.close(up_read)
-                _serve(down_read, up_write, warm, task)
+                _serve(down_read, up_write, warm, later)
             os.close(down_read)
             os.close(up_write)
-            self._helpers.append((pid, down_write, up_read))
+            self._helpers.append(_Helper(pid, down_write, up_read))
 
     def __enter__(self) -> Helpers:
         return self
@@ -49,65 +67,98 @@ class Helpers:
 
     def run(self, items: list[Any]) -> list[Any]:
         """Run the task over `items`, shared among the helpers and this process; keep the order."""
-        helpers, self._helpers = self._helpers, []
+        helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not items:
-            self._stop(helpers)
             return self.task(items) if items else []
         # This process starts cold, so it takes less: nothing at all for a handful of cards.
         mine = max(0, (len(items) - HEAD_START * len(helpers)) // (len(helpers) + 1))
         rest = items[mine:]
         size = -(-len(rest) // len(helpers))
         batches = [rest[i : i + size] for i in range(0, len(rest), size)]
-        senders = []
-        for (_, down, _), batch in zip(helpers, batches, strict=False):
-            # A helper still importing reads late: sending from a thread keeps this one working.
-            sender = threading.Thread(target=_send_quietly, args=(down, batch), daemon=True)
-            sender.start()
-            senders.append(sender)
+        for helper, batch in zip(helpers, batches, strict=False):
+            self._send(helper, self.task, (batch,))
         results = self.task(items[:mine])
-        for n, batch in enumerate(batches):
-            senders[n].join()
-            results.extend(self._collect(helpers[n], batch))
-        self._stop(helpers)
+        for helper, batch in zip(helpers, batches, strict=False):
+            value = self._answer(helper)
+            results.extend(
+                value if isinstance(value, list) and len(value) == len(batch) else self.task(batch)
+            )
         return results
 
-    def _collect(self, helper: tuple[int, int, int], batch: list[Any]) -> list[Any]:
+    @property
+    def free(self) -> bool:
+        """Tell whether a helper is there to take a call."""
+        return any(h.alive and not h.busy for h in self._helpers)
+
+    def call(self, func: Callable[..., Any], *args: Any) -> Any:
+        """Run `func(*args)` in a free helper, or here; return what it returns."""
+        helper = next((h for h in self._helpers if h.alive and not h.busy), None)
+        if helper is not None:
+            self._send(helper, func, args)
+            value = self._answer(helper)
+            if value is not _LOST:
+                return value
+        return func(*args)
+
+    def submit(self, func: Callable[..., Any], *args: Any) -> None:
+        """Start `func(*args)` in a free helper without waiting (or run it here); close waits."""
+        helper = next((h for h in self._helpers if h.alive and not h.busy), None)
+        if helper is None:
+            func(*args)
+        else:
+            self._send(helper, func, args)
+
+    def _send(self, helper: _Helper, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
+        # A helper still importing reads late: sending from a thread keeps this one working.
+        helper.sender = threading.Thread(target=_send_quietly, args=(helper.down, (func, args)), daemon=True)
+        helper.sender.start()
+        helper.busy = True
+
+    def _answer(self, helper: _Helper) -> Any:
+        if helper.sender is not None:
+            helper.sender.join()
+        helper.busy = False
         try:
-            status, value = _receive(helper[2])
+            status, value = _receive(helper.up)
         except (EOFError, OSError, pickle.UnpicklingError):
-            status, value = "lost", None
-        if status == "ok" and isinstance(value, list) and len(value) == len(batch):
-            return value
-        return self.task(batch)
+            helper.alive = False
+            return _LOST
+        return value if status == "ok" else _LOST
 
     def close(self) -> None:
-        """Stop every helper that was not given work."""
+        """Wait for submitted work, then stop every helper."""
         helpers, self._helpers = self._helpers, []
-        self._stop(helpers)
-
-    @staticmethod
-    def _stop(helpers: list[tuple[int, int, int]]) -> None:
-        for pid, down, up in helpers:
-            for fd in (down, up):
+        for helper in helpers:
+            if helper.busy and helper.alive:
+                self._answer(helper)
+            for fd in (helper.down, helper.up):
                 with contextlib.suppress(OSError):
                     os.close(fd)
-            # A helper that finished has exited; one still importing is not waited for.
+            # An idle helper waits for a call that will not come (or is still importing).
             with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
-            os.waitpid(pid, 0)
+                os.kill(helper.pid, signal.SIGKILL)
+            os.waitpid(helper.pid, 0)
+
+
+_LOST = object()
 
 
 def _serve(
-    down: int, up: int, warm: Callable[[], None], task: Callable[[list[Any]], list[Any]]
-) -> None:  # pragma: no cover - runs in the helper
+    down: int, up: int, warm: Callable[[], None], later: Callable[[], None]
+) -> None:  # pragma: no cover
     try:
         warm()
-        batch = _receive(down)
-        try:
-            reply: tuple[str, Any] = ("ok", task(batch))
-        except Exception as exc:
-            reply = ("failed", repr(exc))
-        _send(up, reply)
+        answered = False
+        while True:
+            func, args = _receive(down)
+            try:
+                reply: tuple[str, Any] = ("ok", func(*args))
+            except Exception as exc:
+                reply = ("failed", repr(exc))
+            _send(up, reply)
+            if not answered:
+                answered = True
+                later()
     except BaseException:
         pass
     finally:
@@ -115,7 +166,7 @@ def _serve(
 
 
 def _send_quietly(fd: int, value: Any) -> None:
-    # A helper that is gone has its batch done here instead.
+    # A helper that is gone has its work done here instead.
     with contextlib.suppress(OSError):
         _send(fd, value)
 
