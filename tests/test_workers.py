@@ -91,3 +91,12 @@ def test_a_helper_prepares_for_later_once_it_has_answered(tmp_path):
     with Helpers(1, nothing, square_with_pid, later=later) as helpers:
         helpers.run([1, 2])
         assert helpers.call(marker.read_text) == "ready"
+
+
+def test_work_that_cannot_be_sent_is_done_here_without_waiting():
+    def local_only(items):  # a closure: it cannot be pickled for a helper
+        return [(x, os.getpid()) for x in items]
+
+    with Helpers(1, nothing, local_only) as helpers:
+        assert helpers.run([1, 2]) == [(1, PARENT), (2, PARENT)]
+        assert helpers.call(lambda: os.getpid()) == PARENT

@@ -29,6 +29,7 @@ class _Helper:
     down: int  # the pipe to it
     up: int  # the pipe from it
     busy: bool = False  # a call whose answer has not been read
+    sent: bool = False  # that call reached it whole
     alive: bool = True
     sender: threading.Thread | None = field(default=None, repr=False)
 
@@ -103,21 +104,39 @@ class Helpers:
     def submit(self, func: Callable[..., Any], *args: Any) -> None:
         """Start `func(*args)` in a free helper without waiting (or run it here); close waits."""
         helper = next((h for h in self._helpers if h.alive and not h.busy), None)
-        if helper is None:
-            func(*args)
-        else:
+        if helper is not None:
             self._send(helper, func, args)
+            if helper.sender is not None:
+                return
+            helper.busy = False
+        func(*args)
 
     def _send(self, helper: _Helper, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
-        # A helper still importing reads late: sending from a thread keeps this one working.
-        helper.sender = threading.Thread(target=_send_quietly, args=(helper.down, (func, args)), daemon=True)
-        helper.sender.start()
         helper.busy = True
+        helper.sent = False
+        try:
+            data = _frame((func, args))
+        except Exception:  # not picklable: the caller's fallback does the work here
+            helper.sender = None
+            return
+
+        def send() -> None:
+            with contextlib.suppress(OSError):
+                _write(helper.down, data)
+                helper.sent = True
+
+        # A helper still importing reads late: sending from a thread keeps this one working.
+        helper.sender = threading.Thread(target=send, daemon=True)
+        helper.sender.start()
 
     def _answer(self, helper: _Helper) -> Any:
         if helper.sender is not None:
             helper.sender.join()
         helper.busy = False
+        if not helper.sent:
+            # Nothing (or not all of it) reached the helper: never wait for an answer.
+            helper.alive = False
+            return _LOST
         try:
             status, value = _receive(helper.up)
         except (EOFError, OSError, pickle.UnpicklingError):
@@ -165,15 +184,17 @@ def _serve(
         os._exit(0)
 
 
-def _send_quietly(fd: int, value: Any) -> None:
-    # A helper that is gone has its work done here instead.
-    with contextlib.suppress(OSError):
-        _send(fd, value)
-
-
 def _send(fd: int, value: Any) -> None:
+    _write(fd, _frame(value))
+
+
+def _frame(value: Any) -> bytes:
     data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL)
-    view = memoryview(len(data).to_bytes(_SIZE, "big") + data)
+    return len(data).to_bytes(_SIZE, "big") + data
+
+
+def _write(fd: int, data: bytes) -> None:
+    view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
 
