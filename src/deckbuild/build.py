@@ -505,7 +505,8 @@ class _Build:
             empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
         else:
             # genanki is imported by a helper that is done rendering, not here.
-            empty = Shell(*helping.call(shell, decks, notetype_mod))
+            bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
+            empty = Shell(*helping.call(shell, bare, notetype_mod))
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mod, files, empty)
 
