@@ -54,6 +54,8 @@ def measure(size: int, repeat: int) -> dict[str, tuple[float, float]]:
         deck = write_deck(root / "decks" / "Synth" / "cards.txt", size)
         cache = root / "cache"
         env = {**os.environ, "DECKBUILD_CACHE_DIR": str(cache)}
+        # Measured as installed: with bytecode cached, as genanki's is in site-packages.
+        env.pop("PYTHONDONTWRITEBYTECODE", None)
         build = [PYTHON, "-m", "deckbuild", "build", "decks", "-o", "dist"]
         floor = [PYTHON, str(HERE / "floor.py"), str(deck), str(root / "floor.apkg")]
         results: dict[str, list[tuple[float, float]]] = {
