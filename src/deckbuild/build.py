@@ -159,9 +159,10 @@ def collect(
                 found.append(_recall(source, raw, sig, memo, root) or Pending(source, raw, sig))
     pending = [p for p in found if isinstance(p, Pending)]
     if memo is not None:
-        settled = iter(helpers.run(pending) if helpers is not None else _settle(pending))
+        outcomes = helpers.run(pending) if helpers is not None else _settle(pending)
+        report.count("rendered", sum(not isinstance(o, str) for o in outcomes))
+        settled = iter(outcomes)
         found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
-        report.count("rendered", sum(isinstance(p, Parsed) for p in found) - (len(found) - len(pending)))
     cards: list[Parsed] = []
     seen: dict[str, str] = {}
     for (source, line), parsed in zip(lines_of, found, strict=True):
