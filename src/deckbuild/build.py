@@ -78,7 +78,6 @@ class Collection:
     cards: list[Parsed]
     locks: dict[Path, Lock]
     report: Report
-    memo: Memo | None = None
 
 
 @dataclass
@@ -182,7 +181,7 @@ def collect(
             continue
         seen[key] = parsed.where
         cards.append(parsed)
-    return Collection(cards, locks, report, memo)
+    return Collection(cards, locks, report)
 
 
 @lru_cache(maxsize=64)
