@@ -235,7 +235,7 @@ def _warm() -> None:
     _markdown()
 
 
-def helpers(jobs: int) -> Helpers:
+def start_helpers(jobs: int) -> Helpers:
     """Start the helpers a run on `jobs` cores can use: one fewer than the cores."""
     return Helpers(jobs - 1, _warm, _settle, later=_warm_packaging)
 
@@ -309,7 +309,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
 def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
     store = cache.Cache(cache.cache_dir() if use_cache else None)
-    with closing(store), helpers(os.cpu_count() or 1) as helping:
+    with closing(store), start_helpers(os.cpu_count() or 1) as helping:
         memo = Memo(store)
         collection = collect(paths, memo=memo, helpers=helping)
         render_all(collection, {})
@@ -451,7 +451,7 @@ class _Build:
     jobs: int = 1
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
-        with helpers(self.jobs) as helping:
+        with start_helpers(self.jobs) as helping:
             memo = Memo(self.store)
             collection = collect(self.paths, self.report, memo, helping)
             media: dict[str, dict[str, Path]] = {}

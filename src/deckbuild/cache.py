@@ -80,12 +80,13 @@ class Cache:
 
     def __init__(self, directory: Path | None) -> None:
         self.db: sqlite3.Connection | None = None
-        self.path = directory / "cache.sqlite" if directory is not None else None
+        self.path: Path | None = None
         self._saving: threading.Thread | None = None
-        if self.path is None or directory is None:
+        if directory is None:
             return
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            self.path = directory / "cache.sqlite"
             self.db = self._connect(self.path)
             self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
             self.db.execute(

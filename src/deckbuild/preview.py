@@ -17,7 +17,7 @@ from pathlib import Path
 
 from deckbuild import cache
 from deckbuild.atomic import write_text
-from deckbuild.build import collect, helpers, render_all
+from deckbuild.build import collect, render_all, start_helpers
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.memo import Memo
 from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
@@ -101,7 +101,7 @@ def _page(title: str, body: list[str], night: bool, other: str) -> str:
 def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
     by_package: dict[str, dict[str, Path]] = {}
-    with closing(cache.Cache(cache.cache_dir())) as store, helpers(os.cpu_count() or 1) as helping:
+    with closing(cache.Cache(cache.cache_dir())) as store, start_helpers(os.cpu_count() or 1) as helping:
         memo = Memo(store)
         collection = collect(paths, memo=memo, helpers=helping)
         values = render_all(collection, by_package)
