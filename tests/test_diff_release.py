@@ -90,15 +90,57 @@ def test_a_removed_card_is_retired_and_a_reimport_applies_everything(tree, tmp_p
     assert lock[REMOVED]["fields"][0] == "<p>What is 1+1?</p>"
 
 
-def test_retired_cards_stay_in_every_later_package_and_new_learners_get_them_suspended(tree, tmp_path):
+def _cards(col):
+    """Each card's deck and queue, by its note's GUID."""
+    return {
+        (card := col.get_card(cid)).note().guid: (col.decks.name(card.did), card.queue)
+        for cid in col.find_cards("")
+    }
+
+
+def test_a_fresh_importer_finds_retired_cards_in_a_retired_subdeck_not_among_new_cards(
+    tree, tmp_path, collection
+):
     build([tree], tmp_path / "dist", now=NOW)
     edit(tree)
     build([tree], tmp_path / "dist", now=NOW + 60)
     (fresh,) = build([tree], tmp_path / "elsewhere", now=NOW + 120).packages  # no earlier package there
-    with zipfile.ZipFile(fresh) as z:
+    import_package(collection, fresh)  # Anki's default options: no scheduling imported
+    cards = _cards(collection)
+    assert cards[REMOVED][0] == "Deck::Retired"
+    assert {deck for guid, (deck, _) in cards.items() if guid != REMOVED} == {"Deck"}
+    assert collection.find_cards('"deck:Deck" -"deck:Deck::*"') and not collection.find_cards(
+        f'"deck:Deck" -"deck:Deck::*" tag:{RETIRED_TAG}'
+    ), "studying the deck itself never shows a retired card"
+    deck = collection.decks.by_name("Deck::Retired")
+    assert "Cards the author removed" in deck["desc"]
+    collection.decks.remove([deck["id"]])  # what the deck's description offers
+    assert sorted(notes_by_guid(collection)) == sorted([KEPT, CHANGED, ADDED])
+
+
+def test_a_learner_who_has_a_retired_card_keeps_it_where_it_was_with_its_history(tree, tmp_path, collection):
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    import_package(collection, v1)
+    study_all(collection)
+    before = _cards(collection)
+    edit(tree)
+    (v2,) = build([tree], tmp_path / "dist", now=NOW + 60).packages
+    import_package(collection, v2)
+    after = _cards(collection)
+    assert after[REMOVED] == before[REMOVED] == ("Deck", 1), "not moved, not reset to new"
+    assert RETIRED_TAG in notes_by_guid(collection)[REMOVED].tags
+
+
+def test_retired_cards_stay_in_every_later_package(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    (later,) = build([tree], tmp_path / "elsewhere", now=NOW + 120).packages
+    with zipfile.ZipFile(later) as z:
         (tmp_path / "c.anki2").write_bytes(z.read("collection.anki2"))
     with sqlite3.connect(tmp_path / "c.anki2") as db:
         rows = dict(db.execute("SELECT n.guid, c.queue FROM notes n JOIN cards c ON c.nid = n.id"))
+    # Suspended too, for anyone who imports the package with its scheduling.
     assert rows[REMOVED] == -1 and rows[KEPT] == 0
 
 

@@ -320,6 +320,14 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
 
 
 RETIRED_TAG = "deckbuild::retired"
+# Retired cards go to this subdeck of their package's deck. Anki keeps a card in its deck when an
+# import updates its note, so only someone importing the package fresh finds them there, and can
+# delete the subdeck; a learner who has the cards keeps them where they were.
+RETIRED_DECK = "Retired"
+RETIRED_DECK_DESCRIPTION = (
+    "Cards the author removed from this deck. You can delete this subdeck with its cards, "
+    f"or search <code>tag:{RETIRED_TAG}</code> in the browser."
+)
 RETIRED_STATUS = (
     "Retired: this card is no longer in the deck. To delete retired cards, search "
     f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
@@ -524,6 +532,14 @@ class _Build:
             decks[name] = DeckData(name, description=self.release.description())
         return decks[name]
 
+    def retired_deck(self, slug: str) -> DeckData:
+        """The package's subdeck for retired cards, which only fresh importers see them in."""
+        decks = self.packages.setdefault(slug, {})
+        name = f"{self.anchors[slug]}::{RETIRED_DECK}"
+        if name not in decks:
+            decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
+        return decks[name]
+
     def add_all(self, collection: Collection) -> None:
         """Stamp every card in its lock and put it in its deck's notes."""
         deck, where = None, ("", "")
@@ -576,7 +592,7 @@ class _Build:
             )
             if slug is None:
                 continue
-            self.deck(slug, entry.deck).notes.append(
+            self.retired_deck(slug).notes.append(
                 NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")

@@ -230,7 +230,8 @@ def to_markdown(diff: Diff, title: str = "What changed") -> str:
             "",
             f"Removed cards stay in your collection, tagged `{RETIRED_TAG}` and marked retired on the "
             "back. To delete them: open Browse, search `tag:deckbuild::retired`, select all, and "
-            "choose Notes → Delete.",
+            "choose Notes → Delete. If you import this deck for the first time, they are in its "
+            "`Retired` subdeck: delete that subdeck.",
         ]
     return "\n".join(out) + "\n"
 
