@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,6 +18,7 @@ from typing import Any
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.errors import DeckbuildError
 from deckbuild.package import PackageContents, PackagedNote, read_package
+from deckbuild.sources import display_path
 
 QUESTION_FIELD = 0
 IGNORED_FIELDS = frozenset({"Status"})
@@ -83,18 +86,36 @@ def word_diff(old: str, new: str, hunks: int = 2) -> str:
     return "; ".join(parts[:hunks]) + extra
 
 
+def read(path: Path) -> PackageContents:
+    """Read one .apkg; anything else is a clear error, not a traceback."""
+    try:
+        return read_package(path)
+    except zipfile.BadZipFile:
+        why = "not a zip file"
+    except KeyError:
+        why = "a zip file without collection.anki2"
+    except (sqlite3.Error, ValueError, TypeError):
+        why = "its collection cannot be read"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    raise DeckbuildError(
+        f"{display_path(path)}: not an Anki package ({why}); "
+        "give an .apkg file, a folder of them, or a deck folder"
+    )
+
+
 def load(path: Path) -> PackageContents:
     """Read one side: an .apkg, a folder of .apkg files, or a deck source folder."""
     if path.is_file():
-        return read_package(path)
+        return read(path)
     packages = sorted(path.glob("*.apkg")) if path.is_dir() else []
     if not packages and path.is_dir():
         with tempfile.TemporaryDirectory(prefix="deckbuild-diff-") as tmp:
             result = build([path], Path(tmp), now=0, dry_run=True)
-            return _merge([read_package(p) for p in result.packages])
+            return _merge([read(p) for p in result.packages])
     if not packages:
         raise DeckbuildError(f"{path}: not an .apkg, a folder of them, or a deck folder")
-    return _merge([read_package(p) for p in packages])
+    return _merge([read(p) for p in packages])
 
 
 def _merge(parts: list[PackageContents]) -> PackageContents:
