@@ -234,10 +234,10 @@ def test_a_template_change_without_a_newer_mod_is_breaking_and_with_one_is_not()
 
 def test_release_writes_packages_sums_and_notes_against_the_previous_release(tree, tmp_path):
     assert run("build", "decks").exit_code == 0
-    assert run("release", "decks", "-o", "v1", "--version", "v1.0.0").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--release-version", "v1.0.0").exit_code == 0
     edit(tree)
     assert run("build", "decks").exit_code == 0  # dist/ still holds v1's package: the removed card retires
-    result = run("release", "decks", "-o", "v2", "--version", "v1.1.0", "--previous", "v1")
+    result = run("release", "decks", "-o", "v2", "--release-version", "v1.1.0", "--previous", "v1")
     assert result.exit_code == 0, result.output
     assert result.stdout == "wrote v2/Deck.apkg\nwrote v2/SHA256SUMS\nwrote v2/RELEASE_NOTES.md\n"
     notes = (tmp_path / "v2" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
@@ -250,10 +250,10 @@ def test_release_writes_packages_sums_and_notes_against_the_previous_release(tre
 
 def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
     assert run("build", "decks").exit_code == 0
-    result = run("release", "decks", "-o", "out", "--version", "v1")
+    result = run("release", "decks", "-o", "out", "--release-version", "v1")
     assert result.exit_code == 0
     edit(tree)
-    stale = run("release", "decks", "-o", "out2", "--version", "v2")
+    stale = run("release", "decks", "-o", "out2", "--release-version", "v2")
     assert stale.exit_code == 1
     assert stale.stderr.startswith("error: decks/deckbuild.lock is out of date")
 
@@ -278,12 +278,70 @@ def test_diff_fails_on_breaking_changes_only_when_asked(tree, tmp_path, monkeypa
 
 def test_release_refuses_a_breaking_release_unless_allowed(tree, tmp_path, monkeypatch):
     assert run("build", "decks").exit_code == 0
-    assert run("release", "decks", "-o", "v1", "--version", "v1").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--release-version", "v1").exit_code == 0
     _wider_note_type(monkeypatch)
-    refused = run("release", "decks", "-o", "v2", "--version", "v2", "--previous", "v1")
+    refused = run("release", "decks", "-o", "v2", "--release-version", "v2", "--previous", "v1")
     assert refused.exit_code == 1
     assert refused.stderr.endswith(
         "error: this release would break learners' updates; fix it, or pass --allow-breaking\n"
     )
-    allowed = run("release", "decks", "-o", "v3", "--version", "v2", "--previous", "v1", "--allow-breaking")
+    allowed = run(
+        "release", "decks", "-o", "v3", "--release-version", "v2", "--previous", "v1", "--allow-breaking"
+    )
     assert allowed.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"just text\n", "not a zip file"),
+        (b"", "not a zip file"),
+        ("zip", "a zip file without collection.anki2"),
+        ("badcollection", "its collection cannot be read"),
+    ],
+)
+def test_diff_and_release_refuse_a_file_that_is_not_a_package_with_a_message(tree, tmp_path, content, why):
+    fake = tree.parent / "old.apkg"
+    if content == "zip":
+        with zipfile.ZipFile(fake, "w") as z:
+            z.writestr("media", "{}")
+    elif content == "badcollection":
+        with zipfile.ZipFile(fake, "w") as z:
+            z.writestr("collection.anki2", "not sqlite at all, but long enough " * 10)
+    else:
+        fake.write_bytes(content)
+    assert run("build", "decks").exit_code == 0
+    expected = (
+        f"error: old.apkg: not an Anki package ({why}); "
+        "give an .apkg file, a folder of them, or a deck folder\n"
+    )
+    for words in (("diff", "old.apkg", "decks"), ("diff", "dist", "old.apkg")):
+        result = run(*words)
+        assert (result.exit_code, result.stderr) == (1, expected), result.output
+    released = run("release", "decks", "-o", "out", "--release-version", "v2", "--previous", "old.apkg")
+    assert (released.exit_code, released.stderr) == (1, expected)
+    assert not (tree.parent / "out").exists(), "nothing written"
+    folder = tree.parent / "prev"
+    folder.mkdir()
+    (folder / "old.apkg").write_bytes(fake.read_bytes())
+    in_folder = run("diff", "prev", "decks")
+    assert in_folder.exit_code == 1
+    assert in_folder.stderr.startswith("error: prev/old.apkg: not an Anki package")
+
+
+def test_forget_finds_the_deck_root_from_any_path_in_the_tree_as_build_does(tree, tmp_path, monkeypatch):
+    own = tree.parent / "my-cards"  # an author's own repository, whose deck root is not called decks/
+    tree.rename(own)
+    build([own], tmp_path / "dist", now=NOW)
+    source = own / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace(f"What is 1+1?;2<br>two;{REMOVED}\n", ""))
+    build([own / "Deck"], tmp_path / "dist", now=NOW + 60)  # a subfolder: it finds the lock upward
+    assert (own / "deckbuild.lock").is_file() and not (own / "Deck" / "deckbuild.lock").exists()
+    for where in ("my-cards/Deck/cards.txt", "my-cards/Deck"):
+        refused = run("forget", KEPT, "--decks", where)
+        assert (refused.exit_code, refused.stderr) == (
+            1, f"error: card {KEPT} is still in the sources; remove it there first\n"
+        )  # fmt: skip
+    monkeypatch.chdir(own / "Deck")
+    assert run("forget", REMOVED, "--decks", ".").stdout == f"forgot {REMOVED}\n"
+    assert REMOVED not in (own / "deckbuild.lock").read_text(encoding="utf-8")
