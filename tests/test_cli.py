@@ -252,3 +252,29 @@ def test_strict_turns_warnings_into_failure(run, deck_tree):
     result = run("check", "decks", "--strict")
     assert result.exit_code == 1
     assert result.stderr.endswith("0 error(s), 1 warning(s) (--strict: warnings fail the run)\n")
+
+
+def test_a_missing_image_in_web_text_is_a_warning_the_card_kept_and_an_error_under_strict(run, deck_tree):
+    from deckbuild.package import read_package
+
+    web = "Look:<img src=plot.png onerror=alert(1)> here"  # as copied from a page, its file left behind
+    put(deck_tree, "Deck/web.txt", f"Question;Answer;UUID\n{web};A;{U1}\n")
+    result = run("build")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "decks/Deck/web.txt:2: warning: image plot.png not found, left out of the card; "
+        "add the file or fix the path\n"
+        "0 error(s), 1 warning(s)\n"
+    )
+    package = deck_tree.parent / "dist" / "Deck.apkg"
+    assert read_package(package).notes[U1].fields[0] == "<p>Look: here</p>"
+    before = package.read_bytes()
+    strict = run("build", "--strict")
+    assert strict.exit_code == 1 and "(--strict: warnings fail the run)" in strict.stderr
+    assert package.read_bytes() == before, "a failed build writes nothing"
+    # The file arrives: the card, remembered from the first build, is rendered again with it.
+    put(deck_tree, "Deck/plot.png", (DATA / "anki" / "diagram.png").read_bytes())
+    again = run("build", "--strict")
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    (note,) = read_package(package).notes.values()
+    assert re.fullmatch(r'<p>Look:<img src="plot-[0-9a-f]{10}.png"> here</p>', note.fields[0]), note.fields[0]
