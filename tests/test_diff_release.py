@@ -9,12 +9,14 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
 from conftest import DATA, put
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.cli import cli
-from deckbuild.diff import compare
+from deckbuild.diff import compare, visible, word_diff
 from deckbuild.package import PackageContents, PackagedNote, PackagedNoteType
 
 NOW = int(time.time()) - 10_000
@@ -58,7 +60,7 @@ def test_diff_names_exactly_the_added_changed_and_removed_cards(tree, tmp_path):
     assert [c["id"] for c in report["removed"]] == [REMOVED]
     assert report["changed"] == [
         {"id": CHANGED, "question": "What is \\(x^2\\)?", "fields": ["Back"],
-         "diff": {"Back": "«A» → «The»; +«of x»"}},
+         "diff": {"Back": "«A» → «The» square; The square +«of x»"}},
     ]  # fmt: skip
     assert report["breaking"] == []
     text = run("diff", str(tmp_path / "v1"), str(tmp_path / "v2")).stdout
@@ -345,3 +347,41 @@ def test_forget_finds_the_deck_root_from_any_path_in_the_tree_as_build_does(tree
     monkeypatch.chdir(own / "Deck")
     assert run("forget", REMOVED, "--decks", ".").stdout == f"forgot {REMOVED}\n"
     assert REMOVED not in (own / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+def _field(text):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    report = Report()
+    markup = render_text(text, Where("x.txt", 1), report)
+    assert report.problems == []
+    return markup
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "shown"),
+    [
+        # A literal dash list that became a real list reads the same: formatting only.
+        ("Intro:<br>- a<br>- b", "Intro:\n\n- a\n- b", ""),
+        ("`#!python np.zeros(3)`", "`#!python np.ones(3)`", "np.«zeros» → «ones»(3)"),
+        ("```python\nx = np.zeros(3)\n```", "```python\nx = np.zeros(4)\n```", ".zeros(«3» → «4»)"),
+        ("- keys<br>- values", "- keys<br>- queries", "- keys - «values» → «queries»"),
+        ("The **query** vector", "The *query* vector", ""),
+        ("a b c d e f g h", "a x c y e z g w",
+         "a «b» → «x» c d e; a x c «d» → «y» e f g; c y e «f» → «z» g h (and 1 more)"),
+    ],
+)  # fmt: skip
+def test_a_word_diff_compares_what_the_learner_reads(old, new, shown):
+    assert word_diff(_field(old), _field(new)) == shown
+
+
+@given(
+    st.lists(st.sampled_from(["np", ".", "zeros", "(", "3", ")", "the", "query", ",", "key"]), max_size=12),
+    st.lists(st.sampled_from(["np", ".", "ones", "(", "3", ")", "a", "query", "-", "key"]), max_size=12),
+)
+def test_a_word_diff_is_empty_exactly_when_the_words_read_the_same(a, b):
+    old, new = " ".join(a), " ".join(b)
+    same = visible(old).split() == visible(new).split()
+    assert (word_diff(old, new) == "") == same
+    assert "<" not in word_diff(f"<p>{old}</p>", f"<ul><li>{new}</li></ul>")

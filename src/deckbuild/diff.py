@@ -23,6 +23,15 @@ from deckbuild.sources import display_path
 QUESTION_FIELD = 0
 IGNORED_FIELDS = frozenset({"Status"})
 _TAG_RE = re.compile(r"<[^>]+>")
+# Tags that start a new line or block for the reader; the others (code colours, emphasis) join words.
+_BLOCK_RE = re.compile(
+    r"</?(?:p|br|div|ul|ol|li|tr|td|th|table|thead|tbody|pre|h[1-6]|hr|blockquote|dl|dt|dd)\b[^>]*>", re.I
+)
+_ITEM_RE = re.compile(r"<li\b[^>]*>", re.I)
+_LETTER_RE = re.compile(r'<span class="db-letter">([^<]*)</span>')
+# A word, or one mark of punctuation, with the space before it.
+_TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
+_CONTEXT = 3
 
 
 @dataclass
@@ -63,26 +72,39 @@ class Diff:
 
 
 def visible(markup: str) -> str:
-    """The text a learner reads in a field."""
+    """The text a learner reads in a field: inline markup joins words, blocks and items part them."""
     import html
 
-    return re.sub(r"\s+", " ", html.unescape(_TAG_RE.sub(" ", markup))).strip()
+    text = _LETTER_RE.sub(r"\1. ", markup)
+    text = _ITEM_RE.sub("\n- ", text)
+    text = _TAG_RE.sub("", _BLOCK_RE.sub("\n", text))
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
 
 
 def _short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def word_diff(old: str, new: str, hunks: int = 2) -> str:
-    """Describe how `new` differs from `old` in a line: «removed words» → «added words»."""
-    a, b = visible(old).split(), visible(new).split()
+def word_diff(old: str, new: str, hunks: int = 3) -> str:
+    """Describe how `new` differs from `old`, word by word, with a little context around each change.
+
+    Punctuation is a word of its own, so code reads as code: `np.«zeros» → «ones»(3)`.
+    """
+    a, b = _TOKEN_RE.findall(visible(old)), _TOKEN_RE.findall(visible(new))
     parts = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    matcher = difflib.SequenceMatcher(None, [t.strip() for t in a], [t.strip() for t in b], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        gone, came = _short(" ".join(a[i1:i2]), 40), _short(" ".join(b[j1:j2]), 40)
-        parts.append(f"«{gone}» → «{came}»" if gone and came else f"+«{came}»" if came else f"-«{gone}»")
-    extra = f" (+{len(parts) - hunks} more)" if len(parts) > hunks else ""
+        # Context: what the new text says before the change, and the old text after it.
+        before = "".join(b[max(0, j1 - _CONTEXT) : j1]).strip()
+        after = "".join(a[i2 : i2 + _CONTEXT]).rstrip()
+        gone, came = _short("".join(a[i1:i2]).strip(), 40), _short("".join(b[j1:j2]).strip(), 40)
+        change = f"«{gone}» → «{came}»" if gone and came else f"+«{came}»" if came else f"-«{gone}»"
+        gap = " " if (b[j1:j2] or a[i1:i2] or [" "])[0][:1].isspace() else ""
+        tail = " " if after[:1].isspace() else ""
+        parts.append(f"{before}{gap}{change}{tail}{after.strip()}".strip())
+    extra = f" (and {len(parts) - hunks} more)" if len(parts) > hunks else ""
     return "; ".join(parts[:hunks]) + extra
 
 
@@ -157,7 +179,7 @@ def compare(old: PackageContents, new: PackageContents) -> Diff:
                 label = labels[n] if n < len(labels) else f"field {n + 1}"
                 if x != y and label not in IGNORED_FIELDS:
                     change.fields.append(label)
-                    change.diffs[label] = word_diff(x, y) or "markup only"
+                    change.diffs[label] = word_diff(x, y) or "formatting only"
             if sorted(before.tags) != sorted(after.tags):
                 change.fields.append("tags")
                 change.diffs["tags"] = word_diff(" ".join(sorted(before.tags)), " ".join(sorted(after.tags)))
