@@ -153,8 +153,9 @@ def test_cards_json_lists_every_card_with_its_source(run, deck_tree):
         ),
         (
             "misspelt_header.txt",
-            "decks/Deck/misspelt_header.txt:1: header must name the columns Question;Answer;UUID "
-            "(in any order), found 'Questoin;Answer;UUID'; fix the spelling",
+            "decks/Deck/misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column "
+            "'Questoin' and no Question column; the known columns are Question, Answer and UUID (each once, "
+            "in any order and any case)",
         ),
         (
             "unbalanced_quote.txt",
