@@ -47,7 +47,14 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-_BR_RE = re.compile(r"[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
+# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
+_BR_RE = re.compile(r"[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+# A one- or two-backtick code span on one line that holds a <br>, and the mark the break waits as.
+_SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
+_BR_MARK = "\ue003"
+# A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
+_ITEM_LINE_RE = re.compile(r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
 _MATH_START_RE = re.compile(r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
@@ -300,9 +307,19 @@ def fix_mojibake(text: str, where: Where, report: Report) -> str:
 @lru_cache(maxsize=1)
 def _markdown() -> Any:
     import markdown
+    from markdown.extensions import Extension
+
+    class LiteralUnderscores(Extension):  # type: ignore[misc]
+        """Leave `_` to mean itself: `__init__` and `snake_case` are code words, not emphasis."""
+
+        def extendMarkdown(self, md: Any) -> None:
+            if getattr(md, "delimiters", None) is not None:  # Python-Markdown 3.11 and later
+                md.delimiters.remove("_")
+            elif "em_strong2" in md.inlinePatterns:
+                md.inlinePatterns.deregister("em_strong2")
 
     return markdown.Markdown(
-        extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite"],
+        extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite", LiteralUnderscores()],
         extension_configs={
             # Inline styles, not classes: every Anki client keeps them without our stylesheet.
             "codehilite": {"noclasses": True, "guess_lang": False, "pygments_style": CODE_STYLE},
@@ -376,13 +393,63 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
     if "<" in text:
+        if "`" in text:
+            # Inside a code span a newline would read as a space: keep the break, as a mark.
+            text = _SPAN_BR_RE.sub(lambda m: _BR_RE.sub(_BR_MARK, m.group(0)), text)
         text = _BR_RE.sub("\n", text)
+    if "\n" in text and _ITEM_LINE_RE.search(text):
+        text = _lists(text)
     markup = _plain(text) or _plain_list(text) or _markdown_to_html(text)
+    if _BR_MARK in markup:
+        markup = markup.replace(_BR_MARK, "<br>")
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
     return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup) if held.html else markup
+
+
+def _lists(text: str) -> str:
+    """Read lists as authors mean them, where Python-Markdown would not.
+
+    A list right after a line of text starts a list (Python-Markdown wants a blank line first, and
+    shows `Intro:<br>- a` with a literal dash), and a list nested by any indentation is nested
+    (Python-Markdown wants 4 spaces a level): each indentation its items use becomes a level of
+    4 spaces. Fenced code is left alone.
+    """
+    out: list[str] = []
+    block: list[str] = []  # the lines of the list being read
+    state, fence = "blank", ""
+
+    def close() -> None:
+        levels = sorted({len(line) - len(line.lstrip(" ")) for line in block if _ITEM_LINE_RE.match(line)})
+        for line in block:
+            width = len(line) - len(line.lstrip(" "))
+            out.append(" " * (4 * sum(0 < level <= width for level in levels)) + line[width:])
+        block.clear()
+
+    for line in text.split("\n"):
+        if fence:
+            fence = "" if line.lstrip().startswith(fence) else fence
+            out.append(line)
+            continue
+        opening = _FENCE_RE.match(line)
+        if opening or not line.strip():
+            close()
+            state, fence = "blank", opening.group(1) if opening else ""
+            out.append(line)
+        elif state == "list":
+            block.append(line)
+        elif _ITEM_LINE_RE.match(line) and not line.startswith(" "):
+            if state == "text":
+                out.append("")
+            state = "list"
+            block.append(line)
+        else:
+            state = "text"
+            out.append(line)
+    close()
+    return "\n".join(out)
 
 
 def _plain(text: str) -> str | None:
