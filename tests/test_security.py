@@ -2,8 +2,12 @@
 
 from __future__ import annotations
 
+import hashlib
 import os
+import sqlite3
+import stat
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -11,12 +15,15 @@ from click.testing import CliRunner
 from ankihelp import import_package, notes_by_guid
 from conftest import DATA, put
 from deckbuild.build import build
+from deckbuild.cache import Cache
 from deckbuild.cli import cli
+from deckbuild.notetype import FIELDS
 from hostile import dangers
 
 pytestmark = pytest.mark.anki
 REFUSED = DATA / "security" / "refused"
 CASES = sorted(p.name for p in REFUSED.glob("*.txt"))
+NOW = 1_750_000_000
 
 
 def test_the_checker_sees_what_it_must():
@@ -100,3 +107,60 @@ def test_a_file_name_that_mathjax_would_typeset_is_refused(deck_tree, monkeypatc
     result = CliRunner().invoke(cli, ["build", "decks"])
     assert result.exit_code == 1
     assert f"decks/Deck/{name}:2: source Deck/{name} holds \\( or \\[; remove it" in result.stderr
+
+
+def _fields_in_cache(cache_dir: Path) -> list[str]:
+    with sqlite3.connect(cache_dir / "cache.sqlite") as db:
+        return [f for (f,) in db.execute("SELECT fields FROM memo")]
+
+
+def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cache, collection):
+    put(deck_tree, "Deck/cards.txt", DATA / "anki" / "constructs.txt")
+    put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
+    first = build([deck_tree], tmp_path / "one", now=NOW)
+    cards = first.report.counts["packaged"]
+    attack = '<img src="x" onerror="alert(1)"><script>alert(2)</script>'
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        sigs = [s for (s,) in db.execute("SELECT sig FROM memo ORDER BY sig")]
+        assert len(sigs) == cards
+        # Half keep their old seal, half get one made with a key that is not the cache's.
+        for i, sig in enumerate(sigs):
+            fields = attack + "\x1f" * (len(FIELDS) - 1)
+            seal = hashlib.blake2b(fields.encode(), key=b"k" * 32, digest_size=16).hexdigest()
+            db.execute("UPDATE memo SET fields = ?, seal = CASE ? WHEN 0 THEN seal ELSE ? END WHERE sig = ?",
+                       (fields, i % 2, seal, sig))  # fmt: skip
+    assert all(attack in f for f in _fields_in_cache(own_cache))
+    second = build([deck_tree], tmp_path / "two", now=NOW, jobs=1)
+    assert second.report.counts["rendered"] == cards, "every planted row is rendered again"
+    (apkg,) = second.packages
+    assert apkg.read_bytes() == first.packages[0].read_bytes()
+    import_package(collection, apkg)
+    for note in notes_by_guid(collection).values():
+        for name, value in note.items():
+            assert dangers(value) == [] and "alert" not in value, f"{name}: {value}"
+    assert not any(attack in f for f in _fields_in_cache(own_cache)), "the planted rows were replaced"
+    third = build([deck_tree], tmp_path / "three", now=NOW, jobs=1)
+    assert third.report.counts.get("rendered", 0) == 0, "rows it signed itself are used again"
+
+
+def test_a_planted_cache_entry_is_not_used(own_cache):
+    store = Cache(own_cache)
+    store.put_many({"shell": {"db": "c2FmZQ==", "req": 1}})
+    assert store.get_many(["shell"]) == {"shell": {"db": "c2FmZQ==", "req": 1}}
+    assert store.db is not None
+    store.db.execute("UPDATE entries SET value = ?", ('{"db": "cGxhbnRlZA==", "req": 1}',))
+    assert store.get_many(["shell"]) == {}
+    store.close()
+
+
+def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cache):
+    Cache(own_cache).close()
+    key = own_cache / "secret"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    first = key.read_bytes()
+    assert Cache(own_cache).secret == first
+    key.chmod(0o644)
+    store = Cache(own_cache)
+    assert store.db is not None and store.secret != first
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    store.close()
