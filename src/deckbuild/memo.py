@@ -138,6 +138,8 @@ class Memo:
             json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
             json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
         )
+        if any("\x00" in part for part in content):
+            return  # the seal joins parts with NUL; such a card is simply rendered every time
         group = self._groups.get(source.path) or self.group(source)
         self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
         self._used.setdefault(group, set()).add(sig)
