@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from conftest import DATA, put
 from deckbuild.errors import Report
 from deckbuild.render import Where, highlight, render_text
+from hostile import MATH_COMMANDS
 
 GOLDEN = DATA / "render"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.md"))
@@ -154,3 +155,15 @@ def test_the_shortcut_is_taken_for_plain_questions_and_not_for_markup():
     expected = "<p>What is the query vector?<br>\nAnd the key?</p>"
     assert _plain("What is the query vector?\nAnd the key?") == expected
     assert _plain("- a list") is None and _plain("1. a list") is None and _plain("**bold**") is None
+
+
+@pytest.mark.parametrize("name", [*MATH_COMMANDS, "HREF", "Style", "cssid"])
+def test_every_mathjax_command_that_links_styles_or_defines_is_refused(name):
+    for text in (f"\\(\\{name}{{a}}{{b}}\\)", f"$$x \\{name} {{a}}$$", f"${name[0]}\\{name}%\n{{b}}$"):
+        report = Report()
+        render_text(text, Where("card.md", 7), report)
+        [problem] = report.errors
+        assert problem.message.startswith("formula ") and f" uses \\{name}, which MathJax turns into " in str(
+            problem
+        )
+        assert str(problem).startswith("card.md:7: ")

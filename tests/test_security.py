@@ -77,6 +77,23 @@ def test_hostile_markup_reaches_anki_as_harmless_text(deck_tree, tmp_path, colle
     assert notes["b4"]["Front"].count("<a rel") == 5 and notes["b4"]["Back"].count("href") == 2
     assert notes["b5"]["Front"].count("&#91;sound:") == 3 and "&#91;anki:tts" in notes["b5"]["Front"]
     assert "&#91;SOUND:u.mp3]" in notes["b5"]["Back"]
+    # What Anki itself would play or load from the rendered cards: nothing.
+    for card_id in collection.find_cards(""):
+        card = collection.get_card(card_id)
+        card.render_output(reload=True)
+        assert card.question_av_tags() == [] and card.answer_av_tags() == []
+    # The same text left as written would be played: the check above can fail.
+    note = notes["b5"]
+    note["Front"] = note["Front"].replace("&#91;", "[")
+    collection.update_note(note)
+    card = note.cards()[0]
+    card.render_output(reload=True)
+    assert [getattr(tag, "filename", "tts") for tag in card.question_av_tags()] == [
+        "x.mp3",
+        "y.mp3",
+        "z.mp3",
+        "tts",
+    ]
     warnings = [p.message for p in result.report.problems]
     assert warnings.count("link ../collection.media/x.html is not a web or mail address, so it was removed; "
                           "write it in full (https://…)") == 1  # fmt: skip
