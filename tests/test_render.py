@@ -167,3 +167,15 @@ def test_every_mathjax_command_that_links_styles_or_defines_is_refused(name):
             problem
         )
         assert str(problem).startswith("card.md:7: ")
+
+
+def test_the_previews_mathml_never_carries_markup_a_formula_wrote():
+    from deckbuild.render import to_mathml
+
+    hostile = [r"\text{<img/src=x/onerror=alert(1)>}", r"\text{<mrow onclick='x'/>}",
+               r"\text{<img src='x' onerror='y'/>}", r"\href{javascript:x}{y}", r"\style{position:fixed}{x}",
+               r"\class{a}{b}"]  # fmt: skip
+    for body in hostile:
+        assert to_mathml(body, False) is None, body
+    shown = to_mathml(r"\text{Add\&Norm}(x)", True)
+    assert shown is not None and "<mtext>Add\\&amp;Norm</mtext>" in shown

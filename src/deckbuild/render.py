@@ -105,6 +105,13 @@ UNSAFE_MATH = {
 _OPTIONS_RE = re.compile(
     r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
 )
+_MATHML_TAGS = frozenset("""
+    math semantics annotation mrow mi mn mo ms mtext mspace msub msup msubsup mfrac msqrt mroot mstyle
+    merror mpadded mphantom mfenced menclose munder mover munderover mtable mtr mtd mlabeledtr
+    mmultiscripts mprescripts none maction
+""".split())  # noqa: SIM905
+_BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
+_MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 _MOJIBAKE_RE = re.compile(
@@ -362,7 +369,28 @@ def to_mathml(body: str, display: bool) -> str | None:
         result: str = convert(body, display="block" if display else "inline")
     except Exception:  # latex2mathml raises many unrelated types for malformed input
         return None
-    return result
+    # A bare `&` (from `\\text{A\\&B}`) is written as the text it shows; anything else not plain is refused.
+    result = _BARE_AMP_RE.sub("&amp;", result)
+    return result if _plain_mathml(result) else None
+
+
+def _plain_mathml(markup: str) -> bool:
+    """Tell whether MathML is well-formed, of MathML elements only, with no link, style or handler.
+
+    latex2mathml writes `\\text{<img/src=x/onerror=…>}` out as raw markup: never put that in a page.
+    """
+    from xml.etree import ElementTree
+
+    try:
+        tree = ElementTree.fromstring(markup)
+    except ElementTree.ParseError:
+        return False
+    for element in tree.iter():
+        if element.tag.rpartition("}")[2] not in _MATHML_TAGS:
+            return False
+        if any(":" in name or name.startswith("on") or name in _MATHML_UNSAFE for name in element.attrib):
+            return False
+    return True
 
 
 def _cp1252_bytes(run: str) -> bytes:
