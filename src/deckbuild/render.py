@@ -114,6 +114,7 @@ _BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
 _MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
+_IMG_TAG_RE = re.compile(r"<img\b[^>]*>")
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
     "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
@@ -129,6 +130,8 @@ class Where:
     folder: Path | None = None
     root: Path | None = None
     media: dict[str, Path] = field(default_factory=dict, compare=False, hash=False)
+    # Local images named but not found: the build renders the card again once they exist.
+    missing: list[Path] = field(default_factory=list, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -466,29 +469,39 @@ def media_name(path: Path) -> str:
 
 
 def _images(markup: str, where: Where, report: Report) -> str:
-    """Package every local image a field shows, under its content name; refuse what is unsafe."""
+    """Package every local image a field shows, under its content name; refuse what is unsafe.
 
-    def replace(match: re.Match[str]) -> str:
+    A missing image is a warning, as in mkdocs: web text often carries `<img>` tags whose files
+    never came along. The tag is dropped and the card kept; `--strict` makes it an error.
+    """
+
+    def replace(tag: re.Match[str]) -> str:
+        match = _IMG_SRC_RE.match(tag.group(0))
+        if match is None:
+            return tag.group(0)
         src = html.unescape(match.group(2))
         if re.match(r"^[a-z][a-z0-9+.-]*:", src, re.I) or src.startswith("//"):
             report.warn(
                 where.path, where.line, f"remote image {src} will not show offline; put it in the deck folder"
             )
-            return match.group(0)
+            return tag.group(0)
         if where.folder is None or where.root is None:
-            return match.group(0)
+            return tag.group(0)
         target = (where.folder / unquote(src)).resolve()
         if not target.is_relative_to(where.root.resolve()):
             report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
-            return match.group(1) + match.group(3)
+            return match.group(1) + match.group(3) + tag.group(0)[match.end() :]
         if not target.is_file():
-            report.error(where.path, where.line, f"image {src} not found; add the file or fix the path")
-            return match.group(0)
+            message = f"image {src} not found, left out of the card; add the file or fix the path"
+            report.warn(where.path, where.line, message)
+            where.missing.append(target)
+            return ""
         name = media_name(target)
         where.media[name] = target
-        return match.group(1) + html.escape(name) + match.group(3)
+        return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
-    return _IMG_SRC_RE.sub(replace, markup)
+    # Whole tags, so that a missing image leaves no broken <img> behind.
+    return _IMG_TAG_RE.sub(replace, markup)
 
 
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
