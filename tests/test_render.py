@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from conftest import DATA, put
 from deckbuild.errors import Report
 from deckbuild.render import Where, highlight, render_text
+from hostile import MATH_COMMANDS
 
 GOLDEN = DATA / "render"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.md"))
@@ -157,3 +158,27 @@ def test_the_shortcut_is_taken_for_plain_questions_and_not_for_markup():
     expected = "<p>What is the query vector?<br>\nAnd the key?</p>"
     assert _plain("What is the query vector?\nAnd the key?") == expected
     assert _plain("- a list") is None and _plain("1. a list") is None and _plain("**bold**") is None
+
+
+@pytest.mark.parametrize("name", [*MATH_COMMANDS, "HREF", "Style", "cssid"])
+def test_every_mathjax_command_that_links_styles_or_defines_is_refused(name):
+    for text in (f"\\(\\{name}{{a}}{{b}}\\)", f"$$x \\{name} {{a}}$$", f"${name[0]}\\{name}%\n{{b}}$"):
+        report = Report()
+        render_text(text, Where("card.md", 7), report)
+        [problem] = report.errors
+        assert problem.message.startswith("formula ") and f" uses \\{name}, which MathJax turns into " in str(
+            problem
+        )
+        assert str(problem).startswith("card.md:7: ")
+
+
+def test_the_previews_mathml_never_carries_markup_a_formula_wrote():
+    from deckbuild.render import to_mathml
+
+    hostile = [r"\text{<img/src=x/onerror=alert(1)>}", r"\text{<mrow onclick='x'/>}",
+               r"\text{<img src='x' onerror='y'/>}", r"\href{javascript:x}{y}", r"\style{position:fixed}{x}",
+               r"\class{a}{b}"]  # fmt: skip
+    for body in hostile:
+        assert to_mathml(body, False) is None, body
+    shown = to_mathml(r"\text{Add\&Norm}(x)", True)
+    assert shown is not None and "<mtext>Add\\&amp;Norm</mtext>" in shown
