@@ -63,3 +63,13 @@ def test_a_list_nested_by_any_indentation_is_nested(indent, depth, br):
 def test_fenced_code_keeps_its_dashes_and_indentation():
     html = render("Config:<br>```yaml<br>keys:<br>  - a<br>  - b<br>```")
     assert "<li>" not in html and "  - a" in re.sub(r"<[^>]+>", "", html)
+
+
+@given(st.text(alphabet="\ue000\ue001\ue002\ue003\uf8ff0123 ", max_size=10))
+def test_a_code_span_break_is_held_like_any_piece_so_forged_private_use_text_stays_text(forged):
+    html = render(f"{forged} `a<br>b` {forged}")
+    assert "<code>a<br>b</code>" in html
+    assert html.count("<br>") == 1
+    assert "".join(c for c in html if "\ue000" <= c <= "\uf8ff") == "".join(
+        c for c in forged + forged if "\ue000" <= c <= "\uf8ff"
+    )

@@ -64,9 +64,8 @@ _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
 # A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
 _BR_RE = re.compile(r"[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
-# A one- or two-backtick code span on one line that holds a <br>, and the mark the break waits as.
+# A one- or two-backtick code span on one line that holds a <br>.
 _SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
-_BR_MARK = "\ue003"
 # A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
 _ITEM_LINE_RE = re.compile(r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -530,14 +529,14 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
     if "<" in text:
         if "`" in text:
-            # Inside a code span a newline would read as a space: keep the break, as a mark.
-            text = _SPAN_BR_RE.sub(lambda m: _BR_RE.sub(_BR_MARK, m.group(0)), text)
+            # Inside a code span a newline would read as a space: hold the break, put back as <br>.
+            text = _SPAN_BR_RE.sub(
+                lambda m: _BR_RE.sub(lambda _: held.hold("<br>", "<br>"), m.group(0)), text
+            )
         text = _BR_RE.sub("\n", text)
     if "\n" in text and _ITEM_LINE_RE.search(text):
         text = _lists(text)
     markup = _plain(text) or _plain_list(text) or _markdown_to_html(text)
-    if _BR_MARK in markup:
-        markup = markup.replace(_BR_MARK, "<br>")
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
