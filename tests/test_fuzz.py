@@ -166,7 +166,7 @@ def placeholder_text(draw):
 def test_placeholders_never_let_author_text_change_the_html(text):
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
-    assert dangers(html) == [] or report.failed(strict=True), html
+    assert dangers(html) == [] or report.failed(strict=False), html
     # Author text is never taken for a placeholder: private-use characters stay as they were.
     for char in ("\ue000", "\ue001", "\ue002"):
         if char not in html:
