@@ -104,6 +104,7 @@ def secret(directory: Path) -> bytes:
 def _make_secret(path: Path) -> None:
     """Write a new key where none is; of two builds at once, the first one's is kept."""
     draft = path.with_name(f".{SECRET}-{os.getpid()}-{threading.get_ident()}")
+    draft.unlink(missing_ok=True)  # left by a process that died, whose id this one now has
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
