@@ -388,7 +388,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         else:
             files.append(path)
     for file in files:
-        digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
+        digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
             digest.update(file.read_bytes())
         except OSError:

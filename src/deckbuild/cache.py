@@ -71,7 +71,8 @@ def key(*parts: str) -> str:
     """Hash the parts of a cache key, with the versions, into one key."""
     digest = hashlib.sha256(versions().encode("utf-8"))
     for part in parts:
-        digest.update(b"\x00" + part.encode("utf-8"))
+        # surrogatepass: a file name that is not UTF-8 is still a key (its cards are refused later).
+        digest.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
