@@ -407,7 +407,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         else:
             files.append(path)
     for file in files:
-        digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
+        digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
             digest.update(file.read_bytes())
         except OSError:
@@ -433,7 +433,7 @@ def _stat(path: Path) -> tuple[int, int]:
 
 def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
     """Answer a build whose every input is as the last build left it, if its outputs are too."""
-    record = store.get_many([fingerprint]).get(fingerprint)
+    record = store.get_many({fingerprint: cache.BUILD_RECORD}).get(fingerprint)
     if record is None:
         return None
     try:
@@ -517,7 +517,7 @@ class _Build:
         key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
         shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
-        known = self.store.get_many([key, shell_key])
+        known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
             return _Plan(target, key, decks, notetype_mod, files, None)
         if shell_key in known:

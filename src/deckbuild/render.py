@@ -316,7 +316,17 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
 def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
     refused = False
-    for name in dict.fromkeys(m.group(1) for m in _TOKEN_RE.finditer(body) if m.group(1)):
+    tokens = [m.group(0) for m in _TOKEN_RE.finditer(body)]
+    # A delimiter inside would make MathJax split the formula where we did not, and read text
+    # after it (never checked) as a formula.
+    if delimiter := next((t for t in tokens if t in ("\\(", "\\)", "\\[", "\\]")), None):
+        report.error(
+            where.path,
+            where.line,
+            f"formula {shown} holds {delimiter}, where MathJax would start or end a formula; remove it",
+        )
+        refused = True
+    for name in dict.fromkeys(t[1:] for t in tokens if t[1:].isalpha() and t[1:].isascii()):
         if (unsafe := UNSAFE_MATH.get(name.lower())) is not None:
             what, fix = unsafe
             message = f"formula {shown} uses \\{name}, which MathJax turns into {what}; {fix}"
