@@ -397,6 +397,10 @@ def calc_softmax(values: Any, as_json: bool) -> None:
     rows = c.as_matrix(values, "VALUES")
     output = c.softmax_rows(rows)
     shifted = [[x - max(row) for x in row] for row in rows]
+    if not all(math.isfinite(x) for row in shifted for x in row):
+        raise c.CalcError(
+            "the values of a row span more than a float holds (x - max overflows); use smaller numbers"
+        )
     exps = [[math.exp(x) for x in row] for row in shifted]
     data: dict[str, Any] = {"output": output, "max": [max(r) for r in rows], "shifted": shifted, "exp": exps,
             "sum": [math.fsum(r) for r in exps]}  # fmt: skip
