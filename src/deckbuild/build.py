@@ -468,6 +468,7 @@ class _Build:
     stamped: set[tuple[str, Path]] = field(default_factory=set)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
+    warned: set[str] = field(default_factory=set)
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         with start_helpers(self.jobs) as helping:
@@ -549,6 +550,12 @@ class _Build:
         name = f"{self.anchors[slug]}::{RETIRED_DECK}"
         if name not in decks:
             decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
+        elif decks[name].description != RETIRED_DECK_DESCRIPTION and name not in self.warned:
+            self.warned.add(name)
+            self.report.warn(
+                display_path(self.outdir / f"{slug}.apkg"), 0,
+                f"deck {name} holds cards of the sources and retired cards alike; rename its folder",
+            )  # fmt: skip
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
