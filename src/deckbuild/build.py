@@ -29,7 +29,16 @@ from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+from deckbuild.sources import (
+    LOCK_NAME,
+    SourceFile,
+    decode,
+    detect,
+    discover,
+    display_path,
+    find_root,
+    read_regular,
+)
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
@@ -390,7 +399,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())

@@ -325,7 +325,10 @@ def sanitize(markup: str) -> str:
 
 def media_name(path: Path) -> str:
     """Name a media file by its content, so that two different files never share a name."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    from deckbuild.sources import read_regular
+
+    # Never a FIFO or a device that replaced the file: reading one could hang or never end.
+    digest = hashlib.sha256(read_regular(path, limit=None)).hexdigest()[:10]
     return f"{path.stem}-{digest}{path.suffix.lower()}"
 
 
