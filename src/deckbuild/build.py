@@ -29,6 +29,7 @@ from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard
+from deckbuild.render import within_limits
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
@@ -154,9 +155,10 @@ def collect(
             )
             continue
         raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        report.count("read", len(raws))
+        raws = within_limits(raws, source.display, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
-        report.count("read", len(raws))
         for raw in raws:
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
