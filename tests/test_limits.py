@@ -70,12 +70,13 @@ def markdown_inputs(text: str) -> list[str]:
     token=st.sampled_from(TOKENS),
     copies=st.integers(1, 2 * MAX_FIELD_CHARS),
     around=st.sampled_from(["", "x ", "\\(x\\) ", "`c` "]),
+    then=st.sampled_from(["", "<", "<br>", "`", "\\)", "$"]),
 )
-def test_any_run_of_special_tokens_renders_or_meets_a_limit_never_a_crash(token, copies, around):
-    text = (around + token * copies)[: 2 * MAX_FIELD_CHARS]
+def test_any_run_of_special_tokens_renders_or_meets_a_limit_never_a_crash(token, copies, around, then):
+    text = (around + token * copies)[: 2 * MAX_FIELD_CHARS] + then
     report = Report()
     render_text(text, WHERE, report)
-    problem = field_problem(text, markdown=False)
+    problem = field_problem(text, "`~")  # checked before the code spans are found
     if problem is not None:
         assert [str(p) for p in report.problems] == [f"deck.txt:3: {problem}"]
 

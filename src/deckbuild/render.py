@@ -50,7 +50,8 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-_BR_RE = re.compile(r"[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
+# Starting only where a run of blanks starts: from inside one, each try rescanned it (quadratic).
+_BR_RE = re.compile(r"(?<![ \t])[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
 _COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
 _MATH_START_RE = re.compile(r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
@@ -75,6 +76,7 @@ MAX_FIELD_CHARS = 20_000
 MAX_NESTING = 32
 MAX_MARKUP_WORK = 400_000  # markup characters times field length, as far as Markdown may scan
 _SCANNED = "[`<~"
+_CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
 _CONTAINERS_RE = re.compile(r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))*+[ \t]*+", re.M)
 _MARKER_RE = re.compile(r">|[-+*]|\d{1,9}[.)]")
@@ -126,7 +128,7 @@ class _Held:
         return self.hold(formula.html())
 
 
-def field_problem(text: str, markdown: bool = True, name: str = "field") -> str | None:
+def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> str | None:
     """Say why a field is too long or too deeply nested to handle in bounded time, or None."""
     if len(text) > MAX_FIELD_CHARS:
         return f"{name} too long ({len(text):,} characters, at most {MAX_FIELD_CHARS:,}); shorten or split it"
@@ -135,9 +137,9 @@ def field_problem(text: str, markdown: bool = True, name: str = "field") -> str 
             f"{name} nested too deeply ({depth} levels of lists, quotes or brackets, at most {MAX_NESTING}); "
             "flatten it"
         )
-    if markdown and (markup := sum(map(text.count, _SCANNED))) * len(text) > MAX_MARKUP_WORK:
+    if scanned and (markup := sum(map(text.count, scanned))) * len(text) > MAX_MARKUP_WORK:
         return (
-            f"{name} has too much markup for Markdown ({markup} of {' '.join(_SCANNED)} in {len(text):,} "
+            f"{name} has too much markup for Markdown ({markup} of {' '.join(scanned)} in {len(text):,} "
             f"characters; the two multiplied may be at most {MAX_MARKUP_WORK:,}); shorten or split it"
         )
     return None
@@ -151,7 +153,7 @@ def within_limits(raws: list[RawCard], path: str, report: Report) -> list[RawCar
     """
     kept = []
     for raw in raws:
-        problems = (field_problem(text, False, f"{key} field") for key, text in _texts(raw.data))
+        problems = (field_problem(text, "", f"{key} field") for key, text in _texts(raw.data))
         problem = next(filter(None, problems), None)
         if problem is None:
             kept.append(raw)
@@ -473,7 +475,8 @@ def _images(markup: str, where: Where, report: Report) -> str:
 
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
     """Render one field of Markdown with LaTeX to the safe HTML stored in the note."""
-    if problem := field_problem(text, markdown=False):
+    # Code spans and fences are found (by one regex) before the formulas are taken out.
+    if problem := field_problem(text, scanned=_CODE_SCANNED):
         report.error(where.path, where.line, problem)
         return escape(text)
     text = fix_mojibake(text, where, report)
