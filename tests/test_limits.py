@@ -22,6 +22,7 @@ from deckbuild.render import (
     MAX_FIELD_CHARS,
     MAX_MARKUP_WORK,
     MAX_NESTING,
+    MAX_SHOWN_FORMULA,
     Where,
     extract,
     field_problem,
@@ -227,3 +228,15 @@ def test_a_card_too_deep_is_skipped_with_its_line_and_the_rest_is_built(deck_tre
     assert import_package(collection, deck_tree.parent / "dist" / "Deck.apkg").new == 2
     deep = notes_by_guid(collection)["22222222-2222-4222-8222-222222222222"]
     assert deep["Back"].count("<ol>") == MAX_NESTING
+
+
+def test_messages_quote_a_long_formula_shortened_so_the_output_stays_linear():
+    commands = "".join(f"\\zz{chr(97 + i // 26)}{chr(97 + i % 26)} " for i in range(600))
+    report = Report()
+    render_text(f"\\({commands}\\)", WHERE, report)
+    assert len(report.problems) == 600
+    assert max(len(p.message) for p in report.problems) < MAX_SHOWN_FORMULA + 80
+    assert report.problems[0].message == (
+        f"unknown LaTeX command \\zzaa in formula \\({commands[: MAX_SHOWN_FORMULA - 5]}…\\); "
+        "check its spelling"
+    )

@@ -247,3 +247,20 @@ def test_unreadable_files_and_folders_are_errors_never_silently_dropped(tmp_path
         "decks/Closed: cannot list folder: Permission denied; fix its permissions or remove it",
         "decks/Deck/locked.txt:1: cannot read: Permission denied; fix or remove the file",
     ]
+
+
+def _zero_link(path: Path) -> None:
+    os.symlink("/dev/zero", path)
+
+
+@pytest.mark.parametrize(("make", "kind"), [(os.mkfifo, "a FIFO"), (_zero_link, "a character device")])
+def test_a_lock_file_that_is_a_fifo_or_a_device_is_an_error_not_a_hang(make, kind, deck_tree):
+    put(deck_tree, "Deck/cards.txt", ROW)
+    make(deck_tree / LOCK_NAME)
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {deck_tree / LOCK_NAME}:1: cannot read the lock file (not a regular file ({kind})); "
+        "restore it from git\n"
+    )
+    assert not (deck_tree.parent / "dist").exists()

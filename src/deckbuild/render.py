@@ -75,6 +75,7 @@ _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 MAX_FIELD_CHARS = 20_000
 MAX_NESTING = 32
 MAX_MARKUP_WORK = 400_000  # markup characters times field length, as far as Markdown may scan
+MAX_SHOWN_FORMULA = 120  # characters of a formula quoted in a message
 _SCANNED = "[`<~"
 _CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
@@ -313,6 +314,9 @@ def _inline_dollar_end(text: str, start: int) -> int:
 def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     body, shown = formula.body, formula.html()
+    if len(shown) > MAX_SHOWN_FORMULA:
+        # One warning per unknown command, each quoting a long formula whole, grew quadratically.
+        shown = shown[: MAX_SHOWN_FORMULA - 3] + "…" + shown[-2:]
     depth = 0
     for brace in _BRACE_RE.findall(body):
         if len(brace) == 1:

@@ -94,6 +94,9 @@ class NotRegular(OSError):
         super().__init__(errno.EINVAL, f"not a regular file ({kind})")
         self.kind = kind
 
+    def __str__(self) -> str:
+        return str(self.strerror)
+
 
 class TooLarge(OSError):
     """A file larger than the most deckbuild reads of it."""
