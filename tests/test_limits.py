@@ -5,6 +5,8 @@ meets it, and the math scanner is linear. No timings: the tests count work and c
 
 from __future__ import annotations
 
+import tempfile
+from pathlib import Path
 from typing import ClassVar
 
 import pytest
@@ -15,6 +17,7 @@ from hypothesis import strategies as st
 from ankihelp import import_package, notes_by_guid
 from conftest import put
 from deckbuild import render
+from deckbuild.build import collect, render_all
 from deckbuild.cli import cli
 from deckbuild.errors import Report
 from deckbuild.models import Option, Step
@@ -240,3 +243,31 @@ def test_messages_quote_a_long_formula_shortened_so_the_output_stays_linear():
         f"unknown LaTeX command \\zzaa in formula \\({commands[: MAX_SHOWN_FORMULA - 5]}…\\); "
         "check its spelling"
     )
+
+
+def _quoted(text: str) -> str:
+    return '"' + text.replace('"', '""') + '"'
+
+
+@given(
+    token=st.sampled_from(TOKENS),
+    copies=st.integers(1, MAX_FIELD_CHARS // 2),
+    where=st.sampled_from(["question", "answer", "both"]),
+)
+def test_every_card_through_the_whole_pipeline_is_read_or_reported_never_a_crash(token, copies, where):
+    field = token * copies
+    question = field if where != "answer" else "Q?"
+    answer = field if where != "question" else "A."
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "decks" / "Deck" / "cards.txt"
+        path.parent.mkdir(parents=True)
+        row = f"{_quoted(question)};{_quoted(answer)};11111111-1111-4111-8111-111111111111"
+        path.write_text(f"Question;Answer;UUID\n{row}\n", encoding="utf-8")
+        collection = collect([path.parent.parent])
+        render_all(collection, {})
+    fields = (("question", question), ("answer", answer))
+    found = (field_problem(text.strip(), "", f"{name} field") for name, text in fields)
+    expected = next(filter(None, found), None)
+    messages = [p.message for p in collection.report.errors]
+    if expected is not None:
+        assert expected in messages and collection.cards == []
