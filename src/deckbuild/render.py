@@ -81,6 +81,8 @@ _CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
 _CONTAINERS_RE = re.compile(r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))*+[ \t]*+", re.M)
 _MARKER_RE = re.compile(r">|[-+*]|\d{1,9}[.)]")
+# Every container level takes at least one character of a line's prefix.
+_DEEP_PREFIX_RE = re.compile(rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
 _BRACKET_RE = re.compile(r"\\.|[\[\](){}]", re.S)  # an escape, like \( or \{, nests nothing
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
@@ -133,7 +135,7 @@ def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> st
     """Say why a field is too long or too deeply nested to handle in bounded time, or None."""
     if len(text) > MAX_FIELD_CHARS:
         return f"{name} too long ({len(text):,} characters, at most {MAX_FIELD_CHARS:,}); shorten or split it"
-    if (depth := nesting(text)) > MAX_NESTING:
+    if _may_nest_too_deeply(text) and (depth := nesting(text)) > MAX_NESTING:
         return (
             f"{name} nested too deeply ({depth} levels of lists, quotes or brackets, at most {MAX_NESTING}); "
             "flatten it"
@@ -154,14 +156,22 @@ def within_limits(raws: list[RawCard], path: str, report: Report) -> list[RawCar
     """
     kept = []
     for raw in raws:
-        problems = (field_problem(text, "", f"{key} field") for key, text in _texts(raw.data))
-        problem = next(filter(None, problems), None)
-        if problem is None:
+        if (problem := _card_problem(raw.data)) is None:
             kept.append(raw)
         else:
             report.error(path, raw.line, problem)
             report.count("skipped")
     return kept
+
+
+def _card_problem(data: dict[str, Any]) -> str | None:
+    # Every card passes here on every build: the cheap checks in C clear almost every field.
+    for key, value in data.items():
+        for text in (value,) if isinstance(value, str) else [t for _, t in _texts(value)]:
+            suspect = len(text) > MAX_NESTING and (len(text) > MAX_FIELD_CHARS or _may_nest_too_deeply(text))
+            if suspect and (problem := field_problem(text, "", f"{key} field")):
+                return problem
+    return None
 
 
 def _texts(value: object, key: str = "") -> Iterator[tuple[str, str]]:
@@ -173,6 +183,13 @@ def _texts(value: object, key: str = "") -> Iterator[tuple[str, str]]:
     elif isinstance(value, list | tuple):
         for item in value:
             yield from _texts(item, key)
+
+
+def _may_nest_too_deeply(text: str) -> bool:
+    # Cheap, in C: deeper than the limit takes more opening brackets, or a longer line prefix.
+    if text.count("[") + text.count("(") + text.count("{") > MAX_NESTING:
+        return True
+    return (_DEEP_PREFIX_RE.search(text) if "\n" in text else _DEEP_PREFIX_RE.match(text)) is not None
 
 
 def nesting(text: str) -> int:
