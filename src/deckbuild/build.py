@@ -29,7 +29,17 @@ from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+from deckbuild.render import within_limits
+from deckbuild.sources import (
+    LOCK_NAME,
+    SourceFile,
+    decode,
+    detect,
+    discover,
+    display_path,
+    find_root,
+    read_regular,
+)
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
@@ -145,9 +155,10 @@ def collect(
             )
             continue
         raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        report.count("read", len(raws))
+        raws = within_limits(raws, source.display, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
-        report.count("read", len(raws))
         for raw in raws:
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
@@ -409,7 +420,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())
