@@ -79,17 +79,19 @@ def stage(folder: Path, data: bytes) -> Path:
 
 
 def sync(path: Path) -> None:
-    """Flush a file or folder to disk (folders: so that a rename in them survives a crash)."""
-    try:
-        fd = os.open(path, os.O_RDONLY)
-    except OSError:
-        return
+    """Flush a file to disk: a disk that fills late says so here."""
+    fd = os.open(path, os.O_RDONLY)
     try:
         os.fsync(fd)
-    except OSError:
-        pass  # some file systems cannot sync a folder; the rename is still atomic
     finally:
         os.close(fd)
+
+
+def sync_folder(path: Path) -> None:
+    """Flush a folder to disk, so that a rename in it survives a crash."""
+    # Some file systems cannot sync a folder; the rename is atomic all the same.
+    with contextlib.suppress(OSError):
+        sync(path)
 
 
 def write_text(path: Path, text: str) -> None:
@@ -101,7 +103,7 @@ def write_text(path: Path, text: str) -> None:
         except BaseException:
             tmp.unlink(missing_ok=True)
             raise
-        sync(path.parent)
+        sync_folder(path.parent)
     except OSError as exc:
         raise cannot_write(path, exc) from None
 
@@ -128,7 +130,7 @@ def commit(moves: Sequence[tuple[Path, Path]]) -> None:
             # The journal counts only once every copy is there: the last copy written commits.
             for where in copies:
                 os.replace(stage(where.parent, data), where)
-                sync(where.parent)
+                sync_folder(where.parent)
             committed = True
             checkpoint("journal")
         for n, (tmp, where) in enumerate(moves, 1):
@@ -136,7 +138,7 @@ def commit(moves: Sequence[tuple[Path, Path]]) -> None:
             committed = True
             checkpoint(f"moved-{n}")
         for folder in folders:
-            sync(folder)
+            sync_folder(folder)
         if journaled:
             _remove(copies)
     except OSError as exc:
@@ -158,7 +160,7 @@ def _remove(copies: Sequence[Path]) -> None:
     for copy in reversed(copies):
         copy.unlink(missing_ok=True)
     for folder in sorted({c.parent for c in copies}):
-        sync(folder)
+        sync_folder(folder)
 
 
 def recover(folders: Sequence[Path]) -> list[str]:
@@ -187,7 +189,7 @@ def recover(folders: Sequence[Path]) -> list[str]:
                         os.replace(tmp, target)
                         finished.append(display_path(target))
                 for parent in sorted({target.parent for _, target in moves}):
-                    sync(parent)
+                    sync_folder(parent)
                 if finished:
                     names = ", ".join(finished)
                     done.append(f"finished an interrupted build: renamed its new {names} into place")

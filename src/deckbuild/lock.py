@@ -25,6 +25,8 @@ LOCK_FORMAT = 1
 # A mod is a time in whole seconds; past the year 9999 it is damage, not a time.
 MAX_MOD = 253_402_300_799
 _TEXT_KEYS = ("origin", "kind", "key", "deck")
+# A note's id is a card's UUID (either case: Anki keeps the spelling).
+_GUID_RE = re.compile(r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}")
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
 PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
@@ -69,6 +71,15 @@ class Lock:
     changed: list[str] = field(default_factory=list)
     # The file as read, so that an unchanged entry is written back as it was, not re-encoded.
     text: str = field(default="", repr=False)
+    # Ids given to cards in this run, which no other file may take over.
+    claimed: set[str] = field(default_factory=set, repr=False)
+    _spellings: dict[str, str] | None = field(default=None, repr=False)
+
+    def spellings(self) -> dict[str, str]:
+        """Return every note id by its lower-case form (Anki's GUIDs are case-sensitive, UUIDs not)."""
+        if self._spellings is None:
+            self._spellings = {guid.lower(): guid for guid in sorted(self.notes, reverse=True)}
+        return self._spellings
 
     @classmethod
     def load(cls, path: Path) -> Lock:
@@ -103,6 +114,8 @@ class Lock:
             target = lock.notes if table == "notes" else lock.notetypes
             for key, value in entries.items():
                 entry = _entry(value)
+                if table == "notes" and not _GUID_RE.fullmatch(key):
+                    entry = "not a UUID"
                 if isinstance(entry, str):
                     raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
                 target[key] = entry
@@ -143,8 +156,8 @@ class Lock:
             if key not in entries or start == 0 or text.find(anchor, start) != -1:
                 return None  # added, forgotten, or written by hand: render it all
             end = text.find("\n", start)
-            if end == -1:
-                return None
+            if end == -1 or not _ROW_RE.match(text, start, end):
+                return None  # not one entry a line: render it all
             comma = "," if text[end - 1] == "," else ""
             text = text[:start] + _row(key, entries[key]) + comma + text[end:]
         return text
