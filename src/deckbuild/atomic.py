@@ -73,7 +73,7 @@ def stage(folder: Path, data: bytes) -> Path:
             handle.flush()
             os.fsync(handle.fileno())
     except BaseException:
-        tmp.unlink(missing_ok=True)
+        discard([tmp])
         raise
     return tmp
 
@@ -101,7 +101,7 @@ def write_text(path: Path, text: str) -> None:
         try:
             os.replace(tmp, path)
         except BaseException:
-            tmp.unlink(missing_ok=True)
+            discard([tmp])
             raise
         sync_folder(path.parent)
     except OSError as exc:
@@ -209,9 +209,12 @@ def sweep(folder: Path) -> int:
         strays = sorted(p for p in folder.iterdir() if p.name.startswith(TEMP_PREFIX))
     except OSError:
         return 0
+    swept = 0
     for stray in strays:
         if stray.is_dir() and not stray.is_symlink():
             shutil.rmtree(stray, ignore_errors=True)
         else:
-            stray.unlink(missing_ok=True)
-    return len(strays)
+            with contextlib.suppress(OSError):  # a read-only folder: left for a later run
+                stray.unlink()
+        swept += not stray.exists()
+    return swept

@@ -605,7 +605,7 @@ class _Build:
             write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty)
             sync(tmp)
         except (OSError, sqlite3.Error) as exc:
-            tmp.unlink(missing_ok=True)
+            discard([tmp])
             raise cannot_write(plan.target, exc) from None
         self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
         return tmp
