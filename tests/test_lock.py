@@ -6,8 +6,11 @@ import json
 
 import pytest
 
+from conftest import put, seed
+from deckbuild.build import _whole_hash, build
 from deckbuild.errors import DeckbuildError
 from deckbuild.lock import Lock
+from deckbuild.package import read_package
 
 
 def test_mod_moves_only_when_the_hash_changes(tmp_path):
@@ -171,3 +174,25 @@ def test_a_lock_formatted_by_hand_is_rewritten_whole_not_patched_into_broken_jso
     lock.stamp("notes", guid, "edited", 200)
     lock.save()
     assert json.loads(path.read_text(encoding="utf-8"))["notes"][guid] == {"hash": "edited", "mod": 200}
+
+
+def test_a_lock_hashed_the_old_way_is_taken_over_without_moving_a_mod(deck_tree, tmp_path):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    (package,) = build([deck_tree], tmp_path / "a", now=1000).packages
+    path = deck_tree / "deckbuild.lock"
+    data = json.loads(path.read_text(encoding="utf-8"))
+    new_hashes = {guid: entry["hash"] for guid, entry in data["notes"].items()}
+    for guid, note in read_package(package).notes.items():
+        # As an earlier deckbuild wrote it: the whole note hashed, the Source field included.
+        data["notes"][guid] = {
+            "hash": _whole_hash(note.fields, note.tags),
+            "mod": 500,
+            "origin": "Deck/003.txt",
+        }
+    path.write_text(json.dumps(data), encoding="utf-8")
+
+    build([deck_tree], tmp_path / "b", now=2000)
+    notes = json.loads(path.read_text(encoding="utf-8"))["notes"]
+    assert {guid: (e["hash"], e["mod"]) for guid, e in notes.items()} == {
+        g: (h, 500) for g, h in new_hashes.items()
+    }
