@@ -77,7 +77,7 @@ def test_two_builds_at_once_keep_both_sets_of_lock_entries(deck_tree):
 
 T1, T2 = 1_700_000_000, 1_700_000_100
 DECKS = ("A", "B", "C")
-# Where a build can die: after its first and last package, with everything staged, once the
+# Where a build can die: after its first package, with everything staged, once the
 # journal is written, between renames, after the lock's rename, and after it all.
 KILL_POINTS = ["package-1", "staged", "journal", "moved-1", "moved-4", "committed"]
 RUNNER = (

@@ -45,17 +45,28 @@ def test_an_unchanged_page_changes_nothing(deck_tree, page, tmp_path):
     assert (deck_tree / "deckbuild.lock").read_bytes() == lock
 
 
+EDITED = "What is the main purpose of self-attention in a neural network?"
+
+
+def edit_first(root, page, moved, tmp_path):
+    """Build, move the page to `moved`, edit its first question, build again: every id holds."""
+    build([root], tmp_path / "a", now=1000)
+    before = ids(root)
+    if moved != page:
+        moved.parent.mkdir(exist_ok=True)
+        page.rename(moved)
+    moved.write_text(moved.read_text(encoding="utf-8").replace(FIRST, EDITED), encoding="utf-8")
+    result = build([root], tmp_path / "b", now=2000)
+    after = ids(root)
+    assert after[EDITED] == before[FIRST]
+    assert {q: i for q, i in after.items() if q != EDITED} == {q: i for q, i in before.items() if q != FIRST}
+    return result, before
+
+
 def test_an_edited_question_keeps_its_id_and_others_keep_theirs(deck_tree, page, tmp_path):
-    build([deck_tree], tmp_path / "a", now=1000)
-    before = ids(deck_tree)
-    edited = "What is the main purpose of self-attention in a neural network?"
-    page.write_text(page.read_text(encoding="utf-8").replace(FIRST, edited), encoding="utf-8")
-    result = build([deck_tree], tmp_path / "b", now=2000)
-    after = ids(deck_tree)
-    assert after[edited] == before[FIRST]
-    assert {q: i for q, i in after.items() if q != edited} == {q: i for q, i in before.items() if q != FIRST}
+    result, before = edit_first(deck_tree, page, page, tmp_path)
     assert any(n.endswith("000.txt: 0 new id(s), 1 re-matched id(s)") for n in result.report.notes)
-    assert lock_notes(deck_tree)[before[FIRST]]["key"] == edited.lower()
+    assert lock_notes(deck_tree)[before[FIRST]]["key"] == EDITED.lower()
 
 
 def test_a_new_card_gets_a_new_id_and_no_one_elses(deck_tree, page, tmp_path):
@@ -82,17 +93,7 @@ def test_a_renamed_and_edited_page_keeps_its_ids_and_the_lock_follows_it(
     deck_tree, page, tmp_path, monkeypatch
 ):
     monkeypatch.chdir(deck_tree)
-    build([deck_tree], tmp_path / "a", now=1000)
-    before = ids(deck_tree)
-    moved = deck_tree / "Elsewhere" / "renamed.txt"
-    moved.parent.mkdir()
-    page.rename(moved)
-    edited = "What is the main purpose of self-attention in a neural network?"
-    moved.write_text(moved.read_text(encoding="utf-8").replace(FIRST, edited), encoding="utf-8")
-    result = build([deck_tree], tmp_path / "b", now=2000)
-    after = ids(deck_tree)
-    assert after[edited] == before[FIRST]
-    assert {q: i for q, i in after.items() if q != edited} == {q: i for q, i in before.items() if q != FIRST}
+    result, _ = edit_first(deck_tree, page, deck_tree / "Elsewhere" / "renamed.txt", tmp_path)
     assert {e["origin"] for e in lock_notes(deck_tree).values()} == {"Elsewhere/renamed.txt"}
     note = f"a renamed or moved {PAGE}, by 11 question(s) in common: its cards keep their ids"
     assert f"Elsewhere/renamed.txt: {note}" in result.report.notes
