@@ -280,3 +280,33 @@ def test_a_read_only_output_folder_is_a_message(tmp_path, small_disk, monkeypatc
         "make the folder writable (or choose another one) and run again\n"
     )
     assert state(root, out) == before
+
+
+def test_a_full_disk_under_the_lock_fails_cleanly_and_the_next_build_is_right(
+    tmp_path, small_disk, monkeypatch
+):
+    root, out = small_disk / "decks", tmp_path / "dist"
+    write_deck(root / "A" / "a.txt", 30)
+    build([root], out, now=T1)
+    edit(root / "A" / "a.txt", "step 3 of", "edited: step 3 of")
+    before = state(root, out)
+    filler = small_disk / "filler"
+    with open(filler, "wb", buffering=0) as handle, pytest.raises(OSError):
+        while True:  # fill the disk to the last byte
+            handle.write(b"\0" * 4096)
+    monkeypatch.chdir(small_disk)
+    result = cli_build("-o", str(out), "--no-cache")
+    assert isinstance(result.exception, SystemExit) and result.exit_code == 1, result.output
+    assert result.stderr == (
+        "error: decks/deckbuild.lock: cannot write (No space left on device); "
+        "free some space on that disk and run again\n"
+    )
+    assert state(root, out) == before and not strays(root, out)
+
+    filler.unlink()
+    clean = tmp_path / "clean"
+    shutil.copytree(root, clean / "decks")
+    shutil.copytree(out, clean / "dist")
+    build([clean / "decks"], clean / "dist", now=T2, use_cache=False)
+    build([root], out, now=T2)
+    assert state(root, out) == state(clean / "decks", clean / "dist")
