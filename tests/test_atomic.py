@@ -86,13 +86,28 @@ RUNNER = (
 )
 
 
-def three_decks(root):
-    """A tree of three packages, built once at T1, then one card edited in each deck."""
+@pytest.fixture(scope="module")
+def edited_tree(tmp_path_factory):
+    """A tree of three packages built at T1, one card edited in each deck; and its clean build at T2."""
+    base = tmp_path_factory.mktemp("three")
+    root = base / "decks"
     for n, name in enumerate(DECKS):
         write_deck(root / name / f"{name.lower()}.txt", 40, seed=n)
-    build([root], root.parent / "dist", now=T1)
+    build([root], base / "dist", now=T1, use_cache=False)
     for name in DECKS:
         edit(root / name / f"{name.lower()}.txt", "step 3 of", f"edited {name}: step 3 of")
+    clean = tmp_path_factory.mktemp("clean")
+    shutil.copytree(base, clean, dirs_exist_ok=True)
+    build([clean / "decks"], clean / "dist", now=T2, use_cache=False)
+    return base, state(clean / "decks", clean / "dist")
+
+
+@pytest.fixture
+def three_decks(tmp_path, edited_tree):
+    """A copy of the edited three-package tree: root, output folder, and what a clean build gives."""
+    base, expected = edited_tree
+    shutil.copytree(base, tmp_path, dirs_exist_ok=True)
+    return tmp_path / "decks", tmp_path / "dist", expected
 
 
 def edit(path, old, new):
@@ -115,13 +130,8 @@ def state(root, out):
 
 
 @pytest.mark.parametrize("point", KILL_POINTS)
-def test_a_build_killed_anywhere_is_repaired_by_the_next_one_byte_for_byte(tmp_path, point):
-    root, out = tmp_path / "decks", tmp_path / "dist"
-    three_decks(root)
-    clean = tmp_path / "clean"
-    shutil.copytree(tmp_path, clean / "t", ignore=shutil.ignore_patterns("clean"))
-    build([clean / "t" / "decks"], clean / "t" / "dist", now=T2, use_cache=False)
-    expected = state(clean / "t" / "decks", clean / "t" / "dist")
+def test_a_build_killed_anywhere_is_repaired_by_the_next_one_byte_for_byte(three_decks, point):
+    root, out, expected = three_decks
 
     killed_build(root, out, T2, point)
     result = build([root], out, now=T2)
@@ -131,9 +141,8 @@ def test_a_build_killed_anywhere_is_repaired_by_the_next_one_byte_for_byte(tmp_p
         assert any("interrupted" in note for note in result.report.notes), result.report.notes
 
 
-def test_a_build_killed_after_one_package_of_three_leaves_the_old_packages_and_lock(tmp_path):
-    root, out = tmp_path / "decks", tmp_path / "dist"
-    three_decks(root)
+def test_a_build_killed_after_one_package_of_three_leaves_the_old_packages_and_lock(three_decks):
+    root, out, _ = three_decks
     before = state(root, out)
     killed_build(root, out, T2, "package-1")
     after = {name: data for name, data in state(root, out).items() if not name.startswith("dist/.")}
@@ -141,11 +150,10 @@ def test_a_build_killed_after_one_package_of_three_leaves_the_old_packages_and_l
 
 
 @pytest.mark.anki
-def test_an_edit_shipped_by_a_killed_build_is_never_shadowed_by_a_later_one(tmp_path, collection):
+def test_an_edit_shipped_by_a_killed_build_is_never_shadowed_by_a_later_one(three_decks, collection):
     from ankihelp import import_package, notes_by_guid
 
-    root, out = tmp_path / "decks", tmp_path / "dist"
-    three_decks(root)
+    root, out, _ = three_decks
     import_package(collection, out / "A.apkg")  # the learner has the first release
     source = root / "A" / "a.txt"
     (line,) = [x for x in source.read_text(encoding="utf-8").splitlines() if "edited A:" in x]
@@ -192,10 +200,9 @@ def test_every_file_is_written_with_the_users_umask(tmp_path, mask):
 
 
 def test_a_disk_that_fills_while_the_lock_is_written_leaves_everything_and_says_what_to_do(
-    tmp_path, monkeypatch
+    tmp_path, three_decks, monkeypatch
 ):
-    root, out = tmp_path / "decks", tmp_path / "dist"
-    three_decks(root)
+    root, out, _ = three_decks
     before = state(root, out)
     real_fsync = os.fsync
 
@@ -310,3 +317,26 @@ def test_a_full_disk_under_the_lock_fails_cleanly_and_the_next_build_is_right(
     build([clean / "decks"], clean / "dist", now=T2, use_cache=False)
     build([root], out, now=T2)
     assert state(root, out) == state(clean / "decks", clean / "dist")
+
+
+@pytest.mark.parametrize("failing", range(1, 10))
+def test_a_write_failing_at_any_rename_is_an_error_and_the_next_build_is_right(
+    three_decks, monkeypatch, failing
+):
+    from deckbuild.errors import DeckbuildError
+
+    root, out, expected = three_decks
+    real_replace, calls = os.replace, []
+
+    def replace(src, dst):
+        calls.append(dst)
+        if len(calls) == failing:  # the journal's copies, the packages and the lock: 9 renames
+            raise OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(dst))
+        real_replace(src, dst)
+
+    monkeypatch.setattr(os, "replace", replace)
+    with pytest.raises(DeckbuildError, match=r": cannot write \(No space left on device\); free some space"):
+        build([root], out, now=T2)
+    monkeypatch.setattr(os, "replace", real_replace)
+    build([root], out, now=T2)
+    assert state(root, out) == expected
