@@ -340,3 +340,14 @@ def test_a_write_failing_at_any_rename_is_an_error_and_the_next_build_is_right(
     monkeypatch.setattr(os, "replace", real_replace)
     build([root], out, now=T2)
     assert state(root, out) == expected
+
+
+@pytest.mark.parametrize("delay", [0.3, 0.6, 0.9, 1.2, 1.5])
+def test_a_build_killed_from_outside_at_any_moment_is_repaired_by_the_next_one(three_decks, delay):
+    root, out, expected = three_decks
+    proc = subprocess.Popen([sys.executable, "-c", RUNNER, str(root), str(out), str(T2)])
+    time.sleep(delay)
+    proc.kill()
+    proc.wait()
+    build([root], out, now=T2)
+    assert state(root, out) == expected
