@@ -260,7 +260,7 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
         return settled
     card_id, tags, extra, rendered = settled
     root = _resolved(item.source.root)
-    images = {name: root / relative for name, relative, _, _ in rendered.media}
+    images = {name: root / relative for name, relative, _, _ in rendered.media if name}
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
     return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
@@ -288,24 +288,35 @@ def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
-    """Render a card's note fields; images it shows are added to `media`."""
+def render_card(
+    parsed: Parsed, report: Report, media: dict[str, Path], missing: list[Path] | None = None
+) -> list[str]:
+    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`."""
     from deckbuild.render import Where, note_fields
 
     card, source = parsed.model, parsed.source
-    where = Where(source.display, parsed.line, source.path.parent, source.root, media)
+    where = Where(
+        source.display,
+        parsed.line,
+        source.path.parent,
+        source.root,
+        media,
+        [] if missing is None else missing,
+    )
     return note_fields(card, source.origin, report, where)
 
 
 def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
-    report, media = Report(), dict[str, Path]()
-    fields = render_card(parsed, report, media)
+    report, media, missing = Report(), dict[str, Path](), list[Path]()
+    fields = render_card(parsed, report, media, missing)
     root = _resolved(parsed.source.root)
     deps = []
     for name, path in sorted(media.items()):
         stat = path.stat()
         deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    # An image not found, named "": the memo renders the card again once a file is there.
+    deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
     return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
 
@@ -317,7 +328,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
     for parsed in misses:
         parsed.rendered = _render_one(parsed)
         root = _resolved(parsed.source.root)
-        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media}
+        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media if name}
     if misses:
         report.count("rendered", len(misses))
     out = []
@@ -346,6 +357,14 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
 
 
 RETIRED_TAG = "deckbuild::retired"
+# Retired cards go to this subdeck of their package's deck. Anki keeps a card in its deck when an
+# import updates its note, so only someone importing the package fresh finds them there, and can
+# delete the subdeck; a learner who has the cards keeps them where they were.
+RETIRED_DECK = "Retired"
+RETIRED_DECK_DESCRIPTION = (
+    "Cards the author removed from this deck. You can delete this subdeck with its cards, "
+    f"or search <code>tag:{RETIRED_TAG}</code> in the browser."
+)
 RETIRED_STATUS = (
     "Retired: this card is no longer in the deck. To delete retired cards, search "
     f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
@@ -451,7 +470,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         else:
             files.append(path)
     for file in files:
-        digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
+        digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
             digest.update(file.read_bytes())
         except OSError:
@@ -477,7 +496,7 @@ def _stat(path: Path) -> tuple[int, int]:
 
 def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
     """Answer a build whose every input is as the last build left it, if its outputs are too."""
-    record = store.get_many([fingerprint]).get(fingerprint)
+    record = store.get_many({fingerprint: cache.BUILD_RECORD}).get(fingerprint)
     if record is None:
         return None
     try:
@@ -580,7 +599,7 @@ class _Build:
         key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
         shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
-        known = self.store.get_many([key, shell_key])
+        known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
             return _Plan(target, key, decks, notetype_mod, files, None)
         if shell_key in known:
@@ -614,6 +633,14 @@ class _Build:
         decks = self.packages.setdefault(slug, {})
         if name not in decks:
             decks[name] = DeckData(name, description=self.release.description())
+        return decks[name]
+
+    def retired_deck(self, slug: str) -> DeckData:
+        """The package's subdeck for retired cards, which only fresh importers see them in."""
+        decks = self.packages.setdefault(slug, {})
+        name = f"{self.anchors[slug]}::{RETIRED_DECK}"
+        if name not in decks:
+            decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
@@ -701,7 +728,7 @@ class _Build:
             )
             if slug is None:
                 continue
-            self.deck(slug, entry.deck).notes.append(
+            self.retired_deck(slug).notes.append(
                 NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")
