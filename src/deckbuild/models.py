@@ -142,6 +142,7 @@ class ChallengeCard(CardBase):
     time_limit: Annotated[str, Field(pattern=r"^\d+:\d\d$")] | None = None
     title: str | None = None
     code: str | None = None
+    code_language: Annotated[str, Field(pattern=r"^[\w+#-]{1,24}$")] | None = None
     attempts: int | None = None
     hint: str | None = None
     explanation: str | None = None
