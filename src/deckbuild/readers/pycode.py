@@ -18,9 +18,11 @@ _STATEMENT_START = re.compile(
     r"finally|async|yield|pass|break|continue|@)\b"
     r"|[A-Za-z_][\w.]{0,80}(?:\[[^\]]{0,80}\])?\s{0,8}(?:[-+*/%@]?=)(?!=)"
 )
+_COMPOUND = re.compile(r"(def|class|if|elif|else|for|while|with|try|except|finally|async)\b")
 _GLUED_WORD = re.compile(r"\b(as|import|from|in|not|and|or|is|lambda|if|else|return|yield|await)$")
 _ENDS_BLOCK = re.compile(r"^(return|raise|break|continue|pass)\b")
 _DEF_RE = re.compile(r"^(?:async\s+)?def\s+(\w+)\s*\(\s*(\w*)")
+_STAYS_AFTER_RETURN = re.compile(r"^(return|raise|elif|else|except|finally)\b")
 _RETURNS_NAME = re.compile(r"^return\s+(\w+)\b")
 _METHOD_DECORATORS = re.compile(r"^@(staticmethod|classmethod|property|\w+\.setter|\w+\.deleter)\b")
 # Which block a continuation line (else, elif, except, finally) continues.
@@ -56,7 +58,9 @@ def unflatten(flat: str) -> str:
         if at_boundary and has_text:
             # Only the end of the line so far matters, so look at a bounded tail of it.
             tail = "".join(current[-12:]).rstrip()
-            if _STATEMENT_START.match(flat, i) and _opens_statement(tail, in_comment):
+            head = "".join(current[:12]).lstrip()
+            header_ended = tail.endswith(":") and bool(_COMPOUND.match(head)) and not in_comment
+            if (header_ended or _STATEMENT_START.match(flat, i)) and _opens_statement(tail, in_comment, head):
                 lines.append("".join(current).rstrip())
                 current, has_text = [], False
                 in_comment = False
@@ -89,13 +93,16 @@ def unflatten(flat: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def _opens_statement(tail: str, in_comment: bool) -> bool:
+def _opens_statement(tail: str, in_comment: bool, head: str) -> bool:
     if in_comment:
         return True
     # "import torch.nn.functional as F": the name after "as" is part of the import.
     if _GLUED_WORD.search(tail):
         return False
-    return not tail.endswith(("=", ",", "(", "[", "{", ":", "+", "-", "*", "/", "\\"))
+    if tail.endswith(":"):
+        # A block's header ends there; a colon elsewhere (lambda, annotation) does not end a line.
+        return bool(_COMPOUND.match(head))
+    return not tail.endswith(("=", ",", "(", "[", "{", "+", "-", "*", "/", "\\"))
 
 
 @dataclass
@@ -163,8 +170,9 @@ def reindent(code: str) -> str:
             level = _level(stack)
         if _ENDS_BLOCK.match(line) and not previous_opened and line.split()[0] == "return":
             after = following[n]
-            if after == -1 or _DEF_RE.match(lines[after]) or lines[after].startswith(("class ", "@")):
-                # A return that ends the code, or comes right before a definition, ends its function.
+            if after == -1 or not _STAYS_AFTER_RETURN.match(lines[after]):
+                # A return after other statements of its block ends its function, unless what
+                # follows can only be in that function (another return, an else, ...).
                 defs = [k for k, b in enumerate(stack) if b.is_def]
                 if defs:
                     del stack[defs[-1] + 1 :]
@@ -180,6 +188,8 @@ def reindent(code: str) -> str:
             closed = []
         elif _ENDS_BLOCK.match(line):
             closed = [stack.pop()] if stack else []
+        elif _COMPOUND.match(keyword) and ":" in line:
+            closed = [_Block(keyword, level)]  # a one-line block, like "if x: y = 1"
         elif keyword not in _CONTINUES:
             closed = []
     return "\n".join(out).rstrip() + "\n"
