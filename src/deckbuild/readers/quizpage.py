@@ -422,7 +422,7 @@ class _Reader:
             sections["common mistakes"] = kept
         for name in ("solution", "final answer", "quick check", "hint", "common mistakes"):
             if not sections.get(name):
-                return {"solution": "Solution", "final answer": "Final Answer"}.get(name, name.capitalize())
+                return _LABELS[name]
         steps: list[dict[str, str]] = []
         for k in sections["solution"]:
             step = _STEP_RE.match(t[k])
@@ -517,10 +517,10 @@ class _Reader:
             "explanation": "\n".join(t[verdict_at + 1 : explanation_end]),
         }
         card = RawCard(self.line(head), "challenge", data)
-        question, code = self._split_code(timer_k + 2, attempts_at, tags, data)
+        question, code, code_at = self._split_code(timer_k + 2, attempts_at, tags, data)
         data["question"] = question
         if code is not None:
-            self._code(code, data, self.line(timer_k + 2))
+            self._code(code, data, self.line(code_at))
         data["tags"] = tags
         self.use([timer_k, attempts_at, hint_at, verdict_at], CHROME)
         self.add(card, range(head, explanation_end))
@@ -529,7 +529,7 @@ class _Reader:
 
     def _split_code(
         self, start: int, end: int, tags: list[str], data: dict[str, object]
-    ) -> tuple[str, str | None]:
+    ) -> tuple[str, str | None, int]:
         """Separate a challenge's question from its code, and a category word from both."""
         t = self.t
         fence = next((k for k in range(start, end) if _FENCE_RE.match(t[k])), None)
@@ -543,17 +543,17 @@ class _Reader:
             markers = [fence] + ([close] if close < end else [])
             self.use(markers, CHROME)
             question = "\n".join(t[start:fence] + t[close + 1 : end]).strip()
-            return question, self._fenced(fence, close)
+            return question, self._fenced(fence, close), fence + 1
         if len(part) >= 3 and _CATEGORY_RE.match(part[1]):
             tags.append("topic::" + part[1])
             data["code_language"] = LANGUAGES.get(part[1].lower(), DEFAULT_LANGUAGE)
-            return part[0], "\n".join(part[2:])
+            return part[0], "\n".join(part[2:]), start + 2
         if len(part) >= 2:
             code = "\n".join(part[1:])
             if len(code) <= MAX_RESTORE_CHARS and restore(code)[1] and any(ch in code for ch in "=()"):
                 data["code_language"] = DEFAULT_LANGUAGE
-                return part[0], code
-        return "\n".join(part).strip(), None
+                return part[0], code, start + 1
+        return "\n".join(part).strip(), None, start
 
     def _fenced(self, fence: int, close: int) -> str:
         """The lines between a fence's markers as copied, blank lines kept unless double-spaced."""
@@ -594,7 +594,14 @@ def _is_anchor(line: str) -> bool:
     return bool(_REVEAL_RE.match(line) or _VERDICT_RE.match(line) or _CONCEPTS_RE.match(line))
 
 
-_LABELS = ("solution", "final answer", "quick check", "hint", "common mistakes")
+# A Practice item's parts, as the page labels them.
+_LABELS = {
+    "solution": "Solution",
+    "final answer": "Final Answer",
+    "quick check": "Quick Check",
+    "hint": "Hint",
+    "common mistakes": "Common Mistakes",
+}
 
 
 def _label(line: str) -> tuple[str, str] | None:
