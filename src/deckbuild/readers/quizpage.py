@@ -34,7 +34,9 @@ _LEVEL_RE = re.compile(r"^(beginner|intermediate|advanced|expert)$", re.IGNORECA
 _REVEAL_RE = re.compile(r"^click to reveal answer$", re.IGNORECASE)
 _VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
 _CONCEPTS_RE = re.compile(r"^you got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
-_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:[.)]\s*|\s*)(\S.*)$")
+# "A. Text", "A) Text", "A Text", or glued "AText" (then the text starts with a capital, a digit
+# or a sign, so that a word like "Attempts:" is not option A).
+_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:[.)]\s*|\s+|(?=[A-Z0-9\[(\"'$\\-]))(\S.*)$")
 _PAGE_START_RE = re.compile(r"^(jump into concepts.*|recall & review)$", re.IGNORECASE)
 _PRACTICE_RE = re.compile(r"^practice$", re.IGNORECASE)
 _COUNTER_RE = re.compile(r"^\((\d+)\s*/\s*(\d+)\)$")
@@ -255,11 +257,10 @@ class _Reader:
 
     def _tail(self, start: int, end: int) -> None:
         """Text after a section's last item: an item the copy stops inside, or text of no card."""
-        rest = [k for k in range(start, end) if not self.used(k) and not _CHROME_RE.match(self.t[k])]
+        self.use([k for k in range(start, end) if _CHROME_RE.match(self.t[k])], CHROME)
+        rest = [k for k in range(start, end) if not self.used(k)]
         if rest and any(_LEVEL_RE.match(self.t[k]) or _QUESTION_RE.search(self.t[k]) for k in rest):
-            self.incomplete(
-                rest[0], "incomplete item at the end of this section", [k for k in range(start, end)]
-            )
+            self.incomplete(rest[0], "incomplete item at the end of this section", rest)
             return
         self.stray(start, end)
 
@@ -416,6 +417,10 @@ class _Reader:
             return "options"
         data["options"] = options
         sections, labels, loose = _sections(t, i, end)
+        for name in ("final answer", "quick check", "hint"):
+            # The page prints each of these on one line: more is text of no card.
+            loose += sections.get(name, [])[1:]
+            sections[name] = sections.get(name, [])[:1]
         if sections.get("common mistakes") and mistakes_limit is not None:
             kept = sections["common mistakes"][:mistakes_limit]
             loose += sections["common mistakes"][mistakes_limit:]
@@ -523,7 +528,8 @@ class _Reader:
             self._code(code, data, self.line(code_at))
         data["tags"] = tags
         self.use([timer_k, attempts_at, hint_at, verdict_at], CHROME)
-        self.add(card, range(head, explanation_end))
+        used = [head, *range(timer_k + 1, attempts_at + 2), *range(hint_at + 1, verdict_at)]
+        self.add(card, used + list(range(verdict_at + 1, explanation_end)))
         self.stray(head, end)
         return card
 
