@@ -101,11 +101,13 @@ def test_the_checker_and_a_directive_share_one_convention_scaled_by_default(run,
             (f"Attention output for {QKV}?", "[[1.6605, 2.6605]]"),
             (f"Unscaled attention output for {QKV}?", "[[1.5379, 2.5379]]"),
             (f"Attention output without scaling for {QKV}?", "[[1.5379, 2.5379]]"),
+            (f"Attention output with scale 1 for {QKV}?", "[[1.5379, 2.5379]]"),
+            (f"Attention output for {QKV}, scaled by 0.5?", DIRECTIVE.replace("}}", " scale=0.5}}")),
         ),
     )
     result = run("check", "--strict", "decks")
     assert result.exit_code == 0, result.output
-    assert result.stdout == "ok: 4 card(s) checked; 1 answer(s) computed, 3 stated answer(s) verified\n"
+    assert result.stdout == "ok: 6 card(s) checked; 2 answer(s) computed, 4 stated answer(s) verified\n"
     assert cards(run, "decks")[0]["answer"].startswith("[[1.6605, 2.6605]]\n\n1. Scores S = Q Kᵀ")
 
 

@@ -433,3 +433,19 @@ def test_any_mix_of_page_lines_is_read_with_every_line_accounted_for(lines):
     lines = [line.replace("\r", "") for line in lines]
     page, report = read_lines(lines)
     check_accounting(lines, page, report)
+
+
+def test_the_last_practice_item_keeps_three_mistakes_when_no_other_item_shows_how_many():
+    lines = lines_of(DATA / "quizpage" / "tokenization_two_pages.txt")
+    end = lines.index("Jump into concepts and practice - no test required")
+    page, report = read_lines([*lines[:end], "Counting spaces", "Rate this page"])
+    practice = next(c for c in page.cards if c.kind == "practice")
+    assert practice.data["mistakes"] == [
+        "Counting the whole word as one token",
+        "Adding an end-of-text token",
+        "Counting bytes twice",
+    ]
+    assert [str(p) for p in report.warnings] == [
+        f"page.txt:{end + 1}: warning: unrecognised text 'Counting spaces' ignored; is it part of a card?",
+        f"page.txt:{end + 2}: warning: unrecognised text 'Rate this page' ignored; is it part of a card?",
+    ]
