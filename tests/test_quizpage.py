@@ -449,3 +449,13 @@ def test_the_last_practice_item_keeps_three_mistakes_when_no_other_item_shows_ho
         f"page.txt:{end + 1}: warning: unrecognised text 'Counting spaces' ignored; is it part of a card?",
         f"page.txt:{end + 2}: warning: unrecognised text 'Rate this page' ignored; is it part of a card?",
     ]
+
+
+def test_a_challenge_page_that_holds_fewer_problems_than_it_announces_says_so():
+    lines = lines_of(DATA / "quizpage" / "rnn_challenges.txt")
+    page, report = read_lines(lines[: lines.index("❓ Hyperparameter")])
+    assert len(page.cards) == 2
+    assert [str(p) for p in report.warnings] == [
+        "page.txt:1: warning: the page announces 4 problems but holds 2; 2 missing: copy the whole page"
+    ]
+    assert report.counts["missing"] == 2

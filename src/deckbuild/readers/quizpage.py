@@ -189,6 +189,17 @@ class _Reader:
         self.warn(k, f"{what} ({why}); it was not packaged: copy the whole page", ks)
         self.report.count("incomplete")
 
+    def announced(self, k: int, announced: int, held: int, what: str) -> None:
+        """Say so when a section holds fewer items than its heading announces."""
+        if held < announced:
+            self.report.warn(
+                self.path,
+                self.line(k),
+                f"the page announces {announced} {what} but holds {held}; "
+                f"{announced - held} missing: copy the whole page",
+            )
+            self.report.count("missing", announced - held)
+
     # -- sections -----------------------------------------------------------------------------
 
     def run(self) -> None:
@@ -384,14 +395,8 @@ class _Reader:
                 self.incomplete(s, f"practice question {n + 1} is incomplete", range(s, block_end), done)
             else:
                 mistakes.append(len(done.data.get("mistakes", ())))
-        if announced is not None and len(starts) < announced:
-            self.report.warn(
-                self.path,
-                self.line(start),
-                f"the page announces {announced} practice questions but holds {len(starts)}; "
-                f"{announced - len(starts)} missing: copy the whole page",
-            )
-            self.report.count("missing", announced - len(starts))
+        if announced is not None:
+            self.announced(start, announced, len(starts), "practice questions")
 
     def _practice_item(self, start: int, end: int, mistakes_limit: int | None) -> RawCard | str:
         """Read one Practice item; return what is missing when the copy stops inside it."""
@@ -478,13 +483,7 @@ class _Reader:
                 self.incomplete(head, f"challenge {n + 1} is incomplete", range(head, block_end), done)
             else:
                 explained.append(len(done.data["explanation"].splitlines()))
-        if len(timers) < announced:
-            self.report.warn(
-                self.path,
-                self.line(start),
-                f"the page announces {announced} problems but holds {len(timers)}; copy the whole page",
-            )
-            self.report.count("missing", announced - len(timers))
+        self.announced(start, announced, len(timers), "problems")
 
     def _challenge(self, timer_k: int, end: int, explanation_limit: int | None) -> RawCard | str:
         """Read one challenge; return what is missing when the copy stops inside it."""
