@@ -280,3 +280,23 @@ def test_any_directive_text_gives_a_result_or_an_error_at_its_line_never_a_crash
         assert not re.search(r"\{\{\s*calc", raw.data["answer"], re.IGNORECASE), (
             "a directive that reached the card as text must have been reported"
         )
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_broken_directive_on_a_page_is_reported_at_its_own_line(run, deck_tree, spaced):
+    lines = [
+        "Recall & Review",
+        "advanced",
+        "What is softmax of [1, 2]?",
+        "It is {{calc softmax x=[1, 2]}},",
+        "not {{calc softmax x=[1, 2}}.",
+        "Click to reveal answer",
+    ]
+    text = "\n\n".join(lines) if spaced else "\n".join(lines)
+    put(deck_tree, "Deck/page.txt", text + "\n")
+    result = run("check", "decks")
+    line = 9 if spaced else 5
+    assert result.stderr.splitlines()[0] == (
+        f"decks/Deck/page.txt:{line}: calc softmax: the value of x is not valid JSON; "
+        "fix the directive's inputs"
+    )

@@ -232,7 +232,8 @@ def apply(raw: RawCard, path: str, report: Report) -> None:
     for name in TEXT_FIELDS:
         value = raw.data.get(name)
         if isinstance(value, str) and "{{" in value:
-            raw.data[name] = _expand(value, steps, path, raw.line, report)
+            where = raw.field_lines.get(name) or [raw.line]
+            raw.data[name] = _expand(value, steps, path, where, report)
     if steps:
         # The directive is the card's answer, with its own stated inputs: nothing to check.
         _add_steps(raw, steps)
@@ -240,8 +241,12 @@ def apply(raw: RawCard, path: str, report: Report) -> None:
     _verify(raw, path, report)
 
 
-def _expand(text: str, steps: list[calc.Step], path: str, line: int, report: Report) -> str:
-    """Replace every directive in `text` by its result; report each one that is not right."""
+def _expand(text: str, steps: list[calc.Step], path: str, lines: list[int], report: Report) -> str:
+    """Replace every directive in `text` by its result; report each one at its line.
+
+    `lines` holds the input line of each line of the text, where the reader knows them, else
+    only the card's line.
+    """
     out: list[str] = []
     pos = 0
     for match in _NEAR_RE.finditer(text):
@@ -251,7 +256,8 @@ def _expand(text: str, steps: list[calc.Step], path: str, line: int, report: Rep
         try:
             end, output, worked = directive(text, match.start())
         except Malformed as exc:
-            report.error(path, line, str(exc))
+            at = text.count("\n", 0, match.start())
+            report.error(path, lines[at] if at < len(lines) else lines[0], str(exc))
             out.append(match.group(0))
             pos = match.end()
             continue

@@ -157,6 +157,10 @@ class _Reader:
         """The 1-based input line of significant line `k`."""
         return self.at[k] + 1
 
+    def lines_at(self, ks: range | list[int]) -> list[int]:
+        """The 1-based input lines of significant lines `ks`."""
+        return [self.at[k] + 1 for k in ks]
+
     def use(self, ks: range | list[int], what: str) -> None:
         for k in ks:
             if not self.uses[self.at[k]]:
@@ -290,7 +294,12 @@ class _Reader:
             else:
                 start, data = body[-1], {"question": t[body[-1]]}
             data["concepts"] = int(concepts.group(1))
-            return _Item(start, a + 1, RawCard(self.line(start), "open", data))
+            card = RawCard(self.line(start), "open", data)
+            card.field_lines = {
+                "question": self.lines_at([start]),
+                "hint": self.lines_at(range(start + 1, a)),
+            }
+            return _Item(start, a + 1, card)
         # A verdict: options (if the page kept them) right above it, the question above those.
         options: list[tuple[str, str]] = []
         j = len(body) - 1
@@ -313,7 +322,9 @@ class _Reader:
             return None
         start = body[j]
         data = {"question": t[start], "options": [{"letter": ltr, "text": x} for ltr, x in options]}
-        return _Item(start, a + 1, RawCard(self.line(start), "quiz", data))
+        card = RawCard(self.line(start), "quiz", data)
+        card.field_lines = {"question": self.lines_at([start])}
+        return _Item(start, a + 1, card)
 
     def _recall(self, body: list[int], a: int) -> _Item | None:
         """Level (optional), question, answer lines: told apart by the level line, else by shape."""
@@ -336,12 +347,18 @@ class _Reader:
         }
         if levels:
             data["level"] = t[first].lower()
-        return _Item(first, a + 1, RawCard(self.line(first), "recall", data))
+        card = RawCard(self.line(first), "recall", data)
+        card.field_lines = {
+            "question": self.lines_at([question]),
+            "answer": self.lines_at(range(question + 1, a)),
+        }
+        return _Item(first, a + 1, card)
 
     def _finish_quiz(self, item: _Item) -> bool:
         """Give a quiz its explanation and answer; an item with neither is incomplete."""
         explanation = "\n".join(self.t[k] for k in item.explanation)
         data = item.card.data
+        item.card.field_lines["explanation"] = self.lines_at(item.explanation)
         if not explanation:
             self.incomplete(
                 item.start,
@@ -355,6 +372,7 @@ class _Reader:
             # Options lost in copying: the card asks the question and answers with the explanation.
             data.pop("options")
             data["answer"] = explanation
+            item.card.field_lines["answer"] = item.card.field_lines.pop("explanation")
             return True
         data["explanation"] = explanation
         self.quizzes += 1
@@ -408,6 +426,7 @@ class _Reader:
             i += 1
         if i >= end:
             return "difficulty"
+        question_end = i
         data: dict[str, object] = {
             "number": int(number_match.group(1)),
             "question": "\n".join([number_match.group(2), *t[start + 1 : i]]).strip(),
@@ -453,6 +472,11 @@ class _Reader:
         data["hint"] = _OK_RE.sub("", " ".join(_part(t, k) for k in sections["hint"]))
         data["mistakes"] = [t[k] for k in sections["common mistakes"]]
         card = RawCard(self.line(start), "practice", data)
+        card.field_lines = {
+            "question": self.lines_at(range(start, question_end)),
+            "answer": self.lines_at(sections["final answer"]),
+            "hint": self.lines_at(sections["hint"]),
+        }
         self.use(labels, CHROME)
         stray = set(loose)
         self.add(card, [k for k in range(start, end) if k not in stray])
@@ -521,6 +545,10 @@ class _Reader:
             "explanation": "\n".join(t[verdict_at + 1 : explanation_end]),
         }
         card = RawCard(self.line(head), "challenge", data)
+        card.field_lines = {
+            "hint": self.lines_at(range(hint_at + 1, verdict_at)),
+            "explanation": self.lines_at(range(verdict_at + 1, explanation_end)),
+        }
         question, code, code_at = self._split_code(timer_k + 2, attempts_at, tags, data)
         data["question"] = question
         if code is not None:
