@@ -162,18 +162,22 @@ class _Reader:
         return [self.at[k] + 1 for k in ks]
 
     def use(self, ks: range | list[int], what: str) -> None:
+        """Record what became of lines `ks`, where nothing else has been recorded yet."""
         for k in ks:
             if not self.uses[self.at[k]]:
                 self.uses[self.at[k]] = what
 
     def used(self, k: int) -> bool:
+        """Tell whether line `k` is accounted for."""
         return bool(self.uses[self.at[k]])
 
     def add(self, card: RawCard, ks: range | list[int]) -> None:
+        """Keep a card, made of lines `ks`."""
         self.cards.append(card)
         self.use(ks, f"card {card.line}")
 
     def warn(self, k: int, message: str, ks: range | list[int] | None = None) -> None:
+        """Warn at line `k` about lines `ks` (or only `k`)."""
         self.report.warn(self.path, self.line(k), message)
         self.use(ks if ks is not None else [k], WARNED)
 
@@ -188,6 +192,7 @@ class _Reader:
                 self.warn(k, f"unrecognised text {self.t[k][:60]!r} ignored; is it part of a card?")
 
     def incomplete(self, k: int, what: str, ks: range | list[int], missing: str = "") -> None:
+        """Warn that the item of lines `ks` is cut off, and count it."""
         why = "the copied text stops inside it"
         why = f"no {missing}; {why}" if missing else why
         self.warn(k, f"{what} ({why}); it was not packaged: copy the whole page", ks)
@@ -216,6 +221,8 @@ class _Reader:
                 self.challenges(start, end)
             else:
                 self.main(start, end)
+        # Whatever no section took is still reported, never left out silently.
+        self.stray(0, len(self.t))
         if self.quizzes:
             self.report.notes.append(
                 f"{self.path}: {self.inferred} of {self.quizzes} quiz answers inferred from the explanations"
