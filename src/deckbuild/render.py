@@ -931,7 +931,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Explanation": text("explanation"),
         "Hint": text("hint"),
         "Solution": steps_html(steps, where, report) if steps else "",
-        "Code": highlight(code) if code else "",
+        "Code": highlight(code, data.get("code_language") or "python") if code else "",
         "Extra": "".join(extra),
         "Level": escape(data["level"]) if data.get("level") else "",
         "TimeLimit": escape(data["time_limit"]) if data.get("time_limit") else "",
