@@ -66,9 +66,10 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
-# Starting only where a run of blanks starts: from inside one, each try rescanned it (quadratic).
-_BR_RE = re.compile(r"(?<![ \t])[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line. Blanks
+# before one are taken from where their run starts (from inside a run, each try rescanned it:
+# quadratic), or none right after a <br> that took the lone space (`<br> <br>`).
+_BR_RE = re.compile(r"(?:(?<![ \t])[ \t]*|(?<=[ \t]))<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
 # A one- or two-backtick code span on one line that holds a <br>, and the mark the break waits as.
 _SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
 _BR_MARK = "\ue003"
