@@ -15,6 +15,7 @@ import pytest
 from ankihelp import import_package, notes_by_guid
 from conftest import put
 from deckbuild.errors import Report
+from deckbuild.render import Where, render_text
 from deckbuild.sources import LOCK_NAME, MAX_SOURCE_BYTES, TooLarge, decode, discover, read_regular
 
 ROW = "Question;Answer;UUID\nQ;A;11111111-1111-4111-8111-111111111111\n"
@@ -264,3 +265,19 @@ def test_a_lock_file_that_is_a_fifo_or_a_device_is_an_error_not_a_hang(make, kin
         "restore it from git\n"
     )
     assert not (deck_tree.parent / "dist").exists()
+
+
+def test_an_image_that_is_a_fifo_is_never_opened_even_if_swapped_in_after_the_check(deck_tree, monkeypatch):
+    os.mkfifo(deck_tree / "pic.png")
+    report = Report()
+    where = Where("cards.txt", 2, deck_tree, deck_tree)
+    assert render_text("![a](pic.png)", where, report) == "<p></p>"
+    # As if it became a FIFO between the check and the read: reading it would block forever.
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    assert render_text("![b](pic.png)", where, report) == "<p></p>"
+    assert [str(p) for p in report.problems] == [
+        "cards.txt:2: warning: image pic.png not found, left out of the card; add the file or fix the path",
+        "cards.txt:2: warning: image pic.png cannot be read (not a regular file (a FIFO)), left out of the "
+        "card; put the image file there",
+    ]
+    assert where.media == {}

@@ -664,7 +664,12 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             where.missing.append(target)
             return ""
-        name = media_name(target)
+        try:
+            name = media_name(target)
+        except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
+            message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
+            report.warn(where.path, where.line, message)
+            return ""
         where.media[name] = target
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
