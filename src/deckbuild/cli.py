@@ -296,10 +296,15 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
             return value
         text = value
         if value.startswith("@"):
+            from deckbuild.sources import read_at_most
+
             try:
-                text = Path(value[1:]).read_text(encoding="utf-8")
+                # Bounded: @/dev/zero must end in a message, not in all the memory there is.
+                text = read_at_most(Path(value[1:])).decode("utf-8")
             except OSError as exc:
                 self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
+            except UnicodeDecodeError:
+                self.fail(f"cannot read {value[1:]}: not UTF-8 text", param, ctx)
         try:
             return JsonDecoder().decode(text)
         except json.JSONDecodeError as exc:

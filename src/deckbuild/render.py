@@ -66,9 +66,10 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
-# Starting only where a run of blanks starts: from inside one, each try rescanned it (quadratic).
-_BR_RE = re.compile(r"(?<![ \t])[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line. Blanks
+# before one are taken from where their run starts (from inside a run, each try rescanned it:
+# quadratic), or none right after a <br> that took the lone space (`<br> <br>`).
+_BR_RE = re.compile(r"(?:(?<![ \t])[ \t]*|(?<=[ \t]))<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
 # A one- or two-backtick code span on one line that holds a <br>.
 _SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
 # A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
@@ -662,7 +663,12 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             where.missing.append(target)
             return ""
-        name = media_name(target)
+        try:
+            name = media_name(target)
+        except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
+            message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
+            report.warn(where.path, where.line, message)
+            return ""
         where.media[name] = target
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
