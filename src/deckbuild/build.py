@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import answers, cache, ids
-from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, staging, sync
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
@@ -619,13 +619,19 @@ class _Build:
         if plan.empty is None:
             self.report.count("unchanged")
             return None
-        tmp = temp_name(plan.target.parent, ".apkg")
+        try:
+            tmp = staging(plan.target)
+        except OSError as exc:
+            raise cannot_write(plan.target, exc) from None
         try:
             write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty)
             sync(tmp)
         except (OSError, sqlite3.Error) as exc:
             discard([tmp])
             raise cannot_write(plan.target, exc) from None
+        except BaseException:
+            discard([tmp])  # a note the package check refused, or an interrupt
+            raise
         self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
         return tmp
 
