@@ -30,6 +30,7 @@ from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
 from deckbuild.readers import RawCard
+from deckbuild.render import within_limits
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
@@ -39,6 +40,7 @@ from deckbuild.sources import (
     discover,
     display_path,
     find_root,
+    read_regular,
 )
 from deckbuild.workers import Helpers
 
@@ -155,9 +157,10 @@ def collect(
             )
             continue
         raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        report.count("read", len(raws))
+        raws = within_limits(raws, source.display, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
-        report.count("read", len(raws))
         for raw in raws:
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
@@ -472,7 +475,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())
@@ -624,7 +627,7 @@ class _Build:
         except OSError as exc:
             raise cannot_write(plan.target, exc) from None
         try:
-            write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty)
+            write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty, plan.target.name)
             sync(tmp)
         except (OSError, sqlite3.Error) as exc:
             discard([tmp])

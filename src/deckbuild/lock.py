@@ -20,6 +20,7 @@ from typing import Any
 from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
 from deckbuild.notetype import FIELDS
+from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
 # A mod is a time in whole seconds; past the year 9999 it is damage, not a time.
@@ -91,9 +92,9 @@ class Lock:
         if not path.exists():
             return lock
         try:
-            raw = path.read_bytes()
+            raw = read_regular(path, limit=None)  # a FIFO lock never hangs a build
         except OSError as exc:
-            raise _damaged(path, 1, f"cannot read it ({exc.strerror or exc})") from None
+            raise _damaged(path, 1, str(exc.strerror or exc), fix="") from None
         try:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
@@ -212,12 +213,12 @@ def _row(key: str, entry: Entry) -> str:
     return f"{json.dumps(key)}: {json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)}"
 
 
-def _damaged(path: Path, line: int, what: str) -> DeckbuildError:
+def _damaged(path: Path, line: int, what: str, fix: str = " or fix that line") -> DeckbuildError:
     from deckbuild.sources import display_path
 
     return DeckbuildError(
         f"{display_path(path)}:{line}: cannot read the lock file: {what}; restore it from git "
-        f"(git checkout -- {path.name}) or fix that line"
+        f"(git checkout -- {path.name}){fix}"
     )
 
 

@@ -65,9 +65,9 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
         path = root / relative
         try:
             stat = path.stat()
-        except OSError:
-            return None
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+                return None
+        except OSError:  # gone, or no longer a regular file
             return None
         found[name] = path
     return found

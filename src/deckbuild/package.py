@@ -143,15 +143,17 @@ def write_package(
     notetype_mod: int,
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
+    shown: str | None = None,
 ) -> None:
     """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly.
 
-    `empty` is what `shell` returns for these decks, when the caller kept it from before.
+    `empty` is what `shell` returns for these decks, when the caller kept it from before;
+    `shown` names the package in messages when `path` is a temporary file standing in for it.
     """
     empty = empty or shell(decks, notetype_mod)
     stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
     # The gate runs first: a note Anki would refuse leaves the previous package as it was.
-    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), path.name)
+    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), shown or path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"
