@@ -55,20 +55,6 @@ def temp_name(folder: Path, suffix: str = "") -> Path:
     return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
 
 
-def staging(target: Path) -> Path:
-    """Return where to write `target` first: its own name, in a new temporary folder beside it.
-
-    Whatever names the file while it is written (messages, package checks) sees its real name.
-    """
-    while True:
-        folder = temp_name(target.parent)
-        try:
-            folder.mkdir()
-        except FileExistsError:
-            continue
-        return folder / target.name
-
-
 def stage(folder: Path, data: bytes) -> Path:
     """Write `data` durably to a new temporary file in `folder`, and return its path.
 
@@ -155,10 +141,6 @@ def commit(moves: Sequence[tuple[Path, Path]]) -> None:
             sync_folder(folder)
         if journaled:
             _remove(copies)
-        for tmp, target in moves:
-            if tmp.parent != target.parent:
-                with contextlib.suppress(OSError):
-                    tmp.parent.rmdir()
     except OSError as exc:
         if not committed:
             # Nothing was renamed yet: leave no trace (after the commit, the next run finishes).
@@ -171,8 +153,6 @@ def discard(paths: Sequence[Path]) -> None:
     for path in paths:
         with contextlib.suppress(OSError):  # else swept by the next run
             path.unlink(missing_ok=True)
-            if path.parent.name.startswith(TEMP_PREFIX):
-                path.parent.rmdir()
 
 
 def _remove(copies: Sequence[Path]) -> None:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import answers, cache, ids
-from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, staging, sync
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
@@ -622,10 +622,7 @@ class _Build:
         if plan.empty is None:
             self.report.count("unchanged")
             return None
-        try:
-            tmp = staging(plan.target)
-        except OSError as exc:
-            raise cannot_write(plan.target, exc) from None
+        tmp = temp_name(plan.target.parent, ".apkg")
         try:
             write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty, plan.target.name)
             sync(tmp)
