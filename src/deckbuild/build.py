@@ -630,6 +630,9 @@ class _Build:
         except (OSError, sqlite3.Error) as exc:
             discard([tmp])
             raise cannot_write(plan.target, exc) from None
+        except BaseException:
+            discard([tmp])  # a note the package check refused, or an interrupt
+            raise
         self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
         return tmp
 
