@@ -104,7 +104,7 @@ def parse_arguments(text: str, pos: int = 0, operation: str | None = None) -> tu
     Return the arguments and the index after `}}`; raise CalcError for anything else.
     """
     args: dict[str, Any] = {}
-    decoder = json.JSONDecoder()
+    decoder = calc.JsonDecoder()
     while True:
         while pos < len(text) and text[pos].isspace():
             pos += 1

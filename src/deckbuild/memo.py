@@ -65,9 +65,9 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
         path = root / relative
         try:
             stat = path.stat()
-        except OSError:
-            return None
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+                return None
+        except OSError:  # gone, or no longer a regular file
             return None
         found[name] = path
     return found
@@ -103,20 +103,19 @@ class Memo:
         if row is None:
             return None
         self._used[group].add(sig)
-        _, fields, digest, extra, problems, media = row
+        # Shipped without the sanitizer: only a row this cache's key signed is used; any other
+        # (damaged, planted, or of another card) is rendered again and replaced.
+        *content, seal = row
+        if not self.store.sealed(seal, "memo", group, *content):
+            return None
+        if (decoded := cache.decode_memo(tuple(content))) is None:
+            return None  # a damaged row: rendered again, and replaced
+        fields, digest, problems, media, extra = decoded
         origin = self._origins.get(source.path)
         if origin is None:
             # Shared by the cards of a file: nothing writes to it.
             origin = self._origins[source.path] = {"origin": source.origin}
-        return Remembered(
-            Rendered(
-                fields.split(_SEP),
-                digest,
-                json.loads(problems) if problems else [],
-                json.loads(media) if media else [],
-            ),
-            {**origin, **json.loads(extra)} if extra else origin,
-        )
+        return Remembered(Rendered(fields, digest, problems, media), {**origin, **extra} if extra else origin)
 
     def remember(
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]
@@ -125,7 +124,7 @@ class Memo:
         if self.store.db is None or any(_SEP in f for f in rendered.fields):
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
-        row = (
+        content = (
             sig,
             _SEP.join(rendered.fields),
             rendered.digest,
@@ -133,8 +132,10 @@ class Memo:
             json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
             json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
         )
+        if any("\x00" in part for part in content):
+            return  # the seal joins parts with NUL; such a card is simply rendered every time
         group = self._groups.get(source.path) or self.group(source)
-        self._new.setdefault(group, {})[sig] = row
+        self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
         self._used.setdefault(group, set()).add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:
