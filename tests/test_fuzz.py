@@ -213,3 +213,20 @@ def test_no_mathjax_command_that_links_styles_or_defines_reaches_a_card_unrefuse
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
     assert dangers(html) == [] or report.failed(strict=False), (text, html)
+
+
+HOSTILE_PIECES = st.sampled_from([
+    '<span style="background:url(https://example.org/t.png)">a</span>', '<b style="color:transparent">b</b>',
+    '<div style="color:u\\72l(x);position:fixed">c</div>', "[sound:x.mp3]", "&#91;sound:y.mp3]",
+    "[anki:tts]z[/anki:tts]", "[up](../x)", '<a href="/etc/passwd">p</a>', "[f](#top)", "`[sound:c.mp3]`",
+    '<a href="//example.org">h</a>', "<svg onload=alert(1)>", "<img src=x onerror=alert(2)>",
+    '<math><mi href="javascript:x">m</mi></math>', '<a href="java&#x09;script:alert(3)">t</a>', "**", "\n\n",
+    "- ", "> ", " ", "text",
+])  # fmt: skip
+
+
+@given(st.lists(HOSTILE_PIECES, min_size=1, max_size=10).map("".join))
+def test_no_style_link_or_sound_tag_that_loads_plays_or_hides_reaches_a_card(text):
+    report = Report()
+    html = render_text(text, Where("fuzz.txt", 1), report)
+    assert dangers(html) == [] or report.failed(strict=False), html

@@ -105,11 +105,13 @@ UNSAFE_MATH = {
 _OPTIONS_RE = re.compile(
     r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
 )
+# fmt: off
 _MATHML_TAGS = frozenset("""
     math semantics annotation mrow mi mn mo ms mtext mspace msub msup msubsup mfrac msqrt mroot mstyle
     merror mpadded mphantom mfenced menclose munder mover munderover mtable mtr mtd mlabeledtr
     mmultiscripts mprescripts none maction
 """.split())  # noqa: SIM905
+# fmt: on
 _BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
 _MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
@@ -517,7 +519,12 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         markup = markup[3:-4]
     if held.html or "\\" in markup or "<a " in markup:
         markup = _put_back(markup, held, where, report)
-    return markup
+    return _defuse(markup)
+
+
+def _defuse(markup: str) -> str:
+    """Write `[sound:…]` and `[anki:…]` so that Anki shows them instead of playing them."""
+    return _AV_RE.sub("&#91;", markup) if "[" in markup else markup
 
 
 def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
@@ -713,4 +720,4 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
-    return [_AV_RE.sub("&#91;", values[name]) if "[" in values[name] else values[name] for name in FIELDS]
+    return [_defuse(values[name]) for name in FIELDS]
