@@ -164,7 +164,10 @@ class Cache:
 
     def sealed(self, seal: str, *parts: str) -> bool:
         """Tell whether a row read back is one this cache's key signed."""
-        return hmac.compare_digest(seal, self.seal(*parts))
+        try:
+            return hmac.compare_digest(seal, self.seal(*parts))
+        except TypeError:  # SQLite keeps whatever type was planted: a number, bytes, None
+            return False
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return the entries that exist among `keys`."""

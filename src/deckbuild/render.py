@@ -381,7 +381,7 @@ def to_mathml(body: str, display: bool) -> str | None:
         result: str = convert(body, display="block" if display else "inline")
     except Exception:  # latex2mathml raises many unrelated types for malformed input
         return None
-    # A bare `&` (from `\\text{A\\&B}`) is written as the text it shows; anything else not plain is refused.
+    # A bare `&` (from `\text{A\&B}`) is written as the text it shows; anything else not plain is refused.
     result = _BARE_AMP_RE.sub("&amp;", result)
     return result if _plain_mathml(result) else None
 
@@ -538,7 +538,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
     stray = False
     for tag in _TAG_RE.finditer(markup):
         text = markup[pos : tag.start()]
-        # Anki's MathJax typesets every \\( and \\[ in text outside code; only ours may be there.
+        # Anki's MathJax typesets every \( and \[ in text outside code; only ours may be there.
         stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
         out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
         closing, name, markup_tag = tag.group(1), tag.group(2).lower(), tag.group(0)
@@ -716,7 +716,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Source": escape(origin),
         "Status": "",
     }
-    # Fields written as plain text: MathJax would still typeset a \\( or \\[ in them, unchecked.
+    # Fields written as plain text: MathJax would still typeset a \( or \[ in them, unchecked.
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
