@@ -160,10 +160,12 @@ class _Held:
 
     @classmethod
     def for_text(cls, text: str, where: Where, report: Report) -> tuple[str, _Held]:
-        """Make placeholders from private-use characters the text does not hold."""
-        if not _PRIVATE_RE.search(text):
+        """Make placeholders from private-use characters the text does not hold, even as `&#xE000;`."""
+        # The sanitizer writes character references out as the characters they stand for.
+        seen = html.unescape(text) if "&" in text else text
+        if not _PRIVATE_RE.search(seen):
             return text, cls()
-        used = set(_PRIVATE_RE.findall(text))
+        used = set(_PRIVATE_RE.findall(seen))
         free = (chr(c) for low, high in _PRIVATE_RANGES for c in range(low, high) if chr(c) not in used)
         opener, closer = next(free, None), next(free, None)
         if opener is None or closer is None:
