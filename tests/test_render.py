@@ -83,15 +83,18 @@ def test_local_images_are_packaged_under_content_names(deck_tree):
     assert names[0] in one + two and names[1] in one + two
 
 
-def test_missing_and_escaping_images_are_errors(deck_tree, tmp_path):
+def test_escaping_images_are_errors_and_a_missing_one_is_left_out_with_a_warning(deck_tree, tmp_path):
     (tmp_path / "secret.png").write_bytes(b"outside")
     folder = deck_tree / "Deck"
     folder.mkdir()
     report = Report()
     where = media_where(deck_tree, folder)
-    render_text("![m](img/missing.png) ![s](../../secret.png) ![a](/etc/hostname)", where, report)
+    html = render_text("![m](img/missing.png) ![s](../../secret.png) ![a](/etc/hostname)", where, report)
+    assert "missing" not in html and html.count("<img") == 2
+    assert where.missing == [(folder / "img" / "missing.png").resolve()]
     assert [str(p) for p in report.problems] == [
-        "card.md:3: image img/missing.png not found; add the file or fix the path",
+        "card.md:3: warning: image img/missing.png not found, left out of the card; "
+        "add the file or fix the path",
         "card.md:3: image ../../secret.png is outside the deck folder; move it inside",
         "card.md:3: image /etc/hostname is outside the deck folder; move it inside",
     ]
