@@ -687,7 +687,7 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
     # Only when the author's text does not hold the mark itself: that one is never a <br>.
-    marked = "<" in text and "`" in text and _BR_MARK not in text
+    marked = "<" in text and "`" in text and _BR_MARK not in (html.unescape(text) if "&" in text else text)
     if "<" in text:
         if marked:
             # Inside a code span a newline would read as a space: keep the break, as a mark.
