@@ -381,3 +381,9 @@ def test_calculator_json_decodes_or_says_why(text):
 
     with contextlib.suppress(json.JSONDecodeError):
         calc.JsonDecoder().decode(text)
+
+
+def test_a_scale_of_zero_or_below_is_allowed():
+    assert calc.attention([[1, 0]], [[1, 0], [0, 1]], [[1, 2], [3, 4]], scale=0).weights == [[0.5, 0.5]]
+    w = 1 / (1 + math.e)
+    assert close(calc.attention([[1, 0]], [[1, 0], [0, 1]], [[1, 2], [3, 4]], scale=-1).weights, [[w, 1 - w]])
