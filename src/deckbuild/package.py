@@ -272,13 +272,26 @@ def _deck_fault(name: str) -> str | None:
     return None
 
 
+def field_fault(fields: Sequence[str]) -> str | None:
+    """Name a character Anki cannot keep in a note's fields, if any (in C when there is none)."""
+    try:
+        data = "\n".join(fields).encode("utf-8")
+        if len(data.translate(None, _DROPPED + b"\x1f")) == len(data):
+            return None
+    except UnicodeEncodeError:
+        pass
+    for name, text in zip(FIELDS, fields, strict=False):
+        if found := UNSAFE_RE.search(text):
+            return f"the field {name} holds {unsafe_character(found.group())}"
+    return None
+
+
 def _note_fault(fields: Sequence[str], tags: Sequence[str]) -> str | None:
     """Say what the gate finds wrong with a note, if anything."""
     if len(fields) != _WIDTH:
         return f"it has {len(fields)} fields, the note type has {_WIDTH}"
-    for name, text in zip(FIELDS, fields, strict=True):
-        if found := UNSAFE_RE.search(text):
-            return f"the field {name} holds {unsafe_character(found.group())}"
+    if fault := field_fault(fields):
+        return fault
     for tag in tags:
         if not tag or tag.split() != [tag] or UNSAFE_NAME_RE.search(tag):
             return f"the tag {tag!r} is empty or holds a space or control character"
