@@ -189,6 +189,22 @@ def _tamper(own_cache, sql, *args):
     assert changed > 0, "the test damaged something"
 
 
+def _reseal(own_cache):
+    import sqlite3
+
+    from deckbuild.cache import Cache
+
+    signer = Cache(own_cache)
+    db = sqlite3.connect(own_cache / "cache.sqlite")
+    with db:
+        rows = db.execute("SELECT grp, sig, fields, digest, extra, problems, media FROM memo").fetchall()
+        for grp, *content in rows:
+            seal = signer.seal("memo", grp, *content)
+            db.execute("UPDATE memo SET seal = ? WHERE grp = ? AND sig = ?", (seal, grp, content[0]))
+    db.close()
+    signer.close()
+
+
 @pytest.mark.parametrize(
     "damage",
     [
@@ -222,8 +238,10 @@ def test_a_damaged_cache_row_is_a_miss_never_a_traceback_or_a_bad_package(tree, 
 
 def test_a_cached_row_anki_would_refuse_stops_at_the_gate_and_the_old_package_stays(tree, own_cache):
     package(tree, "warm")
-    # The right number of fields, one of them holding a control character Anki would drop.
+    # The right number of fields, one of them holding a control character Anki would drop,
+    # signed with the cache's own key: as if our own renderer had let it through.
     _tamper(own_cache, "UPDATE memo SET fields = char(7) || fields")
+    _reseal(own_cache)
     out = tree.parent / "out"
     before = put(out, "Deck.apkg", b"the package learners have now")
     result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(out)])

@@ -89,8 +89,9 @@ def test_columns_may_come_in_any_order():
         ),
         (
             "misspelt_header.txt",
-            "misspelt_header.txt:1: header must name the columns Question;Answer;UUID (in any order), "
-            "found 'Questoin;Answer;UUID'; fix the spelling",
+            "misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column 'Questoin' and no "
+            "Question column; the known columns are Question, Answer and UUID (each once, in any order and "
+            "any case)",
         ),
         (
             "unbalanced_quote.txt",

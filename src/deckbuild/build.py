@@ -16,20 +16,32 @@ import re
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import answers, cache, ids
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, field_fault, read_package, shell, write_package
 from deckbuild.readers import RawCard
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+from deckbuild.render import within_limits
+from deckbuild.sources import (
+    LOCK_NAME,
+    SourceFile,
+    deck_name,
+    decode,
+    detect,
+    discover,
+    display_path,
+    find_root,
+    read_regular,
+)
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
@@ -145,9 +157,10 @@ def collect(
             )
             continue
         raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        report.count("read", len(raws))
+        raws = within_limits(raws, source.display, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
-        report.count("read", len(raws))
         for raw in raws:
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
@@ -250,31 +263,56 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
         return settled
     card_id, tags, extra, rendered = settled
     root = _resolved(item.source.root)
-    images = {name: root / relative for name, relative, _, _ in rendered.media}
+    images = {name: root / relative for name, relative, _, _ in rendered.media if name}
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
     return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
 
 
+SOURCE_FIELD = FIELDS.index("Source")
+SOURCE_TAG = "source::"
+
+
 def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
-    """Hash what Anki stores of a note, so that any visible change moves its mod time."""
+    """Hash what a learner studies in a note, so that any change to it moves its mod time.
+
+    Where the card is written down (the Source field, the `source::` tag) is left out: renaming
+    or moving a file must not overwrite what learners changed in notes whose content is the same.
+    """
+    learned = [*fields[:SOURCE_FIELD], "", *fields[SOURCE_FIELD + 1 :]]
+    shown = " ".join(t for t in tags if not t.startswith(SOURCE_TAG))
+    blob = "\x1f".join(learned) + "\x1e" + shown
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
+    """Hash every field and tag: what lock files written before the content hash had."""
     blob = "\x1f".join(fields) + "\x1e" + " ".join(tags)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
-    """Render a card's note fields; images it shows are added to `media`."""
+def render_card(
+    parsed: Parsed, report: Report, media: dict[str, Path], missing: list[Path] | None = None
+) -> list[str]:
+    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`."""
     from deckbuild.render import Where, note_fields
 
     card, source = parsed.model, parsed.source
-    where = Where(source.display, parsed.line, source.path.parent, source.root, media)
+    where = Where(
+        source.display,
+        parsed.line,
+        source.path.parent,
+        source.root,
+        media,
+        [] if missing is None else missing,
+    )
     return note_fields(card, source.origin, report, where)
 
 
 def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
-    report, media = Report(), dict[str, Path]()
-    fields = render_card(parsed, report, media)
+    report, media, missing = Report(), dict[str, Path](), list[Path]()
+    fields = render_card(parsed, report, media, missing)
     if fault := field_fault(fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
@@ -287,6 +325,8 @@ def _render_one(parsed: Parsed) -> Rendered:
     for name, path in sorted(media.items()):
         stat = path.stat()
         deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    # An image not found, named "": the memo renders the card again once a file is there.
+    deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
     return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
 
@@ -298,7 +338,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
     for parsed in misses:
         parsed.rendered = _render_one(parsed)
         root = _resolved(parsed.source.root)
-        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media}
+        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media if name}
     if misses:
         report.count("rendered", len(misses))
     out = []
@@ -327,6 +367,14 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
 
 
 RETIRED_TAG = "deckbuild::retired"
+# Retired cards go to this subdeck of their package's deck. Anki keeps a card in its deck when an
+# import updates its note, so only someone importing the package fresh finds them there, and can
+# delete the subdeck; a learner who has the cards keeps them where they were.
+RETIRED_DECK = "Retired"
+RETIRED_DECK_DESCRIPTION = (
+    "Cards the author removed from this deck. You can delete this subdeck with its cards, "
+    f"or search <code>tag:{RETIRED_TAG}</code> in the browser."
+)
 RETIRED_STATUS = (
     "Retired: this card is no longer in the deck. To delete retired cards, search "
     f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
@@ -366,16 +414,53 @@ def build(
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
+    # Made now, to hold it while building; a failing build removes it again (nothing written).
+    made = [d for d in (outdir, *outdir.parents) if not d.exists()]
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(outdir, exc) from None
+    try:
+        return _build_held(
+            paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs
+        )
+    except BaseException:
+        for folder in made:
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _build_held(
+    paths: list[Path],
+    roots: list[Path],
+    outdir: Path,
+    now: int,
+    frozen: bool,
+    strict: bool,
+    previous: Sequence[Path],
+    release: Release,
+    dry_run: bool,
+    use_cache: bool,
+    jobs: int | None,
+) -> BuildResult:
+    """Build with every deck tree and the output folder held, after repairing what a kill left."""
     with ExitStack() as held:
-        for root in roots:
-            held.enter_context(exclusive(root))
+        # Every tree and the output folder, in one order for every build, so none waits in a circle.
+        folders = sorted({*(_resolved(r) for r in roots), outdir.resolve()})
+        for folder in folders:
+            held.enter_context(exclusive(folder))
+        # What a killed build left: finished if it got as far as its journal, else swept away.
+        repaired = recover(folders)
         store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
         options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
         record = store.db is not None and not dry_run
         if record and (done := _replay(store, _fingerprint(paths, roots, previous, options))):
+            done.report.notes[:0] = repaired
             return done
         workers = jobs or os.cpu_count() or 1
-        job = _Build(paths, outdir, now, previous, release, report=Report(), store=store, jobs=workers)
+        report = Report(notes=repaired)
+        job = _Build(paths, outdir, now, previous, release, report=report, store=store, jobs=workers)
         result = job.run(frozen, strict, dry_run)
         if record:
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
@@ -397,7 +482,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())
@@ -454,6 +539,8 @@ class _Build:
     notetype_mods: dict[str, int] = field(default_factory=dict)
     notetype_digest: str = field(default_factory=notetype_hash)
     stamped: set[tuple[str, Path]] = field(default_factory=set)
+    # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
+    moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
 
@@ -478,16 +565,29 @@ class _Build:
                 )
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
+            self.report_moves(collection)
             plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
             # A helper stores the new memo rows while this process writes the packages.
             memo.save(helping)
-            for plan in plans:
-                self.write(plan)
-                result.packages.append(plan.target)
-        if not dry_run:
-            # Only after every package: a failed write leaves the lock as the packages know it.
-            for lock in collection.locks.values():
-                lock.save()
+            staged: list[tuple[Path, Path]] = []
+            try:
+                for plan in plans:
+                    tmp = self.write(plan)
+                    result.packages.append(plan.target)
+                    if tmp is not None:
+                        staged.append((tmp, plan.target))
+                        checkpoint(f"package-{len(staged)}")
+                # Packages and locks change together: all of them, or (killed before the journal) none.
+                for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
+                    text = lock.pending()
+                    if text is not None:
+                        staged.append((_stage(lock.path, text.encode("utf-8")), lock.path))
+                checkpoint("staged")
+            except BaseException:
+                discard([tmp for tmp, _ in staged])
+                raise
+        commit(staged)
+        checkpoint("committed")
         return result
 
     def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
@@ -499,8 +599,12 @@ class _Build:
         names = [[deck.name, deck.description] for deck in decks]
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
-            # Each note by its content hash (as the lock keeps it), not its whole text again.
-            rows = "".join(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}" for n in deck.notes)
+            # Each note by its content hash (as the lock keeps it), not its whole text again; the
+            # hash leaves out the source file, which the Source field (and source:: tag) names.
+            rows = "".join(
+                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}\x1e{n.fields[SOURCE_FIELD]}"
+                for n in deck.notes
+            )
             digest.update(rows.encode())
         key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
@@ -517,18 +621,36 @@ class _Build:
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mod, files, empty)
 
-    def write(self, plan: _Plan) -> None:
-        """Write a planned package, unless the file there is already exactly what it holds."""
+    def write(self, plan: _Plan) -> Path | None:
+        """Write a planned package beside its target, unless the file there is already it.
+
+        Return the temporary file, for `commit` to rename into place with the others.
+        """
         if plan.empty is None:
             self.report.count("unchanged")
-            return
-        write_package(plan.target, plan.decks, plan.notetype_mod, plan.files, plan.empty)
-        self.store.put_many({plan.key: {"sha256": _sha256(plan.target)}})
+            return None
+        tmp = temp_name(plan.target.parent, ".apkg")
+        try:
+            write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty, plan.target.name)
+            sync(tmp)
+        except (OSError, sqlite3.Error) as exc:
+            discard([tmp])
+            raise cannot_write(plan.target, exc) from None
+        self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
+        return tmp
 
     def deck(self, slug: str, name: str) -> DeckData:
         decks = self.packages.setdefault(slug, {})
         if name not in decks:
             decks[name] = DeckData(name, description=self.release.description())
+        return decks[name]
+
+    def retired_deck(self, slug: str) -> DeckData:
+        """The package's subdeck for retired cards, which only fresh importers see them in."""
+        decks = self.packages.setdefault(slug, {})
+        name = f"{self.anchors[slug]}::{RETIRED_DECK}"
+        if name not in decks:
+            decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
@@ -544,6 +666,11 @@ class _Build:
                 self.anchors[slug] = source.package_deck
                 nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
                 self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
+            known = lock.notes.get(parsed.id)
+            if known is not None and known.origin != source.origin and known.origin is not None:
+                self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
+            if known is not None and known.hash != parsed.rendered.digest and not known.retired:
+                self.rehash(lock, parsed, known)
             mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
             if deck is None or where != (slug, source.deck):
                 deck, where = self.deck(slug, source.deck), (slug, source.deck)
@@ -551,6 +678,34 @@ class _Build:
                 NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest)
             )
         self.report.count("packaged", len(collection.cards))
+
+    @staticmethod
+    def rehash(lock: Lock, parsed: Parsed, known: Entry) -> None:
+        """Take a lock entry hashed the old way (the whole note) over, without moving its mod."""
+        assert parsed.rendered is not None
+        if known.hash == _whole_hash(parsed.rendered.fields, parsed.tags):
+            known.hash = parsed.rendered.digest
+            lock.changed.append(parsed.id)
+
+    def report_moves(self, collection: Collection) -> None:
+        """Tell the author which cards changed file, and what learners must do when decks moved."""
+        order = sorted(self.moved, key=lambda m: (m[0], m[1], m[2].origin))
+        for root, old, source in order:
+            guids = self.moved[(root, old, source)]
+            was = display_path(root / old)
+            self.report.notes.append(
+                f"{source.display}: {len(guids)} card(s) moved here from {was}; they keep their ids, "
+                "reviews and mod times (only the Source field and source:: tag differ, which "
+                "learners get with the next change to each card)"
+            )
+            old_deck = deck_name(root, (root / old).parent)
+            if old_deck != source.deck:
+                self.report.notes.append(
+                    f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
+                    f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
+                    f'learners to search deck:"{old_deck}" in the Browser, select the cards and '
+                    f'use Change Deck to move them to "{source.deck}" (new learners get the new deck)'
+                )
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
         """Tell whether this build read the file a lock entry came from."""
@@ -583,7 +738,7 @@ class _Build:
             )
             if slug is None:
                 continue
-            self.deck(slug, entry.deck).notes.append(
+            self.retired_deck(slug).notes.append(
                 NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")
@@ -642,6 +797,14 @@ class _Plan:
     empty: Shell | None
 
 
+def _stage(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, for `commit` to rename into place."""
+    try:
+        return stage(path.parent, data)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -655,6 +818,7 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
     """Drop retired cards from the lock for good, so that no later package carries them."""
     root = find_root(Path(os.path.abspath(path)))
     with exclusive(root):
+        recover([root])  # a killed build's lock first, or this change would be undone by it
         lock = Lock.load(root / LOCK_NAME)
         current = {p.id for p in collect([root]).cards}
         problems = []

@@ -65,9 +65,9 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
         path = root / relative
         try:
             stat = path.stat()
-        except OSError:
-            return None
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+                return None
+        except OSError:  # gone, or no longer a regular file
             return None
         found[name] = path
     return found
@@ -103,7 +103,12 @@ class Memo:
         if row is None:
             return None
         self._used[group].add(sig)
-        if (decoded := cache.decode_memo(row)) is None:
+        # Shipped without the sanitizer: only a row this cache's key signed is used; any other
+        # (damaged, planted, or of another card) is rendered again and replaced.
+        *content, seal = row
+        if not self.store.sealed(seal, "memo", group, *content):
+            return None
+        if (decoded := cache.decode_memo(tuple(content))) is None:
             return None  # a damaged row: rendered again, and replaced
         fields, digest, problems, media, extra = decoded
         origin = self._origins.get(source.path)
@@ -119,7 +124,7 @@ class Memo:
         if self.store.db is None or any(_SEP in f for f in rendered.fields):
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
-        row = (
+        content = (
             sig,
             _SEP.join(rendered.fields),
             rendered.digest,
@@ -127,8 +132,10 @@ class Memo:
             json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
             json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
         )
+        if any("\x00" in part for part in content):
+            return  # the seal joins parts with NUL; such a card is simply rendered every time
         group = self._groups.get(source.path) or self.group(source)
-        self._new.setdefault(group, {})[sig] = row
+        self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
         self._used.setdefault(group, set()).add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:

@@ -144,15 +144,17 @@ def write_package(
     notetype_mod: int,
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
+    shown: str | None = None,
 ) -> None:
     """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly.
 
-    `empty` is what `shell` returns for these decks, when the caller kept it from before.
+    `empty` is what `shell` returns for these decks, when the caller kept it from before;
+    `shown` names the package in messages when `path` is a temporary file standing in for it.
     """
     empty = empty or shell(decks, notetype_mod)
     stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
     # The gate runs first: a note Anki would refuse leaves the previous package as it was.
-    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), path.name)
+    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), shown or path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"
@@ -236,13 +238,16 @@ def _clean(notes: list[tuple[Any, ...]], tags: list[str]) -> bool:
             return False
         if data.count(b"\x1f") != (_WIDTH - 1) * len(chunk):
             return False
-        if len(data.translate(None, _DROPPED)) != len(data) or len(tag_data.translate(None, _DROPPED)) != len(
-            tag_data
-        ):
+        if not (_kept(data) and _kept(tag_data)):
             return False
         # Splitting finds empty tags and whitespace inside one (tab and U+001F included).
         found += tag_text.split()
     return found == tags
+
+
+def _kept(data: bytes) -> bool:
+    """Tell whether UTF-8 text holds none of the control characters Anki drops."""
+    return len(data.translate(None, _DROPPED)) == len(data)
 
 
 def _refused(decks: Sequence[DeckData], name: str) -> PackageRefused:

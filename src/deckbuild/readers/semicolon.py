@@ -10,6 +10,8 @@ from deckbuild.readers import RawCard
 COLUMNS = ("question", "answer", "uuid")
 HEADER = "Question;Answer;UUID"
 # A first line of short words is a header with a typo; anything else is a row without one.
+# An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
+_ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 
 
@@ -68,6 +70,22 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
             pos = rest + 1
 
 
+def _header_problem(fields: list[str], found: str) -> str:
+    """Say which columns a header names that are unknown, and which it lacks."""
+    names = [f.strip().strip('"').strip() for f in fields]
+    unknown = [n for n in names if n.lower() not in COLUMNS]
+    missing = [c for c in COLUMNS if c not in {n.lower() for n in names}]
+    titles = dict(zip(COLUMNS, HEADER.split(";"), strict=True))
+    wrong = [f"an unknown column {n!r}" for n in unknown]
+    wrong += [f"no {titles[c]} column" for c in missing]
+    twice = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
+    wrong += [f"{n!r} twice" for n in twice]
+    return (
+        f"header {found!r} has {' and '.join(wrong)}; the known columns are Question, Answer and UUID "
+        "(each once, in any order and any case)"
+    )
+
+
 def _header_order(fields: list[str]) -> list[str] | None:
     names = [f.strip().strip('"').strip().lower() for f in fields]
     return names if sorted(names) == sorted(COLUMNS) else None
@@ -105,12 +123,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
             if order is None:
                 found = lines[lineno - 1].strip()
                 if all(_HEADER_WORD.fullmatch(f.strip()) for f in fields):
-                    report.error(
-                        path,
-                        lineno,
-                        f"header must name the columns {HEADER} (in any order), found "
-                        f"{found!r}; fix the spelling",
-                    )
+                    report.error(path, lineno, _header_problem(fields, found))
                 else:
                     report.error(
                         path,
@@ -121,10 +134,12 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
         assert order is not None
         rows += 1
         if len(fields) != len(COLUMNS):
+            entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(COLUMNS) else None
+            why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
             report.error(
                 path,
                 lineno,
-                f"expected 3 fields ({HEADER}), found {len(fields)}; "
+                f"expected 3 fields ({HEADER}), found {len(fields)}{why}; "
                 'put a field that contains ";" in double quotes',
             )
             continue
