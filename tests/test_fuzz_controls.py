@@ -145,13 +145,20 @@ def test_control_characters_in_a_quiz_page_never_make_a_package_anki_refuses(ins
 
 
 @fuzz
-@given(hostile_name, hostile_name)
-def test_control_characters_in_file_and_folder_names_never_make_a_package_anki_refuses(folder, name):
+@given(hostile_name, hostile_name, st.booleans())
+def test_control_characters_in_file_and_folder_names_never_make_a_package_anki_refuses(folder, name, page):
+    # A quiz page too: its cards' ids are made from the file's name.
+    content = (
+        PAGE.encode()
+        if page
+        else b"Question;Answer;UUID\nWhat is new?;A card.;00000000-0000-4000-8000-000000000003\n"
+    )
+
     def place(root: Path) -> None:
         target = os.path.join(os.fsencode(root / "Deck"), folder, name + b".txt")
         os.makedirs(os.path.dirname(target), exist_ok=True)
         with open(target, "wb") as out:
-            out.write(b"Question;Answer;UUID\nWhat is new?;A card.;00000000-0000-4000-8000-000000000003\n")
+            out.write(content)
 
     with tempfile.TemporaryDirectory() as tmp:
         _either_a_clear_error_or_a_package_anki_takes(Path(tmp), place)
@@ -235,3 +242,16 @@ def test_controls_python_counts_as_whitespace_are_trimmed_with_it_at_the_ends_of
     import_package(collection, tmp_path / "dist" / "Deck.apkg")
     (note,) = notes_by_guid(collection).values()
     assert (note["Front"], note["Back"]) == ("<p>What is trimmed?</p>", "<p>The ends</p>")
+
+
+def test_a_quiz_page_whose_name_is_not_utf8_or_holds_an_escape_is_refused_and_printed_escaped(deck_tree):
+    (deck_tree / "Deck").mkdir()
+    with open(os.fsencode(deck_tree / "Deck") + b"/page\x1b[2J\xff.txt", "wb") as out:
+        out.write(PAGE.encode())
+    result = _build(deck_tree, deck_tree.parent / "dist")
+    assert result.exit_code == 1
+    assert "Traceback" not in result.output and "\x1b" not in result.stderr
+    shown = f"{deck_tree}/Deck/page\\x1b[2J\\udcff.txt"
+    lines = result.stderr.splitlines()
+    assert lines[0].startswith(f"{shown}:")
+    assert f"{shown}: 8 new id(s), 0 re-matched id(s)" in lines
