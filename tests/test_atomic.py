@@ -124,7 +124,7 @@ def killed_build(root, out, now, point):
 
 def state(root, out):
     """Every file a build leaves: packages, lock, and anything else (temporary files, journals)."""
-    files = {f"dist/{p.name}": p.read_bytes() for p in sorted(out.iterdir())}
+    files = {f"dist/{p.name}": p.read_bytes() if p.is_file() else b"<folder>" for p in sorted(out.iterdir())}
     files |= {p.name: p.read_bytes() for p in sorted(root.iterdir()) if p.is_file()}
     return files
 

@@ -543,6 +543,7 @@ class _Build:
     moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
+    warned: set[str] = field(default_factory=set)
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         with start_helpers(self.jobs) as helping:
@@ -636,6 +637,9 @@ class _Build:
         except (OSError, sqlite3.Error) as exc:
             discard([tmp])
             raise cannot_write(plan.target, exc) from None
+        except BaseException:
+            discard([tmp])  # a note the package check refused, or an interrupt
+            raise
         self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
         return tmp
 
@@ -651,6 +655,12 @@ class _Build:
         name = f"{self.anchors[slug]}::{RETIRED_DECK}"
         if name not in decks:
             decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
+        elif decks[name].description != RETIRED_DECK_DESCRIPTION and name not in self.warned:
+            self.warned.add(name)
+            self.report.warn(
+                display_path(self.outdir / f"{slug}.apkg"), 0,
+                f"deck {name} holds cards of the sources and retired cards alike; rename its folder",
+            )  # fmt: skip
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
