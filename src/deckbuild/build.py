@@ -28,7 +28,7 @@ from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
-from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
+from deckbuild.package import DeckData, NoteData, Shell, field_fault, read_package, shell, write_package
 from deckbuild.readers import RawCard
 from deckbuild.render import within_limits
 from deckbuild.sources import (
@@ -313,6 +313,13 @@ def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media, missing = Report(), dict[str, Path](), list[Path]()
     fields = render_card(parsed, report, media, missing)
+    if fault := field_fault(fields):
+        # Valid source text can still render to one, through an HTML entity such as &#31;.
+        report.error(
+            parsed.source.display,
+            parsed.line,
+            f"{fault} once rendered, from an HTML entity such as &#31; in the source; remove it",
+        )
     root = _resolved(parsed.source.root)
     deps = []
     for name, path in sorted(media.items()):
