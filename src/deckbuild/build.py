@@ -749,9 +749,17 @@ class _Build:
             if slug is None:
                 continue
             self.retired_deck(slug).notes.append(
-                NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
+                NoteData(guid, self.vetted(root, entry), entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")
+
+    def vetted(self, root: Path, entry: Entry) -> list[str]:
+        """Return a retired card's fields made safe: they come from files, not from the sources."""
+        from deckbuild.render import Where, vet_shipped
+
+        assert entry.fields is not None
+        where = Where(display_path(root / entry.origin) if entry.origin else display_path(root), 0)
+        return [vet_shipped(f, where, self.report) if f else f for f in entry.fields]
 
     def mark_retired(self, root: Path, lock: Lock, guid: str, entry: Entry) -> bool:
         """Record a card that just left the sources as retired, with its last shipped content."""

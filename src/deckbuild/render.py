@@ -758,6 +758,40 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
     return "".join(out)
 
 
+# A formula as it stands in a rendered field: formulas are put back as \( … \) and \[ … \].
+_SHIPPED_MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
+
+
+def vet_shipped(markup: str, where: Where, report: Report) -> str:
+    """Make a field read back from an earlier package or the lock as safe as one rendered now.
+
+    Retired cards ship what a package once held; that file (a downloaded release, `dist/`) or
+    the lock may have been changed since. The field passes the sanitizer, the link and sound
+    rules and the MathJax checks again; one that fails any of them ships as plain text.
+    """
+    found = Report()
+    clean = sanitize(markup)
+    if "<a " in clean:
+        clean = _HREF_RE.sub(lambda m: _link(m, where, found), clean)
+    for formula in _SHIPPED_MATH_RE.finditer(clean):
+        body = formula.group(1) if formula.group(1) is not None else formula.group(2)
+        _safe_math(html.unescape(body), "in the retired card", where, found)
+    outside = _SHIPPED_MATH_RE.sub("", clean)
+    if any(delimiter in outside for delimiter in ("\\(", "\\)", "\\[", "\\]")):
+        found.error(where.path, where.line, "a stray MathJax delimiter")
+    if not found.problems:
+        return _defuse(clean)
+    report.warn(
+        where.path,
+        where.line,
+        "a retired card's last shipped content holds what a card must not (script, a link, a "
+        "MathJax command); it ships as plain text: check the earlier package or the lock",
+    )
+    text = html.unescape(re.sub(r"<[^>]*>", " ", clean))
+    # As text, with every backslash a look-alike: MathJax finds no delimiter in it.
+    return _defuse(escape(text).replace("\\", "\u2216"))
+
+
 def _piece(pieces: list[str], match: re.Match[str]) -> str:
     index = int(match.group(1))
     return pieces[index] if index < len(pieces) else ""
