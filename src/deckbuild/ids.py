@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
@@ -65,12 +66,15 @@ def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Repor
             raw.data["id"] = known
 
 
-def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
-    """Give every raw card without an id the one it had before, or a new one."""
+def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> int:
+    """Give the raw cards without an id the one their file's cards had before; return how many re-matched.
+
+    The cards still without one are settled by `settle`, once every file has taken its own.
+    """
     keep_case(source, raws, lock, report)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
-        return
+        return 0
     for raw in pending:
         raw.key = key_of(raw.kind, raw.data)
     known = {g: e for g, e in sorted(lock.notes.items()) if e.origin == source.origin}
@@ -108,28 +112,62 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         raw.data["id"] = guid
         taken.add(guid)
         rematched += 1
-
-    new = 0
-    used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
-    for raw in unmatched:
-        if "id" in raw.data:
-            continue
-        n = 0
-        while True:
-            # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).
-            name = f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}".encode("utf-8", "backslashreplace").decode()
-            candidate = str(uuid.uuid5(ID_NAMESPACE, name))
-            if candidate not in used:
-                break
-            n += 1
-        raw.data["id"] = candidate
-        used.add(candidate)
-        new += 1
     lock.claimed.update(str(r.data["id"]) for r in raws if "id" in r.data)
-    report.count("ids_new", new)
-    report.count("ids_rematched", rematched)
-    if new or rematched:
-        report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+    return rematched
+
+
+def settle(
+    read: list[tuple[SourceFile, list[RawCard], int]], lock_of: dict[Path, Lock], report: Report
+) -> None:
+    """Give the cards no file's own lock entries matched an id: a moved card's, else a new one.
+
+    Runs once every file has taken its own entries, so that a card moved to another file (a
+    page split in two) keeps its id and reviews, while a copied card never takes the id its
+    original still holds.
+    """
+    moved_of: dict[str, int] = {}
+    for source, raws, _ in read:
+        lock = lock_of[source.root]
+        free: dict[tuple[str | None, str | None], list[str]] | None = None
+        for raw in raws:
+            if "id" in raw.data:
+                continue
+            if free is None:
+                free = lock.unclaimed_by_key()
+            found = free.get((raw.kind, raw.key))
+            if found:
+                raw.data["id"] = found.pop(0)
+                lock.claimed.add(raw.data["id"])
+                moved_of[source.display] = moved_of.get(source.display, 0) + 1
+    for source, raws, rematched in read:
+        lock = lock_of[source.root]
+        new = 0
+        used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
+        for raw in raws:
+            if "id" in raw.data:
+                continue
+            n = 0
+            while True:
+                # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).
+                name = f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}"
+                name = name.encode("utf-8", "backslashreplace").decode()
+                candidate = str(uuid.uuid5(ID_NAMESPACE, name))
+                if candidate not in used:
+                    break
+                n += 1
+            raw.data["id"] = candidate
+            used.add(candidate)
+            lock.claimed.add(candidate)
+            new += 1
+        moved = moved_of.get(source.display, 0)
+        report.count("ids_new", new)
+        report.count("ids_rematched", rematched)
+        if new or rematched:
+            report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+        if moved:
+            report.notes.append(
+                f"{source.display}: {moved} card(s) moved here from another file keep their ids"
+            )
 
 
 def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: Report) -> dict[str, Entry]:
