@@ -181,3 +181,46 @@ def test_a_copied_section_gets_new_ids_and_the_original_keeps_its_own(deck_tree,
     original = {c.card.question: c.id for c in cards if c.source.origin == PAGE}
     copies = [c.id for c in cards if c.source.origin == "Attention/recall.txt"]
     assert original == before and len(copies) == 5 and not set(copies) & set(before.values())
+
+
+def _recall_page(questions):
+    return "Recall & Review\n" + "".join(f"{q}\nIt is.\nClick to reveal answer\n" for q in questions)
+
+
+def test_a_page_repeating_one_question_makes_each_id_once(deck_tree, monkeypatch):
+    from deckbuild import ids as ids_module
+
+    calls = []
+    real = ids_module.uuid.uuid5
+    monkeypatch.setattr(ids_module.uuid, "uuid5", lambda ns, name: calls.append(name) or real(ns, name))
+    put(deck_tree, "D/a.txt", _recall_page(["What is x?"] * 300))
+    cards = collect([deck_tree]).cards
+    assert len({c.id for c in cards}) == 300
+    assert len(calls) == 300, "one uuid5 per card: numbering goes on where it stopped, never from 0"
+
+
+def test_editing_every_question_of_a_long_page_is_bounded_and_said(deck_tree, tmp_path):
+    questions = [f"What is the meaning of term number {n} in this long glossary?" for n in range(600)]
+    source = put(deck_tree, "D/a.txt", _recall_page(questions))
+    build([deck_tree], tmp_path / "one", now=1000)
+    source.write_text(_recall_page([q.replace("What is", "What was") for q in questions]), encoding="utf-8")
+    report = collect([deck_tree]).report
+    (warning,) = [p for p in report.problems if "too many to pair by similarity" in p.message]
+    assert (warning.line, warning.message) == (
+        2,
+        "600 questions changed and 600 lost their match in one build: too many to pair "
+        "by similarity (at most 250,000 pairs), so they get new ids and learners lose their reviews; "
+        "edit fewer questions between builds",
+    )
+
+
+def test_a_few_edits_on_a_long_page_still_keep_their_ids(deck_tree, tmp_path):
+    questions = [f"What is the meaning of term number {n} in this long glossary?" for n in range(600)]
+    source = put(deck_tree, "D/a.txt", _recall_page(questions))
+    build([deck_tree], tmp_path / "one", now=1000)
+    before = ids(deck_tree)
+    edited = [q.replace("What is", "What was") if n % 100 == 0 else q for n, q in enumerate(questions)]
+    source.write_text(_recall_page(edited), encoding="utf-8")
+    after = ids(deck_tree)
+    assert sorted(after.values()) == sorted(before.values())
+    assert after[edited[100]] == before[questions[100]]
