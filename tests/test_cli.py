@@ -279,3 +279,61 @@ def test_a_missing_image_in_web_text_is_a_warning_the_card_kept_and_an_error_und
     assert again.exit_code == 0 and again.stderr == "", again.output
     (note,) = read_package(package).notes.values()
     assert re.fullmatch(r'<p>Look:<img src="plot-[0-9a-f]{10}.png"> here</p>', note.fields[0]), note.fields[0]
+
+
+def _one_card(deck_tree):
+    put(deck_tree, "Deck/cards.txt", f"Question;Answer;UUID\nQ?;A.;{U1}\n")
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [(b"garbage", "not a zip file"), (b"", "not a zip file")],
+)
+def test_build_refuses_a_previous_release_that_is_not_one_before_writing(run, deck_tree, content, why):
+    _one_card(deck_tree)
+    put(deck_tree.parent, "old.apkg", content)
+    result = run("build", "decks", "--previous", "old.apkg")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: old.apkg: not an Anki package ({why}); "
+        "give an .apkg file, a folder of them, or a deck folder\n"
+    )
+    assert not (deck_tree.parent / "dist").exists()
+
+
+def test_build_refuses_a_previous_folder_with_no_package(run, deck_tree):
+    _one_card(deck_tree)
+    (deck_tree.parent / "empty").mkdir()
+    result = run("build", "decks", "--previous", "empty")
+    assert result.exit_code == 1
+    assert (
+        result.stderr
+        == "error: empty: holds no .apkg file; point --previous at the last release's packages\n"
+    )
+
+
+@pytest.mark.parametrize("url", ["javascript:alert(1)", "data:text/html,x", "//host/x", "notes.md"])
+@pytest.mark.parametrize(
+    "command", [("build", "decks"), ("release", "decks", "-o", "r", "--release-version", "v1")]
+)
+def test_a_notes_url_that_is_not_a_web_address_is_a_usage_error(run, deck_tree, url, command):
+    _one_card(deck_tree)
+    result = run(*command, "--notes-url", url)
+    assert result.exit_code == 2
+    assert (
+        f"Invalid value for '--notes-url': {url!r} is not a web address; give one that starts with https://"
+        in (result.stderr)
+    )
+
+
+@pytest.mark.parametrize("target", ["/dev/null", "a-file/sub"])
+def test_preview_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target):
+    _one_card(deck_tree)
+    put(deck_tree.parent, "a-file", "not a folder")
+    result = run("preview", "decks", "-o", target)
+    assert result.exit_code == 1
+    reason = "File exists" if target == "/dev/null" else "Not a directory"
+    assert result.stderr == (
+        f"error: {target}: cannot write ({reason}); a file stands where a folder is needed: "
+        "choose another output folder\n"
+    )

@@ -42,6 +42,8 @@ def cannot_write(path: Path, exc: Exception) -> DeckbuildError:
     code = getattr(exc, "errno", None)
     if code in (errno.ENOSPC, errno.EDQUOT) or "full" in str(exc):
         todo = "free some space on that disk and run again"
+    elif code in (errno.EEXIST, errno.ENOTDIR):
+        todo = "a file stands where a folder is needed: choose another output folder"
     elif code in (errno.EACCES, errno.EPERM, errno.EROFS) or "readonly" in str(exc):
         todo = "make the folder writable (or choose another one) and run again"
     else:

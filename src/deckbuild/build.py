@@ -418,6 +418,7 @@ def build(
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
+    _check_previous(previous)
     # Made now, to hold it while building; a failing build removes it again (nothing written).
     made = [d for d in (outdir, *outdir.parents) if not d.exists()]
     try:
@@ -470,6 +471,23 @@ def _build_held(
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
             store.put_many({_fingerprint(paths, roots, previous, options): _record(result)})
         return result
+
+
+def _check_previous(previous: Sequence[Path]) -> None:
+    """Refuse an earlier release that is not one, before anything is read or written.
+
+    Retiring a card takes its content from there; a wrong file would quietly retire nothing.
+    """
+    from deckbuild.diff import read
+
+    for path in previous:
+        files = sorted(path.glob("*.apkg")) if path.is_dir() else [path]
+        if not files:
+            raise DeckbuildError(
+                f"{display_path(path)}: holds no .apkg file; point --previous at the last release's packages"
+            )
+        for file in files:
+            read(file)
 
 
 def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path], options: list[Any]) -> str:

@@ -48,6 +48,13 @@ def _reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _web_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Accept only an http(s) address: the deck description is HTML that Anki shows as it is."""
+    if value is not None and not value.lower().startswith(("https://", "http://")):
+        raise click.BadParameter(f"{value!r} is not a web address; give one that starts with https://")
+    return value
+
+
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 
 
@@ -98,7 +105,12 @@ version_option = click.version_option(__version__, prog_name="deckbuild")
 )
 @click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
 @click.option("--deck-version", default=None, help="Version shown in the deck description.")
-@click.option("--notes-url", default=None, help="Link to the release notes, in the deck description.")
+@click.option(
+    "--notes-url",
+    default=None,
+    callback=_web_address,
+    help="Link to the release notes, in the deck description.",
+)
 @_reports_errors
 def build(
     paths: tuple[Path, ...],
@@ -256,7 +268,12 @@ def forget(uuids: tuple[str, ...], root: Path | None) -> None:
     default=None,
     help="The previous release's .apkg files (a file or a folder), for notes and retiring.",
 )
-@click.option("--notes-url", default=None, help="Link to the release notes, in the deck description.")
+@click.option(
+    "--notes-url",
+    default=None,
+    callback=_web_address,
+    help="Link to the release notes, in the deck description.",
+)
 @click.option("--allow-breaking", is_flag=True, help="Release even when learners' updates would break.")
 @_reports_errors
 def release(

@@ -16,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from deckbuild import cache
-from deckbuild.atomic import write_text
+from deckbuild.atomic import cannot_write, write_text
 from deckbuild.build import collect, render_all, start_helpers
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.memo import Memo
@@ -143,12 +143,18 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
             )
             body.append(f'<section class="preview-card" id="{parsed.id}">{sides}</section>')
 
-    outdir.mkdir(parents=True, exist_ok=True)
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(outdir, exc) from None
     written = []
     for night, name, other in ((False, "index.html", "night.html"), (True, "night.html", "index.html")):
         target = outdir / name
         write_text(target, _page("deckbuild preview", pages[night], night, other))
         written.append(target)
     for name, source in sorted(media.items()):
-        shutil.copyfile(source, outdir / name)
+        try:
+            shutil.copyfile(source, outdir / name)
+        except OSError as exc:
+            raise cannot_write(outdir / name, exc) from None
     return PreviewResult(written, len(rendered), report)
