@@ -456,3 +456,26 @@ def test_a_retired_card_as_deckbuild_wrote_it_ships_unchanged(tree, tmp_path):
     after = read_contents(result.packages[0]).notes[REMOVED].fields
     assert after[:-1] == before[:-1], "only the Status field changes when a card retires"
     assert not any("retired card's last shipped content" in p.message for p in result.report.problems)
+
+
+@pytest.mark.parametrize(
+    "sql", ["UPDATE col SET decks = '[]'", "UPDATE col SET models = '[1]'", "DROP TABLE notes"]
+)
+def test_diff_of_a_package_with_a_mangled_collection_is_a_message(tree, tmp_path, sql):
+    (package,) = build([tree], tmp_path / "dist", now=NOW).packages
+    folder = tmp_path / "mangled"
+    with zipfile.ZipFile(package) as zipped:
+        zipped.extractall(folder)
+        names = zipped.namelist()
+    db = sqlite3.connect(folder / "collection.anki2")
+    with db:
+        db.execute(sql)
+    db.close()
+    bad = tmp_path / "bad.apkg"
+    with zipfile.ZipFile(bad, "w") as zipped:
+        for name in names:
+            zipped.write(folder / name, name)
+    result = run("diff", str(bad), str(package))
+    assert result.exit_code == 1
+    assert "not an Anki package (its collection cannot be read)" in result.stderr
+    assert "Traceback" not in result.output

@@ -302,3 +302,37 @@ def test_a_calc_input_file_is_read_bounded_a_pipe_too(tmp_path):
         os.close(read_end)
     assert result.exit_code == 0, result.output
     assert [round(x, 4) for x in json.loads(result.stdout)["output"]] == [0.2689, 0.7311]
+
+
+def test_an_image_that_is_a_link_loop_is_an_error_not_a_traceback(deck_tree):
+    put(
+        deck_tree,
+        "D/a.txt",
+        "Question;Answer;UUID\nq ![k](img/loop.png);a;aaaaaaaa-1111-4111-8111-111111111111\n",
+    )
+    (deck_tree / "D" / "img").mkdir()
+    os.symlink("loop.png", deck_tree / "D" / "img" / "loop.png")
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "decks/D/a.txt:2: image img/loop.png is a link in a loop; fix the link\n1 error(s), 0 warning(s)\n"
+    )
+
+
+def test_an_image_over_the_size_limit_is_left_out_without_reading_it(deck_tree):
+    put(
+        deck_tree,
+        "D/a.txt",
+        "Question;Answer;UUID\nq ![j](img/big.png);a;aaaaaaaa-1111-4111-8111-111111111111\n",
+    )
+    (deck_tree / "D" / "img").mkdir()
+    with (deck_tree / "D" / "img" / "big.png").open("wb") as big:
+        big.truncate(3 * 1024**3)  # sparse: 3 GB that take no disk
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 0
+    assert result.stderr == (
+        "decks/D/a.txt:2: warning: image img/big.png is larger than 100 MiB, "
+        "left out of the card; shrink it\n"
+        "0 error(s), 1 warning(s)\n"
+    )
+    assert (deck_tree.parent / "dist" / "D.apkg").stat().st_size < 1_000_000

@@ -34,6 +34,7 @@ from deckbuild.render import within_limits
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
+    TooLarge,
     deck_name,
     decode,
     detect,
@@ -504,7 +505,11 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
+            digest.update(read_regular(file))  # never a FIFO or device: it could hang
+        except TooLarge:
+            # Past what any source may be (a large image, say): its size and time, never its bytes.
+            stat = file.stat()
+            digest.update(f"\x02{stat.st_size}:{stat.st_mtime_ns}".encode())
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())

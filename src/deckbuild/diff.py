@@ -116,7 +116,7 @@ def read(path: Path) -> PackageContents:
         why = "not a zip file"
     except KeyError:
         why = "a zip file without collection.anki2"
-    except (sqlite3.Error, ValueError, TypeError):
+    except (sqlite3.Error, ValueError, TypeError, AttributeError, IndexError):
         why = "its collection cannot be read"
     except OSError as exc:
         why = exc.strerror or str(exc)

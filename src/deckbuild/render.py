@@ -135,7 +135,9 @@ _IMG_TAG_RE = re.compile(r"<img\b[^>]*>")
 MAX_FIELD_CHARS = 20_000
 MAX_NESTING = 32
 MAX_MARKUP_WORK = 400_000  # markup characters times field length, as far as Markdown may scan
-MAX_SHOWN_FORMULA = 120  # characters of a formula quoted in a message
+MAX_SHOWN_FORMULA = 120
+# The largest image a card may show (AnkiWeb syncs no media file over 100 MB).
+MAX_MEDIA_BYTES = 100 * 1024 * 1024  # characters of a formula quoted in a message
 _SCANNED = "[`<~"
 _CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
@@ -635,7 +637,7 @@ def media_name(path: Path) -> str:
     from deckbuild.sources import read_regular
 
     # Never a FIFO or a device that replaced the file: reading one could hang or never end.
-    digest = hashlib.sha256(read_regular(path, limit=None)).hexdigest()[:10]
+    digest = hashlib.sha256(read_regular(path, limit=MAX_MEDIA_BYTES)).hexdigest()[:10]
     return f"{path.stem}-{digest}{path.suffix.lower()}"
 
 
@@ -645,6 +647,8 @@ def _images(markup: str, where: Where, report: Report) -> str:
     A missing image is a warning, as in mkdocs: web text often carries `<img>` tags whose files
     never came along. The tag is dropped and the card kept; `--strict` makes it an error.
     """
+
+    from deckbuild.sources import TooLarge
 
     def replace(tag: re.Match[str]) -> str:
         match = _IMG_SRC_RE.match(tag.group(0))
@@ -658,7 +662,11 @@ def _images(markup: str, where: Where, report: Report) -> str:
             return tag.group(0)
         if where.folder is None or where.root is None:
             return tag.group(0)
-        target = (where.folder / unquote(src)).resolve()
+        try:
+            target = (where.folder / unquote(src)).resolve()
+        except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
+            report.error(where.path, where.line, f"image {src} is a link in a loop; fix the link")
+            return ""
         if not target.is_relative_to(where.root.resolve()):
             report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
             return match.group(1) + match.group(3) + tag.group(0)[match.end() :]
@@ -669,6 +677,11 @@ def _images(markup: str, where: Where, report: Report) -> str:
             return ""
         try:
             name = media_name(target)
+        except TooLarge:
+            size = f"{MAX_MEDIA_BYTES >> 20} MiB"
+            message = f"image {src} is larger than {size}, left out of the card; shrink it"
+            report.warn(where.path, where.line, message)
+            return ""
         except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
             message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
             report.warn(where.path, where.line, message)
