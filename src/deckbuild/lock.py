@@ -26,6 +26,8 @@ LOCK_FORMAT = 1
 # A mod is a time in whole seconds; past the year 9999 it is damage, not a time.
 MAX_MOD = 253_402_300_799
 _TEXT_KEYS = ("origin", "kind", "key", "deck")
+# The kinds of card whose id the lock keeps beside their question (a page's, without a UUID).
+PAGE_KINDS = frozenset(("recall", "quiz", "open", "practice", "challenge"))
 # A note's id is a card's UUID (either case: Anki keeps the spelling).
 _GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 _GUID_RE = re.compile(_GUID)
@@ -262,8 +264,8 @@ def _entry(value: Any) -> Entry | str:
             and 0 <= mod <= MAX_MOD
             and len(value) == 2 + (origin is not None) + (kind is not None) + (key is not None)
             and (origin is None or type(origin) is str)
-            and (kind is None or type(kind) is str)
-            and (key is None or type(key) is str)
+            and (kind is None or (type(kind) is str and kind in PAGE_KINDS))
+            and (key is None or (type(key) is str and origin is not None and kind is not None))
         ):
             return Entry(digest, mod, origin, kind, key)
     if not isinstance(value, dict):
@@ -279,6 +281,10 @@ def _entry(value: Any) -> Entry | str:
     for name in _TEXT_KEYS:
         if value.get(name) is not None and not isinstance(value[name], str):
             return f'"{name}" must be a string'
+    if value.get("kind") is not None and value["kind"] not in PAGE_KINDS:
+        return f'"kind" must be one of {", ".join(sorted(PAGE_KINDS))}, not {json.dumps(value["kind"])[:40]}'
+    if value.get("key") is not None and (value.get("origin") is None or value.get("kind") is None):
+        return 'a page card\'s entry needs its "origin" and "kind" beside its "key"'
     fields, tags = value.get("fields"), value.get("tags")
     if fields is not None or tags is not None or value.get("deck") is not None:
         # A retired card: its last shipped note, whole.
