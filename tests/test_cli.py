@@ -337,3 +337,18 @@ def test_preview_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target
         f"error: {target}: cannot write ({reason}); a file stands where a folder is needed: "
         "choose another output folder\n"
     )
+
+
+@pytest.mark.parametrize("command", [("cards", "decks", "--json"), ("check", "decks"), ("build", "decks")])
+def test_output_that_cannot_be_written_is_a_message_not_a_traceback(deck_tree, command):
+    import subprocess
+    import sys
+
+    _one_card(deck_tree)
+    with open("/dev/full", "w") as full:
+        result = subprocess.run(
+            [sys.executable, "-m", "deckbuild", *command],
+            cwd=deck_tree.parent, stdout=full, stderr=subprocess.PIPE, text=True, timeout=120,
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr == "error: cannot write the output (No space left on device); check where it goes\n"

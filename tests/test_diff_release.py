@@ -479,3 +479,13 @@ def test_diff_of_a_package_with_a_mangled_collection_is_a_message(tree, tmp_path
     assert result.exit_code == 1
     assert "not an Anki package (its collection cannot be read)" in result.stderr
     assert "Traceback" not in result.output
+
+
+def test_forget_takes_a_uuid_given_twice_once(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    result = run("forget", REMOVED, REMOVED)
+    assert result.exit_code == 0, result.output
+    assert result.stdout == f"forgot {REMOVED}\n"
+    assert REMOVED not in (tree / "deckbuild.lock").read_text(encoding="utf-8")

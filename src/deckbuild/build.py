@@ -862,6 +862,7 @@ def _first_text(markup: str) -> str:
 def forget(path: Path, guids: Sequence[str]) -> list[str]:
     """Drop retired cards from the lock for good, so that no later package carries them."""
     root = find_root(Path(os.path.abspath(path)))
+    guids = list(dict.fromkeys(guids))  # a UUID given twice is forgotten once
     with exclusive(root):
         recover([root])  # a killed build's lock first, or this change would be undone by it
         lock = Lock.load(root / LOCK_NAME)

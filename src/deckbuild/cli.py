@@ -450,4 +450,13 @@ _version_everywhere(cli)
 
 def main() -> None:
     """Run the command line."""
-    cli()
+    try:
+        cli()
+    except BrokenPipeError:
+        # `deckbuild cards --json | head`: the reader has gone; nothing is wrong with the cards.
+        sys.stderr.close()
+        sys.exit(1)
+    except OSError as exc:
+        # What is printed could not be written (`> /dev/full`); whatever was built stays built.
+        sys.stderr.write(f"error: cannot write the output ({exc.strerror or exc}); check where it goes\n")
+        sys.exit(1)
