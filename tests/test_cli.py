@@ -352,3 +352,14 @@ def test_output_that_cannot_be_written_is_a_message_not_a_traceback(deck_tree, c
         )  # fmt: skip
     assert result.returncode == 1
     assert result.stderr == "error: cannot write the output (No space left on device); check where it goes\n"
+
+
+def test_building_one_file_never_replaces_the_package_of_its_whole_deck(run, deck_tree):
+    put(deck_tree, "D/a.txt", f"Question;Answer;UUID\nA?;a.;{U1}\n")
+    put(deck_tree, "D/b.txt", f"Question;Answer;UUID\nB?;b.;{U2}\n")
+    assert run("build", "decks").exit_code == 0
+    whole = (deck_tree.parent / "dist" / "D.apkg").read_bytes()
+    result = run("build", "decks/D/a.txt")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[0] == "wrote dist/D-a.apkg"
+    assert (deck_tree.parent / "dist" / "D.apkg").read_bytes() == whole

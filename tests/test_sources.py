@@ -42,7 +42,8 @@ def test_a_subfolder_or_file_keeps_its_full_deck_name_below_the_lock(deck_tree):
     put(deck_tree, LOCK_NAME, '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}')
     verbs = put(deck_tree, "Lang/Spanish/verbs.txt", ROW)
     (one,) = discover([verbs], Report())
-    assert (one.deck, one.package) == ("Lang::Spanish", "Lang-Spanish")
+    # Built alone, a file's package is named after it: it must never replace its deck's package.
+    assert (one.deck, one.package) == ("Lang::Spanish", "Lang-Spanish-verbs")
     (sub,) = discover([deck_tree / "Lang" / "Spanish"], Report())
     assert (sub.deck, sub.package) == ("Lang::Spanish", "Lang-Spanish")
 

@@ -67,10 +67,14 @@ class SourceFile:
     deck: str
     # The deck whose package this file goes to: the built folder's deck, or its top-level deck.
     package_deck: str
+    # Built on its own (a file named on the command line), its package is named after it too:
+    # it holds only this file's cards, and must never replace the package of its whole deck.
+    alone: bool = False
 
     @cached_property
     def package(self) -> str:
-        return package_slug(self.package_deck)
+        slug = package_slug(self.package_deck)
+        return f"{slug}-{package_slug(self.path.stem)}" if self.alone else slug
 
     @cached_property
     def display(self) -> str:
@@ -273,7 +277,7 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
                 anchor = root / folder.relative_to(root).parts[0]
             found.setdefault(
                 file,
-                SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor)),
+                SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor), not path.is_dir()),
             )
     return [found[p] for p in sorted(found)]
 
