@@ -28,15 +28,13 @@ from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
 from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
-from deckbuild.readers import RawCard
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, detect, discover, display_path, find_root
+from deckbuild.readers import RawCard, describe_formats
+from deckbuild.readers import detect as detect_format
+from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, display_path, find_root
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
     from deckbuild.models import CardBase
-
-# Imported when a file needs it: a tree of semicolon files never loads the page reader.
-READERS = {"semicolon": "deckbuild.readers.semicolon", "quizpage": "deckbuild.readers.quizpage"}
 
 
 @dataclass(slots=True)
@@ -135,16 +133,17 @@ def collect(
         lines = decode(source, report)
         if lines is None:
             continue
-        fmt = detect(lines)
+        fmt = detect_format(lines)
         if fmt is None:
             report.error(
                 source.display,
                 1,
-                "not a deck source: neither a Question;Answer;UUID file nor a quiz page; "
+                f"not a deck source: neither {describe_formats()}; "
                 "fix the file or move it out of the deck folder",
             )
             continue
-        raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        # Imported when a file needs it: a tree of semicolon files never loads the page reader.
+        raws = importlib.import_module(fmt.module).read(source.display, lines, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
         report.count("read", len(raws))

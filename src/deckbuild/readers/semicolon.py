@@ -7,6 +7,14 @@ import re
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
+# How deckbuild.readers recognises this format without importing it: a first line that
+# starts with a Question column, or holds two semicolons. Keep it a literal.
+DETECT = {
+    "what": "a Question;Answer;UUID file",
+    "order": 10,
+    "first_line": r"^\s*\"?question\"?\s*;|;.*;",
+}
+
 COLUMNS = ("question", "answer", "uuid")
 HEADER = "Question;Answer;UUID"
 # A first line of short words is a header with a typo; anything else is a row without one.
