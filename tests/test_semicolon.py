@@ -89,8 +89,9 @@ def test_columns_may_come_in_any_order():
         ),
         (
             "misspelt_header.txt",
-            "misspelt_header.txt:1: header must name the columns Question;Answer;UUID (in any order), "
-            "found 'Questoin;Answer;UUID'; fix the spelling",
+            "misspelt_header.txt:1: unknown column 'Questoin' in the header "
+            "'Questoin;Answer;UUID'; did you mean 'Question'? the known columns are "
+            "Question, Answer, UUID, Tags, Hint, Extra, in any order",
         ),
         (
             "unbalanced_quote.txt",

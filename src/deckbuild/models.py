@@ -91,6 +91,9 @@ class BasicCard(CardBase):
 
     kind: Literal["basic"] = "basic"
     answer: Text
+    # Optional columns of a semicolon file: a hint behind Anki's link, and extra text on the back.
+    hint: str | None = None
+    extra: str | None = None
 
 
 class RecallCard(CardBase):

@@ -478,7 +478,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         value = data.get(name)
         return render_text(value, where, report, inline) if value else ""
 
-    extra: list[str] = []
+    extra: list[str] = [text("extra")] if data.get("extra") else []
     if data.get("quick_check"):
         extra.append(f'<div class="db-label">Quick check</div>{text("quick_check")}')
     if data.get("mistakes"):

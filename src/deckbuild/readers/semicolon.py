@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
@@ -17,22 +18,40 @@ DETECT = {
 
 COLUMNS = ("question", "answer", "uuid")
 HEADER = "Question;Answer;UUID"
+# Every column a header may name, in any order and any case, as the messages spell them.
+KNOWN = {
+    "question": "Question",
+    "answer": "Answer",
+    "uuid": "UUID",
+    "tags": "Tags",
+    "hint": "Hint",
+    "extra": "Extra",
+}
 # A first line of short words is a header with a typo; anything else is a row without one.
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
+# Where a field's text ends: (line index, column), to write an id into it.
+End = tuple[int, int]
 
 
 class _Unbalanced(Exception):
     """A quoted field that never closes."""
 
 
-def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
+def split_record(lines: list[str], start: int, ends: list[End] | None = None) -> tuple[list[str], int]:
     """Split the record starting at lines[start] into fields; return them and the next index.
 
     A field in double quotes may hold ';', a doubled quote for a quote, and line breaks.
+    With `ends`, also record where each field's text ends (inside its closing quote).
     """
     line = lines[start]
     if '"' not in line:
-        return line.split(";"), start + 1
+        plain = line.split(";")
+        if ends is not None:
+            at = -1
+            for value in plain:
+                at += len(value) + 1
+                ends.append((start, at))
+        return plain, start + 1
     fields: list[str] = []
     i = start
     pos = 0
@@ -59,6 +78,8 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
                     pos = close + 2
                     continue
                 buf.append(line[pos:close])
+                if ends is not None:
+                    ends.append((i, close))
                 pos = close + 1
                 break
             rest = line.find(";", pos)
@@ -69,6 +90,8 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
             pos = rest + 1
         else:
             rest = line.find(";", pos)
+            if ends is not None:
+                ends.append((i, len(line) if rest == -1 else rest))
             if rest == -1:
                 fields.append(line[pos:])
                 return fields, i + 1
@@ -76,16 +99,46 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
             pos = rest + 1
 
 
+def _names(fields: list[str]) -> list[str]:
+    return [f.strip().strip('"').strip().lower() for f in fields]
+
+
 def _header_order(fields: list[str]) -> list[str] | None:
-    names = [f.strip().strip('"').strip().lower() for f in fields]
-    return names if sorted(names) == sorted(COLUMNS) else None
+    names = _names(fields)
+    if "question" in names and len(set(names)) == len(names) and all(n in KNOWN for n in names):
+        return names
+    return None
 
 
-def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
-    """Read every row of a semicolon file; record bad rows in `report`."""
-    cards: list[RawCard] = []
-    rows = 0
-    order: list[str] | None = None
+def _looks_like_header(fields: list[str]) -> bool:
+    return all(_HEADER_WORD.fullmatch(f.strip()) for f in fields)
+
+
+def _header_problem(fields: list[str], found: str) -> str:
+    """Say what is wrong with a first line that looks like a header but is not one."""
+    import difflib
+
+    names = _names(fields)
+    known = ", ".join(KNOWN.values())
+    for name, field_text in zip(names, fields, strict=True):
+        if name == "deck":
+            return "column 'Deck' is not needed: a file's folder is its deck; remove the column"
+        if name not in KNOWN:
+            close = difflib.get_close_matches(name, KNOWN, n=1)
+            hint = f"did you mean {KNOWN[close[0]]!r}? " if close else ""
+            return (
+                f"unknown column {field_text.strip()!r} in the header {found!r}; {hint}"
+                f"the known columns are {known}, in any order"
+            )
+    twice = next((KNOWN[n] for n in names if names.count(n) > 1), None)
+    if twice is not None:
+        return f"column {twice!r} appears twice in the header {found!r}; keep one"
+    return f"the header {found!r} has no Question column; add one (the known columns are {known})"
+
+
+def _records(lines: list[str], ends: list[End] | None = None) -> Iterator[tuple[int, int, list[str], bool]]:
+    """Yield each record: its first line index, the index after it, its fields, and whether a blank
+    line (or the start of the file) came before it. Raise _Unbalanced at a quote that never closes."""
     i = 0
     after_blank = True
     while i < len(lines):
@@ -93,51 +146,103 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
             after_blank = True
             i += 1
             continue
-        lineno = i + 1
+        start = i
         try:
-            fields, i = split_record(lines, i)
+            fields, i = split_record(lines, i, ends)
         except _Unbalanced:
+            raise _Unbalanced(start) from None
+        yield start, i, fields, after_blank
+        after_blank = False
+
+
+def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
+    """Read every row of a semicolon file; record bad rows in `report`."""
+    cards: list[RawCard] = []
+    rows = 0
+    order: list[str] | None = None
+    records = _records(lines)
+    while True:
+        try:
+            start, _, fields, after_blank = next(records)
+        except StopIteration:
+            break
+        except _Unbalanced as exc:
             report.error(
                 path,
-                lineno,
+                exc.args[0] + 1,
                 "unbalanced double quote: this field opens a quote that never closes; "
                 'close it, or write a quote inside a quoted field as ""',
             )
             return cards
+        lineno = start + 1
         if after_blank:
-            after_blank = False
             header = _header_order(fields)
             if header is not None:
                 order = header
                 continue
-            if order is None:
-                found = lines[lineno - 1].strip()
-                if all(_HEADER_WORD.fullmatch(f.strip()) for f in fields):
-                    report.error(
-                        path,
-                        lineno,
-                        f"header must name the columns {HEADER} (in any order), found "
-                        f"{found!r}; fix the spelling",
-                    )
+            looks_like_header = _looks_like_header(fields)
+            if order is None or (looks_like_header and "question" in _names(fields)):
+                found = lines[start].strip()
+                if looks_like_header:
+                    report.error(path, lineno, _header_problem(fields, found))
                 else:
-                    report.error(
-                        path,
-                        lineno,
-                        f"missing header; make the first line {HEADER}",
-                    )
-                return cards
+                    report.error(path, lineno, f"missing header; make the first line {HEADER}")
+                if order is None:
+                    return cards
+                continue
         assert order is not None
         rows += 1
-        if len(fields) != len(COLUMNS):
+        if len(fields) != len(order):
+            shown = ";".join(KNOWN[c] for c in order)
             report.error(
                 path,
                 lineno,
-                f"expected 3 fields ({HEADER}), found {len(fields)}; "
+                f"expected {len(order)} fields ({shown}), found {len(fields)}; "
                 'put a field that contains ";" in double quotes',
             )
             continue
-        question, answer, uuid = (fields[order.index(c)].strip() for c in COLUMNS)
-        cards.append(RawCard(lineno, "basic", {"id": uuid, "question": question, "answer": answer}))
+        values = {c: fields[k].strip() for k, c in enumerate(order)}
+        uuid = values.get("uuid", "")
+        if not uuid:
+            report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
+            continue
+        data: dict[str, object] = {"id": uuid, "question": values["question"]}
+        data["answer"] = values.get("answer", "")
+        if values.get("tags"):
+            data["tags"] = values["tags"].split()
+        for name in ("hint", "extra"):
+            if values.get(name):
+                data[name] = values[name]
+        cards.append(RawCard(lineno, "basic", data))
     if order is not None and rows == 0:
         report.error(path, 1, "only a header, no cards; add rows or remove the file")
     return cards
+
+
+def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
+    """Return where a file needs text written so that every row has a UUID.
+
+    Each place is (the row's first line index, line index, column, text); text None is a new id:
+    into an empty UUID field, or after the row as a new last field (";" + id) when its section
+    has no UUID column, whose header then gains ";UUID". Rows with the wrong number of fields
+    are left for the build to report. Raise _Unbalanced where a quote never closes.
+    """
+    out: list[tuple[int, int, int, str | None]] = []
+    order: list[str] | None = None
+    ends: list[End] = []
+    for start, after, fields, after_blank in _records(lines, ends):
+        record_ends = ends[-len(fields) :]
+        if after_blank and (header := _header_order(fields)) is not None:
+            order = header
+            if "uuid" not in order:
+                out.append((start, after - 1, len(lines[after - 1]), ";UUID"))
+            continue
+        if order is None:
+            return []
+        if len(fields) != len(order) or (after_blank and _looks_like_header(fields)):
+            continue
+        if "uuid" not in order:
+            out.append((start, after - 1, len(lines[after - 1]), ";"))
+        elif not fields[order.index("uuid")].strip():
+            out.append((start, *record_ends[order.index("uuid")], None))
+    return out
