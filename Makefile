@@ -57,7 +57,7 @@ PREVIOUS ?=
 NOTES_URL ?=
 DIST ?= dist
 release: $(STAMP)
-	$(BIN)/deckbuild release decks -o "$(DIST)" --version "$(VERSION)" \
+	$(BIN)/deckbuild release decks -o "$(DIST)" --release-version "$(VERSION)" \
 	  $(if $(PREVIOUS),--previous "$(PREVIOUS)") $(if $(NOTES_URL),--notes-url "$(NOTES_URL)")
 
 clean:

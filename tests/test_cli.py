@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import re
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -30,12 +32,71 @@ def bad(deck_tree, name):
     put(deck_tree, f"Deck/{name}", DATA / "semicolon" / name)
 
 
-def test_version_and_help_on_every_command(run):
-    assert run("--version").output == f"deckbuild, version {__version__}\n"
-    for command in ("build", "cards", "check"):
-        result = run(command, "--help")
-        assert result.exit_code == 0
-        assert result.output.startswith(f"Usage: deckbuild {command} [OPTIONS] [PATHS]...")
+def _commands(group=cli, prefix=()):
+    """Every command and group, as the words an author types."""
+    import click
+
+    yield prefix
+    for name, command in sorted(group.commands.items()):
+        if isinstance(command, click.Group):
+            yield from _commands(command, (*prefix, name))
+        else:
+            yield (*prefix, name)
+
+
+COMMANDS = list(_commands())
+
+
+def test_the_commands_walked_are_all_of_them():
+    assert len(COMMANDS) == 14 and ("calc", "softmax") in COMMANDS and ("release",) in COMMANDS
+
+
+@pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "deckbuild")
+def test_version_and_help_work_on_every_command(run, words):
+    version = run(*words, "--version")
+    assert (version.exit_code, version.output) == (0, f"deckbuild, version {__version__}\n")
+    for flag in ("--help", "-h"):
+        helped = run(*words, flag)
+        assert helped.exit_code == 0
+        assert helped.output.startswith(f"Usage: {' '.join(('deckbuild', *words))} [OPTIONS]")
+        # Summaries are whole sentences (not cut with ...), and every option says what it does.
+        body = helped.output.split("\n", 1)[1]
+        assert "..." not in body and "…" not in body
+        options = helped.output.split("Options:\n")[1].split("\nCommands:")[0]
+        flags = [line for line in options.splitlines() if line.startswith("  -")]
+        assert all(re.match(r"  \S.*  \S", line) for line in flags), options
+
+
+def test_release_takes_its_version_as_release_version_so_version_means_one_thing(run, deck_tree):
+    put(deck_tree, "Deck/crlf.txt", DATA / "semicolon" / "crlf.txt")
+    assert run("build").exit_code == 0
+    result = run("release", "-o", "out", "--release-version", "v1")
+    assert result.exit_code == 0, result.output
+    with zipfile.ZipFile(deck_tree.parent / "out" / "Deck.apkg") as z:
+        assert b"Version v1" in z.read("collection.anki2")
+    assert run("release", "-o", "out", "--version", "v1").output == f"deckbuild, version {__version__}\n"
+
+
+@pytest.mark.parametrize(
+    "words", [("build",), ("cards",), ("check",), ("preview",), ("release", "--release-version", "v1"),
+              ("forget", U1)],
+)  # fmt: skip
+def test_a_missing_default_decks_folder_is_a_usage_error(tmp_path, monkeypatch, words):
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, list(words), prog_name="deckbuild")
+    assert result.exit_code == 2
+    how = "--decks" if words[0] == "forget" else "PATH"
+    assert result.stderr.endswith(
+        f"Error: no {how} given, and there is no decks/ folder here; name your deck folder, "
+        "or run deckbuild where decks/ is\n"
+    )
+    assert list(tmp_path.iterdir()) == [], "nothing written"
+
+
+def test_a_path_that_does_not_exist_is_a_usage_error(run):
+    for words in (("build", "nope"), ("diff", "nope", "nope"), ("forget", U1, "--decks", "nope")):
+        result = run(*words)
+        assert result.exit_code == 2 and "'nope' does not exist" in result.stderr
 
 
 def test_build_writes_one_package_per_deck_and_a_lock(run, deck_tree):
@@ -192,3 +253,29 @@ def test_strict_turns_warnings_into_failure(run, deck_tree):
     result = run("check", "decks", "--strict")
     assert result.exit_code == 1
     assert result.stderr.endswith("0 error(s), 1 warning(s) (--strict: warnings fail the run)\n")
+
+
+def test_a_missing_image_in_web_text_is_a_warning_the_card_kept_and_an_error_under_strict(run, deck_tree):
+    from deckbuild.package import read_package
+
+    web = "Look:<img src=plot.png onerror=alert(1)> here"  # as copied from a page, its file left behind
+    put(deck_tree, "Deck/web.txt", f"Question;Answer;UUID\n{web};A;{U1}\n")
+    result = run("build")
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "decks/Deck/web.txt:2: warning: image plot.png not found, left out of the card; "
+        "add the file or fix the path\n"
+        "0 error(s), 1 warning(s)\n"
+    )
+    package = deck_tree.parent / "dist" / "Deck.apkg"
+    assert read_package(package).notes[U1].fields[0] == "<p>Look: here</p>"
+    before = package.read_bytes()
+    strict = run("build", "--strict")
+    assert strict.exit_code == 1 and "(--strict: warnings fail the run)" in strict.stderr
+    assert package.read_bytes() == before, "a failed build writes nothing"
+    # The file arrives: the card, remembered from the first build, is rendered again with it.
+    put(deck_tree, "Deck/plot.png", (DATA / "anki" / "diagram.png").read_bytes())
+    again = run("build", "--strict")
+    assert again.exit_code == 0 and again.stderr == "", again.output
+    (note,) = read_package(package).notes.values()
+    assert re.fullmatch(r'<p>Look:<img src="plot-[0-9a-f]{10}.png"> here</p>', note.fields[0]), note.fields[0]

@@ -45,7 +45,7 @@ def test_multihead_softmax_layernorm_and_posenc():
                 "--wv", V, "--wo", "[[1,0],[0,1]]", "--heads", "2", "--json")  # fmt: skip
     data = json.loads(multi.stdout)
     assert len(data["heads"]) == 2 and data["concat"] == data["output"]
-    assert json.loads(run("softmax", "[0, 0]", "--json").stdout) == {"output": [[0.5, 0.5]]}
+    assert json.loads(run("softmax", "[[0, 0]]", "--json").stdout)["output"] == [[0.5, 0.5]]
     assert run("layernorm", "-x", "[[1, 3]]", "--eps", "0").stdout.splitlines()[-1] == "Answer: [[-1, 1]]"
     assert run("posenc", "--length", "1", "--d-model", "2").stdout.splitlines()[-1] == "Answer: [[0, 1]]"
 
@@ -62,3 +62,30 @@ def test_wrong_shapes_exit_1_and_bad_json_exits_2():
         "Invalid value for '--query' / '-q': not valid JSON (Expecting ',' delimiter at character 6)"
         in bad.stderr
     )
+
+
+def test_softmax_of_a_vector_is_a_vector_with_its_steps():
+    result = run("softmax", "[1,2,3]")
+    assert result.exit_code == 0
+    assert result.stdout == (
+        "Step 1: Subtract the maximum (for numerical stability)\n  x - 3 = [-2, -1, 0]\n"
+        "Step 2: Exponentiate\n  exp = [0.1353, 0.3679, 1]\n"
+        "Step 3: Divide by the sum\n  sum = 1.5032; softmax = [0.09, 0.2447, 0.6652]\n"
+        "Answer: [0.09, 0.2447, 0.6652]\n"
+    )
+    data = json.loads(run("softmax", "[0, 0]", "--json").stdout)
+    assert data == {"output": [0.5, 0.5], "max": 0.0, "shifted": [0.0, 0.0], "exp": [1.0, 1.0], "sum": 2.0}
+    rows = json.loads(run("softmax", "[[0, 0], [1000, 0]]", "--json").stdout)
+    assert rows["max"] == [0.0, 1000.0] and rows["output"][1] == pytest.approx([1.0, 0.0])
+
+
+def test_layernorm_shows_the_mean_and_variance_of_each_row():
+    result = run("layernorm", "-x", "[[1, 3], [2, 6]]", "--gamma", "[2, 1]", "--beta", "[0, 1]", "--eps", "0")
+    assert result.exit_code == 0
+    assert result.stdout.splitlines()[:4] == [
+        "Step 1: Mean of each row", "  mean = [2, 4]",
+        "Step 2: Variance of each row (divided by n)", "  variance = [1, 4]",
+    ]  # fmt: skip
+    data = json.loads(run("layernorm", "-x", "[1, 3]", "--eps", "0", "--json").stdout)
+    assert data == {"output": [-1.0, 1.0], "mean": 2.0, "variance": 1.0, "normalized": [-1.0, 1.0]}
+    assert result.stdout.splitlines()[-1] == "Answer: [[-2, 2], [-2, 2]]"

@@ -9,12 +9,14 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
 from conftest import DATA, put
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.cli import cli
-from deckbuild.diff import compare
+from deckbuild.diff import compare, visible, word_diff
 from deckbuild.package import PackageContents, PackagedNote, PackagedNoteType
 
 NOW = int(time.time()) - 10_000
@@ -58,7 +60,7 @@ def test_diff_names_exactly_the_added_changed_and_removed_cards(tree, tmp_path):
     assert [c["id"] for c in report["removed"]] == [REMOVED]
     assert report["changed"] == [
         {"id": CHANGED, "question": "What is \\(x^2\\)?", "fields": ["Back"],
-         "diff": {"Back": "«A» → «The»; +«of x»"}},
+         "diff": {"Back": "«A» → «The» square; The square +«of x»"}},
     ]  # fmt: skip
     assert report["breaking"] == []
     text = run("diff", str(tmp_path / "v1"), str(tmp_path / "v2")).stdout
@@ -90,15 +92,57 @@ def test_a_removed_card_is_retired_and_a_reimport_applies_everything(tree, tmp_p
     assert lock[REMOVED]["fields"][0] == "<p>What is 1+1?</p>"
 
 
-def test_retired_cards_stay_in_every_later_package_and_new_learners_get_them_suspended(tree, tmp_path):
+def _cards(col):
+    """Each card's deck and queue, by its note's GUID."""
+    return {
+        (card := col.get_card(cid)).note().guid: (col.decks.name(card.did), card.queue)
+        for cid in col.find_cards("")
+    }
+
+
+def test_a_fresh_importer_finds_retired_cards_in_a_retired_subdeck_not_among_new_cards(
+    tree, tmp_path, collection
+):
     build([tree], tmp_path / "dist", now=NOW)
     edit(tree)
     build([tree], tmp_path / "dist", now=NOW + 60)
     (fresh,) = build([tree], tmp_path / "elsewhere", now=NOW + 120).packages  # no earlier package there
-    with zipfile.ZipFile(fresh) as z:
+    import_package(collection, fresh)  # Anki's default options: no scheduling imported
+    cards = _cards(collection)
+    assert cards[REMOVED][0] == "Deck::Retired"
+    assert {deck for guid, (deck, _) in cards.items() if guid != REMOVED} == {"Deck"}
+    assert collection.find_cards('"deck:Deck" -"deck:Deck::*"') and not collection.find_cards(
+        f'"deck:Deck" -"deck:Deck::*" tag:{RETIRED_TAG}'
+    ), "studying the deck itself never shows a retired card"
+    deck = collection.decks.by_name("Deck::Retired")
+    assert "Cards the author removed" in deck["desc"]
+    collection.decks.remove([deck["id"]])  # what the deck's description offers
+    assert sorted(notes_by_guid(collection)) == sorted([KEPT, CHANGED, ADDED])
+
+
+def test_a_learner_who_has_a_retired_card_keeps_it_where_it_was_with_its_history(tree, tmp_path, collection):
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    import_package(collection, v1)
+    study_all(collection)
+    before = _cards(collection)
+    edit(tree)
+    (v2,) = build([tree], tmp_path / "dist", now=NOW + 60).packages
+    import_package(collection, v2)
+    after = _cards(collection)
+    assert after[REMOVED] == before[REMOVED] == ("Deck", 1), "not moved, not reset to new"
+    assert RETIRED_TAG in notes_by_guid(collection)[REMOVED].tags
+
+
+def test_retired_cards_stay_in_every_later_package(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    (later,) = build([tree], tmp_path / "elsewhere", now=NOW + 120).packages
+    with zipfile.ZipFile(later) as z:
         (tmp_path / "c.anki2").write_bytes(z.read("collection.anki2"))
     with sqlite3.connect(tmp_path / "c.anki2") as db:
         rows = dict(db.execute("SELECT n.guid, c.queue FROM notes n JOIN cards c ON c.nid = n.id"))
+    # Suspended too, for anyone who imports the package with its scheduling.
     assert rows[REMOVED] == -1 and rows[KEPT] == 0
 
 
@@ -192,10 +236,10 @@ def test_a_template_change_without_a_newer_mod_is_breaking_and_with_one_is_not()
 
 def test_release_writes_packages_sums_and_notes_against_the_previous_release(tree, tmp_path):
     assert run("build", "decks").exit_code == 0
-    assert run("release", "decks", "-o", "v1", "--version", "v1.0.0").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--release-version", "v1.0.0").exit_code == 0
     edit(tree)
     assert run("build", "decks").exit_code == 0  # dist/ still holds v1's package: the removed card retires
-    result = run("release", "decks", "-o", "v2", "--version", "v1.1.0", "--previous", "v1")
+    result = run("release", "decks", "-o", "v2", "--release-version", "v1.1.0", "--previous", "v1")
     assert result.exit_code == 0, result.output
     assert result.stdout == "wrote v2/Deck.apkg\nwrote v2/SHA256SUMS\nwrote v2/RELEASE_NOTES.md\n"
     notes = (tmp_path / "v2" / "RELEASE_NOTES.md").read_text(encoding="utf-8")
@@ -208,10 +252,10 @@ def test_release_writes_packages_sums_and_notes_against_the_previous_release(tre
 
 def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
     assert run("build", "decks").exit_code == 0
-    result = run("release", "decks", "-o", "out", "--version", "v1")
+    result = run("release", "decks", "-o", "out", "--release-version", "v1")
     assert result.exit_code == 0
     edit(tree)
-    stale = run("release", "decks", "-o", "out2", "--version", "v2")
+    stale = run("release", "decks", "-o", "out2", "--release-version", "v2")
     assert stale.exit_code == 1
     assert stale.stderr.startswith("error: decks/deckbuild.lock is out of date")
 
@@ -236,12 +280,108 @@ def test_diff_fails_on_breaking_changes_only_when_asked(tree, tmp_path, monkeypa
 
 def test_release_refuses_a_breaking_release_unless_allowed(tree, tmp_path, monkeypatch):
     assert run("build", "decks").exit_code == 0
-    assert run("release", "decks", "-o", "v1", "--version", "v1").exit_code == 0
+    assert run("release", "decks", "-o", "v1", "--release-version", "v1").exit_code == 0
     _wider_note_type(monkeypatch)
-    refused = run("release", "decks", "-o", "v2", "--version", "v2", "--previous", "v1")
+    refused = run("release", "decks", "-o", "v2", "--release-version", "v2", "--previous", "v1")
     assert refused.exit_code == 1
     assert refused.stderr.endswith(
         "error: this release would break learners' updates; fix it, or pass --allow-breaking\n"
     )
-    allowed = run("release", "decks", "-o", "v3", "--version", "v2", "--previous", "v1", "--allow-breaking")
+    allowed = run(
+        "release", "decks", "-o", "v3", "--release-version", "v2", "--previous", "v1", "--allow-breaking"
+    )
     assert allowed.exit_code == 0
+
+
+@pytest.mark.parametrize(
+    ("content", "why"),
+    [
+        (b"just text\n", "not a zip file"),
+        (b"", "not a zip file"),
+        ("zip", "a zip file without collection.anki2"),
+        ("badcollection", "its collection cannot be read"),
+    ],
+)
+def test_diff_and_release_refuse_a_file_that_is_not_a_package_with_a_message(tree, tmp_path, content, why):
+    fake = tree.parent / "old.apkg"
+    if content == "zip":
+        with zipfile.ZipFile(fake, "w") as z:
+            z.writestr("media", "{}")
+    elif content == "badcollection":
+        with zipfile.ZipFile(fake, "w") as z:
+            z.writestr("collection.anki2", "not sqlite at all, but long enough " * 10)
+    else:
+        fake.write_bytes(content)
+    assert run("build", "decks").exit_code == 0
+    expected = (
+        f"error: old.apkg: not an Anki package ({why}); "
+        "give an .apkg file, a folder of them, or a deck folder\n"
+    )
+    for words in (("diff", "old.apkg", "decks"), ("diff", "dist", "old.apkg")):
+        result = run(*words)
+        assert (result.exit_code, result.stderr) == (1, expected), result.output
+    released = run("release", "decks", "-o", "out", "--release-version", "v2", "--previous", "old.apkg")
+    assert (released.exit_code, released.stderr) == (1, expected)
+    assert not (tree.parent / "out").exists(), "nothing written"
+    folder = tree.parent / "prev"
+    folder.mkdir()
+    (folder / "old.apkg").write_bytes(fake.read_bytes())
+    in_folder = run("diff", "prev", "decks")
+    assert in_folder.exit_code == 1
+    assert in_folder.stderr.startswith("error: prev/old.apkg: not an Anki package")
+
+
+def test_forget_finds_the_deck_root_from_any_path_in_the_tree_as_build_does(tree, tmp_path, monkeypatch):
+    own = tree.parent / "my-cards"  # an author's own repository, whose deck root is not called decks/
+    tree.rename(own)
+    build([own], tmp_path / "dist", now=NOW)
+    source = own / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace(f"What is 1+1?;2<br>two;{REMOVED}\n", ""))
+    build([own / "Deck"], tmp_path / "dist", now=NOW + 60)  # a subfolder: it finds the lock upward
+    assert (own / "deckbuild.lock").is_file() and not (own / "Deck" / "deckbuild.lock").exists()
+    for where in ("my-cards/Deck/cards.txt", "my-cards/Deck"):
+        refused = run("forget", KEPT, "--decks", where)
+        assert (refused.exit_code, refused.stderr) == (
+            1, f"error: card {KEPT} is still in the sources; remove it there first\n"
+        )  # fmt: skip
+    monkeypatch.chdir(own / "Deck")
+    assert run("forget", REMOVED, "--decks", ".").stdout == f"forgot {REMOVED}\n"
+    assert REMOVED not in (own / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+def _field(text):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    report = Report()
+    markup = render_text(text, Where("x.txt", 1), report)
+    assert report.problems == []
+    return markup
+
+
+@pytest.mark.parametrize(
+    ("old", "new", "shown"),
+    [
+        # A literal dash list that became a real list reads the same: formatting only.
+        ("Intro:<br>- a<br>- b", "Intro:\n\n- a\n- b", ""),
+        ("`#!python np.zeros(3)`", "`#!python np.ones(3)`", "np.«zeros» → «ones»(3)"),
+        ("```python\nx = np.zeros(3)\n```", "```python\nx = np.zeros(4)\n```", ".zeros(«3» → «4»)"),
+        ("- keys<br>- values", "- keys<br>- queries", "- keys - «values» → «queries»"),
+        ("The **query** vector", "The *query* vector", ""),
+        ("a b c d e f g h", "a x c y e z g w",
+         "a «b» → «x» c d e; a x c «d» → «y» e f g; c y e «f» → «z» g h (and 1 more)"),
+    ],
+)  # fmt: skip
+def test_a_word_diff_compares_what_the_learner_reads(old, new, shown):
+    assert word_diff(_field(old), _field(new)) == shown
+
+
+@given(
+    st.lists(st.sampled_from(["np", ".", "zeros", "(", "3", ")", "the", "query", ",", "key"]), max_size=12),
+    st.lists(st.sampled_from(["np", ".", "ones", "(", "3", ")", "a", "query", "-", "key"]), max_size=12),
+)
+def test_a_word_diff_is_empty_exactly_when_the_words_read_the_same(a, b):
+    old, new = " ".join(a), " ".join(b)
+    same = visible(old).split() == visible(new).split()
+    assert (word_diff(old, new) == "") == same
+    assert "<" not in word_diff(f"<p>{old}</p>", f"<ul><li>{new}</li></ul>")

@@ -9,7 +9,7 @@ import tempfile
 from pathlib import Path
 
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import DECKS, seed
@@ -18,6 +18,7 @@ from deckbuild.cli import cli
 from deckbuild.errors import DeckbuildError, Report
 from deckbuild.readers import quizpage, semicolon
 from deckbuild.render import Where, render_text
+from hostile import MATH_COMMANDS, dangers
 
 SEEDS = [seed(n).read_text(encoding="utf-8").split("\n") for n in ("000", "001", "002", "003", "004")]
 PAGE_WORDS = [
@@ -77,8 +78,10 @@ def test_mutated_seeds_give_cards_or_our_own_errors_never_a_crash(text):
 
 @given(st.text(max_size=200))
 def test_rendering_any_text_never_raises_or_lets_script_through(text):
-    html = render_text(text, Where("fuzz.txt", 1), Report())
+    report = Report()
+    html = render_text(text, Where("fuzz.txt", 1), report)
     assert "<script" not in html.lower() and "javascript:" not in html.lower()
+    assert dangers(html) == [] or report.failed(strict=False), html
 
 
 field_text = st.text(
@@ -113,3 +116,93 @@ def test_valid_cards_round_trip_through_cards_json(rows):
 def test_the_repository_decks_survive_a_copy_and_rebuild(tmp_path):
     shutil.copytree(DECKS, tmp_path / "decks")
     assert len(collect([tmp_path / "decks"]).cards) == 101
+
+
+# Untrusted markup, by class: placeholders that author text might forge, and MathJax commands
+# that would make links, styles or macros, in every spelling a page might carry.
+PRIVATE = st.sampled_from(["\ue000", "\ue001", "\ue002", "\ue003", "\uf8ff", "\U000f0000"])
+SMALL_TEXT = st.text(alphabet=st.sampled_from("ab 0123\"'<>=&;:/\\()[]{}$`*_"), max_size=8)
+BREAKOUTS = st.sampled_from(['" onerror="alert(1)', "' onmouseover='alert(2)", '" style="position:fixed',
+                             '"><img src=x onerror=alert(3)>', '" href="javascript:alert(4)'])  # fmt: skip
+BODY = st.one_of(SMALL_TEXT, BREAKOUTS, st.tuples(SMALL_TEXT, BREAKOUTS).map("".join))
+
+
+@st.composite
+def formula(draw, body=BODY):
+    opener, closer = draw(st.sampled_from([("\\(", "\\)"), ("\\[", "\\]"), ("$", "$"), ("$$", "$$")]))
+    return opener + draw(body) + closer
+
+
+@st.composite
+def forged(draw):
+    """Text shaped like a placeholder: private-use characters around a number."""
+    return draw(PRIVATE) + str(draw(st.integers(0, 3))) + draw(PRIVATE)
+
+
+@st.composite
+def placeholder_text(draw):
+    value = st.one_of(formula(), forged(), BREAKOUTS.map(lambda b: f"`#!python {b}`"))
+    pieces = st.one_of(
+        st.lists(st.one_of(PRIVATE, forged(), st.sampled_from("0123456789 ")), max_size=6).map("".join),
+        formula(),
+        BODY.map(lambda s: f"`#!python {s}`" if s.strip("` ") else "x"),
+        st.tuples(st.sampled_from(["alt", "title", "src", "href"]), value).map(
+            lambda a: (
+                f'<img src="https://example.org/a.png" {a[0]}="{a[1]}"> '
+                f'<a href="https://example.org/" {a[0]}="{a[1]}">l</a>'
+            )
+        ),
+        value.map(lambda f: f"![{f}](https://example.org/b.png)"),
+        value.map(lambda f: f'[{f}](https://example.org/ "{f}")'),
+        BREAKOUTS,
+        SMALL_TEXT,
+    )
+    return "".join(draw(st.lists(pieces, min_size=1, max_size=8)))
+
+
+@given(placeholder_text())
+@example('<img src="https://example.org/a.png" alt="\\(" onerror="alert(1)" title="\\)">')
+@example('<img src="https://example.org/a.png" alt="\ue0000\ue001"> \\(" onerror="alert(2)\\)')
+def test_placeholders_never_let_author_text_change_the_html(text):
+    report = Report()
+    html = render_text(text, Where("fuzz.txt", 1), report)
+    assert dangers(html) == [] or report.failed(strict=True), html
+    # Author text is never taken for a placeholder: private-use characters stay as they were.
+    for char in ("\ue000", "\ue001", "\ue002"):
+        if char not in html:
+            continue
+        assert html.count(char) <= text.count(char), (char, html)
+
+
+def spelled(draw, name: str) -> str:
+    """Write a command name as a page might: any case, a letter as a character reference."""
+    letters = [c.swapcase() if draw(st.booleans()) and draw(st.booleans()) else c for c in name]
+    if draw(st.booleans()):
+        i = draw(st.integers(0, len(letters) - 1))
+        letters[i] = f"&#{ord(letters[i])};"
+    return "".join(letters)
+
+
+@st.composite
+def hostile_math(draw):
+    name = draw(st.sampled_from([*MATH_COMMANDS, "bbox", "enclose"]))
+    gap = st.sampled_from(["", " ", "\n", "%x\n", "{}", " \t"])
+    argument = st.sampled_from(["{javascript:alert(1)}", "{position:fixed}", "[border:1px]", "{mjx-x}",
+                                '[href="javascript:x"]', "#1{#1ref}", "\\a", '{box}[style="x:y"]',
+                                ""])  # fmt: skip
+    body = (
+        draw(SMALL_TEXT.filter(lambda s: "\\" not in s and "$" not in s))
+        + "\\" + spelled(draw, name) + draw(gap) + draw(argument) + draw(gap) + draw(argument)
+    )  # fmt: skip
+    delimiters = [("\\(", "\\)"), ("\\[", "\\]"), ("$", "$"), ("$$", "$$"), ("\\\\(", "\\\\)"),
+                  ("&#92;(", "&#92;)"), ("&#x5c;[", "&#x5C;]")]  # fmt: skip
+    opener, closer = draw(st.sampled_from(delimiters))
+    before = draw(st.sampled_from(["", "text ", "- ", "**b** ", "<span>", "<b>x</b>\n\n"]))
+    return before + opener + body + closer
+
+
+@given(hostile_math())
+def test_no_mathjax_command_that_links_styles_or_defines_reaches_a_card_unrefused(text):
+    report = Report()
+    html = render_text(text, Where("fuzz.txt", 1), report)
+    assert dangers(html) == [] or report.failed(strict=False), (text, html)

@@ -9,7 +9,7 @@ import subprocess
 import pytest
 from click.testing import CliRunner
 
-from conftest import put, seed
+from conftest import DATA, put, seed
 from deckbuild.cli import cli
 from deckbuild.preview import fill, write_preview
 
@@ -89,3 +89,50 @@ def test_preview_renders_in_headless_chromium_with_formulas_typeset(preview, tmp
     assert data[:8] == b"\x89PNG\r\n\x1a\n"
     assert int.from_bytes(data[16:20], "big") == 1280
     assert len(data) > 50_000, "a page of cards, not a blank screenshot"
+
+
+@pytest.fixture
+def demo(deck_tree, tmp_path):
+    """A deck with a long code line, a matrix and a fenced fraction, and a subdeck."""
+    put(deck_tree, "Demo/Sub/sub.txt", DATA / "preview" / "subdeck.txt")
+    put(deck_tree, "Demo/main.txt", DATA / "preview" / "long_code_and_matrix.txt")
+    return write_preview([deck_tree], tmp_path / "preview")
+
+
+def test_a_deck_comes_before_its_subdecks(demo):
+    page = demo.pages[0].read_text(encoding="utf-8")
+    assert re.findall(r"<h2>(.*?)</h2>", page) == ["Demo", "Demo::Sub"]
+
+
+def test_matrix_brackets_are_marked_to_stretch_like_left_and_right(demo):
+    page = demo.pages[0].read_text(encoding="utf-8")
+    fences = re.findall(r'<mo stretchy="true" fence="true" form="(\w+)">([^<]*)</mo>', page)
+    assert fences.count(("prefix", "&#x00028;")) == 2 and fences.count(("postfix", "&#x00029;")) == 2
+    assert not re.search(r"<mo>[^<]*</mo><mtable|</mtable><mo>", page), "no matrix bracket left plain"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="needs Debian's chromium (.ci/run installs it)")
+def test_long_code_lines_wrap_and_brackets_grow_in_the_browser(demo, tmp_path):
+    page = demo.pages[0]
+    probe = page.with_name("probe.html")
+    probe.write_text(
+        page.read_text(encoding="utf-8").replace(
+            "</body>",
+            "<script>const pre=[...document.querySelectorAll('.preview-side pre')];"
+            "document.body.dataset.clipped=pre.filter(e=>e.scrollWidth>e.clientWidth+1).length;"
+            "document.body.dataset.pre=pre.length;"
+            "const mo=[...document.querySelectorAll('mo[fence]')].map(e=>e.getBoundingClientRect().height);"
+            "const mi=document.querySelector('mi').getBoundingClientRect().height;"
+            "document.body.dataset.ratio=(Math.min(...mo)/mi).toFixed(2);</script></body>",
+        ),
+        encoding="utf-8",
+    )
+    dom = subprocess.run(
+        [CHROMIUM, *CHROMIUM_FLAGS, f"--user-data-dir={tmp_path / 'profile'}", "--dump-dom", probe.as_uri()],
+        capture_output=True, text=True, timeout=120, check=True,
+    ).stdout  # fmt: skip
+    found = re.search(r'data-clipped="(\d+)" data-pre="(\d+)" data-ratio="([\d.]+)"', dom)
+    assert found, dom[:500]
+    clipped, blocks, ratio = int(found.group(1)), int(found.group(2)), float(found.group(3))
+    assert blocks == 2 and clipped == 0, "every code line is shown whole"
+    assert ratio > 1.5, "the brackets grow with the fraction and the matrix they hold"

@@ -15,6 +15,7 @@ from hypothesis import strategies as st
 from conftest import DATA, put
 from deckbuild.errors import Report
 from deckbuild.render import Where, highlight, render_text
+from hostile import MATH_COMMANDS
 
 GOLDEN = DATA / "render"
 CASES = sorted(p.stem for p in GOLDEN.glob("*.md"))
@@ -82,15 +83,18 @@ def test_local_images_are_packaged_under_content_names(deck_tree):
     assert names[0] in one + two and names[1] in one + two
 
 
-def test_missing_and_escaping_images_are_errors(deck_tree, tmp_path):
+def test_escaping_images_are_errors_and_a_missing_one_is_left_out_with_a_warning(deck_tree, tmp_path):
     (tmp_path / "secret.png").write_bytes(b"outside")
     folder = deck_tree / "Deck"
     folder.mkdir()
     report = Report()
     where = media_where(deck_tree, folder)
-    render_text("![m](img/missing.png) ![s](../../secret.png) ![a](/etc/hostname)", where, report)
+    html = render_text("![m](img/missing.png) ![s](../../secret.png) ![a](/etc/hostname)", where, report)
+    assert "missing" not in html and html.count("<img") == 2
+    assert where.missing == [(folder / "img" / "missing.png").resolve()]
     assert [str(p) for p in report.problems] == [
-        "card.md:3: image img/missing.png not found; add the file or fix the path",
+        "card.md:3: warning: image img/missing.png not found, left out of the card; "
+        "add the file or fix the path",
         "card.md:3: image ../../secret.png is outside the deck folder; move it inside",
         "card.md:3: image /etc/hostname is outside the deck folder; move it inside",
     ]
@@ -154,3 +158,27 @@ def test_the_shortcut_is_taken_for_plain_questions_and_not_for_markup():
     expected = "<p>What is the query vector?<br>\nAnd the key?</p>"
     assert _plain("What is the query vector?\nAnd the key?") == expected
     assert _plain("- a list") is None and _plain("1. a list") is None and _plain("**bold**") is None
+
+
+@pytest.mark.parametrize("name", [*MATH_COMMANDS, "HREF", "Style", "cssid"])
+def test_every_mathjax_command_that_links_styles_or_defines_is_refused(name):
+    for text in (f"\\(\\{name}{{a}}{{b}}\\)", f"$$x \\{name} {{a}}$$", f"${name[0]}\\{name}%\n{{b}}$"):
+        report = Report()
+        render_text(text, Where("card.md", 7), report)
+        [problem] = report.errors
+        assert problem.message.startswith("formula ") and f" uses \\{name}, which MathJax turns into " in str(
+            problem
+        )
+        assert str(problem).startswith("card.md:7: ")
+
+
+def test_the_previews_mathml_never_carries_markup_a_formula_wrote():
+    from deckbuild.render import to_mathml
+
+    hostile = [r"\text{<img/src=x/onerror=alert(1)>}", r"\text{<mrow onclick='x'/>}",
+               r"\text{<img src='x' onerror='y'/>}", r"\href{javascript:x}{y}", r"\style{position:fixed}{x}",
+               r"\class{a}{b}"]  # fmt: skip
+    for body in hostile:
+        assert to_mathml(body, False) is None, body
+    shown = to_mathml(r"\text{Add\&Norm}(x)", True)
+    assert shown is not None and "<mtext>Add\\&amp;Norm</mtext>" in shown

@@ -2,54 +2,41 @@
 
 from __future__ import annotations
 
+import hashlib
+import os
+import sqlite3
+import stat
 import time
-from html.parser import HTMLParser
+from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ankihelp import import_package, notes_by_guid
 from conftest import DATA, put
 from deckbuild.build import build
+from deckbuild.cache import Cache
+from deckbuild.cli import cli
+from deckbuild.notetype import FIELDS
+from hostile import dangers
 
 pytestmark = pytest.mark.anki
-ACTIVE_TAGS = {"script", "iframe", "object", "embed", "svg", "math", "form", "input", "style", "meta",
-               "base", "link", "details"}  # fmt: skip
-URL_ATTRIBUTES = {"href", "src", "action", "formaction", "data", "srcdoc"}
-
-
-class Elements(HTMLParser):
-    """Every element and attribute a browser would build from a field."""
-
-    def __init__(self) -> None:
-        super().__init__(convert_charrefs=True)
-        self.found: list[tuple[str, list[tuple[str, str | None]]]] = []
-
-    def handle_starttag(self, tag, attrs):
-        self.found.append((tag, attrs))
-
-
-def dangers(markup: str) -> list[str]:
-    parser = Elements()
-    parser.feed(markup)
-    bad = []
-    for tag, attrs in parser.found:
-        if tag in ACTIVE_TAGS:
-            bad.append(f"<{tag}>")
-        for name, value in attrs:
-            if name.startswith("on"):
-                bad.append(f"{tag} {name}")
-            if (
-                name in URL_ATTRIBUTES
-                and value
-                and value.strip().lower().startswith(("javascript:", "data:"))
-            ):
-                bad.append(f"{tag} {name}={value}")
-    return bad
+REFUSED = DATA / "security" / "refused"
+CASES = sorted(p.name for p in REFUSED.glob("*.txt"))
+NOW = 1_750_000_000
 
 
 def test_the_checker_sees_what_it_must():
     assert dangers('<p onclick="x">a</p><script></script><a href=" JavaScript:x">b</a>') == [
-        "p onclick", "<script>", "a href= JavaScript:x",
+        "p onclick", "<script>", "a href= JavaScript:x", "a href= JavaScript:x",
+    ]  # fmt: skip
+    field = (
+        r'<p>\(\hr&#101;f{x}{y}\) <code>\(\href{a}{b}\)</code> [sound:a.mp3] <a href="../x">r</a> '
+        r'<span style="color:transparent">h</span> \(\bbox[border:1px]{x}\) \(a \\) \Class{j}{k}\)</p>'
+    )
+    assert dangers(field) == [
+        "av tag [sound:", "a href=../x", "span style=color:transparent", "\\href", "styled \\bbox[border:1px",
+        "\\Class",
     ]  # fmt: skip
 
 
@@ -57,14 +44,140 @@ def test_no_field_of_any_card_from_a_hostile_page_or_file_can_run_script(deck_tr
     put(deck_tree, "Hostile/page.txt", DATA / "security" / "hostile_page.txt")
     put(deck_tree, "Hostile/constructs.txt", DATA / "anki" / "constructs.txt")
     put(deck_tree, "Hostile/img/diagram.png", DATA / "anki" / "diagram.png")
+    put(deck_tree, "Hostile/markup.txt", DATA / "security" / "hostile_markup.txt")
     (apkg,) = build([deck_tree], tmp_path / "dist", now=int(time.time()) - 100).packages
     log = import_package(collection, apkg)
     notes = notes_by_guid(collection)
     kinds = {n["Kind"] for n in notes.values()}
     assert kinds == {"basic", "recall", "quiz", "open", "practice", "challenge"}
-    assert log.new == len(notes) == 10
+    assert log.new == len(notes) == 16
     for guid, note in notes.items():
         for name, value in note.items():
             assert dangers(value) == [], f"{guid} {name}: {value}"
     challenge = next(n for n in notes.values() if n["Kind"] == "challenge")
     assert "&lt;script&gt;" in challenge["Code"], "code shows the script as text"
+
+
+def test_hostile_markup_reaches_anki_as_harmless_text(deck_tree, tmp_path, collection):
+    put(deck_tree, "Hostile/markup.txt", DATA / "security" / "hostile_markup.txt")
+    result = build([deck_tree], tmp_path / "dist", now=int(time.time()) - 100)
+    import_package(collection, result.packages[0])
+    notes = {guid[:2]: note for guid, note in notes_by_guid(collection).items()}
+    for note in notes.values():
+        for name, value in note.items():
+            assert dangers(value) == [], f"{name}: {value}"
+    # A formula inside an attribute goes back as its source, escaped: no way out of the quotes.
+    assert 'alt="\\(&quot; onerror=&quot;alert(1)&quot; title=&quot;\\)"' in notes["b1"]["Front"]
+    assert 'alt="\\(&quot; onerror=&quot;alert(2)\\)"' in notes["b1"]["Back"]
+    # Private-use characters the author wrote stay as written, never taken for placeholders.
+    front = notes["b2"]["Front"]
+    assert "\ue0000\ue001 and \ue0001\ue001 beside \\(x^2\\)" in front and front.count("x^2") == 1
+    assert "<code>\ue0020\ue002</code>" in notes["b2"]["Back"] and "\uf0e7" in notes["b2"]["Back"]
+    assert '<span style="color:red">tracked</span> <span>hidden</span>' in notes["b3"]["Front"]
+    assert notes["b4"]["Front"].count("<a rel") == 5 and notes["b4"]["Back"].count("href") == 2
+    assert notes["b5"]["Front"].count("&#91;sound:") == 3 and "&#91;anki:tts" in notes["b5"]["Front"]
+    assert "&#91;SOUND:u.mp3]" in notes["b5"]["Back"]
+    # What Anki itself would play or load from the rendered cards: nothing.
+    for card_id in collection.find_cards(""):
+        card = collection.get_card(card_id)
+        card.render_output(reload=True)
+        assert card.question_av_tags() == [] and card.answer_av_tags() == []
+    # The same text left as written would be played: the check above can fail.
+    note = notes["b5"]
+    note["Front"] = note["Front"].replace("&#91;", "[")
+    collection.update_note(note)
+    card = note.cards()[0]
+    card.render_output(reload=True)
+    assert [getattr(tag, "filename", "tts") for tag in card.question_av_tags()] == [
+        "x.mp3",
+        "y.mp3",
+        "z.mp3",
+        "tts",
+    ]
+    warnings = [p.message for p in result.report.problems]
+    assert warnings.count("link ../collection.media/x.html is not a web or mail address, so it was removed; "
+                          "write it in full (https://…)") == 1  # fmt: skip
+
+
+def expect(case: str, stderr: str) -> None:
+    expected = REFUSED / f"{case}.expected"
+    if os.environ.get("UPDATE_GOLDEN"):
+        expected.write_text(stderr, encoding="utf-8")
+    assert stderr == expected.read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_each_refused_formula_has_its_exact_message_and_writes_nothing(case, deck_tree, monkeypatch):
+    put(deck_tree, f"Deck/{case}", REFUSED / case)
+    monkeypatch.chdir(deck_tree.parent)
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert result.exit_code == 1, result.output
+    assert "Traceback" not in result.output and result.stdout == ""
+    expect(case, result.stderr)
+    assert not (deck_tree.parent / "dist").exists()
+
+
+def test_a_file_name_that_mathjax_would_typeset_is_refused(deck_tree, monkeypatch):
+    name = r"x\(\href{javascript:alert(1)}{y}\).txt"
+    put(deck_tree, f"Deck/{name}", "Question;Answer;UUID\nQ;A;d1111111-1111-4111-8111-111111111111\n")
+    monkeypatch.chdir(deck_tree.parent)
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert result.exit_code == 1
+    assert f"decks/Deck/{name}:2: source Deck/{name} holds \\( or \\[; remove it" in result.stderr
+
+
+def _fields_in_cache(cache_dir: Path) -> list[str]:
+    with sqlite3.connect(cache_dir / "cache.sqlite") as db:
+        return [f for (f,) in db.execute("SELECT fields FROM memo")]
+
+
+def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cache, collection):
+    put(deck_tree, "Deck/cards.txt", DATA / "anki" / "constructs.txt")
+    put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
+    first = build([deck_tree], tmp_path / "one", now=NOW)
+    cards = first.report.counts["packaged"]
+    attack = '<img src="x" onerror="alert(1)"><script>alert(2)</script>'
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        sigs = [s for (s,) in db.execute("SELECT sig FROM memo ORDER BY sig")]
+        assert len(sigs) == cards
+        # Half keep their old seal, half get one made with a key that is not the cache's.
+        for i, sig in enumerate(sigs):
+            fields = attack + "\x1f" * (len(FIELDS) - 1)
+            seal = hashlib.blake2b(fields.encode(), key=b"k" * 32, digest_size=16).hexdigest()
+            db.execute("UPDATE memo SET fields = ?, seal = CASE ? WHEN 0 THEN seal ELSE ? END WHERE sig = ?",
+                       (fields, i % 2, seal, sig))  # fmt: skip
+    assert all(attack in f for f in _fields_in_cache(own_cache))
+    second = build([deck_tree], tmp_path / "two", now=NOW, jobs=1)
+    assert second.report.counts["rendered"] == cards, "every planted row is rendered again"
+    (apkg,) = second.packages
+    assert apkg.read_bytes() == first.packages[0].read_bytes()
+    import_package(collection, apkg)
+    for note in notes_by_guid(collection).values():
+        for name, value in note.items():
+            assert dangers(value) == [] and "alert" not in value, f"{name}: {value}"
+    assert not any(attack in f for f in _fields_in_cache(own_cache)), "the planted rows were replaced"
+    third = build([deck_tree], tmp_path / "three", now=NOW, jobs=1)
+    assert third.report.counts.get("rendered", 0) == 0, "rows it signed itself are used again"
+
+
+def test_a_planted_cache_entry_is_not_used(own_cache):
+    store = Cache(own_cache)
+    store.put_many({"shell": {"db": "c2FmZQ==", "req": 1}})
+    assert store.get_many(["shell"]) == {"shell": {"db": "c2FmZQ==", "req": 1}}
+    assert store.db is not None
+    store.db.execute("UPDATE entries SET value = ?", ('{"db": "cGxhbnRlZA==", "req": 1}',))
+    assert store.get_many(["shell"]) == {}
+    store.close()
+
+
+def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cache):
+    Cache(own_cache).close()
+    key = own_cache / "secret"
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600 and len(key.read_bytes()) == 32
+    first = key.read_bytes()
+    assert Cache(own_cache).secret == first
+    key.chmod(0o644)
+    store = Cache(own_cache)
+    assert store.db is not None and store.secret != first
+    assert stat.S_IMODE(key.stat().st_mode) == 0o600
+    store.close()

@@ -249,7 +249,7 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
         return settled
     card_id, tags, extra, rendered = settled
     root = _resolved(item.source.root)
-    images = {name: root / relative for name, relative, _, _ in rendered.media}
+    images = {name: root / relative for name, relative, _, _ in rendered.media if name}
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
     return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
@@ -261,24 +261,35 @@ def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
 
-def render_card(parsed: Parsed, report: Report, media: dict[str, Path]) -> list[str]:
-    """Render a card's note fields; images it shows are added to `media`."""
+def render_card(
+    parsed: Parsed, report: Report, media: dict[str, Path], missing: list[Path] | None = None
+) -> list[str]:
+    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`."""
     from deckbuild.render import Where, note_fields
 
     card, source = parsed.model, parsed.source
-    where = Where(source.display, parsed.line, source.path.parent, source.root, media)
+    where = Where(
+        source.display,
+        parsed.line,
+        source.path.parent,
+        source.root,
+        media,
+        [] if missing is None else missing,
+    )
     return note_fields(card, source.origin, report, where)
 
 
 def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
-    report, media = Report(), dict[str, Path]()
-    fields = render_card(parsed, report, media)
+    report, media, missing = Report(), dict[str, Path](), list[Path]()
+    fields = render_card(parsed, report, media, missing)
     root = _resolved(parsed.source.root)
     deps = []
     for name, path in sorted(media.items()):
         stat = path.stat()
         deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+    # An image not found, named "": the memo renders the card again once a file is there.
+    deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
     return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
 
@@ -290,7 +301,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
     for parsed in misses:
         parsed.rendered = _render_one(parsed)
         root = _resolved(parsed.source.root)
-        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media}
+        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media if name}
     if misses:
         report.count("rendered", len(misses))
     out = []
@@ -319,6 +330,14 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
 
 
 RETIRED_TAG = "deckbuild::retired"
+# Retired cards go to this subdeck of their package's deck. Anki keeps a card in its deck when an
+# import updates its note, so only someone importing the package fresh finds them there, and can
+# delete the subdeck; a learner who has the cards keeps them where they were.
+RETIRED_DECK = "Retired"
+RETIRED_DECK_DESCRIPTION = (
+    "Cards the author removed from this deck. You can delete this subdeck with its cards, "
+    f"or search <code>tag:{RETIRED_TAG}</code> in the browser."
+)
 RETIRED_STATUS = (
     "Retired: this card is no longer in the deck. To delete retired cards, search "
     f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
@@ -523,6 +542,14 @@ class _Build:
             decks[name] = DeckData(name, description=self.release.description())
         return decks[name]
 
+    def retired_deck(self, slug: str) -> DeckData:
+        """The package's subdeck for retired cards, which only fresh importers see them in."""
+        decks = self.packages.setdefault(slug, {})
+        name = f"{self.anchors[slug]}::{RETIRED_DECK}"
+        if name not in decks:
+            decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
+        return decks[name]
+
     def add_all(self, collection: Collection) -> None:
         """Stamp every card in its lock and put it in its deck's notes."""
         deck, where = None, ("", "")
@@ -575,7 +602,7 @@ class _Build:
             )
             if slug is None:
                 continue
-            self.deck(slug, entry.deck).notes.append(
+            self.retired_deck(slug).notes.append(
                 NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
             )
             self.report.count("retired")

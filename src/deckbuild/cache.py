@@ -4,12 +4,17 @@ Entries are keyed by content and by the versions of deckbuild and of every rende
 edit or an upgrade can never be answered with stale output. The cache is one SQLite file in
 DECKBUILD_CACHE_DIR (default: $XDG_CACHE_HOME/deckbuild or ~/.cache/deckbuild); it may be
 deleted at any time, and SQLite's own locking keeps builds running at once from corrupting it.
+
+Nothing read back is trusted: every row carries a keyed hash (BLAKE2b) under a secret kept
+beside the database, readable by its owner only, and a row that does not match is not used. A
+damaged cache, or one planted by someone without that key, can only cost a build its time.
 """
 
 from __future__ import annotations
 
 import contextlib
 import hashlib
+import hmac
 import json
 import os
 import sqlite3
@@ -20,7 +25,9 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-CACHE_FORMAT = 2
+CACHE_FORMAT = 3
+SECRET = "secret"
+_SECRET_SIZE = 32
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "genanki")
 _CHUNK = 500
 
@@ -75,28 +82,88 @@ def key(*parts: str) -> str:
     return digest.hexdigest()
 
 
+def secret(directory: Path) -> bytes:
+    """Return the cache's key, made on first use; a key others could read or write is replaced."""
+    path = directory / SECRET
+    for _ in range(3):
+        try:
+            fd = os.open(path, os.O_RDONLY | getattr(os, "O_NOFOLLOW", 0))
+        except FileNotFoundError:
+            _make_secret(path)
+            continue
+        with os.fdopen(fd, "rb") as file:
+            stat = os.fstat(file.fileno())
+            data = file.read(_SECRET_SIZE + 1)
+        private = os.name == "nt" or (stat.st_mode & 0o077 == 0 and stat.st_uid == os.getuid())
+        if private and len(data) == _SECRET_SIZE:
+            return data
+        path.unlink()
+    raise OSError(f"{path}: no private key for the cache")
+
+
+def _make_secret(path: Path) -> None:
+    """Write a new key where none is; of two builds at once, the first one's is kept."""
+    draft = path.with_name(f".{SECRET}-{os.getpid()}-{threading.get_ident()}")
+    fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+    try:
+        with os.fdopen(fd, "wb") as file:
+            file.write(os.urandom(_SECRET_SIZE))
+        with contextlib.suppress(FileExistsError):
+            os.link(draft, path)
+    finally:
+        draft.unlink()
+
+
 class Cache:
     """The cache, or a stand-in that remembers nothing (--no-cache, or an unusable cache)."""
 
     def __init__(self, directory: Path | None) -> None:
         self.db: sqlite3.Connection | None = None
         self.path: Path | None = None
+        self.secret = b""
         self._saving: threading.Thread | None = None
         if directory is None:
             return
         try:
             directory.mkdir(parents=True, exist_ok=True)
+            self.secret = secret(directory)
             self.path = directory / "cache.sqlite"
             self.db = self._connect(self.path)
-            self.db.execute("CREATE TABLE IF NOT EXISTS entries (key TEXT PRIMARY KEY, value TEXT NOT NULL)")
-            self.db.execute(
-                "CREATE TABLE IF NOT EXISTS memo (grp TEXT NOT NULL, sig TEXT NOT NULL, "
-                "fields TEXT NOT NULL, digest TEXT NOT NULL, extra TEXT NOT NULL, problems TEXT NOT NULL, "
-                "media TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
-            )
+            self._create(self.db)
         except (OSError, sqlite3.Error):
             # A cache that cannot be opened only costs time; the build itself must not fail.
             self.db = None
+
+    @staticmethod
+    def _create(db: sqlite3.Connection) -> None:
+        """Make the tables, replacing those of an older format (rows without a seal)."""
+        if db.execute("PRAGMA user_version").fetchone()[0] == CACHE_FORMAT:
+            return
+        db.execute("BEGIN IMMEDIATE")
+        if db.execute("PRAGMA user_version").fetchone()[0] != CACHE_FORMAT:
+            db.execute("DROP TABLE IF EXISTS entries")
+            db.execute("DROP TABLE IF EXISTS memo")
+            db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, seal TEXT NOT NULL)")
+            db.execute(
+                "CREATE TABLE memo (grp TEXT NOT NULL, sig TEXT NOT NULL, fields TEXT NOT NULL, "
+                "digest TEXT NOT NULL, extra TEXT NOT NULL, problems TEXT NOT NULL, media TEXT NOT NULL, "
+                "seal TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
+            )
+            db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
+        db.execute("COMMIT")
+
+    def seal(self, *parts: str) -> str:
+        """Sign a row with the cache's key: only this user's builds can make a row that passes.
+
+        Parts never hold NUL (JSON escapes it; memo rows holding one are not stored), so
+        joining them with NUL can be split back only one way.
+        """
+        text = "\x00".join(parts).encode("utf-8", "surrogatepass")
+        return hashlib.blake2b(text, key=self.secret, digest_size=16).hexdigest()
+
+    def sealed(self, seal: str, *parts: str) -> bool:
+        """Tell whether a row read back is one this cache's key signed."""
+        return hmac.compare_digest(seal, self.seal(*parts))
 
     def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
         """Return the entries that exist among `keys`."""
@@ -108,10 +175,11 @@ class Cache:
             for start in range(0, len(wanted), _CHUNK):
                 chunk = wanted[start : start + _CHUNK]
                 marks = ",".join("?" * len(chunk))
-                for k, value in self.db.execute(
-                    f"SELECT key, value FROM entries WHERE key IN ({marks})", chunk
+                for k, value, seal in self.db.execute(
+                    f"SELECT key, value, seal FROM entries WHERE key IN ({marks})", chunk
                 ):
-                    found[k] = json.loads(value)
+                    if self.sealed(seal, "entry", k, value):
+                        found[k] = json.loads(value)
         except (sqlite3.Error, ValueError):
             return {}
         return found
@@ -120,22 +188,23 @@ class Cache:
         """Store entries; a failure to store only means the next build does the work again."""
         if self.db is None or not items:
             return
-        rows = [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()]
+        texts = [(k, json.dumps(v, ensure_ascii=False)) for k, v in items.items()]
+        rows = [(k, text, self.seal("entry", k, text)) for k, text in texts]
         try:
             self.db.execute("BEGIN IMMEDIATE")
-            self.db.executemany("INSERT OR REPLACE INTO entries (key, value) VALUES (?, ?)", rows)
+            self.db.executemany("INSERT OR REPLACE INTO entries (key, value, seal) VALUES (?, ?, ?)", rows)
             self.db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
 
     def memo_rows(self, group: str) -> dict[str, tuple[str, ...]]:
-        """Return the remembered cards of one group (one source file): rows by signature."""
+        """Return the remembered cards of one group (one source file): rows by signature, unchecked."""
         if self.db is None:
             return {}
         try:
             rows = self.db.execute(
-                "SELECT sig, fields, digest, extra, problems, media FROM memo WHERE grp = ?", (group,)
+                "SELECT sig, fields, digest, extra, problems, media, seal FROM memo WHERE grp = ?", (group,)
             )
             return {row[0]: row for row in rows}
         except sqlite3.Error:
@@ -173,7 +242,7 @@ class Cache:
             for group, new, stale in changes:
                 db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
                 db.executemany(
-                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?)", [(group, *r) for r in new]
+                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(group, *r) for r in new]
                 )
             db.execute("COMMIT")
         except sqlite3.Error:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 import time
 from collections.abc import Callable
@@ -51,6 +52,18 @@ def _reports_errors(func: F) -> F:
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
 
 
+def _paths(paths: tuple[Path, ...], how: str = "PATH") -> tuple[Path, ...]:
+    """Return the paths given, else decks/; its absence is a usage error (exit 2)."""
+    if paths:
+        return paths
+    if not DEFAULT_DECKS.exists():
+        raise click.UsageError(
+            f"no {how} given, and there is no {DEFAULT_DECKS}/ folder here; "
+            f"name your deck folder, or run deckbuild where {DEFAULT_DECKS}/ is"
+        )
+    return (DEFAULT_DECKS,)
+
+
 def output_option(default: Path, help_text: str) -> Callable[[F], F]:
     """Return the -o/--output option with its own default folder."""
     return click.option(
@@ -68,6 +81,9 @@ def output_option(default: Path, help_text: str) -> Callable[[F], F]:
 @click.version_option(__version__, prog_name="deckbuild")
 def cli() -> None:
     """Keep flashcards as text and ship them to Anki."""
+
+
+version_option = click.version_option(__version__, prog_name="deckbuild")
 
 
 @cli.command()
@@ -95,12 +111,15 @@ def build(
     deck_version: str | None,
     notes_url: str | None,
 ) -> None:
-    """Build one .apkg per deck from PATHS (deck folders or files; default: decks/)."""
+    """Build one .apkg per deck.
+
+    PATHS are deck folders or source files (default: decks/).
+    """
     from deckbuild.build import Release
     from deckbuild.build import build as run
 
     result = run(
-        paths or (DEFAULT_DECKS,), outdir, now=int(time.time()), frozen=frozen, strict=strict,
+        _paths(paths), outdir, now=int(time.time()), frozen=frozen, strict=strict,
         previous=previous, release=Release(deck_version, notes_url), use_cache=not no_cache,
     )  # fmt: skip
     _print_report(result.report)
@@ -140,7 +159,7 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
     from deckbuild.build import collect
     from deckbuild.models import card_json
 
-    collection = collect(paths or (DEFAULT_DECKS,))
+    collection = collect(_paths(paths))
     if collection.report.errors:
         raise BuildFailed(collection.report)
     _print_report(collection.report)
@@ -159,10 +178,10 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
 @click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
 @_reports_errors
 def check(paths: tuple[Path, ...], strict: bool, no_cache: bool) -> None:
-    """Parse and validate PATHS without writing anything."""
+    """Parse, validate and render PATHS; write nothing."""
     from deckbuild.build import check as run
 
-    report = run(paths or (DEFAULT_DECKS,), strict=strict, use_cache=not no_cache)
+    report = run(_paths(paths), strict=strict, use_cache=not no_cache)
     _print_report(report)
     counts = report.counts
     click.echo(
@@ -176,10 +195,13 @@ def check(paths: tuple[Path, ...], strict: bool, no_cache: bool) -> None:
 @output_option(Path("preview"), "Folder for the HTML pages.")
 @_reports_errors
 def preview(paths: tuple[Path, ...], outdir: Path) -> None:
-    """Write an HTML page showing every card of PATHS, front and back, as learners see them."""
+    """Write an HTML page of every card.
+
+    Every card of PATHS, front and back, as learners will see them.
+    """
     from deckbuild.preview import write_preview
 
-    result = write_preview(paths or (DEFAULT_DECKS,), outdir)
+    result = write_preview(_paths(paths), outdir)
     _print_report(result.report)
     for page in result.pages:
         click.echo(f"wrote {page}")
@@ -189,12 +211,22 @@ def preview(paths: tuple[Path, ...], outdir: Path) -> None:
 @cli.command()
 @click.argument("old", type=click.Path(path_type=Path, exists=True))
 @click.argument("new", type=click.Path(path_type=Path, exists=True))
-@click.option("--format", "fmt", type=click.Choice(["text", "markdown"]), default="text", show_default=True)
+@click.option(
+    "--format",
+    "fmt",
+    type=click.Choice(["text", "markdown"]),
+    default="text",
+    show_default=True,
+    help="text: one card a line; markdown: release notes.",
+)
 @click.option("--json", "as_json", is_flag=True, help="Print the report as JSON.")
 @click.option("--fail-on-breaking", is_flag=True, help="Exit 1 when learners' updates would break.")
 @_reports_errors
 def diff(old: Path, new: Path, fmt: str, as_json: bool, fail_on_breaking: bool) -> None:
-    """List cards added, changed and removed from OLD to NEW (.apkg files, or deck folders)."""
+    """List cards added, changed and removed.
+
+    OLD and NEW are .apkg files, folders of them, or deck folders.
+    """
     from deckbuild import diff as d
 
     result = d.compare(d.load(old), d.load(new))
@@ -210,21 +242,32 @@ def diff(old: Path, new: Path, fmt: str, as_json: bool, fail_on_breaking: bool) 
 
 @cli.command()
 @click.argument("uuids", nargs=-1, required=True)
-@click.option("--decks", "root", type=click.Path(path_type=Path, exists=True), default=DEFAULT_DECKS,
-              show_default=True, help="The deck tree whose lock file to change.")  # fmt: skip
+@click.option("--decks", "root", type=click.Path(path_type=Path, exists=True), default=None,
+              help="A folder or file of the deck tree whose lock to change [default: decks].")  # fmt: skip
 @_reports_errors
-def forget(uuids: tuple[str, ...], root: Path) -> None:
-    """Stop carrying retired cards UUIDS in later packages: remove them for good."""
+def forget(uuids: tuple[str, ...], root: Path | None) -> None:
+    """Stop carrying retired cards for good.
+
+    Later packages no longer hold the retired cards UUIDS. The deck root is found as build
+    finds it: the nearest folder upward from --decks that holds deckbuild.lock.
+    """
     from deckbuild.build import forget as run
 
-    for guid in run(root, uuids):
+    (path,) = _paths((root,) if root else (), "--decks")
+    for guid in run(path, uuids):
         click.echo(f"forgot {guid}")
 
 
 @cli.command()
 @paths_argument
 @output_option(Path("dist"), "Folder for the release files.")
-@click.option("--version", "version", required=True, help="The release's version, e.g. the git tag.")
+@click.option(
+    "--release-version",
+    "release_version",
+    required=True,
+    metavar="V",
+    help="The release's version, e.g. the git tag.",
+)
 @click.option(
     "--previous",
     type=click.Path(path_type=Path, exists=True),
@@ -237,15 +280,18 @@ def forget(uuids: tuple[str, ...], root: Path) -> None:
 def release(
     paths: tuple[Path, ...],
     outdir: Path,
-    version: str,
+    release_version: str,
     previous: Path | None,
     notes_url: str | None,
     allow_breaking: bool,
 ) -> None:
-    """Build the release files: packages (--frozen), SHA256SUMS and RELEASE_NOTES.md."""
+    """Build the release files.
+
+    Packages (built --frozen), SHA256SUMS and RELEASE_NOTES.md.
+    """
     from deckbuild.release import make_release
 
-    result = make_release(paths or (DEFAULT_DECKS,), outdir, version, previous, notes_url)
+    result = make_release(_paths(paths), outdir, release_version, previous, notes_url)
     _print_report(result.report)
     for path in result.files:
         click.echo(f"wrote {path}")
@@ -305,9 +351,19 @@ def _show(result: Any, steps: list[tuple[str, str]], as_json: bool) -> None:
     click.echo(f"Answer: {fmt(output)}")
 
 
+def _like(given: Any, data: dict[str, Any]) -> dict[str, Any]:
+    """Give row-wise results as the input came: for a list, one row's numbers, not a 1×n matrix."""
+    if isinstance(given, list) and not any(isinstance(v, list) for v in given):
+        return {key: value[0] for key, value in data.items()}
+    return data
+
+
 @cli.group()
 def calc() -> None:
-    """Compute attention maths: worked steps, or --json with every intermediate."""
+    """Compute attention maths, step by step.
+
+    Worked steps, or --json with every intermediate.
+    """
 
 
 @calc.command("attention")
@@ -337,7 +393,10 @@ def calc_attention(query: Any, key: Any, value: Any, mask: Any, scale: float | N
 @json_flag
 @_reports_errors
 def calc_multihead(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, mask: Any, as_json: bool) -> None:
-    """Multi-head attention: project, split into heads, attend, concatenate, project."""
+    """Multi-head attention.
+
+    Project, split into heads, attend, concatenate, project.
+    """
     from deckbuild import calc as c
 
     result = c.multihead(x, wq, wk, wv, wo, heads, mask)
@@ -349,10 +408,22 @@ def calc_multihead(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, mask:
 @json_flag
 @_reports_errors
 def calc_softmax(values: Any, as_json: bool) -> None:
-    """Softmax of each row of VALUES (a list, or a matrix)."""
-    from deckbuild.answers import run
+    """Softmax of VALUES (a list), or of each row (a matrix)."""
+    from deckbuild import calc as c
 
-    _show(*run("softmax", {"x": values}), as_json)
+    rows = c.as_matrix(values, "VALUES")
+    output = c.softmax_rows(rows)
+    shifted = [[x - max(row) for x in row] for row in rows]
+    exps = [[math.exp(x) for x in row] for row in shifted]
+    data: dict[str, Any] = {"output": output, "max": [max(r) for r in rows], "shifted": shifted, "exp": exps,
+            "sum": [math.fsum(r) for r in exps]}  # fmt: skip
+    data = _like(values, data)
+    _show(data, [
+        ("Step 1: Subtract the maximum (for numerical stability)",
+         f"x - {c.fmt(data['max'])} = {c.fmt(data['shifted'])}"),
+        ("Step 2: Exponentiate", f"exp = {c.fmt(data['exp'])}"),
+        ("Step 3: Divide by the sum", f"sum = {c.fmt(data['sum'])}; softmax = {c.fmt(data['output'])}"),
+    ], as_json)  # fmt: skip
 
 
 @calc.command("layernorm")
@@ -364,9 +435,24 @@ def calc_softmax(values: Any, as_json: bool) -> None:
 @_reports_errors
 def calc_layernorm(x: Any, gamma: Any, beta: Any, eps: float, as_json: bool) -> None:
     """Layer normalisation of each row."""
-    from deckbuild.answers import run
+    from deckbuild import calc as c
 
-    _show(*run("layernorm", {"x": x, "gamma": gamma, "beta": beta, "eps": eps}), as_json)
+    output = c.layer_norm(x, gamma, beta, eps)  # checks the shapes first
+    rows = c.as_matrix(x, "X")
+    means = [math.fsum(row) / len(row) for row in rows]
+    variances = [math.fsum((v - m) ** 2 for v in row) / len(row) for row, m in zip(rows, means, strict=True)]
+    normalized = [
+        [(v - m) / math.sqrt(var + eps) for v in row]
+        for row, m, var in zip(rows, means, variances, strict=True)
+    ]
+    data = _like(x, {"output": output, "mean": means, "variance": variances, "normalized": normalized})
+    means, variances, normalized = data["mean"], data["variance"], data["normalized"]
+    _show(data, [
+        ("Step 1: Mean of each row", f"mean = {c.fmt(means)}"),
+        ("Step 2: Variance of each row (divided by n)", f"variance = {c.fmt(variances)}"),
+        (f"Step 3: Normalise: (x - mean) / sqrt(variance + {eps:g})", f"x̂ = {c.fmt(normalized)}"),
+        ("Step 4: Scale by gamma and shift by beta", f"y = x̂ · gamma + beta = {c.fmt(data['output'])}"),
+    ], as_json)  # fmt: skip
 
 
 @calc.command("posenc")
@@ -379,6 +465,17 @@ def calc_posenc(length: int, d_model: int, as_json: bool) -> None:
     from deckbuild.answers import run
 
     _show(*run("posenc", {"length": length, "d_model": d_model}), as_json)
+
+
+def _version_everywhere(group: click.Group) -> None:
+    """Give every subcommand --version too, so that it works wherever an author types it."""
+    for command in group.commands.values():
+        version_option(command)
+        if isinstance(command, click.Group):
+            _version_everywhere(command)
+
+
+_version_everywhere(cli)
 
 
 def main() -> None:

@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import difflib
 import re
+import sqlite3
 import tempfile
+import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -16,10 +18,20 @@ from typing import Any
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.errors import DeckbuildError
 from deckbuild.package import PackageContents, PackagedNote, read_package
+from deckbuild.sources import display_path
 
 QUESTION_FIELD = 0
 IGNORED_FIELDS = frozenset({"Status"})
 _TAG_RE = re.compile(r"<[^>]+>")
+# Tags that start a new line or block for the reader; the others (code colours, emphasis) join words.
+_BLOCK_RE = re.compile(
+    r"</?(?:p|br|div|ul|ol|li|tr|td|th|table|thead|tbody|pre|h[1-6]|hr|blockquote|dl|dt|dd)\b[^>]*>", re.I
+)
+_ITEM_RE = re.compile(r"<li\b[^>]*>", re.I)
+_LETTER_RE = re.compile(r'<span class="db-letter">([^<]*)</span>')
+# A word, or one mark of punctuation, with the space before it.
+_TOKEN_RE = re.compile(r"\s*(?:\w+|[^\w\s])")
+_CONTEXT = 3
 
 
 @dataclass
@@ -60,41 +72,72 @@ class Diff:
 
 
 def visible(markup: str) -> str:
-    """The text a learner reads in a field."""
+    """The text a learner reads in a field: inline markup joins words, blocks and items part them."""
     import html
 
-    return re.sub(r"\s+", " ", html.unescape(_TAG_RE.sub(" ", markup))).strip()
+    text = _LETTER_RE.sub(r"\1. ", markup)
+    text = _ITEM_RE.sub("\n- ", text)
+    text = _TAG_RE.sub("", _BLOCK_RE.sub("\n", text))
+    return re.sub(r"\s+", " ", html.unescape(text)).strip()
 
 
 def _short(text: str, limit: int = 70) -> str:
     return text if len(text) <= limit else text[: limit - 1] + "…"
 
 
-def word_diff(old: str, new: str, hunks: int = 2) -> str:
-    """Describe how `new` differs from `old` in a line: «removed words» → «added words»."""
-    a, b = visible(old).split(), visible(new).split()
+def word_diff(old: str, new: str, hunks: int = 3) -> str:
+    """Describe how `new` differs from `old`, word by word, with a little context around each change.
+
+    Punctuation is a word of its own, so code reads as code: `np.«zeros» → «ones»(3)`.
+    """
+    a, b = _TOKEN_RE.findall(visible(old)), _TOKEN_RE.findall(visible(new))
     parts = []
-    for tag, i1, i2, j1, j2 in difflib.SequenceMatcher(None, a, b, autojunk=False).get_opcodes():
+    matcher = difflib.SequenceMatcher(None, [t.strip() for t in a], [t.strip() for t in b], autojunk=False)
+    for tag, i1, i2, j1, j2 in matcher.get_opcodes():
         if tag == "equal":
             continue
-        gone, came = _short(" ".join(a[i1:i2]), 40), _short(" ".join(b[j1:j2]), 40)
-        parts.append(f"«{gone}» → «{came}»" if gone and came else f"+«{came}»" if came else f"-«{gone}»")
-    extra = f" (+{len(parts) - hunks} more)" if len(parts) > hunks else ""
+        # Context: what the new text says before the change, and the old text after it.
+        before = "".join(b[max(0, j1 - _CONTEXT) : j1]).strip()
+        after = "".join(a[i2 : i2 + _CONTEXT]).rstrip()
+        gone, came = _short("".join(a[i1:i2]).strip(), 40), _short("".join(b[j1:j2]).strip(), 40)
+        change = f"«{gone}» → «{came}»" if gone and came else f"+«{came}»" if came else f"-«{gone}»"
+        gap = " " if (b[j1:j2] or a[i1:i2] or [" "])[0][:1].isspace() else ""
+        tail = " " if after[:1].isspace() else ""
+        parts.append(f"{before}{gap}{change}{tail}{after.strip()}".strip())
+    extra = f" (and {len(parts) - hunks} more)" if len(parts) > hunks else ""
     return "; ".join(parts[:hunks]) + extra
+
+
+def read(path: Path) -> PackageContents:
+    """Read one .apkg; anything else is a clear error, not a traceback."""
+    try:
+        return read_package(path)
+    except zipfile.BadZipFile:
+        why = "not a zip file"
+    except KeyError:
+        why = "a zip file without collection.anki2"
+    except (sqlite3.Error, ValueError, TypeError):
+        why = "its collection cannot be read"
+    except OSError as exc:
+        why = exc.strerror or str(exc)
+    raise DeckbuildError(
+        f"{display_path(path)}: not an Anki package ({why}); "
+        "give an .apkg file, a folder of them, or a deck folder"
+    )
 
 
 def load(path: Path) -> PackageContents:
     """Read one side: an .apkg, a folder of .apkg files, or a deck source folder."""
     if path.is_file():
-        return read_package(path)
+        return read(path)
     packages = sorted(path.glob("*.apkg")) if path.is_dir() else []
     if not packages and path.is_dir():
         with tempfile.TemporaryDirectory(prefix="deckbuild-diff-") as tmp:
             result = build([path], Path(tmp), now=0, dry_run=True)
-            return _merge([read_package(p) for p in result.packages])
+            return _merge([read(p) for p in result.packages])
     if not packages:
         raise DeckbuildError(f"{path}: not an .apkg, a folder of them, or a deck folder")
-    return _merge([read_package(p) for p in packages])
+    return _merge([read(p) for p in packages])
 
 
 def _merge(parts: list[PackageContents]) -> PackageContents:
@@ -136,7 +179,7 @@ def compare(old: PackageContents, new: PackageContents) -> Diff:
                 label = labels[n] if n < len(labels) else f"field {n + 1}"
                 if x != y and label not in IGNORED_FIELDS:
                     change.fields.append(label)
-                    change.diffs[label] = word_diff(x, y) or "markup only"
+                    change.diffs[label] = word_diff(x, y) or "formatting only"
             if sorted(before.tags) != sorted(after.tags):
                 change.fields.append("tags")
                 change.diffs["tags"] = word_diff(" ".join(sorted(before.tags)), " ".join(sorted(after.tags)))
@@ -230,7 +273,8 @@ def to_markdown(diff: Diff, title: str = "What changed") -> str:
             "",
             f"Removed cards stay in your collection, tagged `{RETIRED_TAG}` and marked retired on the "
             "back. To delete them: open Browse, search `tag:deckbuild::retired`, select all, and "
-            "choose Notes → Delete.",
+            "choose Notes → Delete. If you import this deck for the first time, they are in its "
+            "`Retired` subdeck: delete that subdeck.",
         ]
     return "\n".join(out) + "\n"
 

@@ -103,7 +103,12 @@ class Memo:
         if row is None:
             return None
         self._used[group].add(sig)
-        _, fields, digest, extra, problems, media = row
+        # Shipped without the sanitizer: only a row this cache's key signed is used; any other
+        # (damaged, planted, or of another card) is rendered again and replaced.
+        *content, seal = row
+        if not self.store.sealed(seal, "memo", group, *content):
+            return None
+        _, fields, digest, extra, problems, media = content
         origin = self._origins.get(source.path)
         if origin is None:
             # Shared by the cards of a file: nothing writes to it.
@@ -125,7 +130,7 @@ class Memo:
         if self.store.db is None or any(_SEP in f for f in rendered.fields):
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
-        row = (
+        content = (
             sig,
             _SEP.join(rendered.fields),
             rendered.digest,
@@ -133,8 +138,10 @@ class Memo:
             json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
             json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
         )
+        if any("\x00" in part for part in content):
+            return  # the seal joins parts with NUL; such a card is simply rendered every time
         group = self._groups.get(source.path) or self.group(source)
-        self._new.setdefault(group, {})[sig] = row
+        self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
         self._used.setdefault(group, set()).add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:

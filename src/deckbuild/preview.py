@@ -40,7 +40,13 @@ h2 { margin: 1.5em 2em 0.5em; font-size: 1.1em; }
 .preview-side > .card { padding: 1em 1.2em; min-height: 4em; }
 .hint summary { cursor: pointer; color: #0969da; }
 .math-error { color: #cf222e; }
+/* Long code lines wrap here, so that the page shows all of them (in Anki they scroll). */
+.preview-side pre { white-space: pre-wrap; overflow-wrap: anywhere; }
+/* A font with an OpenType MATH table: without one, browsers cannot stretch brackets. */
+math { font-family: "STIX Two Math", "Latin Modern Math", "DejaVu Math TeX Gyre", "Cambria Math", math; }
 """
+# The brackets latex2mathml writes around a matrix (pmatrix, bmatrix, …) as plain operators.
+_MATRIX_FENCE_RE = re.compile(r"<mo>([^<]{1,12})</mo>(?=<mtable)|(?<=</mtable>)<mo>([^<]{1,12})</mo>")
 
 
 @dataclass(frozen=True)
@@ -75,9 +81,16 @@ def typeset(markup: str) -> str:
         mathml = to_mathml(body, display)
         if mathml is None:
             return f'<span class="math-error">{match.group(0)}</span>'
-        return mathml
+        return _MATRIX_FENCE_RE.sub(_stretch, mathml) if "<mtable" in mathml else mathml
 
     return _MATH_RE.sub(convert, markup)
+
+
+def _stretch(match: re.Match[str]) -> str:
+    """Make a matrix's bracket grow with it, as \\left( … \\right) already does."""
+    opening = match.group(1) is not None
+    form = "prefix" if opening else "postfix"
+    return f'<mo stretchy="true" fence="true" form="{form}">{match.group(1 if opening else 2)}</mo>'
 
 
 def _page(title: str, body: list[str], night: bool, other: str) -> str:
@@ -113,7 +126,8 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
         raise BuildFailed(report)
     pages: dict[bool, list[str]] = {False: [], True: []}
     deck = None
-    for parsed, fields in rendered:
+    # A deck before its subdecks, as Anki lists them; cards keep their source order within a deck.
+    for parsed, fields in sorted(rendered, key=lambda card: card[0].deck.split("::")):
         if parsed.deck != deck:
             deck = parsed.deck
             for body in pages.values():

@@ -34,6 +34,8 @@ def make_release(
     notes_url: str | None = None,
 ) -> ReleaseResult:
     """Build with --frozen, then write the sums and the notes against the previous release."""
+    # Read first: a previous release that is not one is an error before anything is written.
+    old = load(previous) if previous else PackageContents()
     result = build(
         paths, outdir, now=0, frozen=True, previous=[previous] if previous else [],
         release=Release(version, notes_url),
@@ -47,7 +49,6 @@ def make_release(
         contents = read_package(package)
         new.notes.update(contents.notes)
         new.notetypes.update(contents.notetypes)
-    old = load(previous) if previous else PackageContents()
     diff = compare(old, new)
     title = f"{version}: what changed" if previous else f"{version}: first release"
     write_text(outdir / NOTES, to_markdown(diff, title))

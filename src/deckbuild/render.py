@@ -17,9 +17,12 @@ from deckbuild.notetype import FIELDS
 if TYPE_CHECKING:
     from deckbuild.models import CardBase, Option, Step
 
-# Private-use characters: Markdown and the sanitizer leave them alone, and authors never type them.
+# Private-use characters: Markdown and the sanitizer leave them alone. A text that holds them
+# gets placeholders made of others it does not hold, so author text is never taken for one.
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
 _PH_RE = re.compile(f"{_PH_OPEN}(\\d+){_PH_CLOSE}")
+_PRIVATE_RE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010fffd]")
+_PRIVATE_RANGES = ((0xE003, 0xF900), (0xF0000, 0xFFFFE), (0x100000, 0x10FFFE))
 
 # fmt: off
 ALLOWED_TAGS = frozenset("""
@@ -43,6 +46,18 @@ ALLOWED_STYLES = frozenset(
     ("color", "background", "background-color", "font-weight", "font-style", "text-decoration", "line-height")
 )
 URL_SCHEMES = frozenset(("http", "https", "mailto"))
+# A link must say where it goes: a relative one would open a file of Anki's own media server.
+_LINK_RE = re.compile(r"(?i)^(?:https?://|mailto:)")
+_HREF_RE = re.compile(r' href="([^"]*)"')
+# A style value may hold words, numbers, lengths and #colours: no function such as url() or
+# expression(), no escape, no quote; and no colour a reader cannot see.
+_STYLE_ATTR_RE = re.compile(r' style="([^"]*)"')
+_STYLE_VALUE_RE = re.compile(r"^[\w\s#.,%-]*$")
+_INVISIBLE_RE = re.compile(r"(?i)\btransparent\b|#(?:[0-9a-f]{4}|[0-9a-f]{8})\b")
+# A tag as the sanitizer writes it: attribute values always in double quotes, `"` escaped.
+_TAG_RE = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)(?:[^>"]|"[^"]*")*>')
+# Anki plays or loads `[sound:…]` and `[anki:…]` found anywhere in a card's HTML.
+_AV_RE = re.compile(r"(?i)\[(?=sound:|anki:)")
 CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
@@ -63,8 +78,43 @@ _PAIRS = tuple(
     (f"\\{a}", f"\\{b}", re.compile(rf"\\{a}(?![A-Za-z])"), re.compile(rf"\\{b}(?![A-Za-z])"))
     for a, b in (("left", "right"), ("begin", "end"))
 )
+# A TeX token as MathJax reads one: a control word, a control symbol, or one character.
+_TOKEN_RE = re.compile(r"\\(?:([A-Za-z]+)|.)", re.S)
+_MORE = "a macro, which can build any command out of harmless pieces"
+# What MathJax in Anki would make of commands its "safe" extension exists to filter (Anki does
+# not load it): refused outright, whatever their case. Each with what it does and what to do.
+UNSAFE_MATH = {
+    "href": ("a link that can run script", "write the link outside the formula as [text](https://…)"),
+    "url": ("a link", "write the link outside the formula as [text](https://…)"),
+    "class": ("an element with any CSS class", "remove it"),
+    "cssid": ("an element with any id", "remove it"),
+    "style": ("an element with any CSS style, even one covering the screen", "remove it; use \\color"),
+    "data": ("an element with any data attributes", "remove it"),
+    "unicode": ("a character in any font", "write the character itself"),
+    "require": ("a MathJax extension loaded while the card shows", "remove it"),
+    "mmltoken": ("a MathML element with any attributes", "remove it"),
+    "setoptions": ("changed MathJax settings", "remove it"),
+    "csname": ("a command named by text", "write the command itself"),
+    **dict.fromkeys(
+        ("def", "gdef", "edef", "xdef", "let", "futurelet", "global", "newcommand", "renewcommand",
+         "providecommand", "newenvironment", "renewenvironment", "newextarrow"),
+        (_MORE, "write the formula out in full"),
+    ),
+}  # fmt: skip
+# \bbox[…] and \enclose{…}[…] take options; a style (`:`) or an attribute (`=`) is refused.
+_OPTIONS_RE = re.compile(
+    r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
+)
+_MATHML_TAGS = frozenset("""
+    math semantics annotation mrow mi mn mo ms mtext mspace msub msup msubsup mfrac msqrt mroot mstyle
+    merror mpadded mphantom mfenced menclose munder mover munderover mtable mtr mtd mlabeledtr
+    mmultiscripts mprescripts none maction
+""".split())  # noqa: SIM905
+_BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
+_MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
+_IMG_TAG_RE = re.compile(r"<img\b[^>]*>")
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
     "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
@@ -80,6 +130,8 @@ class Where:
     folder: Path | None = None
     root: Path | None = None
     media: dict[str, Path] = field(default_factory=dict, compare=False, hash=False)
+    # Local images named but not found: the build renders the card again once they exist.
+    missing: list[Path] = field(default_factory=list, compare=False, hash=False)
 
 
 @dataclass(frozen=True)
@@ -100,21 +152,42 @@ class _Held:
     """Pieces taken out of the text before Markdown and put back, as HTML, after sanitizing."""
 
     html: list[str] = field(default_factory=list)
+    # What each piece was in the source: put back, escaped, where a piece lands inside a tag.
+    sources: list[str] = field(default_factory=list)
     formulas: list[Math] = field(default_factory=list)
+    opener: str = _PH_OPEN
+    closer: str = _PH_CLOSE
+    pattern: re.Pattern[str] = _PH_RE
 
-    def hold(self, markup: str) -> str:
+    @classmethod
+    def for_text(cls, text: str, where: Where, report: Report) -> tuple[str, _Held]:
+        """Make placeholders from private-use characters the text does not hold."""
+        if not _PRIVATE_RE.search(text):
+            return text, cls()
+        used = set(_PRIVATE_RE.findall(text))
+        free = (chr(c) for low, high in _PRIVATE_RANGES for c in range(low, high) if chr(c) not in used)
+        opener, closer = next(free, None), next(free, None)
+        if opener is None or closer is None:
+            report.error(where.path, where.line, "too many private-use characters; remove them")
+            return _PRIVATE_RE.sub("\ufffd", text), cls()
+        return text, cls(opener=opener, closer=closer, pattern=re.compile(f"{opener}(\\d+){closer}"))
+
+    def hold(self, markup: str, source: str) -> str:
         self.html.append(markup)
-        return f"{_PH_OPEN}{len(self.html) - 1}{_PH_CLOSE}"
+        self.sources.append(source)
+        return f"{self.opener}{len(self.html) - 1}{self.closer}"
 
     def math(self, body: str, display: bool) -> str:
         formula = Math(body, display)
         self.formulas.append(formula)
-        return self.hold(formula.html())
+        # Written back as \( \) or \[ \]: inside a tag it can never start a URL scheme.
+        source = f"\\[{body}\\]" if display else f"\\({body}\\)"
+        return self.hold(formula.html(), source)
 
 
 def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
     """Take formulas (outside code) and language-tagged inline code out of the text."""
-    held = _Held()
+    text, held = _Held.for_text(text, where, report)
     if "`" not in text and "~~~" not in text:
         return _scan_math(text, where, report, held), held
     out: list[str] = []
@@ -124,7 +197,9 @@ def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
         inline = code.group(3)
         tagged = _INLINE_LANG_RE.match(inline) if inline is not None else None
         out.append(
-            held.hold(highlight(tagged.group(2), tagged.group(1), inline=True)) if tagged else code.group(0)
+            held.hold(highlight(tagged.group(2), tagged.group(1), inline=True), code.group(0))
+            if tagged
+            else code.group(0)
         )
         pos = code.end()
     out.append(_scan_math(text[pos:], where, report, held))
@@ -197,7 +272,10 @@ def _inline_dollar_end(text: str, start: int) -> int:
 
 def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
-    body, shown = formula.body, formula.html()
+    # MathJax reads the text a browser makes of the field: character references decoded.
+    body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
+    if "\\" in body and not _safe_math(body, shown, where, report):
+        return
     depth = 0
     for brace in _BRACE_RE.findall(body):
         if len(brace) == 1:
@@ -227,6 +305,36 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
                 where.line,
                 f"unknown LaTeX command \\{name} in formula {shown}; check its spelling",
             )
+
+
+def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
+    """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
+    refused = False
+    for name in dict.fromkeys(m.group(1) for m in _TOKEN_RE.finditer(body) if m.group(1)):
+        if (unsafe := UNSAFE_MATH.get(name.lower())) is not None:
+            what, fix = unsafe
+            message = f"formula {shown} uses \\{name}, which MathJax turns into {what}; {fix}"
+            report.error(where.path, where.line, message)
+            refused = True
+    for options in _OPTIONS_RE.finditer(body):
+        bracket = options.group(3) is None and options.group(4) == "["
+        if bracket or (options.group(1).lower() == "enclose" and options.group(2) is None):
+            report.error(
+                where.path,
+                where.line,
+                f"formula {shown} gives \\{options.group(1)} a style or attributes; "
+                "keep to colours and sizes, like \\bbox[yellow,5px]",
+            )
+            refused = True
+            break
+    if (len(body) - len(body.rstrip("\\"))) % 2:
+        report.error(
+            where.path,
+            where.line,
+            f"formula {shown} ends in a backslash, so MathJax would read on past its end; remove it",
+        )
+        refused = True
+    return not refused
 
 
 @lru_cache(maxsize=1)
@@ -264,7 +372,28 @@ def to_mathml(body: str, display: bool) -> str | None:
         result: str = convert(body, display="block" if display else "inline")
     except Exception:  # latex2mathml raises many unrelated types for malformed input
         return None
-    return result
+    # A bare `&` (from `\\text{A\\&B}`) is written as the text it shows; anything else not plain is refused.
+    result = _BARE_AMP_RE.sub("&amp;", result)
+    return result if _plain_mathml(result) else None
+
+
+def _plain_mathml(markup: str) -> bool:
+    """Tell whether MathML is well-formed, of MathML elements only, with no link, style or handler.
+
+    latex2mathml writes `\\text{<img/src=x/onerror=…>}` out as raw markup: never put that in a page.
+    """
+    from xml.etree import ElementTree
+
+    try:
+        tree = ElementTree.fromstring(markup)
+    except ElementTree.ParseError:
+        return False
+    for element in tree.iter():
+        if element.tag.rpartition("}")[2] not in _MATHML_TAGS:
+            return False
+        if any(":" in name or name.startswith("on") or name in _MATHML_UNSAFE for name in element.attrib):
+            return False
+    return True
 
 
 def _cp1252_bytes(run: str) -> bytes:
@@ -320,7 +449,17 @@ def sanitize(markup: str) -> str:
         filter_style_properties=set(ALLOWED_STYLES),
         link_rel="noopener noreferrer",
     )
-    return result
+    return _STYLE_ATTR_RE.sub(_safe_style, result) if ' style="' in result else result
+
+
+def _safe_style(match: re.Match[str]) -> str:
+    """Keep the declarations of a style attribute that only colour or weight text."""
+    kept = []
+    for declaration in match.group(1).split(";"):
+        _, colon, value = declaration.partition(":")
+        if colon and _STYLE_VALUE_RE.match(value) and not _INVISIBLE_RE.search(value):
+            kept.append(declaration)
+    return f' style="{";".join(kept)}"' if kept else ""
 
 
 def media_name(path: Path) -> str:
@@ -330,29 +469,39 @@ def media_name(path: Path) -> str:
 
 
 def _images(markup: str, where: Where, report: Report) -> str:
-    """Package every local image a field shows, under its content name; refuse what is unsafe."""
+    """Package every local image a field shows, under its content name; refuse what is unsafe.
 
-    def replace(match: re.Match[str]) -> str:
+    A missing image is a warning, as in mkdocs: web text often carries `<img>` tags whose files
+    never came along. The tag is dropped and the card kept; `--strict` makes it an error.
+    """
+
+    def replace(tag: re.Match[str]) -> str:
+        match = _IMG_SRC_RE.match(tag.group(0))
+        if match is None:
+            return tag.group(0)
         src = html.unescape(match.group(2))
         if re.match(r"^[a-z][a-z0-9+.-]*:", src, re.I) or src.startswith("//"):
             report.warn(
                 where.path, where.line, f"remote image {src} will not show offline; put it in the deck folder"
             )
-            return match.group(0)
+            return tag.group(0)
         if where.folder is None or where.root is None:
-            return match.group(0)
+            return tag.group(0)
         target = (where.folder / unquote(src)).resolve()
         if not target.is_relative_to(where.root.resolve()):
             report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
-            return match.group(1) + match.group(3)
+            return match.group(1) + match.group(3) + tag.group(0)[match.end() :]
         if not target.is_file():
-            report.error(where.path, where.line, f"image {src} not found; add the file or fix the path")
-            return match.group(0)
+            message = f"image {src} not found, left out of the card; add the file or fix the path"
+            report.warn(where.path, where.line, message)
+            where.missing.append(target)
+            return ""
         name = media_name(target)
         where.media[name] = target
-        return match.group(1) + html.escape(name) + match.group(3)
+        return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
-    return _IMG_SRC_RE.sub(replace, markup)
+    # Whole tags, so that a missing image leaves no broken <img> behind.
+    return _IMG_TAG_RE.sub(replace, markup)
 
 
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
@@ -369,7 +518,63 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
-    return _PH_RE.sub(lambda m: held.html[int(m.group(1))], markup) if held.html else markup
+    if held.html or "\\" in markup or "<a " in markup:
+        markup = _put_back(markup, held, where, report)
+    return markup
+
+
+def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
+    """Put held pieces back into sanitized HTML, each as its context needs; check links and text.
+
+    A piece in text goes back as the HTML it is (formulas keep `<` escaped; code was
+    sanitized on its own); one inside a tag goes back as its source, escaped for an attribute.
+    """
+    out: list[str] = []
+    pos = code = 0
+    stray = False
+    for tag in _TAG_RE.finditer(markup):
+        text = markup[pos : tag.start()]
+        # Anki's MathJax typesets every \\( and \\[ in text outside code; only ours may be there.
+        stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
+        out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
+        closing, name, markup_tag = tag.group(1), tag.group(2).lower(), tag.group(0)
+        if name in ("code", "pre"):
+            code += -1 if closing else 1
+        if held.html and held.opener in markup_tag:
+            markup_tag = held.pattern.sub(lambda m: escape(_piece(held.sources, m)), markup_tag)
+        if name == "a" and not closing:
+            markup_tag = _HREF_RE.sub(lambda m: _link(m, where, report), markup_tag)
+        out.append(markup_tag)
+        pos = tag.end()
+    text = markup[pos:]
+    stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
+    out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
+    if stray:
+        report.error(
+            where.path,
+            where.line,
+            "text that becomes \\( or \\[ (like \\\\( or &#92;() would be typeset by Anki's MathJax "
+            "unchecked; write the formula as \\( … \\), or put the text in `code`",
+        )
+    return "".join(out)
+
+
+def _piece(pieces: list[str], match: re.Match[str]) -> str:
+    index = int(match.group(1))
+    return pieces[index] if index < len(pieces) else ""
+
+
+def _link(match: re.Match[str], where: Where, report: Report) -> str:
+    """Keep a link that says where it goes; drop any other, with a warning."""
+    target = html.unescape(match.group(1))
+    if _LINK_RE.match(target):
+        return match.group(0)
+    report.warn(
+        where.path,
+        where.line,
+        f"link {target} is not a web or mail address, so it was removed; write it in full (https://…)",
+    )
+    return ""
 
 
 def _plain(text: str) -> str | None:
@@ -507,4 +712,8 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Source": escape(origin),
         "Status": "",
     }
-    return [values[name] for name in FIELDS]
+    # Fields written as plain text: MathJax would still typeset a \\( or \\[ in them, unchecked.
+    for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
+        if value and ("\\(" in value or "\\[" in value):
+            report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
+    return [_AV_RE.sub("&#91;", values[name]) if "[" in values[name] else values[name] for name in FIELDS]
