@@ -137,11 +137,15 @@ def build(
 @paths_argument
 @_reports_errors
 def ids(paths: tuple[Path, ...]) -> None:
-    """Write a new UUID into every row of PATHS that has none (the only command that edits sources)."""
+    """Write new UUIDs into sources.
+
+    Every row of PATHS (default: decks/) that has no UUID gets one, written into its file; the
+    only command that edits sources.
+    """
     from deckbuild.newids import write_ids
 
     report = Report()
-    written = write_ids(paths or (DEFAULT_DECKS,), report)
+    written = write_ids(_paths(paths), report)
     for item in written:
         rows = ", ".join(map(str, item.lines))
         click.echo(f"{item.path}: wrote {len(item.lines)} new id(s), line(s) {rows}")
