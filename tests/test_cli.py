@@ -155,7 +155,7 @@ def test_cards_json_lists_every_card_with_its_source(run, deck_tree):
             "misspelt_header.txt",
             "decks/Deck/misspelt_header.txt:1: unknown column 'Questoin' in the header "
             "'Questoin;Answer;UUID'; did you mean 'Question'? the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, in any order",
+            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
         ),
         (
             "unbalanced_quote.txt",

@@ -262,9 +262,13 @@ def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
 
 def _wider_note_type(monkeypatch):
     """Make the next packages carry a note type with one more field, as a careless upgrade would."""
+    import dataclasses
+
     from deckbuild import notetype
 
-    monkeypatch.setattr("deckbuild.package.FIELDS", (*notetype.FIELDS, "Extra2"))
+    wider = dataclasses.replace(notetype.BASIC, fields=(*notetype.FIELDS, "Extra2"))
+    wider.__dict__["digest"] = notetype.BASIC.digest  # only the package changes, not the lock
+    monkeypatch.setitem(notetype.NOTE_TYPES, notetype.NOTE_TYPE_ID, wider)
 
 
 def test_diff_fails_on_breaking_changes_only_when_asked(tree, tmp_path, monkeypatch):

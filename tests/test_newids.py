@@ -202,7 +202,7 @@ def test_a_linked_source_is_written_through_its_link(tmp_path, monkeypatch):
         (
             "Question;Answer;UUID;Colour",
             "unknown column 'Colour' in the header 'Question;Answer;UUID;Colour'; the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, in any order",
+            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
         ),
         (
             "Question;Answer;UUID;Deck",

@@ -91,7 +91,7 @@ def test_columns_may_come_in_any_order():
             "misspelt_header.txt",
             "misspelt_header.txt:1: unknown column 'Questoin' in the header "
             "'Questoin;Answer;UUID'; did you mean 'Question'? the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, in any order",
+            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
         ),
         (
             "unbalanced_quote.txt",

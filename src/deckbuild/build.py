@@ -26,8 +26,8 @@ from deckbuild import answers, cache, ids
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
-from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
-from deckbuild.package import DeckData, NoteData, Shell, read_package, shell, write_package
+from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.package import DeckData, NoteData, Shell, notetype_mods_key, read_package, shell, write_package
 from deckbuild.readers import RawCard, describe_formats
 from deckbuild.readers import detect as detect_format
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, display_path, find_root
@@ -52,6 +52,8 @@ class Parsed:
     card: CardBase | None = None
     rendered: Rendered | None = None
     images: dict[str, Path] | None = None
+    # The note type's fixed id: deckbuild.notetype.NOTE_TYPES.
+    notetype: int = NOTE_TYPE_ID
 
     @property
     def deck(self) -> str:
@@ -199,7 +201,8 @@ def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) 
     if images is None:
         return None
     tags = tuple(_tags(source, raw))
-    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images)
+    nid = notetype_of(raw.kind, raw.data).id
+    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images, nid)
 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
@@ -212,7 +215,8 @@ def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
         card = make_card(data)
     except ValueError as exc:
         return str(exc)
-    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card)
+    nid = notetype_of(raw.kind, raw.data).id
+    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid)
 
 
 def _settle(pending: list[Pending]) -> list[Settled]:
@@ -252,7 +256,8 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
     images = {name: root / relative for name, relative, _, _ in rendered.media if name}
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
-    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
+    nid = notetype_of(item.raw.kind, item.raw.data).id
+    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
 
 
 def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
@@ -462,9 +467,9 @@ class _Build:
     report: Report
     packages: dict[str, dict[str, DeckData]] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)
-    notetype_mods: dict[str, int] = field(default_factory=dict)
-    notetype_digest: str = field(default_factory=notetype_hash)
-    stamped: set[tuple[str, Path]] = field(default_factory=set)
+    # Per package: the mod time of each note type its notes use, by note type id.
+    notetype_mods: dict[str, dict[int, int]] = field(default_factory=dict)
+    stamped: set[tuple[str, Path, int]] = field(default_factory=set)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
 
@@ -474,6 +479,7 @@ class _Build:
             collection = collect(self.paths, self.report, memo, helping)
             media: dict[str, dict[str, Path]] = {}
             render_all(collection, media)
+            self.check_notetypes(collection)
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
             self.add_all(collection)
@@ -505,7 +511,7 @@ class _Build:
         """Name a package by what it holds, and fetch its empty collection unless it is unchanged."""
         decks = [self.packages[slug][name] for name in sorted(self.packages[slug])]
         files = sorted(media.get(slug, {}).items())
-        notetype_mod = self.notetype_mods[slug]
+        notetype_mods = self.notetype_mods[slug]
         digest = hashlib.sha256()
         names = [[deck.name, deck.description] for deck in decks]
         for deck in decks:
@@ -513,27 +519,29 @@ class _Build:
             # Each note by its content hash (as the lock keeps it), not its whole text again.
             rows = "".join(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}" for n in deck.notes)
             digest.update(rows.encode())
-        key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
+        mods = notetype_mods_key(notetype_mods)
+        key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
-        shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
+        shapes = ",".join(NOTE_TYPES[nid].digest for nid in sorted(notetype_mods))
+        shell_key = cache.key("shell", shapes, mods, json.dumps(names))
         known = self.store.get_many([key, shell_key])
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
-            return _Plan(target, key, decks, notetype_mod, files, None)
+            return _Plan(target, key, decks, notetype_mods, files, None)
         if shell_key in known:
             empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
         else:
             # genanki is imported by a helper that is done rendering, not here.
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
-            empty = Shell(*helping.call(shell, bare, notetype_mod))
+            empty = Shell(*helping.call(shell, bare, notetype_mods))
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        return _Plan(target, key, decks, notetype_mod, files, empty)
+        return _Plan(target, key, decks, notetype_mods, files, empty)
 
     def write(self, plan: _Plan) -> None:
         """Write a planned package, unless the file there is already exactly what it holds."""
         if plan.empty is None:
             self.report.count("unchanged")
             return
-        write_package(plan.target, plan.decks, plan.notetype_mod, plan.files, plan.empty)
+        write_package(plan.target, plan.decks, plan.notetype_mods, plan.files, plan.empty)
         self.store.put_many({plan.key: {"sha256": _sha256(plan.target)}})
 
     def deck(self, slug: str, name: str) -> DeckData:
@@ -558,18 +566,46 @@ class _Build:
             source = parsed.source
             lock = collection.locks[source.root]
             slug = source.package
-            if (slug, lock.path) not in self.stamped:
-                self.stamped.add((slug, lock.path))
+            if (slug, lock.path, parsed.notetype) not in self.stamped:
                 self.anchors[slug] = source.package_deck
-                nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
-                self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
-            mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
+                self.stamp_notetype(slug, lock, parsed.notetype)
+            label = NOTE_TYPES[parsed.notetype].label
+            mod = lock.stamp(
+                "notes", parsed.id, parsed.rendered.digest, self.now,
+                **parsed.extra, notetype=None if parsed.notetype == NOTE_TYPE_ID else label,
+            )  # fmt: skip
             if deck is None or where != (slug, source.deck):
                 deck, where = self.deck(slug, source.deck), (slug, source.deck)
             deck.notes.append(
-                NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest)
+                NoteData(
+                    parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest,
+                    notetype=parsed.notetype,
+                )
             )
         self.report.count("packaged", len(collection.cards))
+
+    def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
+        """Stamp a note type in the lock once per package, and keep its mod for the package."""
+        self.stamped.add((slug, lock.path, nid))
+        mod = lock.stamp("notetypes", str(nid), NOTE_TYPES[nid].digest, self.now)
+        mods = self.notetype_mods.setdefault(slug, {})
+        mods[nid] = max(mods.get(nid, 0), mod)
+
+    def check_notetypes(self, collection: Collection) -> None:
+        """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
+        for parsed in collection.cards:
+            entry = collection.locks[parsed.source.root].notes.get(parsed.id)
+            if entry is None or entry.retired:
+                continue
+            was = BY_LABEL.get(entry.notetype or "basic")
+            now = NOTE_TYPES[parsed.notetype]
+            if was is not None and was.id != now.id:
+                self.report.error(
+                    parsed.source.display, parsed.line,
+                    f"this card was a {was.label} card and is now a {now.label} card: Anki cannot change "
+                    "a note's type on import and would skip it, keeping the old one; to change it, empty "
+                    "its UUID and run 'deckbuild ids' (the old card is then retired)",
+                )  # fmt: skip
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
         """Tell whether this build read the file a lock entry came from."""
@@ -602,8 +638,11 @@ class _Build:
             )
             if slug is None:
                 continue
+            nid = BY_LABEL[entry.notetype or "basic"].id
+            if (slug, lock.path, nid) not in self.stamped:
+                self.stamp_notetype(slug, lock, nid)
             self.retired_deck(slug).notes.append(
-                NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True)
+                NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True, nid)
             )
             self.report.count("retired")
 
@@ -618,12 +657,14 @@ class _Build:
                 "build with --previous pointing at the last release, or run 'deckbuild forget' to drop it",
             )  # fmt: skip
             return False
+        notetype = NOTE_TYPES[int(shipped.notetype)]
         fields = list(shipped.fields)
-        fields[FIELDS.index("Status")] = RETIRED_STATUS
+        fields[notetype.index("Status")] = RETIRED_STATUS
         tags = sorted({*shipped.tags, RETIRED_TAG})
         lock.stamp(
             "notes", guid, content_hash(fields, tags), self.now,
             origin=entry.origin, kind=entry.kind, key=entry.key, deck=shipped.deck, fields=fields, tags=tags,
+            notetype=None if notetype.id == NOTE_TYPE_ID else notetype.label,
         )  # fmt: skip
         self.report.notes.append(f"{where}: retired card {guid} ({_first_text(fields[0])})")
         return True
@@ -643,7 +684,8 @@ class _Build:
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
                 continue
             for guid, note in contents.notes.items():
-                ours = note.notetype == str(NOTE_TYPE_ID) and len(note.fields) == len(FIELDS)
+                ours = note.notetype.isdigit() and int(note.notetype) in NOTE_TYPES
+                ours = ours and len(note.fields) == len(NOTE_TYPES[int(note.notetype)].fields)
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
@@ -656,7 +698,7 @@ class _Plan:
     target: Path
     key: str
     decks: list[DeckData]
-    notetype_mod: int
+    notetype_mods: dict[int, int]
     files: list[tuple[str, Path]]
     empty: Shell | None
 

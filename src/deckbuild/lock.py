@@ -42,6 +42,8 @@ class Entry:
     deck: str | None = None
     fields: list[str] | None = None
     tags: list[str] | None = None
+    # The note type, when it is not the basic one ("reversed", "cloze"): a card keeps its type.
+    notetype: str | None = None
 
     @property
     def retired(self) -> bool:
@@ -49,7 +51,7 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"hash": self.hash, "mod": self.mod}
-        for name in ("origin", "kind", "key", "deck", "fields", "tags"):
+        for name in ("origin", "kind", "key", "deck", "fields", "tags", "notetype"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value

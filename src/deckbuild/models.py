@@ -94,6 +94,8 @@ class BasicCard(CardBase):
     # Optional columns of a semicolon file: a hint behind Anki's link, and extra text on the back.
     hint: str | None = None
     extra: str | None = None
+    # A second card, answer to question (the "reversed" note type).
+    reverse: bool = False
 
 
 class RecallCard(CardBase):

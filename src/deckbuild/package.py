@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import zipfile
@@ -14,14 +15,7 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from deckbuild.notetype import (
-    CSS,
-    FIELDS,
-    NOTE_TYPE_ID,
-    NOTE_TYPE_NAME,
-    TEMPLATES,
-    deck_id,
-)
+from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, deck_id
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -38,6 +32,8 @@ class NoteData(NamedTuple):
     digest: str
     # Retired notes arrive suspended for a learner who does not have them yet.
     suspended: bool = False
+    # The note type's fixed id (deckbuild.notetype.NOTE_TYPES).
+    notetype: int = NOTE_TYPE_ID
 
 
 @dataclass(frozen=True)
@@ -81,36 +77,51 @@ class DeckData:
     description: str = ""
 
 
+# genanki's card rule per template: (ord, "any" or "all", indices of the fields it needs).
+Rule = tuple[int, str, list[int]]
+
+
 class Shell(NamedTuple):
-    """A collection with no notes yet (schema, note type, decks), and which cards a note gets."""
+    """A collection with no notes yet (schema, note types, decks), and which cards a note gets."""
 
     db: bytes
-    # genanki's card rule per template: (ord, "any" or "all", indices of the fields it needs).
-    req: list[tuple[int, str, list[int]]]
+    # Per note type id (as text, so it survives JSON): genanki's card rules; none for cloze.
+    req: dict[str, list[Rule]]
 
 
-def shell(decks: Sequence[DeckData], notetype_mod: int) -> Shell:
-    """Have genanki write an empty collection with our note type and these decks."""
+def notetype_mods_key(notetype_mods: dict[int, int]) -> str:
+    """Name the note types of a package and their mod times, for cache keys."""
+    return ",".join(f"{nid}:{mod}" for nid, mod in sorted(notetype_mods.items()))
+
+
+def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
+    """Have genanki write an empty collection with these note types (id: mod) and decks."""
     import genanki
 
-    class Model(genanki.Model):  # type: ignore[misc]
-        # The note type's mod moves only when its templates or CSS change, never with the clock.
-        def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
-            data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
-            return data
+    def model(nid: int, notetype_mod: int) -> Any:
+        class Model(genanki.Model):  # type: ignore[misc]
+            # The note type's mod moves only when its templates or CSS change, never with the clock.
+            def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
+                data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
+                return data
 
-    model = Model(
-        NOTE_TYPE_ID,
-        NOTE_TYPE_NAME,
-        fields=[{"name": name} for name in FIELDS],
-        templates=[dict(t) for t in TEMPLATES],
-        css=CSS,
-        sort_field_index=0,
-    )
+        nt = NOTE_TYPES[nid]
+        return Model(
+            nt.id,
+            nt.name,
+            fields=[{"name": name} for name in nt.fields],
+            templates=[dict(t) for t in nt.templates],
+            css=nt.css,
+            sort_field_index=0,
+            model_type=genanki.Model.CLOZE if nt.cloze else genanki.Model.FRONT_BACK,
+        )
+
+    models = [model(nid, mod) for nid, mod in sorted(notetype_mods.items())]
     gdecks = []
     for deck in decks:
         gdeck = genanki.Deck(deck_id(deck.name), deck.name, deck.description)
-        gdeck.add_model(model)
+        for m in models:
+            gdeck.add_model(m)
         gdecks.append(gdeck)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp:
         db_path = Path(tmp) / "collection.anki2"
@@ -121,13 +132,17 @@ def shell(decks: Sequence[DeckData], notetype_mod: int) -> Shell:
             conn.commit()
         finally:
             conn.close()
-        return Shell(db_path.read_bytes(), [(o, mode, list(need)) for o, mode, need in model._req])
+        req: dict[str, list[Rule]] = {}
+        for m in models:
+            cloze = NOTE_TYPES[m.model_id].cloze
+            req[str(m.model_id)] = [] if cloze else [(o, mode, list(need)) for o, mode, need in m._req]
+        return Shell(db_path.read_bytes(), req)
 
 
 def write_package(
     path: Path,
     decks: Sequence[DeckData],
-    notetype_mod: int,
+    notetype_mods: dict[int, int],
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
 ) -> None:
@@ -135,8 +150,8 @@ def write_package(
 
     `empty` is what `shell` returns for these decks, when the caller kept it from before.
     """
-    empty = empty or shell(decks, notetype_mod)
-    stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
+    empty = empty or shell(decks, notetype_mods)
+    stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"
@@ -174,11 +189,14 @@ def write_package(
 
 
 def _rows(
-    decks: Sequence[DeckData], req: list[tuple[int, str, list[int]]], ids: Iterator[int]
+    decks: Sequence[DeckData], req: dict[str, list[Rule]], ids: Iterator[int]
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    rules = [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in req]
+    rules_of = {
+        int(nid): [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules]
+        for nid, rules in req.items()
+    }
     for deck in decks:
         did = deck_id(deck.name)
         for note in deck.notes:
@@ -186,15 +204,25 @@ def _rows(
             tags = " " + " ".join(note.tags) + " "
             nid = next(ids)
             flds = "\x1f".join(fields)
-            notes.append((nid, note.guid, NOTE_TYPE_ID, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
+            notes.append((nid, note.guid, note.notetype, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
             queue = -1 if note.suspended else 0
-            # genanki's own rule (Note._front_back_cards): which templates give this note a card.
-            for ord_, test, need in rules:
-                if test(need(fields)):
-                    cards.append(
-                        (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
-                    )
+            if NOTE_TYPES[note.notetype].cloze:
+                ords = cloze_ords(fields[0])
+            else:
+                # genanki's own rule (Note._front_back_cards): which templates give this note a card.
+                ords = [ord_ for ord_, test, need in rules_of[note.notetype] if test(need(fields))]
+            for ord_ in ords:
+                row = (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
+                cards.append(row)
     return notes, cards
+
+
+_CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
+
+
+def cloze_ords(text: str) -> list[int]:
+    """Return the cards of a cloze note: one per cloze number in its text, as Anki makes them."""
+    return sorted({int(n) - 1 for n in _CLOZE_NUMBER.findall(text) if int(n) > 0})
 
 
 def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:

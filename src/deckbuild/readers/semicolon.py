@@ -26,7 +26,11 @@ KNOWN = {
     "tags": "Tags",
     "hint": "Hint",
     "extra": "Extra",
+    "reverse": "Reverse",
 }
+# A Reverse column asks for a second card, answer to question, when it says yes.
+_YES = frozenset({"yes", "y", "true", "1", "x"})
+_NO = frozenset({"", "no", "n", "false", "0"})
 # A first line of short words is a header with a typo; anything else is a row without one.
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
@@ -213,6 +217,14 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
         for name in ("hint", "extra"):
             if values.get(name):
                 data[name] = values[name]
+        reverse = values.get("reverse", "").lower()
+        if reverse in _YES:
+            data["reverse"] = True
+        elif reverse not in _NO:
+            report.error(
+                path, lineno, f"Reverse must be yes or no (or empty), found {values['reverse']!r}; fix it"
+            )
+            continue
         cards.append(RawCard(lineno, "basic", data))
     if order is not None and rows == 0:
         report.error(path, 1, "only a header, no cards; add rows or remove the file")
