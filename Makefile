@@ -33,13 +33,15 @@ typecheck: $(STAMP)
 
 check: lint typecheck test
 
-# Speed and memory against bare genanki on the same notes (not a unit test: no timing asserts).
+# Speed and memory against bare genanki on the same notes, then how rendering one field grows
+# with repeated special tokens (not unit tests: no timing asserts).
 bench: $(STAMP)
 	$(BIN)/python benchmarks/bench.py
+	$(BIN)/python benchmarks/linear.py
 
 # The fuzz tests with many more examples than `make test` runs.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_calc.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_calc.py tests/test_limits.py
 
 # Every card, front and back, as a static page; a screenshot too when Chromium is installed.
 preview: $(STAMP)

@@ -67,3 +67,61 @@ def test_warnings_alone_pass_without_strict(deck_tree, monkeypatch):
     result = CliRunner().invoke(cli, ["check", "decks"])
     assert result.exit_code == 0
     assert result.stderr.endswith("0 error(s), 1 warning(s)\n")
+
+
+ROW = "Question;Answer;UUID\nWhat is it?;This.;11111111-1111-4111-8111-111111111111\n"
+
+
+@pytest.mark.parametrize(
+    ("folder", "name", "expected"),
+    [
+        (
+            "Deck",
+            b"a\x1fb.txt",
+            "decks/Deck/a\\x1fb.txt:2: the file path holds U+001F (Anki's field separator) at character "
+            "13, which Anki cannot store; rename the file or folder\n",
+        ),
+        (
+            "Deck",
+            b"bell\x07.txt",
+            "decks/Deck/bell\\x07.txt:2: the tag 2 holds the control character U+0007 at character 13, "
+            "which Anki cannot store; rename the file, or delete the character; the file path holds the "
+            "control character U+0007 at character 16, which Anki cannot store; rename the file or folder\n",
+        ),
+        (
+            "Deck\x01",
+            b"cards.txt",
+            "decks/Deck\\x01/cards.txt:2: the deck name holds the control character U+0001 at character 5, "
+            "which Anki cannot store; rename the file or folder; the file path holds the control character "
+            "U+0001 at character 11, which Anki cannot store; rename the file or folder\n",
+        ),
+        (
+            "Two\nLines",
+            b"cards.txt",
+            "decks/Two\\nLines/cards.txt:2: the deck name holds the control character U+000A at character 4, "
+            "which Anki cannot store; rename the file or folder; the file path holds the control character "
+            "U+000A at character 10, which Anki cannot store; rename the file or folder\n",
+        ),
+        (
+            "Deck",
+            b"not-utf8-\xff.txt",
+            "decks/Deck/not-utf8-\\udcff.txt:2: the tag 2 holds U+DCFF (a lone surrogate, not valid text) at "
+            "character 18, which Anki cannot store; rename the file, or delete the character; the file path "
+            "holds U+DCFF (a lone surrogate, not valid text) at character 21, which Anki cannot store; "
+            "rename the file or folder\n",
+        ),
+    ],
+)
+@pytest.mark.parametrize("command", ["check", "build"])
+def test_a_control_character_in_a_file_or_folder_name_is_an_error(
+    command, folder, name, expected, deck_tree, monkeypatch
+):
+    target = os.fsencode(deck_tree / folder) + b"/" + name
+    os.makedirs(os.path.dirname(target))
+    with open(target, "wb") as out:
+        out.write(ROW.encode())
+    monkeypatch.chdir(deck_tree.parent)
+    result = CliRunner().invoke(cli, [command, "decks"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == expected + "1 error(s), 0 warning(s)\n"
+    assert not (deck_tree.parent / "dist").exists()

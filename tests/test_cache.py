@@ -177,3 +177,76 @@ def test_any_change_to_what_a_build_reads_or_wrote_means_a_real_build(deck_tree,
     result = build([deck_tree / "Deck"], out, now=NOW + 60)
     assert "unchanged" not in result.report.counts
     assert (out / "Deck.apkg").read_bytes() != b"tampered"
+
+
+def _tamper(own_cache, sql, *args):
+    import sqlite3
+
+    db = sqlite3.connect(own_cache / "cache.sqlite")
+    with db:
+        changed = db.execute(sql, args).rowcount
+    db.close()
+    assert changed > 0, "the test damaged something"
+
+
+def _reseal(own_cache):
+    import sqlite3
+
+    from deckbuild.cache import Cache
+
+    signer = Cache(own_cache)
+    db = sqlite3.connect(own_cache / "cache.sqlite")
+    with db:
+        rows = db.execute("SELECT grp, sig, fields, digest, extra, problems, media FROM memo").fetchall()
+        for grp, *content in rows:
+            seal = signer.seal("memo", grp, *content)
+            db.execute("UPDATE memo SET seal = ? WHERE grp = ? AND sig = ?", (seal, grp, content[0]))
+    db.close()
+    signer.close()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        # A row missing a separator once shipped a 14-field note that Anki refused.
+        (
+            "UPDATE memo SET fields = substr(fields, 1, instr(fields, char(31)) - 1) "
+            "|| substr(fields, instr(fields, char(31)) + 1)",
+        ),
+        ("UPDATE memo SET fields = fields || char(31)",),
+        ("UPDATE memo SET problems = 'not json'",),
+        ("UPDATE memo SET problems = '{\"a\": 1}'",),
+        ("UPDATE memo SET media = '[[1, 2]]'",),
+        ("UPDATE memo SET extra = '[1, 2]'",),
+        ("UPDATE memo SET extra = '{\"key\": 5}'",),
+        ("UPDATE memo SET fields = x'00ff'",),
+        ("UPDATE memo SET problems = ?", "[" * 100_000),
+        ("UPDATE entries SET value = '{}'",),
+        ("UPDATE entries SET value = 'not json'",),
+        ("UPDATE entries SET value = '[]'",),
+        ("UPDATE entries SET value = ?", '{"db": "!!not base64!!", "req": [], "sha256": 5}'),
+    ],
+)
+def test_a_damaged_cache_row_is_a_miss_never_a_traceback_or_a_bad_package(tree, own_cache, damage):
+    clean, _ = package(tree, "a", use_cache=False)
+    package(tree, "warm")
+    _tamper(own_cache, *damage)
+    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
+    assert result.exit_code == 0, result.output
+    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+
+
+def test_a_cached_row_anki_would_refuse_stops_at_the_gate_and_the_old_package_stays(tree, own_cache):
+    package(tree, "warm")
+    # The right number of fields, one of them holding a control character Anki would drop,
+    # signed with the cache's own key: as if our own renderer had let it through.
+    _tamper(own_cache, "UPDATE memo SET fields = char(7) || fields")
+    _reseal(own_cache)
+    out = tree.parent / "out"
+    before = put(out, "Deck.apkg", b"the package learners have now")
+    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(out)])
+    assert result.exit_code == 1
+    assert result.stderr.startswith("error: Deck.apkg: note ")
+    assert "the field Front holds the control character U+0007" in result.stderr
+    assert "Traceback" not in result.output
+    assert before.read_bytes() == b"the package learners have now"

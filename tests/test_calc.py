@@ -199,3 +199,185 @@ def test_multihead_matches_pytorch_with_its_weights_copied():
         heads,
     )
     assert close(ours.output, theirs[0].tolist(), 1e-9)
+
+
+# -- Never a traceback, never inf or nan -----------------------------------------------------------
+
+# Numbers at the edges: huge, tiny, infinite, not a number, integers a float cannot hold, booleans.
+extreme = st.one_of(
+    st.floats(),
+    st.sampled_from([1e308, -1e308, 1.7976931348623157e308, 5e-324, 0.0, -0.0, math.inf, -math.inf]),
+    st.integers(-(10**400), 10**400),
+    st.sampled_from([10**400, -(10**400), 2**1024]),
+    st.booleans(),
+)
+anything = st.recursive(
+    st.none() | extreme | st.integers(-3, 3) | st.text(max_size=2) | st.sampled_from(["causal", [], [[]]]),
+    lambda inner: st.lists(inner, max_size=3),
+    max_leaves=12,
+)
+# Well-formed matrices of extreme numbers, so that the arithmetic itself is attacked too.
+edge = st.one_of(
+    st.floats(allow_nan=False, allow_infinity=False), st.sampled_from([1e308, -1e308, 1e154, 0.0])
+)
+
+
+def edge_matrices(rows, cols):
+    return st.lists(st.lists(edge, min_size=cols, max_size=cols), min_size=rows, max_size=rows)
+
+
+def finite(value):
+    """Every number in a result, however nested, is finite."""
+    if isinstance(value, list | tuple):
+        return all(finite(v) for v in value)
+    if isinstance(value, dict):
+        return all(finite(v) for v in value.values())
+    if isinstance(value, float):
+        return math.isfinite(value)
+    return True
+
+
+def answers_or_refuses(call):
+    """Run a calculation: a finite result, or a CalcError with a sentence; nothing else."""
+    try:
+        result = call()
+    except CalcError as exc:
+        message = str(exc)
+        assert message and "Traceback" not in message and message[0].isalnum()
+        return None
+    data = result.to_json() if hasattr(result, "to_json") else result
+    assert finite(data), data
+    return data
+
+
+@given(anything, anything, anything, anything, anything)
+def test_any_input_to_any_calculation_gives_a_finite_result_or_a_calc_error(a, b, c, d, e):
+    answers_or_refuses(lambda: calc.attention(a, b, c, d, e if e is None or _scalar(e) else None))
+    answers_or_refuses(lambda: calc.attention(a, b, c, None, e))
+    answers_or_refuses(lambda: calc.multihead(a, b, c, d, e, 1))
+    answers_or_refuses(lambda: calc.multihead(a, a, a, a, a, e))
+    answers_or_refuses(lambda: calc.layer_norm(a, b, c, e))
+    answers_or_refuses(lambda: calc.positional_encoding(a, b))
+    answers_or_refuses(lambda: calc.feed_forward(a, b, c, d, e))
+    answers_or_refuses(lambda: calc.softmax(a if isinstance(a, list) else [a]))
+    answers_or_refuses(lambda: calc.as_mask(a, 2, 2))
+
+
+def _scalar(x):
+    return isinstance(x, int | float)
+
+
+dims = st.tuples(st.integers(1, 3), st.integers(1, 3), st.integers(1, 3), st.integers(1, 3))
+
+
+@given(dims.flatmap(lambda d: st.tuples(*(edge_matrices(d[0], d[1]) for _ in range(3)), st.just(d))), extreme)
+def test_huge_numbers_in_well_formed_inputs_never_answer_inf_or_nan(case, number):
+    x, y, z, (_, cols, _, _) = case
+    square = [row[:1] * 1 for row in y]
+    answers_or_refuses(lambda: calc.attention(x, y, z))
+    answers_or_refuses(lambda: calc.attention(x, y, z, "causal", number))
+    answers_or_refuses(lambda: calc.layer_norm(x, eps=number))
+    answers_or_refuses(lambda: calc.layer_norm(x, x[0], y[0]))
+    answers_or_refuses(
+        lambda: calc.multihead(x, [[number] * cols] * cols, y[:1] * cols, z[:1] * cols, square, 1)
+    )
+    answers_or_refuses(
+        lambda: calc.feed_forward(x, [[number] * 2] * cols, [number, 0], [[1e308], [1e308]], [0])
+    )
+    answers_or_refuses(lambda: calc.softmax([number, *x[0]]))
+
+
+TOO_LARGE = (
+    "X row 1 holds a number too large or not finite (inf, nan); numbers must fit a float, up to about 1e308"
+)
+
+
+@pytest.mark.parametrize(
+    ("call", "message"),
+    [
+        (lambda: calc.layer_norm([[1, 1]], eps=0),
+         "row 1 of X has variance 0 and eps is 0: give eps > 0, like 1e-5"),
+        (lambda: calc.layer_norm([[1, 2]], eps=-1),
+         "eps must not be negative: it keeps the variance away from zero"),
+        (lambda: calc.layer_norm([[1, 2]], eps=math.nan), "eps must be a finite number, like 0.5"),
+        (lambda: calc.layer_norm([[1e308, -1e308]]),
+         "layer normalisation overflows (a result is inf or nan); use smaller numbers"),
+        (lambda: calc.attention([[1e308]], [[1e308]], [[1]]),
+         "Q · Kᵀ overflows (a result is inf or nan); use smaller numbers"),
+        (lambda: calc.attention([[1e200]], [[1e100]], [[1]], scale=1e10),
+         "scaling the scores overflows (a result is inf or nan); use smaller numbers"),
+        (lambda: calc.attention([[1]], [[1]], [[1]], scale=math.inf), "the scale must be a finite number"),
+        (lambda: calc.softmax([math.nan, 1]),
+         "softmax needs a row of finite numbers (or -inf for a masked position)"),
+        (lambda: calc.softmax([]), "softmax needs a row of finite numbers (or -inf for a masked position)"),
+        (lambda: calc.as_matrix([[1, math.inf]], "X"),
+         TOO_LARGE),
+        (lambda: calc.as_matrix([[1, 10**400]], "X"),
+         TOO_LARGE),
+        (lambda: calc.as_matrix([[True, 1]], "X"), "X row 1 holds something that is not a number"),
+        (lambda: calc.as_vector([1, None], "gamma"), "gamma holds something that is not a number"),
+        (lambda: calc.positional_encoding(0, 4), "length must be a whole number of at least 1"),
+        (lambda: calc.positional_encoding(-3, 4), "length must be a whole number of at least 1"),
+        (lambda: calc.positional_encoding(2.0, 4), "length must be a whole number of at least 1"),
+        (lambda: calc.positional_encoding(4, True), "d_model must be a whole number of at least 1"),
+        (lambda: calc.positional_encoding(100_000, 2000),
+         "the positional encoding would hold 100000×2000 = 200,000,000 numbers; "
+         "the calculator takes at most 100,000 in one matrix"),
+        (lambda: calc.as_matrix([[0.0] * 1000] * 101, "X"),
+         "X would hold 101×1000 = 101,000 numbers; the calculator takes at most 100,000 in one matrix"),
+        (lambda: calc.attention([[0.0]] * 400, [[0.0]] * 400, [[0.0]] * 400, "causal"),
+         "the scores Q Kᵀ would hold 400×400 = 160,000 numbers; "
+         "the calculator takes at most 100,000 in one matrix"),
+        (lambda: calc.attention([[0.0] * 1000] * 100, [[0.0] * 1000] * 100, [[0.0] * 1000] * 100),
+         "attention of 100 queries over 100 keys takes 20,000,000 multiplications; "
+         "the calculator does at most 2,000,000 in one calculation"),
+        (lambda: calc.matmul([[0.0] * 300] * 300, [[0.0] * 300] * 300),
+         "A · B (300×300 by 300×300) takes 27,000,000 multiplications; "
+         "the calculator does at most 2,000,000 in one calculation"),
+    ],
+)  # fmt: skip
+def test_numbers_out_of_range_and_sizes_over_the_bounds_are_sentences(call, message):
+    with pytest.raises(CalcError) as info:
+        call()
+    assert str(info.value) == message
+
+
+def test_a_matrix_nested_ten_thousand_deep_is_a_calc_error_not_a_recursion_error():
+    deep: list = [1.0]
+    for _ in range(10_000):
+        deep = [deep]
+    for call in (
+        lambda: calc.as_matrix(deep, "X"),
+        lambda: calc.attention(deep, deep, deep, deep),
+        lambda: calc.layer_norm([[1.0]], deep, deep),
+        lambda: calc.multihead(deep, deep, deep, deep, deep, 1),
+    ):
+        with pytest.raises(CalcError):
+            call()
+
+
+@pytest.mark.parametrize(
+    ("text", "message"),
+    [
+        ("[NaN]", "NaN is not a finite number"),
+        ("[[1, Infinity]]", "Infinity is not a finite number"),
+        ("[-Infinity]", "-Infinity is not a finite number"),
+        ("[1e400]", "1e400 is too large for a float (up to about 1e308)"),
+        ("[" + "9" * 400 + "]", "999999999999… is too large for a float (up to about 1e308)"),
+        ("[" * 10_000 + "]" * 10_000, "nested more than 32 deep"),
+    ],
+)
+def test_calculator_json_refuses_what_no_calculation_can_use(text, message):
+    import json
+
+    with pytest.raises(json.JSONDecodeError) as info:
+        calc.JsonDecoder().decode(text)
+    assert info.value.msg == message
+
+
+@given(st.text(alphabet='[]{}",:0123456789.eE+-INaftrueslnul ', max_size=60))
+def test_calculator_json_decodes_or_says_why(text):
+    import json
+
+    with contextlib.suppress(json.JSONDecodeError):
+        calc.JsonDecoder().decode(text)

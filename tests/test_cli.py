@@ -153,9 +153,9 @@ def test_cards_json_lists_every_card_with_its_source(run, deck_tree):
         ),
         (
             "misspelt_header.txt",
-            "decks/Deck/misspelt_header.txt:1: unknown column 'Questoin' in the header "
-            "'Questoin;Answer;UUID'; did you mean 'Question'? the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
+            "decks/Deck/misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column "
+            "'Questoin' (did you mean 'Question'?) and no Question column; the known columns are "
+            "Question, Answer, UUID, Tags, Hint, Extra and Reverse (each once, in any order and any case)",
         ),
         (
             "unbalanced_quote.txt",

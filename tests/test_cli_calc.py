@@ -89,3 +89,35 @@ def test_layernorm_shows_the_mean_and_variance_of_each_row():
     data = json.loads(run("layernorm", "-x", "[1, 3]", "--eps", "0", "--json").stdout)
     assert data == {"output": [-1.0, 1.0], "mean": 2.0, "variance": 1.0, "normalized": [-1.0, 1.0]}
     assert result.stdout.splitlines()[-1] == "Answer: [[-2, 2], [-2, 2]]"
+
+
+@pytest.mark.parametrize(
+    ("args", "status", "message"),
+    [
+        (["softmax", "[Infinity, 1]"], 2, "not valid JSON (Infinity is not a finite number at character 1)"),
+        (["softmax", "[1, NaN]"], 2, "not valid JSON (NaN is not a finite number at character 1)"),
+        (["softmax", "[1e400]"], 2,
+         "not valid JSON (1e400 is too large for a float (up to about 1e308) at character 1)"),
+        (["softmax", "[" * 10_000 + "1" + "]" * 10_000], 2,
+         "not valid JSON (nested more than 32 deep at character 1)"),
+        (["layernorm", "-x", "[[1, 1]]", "--eps", "0"], 1,
+         "error: row 1 of X has variance 0 and eps is 0: give eps > 0, like 1e-5"),
+        (["layernorm", "-x", "[[1, 2]]", "--eps", "-1"], 1,
+         "error: eps must not be negative: it keeps the variance away from zero"),
+        (["layernorm", "-x", "[[1, 2]]", "--eps", "nan"], 1, "error: eps must be a finite number, like 0.5"),
+        (["layernorm", "-x", "[[1e308, -1e308]]"], 1,
+         "error: layer normalisation overflows (a result is inf or nan); use smaller numbers"),
+        (["attention", "-q", "[[1e308]]", "-k", "[[1e308]]", "-v", "[[1]]"], 1,
+         "error: Q · Kᵀ overflows (a result is inf or nan); use smaller numbers"),
+        (["attention", "-q", "[[1]]", "-k", "[[1]]", "-v", "[[1]]", "--scale", "inf"], 1,
+         "error: the scale must be a finite number"),
+        (["posenc", "--length", "100000", "--d-model", "2000"], 1,
+         "error: the positional encoding would hold 100000×2000 = 200,000,000 numbers; "
+         "the calculator takes at most 100,000 in one matrix"),
+    ],
+)  # fmt: skip
+def test_numbers_no_calculation_can_use_are_refused_never_a_traceback(args, status, message):
+    result = run(*args)
+    assert result.exit_code == status
+    assert message in result.stderr
+    assert "Traceback" not in result.output and "nan" not in result.stdout and "inf" not in result.stdout

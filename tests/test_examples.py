@@ -1,4 +1,4 @@
-"""The README's examples in examples/ build as committed (frozen) and reach Anki as described."""
+"""The README's examples in examples/decks/ build as committed (frozen) and reach Anki as described."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from ankihelp import import_package, notes_by_guid
 from conftest import ROOT
 from deckbuild.build import build
 
-EXAMPLES = ROOT / "examples"
+EXAMPLES = ROOT / "examples" / "decks"
 NOW = 1_700_000_000
 
 

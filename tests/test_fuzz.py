@@ -166,7 +166,7 @@ def placeholder_text(draw):
 def test_placeholders_never_let_author_text_change_the_html(text):
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
-    assert dangers(html) == [] or report.failed(strict=True), html
+    assert dangers(html) == [] or report.failed(strict=False), html
     # Author text is never taken for a placeholder: private-use characters stay as they were.
     for char in ("\ue000", "\ue001", "\ue002"):
         if char not in html:
@@ -190,18 +190,25 @@ def hostile_math(draw):
     argument = st.sampled_from(["{javascript:alert(1)}", "{position:fixed}", "[border:1px]", "{mjx-x}",
                                 '[href="javascript:x"]', "#1{#1ref}", "\\a", '{box}[style="x:y"]',
                                 ""])  # fmt: skip
-    body = (
-        draw(SMALL_TEXT.filter(lambda s: "\\" not in s and "$" not in s))
-        + "\\" + spelled(draw, name) + draw(gap) + draw(argument) + draw(gap) + draw(argument)
-    )  # fmt: skip
+    command = "\\" + spelled(draw, name) + draw(gap) + draw(argument) + draw(gap) + draw(argument)
+    plain = draw(st.text(alphabet="ab 01+^_", max_size=4))
     delimiters = [("\\(", "\\)"), ("\\[", "\\]"), ("$", "$"), ("$$", "$$"), ("\\\\(", "\\\\)"),
                   ("&#92;(", "&#92;)"), ("&#x5c;[", "&#x5C;]")]  # fmt: skip
     opener, closer = draw(st.sampled_from(delimiters))
     before = draw(st.sampled_from(["", "text ", "- ", "**b** ", "<span>", "<b>x</b>\n\n"]))
-    return before + opener + body + closer
+    if draw(st.booleans()):
+        return before + opener + plain + command + closer
+    # Or a delimiter inside the formula, that MathJax would split it at, and the command after it,
+    # where MathJax might read a formula that a later delimiter closes.
+    tokens = st.sampled_from(["\\(", "\\)", "\\[", "\\]", "&#92;(", "&#x5c;]"])
+    inside = "".join(draw(st.lists(tokens, min_size=1, max_size=3)))
+    later = draw(st.sampled_from(["\\\\)", "\\\\]", "&#92;)", "&#92;]", "\\)", "\\]"]))
+    return before + opener + plain + inside + closer + " " + command + " " + later
 
 
 @given(hostile_math())
+@example(r"$$a\]\($$ \href{javascript:alert(1)}{x} \\)")
+@example(r"$a\)\[$ \href{javascript:alert(1)} \\]")
 def test_no_mathjax_command_that_links_styles_or_defines_reaches_a_card_unrefused(text):
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)

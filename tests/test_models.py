@@ -51,3 +51,77 @@ def test_json_puts_the_common_keys_first():
     data = card_json(make_card(basic(tags=["kind::basic"])))
     assert list(data)[:7] == ["id", "deck", "kind", "question", "answer", "tags", "source"]
     assert data["source"] == "f.txt:3"
+
+
+# Every text field of every kind, with the words its message names it by.
+FIELD_PLACES = [
+    ({}, "question", "the question"),
+    ({}, "answer", "the answer"),
+    ({"kind": "quiz", "answer": None}, "explanation", "the explanation"),
+    ({"kind": "open", "answer": None}, "hint", "the hint"),
+    ({"kind": "practice", "number": 1, "answer": None}, "quick_check", "the quick check"),
+    ({"kind": "challenge", "type": "Debug", "answer": None}, "code", "the code"),
+    ({"kind": "challenge", "type": "Debug", "answer": None}, "title", "the title"),
+]
+
+
+@pytest.mark.parametrize(("base", "name", "place"), FIELD_PLACES)
+@pytest.mark.parametrize(
+    ("char", "what"),
+    [
+        ("\x1f", "U+001F (Anki's field separator)"),
+        ("\x00", "the control character U+0000"),
+        ("\x07", "the control character U+0007"),
+        ("\x7f", "the control character U+007F"),
+        ("\ud800", "U+D800 (a lone surrogate, not valid text)"),
+    ],
+)
+def test_a_character_anki_cannot_store_is_refused_in_every_text_field(base, name, place, char, what):
+    with pytest.raises(ValueError) as info:
+        make_card(basic(**base, **{name: f"ab{char}c"}))
+    assert str(info.value) == f"{place} holds {what} at character 3, which Anki cannot store; delete it"
+
+
+@pytest.mark.parametrize(
+    ("over", "message"),
+    [
+        (
+            {
+                "kind": "quiz",
+                "answer": None,
+                "options": [{"letter": "A", "text": "ok"}, {"letter": "B", "text": "\x1b"}],
+            },
+            "the option 2 text holds the control character U+001B at character 1, which Anki cannot store; "
+            "delete it",
+        ),
+        (
+            {"kind": "practice", "number": 1, "answer": None, "solution": [{"title": "t", "text": "x\x0c"}]},
+            "the solution 1 text holds the control character U+000C at character 2, which Anki cannot store; "
+            "delete it",
+        ),
+        (
+            {"kind": "practice", "number": 1, "answer": None, "mistakes": ["fine", "\x02"]},
+            "the mistake 2 holds the control character U+0002 at character 1, which Anki cannot store; "
+            "delete it",
+        ),
+        (
+            {"tags": ["kind::basic", "source::a\x01"]},
+            "the tag 2 holds the control character U+0001 at character 10, which Anki cannot store; "
+            "rename the file, or delete the character",
+        ),
+        (
+            {"deck": "Deck::Sub\tdeck"},
+            "the deck name holds the control character U+0009 at character 10, which Anki cannot store; "
+            "rename the file or folder",
+        ),
+    ],
+)
+def test_nested_fields_tags_and_names_are_checked_too(over, message):
+    with pytest.raises(ValueError) as info:
+        make_card(basic(**over))
+    assert str(info.value) == message
+
+
+@pytest.mark.parametrize("kept", ["\t", "\n", "\r", "\ufeff", "\ufffe", "\uffff", "\x85", "\u2028"])
+def test_text_anki_keeps_is_kept(kept):
+    assert make_card(basic(answer=f"a{kept}b")).answer == f"a{kept}b"

@@ -184,7 +184,8 @@ def test_a_file_an_editor_saved_meanwhile_is_not_overwritten(tmp_path):
 def test_a_linked_source_is_written_through_its_link(tmp_path, monkeypatch):
     decks = tmp_path / "decks" / "Deck"
     decks.mkdir(parents=True)
-    real = tmp_path / "real.txt"
+    (tmp_path / "decks" / ".shared").mkdir()
+    real = tmp_path / "decks" / ".shared" / "real.txt"
     real.write_text("Question;Answer;UUID\nq;a;\n")
     (decks / "cards.txt").symlink_to(real)
     monkeypatch.chdir(tmp_path)
@@ -196,21 +197,25 @@ def test_a_linked_source_is_written_through_its_link(tmp_path, monkeypatch):
 # --- Optional columns ----------------------------------------------------------------------------
 
 
+KNOWN = "Question, Answer, UUID, Tags, Hint, Extra and Reverse (each once, in any order and any case)"
+
+
 @pytest.mark.parametrize(
     ("header", "message"),
     [
         (
             "Question;Answer;UUID;Colour",
-            "unknown column 'Colour' in the header 'Question;Answer;UUID;Colour'; the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
+            "header 'Question;Answer;UUID;Colour' has an unknown column 'Colour'; "
+            f"the known columns are {KNOWN}",
         ),
         (
             "Question;Answer;UUID;Deck",
-            "column 'Deck' is not needed: a file's folder is its deck; remove the column",
+            "header 'Question;Answer;UUID;Deck' has a Deck column, which is not needed (a file's folder is "
+            f"its deck); the known columns are {KNOWN}",
         ),
         (
             "Question;Answer;Answer",
-            "column 'Answer' appears twice in the header 'Question;Answer;Answer'; keep one",
+            f"header 'Question;Answer;Answer' has 'Answer' twice; the known columns are {KNOWN}",
         ),
     ],
 )

@@ -5,8 +5,12 @@ from __future__ import annotations
 import shutil
 import zipfile
 
+import pytest
+
 from conftest import put, seed
 from deckbuild.build import build
+from deckbuild.notetype import FIELDS
+from deckbuild.package import DeckData, NoteData, PackageRefused, write_package
 
 NOW = 1_750_000_000
 
@@ -54,3 +58,74 @@ def test_the_collection_has_the_schema_and_indexes_genanki_writes(deck_tree, tmp
         assert db.execute(query).fetchall() == reference.execute(query).fetchall()
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM notes").fetchone() == (57,)
+
+
+GUID = "11111111-1111-4111-8111-111111111111"
+REFUSED_TAIL = (
+    "; Anki would refuse or change these, so nothing was written and the previous package stays (a damaged "
+    "cache or lock file can cause this: build again with --no-cache, or check the lock file)"
+)
+
+
+def _note(fields=None, tags=("kind::basic",)):
+    return NoteData(
+        GUID, fields if fields is not None else ["Q", "A", *[""] * (len(FIELDS) - 2)], tags, 5, "d"
+    )
+
+
+@pytest.mark.parametrize(
+    ("deck", "note", "fault"),
+    [
+        ("D", _note(["Q", "A"]), f"note {GUID} in deck 'D': it has 2 fields, the note type has 15"),
+        ("D", _note(["Q", *[""] * 13]), f"note {GUID} in deck 'D': it has 14 fields, the note type has 15"),
+        (
+            "D",
+            _note(["Q\x1fA", *[""] * 14]),
+            f"note {GUID} in deck 'D': the field Front holds U+001F (Anki's field separator)",
+        ),
+        (
+            "D",
+            _note(["Q", "A\x00", *[""] * 13]),
+            f"note {GUID} in deck 'D': the field Back holds the control character U+0000",
+        ),
+        (
+            "D",
+            _note(["Q", "A", "\udcff", *[""] * 12]),
+            f"note {GUID} in deck 'D': the field Title holds U+DCFF (a lone surrogate, not valid text)",
+        ),
+        (
+            "D",
+            _note(tags=("two words",)),
+            f"note {GUID} in deck 'D': the tag 'two words' is empty or holds a space or control character",
+        ),
+        (
+            "D",
+            _note(tags=("",)),
+            f"note {GUID} in deck 'D': the tag '' is empty or holds a space or control character",
+        ),
+        (
+            "D",
+            _note(tags=("a\x1fb",)),
+            f"note {GUID} in deck 'D': the tag 'a\\x1fb' is empty or holds a space or control character",
+        ),
+        ("D\x01", _note(), "deck 'D\\x01': the name holds the control character U+0001"),
+        ("D::::E", _note(), "deck 'D::::E': the name has an empty part"),
+    ],
+)
+def test_the_gate_refuses_a_note_anki_would_refuse_and_keeps_the_old_package(tmp_path, deck, note, fault):
+    target = tmp_path / "Deck.apkg"
+    write_package(target, [DeckData("D", [_note()])], 1)
+    before = target.read_bytes()
+    with pytest.raises(PackageRefused) as info:
+        write_package(target, [DeckData(deck, [note])], 1)
+    assert str(info.value) == f"Deck.apkg: {fault}{REFUSED_TAIL}"
+    assert target.read_bytes() == before
+    assert [p.name for p in tmp_path.iterdir()] == ["Deck.apkg"], "no temporary file is left behind"
+
+
+def test_the_gate_names_ten_faults_and_counts_the_rest(tmp_path):
+    notes = [NoteData(f"g{i}", ["Q"], (), 5, "d") for i in range(12)]
+    with pytest.raises(PackageRefused) as info:
+        write_package(tmp_path / "Deck.apkg", [DeckData("D", notes)], 1)
+    message = str(info.value)
+    assert message.count("it has 1 fields") == 10 and "; and 2 more; Anki would refuse" in message

@@ -15,7 +15,7 @@ from click.testing import CliRunner
 from ankihelp import import_package, notes_by_guid
 from conftest import DATA, put
 from deckbuild.build import build
-from deckbuild.cache import Cache
+from deckbuild.cache import SHELL_RECORD, Cache
 from deckbuild.cli import cli
 from deckbuild.notetype import FIELDS
 from hostile import dangers
@@ -162,11 +162,13 @@ def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cac
 
 def test_a_planted_cache_entry_is_not_used(own_cache):
     store = Cache(own_cache)
-    store.put_many({"shell": {"db": "c2FmZQ==", "req": 1}})
-    assert store.get_many(["shell"]) == {"shell": {"db": "c2FmZQ==", "req": 1}}
+    shell = {"db": "c2FmZQ==", "req": {"1573912204": [[0, "all", [0]]]}}
+    store.put_many({"shell": shell})
+    assert store.get_many({"shell": SHELL_RECORD}) == {"shell": shell}
     assert store.db is not None
-    store.db.execute("UPDATE entries SET value = ?", ('{"db": "cGxhbnRlZA==", "req": 1}',))
-    assert store.get_many(["shell"]) == {}
+    planted = '{"db": "cGxhbnRlZA==", "req": {"1573912204": [[0, "all", [0]]]}}'
+    store.db.execute("UPDATE entries SET value = ?", (planted,))
+    assert store.get_many({"shell": SHELL_RECORD}) == {}
     store.close()
 
 

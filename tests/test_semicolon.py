@@ -89,9 +89,9 @@ def test_columns_may_come_in_any_order():
         ),
         (
             "misspelt_header.txt",
-            "misspelt_header.txt:1: unknown column 'Questoin' in the header "
-            "'Questoin;Answer;UUID'; did you mean 'Question'? the known columns are "
-            "Question, Answer, UUID, Tags, Hint, Extra, Reverse, in any order",
+            "misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column "
+            "'Questoin' (did you mean 'Question'?) and no Question column; the known columns are "
+            "Question, Answer, UUID, Tags, Hint, Extra and Reverse (each once, in any order and any case)",
         ),
         (
             "unbalanced_quote.txt",

@@ -3,10 +3,19 @@
 from __future__ import annotations
 
 import os
+import shutil
+import socket
+import subprocess
+import sys
+import tempfile
+from pathlib import Path
 
+import pytest
+
+from ankihelp import import_package, notes_by_guid
 from conftest import put
 from deckbuild.errors import Report
-from deckbuild.sources import LOCK_NAME, decode, discover
+from deckbuild.sources import LOCK_NAME, MAX_SOURCE_BYTES, TooLarge, decode, discover, read_regular
 
 ROW = "Question;Answer;UUID\nQ;A;11111111-1111-4111-8111-111111111111\n"
 
@@ -69,3 +78,189 @@ def test_binary_empty_and_looping_files_are_errors(deck_tree, monkeypatch):
         "empty.txt:1: empty file; add cards or remove the file",
         "loop.txt:1: cannot read: symbolic link loop; fix or remove the file",
     ]
+
+
+def _cli(*args: str, cwd: Path) -> subprocess.CompletedProcess[str]:
+    """Run deckbuild in its own process: a regression that blocks on a FIFO times out, not hangs."""
+    return subprocess.run(
+        [sys.executable, "-m", "deckbuild", *args],
+        cwd=cwd,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+
+
+def test_only_regular_files_are_read_and_each_skipped_one_is_named(deck_tree, tmp_path, collection):
+    put(deck_tree, "Deck/cards.txt", ROW)
+    deck = deck_tree / "Deck"
+    for name in ("fifo.txt", ".hidden-fifo", "song.mp3", "README"):
+        os.mkfifo(deck / name)
+    with socket.socket(socket.AF_UNIX) as sock:
+        sock.bind(str(deck / "socket.txt"))
+        os.symlink("/dev/zero", deck / "zero.txt")
+        os.symlink("/dev/zero", deck / "zero.mp3")
+        os.symlink("fifo.txt", deck / "to-fifo.txt")
+        os.symlink(tmp_path, deck / "folder-link")
+        outside = put(tmp_path, "outside.txt", ROW.replace("Q;A", "Secret;S"))
+        os.symlink(outside, deck / "outside.txt")
+        os.symlink("cards.txt", deck / "inside.txt")  # a link within the tree is read (twice: a duplicate)
+        result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "decks/Deck/fifo.txt: warning: not a regular file (a FIFO), skipped; move it out of the deck folder\n"
+        "decks/Deck/folder-link: warning: a link to a folder, skipped (links to folders are not "
+        "followed); move the folder in\n"
+        "decks/Deck/inside.txt:2: UUID 11111111-1111-4111-8111-111111111111 is used twice: here and at "
+        "decks/Deck/cards.txt:2; give one of the cards a new UUID\n"
+        f"decks/Deck/outside.txt: warning: a link to a file outside the deck tree ({outside}), skipped; "
+        "copy the file into the deck folder\n"
+        "decks/Deck/socket.txt: warning: not a regular file (a socket), skipped; "
+        "move it out of the deck folder\n"
+        "decks/Deck/to-fifo.txt: warning: not a regular file (a FIFO), skipped; "
+        "move it out of the deck folder\n"
+        "decks/Deck/zero.txt: warning: not a regular file (a character device), skipped; "
+        "move it out of the deck folder\n"
+        "1 error(s), 6 warning(s)\n"
+    )
+    os.unlink(deck / "inside.txt")
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 0, result.stderr
+    assert result.stderr.endswith("0 error(s), 6 warning(s)\n")
+    # The unchanged rebuild fingerprints the tree without opening the FIFOs or reading /dev/zero.
+    again = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert (again.returncode, again.stderr, again.stdout) == (0, result.stderr, result.stdout)
+    assert import_package(collection, deck_tree.parent / "dist" / "Deck.apkg").new == 1
+    (note,) = notes_by_guid(collection).values()
+    assert note["Front"] == "<p>Q</p>", "the outside file (Secret) was never read"
+
+
+def test_a_fifo_or_device_named_on_the_command_line_is_skipped_with_a_warning(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree)
+    os.mkfifo(deck_tree / "fifo.txt")
+    os.symlink("/dev/null", deck_tree / "null.txt")
+    report = Report()
+    for source in discover([deck_tree / "fifo.txt", deck_tree / "null.txt"], report):
+        assert decode(source, report) is None
+    assert [str(p) for p in report.sorted_problems()] == [
+        "fifo.txt: warning: not a regular file (a FIFO), skipped; move it out of the deck folder",
+        "null.txt: warning: not a regular file (a character device), skipped; move it out of the deck folder",
+    ]
+
+
+def test_a_file_swapped_for_a_fifo_after_listing_is_never_opened_for_reading(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree)
+    put(deck_tree, "cards.txt", ROW)
+    report = Report()
+    (source,) = discover([deck_tree], report)
+    (deck_tree / "cards.txt").unlink()
+    os.mkfifo(deck_tree / "cards.txt")
+    assert decode(source, report) is None
+    assert [str(p) for p in report.problems] == [
+        "cards.txt: warning: not a regular file (a FIFO), skipped; move it out of the deck folder"
+    ]
+
+
+def test_a_source_above_the_size_limit_is_an_error_not_a_memory_error(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree)
+    big = put(deck_tree, "big.txt", ROW)
+    with open(big, "ab") as handle:
+        handle.truncate(MAX_SOURCE_BYTES + 1)  # sparse: costs no disk
+    put(deck_tree, "fits.txt", ROW.replace("1111-4111", "2222-4222"))
+    report = Report()
+    assert [decode(s, report) is None for s in discover([deck_tree], report)] == [True, False]
+    assert [str(p) for p in report.problems] == [
+        "big.txt:1: file too large (10 MiB; a source may have at most 10 MiB); split it into smaller files"
+    ]
+
+
+def test_reading_stops_at_the_limit_even_past_the_size_the_file_had_when_opened():
+    # /proc files say they are empty and then give more: as a file that grows while it is read.
+    proc = Path("/proc/self/maps")
+    if not proc.exists():
+        pytest.skip("needs /proc")
+    assert os.stat(proc).st_size == 0
+    with pytest.raises(TooLarge) as raised:
+        read_regular(proc, limit=64)
+    assert raised.value.size == 65, "read one byte past the limit, never the rest"
+    assert len(read_regular(proc, limit=None)) > 64
+
+
+def test_a_file_that_vanished_or_a_broken_link_is_an_error(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree)
+    put(deck_tree, "gone.txt", ROW)
+    os.symlink("missing.txt", deck_tree / "broken.txt")
+    report = Report()
+    sources = discover([deck_tree], report)
+    (deck_tree / "gone.txt").unlink()
+    assert [decode(s, report) for s in sources] == [None, None]
+    assert [str(p) for p in report.sorted_problems()] == [
+        "broken.txt:1: cannot read: broken symbolic link (to missing.txt); fix or remove the file",
+        "gone.txt:1: cannot read: the file disappeared while the build ran; fix or remove the file",
+    ]
+
+
+def _problems_reading(decks: Path, user: int | None) -> list[str]:
+    """Discover and decode in a forked child, as `user` when given; return the problems found."""
+    read_end, write_end = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the child's side
+        try:
+            os.close(read_end)
+            if user is not None:
+                os.setgid(user)
+                os.setuid(user)
+            os.chdir(decks.parent)
+            report = Report()
+            for source in discover([decks], report):
+                decode(source, report)
+            os.write(write_end, "\n".join(str(p) for p in report.sorted_problems()).encode())
+        finally:
+            os._exit(0)
+    os.close(write_end)
+    with os.fdopen(read_end, "rb") as pipe:
+        text = pipe.read().decode()
+    os.waitpid(pid, 0)
+    return text.split("\n")
+
+
+def test_unreadable_files_and_folders_are_errors_never_silently_dropped(tmp_path):
+    # Root reads through chmod 000, so as root the reading runs as the unprivileged user nobody.
+    nobody = 65534 if os.geteuid() == 0 else None
+    base = Path(tempfile.mkdtemp(dir="/tmp" if nobody else tmp_path))
+    try:
+        base.chmod(0o755)
+        decks = base / "decks"
+        put(decks, "Deck/cards.txt", ROW)
+        locked = put(decks, "Deck/locked.txt", ROW.replace("1111-4111", "2222-4222"))
+        closed = put(decks, "Closed/inside.txt", ROW.replace("1111-4111", "3333-4333")).parent
+        for folder, _, _ in os.walk(base):
+            os.chmod(folder, 0o755)
+        locked.chmod(0o000)
+        closed.chmod(0o000)
+        problems = _problems_reading(decks, nobody)
+    finally:
+        for folder, _, _ in os.walk(base):
+            os.chmod(folder, 0o755)
+        shutil.rmtree(base)
+    assert problems == [
+        "decks/Closed: cannot list folder: Permission denied; fix its permissions or remove it",
+        "decks/Deck/locked.txt:1: cannot read: Permission denied; fix or remove the file",
+    ]
+
+
+def _zero_link(path: Path) -> None:
+    os.symlink("/dev/zero", path)
+
+
+@pytest.mark.parametrize(("make", "kind"), [(os.mkfifo, "a FIFO"), (_zero_link, "a character device")])
+def test_a_lock_file_that_is_a_fifo_or_a_device_is_an_error_not_a_hang(make, kind, deck_tree):
+    put(deck_tree, "Deck/cards.txt", ROW)
+    make(deck_tree / LOCK_NAME)
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert result.returncode == 1
+    assert result.stderr == (
+        f"error: {deck_tree / LOCK_NAME}:1: cannot read the lock file (not a regular file ({kind})); "
+        "restore it from git\n"
+    )
+    assert not (deck_tree.parent / "dist").exists()

@@ -2,12 +2,27 @@
 
 from __future__ import annotations
 
+import contextlib
 import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
 
 import pytest
 
+from ankihelp import import_package
+from conftest import put
 from deckbuild import workers
+from deckbuild.sources import LOCK_NAME
 from deckbuild.workers import Helpers
+
+ROWS = (
+    "Question;Answer;UUID\n"
+    "Q1;A1;11111111-1111-4111-8111-111111111111\n"
+    "Q2;A2;22222222-2222-4222-8222-222222222222\n"
+)
 
 PARENT = os.getpid()
 
@@ -100,3 +115,71 @@ def test_work_that_cannot_be_sent_is_done_here_without_waiting():
     with Helpers(1, nothing, local_only) as helpers:
         assert helpers.run([1, 2]) == [(1, PARENT), (2, PARENT)]
         assert helpers.call(lambda: os.getpid()) == PARENT
+
+
+# A build stalled once its helpers started, and helpers busy (not reading their pipes), to be killed.
+STALLED_BUILD = """
+import sys, time
+from pathlib import Path
+from deckbuild import build, workers
+decks, out, pid_file, fallback = sys.argv[1:]
+if fallback == "fallback":
+    workers.set_death_signal = lambda: False  # as where prctl is missing: the watcher must do
+def stalled(paths, report=None, memo=None, helpers=None):
+    Path(pid_file).write_text(" ".join(str(h.pid) for h in helpers._helpers))
+    time.sleep(600)
+build.collect = stalled
+build._warm = lambda: time.sleep(600)  # busy helpers, which read no pipe to see it close
+build.build([Path(decks)], Path(out), now=1_700_000_000, jobs=3)
+"""
+
+
+def _gone(pid: int) -> bool:
+    """Tell whether a process has ended (a zombie nobody reaped yet has ended too)."""
+    try:
+        with open(f"/proc/{pid}/stat", encoding="ascii") as handle:
+            return handle.read().rsplit(")", 1)[1].split()[0] == "Z"
+    except FileNotFoundError:
+        return True
+
+
+def _wait_for(condition, seconds: float) -> bool:
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        if condition():
+            return True
+        time.sleep(0.05)
+    return condition()
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+@pytest.mark.parametrize("way", ["death-signal", "fallback"])
+def test_helpers_die_with_a_killed_build_and_free_its_lock(way, deck_tree, tmp_path, collection):
+    put(deck_tree, "Deck/cards.txt", ROWS)
+    put(deck_tree, LOCK_NAME, '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}')
+    pid_file = tmp_path / "helpers"
+    stalled = subprocess.Popen(
+        [sys.executable, "-c", STALLED_BUILD, str(deck_tree), str(tmp_path / "dist"), str(pid_file), way]
+    )
+    try:
+        assert _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60), "the build never stalled"
+        helpers = [int(pid) for pid in pid_file.read_text().split()]
+        assert len(helpers) == 2 and not any(_gone(pid) for pid in helpers)
+    finally:
+        stalled.kill()
+        stalled.wait()
+    try:
+        assert _wait_for(lambda: all(_gone(pid) for pid in helpers), 30), "a helper outlived its build"
+    finally:
+        for pid in helpers:  # whatever the outcome, leave no process behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+    # The tree's build lock is free again: a new build takes it and finishes.
+    result = subprocess.run(
+        [sys.executable, "-m", "deckbuild", "build", str(deck_tree), "-o", str(tmp_path / "dist")],
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert result.returncode == 0, result.stderr
+    assert import_package(collection, tmp_path / "dist" / "Deck.apkg").new == 2

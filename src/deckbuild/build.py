@@ -30,7 +30,8 @@ from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.package import DeckData, NoteData, Shell, notetype_mods_key, read_package, shell, write_package
 from deckbuild.readers import RawCard, describe_formats
 from deckbuild.readers import detect as detect_format
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, display_path, find_root
+from deckbuild.render import within_limits
+from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, display_path, find_root, read_regular
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
@@ -146,9 +147,10 @@ def collect(
             continue
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
         raws = importlib.import_module(fmt.module).read(source.display, lines, report)
+        report.count("read", len(raws))
+        raws = within_limits(raws, source.display, report)
         ids.assign(source, raws, locks[source.root], report)
         root = _resolved(source.root)
-        report.count("read", len(raws))
         for raw in raws:
             answers.apply(raw, source.display, report)
             lines_of.append((source, raw.line))
@@ -411,9 +413,9 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         else:
             files.append(path)
     for file in files:
-        digest.update(b"\x00" + str(file).encode("utf-8") + b"\x00")
+        digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(file.read_bytes())
+            digest.update(read_regular(file, limit=None))  # never a FIFO or device: it could hang
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())
@@ -437,7 +439,7 @@ def _stat(path: Path) -> tuple[int, int]:
 
 def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
     """Answer a build whose every input is as the last build left it, if its outputs are too."""
-    record = store.get_many([fingerprint]).get(fingerprint)
+    record = store.get_many({fingerprint: cache.BUILD_RECORD}).get(fingerprint)
     if record is None:
         return None
     try:
@@ -524,7 +526,7 @@ class _Build:
         target = self.outdir / f"{slug}.apkg"
         shapes = ",".join(NOTE_TYPES[nid].digest for nid in sorted(notetype_mods))
         shell_key = cache.key("shell", shapes, mods, json.dumps(names))
-        known = self.store.get_many([key, shell_key])
+        known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
             return _Plan(target, key, decks, notetype_mods, files, None)
         if shell_key in known:

@@ -12,6 +12,8 @@ damaged cache, or one planted by someone without that key, can only cost a build
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import hashlib
 import hmac
@@ -20,10 +22,12 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Iterable
+from collections.abc import Callable, Mapping
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
+
+from deckbuild.notetype import NOTE_TYPES
 
 CACHE_FORMAT = 3
 SECRET = "secret"
@@ -74,11 +78,88 @@ def _installed() -> dict[str, str]:
     return found
 
 
+# What an entry must look like to be used. A type is a value of that type; [shape] a list of
+# such values; [a, b, …] a list of exactly those; {str: shape} a mapping; {"k": shape, …} an
+# object with at least those keys; a function, a test. Anything else is a miss: a damaged
+# cache costs a rebuild, never a traceback.
+Shape = Any
+
+
+def _base64(value: Any) -> bool:
+    try:
+        base64.b64decode(value, validate=True)
+    except (TypeError, ValueError, binascii.Error):
+        return False
+    return isinstance(value, str)
+
+
+BUILD_RECORD: Shape = {
+    "packages": [[str, str]],
+    "inputs": [[str, int, int]],
+    "problems": [[str, int, str, str]],
+    "notes": [str],
+    "counts": {str: int},
+}
+PACKAGE_RECORD: Shape = {"sha256": str}
+# "req": genanki's card rules per note type id (none for a cloze note type).
+SHELL_RECORD: Shape = {"db": _base64, "req": {str: [[int, str, [int]]]}}
+
+
+def conforms(value: Any, shape: Shape) -> bool:
+    """Tell whether a decoded entry has the shape its reader relies on."""
+    if isinstance(shape, type):
+        return isinstance(value, shape) and not (shape is int and isinstance(value, bool))
+    if isinstance(shape, list):
+        if not isinstance(value, list):
+            return False
+        if len(shape) == 1:
+            return all(conforms(v, shape[0]) for v in value)
+        return len(value) == len(shape) and all(conforms(v, s) for v, s in zip(value, shape, strict=True))
+    if isinstance(shape, dict):
+        if not isinstance(value, dict):
+            return False
+        if list(shape) == [str]:
+            return all(isinstance(k, str) and conforms(v, shape[str]) for k, v in value.items())
+        return all(k in value and conforms(value[k], s) for k, s in shape.items())
+    test: Callable[[Any], bool] = shape
+    return test(value)
+
+
+# A memo row decoded: fields, content hash, problems, images shown, what the lock keeps.
+MemoEntry = tuple[list[str], str, list[list[str]], list[list[Any]], dict[str, str | None]]
+_PROBLEMS: Shape = [[str, str]]
+_MEDIA: Shape = [[str, str, int, int]]
+# A note has as many fields as one of the note types.
+_WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
+
+
+def decode_memo(row: tuple[Any, ...]) -> MemoEntry | None:
+    """Decode a memo row from `memo_rows`; None when it is damaged, which is a cache miss."""
+    # Every unchanged card comes through here on a rebuild: the common shapes are checked inline.
+    try:
+        _, joined, digest, extra, problems, media = row
+        fields = joined.split("\x1f")
+        if len(fields) not in _WIDTHS or type(digest) is not str:
+            return None
+        rest = json.loads(extra) if extra else {}
+        # JSON object keys are always strings; the values must be strings or null.
+        if type(rest) is not dict or not all(v is None or type(v) is str for v in rest.values()):
+            return None
+        found = json.loads(problems) if problems else []
+        shown = json.loads(media) if media else []
+    except (TypeError, ValueError, AttributeError, RecursionError):
+        return None
+    if (found and not conforms(found, _PROBLEMS)) or (shown and not conforms(shown, _MEDIA)):
+        return None
+    return fields, digest, found, shown, rest
+
+
 def key(*parts: str) -> str:
     """Hash the parts of a cache key, with the versions, into one key."""
     digest = hashlib.sha256(versions().encode("utf-8"))
     for part in parts:
-        digest.update(b"\x00" + part.encode("utf-8"))
+        # surrogatepass: a file name that is not UTF-8 is still a key (its cards are refused later).
+        digest.update(b"\x00" + part.encode("utf-8", "surrogatepass"))
     return digest.hexdigest()
 
 
@@ -104,6 +185,7 @@ def secret(directory: Path) -> bytes:
 def _make_secret(path: Path) -> None:
     """Write a new key where none is; of two builds at once, the first one's is kept."""
     draft = path.with_name(f".{SECRET}-{os.getpid()}-{threading.get_ident()}")
+    draft.unlink(missing_ok=True)  # left by a process that died, whose id this one now has
     fd = os.open(draft, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
     try:
         with os.fdopen(fd, "wb") as file:
@@ -163,13 +245,16 @@ class Cache:
 
     def sealed(self, seal: str, *parts: str) -> bool:
         """Tell whether a row read back is one this cache's key signed."""
+        # A damaged row can hold anything SQLite stores: a blob, a number, a non-ASCII seal.
+        if type(seal) is not str or not seal.isascii() or not all(type(p) is str for p in parts):
+            return False
         return hmac.compare_digest(seal, self.seal(*parts))
 
-    def get_many(self, keys: Iterable[str]) -> dict[str, Any]:
-        """Return the entries that exist among `keys`."""
+    def get_many(self, shapes: Mapping[str, Shape]) -> dict[str, Any]:
+        """Return the entries that exist among the keys of `shapes`, each of its shape."""
         if self.db is None:
             return {}
-        wanted = list(keys)
+        wanted = list(shapes)
         found: dict[str, Any] = {}
         try:
             for start in range(0, len(wanted), _CHUNK):
@@ -178,9 +263,12 @@ class Cache:
                 for k, value, seal in self.db.execute(
                     f"SELECT key, value, seal FROM entries WHERE key IN ({marks})", chunk
                 ):
-                    if self.sealed(seal, "entry", k, value):
-                        found[k] = json.loads(value)
-        except (sqlite3.Error, ValueError):
+                    if not self.sealed(seal, "entry", k, value):
+                        continue
+                    with contextlib.suppress(TypeError, ValueError, RecursionError):
+                        if conforms(decoded := json.loads(value), shapes[k]):
+                            found[k] = decoded
+        except sqlite3.Error:
             return {}
         return found
 

@@ -7,14 +7,24 @@ Conventions (as in the seed decks): rows are tokens, weights multiply on the rig
 
 from __future__ import annotations
 
+import contextlib
+import json
 import math
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
 Matrix = list[list[float]]
 Vector = list[float]
 Step = tuple[str, str]
+
+# Bounds on one calculation, so that no directive or command can take the machine's memory or
+# minutes: numbers in any one matrix (inputs, results, intermediates), and multiplications in
+# one whole calculation (about a second of pure Python). A card's answer is a few dozen numbers.
+MAX_ELEMENTS = 100_000
+MAX_PRODUCTS = 2_000_000
+# JSON nesting a matrix argument may have; a matrix needs 2 (3 with a head axis, never here).
+MAX_DEPTH = 32
 
 
 class CalcError(ValueError):
@@ -30,25 +40,136 @@ def as_matrix(value: Any, name: str) -> Matrix:
     width = len(value[0])
     if width == 0:
         raise CalcError(f"{name} has an empty row")
+    _bound(len(value), width, name)
     for i, row in enumerate(value):
         if len(row) != width:
             raise CalcError(
                 f"{name} is not rectangular: row 1 has {width} values, row {i + 1} has {len(row)}"
             )
         if not all(_is_number(x) for x in row):
-            raise CalcError(f"{name} row {i + 1} holds something that is not a number")
+            raise CalcError(f"{name} row {i + 1} {_not_a_number(row)}")
     return [[float(x) for x in row] for row in value]
 
 
 def as_vector(value: Any, name: str) -> Vector:
     """Check that `value` is a non-empty list of numbers."""
-    if not isinstance(value, list) or not value or not all(_is_number(x) for x in value):
+    if not isinstance(value, list) or not value:
         raise CalcError(f"{name} must be a list of numbers, like [1, 0.5]")
+    _bound(1, len(value), name)
+    if not all(_is_number(x) for x in value):
+        raise CalcError(f"{name} {_not_a_number(value)}")
     return [float(x) for x in value]
 
 
+def as_scalar(value: Any, name: str) -> float:
+    """Check that `value` is one finite number."""
+    if not _is_number(value):
+        raise CalcError(f"{name} must be a finite number, like 0.5")
+    return float(value)
+
+
 def _is_number(x: Any) -> bool:
-    return isinstance(x, int | float) and not isinstance(x, bool) and math.isfinite(x)
+    if isinstance(x, bool) or not isinstance(x, int | float):
+        return False
+    try:
+        return math.isfinite(x)
+    except OverflowError:  # an int too large for a float
+        return False
+
+
+def _not_a_number(values: list[Any]) -> str:
+    bad = next(x for x in values if not _is_number(x))
+    if isinstance(bad, int | float) and not isinstance(bad, bool):
+        return (
+            "holds a number too large or not finite (inf, nan); numbers must fit a float, up to about 1e308"
+        )
+    return "holds something that is not a number"
+
+
+def _bound(rows: int, cols: int, name: str) -> None:
+    if rows * cols > MAX_ELEMENTS:
+        raise CalcError(
+            f"{name} would hold {rows}×{cols} = {rows * cols:,} numbers; "
+            f"the calculator takes at most {MAX_ELEMENTS:,} in one matrix"
+        )
+
+
+def _work(products: int, what: str) -> None:
+    if products > MAX_PRODUCTS:
+        raise CalcError(
+            f"{what} takes {products:,} multiplications; the calculator does at most {MAX_PRODUCTS:,} "
+            "in one calculation"
+        )
+
+
+def _finite(m: Matrix, what: str) -> Matrix:
+    """Refuse a result that overflowed, instead of answering inf or nan."""
+    if not all(math.isfinite(x) for row in m for x in row):
+        raise CalcError(f"{what} overflows (a result is inf or nan); use smaller numbers")
+    return m
+
+
+@contextlib.contextmanager
+def _overflow(what: str) -> Iterator[None]:
+    """Turn float overflow in `what` into a sentence."""
+    try:
+        yield
+    except CalcError:
+        raise
+    except (OverflowError, ZeroDivisionError, ValueError):
+        raise CalcError(f"{what} overflows (a result is inf or nan); use smaller numbers") from None
+
+
+class _Refused(Exception):
+    """A JSON value the calculator refuses, found while decoding."""
+
+
+def _refuse_constant(name: str) -> Any:
+    raise _Refused(f"{name} is not a finite number")
+
+
+def _int(text: str) -> int | float:
+    # Python refuses to convert integers above 4,300 digits, and a float holds about 309.
+    if len(text.lstrip("-")) > 309:
+        raise _Refused(f"{text[:12]}… is too large for a float (up to about 1e308)")
+    return int(text)
+
+
+def _float(text: str) -> float:
+    value = float(text)
+    if not math.isfinite(value):
+        raise _Refused(f"{text[:24]} is too large for a float (up to about 1e308)")
+    return value
+
+
+class JsonDecoder(json.JSONDecoder):
+    """JSON for calculator inputs: finite numbers only, nested at most MAX_DEPTH deep.
+
+    Its errors are json.JSONDecodeError, so callers report them as they report malformed JSON.
+    """
+
+    def __init__(self) -> None:
+        super().__init__(parse_constant=_refuse_constant, parse_int=_int, parse_float=_float)
+
+    def raw_decode(self, s: str, idx: int = 0) -> tuple[Any, int]:
+        depth = deepest = 0
+        # Brackets in strings count too: a little strict, and never recursion in the decoder.
+        for char in s[idx:]:
+            if char in "[{":
+                depth += 1
+                deepest = max(deepest, depth)
+                if deepest > MAX_DEPTH:
+                    raise json.JSONDecodeError(f"nested more than {MAX_DEPTH} deep", s, idx)
+            elif char in "]}":
+                depth -= 1
+                if depth <= 0:
+                    break
+            elif depth == 0 and not char.isspace():
+                break
+        try:
+            return super().raw_decode(s, idx)
+        except _Refused as exc:
+            raise json.JSONDecodeError(str(exc), s, idx) from None
 
 
 def shape(m: Matrix) -> tuple[int, int]:
@@ -68,17 +189,25 @@ def transpose(m: Matrix) -> Matrix:
 
 def matmul(a: Matrix, b: Matrix, names: tuple[str, str] = ("A", "B")) -> Matrix:
     """Multiply two matrices, with a clear error when their shapes do not fit."""
-    if shape(a)[1] != shape(b)[0]:
+    (rows, inner), (rows_b, cols) = shape(a), shape(b)
+    if inner != rows_b:
         raise CalcError(
             f"cannot multiply {names[0]} ({_dims(a)}) by {names[1]} ({_dims(b)}): "
             f"{names[0]} needs as many columns as {names[1]} has rows"
         )
-    cols = transpose(b)
-    return [[math.fsum(x * y for x, y in zip(row, col, strict=True)) for col in cols] for row in a]
+    product = f"{names[0]} · {names[1]}"
+    _bound(rows, cols, product)
+    _work(rows * inner * cols, f"{product} ({_dims(a)} by {_dims(b)})")
+    tb = transpose(b)
+    with _overflow(product):
+        out = [[math.fsum(x * y for x, y in zip(row, col, strict=True)) for col in tb] for row in a]
+    return _finite(out, product)
 
 
 def softmax(row: Sequence[float]) -> Vector:
     """Softmax of one row, stable for large values; -inf entries get weight 0."""
+    if not row or not all(x == -math.inf or _is_number(x) for x in row):
+        raise CalcError("softmax needs a row of finite numbers (or -inf for a masked position)")
     top = max(row)
     if top == -math.inf:
         raise CalcError("softmax of a row where every position is masked: nothing to attend to")
@@ -124,6 +253,7 @@ def as_mask(value: Any, rows: int, cols: int) -> list[list[bool]] | None:
     if value is None:
         return None
     if value == "causal":
+        _bound(rows, cols, "the mask")
         return causal_mask(rows, cols)
     if isinstance(value, list) and value and all(isinstance(r, list) for r in value):
         if len(value) != rows or any(len(r) != cols for r in value):
@@ -146,13 +276,16 @@ def attention(query: Any, key: Any, value: Any, mask: Any = None, scale: float |
         )
     if shape(k)[0] != shape(v)[0]:
         raise CalcError(f"K ({_dims(k)}) and V ({_dims(v)}) need the same number of rows: one value per key")
-    allowed = as_mask(mask, shape(q)[0], shape(k)[0])
+    (nq, dk), (nk, dv) = shape(q), shape(v)
+    _bound(nq, nk, "the scores Q Kᵀ")
+    _work(nq * dk * nk + nq * nk * dv, f"attention of {nq} queries over {nk} keys")
+    allowed = as_mask(mask, nq, nk)
     if scale is None:
         scale = 1 / math.sqrt(shape(k)[1])
     elif not _is_number(scale):
         raise CalcError("the scale must be a finite number")
     scores = matmul(q, transpose(k), ("Q", "Kᵀ"))
-    scaled = [[s * scale for s in row] for row in scores]
+    scaled = _finite([[s * scale for s in row] for row in scores], "scaling the scores")
     masked = (
         scaled
         if allowed is None
@@ -197,6 +330,12 @@ def multihead(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, mask: Any 
     wqm, wkm, wvm, wom = (as_matrix(w, n) for w, n in ((wq, "Wq"), (wk, "Wk"), (wv, "Wv"), (wo, "Wo")))
     if not isinstance(heads, int) or isinstance(heads, bool) or heads < 1:
         raise CalcError("the number of heads must be a whole number of at least 1")
+    n, d = shape(xm)
+    widths = [shape(w)[1] for w in (wqm, wkm, wvm)]
+    _bound(n, n, "the scores of a head")
+    # Projections, then every head's scores and weighted sum, then the output projection.
+    products = n * d * sum(widths) + n * n * (widths[0] + widths[2]) + n * shape(wom)[0] * shape(wom)[1]
+    _work(products, f"multi-head attention over {n} tokens")
     q, k, v = (matmul(xm, w, ("X", n)) for w, n in ((wqm, "Wq"), (wkm, "Wk"), (wvm, "Wv")))
     if shape(q)[1] != shape(k)[1]:
         raise CalcError(f"Wq and Wk need the same number of columns, found {shape(q)[1]} and {shape(k)[1]}")
@@ -225,12 +364,20 @@ def layer_norm(x: Any, gamma: Any = None, beta: Any = None, eps: float = 1e-5) -
     b = as_vector(beta, "beta") if beta is not None else [0.0] * width
     if len(g) != width or len(b) != width:
         raise CalcError(f"gamma and beta need {width} values, one per column of X")
+    eps = as_scalar(eps, "eps")
+    if eps < 0:
+        raise CalcError("eps must not be negative: it keeps the variance away from zero")
     out = []
-    for row in xm:
-        mean = math.fsum(row) / width
-        var = math.fsum((v - mean) ** 2 for v in row) / width
-        out.append([(v - mean) / math.sqrt(var + eps) * gi + bi for v, gi, bi in zip(row, g, b, strict=True)])
-    return out
+    with _overflow("layer normalisation"):
+        for i, row in enumerate(xm, start=1):
+            mean = math.fsum(row) / width
+            var = math.fsum((v - mean) ** 2 for v in row) / width
+            if var + eps == 0:
+                raise CalcError(f"row {i} of X has variance 0 and eps is 0: give eps > 0, like 1e-5")
+            out.append(
+                [(v - mean) / math.sqrt(var + eps) * gi + bi for v, gi, bi in zip(row, g, b, strict=True)]
+            )
+    return _finite(out, "layer normalisation")
 
 
 def positional_encoding(length: int, d_model: int) -> Matrix:
@@ -238,6 +385,7 @@ def positional_encoding(length: int, d_model: int) -> Matrix:
     for name, n in (("length", length), ("d_model", d_model)):
         if not isinstance(n, int) or isinstance(n, bool) or n < 1:
             raise CalcError(f"{name} must be a whole number of at least 1")
+    _bound(length, d_model, "the positional encoding")
     return [
         [
             (math.sin if i % 2 == 0 else math.cos)(pos / 10000 ** ((i - i % 2) / d_model))
@@ -251,14 +399,18 @@ def feed_forward(x: Any, w1: Any, b1: Any, w2: Any, b2: Any) -> Matrix:
     """Position-wise FFN: max(0, X W1 + b1) W2 + b2."""
     xm, w1m, w2m = as_matrix(x, "X"), as_matrix(w1, "W1"), as_matrix(w2, "W2")
     b1v, b2v = as_vector(b1, "b1"), as_vector(b2, "b2")
+    n, hidden_width = shape(xm)[0], shape(w1m)[1]
+    _work(n * shape(xm)[1] * hidden_width + n * hidden_width * shape(w2m)[1], "the feed-forward network")
     hidden = matmul(xm, w1m, ("X", "W1"))
     if len(b1v) != shape(hidden)[1]:
         raise CalcError(f"b1 needs {shape(hidden)[1]} values, one per column of W1")
-    hidden = [[max(0.0, h + b) for h, b in zip(row, b1v, strict=True)] for row in hidden]
+    hidden = _finite(
+        [[max(0.0, h + b) for h, b in zip(row, b1v, strict=True)] for row in hidden], "X W1 + b1"
+    )
     out = matmul(hidden, w2m, ("ReLU(X W1 + b1)", "W2"))
     if len(b2v) != shape(out)[1]:
         raise CalcError(f"b2 needs {shape(out)[1]} values, one per column of W2")
-    return [[o + b for o, b in zip(row, b2v, strict=True)] for row in out]
+    return _finite([[o + b for o, b in zip(row, b2v, strict=True)] for row in out], "the feed-forward output")
 
 
 # -- Worked solutions --------------------------------------------------------------------------

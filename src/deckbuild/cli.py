@@ -14,7 +14,7 @@ from typing import Any, TypeVar
 import click
 
 from deckbuild import __version__
-from deckbuild.calc import CalcError
+from deckbuild.calc import CalcError, JsonDecoder
 from deckbuild.errors import BuildFailed, DeckbuildError, Report
 
 DEFAULT_DECKS = Path("decks")
@@ -323,7 +323,7 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
             except OSError as exc:
                 self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
         try:
-            return json.loads(text)
+            return JsonDecoder().decode(text)
         except json.JSONDecodeError as exc:
             self.fail(f"not valid JSON ({exc.msg} at character {exc.pos + 1})", param, ctx)
 

@@ -2,8 +2,32 @@
 
 from __future__ import annotations
 
+import re
 from dataclasses import dataclass, field
 from enum import StrEnum
+
+# What Anki cannot keep in a note: U+001F is its field separator (a field holding one makes
+# Anki refuse the whole package), the other C0 controls and DEL it drops without a word, and a
+# lone surrogate is not text that UTF-8 can store. Tab, line feed and carriage return are text.
+UNSAFE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+# In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
+# a file name must not move the terminal's cursor, and a surrogate cannot be printed.
+UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+
+
+def unsafe_character(char: str) -> str:
+    """Name a character Anki cannot keep, for a message."""
+    code = f"U+{ord(char):04X}"
+    if char == "\x1f":
+        return f"{code} (Anki's field separator)"
+    if "\ud800" <= char <= "\udfff":
+        return f"{code} (a lone surrogate, not valid text)"
+    return f"the control character {code}"
+
+
+def printable(text: str) -> str:
+    """Escape control characters and lone surrogates as \\xNN and \\uNNNN."""
+    return UNSAFE_NAME_RE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
 class Severity(StrEnum):
@@ -26,7 +50,7 @@ class Problem:
         prefix = "" if self.severity is Severity.ERROR else "warning: "
         # Line 0 marks a problem with a whole folder, which has no lines.
         where = f"{self.path}:{self.line}" if self.line else self.path
-        return f"{where}: {prefix}{self.message}"
+        return printable(f"{where}: {prefix}{self.message}")
 
 
 @dataclass

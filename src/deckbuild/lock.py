@@ -20,6 +20,7 @@ from typing import Any
 
 from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
+from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
@@ -76,7 +77,7 @@ class Lock:
         if not path.exists():
             return lock
         try:
-            text = path.read_text(encoding="utf-8")
+            text = read_regular(path, limit=None).decode("utf-8")  # a FIFO lock never hangs a build
             data = json.loads(text)
             if data.get("deckbuild_lock") != LOCK_FORMAT:
                 raise ValueError(f"unknown lock format {data.get('deckbuild_lock')!r}")

@@ -65,9 +65,9 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
         path = root / relative
         try:
             stat = path.stat()
-        except OSError:
-            return None
-        if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+                return None
+        except OSError:  # gone, or no longer a regular file
             return None
         found[name] = path
     return found
@@ -108,20 +108,14 @@ class Memo:
         *content, seal = row
         if not self.store.sealed(seal, "memo", group, *content):
             return None
-        _, fields, digest, extra, problems, media = content
+        if (decoded := cache.decode_memo(tuple(content))) is None:
+            return None  # a damaged row: rendered again, and replaced
+        fields, digest, problems, media, extra = decoded
         origin = self._origins.get(source.path)
         if origin is None:
             # Shared by the cards of a file: nothing writes to it.
             origin = self._origins[source.path] = {"origin": source.origin}
-        return Remembered(
-            Rendered(
-                fields.split(_SEP),
-                digest,
-                json.loads(problems) if problems else [],
-                json.loads(media) if media else [],
-            ),
-            {**origin, **json.loads(extra)} if extra else origin,
-        )
+        return Remembered(Rendered(fields, digest, problems, media), {**origin, **extra} if extra else origin)
 
     def remember(
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]

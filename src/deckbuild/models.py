@@ -14,6 +14,9 @@ from pydantic import (
     ValidationError,
     ValidationInfo,
 )
+from pydantic_core import PydanticCustomError
+
+from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, unsafe_character
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
 LETTERS = ("A", "B", "C", "D", "E", "F")
@@ -24,6 +27,23 @@ def _uuid(value: str) -> str:
     if not UUID_RE.match(value):
         raise ValueError(f"invalid UUID {value!r}; write it as 8-4-4-4-12 hex digits")
     return value
+
+
+def _checked(pattern: re.Pattern[str], advice: str) -> Any:
+    def check(value: str) -> str:
+        if (found := pattern.search(value)) is None:
+            return value
+        raise PydanticCustomError(
+            "unsafe_character",
+            "holds {what} at character {at}, which Anki cannot store; {advice}",
+            {"what": unsafe_character(found.group()), "at": found.start() + 1, "advice": advice},
+        )
+
+    return AfterValidator(check)
+
+
+_PLAIN = _checked(UNSAFE_RE, "delete it")
+_NAME = _checked(UNSAFE_NAME_RE, "rename the file or folder")
 
 
 def _text(value: str, info: ValidationInfo) -> str:
@@ -42,8 +62,10 @@ def _tag(value: str) -> str:
 
 
 Uuid = Annotated[str, AfterValidator(_uuid)]
-Text = Annotated[str, AfterValidator(_text)]
-Tag = Annotated[str, AfterValidator(_tag)]
+# Every text field is one of these, so no reader can bring in a character Anki cannot keep.
+Plain = Annotated[str, _PLAIN]
+Text = Annotated[str, _PLAIN, AfterValidator(_text)]
+Tag = Annotated[str, _checked(UNSAFE_RE, "rename the file, or delete the character"), AfterValidator(_tag)]
 Letter = Literal["A", "B", "C", "D", "E", "F"]
 Level = Literal["beginner", "intermediate", "advanced", "expert", "easy", "medium", "hard"]
 
@@ -62,8 +84,8 @@ class Option(_Frozen):
 class Step(_Frozen):
     """One step of a worked solution."""
 
-    title: str
-    text: str
+    title: Plain
+    text: Plain
 
 
 class CardBase(_Frozen):
@@ -71,11 +93,11 @@ class CardBase(_Frozen):
 
     id: Uuid
     kind: str
-    deck: Text
+    deck: Annotated[str, _NAME, AfterValidator(_text)]
     question: Text
-    answer: str | None = None
+    answer: Plain | None = None
     tags: tuple[Tag, ...] = ()
-    source: Annotated[str, Field(pattern=r".+:\d+$")]
+    source: Annotated[str, _NAME, Field(pattern=r".+:\d+$")]
 
     @property
     def path(self) -> str:
@@ -113,14 +135,14 @@ class QuizCard(CardBase):
     options: tuple[Option, ...] = ()
     correct: Letter | None = None
     correct_inferred: bool = False
-    explanation: str | None = None
+    explanation: Plain | None = None
 
 
 class OpenCard(CardBase):
     """An open prompt with a hint and the number of concepts expected."""
 
     kind: Literal["open"] = "open"
-    hint: str | None = None
+    hint: Plain | None = None
     concepts: int | None = None
 
 
@@ -133,23 +155,23 @@ class PracticeCard(CardBase):
     options: tuple[Option, ...] = ()
     correct: Letter | None = None
     solution: tuple[Step, ...] = ()
-    quick_check: str | None = None
-    hint: str | None = None
-    mistakes: tuple[str, ...] = ()
+    quick_check: Plain | None = None
+    hint: Plain | None = None
+    mistakes: tuple[Plain, ...] = ()
 
 
 class ChallengeCard(CardBase):
     """A timed Challenge problem, possibly with code."""
 
     kind: Literal["challenge"] = "challenge"
-    type: str
+    type: Plain
     level: Level | None = None
     time_limit: Annotated[str, Field(pattern=r"^\d+:\d\d$")] | None = None
-    title: str | None = None
-    code: str | None = None
+    title: Plain | None = None
+    code: Plain | None = None
     attempts: int | None = None
-    hint: str | None = None
-    explanation: str | None = None
+    hint: Plain | None = None
+    explanation: Plain | None = None
     solution: tuple[Step, ...] = ()
 
 
@@ -174,6 +196,9 @@ def describe(exc: ValidationError) -> str:
     """Turn a pydantic error into one short line a deck author understands."""
     parts = []
     for err in exc.errors():
+        if err["type"] == "unsafe_character":
+            parts.append(f"{_place(err['loc'])} {err['msg']}")
+            continue
         if err["type"] == "value_error":
             # Our validators write whole sentences.
             parts.append(str(err["ctx"]["error"]))
@@ -182,6 +207,27 @@ def describe(exc: ValidationError) -> str:
         where = ".".join(str(p) for p in err["loc"][1:] or err["loc"])
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
+
+
+_PLACES = {
+    "deck": "deck name",
+    "source": "file path",
+    "tags": "tag",
+    "options": "option",
+    "mistakes": "mistake",
+}
+
+
+def _place(loc: tuple[int | str, ...]) -> str:
+    """Name a field for a message: `the question`, `the option 2 text`, `the tag 3`."""
+    words: list[str] = []
+    # The first item is the card kind, the discriminator's noise.
+    for part in loc[1:]:
+        if isinstance(part, int) and words:
+            words[-1] += f" {part + 1}"
+        else:
+            words.append(_PLACES.get(str(part), str(part).replace("_", " ")))
+    return "the " + " ".join(words)
 
 
 def card_json(card: CardBase) -> dict[str, Any]:

@@ -15,10 +15,22 @@ from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
-from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, deck_id
+from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
+from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
+
+# The gate every note passes before a package is written. Anki refuses a whole package when a
+# note's field count is off (a U+001F inside a field adds one), and silently drops the other
+# C0 controls and DEL from fields, tags and deck names. A note has its note type's field count.
+# How many refused notes a message names.
+_SHOWN = 10
+_DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
+
+
+class PackageRefused(DeckbuildError):
+    """Notes Anki would refuse or change on import: the package is not written."""
 
 
 class NoteData(NamedTuple):
@@ -142,7 +154,7 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
 def write_package(
     path: Path,
     decks: Sequence[DeckData],
-    notetype_mods: dict[int, int],
+    notetype_mods: dict[int, int] | int,
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
 ) -> None:
@@ -150,8 +162,12 @@ def write_package(
 
     `empty` is what `shell` returns for these decks, when the caller kept it from before.
     """
+    if isinstance(notetype_mods, int):  # only the basic note type
+        notetype_mods = {NOTE_TYPE_ID: notetype_mods}
     empty = empty or shell(decks, notetype_mods)
     stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
+    # The gate runs first: a note Anki would refuse leaves the previous package as it was.
+    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"
@@ -162,7 +178,6 @@ def write_package(
             # about ten times faster. The file is thrown away if anything fails: no journal.
             conn.execute("PRAGMA journal_mode=OFF")
             conn.execute("PRAGMA synchronous=OFF")
-            notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000))
             # Indexes built once after the rows, not kept up to date row by row.
             indexes = conn.execute(
                 "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
@@ -189,24 +204,44 @@ def write_package(
 
 
 def _rows(
-    decks: Sequence[DeckData], req: dict[str, list[Rule]], ids: Iterator[int]
+    decks: Sequence[DeckData], req: dict[str, list[Rule]], ids: Iterator[int], name: str
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
+    """Make the notes and cards rows, refusing any note Anki would refuse or change."""
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
+    refused: list[str] = []
     rules_of = {
         int(nid): [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules]
         for nid, rules in req.items()
     }
     for deck in decks:
         did = deck_id(deck.name)
+        if fault := _deck_fault(deck.name):
+            refused.append(f"deck {deck.name!r}: {fault}")
         for note in deck.notes:
             fields = note.fields
-            tags = " " + " ".join(note.tags) + " "
+            joined = " ".join(note.tags)
+            tags = " " + joined + " "
             nid = next(ids)
             flds = "\x1f".join(fields)
+            # The gate, on the text just joined: C-speed checks, details only for a fault.
+            notetype = NOTE_TYPES.get(note.notetype)
+            width = len(notetype.fields) if notetype is not None else -1
+            try:
+                data, tag_data = flds.encode("utf-8"), joined.encode("utf-8")
+                bad = data.count(b"\x1f") != width - 1 or len(data.translate(None, _DROPPED)) != len(data)
+                # Splitting finds empty tags and any whitespace in one (tab, U+001F included).
+                bad = bad or joined.split() != list(note.tags)
+                bad = bad or len(tag_data.translate(None, _DROPPED)) != len(tag_data)
+            except UnicodeEncodeError:
+                bad = True
+            if bad or notetype is None or len(fields) != width:
+                fault = _note_fault(fields, note.tags, notetype)
+                refused.append(f"note {note.guid} in deck {deck.name!r}: {fault}")
+                continue
             notes.append((nid, note.guid, note.notetype, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
             queue = -1 if note.suspended else 0
-            if NOTE_TYPES[note.notetype].cloze:
+            if notetype.cloze:
                 ords = cloze_ords(fields[0])
             else:
                 # genanki's own rule (Note._front_back_cards): which templates give this note a card.
@@ -214,6 +249,16 @@ def _rows(
             for ord_ in ords:
                 row = (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
                 cards.append(row)
+    if refused:
+        more = f"; and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
+        raise PackageRefused(
+            f"{printable(name)}: "
+            + "; ".join(printable(r) for r in refused[:_SHOWN])
+            + more
+            + "; Anki would refuse or change these, so nothing was written and the previous package "
+            "stays (a damaged cache or lock file can cause this: build again with --no-cache, or "
+            "check the lock file)"
+        )
     return notes, cards
 
 
@@ -223,6 +268,30 @@ _CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
 def cloze_ords(text: str) -> list[int]:
     """Return the cards of a cloze note: one per cloze number in its text, as Anki makes them."""
     return sorted({int(n) - 1 for n in _CLOZE_NUMBER.findall(text) if int(n) > 0})
+
+
+def _deck_fault(name: str) -> str | None:
+    """Tell what makes a deck name one Anki would change, if anything."""
+    if found := UNSAFE_NAME_RE.search(name):
+        return f"the name holds {unsafe_character(found.group())}"
+    if any(not part.strip() for part in name.split("::")):
+        return "the name has an empty part"
+    return None
+
+
+def _note_fault(fields: Sequence[str], tags: Sequence[str], notetype: NoteType | None) -> str:
+    """Say what the gate found wrong with a note (the slow path: only for a refused note)."""
+    if notetype is None:
+        return "its note type is not one of deckbuild's"
+    if len(fields) != len(notetype.fields):
+        return f"it has {len(fields)} fields, the note type has {len(notetype.fields)}"
+    for name, text in zip(notetype.fields, fields, strict=True):
+        if found := UNSAFE_RE.search(text):
+            return f"the field {name} holds {unsafe_character(found.group())}"
+    for tag in tags:
+        if not tag or tag.split() != [tag] or UNSAFE_NAME_RE.search(tag):
+            return f"the tag {tag!r} is empty or holds a space or control character"
+    return "it cannot be stored"
 
 
 def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:

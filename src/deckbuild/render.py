@@ -12,17 +12,21 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from deckbuild.errors import Report
-from deckbuild.notetype import FIELDS
+from deckbuild.notetype import notetype_of
 
 if TYPE_CHECKING:
+    from collections.abc import Iterator
+
     from deckbuild.models import CardBase, Option, Step
+    from deckbuild.readers import RawCard
 
 # Private-use characters: Markdown and the sanitizer leave them alone. A text that holds them
 # gets placeholders made of others it does not hold, so author text is never taken for one.
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
 _PH_RE = re.compile(f"{_PH_OPEN}(\\d+){_PH_CLOSE}")
 _PRIVATE_RE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010fffd]")
-_PRIVATE_RANGES = ((0xE003, 0xF900), (0xF0000, 0xFFFFE), (0x100000, 0x10FFFE))
+# E000–E003 are the fixed marks below (placeholders, code, <br> in code spans).
+_PRIVATE_RANGES = ((0xE004, 0xF900), (0xF0000, 0xFFFFE), (0x100000, 0x10FFFE))
 
 # fmt: off
 ALLOWED_TAGS = frozenset("""
@@ -62,7 +66,15 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-_BR_RE = re.compile(r"[ \t]*<br\s*/?>[ \t]*", re.IGNORECASE)
+# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
+# Starting only where a run of blanks starts: from inside one, each try rescanned it (quadratic).
+_BR_RE = re.compile(r"(?<![ \t])[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+# A one- or two-backtick code span on one line that holds a <br>, and the mark the break waits as.
+_SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
+_BR_MARK = "\ue003"
+# A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
+_ITEM_LINE_RE = re.compile(r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
+_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
 _COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
 _MATH_START_RE = re.compile(r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
@@ -115,6 +127,21 @@ _MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype")
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
 _IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
 _IMG_TAG_RE = re.compile(r"<img\b[^>]*>")
+# Bounds on one field, so that a build's time stays linear in its input. Python-Markdown scans
+# from every `[`, backtick, `<` and `~` onwards (quadratic in their number), and recurses once per
+# level of lists, quotes and brackets; JSON and Python parsers recurse on brackets too.
+MAX_FIELD_CHARS = 20_000
+MAX_NESTING = 32
+MAX_MARKUP_WORK = 400_000  # markup characters times field length, as far as Markdown may scan
+MAX_SHOWN_FORMULA = 120  # characters of a formula quoted in a message
+_SCANNED = "[`<~"
+_CODE_SCANNED = "`~"
+# Containers a line opens: quotes and list markers, with the indentation between them.
+_CONTAINERS_RE = re.compile(r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))*+[ \t]*+", re.M)
+_MARKER_RE = re.compile(r">|[-+*]|\d{1,9}[.)]")
+# Every container level takes at least one character of a line's prefix.
+_DEEP_PREFIX_RE = re.compile(rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
+_BRACKET_RE = re.compile(r"\\.|[\[\](){}]", re.S)  # an escape, like \( or \{, nests nothing
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
     "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
@@ -185,6 +212,87 @@ class _Held:
         return self.hold(formula.html(), source)
 
 
+def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> str | None:
+    """Say why a field is too long or too deeply nested to handle in bounded time, or None."""
+    if len(text) > MAX_FIELD_CHARS:
+        return f"{name} too long ({len(text):,} characters, at most {MAX_FIELD_CHARS:,}); shorten or split it"
+    if _may_nest_too_deeply(text) and (depth := nesting(text)) > MAX_NESTING:
+        return (
+            f"{name} nested too deeply ({depth} levels of lists, quotes or brackets, at most {MAX_NESTING}); "
+            "flatten it"
+        )
+    if scanned and (markup := sum(map(text.count, scanned))) * len(text) > MAX_MARKUP_WORK:
+        return (
+            f"{name} has too much markup for Markdown ({markup} of {' '.join(scanned)} in {len(text):,} "
+            f"characters; the two multiplied may be at most {MAX_MARKUP_WORK:,}); shorten or split it"
+        )
+    return None
+
+
+def within_limits(raws: list[RawCard], path: str, report: Report) -> list[RawCard]:
+    """Keep the cards whose every field is within the limits; report (and count) the others skipped.
+
+    Checked as soon as a card is read: matching ids, computing answers (JSON) and parsing code
+    would otherwise meet the same input unbounded.
+    """
+    kept = []
+    for raw in raws:
+        if (problem := _card_problem(raw.data)) is None:
+            kept.append(raw)
+        else:
+            report.error(path, raw.line, problem)
+            report.count("skipped")
+    return kept
+
+
+def _card_problem(data: dict[str, Any]) -> str | None:
+    # Every card passes here on every build: the cheap checks in C clear almost every field.
+    for key, value in data.items():
+        for text in (value,) if isinstance(value, str) else [t for _, t in _texts(value)]:
+            suspect = len(text) > MAX_NESTING and (len(text) > MAX_FIELD_CHARS or _may_nest_too_deeply(text))
+            if suspect and (problem := field_problem(text, "", f"{key} field")):
+                return problem
+    return None
+
+
+def _texts(value: object, key: str = "") -> Iterator[tuple[str, str]]:
+    if isinstance(value, str):
+        yield key, value
+    elif isinstance(value, dict):
+        for name, item in value.items():
+            yield from _texts(item, key or str(name))
+    elif isinstance(value, list | tuple):
+        for item in value:
+            yield from _texts(item, key)
+
+
+def _may_nest_too_deeply(text: str) -> bool:
+    # Cheap, in C: deeper than the limit takes more opening brackets, or a longer line prefix.
+    if text.count("[") + text.count("(") + text.count("{") > MAX_NESTING:
+        return True
+    return (_DEEP_PREFIX_RE.search(text) if "\n" in text else _DEEP_PREFIX_RE.match(text)) is not None
+
+
+def nesting(text: str) -> int:
+    """Return how deep a field nests: containers (lists, quotes, indentation) or brackets."""
+    deepest = 0
+    for prefix in _CONTAINERS_RE.findall(text):
+        if prefix:
+            markers = _MARKER_RE.findall(prefix)
+            # Indentation nests too, a level per 4 columns beyond the space each marker needs.
+            spaces = len(prefix.expandtabs(4)) - sum(map(len, markers)) - len(markers)
+            deepest = max(deepest, len(markers) + max(0, spaces) // 4)
+    depth = 0
+    for found in _BRACKET_RE.finditer(text):
+        char = found.group(0)
+        if char in "[({":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif len(char) == 1:
+            depth = max(0, depth - 1)
+    return deepest
+
+
 def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
     """Take formulas (outside code) and language-tagged inline code out of the text."""
     text, held = _Held.for_text(text, where, report)
@@ -211,16 +319,18 @@ def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
         return text
     out: list[str] = []
     i = plain_from = 0
+    closers = _Closers(text)
     while (found := _MATH_START_RE.search(text, i)) is not None:
         i = found.start()
         two = text[i : i + 2]
         if two in ("\\(", "\\["):
             closer = "\\)" if two == "\\(" else "\\]"
-            end = text.find(closer, i + 2)
+            end = closers.find(closer, i + 2)
             if end == -1:
-                report.error(
-                    where.path, where.line, f"unbalanced math: {two} without {closer}; close the formula"
-                )
+                if closers.first_miss(closer):  # once: every later opener of its kind lacks one too
+                    report.error(
+                        where.path, where.line, f"unbalanced math: {two} without {closer}; close the formula"
+                    )
                 i += 2
                 continue
             out.append(text[plain_from:i] + held.math(text[i + 2 : end], two == "\\["))
@@ -231,13 +341,14 @@ def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
         elif two.startswith("\\"):
             i += 2  # another escape: \\ or \x, never the start of a formula
         elif two == "$$":
-            end = text.find("$$", i + 2)
+            end = closers.find("$$", i + 2)
             if end == -1:
-                report.error(
-                    where.path,
-                    where.line,
-                    "unbalanced math: $$ without a closing $$; close it, or write \\$ for a dollar",
-                )
+                if closers.first_miss("$$"):
+                    report.error(
+                        where.path,
+                        where.line,
+                        "unbalanced math: $$ without a closing $$; close it, or write \\$ for a dollar",
+                    )
                 i += 2
                 continue
             out.append(text[plain_from:i] + held.math(text[i + 2 : end], True))
@@ -249,6 +360,36 @@ def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
             i += 1
     out.append(text[plain_from:])
     return "".join(out)
+
+
+class _Closers:
+    """Find formula closers in one text, each stretch searched once: linear in the text.
+
+    Searching afresh from every opener made `\\(` repeated without a closer quadratic.
+    """
+
+    def __init__(self, text: str) -> None:
+        self.text = text
+        self.searches = 0  # how many times the text was searched: a test bounds it
+        self._known: dict[str, tuple[int, int]] = {}  # closer: (searched from, found at or -1)
+        self._reported: set[str] = set()
+
+    def find(self, closer: str, start: int) -> int:
+        """Return where `closer` next occurs at or after `start`, or -1."""
+        known = self._known.get(closer)
+        # A search from `origin` found nothing before `found`: nor will one from a later start.
+        if known is not None and known[0] <= start and (known[1] == -1 or start <= known[1]):
+            return known[1]
+        self.searches += 1
+        found = self.text.find(closer, start)
+        self._known[closer] = (start, found)
+        return found
+
+    def first_miss(self, closer: str) -> bool:
+        """Tell whether this is the first opener found without `closer`: it is reported once."""
+        first = closer not in self._reported
+        self._reported.add(closer)
+        return first
 
 
 def _inline_dollar_end(text: str, start: int) -> int:
@@ -274,6 +415,9 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # MathJax reads the text a browser makes of the field: character references decoded.
     body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
+    if len(shown) > MAX_SHOWN_FORMULA:
+        # One warning per unknown command, each quoting a long formula whole, grew quadratically.
+        shown = shown[: MAX_SHOWN_FORMULA - 3] + "…" + shown[-2:]
     if "\\" in body and not _safe_math(body, shown, where, report):
         return
     depth = 0
@@ -310,7 +454,17 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
 def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
     refused = False
-    for name in dict.fromkeys(m.group(1) for m in _TOKEN_RE.finditer(body) if m.group(1)):
+    tokens = [m.group(0) for m in _TOKEN_RE.finditer(body)]
+    # A delimiter inside would make MathJax split the formula where we did not, and read text
+    # after it (never checked) as a formula.
+    if delimiter := next((t for t in tokens if t in ("\\(", "\\)", "\\[", "\\]")), None):
+        report.error(
+            where.path,
+            where.line,
+            f"formula {shown} holds {delimiter}, where MathJax would start or end a formula; remove it",
+        )
+        refused = True
+    for name in dict.fromkeys(t[1:] for t in tokens if t[1:].isalpha() and t[1:].isascii()):
         if (unsafe := UNSAFE_MATH.get(name.lower())) is not None:
             what, fix = unsafe
             message = f"formula {shown} uses \\{name}, which MathJax turns into {what}; {fix}"
@@ -426,9 +580,19 @@ def fix_mojibake(text: str, where: Where, report: Report) -> str:
 @lru_cache(maxsize=1)
 def _markdown() -> Any:
     import markdown
+    from markdown.extensions import Extension
+
+    class LiteralUnderscores(Extension):  # type: ignore[misc]
+        """Leave `_` to mean itself: `__init__` and `snake_case` are code words, not emphasis."""
+
+        def extendMarkdown(self, md: Any) -> None:
+            if getattr(md, "delimiters", None) is not None:  # Python-Markdown 3.11 and later
+                md.delimiters.remove("_")
+            elif "em_strong2" in md.inlinePatterns:
+                md.inlinePatterns.deregister("em_strong2")
 
     return markdown.Markdown(
-        extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite"],
+        extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite", LiteralUnderscores()],
         extension_configs={
             # Inline styles, not classes: every Anki client keeps them without our stylesheet.
             "codehilite": {"noclasses": True, "guess_lang": False, "pygments_style": CODE_STYLE},
@@ -464,7 +628,10 @@ def _safe_style(match: re.Match[str]) -> str:
 
 def media_name(path: Path) -> str:
     """Name a media file by its content, so that two different files never share a name."""
-    digest = hashlib.sha256(path.read_bytes()).hexdigest()[:10]
+    from deckbuild.sources import read_regular
+
+    # Never a FIFO or a device that replaced the file: reading one could hang or never end.
+    digest = hashlib.sha256(read_regular(path, limit=None)).hexdigest()[:10]
     return f"{path.stem}-{digest}{path.suffix.lower()}"
 
 
@@ -506,14 +673,33 @@ def _images(markup: str, where: Where, report: Report) -> str:
 
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
     """Render one field of Markdown with LaTeX to the safe HTML stored in the note."""
+    # Code spans and fences are found (by one regex) before the formulas are taken out.
+    if problem := field_problem(text, scanned=_CODE_SCANNED):
+        report.error(where.path, where.line, problem)
+        return escape(text)
     text = fix_mojibake(text, where, report)
     text, held = extract(text, where, report)
     for formula in held.formulas:
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
+    # Only when the author's text does not hold the mark itself: that one is never a <br>.
+    marked = "<" in text and "`" in text and _BR_MARK not in text
     if "<" in text:
+        if marked:
+            # Inside a code span a newline would read as a space: keep the break, as a mark.
+            text = _SPAN_BR_RE.sub(lambda m: _BR_RE.sub(_BR_MARK, m.group(0)), text)
         text = _BR_RE.sub("\n", text)
-    markup = _plain(text) or _plain_list(text) or _markdown_to_html(text)
+    if "\n" in text and _ITEM_LINE_RE.search(text):
+        text = _lists(text)
+    markup = _plain(text) or _plain_list(text)
+    if markup is None:
+        # What Markdown would take quadratic time over is refused (its formulas are out already).
+        if problem := field_problem(text):
+            report.error(where.path, where.line, problem)
+            return escape(text.replace(_BR_MARK, "\n") if marked else text)
+        markup = _markdown_to_html(text)
+    if marked and _BR_MARK in markup:
+        markup = markup.replace(_BR_MARK, "<br>")
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
@@ -575,6 +761,49 @@ def _link(match: re.Match[str], where: Where, report: Report) -> str:
         f"link {target} is not a web or mail address, so it was removed; write it in full (https://…)",
     )
     return ""
+
+
+def _lists(text: str) -> str:
+    """Read lists as authors mean them, where Python-Markdown would not.
+
+    A list right after a line of text starts a list (Python-Markdown wants a blank line first, and
+    shows `Intro:<br>- a` with a literal dash), and a list nested by any indentation is nested
+    (Python-Markdown wants 4 spaces a level): each indentation its items use becomes a level of
+    4 spaces. Fenced code is left alone.
+    """
+    out: list[str] = []
+    block: list[str] = []  # the lines of the list being read
+    state, fence = "blank", ""
+
+    def close() -> None:
+        levels = sorted({len(line) - len(line.lstrip(" ")) for line in block if _ITEM_LINE_RE.match(line)})
+        for line in block:
+            width = len(line) - len(line.lstrip(" "))
+            out.append(" " * (4 * sum(0 < level <= width for level in levels)) + line[width:])
+        block.clear()
+
+    for line in text.split("\n"):
+        if fence:
+            fence = "" if line.lstrip().startswith(fence) else fence
+            out.append(line)
+            continue
+        opening = _FENCE_RE.match(line)
+        if opening or not line.strip():
+            close()
+            state, fence = "blank", opening.group(1) if opening else ""
+            out.append(line)
+        elif state == "list":
+            block.append(line)
+        elif _ITEM_LINE_RE.match(line) and not line.startswith(" "):
+            if state == "text":
+                out.append("")
+            state = "list"
+            block.append(line)
+        else:
+            state = "text"
+            out.append(line)
+    close()
+    return "\n".join(out)
 
 
 def _plain(text: str) -> str | None:
@@ -716,4 +945,9 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
-    return [_AV_RE.sub("&#91;", values[name]) if "[" in values[name] else values[name] for name in FIELDS]
+    # The card's note type lays the values out: its own fields, in its own order.
+    out = []
+    for name in notetype_of(card.kind, data).fields:
+        value = values.get(name, "")
+        out.append(_AV_RE.sub("&#91;", value) if "[" in value else value)
+    return out

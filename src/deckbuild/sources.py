@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import re
+import stat
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -31,6 +33,17 @@ MEDIA_SUFFIXES = frozenset(
     ]
 )
 NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README"})
+# The largest source file read: far beyond any real deck file, small enough to hold in memory.
+MAX_SOURCE_BYTES = 10 * 1024 * 1024
+# Opened without waiting for a writer (a FIFO) and without becoming a terminal's controller.
+_OPEN_FLAGS = os.O_RDONLY | sum(getattr(os, flag, 0) for flag in ("O_NONBLOCK", "O_NOCTTY", "O_CLOEXEC"))
+_KINDS = (
+    (stat.S_ISDIR, "a folder"),
+    (stat.S_ISFIFO, "a FIFO"),
+    (stat.S_ISSOCK, "a socket"),
+    (stat.S_ISCHR, "a character device"),
+    (stat.S_ISBLK, "a block device"),
+)
 
 
 @dataclass(frozen=True, eq=False)
@@ -60,6 +73,93 @@ class SourceFile:
     def origin(self) -> str:
         """Return the path relative to the deck root, as the lock file names it."""
         return self.path.relative_to(self.root).as_posix()
+
+
+class NotRegular(OSError):
+    """A path that is not a regular file (a FIFO, a device, a socket…), so it is never read."""
+
+    def __init__(self, kind: str) -> None:
+        super().__init__(errno.EINVAL, f"not a regular file ({kind})")
+        self.kind = kind
+
+    def __str__(self) -> str:
+        return str(self.strerror)
+
+
+class TooLarge(OSError):
+    """A file larger than the most deckbuild reads of it."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        super().__init__(errno.EFBIG, f"larger than {limit} bytes")
+        self.size = size
+        self.limit = limit
+
+
+def file_kind(mode: int) -> str:
+    """Name the kind of file a stat mode describes, as messages show it."""
+    return next((name for test, name in _KINDS if test(mode)), "a special file")
+
+
+def is_regular(path: Path) -> bool:
+    """Tell whether `path` (after links) is a regular file: safe to open and read to its end."""
+    try:
+        return stat.S_ISREG(os.stat(path).st_mode)
+    except (OSError, ValueError):
+        return False
+
+
+def read_regular(path: Path, limit: int | None = MAX_SOURCE_BYTES) -> bytes:
+    """Read a regular file, at most `limit` bytes; raise NotRegular or TooLarge instead of hanging.
+
+    The kind is checked before opening (a device is never opened) and again on the open file,
+    so a file swapped for a FIFO in between is caught; the read stops past `limit` however
+    much the file grows meanwhile.
+    """
+    before = os.stat(path).st_mode
+    if not stat.S_ISREG(before):
+        raise NotRegular(file_kind(before))
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegular(file_kind(opened.st_mode))
+        if limit is not None and opened.st_size > limit:
+            raise TooLarge(opened.st_size, limit)
+        chunks: list[bytes] = []
+        total = 0
+        while chunk := os.read(fd, 1 << 20 if limit is None else min(1 << 20, limit + 1 - total)):
+            chunks.append(chunk)
+            total += len(chunk)
+            if limit is not None and total > limit:
+                raise TooLarge(total, limit)
+        return b"".join(chunks)
+    finally:
+        os.close(fd)
+
+
+def skip_reason(path: Path, root: Path) -> str | None:
+    """Say why a file in a deck tree is not read as a source, or None when it is read.
+
+    Only regular files inside the deck tree are read; a broken link or a loop is left to
+    reading, which reports it as an error.
+    """
+    try:
+        mode = os.stat(path).st_mode
+    except OSError:
+        return None
+    if not stat.S_ISREG(mode):
+        kind = file_kind(mode)
+        if stat.S_ISDIR(mode):
+            return "a link to a folder, skipped (links to folders are not followed); move the folder in"
+        return f"not a regular file ({kind}), skipped; move it out of the deck folder"
+    if path.is_symlink():
+        target = path.resolve()
+        if not target.is_relative_to(root.resolve()):
+            return (
+                f"a link to a file outside the deck tree ({target.as_posix()}), skipped; "
+                "copy the file into the deck folder"
+            )
+    return None
 
 
 def display_path(path: Path) -> str:
@@ -100,18 +200,23 @@ def is_source_name(name: str) -> bool:
     )
 
 
-def _walk(folder: Path) -> Iterable[Path]:
+def _walk(folder: Path, report: Report) -> Iterable[Path]:
     # Sorted so that output never depends on directory order; links to folders are not
     # followed, which also keeps a symlink loop from recursing forever.
     try:
-        entries = sorted(os.scandir(folder), key=lambda e: e.name)
-    except OSError:
+        with os.scandir(folder) as listing:
+            entries = sorted(listing, key=lambda e: e.name)
+    except OSError as exc:
+        # Its sources would go missing without a word, and their cards be retired.
+        reason = exc.strerror or str(exc)
+        message = f"cannot list folder: {reason}; fix its permissions or remove it"
+        report.error(display_path(folder), 0, message)
         return
     for entry in entries:
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path))
+            yield from _walk(Path(entry.path), report)
         elif is_source_name(entry.name):
             yield Path(entry.path)
 
@@ -126,7 +231,12 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
             continue
         root = find_root(path)
         if path.is_dir():
-            files = list(_walk(path))
+            files = []
+            for file in _walk(path, report):
+                if reason := skip_reason(file, root):
+                    report.warn(display_path(file), 0, reason)
+                else:
+                    files.append(file)
             if not files:
                 report.error(
                     display_path(path),
@@ -151,12 +261,21 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
     """Read a source as lines of text, or record why it cannot be read."""
     shown = source.display
     try:
-        data = source.path.read_bytes()
+        data = read_regular(source.path)
+    except NotRegular as exc:
+        # Named on the command line, or swapped in after the folder was listed.
+        report.warn(shown, 0, f"not a regular file ({exc.kind}), skipped; move it out of the deck folder")
+        return None
+    except TooLarge as exc:
+        report.error(
+            shown,
+            1,
+            f"file too large ({_mib(exc.size)}; a source may have at most {_mib(exc.limit)}); "
+            "split it into smaller files",
+        )
+        return None
     except OSError as exc:
-        reason = exc.strerror or str(exc)
-        if exc.errno == 40:  # ELOOP
-            reason = "symbolic link loop"
-        report.error(shown, 1, f"cannot read: {reason}; fix or remove the file")
+        report.error(shown, 1, f"cannot read: {_reason(source.path, exc)}; fix or remove the file")
         return None
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
         if data.startswith(bom):
@@ -180,6 +299,20 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
             return None
         report.warn(shown, line, "not UTF-8; read as Windows-1252 (cp1252); save the file as UTF-8")
     return _lines(text, shown, report)
+
+
+def _mib(size: int) -> str:
+    return f"{size / (1 << 20):.1f} MiB".replace(".0 MiB", " MiB")
+
+
+def _reason(path: Path, exc: OSError) -> str:
+    if exc.errno == errno.ELOOP:
+        return "symbolic link loop"
+    if exc.errno == errno.ENOENT:
+        if path.is_symlink():
+            return f"broken symbolic link (to {os.readlink(path)})"
+        return "the file disappeared while the build ran"
+    return exc.strerror or str(exc)
 
 
 def _lines(text: str, shown: str, report: Report) -> list[str] | None:

@@ -13,7 +13,9 @@ import contextlib
 import os
 import pickle
 import signal
+import sys
 import threading
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -21,6 +23,9 @@ from typing import Any
 # How many cards a warm helper gets through while this process imports what it needs.
 HEAD_START = 700
 _SIZE = 8
+# How often a helper looks whether the process that forked it is still there.
+WATCH_SECONDS = 0.2
+_PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
 
 
 @dataclass
@@ -51,10 +56,13 @@ class Helpers:
         for _ in range(count):
             down_read, down_write = os.pipe()
             up_read, up_write = os.pipe()
+            parent = os.getpid()
             pid = os.fork()
             if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
-                os.close(down_write)
-                os.close(up_read)
+                # Only this helper's own ends stay open, so that its pipe ends with this process.
+                for fd in (down_write, up_read, *(f for h in self._helpers for f in (h.down, h.up))):
+                    os.close(fd)
+                _die_with(parent)
                 _serve(down_read, up_write, warm, later)
             os.close(down_read)
             os.close(up_write)
@@ -160,6 +168,37 @@ class Helpers:
 
 
 _LOST = object()
+
+
+def _die_with(parent: int) -> None:  # pragma: no cover - runs in the helper; tested by killing
+    """End this helper when the process that forked it ends, however it ends (even SIGKILL).
+
+    A helper left behind would keep the deck tree's build lock, which it inherited, and
+    every later build would wait for it.
+    """
+    if sys.platform.startswith("linux"):
+        set_death_signal()
+    if os.getppid() != parent:  # it died before the signal was asked for
+        os._exit(0)
+    # Everywhere else (and should the signal fail): a helper is handed to another parent.
+    threading.Thread(target=_watch, args=(parent,), daemon=True, name="deckbuild-watch").start()
+
+
+def set_death_signal() -> bool:
+    """Ask Linux to SIGKILL this process when its parent ends; tell whether it agreed."""
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        return int(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+    except (OSError, AttributeError):
+        return False
+
+
+def _watch(parent: int) -> None:  # pragma: no cover - runs in the helper
+    while os.getppid() == parent:
+        time.sleep(WATCH_SECONDS)
+    os._exit(0)
 
 
 def _serve(

@@ -28,10 +28,14 @@ KNOWN = {
     "extra": "Extra",
     "reverse": "Reverse",
 }
+# The columns a header must name; without a UUID column, 'deckbuild ids' adds one.
+REQUIRED = ("question", "answer")
 # A Reverse column asks for a second card, answer to question, when it says yes.
 _YES = frozenset({"yes", "y", "true", "1", "x"})
 _NO = frozenset({"", "no", "n", "false", "0"})
 # A first line of short words is a header with a typo; anything else is a row without one.
+# An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
+_ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
 End = tuple[int, int]
@@ -109,7 +113,7 @@ def _names(fields: list[str]) -> list[str]:
 
 def _header_order(fields: list[str]) -> list[str] | None:
     names = _names(fields)
-    if "question" in names and len(set(names)) == len(names) and all(n in KNOWN for n in names):
+    if all(c in names for c in REQUIRED) and len(set(names)) == len(names) and all(n in KNOWN for n in names):
         return names
     return None
 
@@ -119,25 +123,25 @@ def _looks_like_header(fields: list[str]) -> bool:
 
 
 def _header_problem(fields: list[str], found: str) -> str:
-    """Say what is wrong with a first line that looks like a header but is not one."""
+    """Say every column a header names that is unknown, repeated or missing, and which are known."""
     import difflib
 
     names = _names(fields)
-    known = ", ".join(KNOWN.values())
-    for name, field_text in zip(names, fields, strict=True):
+    wrong = []
+    for name, text in zip(names, fields, strict=True):
         if name == "deck":
-            return "column 'Deck' is not needed: a file's folder is its deck; remove the column"
-        if name not in KNOWN:
+            wrong.append("a Deck column, which is not needed (a file's folder is its deck)")
+        elif name not in KNOWN:
             close = difflib.get_close_matches(name, KNOWN, n=1)
-            hint = f"did you mean {KNOWN[close[0]]!r}? " if close else ""
-            return (
-                f"unknown column {field_text.strip()!r} in the header {found!r}; {hint}"
-                f"the known columns are {known}, in any order"
-            )
-    twice = next((KNOWN[n] for n in names if names.count(n) > 1), None)
-    if twice is not None:
-        return f"column {twice!r} appears twice in the header {found!r}; keep one"
-    return f"the header {found!r} has no Question column; add one (the known columns are {known})"
+            hint = f" (did you mean {KNOWN[close[0]]!r}?)" if close else ""
+            wrong.append(f"an unknown column {text.strip().strip(chr(34)).strip()!r}{hint}")
+    wrong += [f"no {KNOWN[c]} column" for c in REQUIRED if c not in names]
+    wrong += [f"{KNOWN[n]!r} twice" for n in sorted({n for n in names if n in KNOWN and names.count(n) > 1})]
+    known = ", ".join(list(KNOWN.values())[:-1]) + " and " + list(KNOWN.values())[-1]
+    return (
+        f"header {found!r} has {' and '.join(wrong)}; "
+        f"the known columns are {known} (each once, in any order and any case)"
+    )
 
 
 def _records(lines: list[str], ends: list[End] | None = None) -> Iterator[tuple[int, int, list[str], bool]]:
@@ -198,10 +202,12 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
         rows += 1
         if len(fields) != len(order):
             shown = ";".join(KNOWN[c] for c in order)
+            entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(order) else None
+            why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
             report.error(
                 path,
                 lineno,
-                f"expected {len(order)} fields ({shown}), found {len(fields)}; "
+                f"expected {len(order)} fields ({shown}), found {len(fields)}{why}; "
                 'put a field that contains ";" in double quotes',
             )
             continue
