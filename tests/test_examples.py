@@ -25,5 +25,7 @@ def test_every_example_builds_frozen_and_imports(tmp_path, collection):
     tagged = notes["5d0e3c2a-8f41-4b7e-9a65-2c1f3e7d9b10"]
     assert {"attention::qkv", "core"} <= set(tagged.tags)
     assert "search engine" in tagged["Hint"] and "2017" in tagged["Extra"]
+    nested = notes["c4e8f1a2-3b5d-4c6e-8f9a-1b2c3d4e5f60"]
+    assert nested.note_type()["name"] == "deckbuild cloze" and len(nested.cards()) == 3
     both = notes["7e9d8c6b-5a4f-4e3d-8c2b-1a0f9e8d7c6b"]
     assert both.note_type()["name"] == "deckbuild card and reversed" and len(both.cards()) == 2

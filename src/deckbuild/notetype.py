@@ -196,13 +196,50 @@ REVERSED = NoteType(
     label="reversed",
 )
 
-NOTE_TYPES = {nt.id: nt for nt in (BASIC, REVERSED)}
+# Cloze deletions: Anki makes one card per cloze number of the Text field. Its fields and ids
+# are fixed from the start, like the others'.
+CLOZE_ID = 1_573_912_206
+CLOZE_FIELDS = ("Text", "Extra", "Hint", "Kind", "Source", "Status")
+CLOZE_FRONT = """\
+<div class="db db-cloze">
+<div class="db-question">{{cloze:Text}}</div>
+{{#Hint}}<div class="db-hint">{{hint:Hint}}</div>{{/Hint}}
+</div>"""
+CLOZE_BACK = """\
+<div class="db db-cloze">
+<div class="db-question">{{cloze:Text}}</div>
+</div>
+<hr id="answer">
+<div class="db db-answer">
+{{#Extra}}<div class="db-extra">{{Extra}}</div>{{/Extra}}
+{{#Status}}<div class="db-status">{{Status}}</div>{{/Status}}
+</div>"""
+CLOZE_CSS = (
+    CSS
+    + """\
+.cloze { font-weight: 600; color: #0550ae; }
+.nightMode .cloze, .night_mode .cloze { color: #79c0ff; }
+"""
+)
+CLOZE = NoteType(
+    CLOZE_ID,
+    "deckbuild cloze",
+    CLOZE_FIELDS,
+    ({"name": "Cloze", "qfmt": CLOZE_FRONT, "afmt": CLOZE_BACK},),
+    CLOZE_CSS,
+    cloze=True,
+    label="cloze",
+)
+
+NOTE_TYPES = {nt.id: nt for nt in (BASIC, REVERSED, CLOZE)}
 BY_LABEL = {nt.label: nt for nt in NOTE_TYPES.values()}
 
 
 def notetype_of(kind: str, data: dict[str, Any]) -> NoteType:
     """Return the note type of a card from its kind and fields as read (no validation needed)."""
     # Looked up by id, so that a test can stand in a changed note type everywhere at once.
+    if kind == "cloze":
+        return NOTE_TYPES[CLOZE_ID]
     if data.get("reverse"):
         return NOTE_TYPES[REVERSED_ID]
     return NOTE_TYPES[NOTE_TYPE_ID]

@@ -75,6 +75,16 @@ def fill(template: str, fields: dict[str, str], front_side: str = "") -> str:
 def card_sides(notetype: NoteType, fields: dict[str, str]) -> list[tuple[str, str, str]]:
     """Return each card a note gives, as (label prefix, front, back), through its note type's templates."""
     out = []
+    if notetype.cloze:
+        from deckbuild.cloze import card_text, numbers
+
+        (template,) = notetype.templates
+        qfmt, afmt = (template[side].replace("{{cloze:Text}}", "{{Text}}") for side in ("qfmt", "afmt"))
+        for n in numbers(fields["Text"]):
+            front = fill(qfmt, {**fields, "Text": card_text(fields["Text"], n, answer=False)})
+            back = fill(afmt, {**fields, "Text": card_text(fields["Text"], n, answer=True)}, front)
+            out.append((f"c{n} ", front, back))
+        return out
     for template in notetype.templates:
         name = "" if len(notetype.templates) == 1 else f"{template['name'].lower()} "
         front = fill(template["qfmt"], fields)

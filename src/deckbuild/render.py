@@ -935,6 +935,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Solution": steps_html(steps, where, report) if steps else "",
         "Code": highlight(code) if code else "",
         "Extra": "".join(extra),
+        "Text": "",
         "Level": escape(data["level"]) if data.get("level") else "",
         "TimeLimit": escape(data["time_limit"]) if data.get("time_limit") else "",
         "Kind": card.kind,
@@ -945,6 +946,11 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
+    if card.kind == "cloze":
+        from deckbuild.cloze import render as render_cloze
+
+        values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
+        values["Extra"] = text("answer") + values["Extra"]
     # The card's note type lays the values out: its own fields, in its own order.
     out = []
     for name in notetype_of(card.kind, data).fields:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
@@ -231,7 +232,14 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
                 path, lineno, f"Reverse must be yes or no (or empty), found {values['reverse']!r}; fix it"
             )
             continue
-        cards.append(RawCard(lineno, "basic", data))
+        # A question that starts a cloze anywhere is a cloze note, checked as one.
+        kind = "cloze" if "{{c" in values["question"] and LOOKS_LIKE.search(values["question"]) else "basic"
+        if kind == "cloze" and not data["answer"]:
+            del data["answer"]
+        if kind == "cloze" and data.pop("reverse", False):
+            report.error(path, lineno, "a cloze card cannot be reversed; empty its Reverse cell")
+            continue
+        cards.append(RawCard(lineno, kind, data))
     if order is not None and rows == 0:
         report.error(path, 1, "only a header, no cards; add rows or remove the file")
     return cards
