@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import dataclasses
+import json
 import re
 import time
 
@@ -96,3 +97,133 @@ def test_a_template_change_reaches_the_learner(seed_tree, tmp_path, collection, 
     model = collection.models.by_name(notetype.NOTE_TYPE_NAME)
     assert ".db-new-rule" in model["css"]
     assert [f["name"] for f in model["flds"]] == list(notetype.FIELDS)
+
+
+MOVED = "Transformers/Moved Here/003.txt"
+EDITED_GUID = "d33e3f45-53d6-4d4d-860c-b337569cd772"
+LEARNERS_GUID = "f6d632ce-926c-455c-afde-01f5b0b41da9"
+
+
+def deck_of(col, guid):
+    return col.decks.name(col.get_card(notes_by_guid(col)[guid].card_ids()[0]).did)
+
+
+def test_a_moved_file_restamps_no_unchanged_note_and_anki_keeps_the_old_deck(
+    seed_tree, tmp_path, collection, monkeypatch
+):
+    monkeypatch.chdir(seed_tree)
+    import_package(collection, build_tree(seed_tree, tmp_path / "v1", NOW))
+    study_all(collection)
+    note = notes_by_guid(collection)[LEARNERS_GUID]
+    note["Back"] = note["Back"] + "<p>my own mnemonic</p>"
+    note.add_tag("mine")
+    collection.update_note(note)
+    lock_before = json.loads((seed_tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    states = card_states(collection)
+
+    # Move the file to another folder (another deck), and edit one card on the way.
+    (seed_tree / MOVED).parent.mkdir(parents=True)
+    (seed_tree / DECK).rename(seed_tree / MOVED)
+    text = (seed_tree / MOVED).read_text(encoding="utf-8")
+    (seed_tree / MOVED).write_text(
+        text.replace("through a linear transformation.", "through a learned projection."), encoding="utf-8"
+    )
+    result = build([seed_tree], tmp_path / "v2", now=NOW + 60)
+    lock_after = json.loads((seed_tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    restamped = {g for g in lock_after if lock_after[g]["mod"] != lock_before[g]["mod"]}
+    assert restamped == {EDITED_GUID}, "only the edited card's mod moves"
+    assert all(e["origin"] == MOVED for e in lock_after.values())
+    moved = [n for n in result.report.notes if "moved" in n]
+    old, new = "Transformers::Attention and Encoder", "Transformers::Moved Here"
+    assert moved == [
+        f"{MOVED}: 57 card(s) moved here from {DECK}; they keep their ids, reviews and mod times (only the "
+        "Source field and source:: tag differ, which learners get with the next change to each card)",
+        f'{MOVED}: these 57 card(s) moved from deck "{old}" to "{new}", but Anki keeps cards it already has '
+        f'in their old deck: tell learners to search deck:"{old}" in the Browser, select the cards and use '
+        f'Change Deck to move them to "{new}" (new learners get the new deck)',
+    ]
+    log = import_package(collection, result.packages[0])
+
+    assert log.new == 0 and log.conflicting == 0
+    notes = notes_by_guid(collection)
+    assert len(notes) == 57
+    assert (
+        notes[LEARNERS_GUID]["Back"].endswith("<p>my own mnemonic</p>")
+        and "mine" in notes[LEARNERS_GUID].tags
+    )
+    assert "learned projection" in notes[EDITED_GUID]["Back"]
+    # What Anki does with decks: an import never moves a card it has, updated or not.
+    assert (
+        deck_of(collection, EDITED_GUID)
+        == deck_of(collection, LEARNERS_GUID)
+        == ("Transformers::Attention and Encoder")
+    )
+    assert card_states(collection) == states
+    # A new learner gets the new deck.
+    from anki.collection import Collection
+
+    fresh = Collection(str(tmp_path / "fresh.anki2"))
+    try:
+        import_package(fresh, result.packages[0])
+        assert deck_of(fresh, LEARNERS_GUID) == "Transformers::Moved Here"
+    finally:
+        fresh.close()
+
+
+def test_a_uuid_whose_case_changed_keeps_the_spelling_learners_have(
+    seed_tree, tmp_path, collection, monkeypatch
+):
+    monkeypatch.chdir(seed_tree)
+    import_package(collection, build_tree(seed_tree, tmp_path / "v1", NOW))
+    study_all(collection)
+    states = card_states(collection)
+    source = seed_tree / DECK
+    source.write_text(
+        source.read_text(encoding="utf-8").replace(LEARNERS_GUID, LEARNERS_GUID.upper()), encoding="utf-8"
+    )
+    result = build([seed_tree], tmp_path / "v2", now=NOW + 60)
+    warnings = [str(p) for p in result.report.warnings if "case" in p.message]
+    line = next(
+        n
+        for n, x in enumerate(source.read_text(encoding="utf-8").splitlines(), 1)
+        if LEARNERS_GUID.upper() in x
+    )
+    assert warnings == [
+        f"{DECK}:{line}: warning: UUID {LEARNERS_GUID.upper()} differs only in case from {LEARNERS_GUID}, "
+        "the id learners already have (Anki would make it a second card); kept "
+        f"{LEARNERS_GUID}: write it that way in the source"
+    ]
+    log = import_package(collection, result.packages[0])
+    assert log.new == 0
+    assert sorted(notes_by_guid(collection)) == sorted(
+        json.loads((seed_tree / "deckbuild.lock").read_text())["notes"]
+    )
+    assert not collection.find_notes("tag:deckbuild::retired")
+    assert card_states(collection) == states
+
+
+PAGE = "Transformers/Self-Attention/000.txt"
+
+
+@pytest.mark.parametrize(
+    "new_name", ["Transformers/Self-Attention/self attention quiz.txt", "Elsewhere/000.txt"]
+)
+def test_a_renamed_or_moved_quiz_page_keeps_every_guid_and_review(deck_tree, tmp_path, collection, new_name):
+    put(deck_tree, PAGE, seed("000"))
+    put(deck_tree, DECK, seed("003"))
+    for apkg in build([deck_tree], tmp_path / "v1", now=NOW).packages:
+        import_package(collection, apkg)
+    study_all(collection)
+    states, guids = card_states(collection), sorted(notes_by_guid(collection))
+
+    (deck_tree / new_name).parent.mkdir(parents=True, exist_ok=True)
+    (deck_tree / PAGE).rename(deck_tree / new_name)
+    result = build([deck_tree], tmp_path / "v2", now=NOW + 60)
+    assert any("a renamed or moved" in n and "12 question(s) in common" in n for n in result.report.notes)
+    assert "retired" not in result.report.counts
+    for apkg in result.packages:
+        log = import_package(collection, apkg)
+        assert log.new == 0 and log.conflicting == 0
+    assert sorted(notes_by_guid(collection)) == guids
+    assert not collection.find_notes("tag:deckbuild::retired")
+    assert card_states(collection) == states

@@ -2,12 +2,15 @@
 
 from __future__ import annotations
 
+import html
+import json
+import re
 import time
 
 import pytest
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all, visible_text
-from conftest import put, seed
+from conftest import DATA, put, seed
 from deckbuild.build import build, collect
 
 pytestmark = pytest.mark.anki
@@ -25,6 +28,13 @@ def rendered(col, guid):
     note = notes_by_guid(col)[guid]
     out = col.get_card(note.card_ids()[0]).render_output(reload=True)
     return note, out.question_text, out.answer_text
+
+
+def code_text(html_text):
+    """The text of a card's code block as a learner sees it, indentation included."""
+    block = re.search(r"<pre[^>]*>(.*?)</pre>", html_text, re.S)
+    assert block, "the card shows a code block"
+    return html.unescape(re.sub(r"<[^>]+>", "", block.group(1)))
 
 
 def by_kind(root, kind):
@@ -76,3 +86,45 @@ def test_editing_a_page_question_keeps_its_note_and_reviews(pages, tmp_path, col
     note = notes_by_guid(collection)[guid]
     assert "in transformers?" in note["Front"]
     assert card_states(collection) == before
+
+
+OTHER_TOPICS = (
+    "layer_norm",
+    "tokenization_two_pages",
+    "rnn_challenges",
+    "sql_joins",
+    "list_comprehensions",
+    "transformer_challenge",
+)
+
+
+def test_pages_of_other_topics_build_and_import_with_every_card(deck_tree, tmp_path, collection):
+    expected = {}
+    for name in OTHER_TOPICS:
+        put(deck_tree, f"Topics/{name}/{name}.txt", DATA / "quizpage" / f"{name}.txt")
+        expected[name] = len(
+            json.loads((DATA / "quizpage" / f"{name}.expected.json").read_text(encoding="utf-8"))
+        )
+    assert expected == {
+        "layer_norm": 12,
+        "tokenization_two_pages": 11,
+        "rnn_challenges": 4,
+        "sql_joins": 9,
+        "list_comprehensions": 8,
+        "transformer_challenge": 3,
+    }
+    (apkg,) = build([deck_tree], tmp_path / "dist", now=NOW).packages
+    log = import_package(collection, apkg)
+    assert log.new == sum(expected.values())
+    for name, count in expected.items():
+        assert len(collection.find_cards(f'"deck:Topics::{name}"')) == count
+
+    cards = {c.title: c for c in by_kind(deck_tree, "challenge")}
+    _, front, _ = rendered(collection, cards["Shape of a hand-rolled RNN's state"].id)
+    assert "\n    def forward(self, xs):\n        h = " in code_text(front), "methods sit inside their class"
+    sql = cards["A filter that undoes the outer join"]
+    _, front, _ = rendered(collection, sql.id)
+    assert sql.code_language == "sql" and "\nLEFT JOIN orders o ON" in code_text(front)
+    assert re.search(r'<span style="[^"]*">LEFT</span>', front), "SQL keywords are highlighted as SQL"
+    _, _, back = rendered(collection, cards["Attention without the scale"].id)
+    assert "[[1.5379, 2.5379]]" in visible_text(back) and "Scale by 1" in visible_text(back)

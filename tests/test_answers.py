@@ -3,12 +3,18 @@
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import DATA, put, seed
+from deckbuild import answers
 from deckbuild.cli import cli
+from deckbuild.errors import Report
+from deckbuild.readers import RawCard
 
 
 @pytest.fixture
@@ -54,7 +60,7 @@ def test_a_stated_answer_that_disagrees_is_reported(run, deck_tree):
     assert result.exit_code == 1
     assert result.stderr == (
         "decks/Deck/practice.txt:3: the stated answer [[20, 30]] disagrees with the computed attention "
-        "output [[10.0003, 20.0003]]; fix the answer or its inputs\n"
+        "output [[10.0084, 20.0084]]; fix the answer or its inputs\n"
         "decks/Deck/practice.txt: 1 new id(s), 0 re-matched id(s)\n"
         "1 error(s), 0 warning(s)\n"
     )
@@ -69,3 +75,228 @@ def test_seed_001_practice_3_is_verified_and_seed_004_problem_1_computed(run, de
     challenge = next(c for c in cards(run, "decks/B") if c["type"] == "Predict Output")
     assert challenge["answer"] == "[[1.4793, 2.4793]]"
     assert [s["title"] for s in challenge["solution"]][-1] == "Step 4: Weighted sum of values"
+
+
+def semicolon(*rows):
+    uuids = (f"e{n}eeeeee-eeee-4eee-8eee-eeeeeeeeeeee" for n in range(1, 10))
+    return "Question;Answer;UUID\n" + "".join(
+        f'"{q}";"{a}";{u}\n' for (q, a), u in zip(rows, uuids, strict=False)
+    )
+
+
+QKV = "Q = [[1, 0]], K = [[1, 0], [0, 1]] and V = [[1, 2], [3, 4]]"
+DIRECTIVE = "{{calc attention q=[[1, 0]] k=[[1, 0], [0, 1]] v=[[1, 2], [3, 4]]}}"
+
+
+def test_the_checker_and_a_directive_share_one_convention_scaled_by_default(run, deck_tree):
+    scaled = CliRunner().invoke(
+        cli, ["calc", "attention", "-q", "[[1,0]]", "-k", "[[1,0],[0,1]]", "-v", "[[1,2],[3,4]]"]
+    )
+    assert scaled.stdout.splitlines()[-1] == "Answer: [[1.6605, 2.6605]]"
+    put(
+        deck_tree,
+        "Deck/convention.txt",
+        semicolon(
+            (f"Attention output for {QKV}?", DIRECTIVE),
+            (f"Attention output for {QKV}?", "[[1.6605, 2.6605]]"),
+            (f"Unscaled attention output for {QKV}?", "[[1.5379, 2.5379]]"),
+            (f"Attention output without scaling for {QKV}?", "[[1.5379, 2.5379]]"),
+            (f"Attention output with scale 1 for {QKV}?", "[[1.5379, 2.5379]]"),
+            (f"Attention output for {QKV}, scaled by 0.5?", DIRECTIVE.replace("}}", " scale=0.5}}")),
+        ),
+    )
+    result = run("check", "--strict", "decks")
+    assert result.exit_code == 0, result.output
+    assert result.stdout == "ok: 6 card(s) checked; 2 answer(s) computed, 4 stated answer(s) verified\n"
+    assert cards(run, "decks")[0]["answer"].startswith("[[1.6605, 2.6605]]\n\n1. Scores S = Q Kᵀ")
+
+
+def test_every_directive_counts_as_a_computed_answer(run, deck_tree):
+    put(
+        deck_tree,
+        "Deck/two.txt",
+        semicolon(("Softmax?", "{{calc softmax x=[0, 0]}} and {{calc softmax x=[1, 1]}}")),
+    )
+    result = run("check", "decks")
+    assert result.stdout == "ok: 1 card(s) checked; 2 answer(s) computed, 0 stated answer(s) verified\n"
+
+
+@pytest.mark.parametrize(
+    ("code", "answer"),
+    [
+        # torch.matmul, divided by sqrt(d_k): scaled (seed 004's form)
+        ("scores = torch.matmul(q, k.T) / math.sqrt(2)", "[[1.6605, 2.6605]]"),
+        # the @ operator and no division: recognised as unscaled from the code itself
+        ("scores = q @ k.T", "[[1.5379, 2.5379]]"),
+        ("scores = q.matmul(k.transpose(0, 1))", "[[1.5379, 2.5379]]"),
+        # scaled in a later statement, by a number the code gives
+        ("scores = q @ k.T\nscores = scores / 2", "[[1.7551, 2.7551]]"),
+        ("scores = torch.matmul(q, k.t()) * 0.5", "[[1.7551, 2.7551]]"),
+        ("d_k = k.shape[-1]\nscores = (q @ k.T) / d_k ** 0.5", "[[1.6605, 2.6605]]"),
+    ],
+)
+def test_challenge_code_is_computed_with_the_scale_it_uses(run, deck_tree, code, answer):
+    program = (
+        "import math\nimport torch\nimport torch.nn.functional as F\n"
+        "q = torch.tensor([[1.0, 0.0]])\nk = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\n"
+        f"v = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n{code}\n"
+        "w = F.softmax(scores, dim=-1)\nprint(w @ v)"
+    )
+    page = (
+        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
+        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
+        "✗ Incorrect\nThe first value gets more weight.\n"
+    )
+    put(deck_tree, "Deck/page.txt", page)
+    (card,) = cards(run, "decks")
+    assert card["answer"] == answer
+
+
+@pytest.mark.parametrize(
+    ("answer", "message"),
+    [
+        (
+            "{{calc softmax x=[1, 2]",
+            "calc softmax: the directive has no closing '}}'; close it",
+        ),
+        (
+            "{{ calc softmax x=[1, 2] }}",
+            "calc: '{{ calc' is not a calculator directive as written; write "
+            "{{calc OPERATION name=value …}}: lower case, no space after the braces",
+        ),
+        (
+            "{{Calc softmax x=[1, 2]}}",
+            "calc: '{{Calc' is not a calculator directive as written; write "
+            "{{calc OPERATION name=value …}}: lower case, no space after the braces",
+        ),
+        (
+            "{{calc}}",
+            "calc: a directive without an operation; write one of attention, multihead, softmax, "
+            "layernorm, posenc",
+        ),
+        (
+            "{{calc cosine x=[1]}}",
+            "calc: unknown operation 'cosine'; use one of attention, multihead, softmax, layernorm, posenc",
+        ),
+        (
+            "{{calc softmax y=[1, 2]}}",
+            "calc softmax: unknown argument 'y'; softmax takes x; fix the directive's inputs",
+        ),
+        (
+            "{{calc softmax x=[1] x=[2]}}",
+            "calc softmax: the argument 'x' is given twice; keep one; fix the directive's inputs",
+        ),
+        (
+            "{{calc attention q=[[1]] k=[[1]]}}",
+            "calc attention: attention needs q, k, v; missing v; fix the directive's inputs",
+        ),
+        (
+            "{{calc softmax x=" + "[" * 9 + "1" + "]" * 9 + "}}",
+            "calc softmax: the value of x is nested more than 8 brackets deep; write a matrix as a list "
+            "of rows; fix the directive's inputs",
+        ),
+        (
+            "{{calc softmax x=" + "[" * 9 + "}}",
+            "calc softmax: the value of x is nested more than 8 brackets deep; write a matrix as a list "
+            "of rows; fix the directive's inputs",
+        ),
+        (
+            "{{calc softmax x=[1, 2}}",
+            "calc softmax: the value of x is not valid JSON; fix the directive's inputs",
+        ),
+    ],
+)
+def test_a_broken_or_near_directive_is_an_error_at_its_line(run, deck_tree, answer, message):
+    put(
+        deck_tree,
+        "Deck/broken.txt",
+        semicolon(("A good one?", "{{calc softmax x=[0]}}"), ("Broken?", answer)),
+    )
+    result = run("check", "--strict", "decks")
+    assert result.exit_code == 1
+    assert result.stderr == f"decks/Deck/broken.txt:3: {message}\n1 error(s), 0 warning(s)\n"
+    assert "Traceback" not in result.output
+
+
+@pytest.mark.parametrize(
+    "value", ["[" * 10_000 + "1" + "]" * 10_000, "[" * 10_000, '["' + "[" * 10_000 + '"]']
+)
+def test_brackets_ten_thousand_deep_are_a_clear_error_not_a_recursion_error(value):
+    raw = RawCard(2, "basic", {"question": "Deep?", "answer": f"{{{{calc softmax x={value}}}}}"})
+    report = Report()
+    answers.apply(raw, "deep.txt", report)
+    if value.startswith('["'):
+        # brackets inside a string are text, not nesting: this one fails on its shape instead
+        assert [str(p) for p in report.problems] == [
+            "deep.txt:2: calc softmax: x must be a matrix: a list of rows of numbers, like [[1, 0], [0, 1]]; "
+            "fix the directive's inputs"
+        ]
+        return
+    assert [str(p) for p in report.problems] == [
+        "deep.txt:2: calc softmax: the value of x is nested more than 8 brackets deep; write a matrix as a "
+        "list of rows; fix the directive's inputs"
+    ]
+
+
+PIECES = [
+    "{{",
+    "}}",
+    "calc",
+    "Calc",
+    " ",
+    "attention",
+    "softmax",
+    "posenc",
+    "cosine",
+    "x=",
+    "q=",
+    "k=",
+    "v=",
+    "eps=",
+    "scale=",
+    "heads=",
+    "length=",
+    "[1, 2]",
+    "[[1, 0]]",
+    "[",
+    "]",
+    '"',
+    "causal",
+    "1e999",
+    "-1",
+    "0",
+]
+
+
+@given(st.lists(st.sampled_from(PIECES), max_size=14))
+def test_any_directive_text_gives_a_result_or_an_error_at_its_line_never_a_crash(pieces):
+    text = "".join(pieces)
+    raw = RawCard(3, "basic", {"question": "Q?", "answer": text})
+    report = Report()
+    answers.apply(raw, "any.txt", report)
+    for problem in report.problems:
+        assert str(problem).startswith("any.txt:3: calc")
+    if not report.problems:
+        assert not re.search(r"\{\{\s*calc", raw.data["answer"], re.IGNORECASE), (
+            "a directive that reached the card as text must have been reported"
+        )
+
+
+@pytest.mark.parametrize("spaced", [False, True])
+def test_a_broken_directive_on_a_page_is_reported_at_its_own_line(run, deck_tree, spaced):
+    lines = [
+        "Recall & Review",
+        "advanced",
+        "What is softmax of [1, 2]?",
+        "It is {{calc softmax x=[1, 2]}},",
+        "not {{calc softmax x=[1, 2}}.",
+        "Click to reveal answer",
+    ]
+    text = "\n\n".join(lines) if spaced else "\n".join(lines)
+    put(deck_tree, "Deck/page.txt", text + "\n")
+    result = run("check", "decks")
+    line = 9 if spaced else 5
+    assert result.stderr.splitlines()[0] == (
+        f"decks/Deck/page.txt:{line}: calc softmax: the value of x is not valid JSON; "
+        "fix the directive's inputs"
+    )

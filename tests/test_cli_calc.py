@@ -121,3 +121,11 @@ def test_numbers_no_calculation_can_use_are_refused_never_a_traceback(args, stat
     assert result.exit_code == status
     assert message in result.stderr
     assert "Traceback" not in result.output and "nan" not in result.stdout and "inf" not in result.stdout
+
+
+def test_softmax_steps_never_show_inf():
+    result = run("softmax", "[1e308, -1e308]", "--json")
+    assert result.exit_code == 1 and "inf" not in result.stdout.lower()
+    assert result.stderr == (
+        "error: the values of a row span more than a float holds (x - max overflows); use smaller numbers\n"
+    )

@@ -393,3 +393,15 @@ def test_a_word_diff_is_empty_exactly_when_the_words_read_the_same(a, b):
     same = visible(old).split() == visible(new).split()
     assert (word_diff(old, new) == "") == same
     assert "<" not in word_diff(f"<p>{old}</p>", f"<ul><li>{new}</li></ul>")
+
+
+def test_an_author_folder_called_retired_is_warned_about_not_mixed_silently(tree, tmp_path):
+    own = "77777777-7777-4777-8777-777777777777"
+    put(tree, "Deck/Retired/own.txt", f"Question;Answer;UUID\nMy own retired topic?;Yes.;{own}\n")
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    result = build([tree], tmp_path / "dist", now=NOW + 60)
+    assert result.report.counts["retired"] == 1
+    assert [p.message for p in result.report.warnings] == [
+        "deck Deck::Retired holds cards of the sources and retired cards alike; rename its folder"
+    ]

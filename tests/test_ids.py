@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import json
+import shutil
+import zipfile
 
 import pytest
 
@@ -43,17 +45,28 @@ def test_an_unchanged_page_changes_nothing(deck_tree, page, tmp_path):
     assert (deck_tree / "deckbuild.lock").read_bytes() == lock
 
 
+EDITED = "What is the main purpose of self-attention in a neural network?"
+
+
+def edit_first(root, page, moved, tmp_path):
+    """Build, move the page to `moved`, edit its first question, build again: every id holds."""
+    build([root], tmp_path / "a", now=1000)
+    before = ids(root)
+    if moved != page:
+        moved.parent.mkdir(exist_ok=True)
+        page.rename(moved)
+    moved.write_text(moved.read_text(encoding="utf-8").replace(FIRST, EDITED), encoding="utf-8")
+    result = build([root], tmp_path / "b", now=2000)
+    after = ids(root)
+    assert after[EDITED] == before[FIRST]
+    assert {q: i for q, i in after.items() if q != EDITED} == {q: i for q, i in before.items() if q != FIRST}
+    return result, before
+
+
 def test_an_edited_question_keeps_its_id_and_others_keep_theirs(deck_tree, page, tmp_path):
-    build([deck_tree], tmp_path / "a", now=1000)
-    before = ids(deck_tree)
-    edited = "What is the main purpose of self-attention in a neural network?"
-    page.write_text(page.read_text(encoding="utf-8").replace(FIRST, edited), encoding="utf-8")
-    result = build([deck_tree], tmp_path / "b", now=2000)
-    after = ids(deck_tree)
-    assert after[edited] == before[FIRST]
-    assert {q: i for q, i in after.items() if q != edited} == {q: i for q, i in before.items() if q != FIRST}
+    result, before = edit_first(deck_tree, page, page, tmp_path)
     assert any(n.endswith("000.txt: 0 new id(s), 1 re-matched id(s)") for n in result.report.notes)
-    assert lock_notes(deck_tree)[before[FIRST]]["key"] == edited.lower()
+    assert lock_notes(deck_tree)[before[FIRST]]["key"] == EDITED.lower()
 
 
 def test_a_new_card_gets_a_new_id_and_no_one_elses(deck_tree, page, tmp_path):
@@ -74,3 +87,55 @@ def test_the_same_page_built_fresh_elsewhere_gets_the_same_ids(deck_tree, page, 
     other = tmp_path / "other"
     put(other, PAGE, seed("000"))
     assert ids(deck_tree) == ids(other)
+
+
+def test_a_renamed_and_edited_page_keeps_its_ids_and_the_lock_follows_it(
+    deck_tree, page, tmp_path, monkeypatch
+):
+    monkeypatch.chdir(deck_tree)
+    result, _ = edit_first(deck_tree, page, deck_tree / "Elsewhere" / "renamed.txt", tmp_path)
+    assert {e["origin"] for e in lock_notes(deck_tree).values()} == {"Elsewhere/renamed.txt"}
+    note = f"a renamed or moved {PAGE}, by 11 question(s) in common: its cards keep their ids"
+    assert f"Elsewhere/renamed.txt: {note}" in result.report.notes
+
+
+def test_a_new_page_never_takes_the_ids_of_a_page_that_is_still_there(deck_tree, page, tmp_path):
+    build([deck_tree], tmp_path / "a", now=1000)
+    before = ids(deck_tree)
+    put(deck_tree, "Copy/000.txt", seed("000"))
+    cards = collect([deck_tree]).cards
+    copies = [c.id for c in cards if c.source.origin == "Copy/000.txt"]
+    assert len(copies) == 12 and not set(copies) & set(before.values())
+
+
+def test_only_the_best_matching_gone_page_is_taken_over(deck_tree, page, tmp_path):
+    put(deck_tree, "Other/002.txt", seed("002"))
+    build([deck_tree], tmp_path / "a", now=1000)
+    before = {c.id: c.source.origin for c in collect([deck_tree]).cards}
+    page.rename(deck_tree / "Attention" / "new.txt")
+    (deck_tree / "Other" / "002.txt").rename(deck_tree / "Other" / "two.txt")
+    after = {c.id: c.source.origin for c in collect([deck_tree]).cards}
+    assert sorted(after) == sorted(before)
+    renamed = {PAGE: "Attention/new.txt", "Other/002.txt": "Other/two.txt"}
+    assert all(after[guid] == renamed[origin] for guid, origin in before.items())
+
+
+def test_a_renamed_file_gives_the_package_a_clean_build_gives(deck_tree, tmp_path):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    out = tmp_path / "out"
+    build([deck_tree], out, now=1000)
+    (deck_tree / "Deck" / "003.txt").rename(deck_tree / "Deck" / "renamed.txt")
+    lock = (deck_tree / "deckbuild.lock").read_bytes()
+    clean = tmp_path / "clean"
+    shutil.copytree(deck_tree, clean)
+    (package,) = build([deck_tree], out, now=2000).packages
+    (expected,) = build([clean], tmp_path / "clean-out", now=2000, use_cache=False).packages
+    assert package.read_bytes() == expected.read_bytes()
+    assert b"source::renamed" in collection_db(package)
+    mods = {e["mod"] for e in lock_notes(deck_tree).values()}
+    assert mods == {1000} and lock != (deck_tree / "deckbuild.lock").read_bytes()
+
+
+def collection_db(package):
+    with zipfile.ZipFile(package) as archive:
+        return archive.read("collection.anki2")

@@ -5,6 +5,7 @@ meets it, and the math scanner is linear. No timings: the tests count work and c
 
 from __future__ import annotations
 
+import re
 import tempfile
 from pathlib import Path
 from typing import ClassVar
@@ -193,7 +194,8 @@ def test_the_math_scanner_searches_once_per_formula(monkeypatch):
 def test_options_and_steps_are_bounded_like_any_field():
     report = Report()
     options_html((Option(letter="A", text="[" * (MAX_NESTING + 1)),), WHERE, report)
-    steps_html((Step(title="t", text="> " * (MAX_NESTING + 1)),), WHERE, report)
+    # One level deeper than the option: the report keeps a problem repeated at one line only once.
+    steps_html((Step(title="t", text="> " * (MAX_NESTING + 2)),), WHERE, report)
     assert [p.message.split(" (")[0] for p in report.problems] == ["field nested too deeply"] * 2
 
 
@@ -271,3 +273,19 @@ def test_every_card_through_the_whole_pipeline_is_read_or_reported_never_a_crash
     messages = [p.message for p in collection.report.errors]
     if expected is not None:
         assert expected in messages and collection.cards == []
+
+
+# The <br> pattern as first written: right, but quadratic in a run of blanks without a <br> after it.
+_BR_AS_WRITTEN = re.compile(r"[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+
+
+@given(st.lists(st.sampled_from([" ", "\t", "<br>", "<BR/>", "<br />", "a", "-", "\n"]), max_size=30))
+def test_line_breaks_are_found_exactly_as_the_first_pattern_found_them(pieces):
+    text = "".join(pieces)
+    assert render._BR_RE.sub("|", text) == _BR_AS_WRITTEN.sub("|", text)
+
+
+def test_finding_line_breaks_tries_each_run_of_blanks_once():
+    # A lookbehind keeps the pattern from starting inside a run of blanks, so it cannot rescan one.
+    assert render._BR_RE.pattern.startswith("(?:(?<![ \\t])[ \\t]*|(?<=[ \\t]))<br")
+    assert render._BR_RE.sub("|", "a<br> <br>b" + " " * 50_000 + "<") == "a||b" + " " * 50_000 + "<"

@@ -2,7 +2,10 @@
 
 from __future__ import annotations
 
-from deckbuild.readers.pycode import parses, reindent, restore, unflatten
+import pytest
+
+from deckbuild.readers import pycode
+from deckbuild.readers.pycode import MAX_RESTORE_CHARS, parses, reindent, restore, unflatten
 
 
 def test_a_flattened_program_is_split_back_into_statements():
@@ -32,3 +35,127 @@ def test_restore_reports_code_it_cannot_make_valid():
     assert not ok and code == "this is ( not python\n"
     good, ok = restore("x = 1")
     assert ok and parses(good)
+
+
+def flat(code: str) -> str:
+    """Code as a page that lost its indentation shows it."""
+    return "\n".join(line.strip() for line in code.strip("\n").splitlines()) + "\n"
+
+
+# Programs whose structure the lines alone tell: each must come back exactly, indentation included.
+PROGRAMS = {
+    "module with methods": """
+import torch.nn as nn
+class Block(nn.Module):
+    def __init__(self, d):
+        super().__init__()
+        self.norm = nn.LayerNorm(d)
+        self.fc = nn.Linear(d, d)
+    def forward(self, x):
+        if self.training:
+            x = x + 0.1
+        return self.fc(self.norm(x))
+model = Block(4)
+print(model)
+""",
+    "nested function returned": """
+def make_counter(start):
+    count = start
+    def step(by):
+        return count + by
+    return step
+print(make_counter(1)(2))
+""",
+    "decorated methods": """
+class Circle:
+    def __init__(self, r):
+        self.r = r
+    @property
+    def area(self):
+        return 3.14 * self.r ** 2
+    @staticmethod
+    def unit():
+        return Circle(1)
+print(Circle.unit().area)
+""",
+    "if/else inside a loop, in a function": """
+def parity(xs):
+    out = []
+    for x in xs:
+        if x % 2 == 0:
+            out.append("even")
+        elif x < 0:
+            out.append("negative")
+        else:
+            out.append("odd")
+    return out
+print(parity([1, 2]))
+""",
+    "try/except in a loop": """
+def total(lines):
+    s = 0
+    for line in lines:
+        try:
+            value = int(line)
+        except ValueError:
+            continue
+        s += value
+    return s
+print(total(["1", "x"]))
+""",
+    "try/finally with a return": """
+def read(path):
+    try:
+        f = open(path)
+    except OSError:
+        return None
+    finally:
+        print("tried")
+    return f
+""",
+    "while with break, then code": """
+def first_negative(xs):
+    i = 0
+    while i < len(xs):
+        if xs[i] < 0:
+            break
+        i += 1
+    return i
+""",
+}
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_lost_indentation_comes_back_for_classes_nested_functions_and_branches(name):
+    program = PROGRAMS[name].strip("\n") + "\n"
+    assert reindent(flat(program)) == program
+    assert restore(flat(program)) == (program, True)
+
+
+@pytest.mark.parametrize("name", sorted(PROGRAMS))
+def test_a_program_flattened_onto_one_line_parses_again(name):
+    one_line = " ".join(flat(PROGRAMS[name]).split("\n")).strip()
+    code, ok = restore(one_line)
+    assert ok and parses(code)
+    assert [line.strip() for line in code.splitlines()] == flat(PROGRAMS[name]).split("\n")[:-1]
+
+
+def test_code_longer_than_the_limit_is_not_restored():
+    long_line = "x = 1 " * (MAX_RESTORE_CHARS // 6 + 1)
+    assert len(long_line) > MAX_RESTORE_CHARS
+    assert restore(long_line) == (long_line.rstrip() + "\n", False)
+
+
+def test_unflatten_tries_a_bounded_match_per_character(monkeypatch):
+    """Linear: the work per character is bounded, however long the line (no timing involved)."""
+    calls = []
+    real = pycode._opens_statement
+    monkeypatch.setattr(
+        pycode,
+        "_opens_statement",
+        lambda tail, c, head: calls.append(len(tail) + len(head)) or real(tail, c, head),
+    )
+    for n in (100, 1000):
+        calls.clear()
+        pycode.unflatten("a = b " * n)
+        assert len(calls) <= 2 * n and max(calls) <= 24

@@ -4,15 +4,20 @@ from __future__ import annotations
 
 import ast
 import json
+import os
+import re
 from collections import Counter
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import DATA, put, seed
 from deckbuild.cli import cli
 from deckbuild.errors import Report
 from deckbuild.readers import quizpage
+from deckbuild.readers.pycode import MAX_RESTORE_CHARS
 
 
 def read(path):
@@ -171,3 +176,286 @@ def test_build_reports_the_truncated_item_in_its_counts(deck_tree, tmp_path, mon
     result = CliRunner().invoke(cli, ["build", "decks"])
     assert result.exit_code == 0, result.output
     assert result.stdout.splitlines()[-1] == "15 card(s) read, 15 packaged, 0 skipped, 1 incomplete"
+
+
+# -- Pages of other topics, read as they come: golden cards and messages -------------------------
+
+GOLDEN = sorted(p.stem for p in (DATA / "quizpage").glob("*.expected.json"))
+PAGES = [DATA / "quizpage" / f"{name.removesuffix('.expected')}.txt" for name in GOLDEN]
+SEED_PAGES = [seed(n) for n in ("000", "001", "002", "004")]
+
+
+def test_there_are_golden_pages_on_at_least_four_other_topics():
+    assert len(PAGES) >= 4
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: p.stem)
+def test_each_page_gives_exactly_its_expected_cards_and_messages(page, tmp_path, monkeypatch):
+    """`deckbuild cards --json` on the page equals NAME.expected.json; its stderr NAME.expected.err.
+
+    DECKBUILD_REGEN=1 rewrites the golden files; read every change before committing it.
+    """
+    copy = tmp_path / page.name
+    copy.write_bytes(page.read_bytes())
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["cards", page.name, "--json"])
+    assert result.exit_code == 0, result.output
+    expected_json = page.with_suffix(".expected.json")
+    expected_err = page.with_suffix(".expected.err")
+    if os.environ.get("DECKBUILD_REGEN"):
+        expected_json.write_text(result.stdout, encoding="utf-8")
+        expected_err.write_text(result.stderr, encoding="utf-8")
+    assert json.loads(result.stdout) == json.loads(expected_json.read_text(encoding="utf-8"))
+    assert result.stderr == expected_err.read_text(encoding="utf-8")
+
+
+# -- Every line accounted for ---------------------------------------------------------------------
+
+_CHROME_LINES = re.compile(
+    r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|practice|\(\d+/\d+\)|"
+    r"challenge - \d+ problems?|get all challenges correct.*|test your skills.*|click to reveal answer|"
+    r"[✗✓✔✘×]?\s*(in)?correct!?|attempts:|(beginner|intermediate|advanced|expert)\d+:\d\dremaining|"
+    r"💡 hint|solution|final answer:|quick check:|common mistakes:|```\w*)$",
+    re.IGNORECASE,
+)
+_WORD = re.compile(r"[a-z0-9]{3,}")
+# Words a card keeps as a field's value or name rather than as text.
+_FIELD_WORDS = {"you", "got", "step", "option", "remaining", "hint", "left"}
+
+
+def check_accounting(lines, page, report):
+    """Every line is blank, chrome, in a card that holds its words, or named by a warning.
+
+    A warning names the line it is at and the lines after it up to the next card's (an
+    incomplete item spans several lines, chrome among them).
+    """
+    assert len(page.uses) == len(lines)
+    cards = {c.line: json.dumps([c.kind, c.data], ensure_ascii=False).lower() for c in page.cards}
+    cards = {line: text.replace("\\n", " ") for line, text in cards.items()}
+    warned_at = {p.line for p in report.problems}
+    run_start = None
+    for i, (line, use) in enumerate(zip(lines, page.uses, strict=True)):
+        text = line.strip()
+        assert use, f"line {i + 1} {text!r} is not accounted for"
+        if use == quizpage.BLANK:
+            assert not text
+            continue
+        if text and use != quizpage.CHROME:
+            run_start = run_start if use == quizpage.WARNED else None
+        if use == quizpage.WARNED:
+            run_start = i + 1 if run_start is None else run_start
+            assert run_start in warned_at, f"line {i + 1} {text!r} is in no warning"
+            continue
+        if use == quizpage.CHROME:
+            before = next((x.strip() for x in reversed(lines[:i]) if x.strip()), "")
+            after_header = re.match(r"^challenge - \d+ problems?$", before, re.I)
+            assert _CHROME_LINES.match(text) or after_header, f"line {i + 1} {text!r} dropped as chrome"
+            continue
+        kind, _, at = use.partition(" ")
+        assert kind == "card" and int(at) in cards, use
+        words = set(_WORD.findall(cards[int(at)])) | _FIELD_WORDS
+        unglued = re.sub(r"^[A-F](?=[A-Z][a-z])", "", text)  # a glued option letter: AThe -> The
+        missing = min((set(_WORD.findall(t.lower())) - words for t in (text, unglued)), key=len)
+        assert not missing, f"line {i + 1} {text!r}: {missing} not in its card"
+
+
+def read_lines(lines, name="page.txt"):
+    report = Report()
+    return quizpage.read_page(name, lines, report), report
+
+
+def lines_of(path):
+    return path.read_text(encoding="utf-8").split("\n")
+
+
+ALL_PAGES = SEED_PAGES + sorted((DATA / "quizpage").glob("*.txt")) + [DATA / "answers" / "page_directive.txt"]
+
+
+@pytest.mark.parametrize("path", ALL_PAGES, ids=lambda p: p.stem)
+def test_every_line_of_every_page_is_in_a_card_chrome_or_a_warning(path):
+    lines = lines_of(path)
+    page, report = read_lines(lines)
+    check_accounting(lines, page, report)
+
+
+def content(cards):
+    return [(c.kind, c.data) for c in cards]
+
+
+def test_concatenated_pages_give_the_cards_of_each_page_in_turn():
+    for paths in (SEED_PAGES, SEED_PAGES[::-1], PAGES, PAGES[::-1] + SEED_PAGES):
+        texts = [lines_of(p) for p in paths]
+        joined = [line for lines in texts for line in lines]
+        page, report = read_lines(joined)
+        expected = [card for lines in texts for card in content(read_lines(lines)[0].cards)]
+        assert content(page.cards) == expected
+        assert len(report.warnings) == sum(len(read_lines(lines)[1].warnings) for lines in texts)
+        check_accounting(joined, page, report)
+
+
+@pytest.mark.parametrize("path", SEED_PAGES + PAGES, ids=lambda p: p.stem)
+def test_a_copy_with_a_blank_line_between_every_line_gives_the_same_cards(path):
+    lines = lines_of(path)
+    for spaced in (
+        [x for line in lines for x in (line, "")],
+        [x for line in lines for x in ("", line, "  ")],
+    ):
+        page, report = read_lines(spaced)
+        original, original_report = read_lines(lines)
+        assert content(page.cards) == content(original.cards)
+        assert [p.message for p in report.problems] == [p.message for p in original_report.problems]
+        check_accounting(spaced, page, report)
+
+
+@pytest.mark.parametrize("path", SEED_PAGES + PAGES, ids=lambda p: p.stem)
+def test_a_copy_cut_anywhere_keeps_whole_items_and_reports_the_cut_one(path):
+    lines = [line for line in lines_of(path) if line.strip()]
+    full, _ = read_lines(lines)
+    whole = content(full.cards)
+    for cut in range(1, len(lines)):
+        page, report = read_lines(lines[:cut])
+        check_accounting(lines[:cut], page, report)
+        got = content(page.cards)
+        # Every card but the last is a card of the whole page; the last may end early where
+        # nothing marks its end (a list of mistakes, an explanation), but asks the same.
+        assert all(card in whole for card in got[:-1]), cut
+        if got and got[-1] not in whole:
+            assert (got[-1][0], got[-1][1]["question"]) in [(k, d["question"]) for k, d in whole], cut
+        for i in range(cut):
+            if full.uses[i].startswith("card"):
+                assert page.uses[i] != quizpage.CHROME, f"cut after {cut}: line {i + 1} dropped silently"
+
+
+@pytest.mark.parametrize(
+    ("name", "marker", "expected"),
+    [
+        ("rnn_challenges", "Attempts:", "page.txt:5: warning: challenge 1 is incomplete (no 'N left' after"),
+        ("rnn_challenges", "💡 Hint", "page.txt:5: warning: challenge 1 is incomplete (no hint;"),
+        (
+            "rnn_challenges",
+            "Think about repeated",
+            "page.txt:52: warning: challenge 4 is incomplete (no verdict",
+        ),
+        (
+            "sql_joins",
+            "✗ Incorrect",
+            "page.txt:21: warning: quiz question 'What does a CROSS JOIN of a 3-row",
+        ),
+        ("transformer_challenge", "✗ Incorrect", "page.txt:5: warning: challenge 1 is incomplete (no explan"),
+        (
+            "layer_norm",
+            "Quick Check:",
+            "page.txt:54: warning: practice question 1 is incomplete (no Quick Check;",
+        ),
+        (
+            "list_comprehensions",
+            "Common Mistakes:",
+            "page.txt:23: warning: practice question 1 is incomplete",
+        ),
+    ],
+)
+def test_a_copy_cut_inside_an_item_reports_it_incomplete_with_its_line(name, marker, expected):
+    lines = lines_of(DATA / "quizpage" / f"{name}.txt")
+    cut = next(i for i, line in enumerate(lines) if line.startswith(marker)) + 1
+    page, report = read_lines(lines[:cut])
+    assert [str(p)[: len(expected)] for p in report.warnings][-1:] == [expected]
+    assert "it was not packaged: copy the whole page" in str(report.warnings[-1])
+    assert report.counts["incomplete"] == 1
+    assert all(c.data.get("answer") or c.data.get("explanation") or c.kind == "open" for c in page.cards)
+
+
+def test_a_recall_card_without_a_level_reads_its_question_by_its_shape():
+    lines = ["Recall & Review", "Share this page", "What is a token?", "A unit of text.", "It maps to an id."]
+    page, report = read_lines([*lines, "Click to reveal answer"])
+    (card,) = page.cards
+    assert card.data == {"question": "What is a token?", "answer": "A unit of text.\nIt maps to an id."}
+    assert [str(p) for p in report.problems] == [
+        "page.txt:2: warning: unrecognised text 'Share this page' ignored; is it part of a card?"
+    ]
+
+
+def test_long_flattened_code_is_kept_as_copied_with_a_warning():
+    code = " ".join(["x = torch.ones(2)"] * 4000)
+    lines = lines_of(DATA / "quizpage" / "transformer_challenge.txt")
+    at = next(i for i, line in enumerate(lines) if line.startswith("import torch import"))
+    page, report = read_lines([*lines[:at], code, *lines[at + 1 :]])
+    assert page.cards[0].data["code"] == code + "\n"
+    assert [str(p) for p in report.warnings] == [
+        f"page.txt:{at + 1}: warning: the code in this challenge is {len(code)} characters long, "
+        f"more than the {MAX_RESTORE_CHARS} deckbuild restores; it is kept as copied: check it on the page"
+    ]
+
+
+def test_code_in_another_language_is_not_checked_as_python_and_keeps_its_language(monkeypatch):
+    cards, stderr = cards_json(DATA / "quizpage" / "sql_joins.txt", monkeypatch)
+    sql = [c for c in cards if c.get("code")]
+    assert [c["code_language"] for c in sql] == ["sql", "sql"]
+    assert "not valid Python" not in stderr
+    result = CliRunner().invoke(cli, ["check", "--strict", "sql_joins.txt"])
+    assert result.exit_code == 0, result.output
+
+
+def test_an_unclosed_formula_in_a_quiz_answer_is_reported_once(tmp_path, monkeypatch):
+    page = "Recall & Review\nWhat is x?\nA. The value $$ y\nB. Another\n✗ Incorrect\nOption A: the value y.\n"
+    (tmp_path / "p.txt").write_text(page, encoding="utf-8")
+    monkeypatch.chdir(tmp_path)
+    result = CliRunner().invoke(cli, ["check", "p.txt"])
+    assert [line for line in result.stderr.splitlines() if "$$" in line] == [
+        "p.txt:2: unbalanced math: $$ without a closing $$; close it, or write \\$ for a dollar"
+    ]
+
+
+ALL_LINES = sorted({line for path in ALL_PAGES for line in lines_of(path)})
+
+
+PAGE_TEXTS = [lines_of(path) for path in ALL_PAGES]
+
+
+@st.composite
+def spliced(draw):
+    """Runs of real pages, cut anywhere and joined in any order."""
+    out: list[str] = []
+    for _ in range(draw(st.integers(1, 4))):
+        lines = draw(st.sampled_from(PAGE_TEXTS))
+        start = draw(st.integers(0, len(lines) - 1))
+        out += lines[start : start + draw(st.integers(1, 60))]
+    return out
+
+
+@given(
+    st.one_of(
+        spliced(),
+        st.lists(st.one_of(st.sampled_from(ALL_LINES), st.text(max_size=30), st.just("")), max_size=80),
+    )
+)
+def test_any_mix_of_page_lines_is_read_with_every_line_accounted_for(lines):
+    """Pages spliced, shuffled and mixed with noise: no crash, and never a line dropped silently."""
+    lines = [line.replace("\r", "") for line in lines]
+    page, report = read_lines(lines)
+    check_accounting(lines, page, report)
+
+
+def test_the_last_practice_item_keeps_three_mistakes_when_no_other_item_shows_how_many():
+    lines = lines_of(DATA / "quizpage" / "tokenization_two_pages.txt")
+    end = lines.index("Jump into concepts and practice - no test required")
+    page, report = read_lines([*lines[:end], "Counting spaces", "Rate this page"])
+    practice = next(c for c in page.cards if c.kind == "practice")
+    assert practice.data["mistakes"] == [
+        "Counting the whole word as one token",
+        "Adding an end-of-text token",
+        "Counting bytes twice",
+    ]
+    assert [str(p) for p in report.warnings] == [
+        f"page.txt:{end + 1}: warning: unrecognised text 'Counting spaces' ignored; is it part of a card?",
+        f"page.txt:{end + 2}: warning: unrecognised text 'Rate this page' ignored; is it part of a card?",
+    ]
+
+
+def test_a_challenge_page_that_holds_fewer_problems_than_it_announces_says_so():
+    lines = lines_of(DATA / "quizpage" / "rnn_challenges.txt")
+    page, report = read_lines(lines[: lines.index("❓ Hyperparameter")])
+    assert len(page.cards) == 2
+    assert [str(p) for p in report.warnings] == [
+        "page.txt:1: warning: the page announces 4 problems but holds 2; 2 missing: copy the whole page"
+    ]
+    assert report.counts["missing"] == 2

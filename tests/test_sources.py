@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import socket
@@ -11,10 +12,13 @@ import tempfile
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from ankihelp import import_package, notes_by_guid
 from conftest import put
+from deckbuild.cli import cli
 from deckbuild.errors import Report
+from deckbuild.render import Where, render_text
 from deckbuild.sources import LOCK_NAME, MAX_SOURCE_BYTES, TooLarge, decode, discover, read_regular
 
 ROW = "Question;Answer;UUID\nQ;A;11111111-1111-4111-8111-111111111111\n"
@@ -260,7 +264,41 @@ def test_a_lock_file_that_is_a_fifo_or_a_device_is_an_error_not_a_hang(make, kin
     result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
     assert result.returncode == 1
     assert result.stderr == (
-        f"error: {deck_tree / LOCK_NAME}:1: cannot read the lock file (not a regular file ({kind})); "
-        "restore it from git\n"
+        f"error: decks/{LOCK_NAME}:1: cannot read the lock file: not a regular file ({kind}); "
+        f"restore it from git (git checkout -- {LOCK_NAME})\n"
     )
     assert not (deck_tree.parent / "dist").exists()
+
+
+def test_an_image_that_is_a_fifo_is_never_opened_even_if_swapped_in_after_the_check(deck_tree, monkeypatch):
+    os.mkfifo(deck_tree / "pic.png")
+    report = Report()
+    where = Where("cards.txt", 2, deck_tree, deck_tree)
+    assert render_text("![a](pic.png)", where, report) == "<p></p>"
+    # As if it became a FIFO between the check and the read: reading it would block forever.
+    monkeypatch.setattr(Path, "is_file", lambda self: True)
+    assert render_text("![b](pic.png)", where, report) == "<p></p>"
+    assert [str(p) for p in report.problems] == [
+        "cards.txt:2: warning: image pic.png not found, left out of the card; add the file or fix the path",
+        "cards.txt:2: warning: image pic.png cannot be read (not a regular file (a FIFO)), left out of the "
+        "card; put the image file there",
+    ]
+    assert where.media == {}
+
+
+def test_a_calc_input_file_is_read_bounded_a_pipe_too(tmp_path):
+    binary = put(tmp_path, "m.bin", b"\xff\xfe\x00")
+    runner = CliRunner()
+    for name, reason in (("/dev/zero", "larger than 10 MiB"), (str(binary), "not UTF-8 text")):
+        result = runner.invoke(cli, ["calc", "softmax", f"@{name}"])
+        assert result.exit_code == 2
+        assert result.stderr.endswith(f"Error: Invalid value for 'VALUES': cannot read {name}: {reason}\n")
+    read_end, write_end = os.pipe()  # what `@<(…)` in a shell names
+    os.write(write_end, b"[1, 2]")
+    os.close(write_end)
+    try:
+        result = runner.invoke(cli, ["calc", "softmax", f"@/dev/fd/{read_end}", "--json"])
+    finally:
+        os.close(read_end)
+    assert result.exit_code == 0, result.output
+    assert [round(x, 4) for x in json.loads(result.stdout)["output"]] == [0.2689, 0.7311]

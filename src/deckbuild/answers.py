@@ -4,6 +4,11 @@ A card can write `{{calc attention q=[[1, 0]] k=[[1, 0], [0, 1]] v=[[1, 2], [3, 
 text field, in either source format: the build puts the result there and adds the worked
 steps. Cards that state a numeric answer to a question the calculator can read (Q, K and V
 given as matrices, or code that builds the tensors) are recomputed and must agree.
+
+One convention for both: attention is scaled dot-product attention, scores times
+1/sqrt(d_k), unless a directive says `scale=…`, a question says it is unscaled, or the
+card's code computes the scores without dividing them (then it is unscaled, or scaled by the
+number the code uses).
 """
 
 from __future__ import annotations
@@ -18,11 +23,24 @@ from deckbuild import calc
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
-DIRECTIVE_RE = re.compile(r"\{\{calc\s+(\w+)(.*?)\}\}", re.S)
+DIRECTIVE = "{{calc"
+# Anything a writer may have meant as a directive: any case, spaces after the braces.
+_NEAR_RE = re.compile(r"\{\{\s*calc", re.IGNORECASE)
 _ARG_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*")
+_OPERATION_RE = re.compile(r"\s+(\w+)")
 _GIVEN_RE = {name: re.compile(rf"\b{name}\s*=\s*(?=\[)") for name in ("Q", "K", "V")}
+_UNSCALED_RE = re.compile(
+    r"\b(unscaled|without scaling|no scaling|not scaled|scale\s*(?:=|of)?\s*1(?![\d.]))", re.IGNORECASE
+)
 TEXT_FIELDS = ("question", "answer", "explanation", "hint", "code")
 DIGITS = 4
+# Deeper brackets than any matrix needs: refused before JSON parsing recurses into them.
+MAX_NESTING = 8
+
+
+class Malformed(calc.CalcError):
+    """A directive that cannot run, with the whole message: what is wrong and what to do."""
+
 
 Operation = Callable[[dict[str, Any]], tuple[Any, list[calc.Step]]]
 
@@ -70,27 +88,81 @@ OPERATIONS: dict[str, Operation] = {
 }
 
 
-def parse_arguments(text: str) -> dict[str, Any]:
-    """Read `name=JSON` pairs; a bare word (like `causal`) is a string."""
+# Each operation's arguments: those it needs, then those it may take.
+ARGUMENTS: dict[str, tuple[tuple[str, ...], tuple[str, ...]]] = {
+    "attention": (("q", "k", "v"), ("mask", "scale")),
+    "multihead": (("x", "wq", "wk", "wv", "wo"), ("heads", "mask")),
+    "softmax": (("x",), ()),
+    "layernorm": (("x",), ("gamma", "beta", "eps")),
+    "posenc": (("length", "d_model"), ()),
+}
+
+
+def parse_arguments(text: str, pos: int = 0, operation: str | None = None) -> tuple[dict[str, Any], int]:
+    """Read `name=JSON` pairs up to the closing `}}`; a bare word (like `causal`) is a string.
+
+    Return the arguments and the index after `}}`; raise CalcError for anything else.
+    """
     args: dict[str, Any] = {}
-    pos = 0
     decoder = calc.JsonDecoder()
-    while pos < len(text.rstrip()):
+    while True:
+        while pos < len(text) and text[pos].isspace():
+            pos += 1
+        if text.startswith("}}", pos):
+            break
+        if pos >= len(text):
+            raise Malformed(f"calc {operation}: the directive has no closing '}}}}'; close it")
         match = _ARG_RE.match(text, pos)
         if not match:
             raise calc.CalcError(f"cannot read {text[pos:].strip()[:30]!r}; write name=value pairs")
+        name = match.group(1).lower()
+        if operation in ARGUMENTS and name not in sum(ARGUMENTS[operation], ()):
+            takes = ", ".join(sum(ARGUMENTS[operation], ()))
+            raise calc.CalcError(f"unknown argument {match.group(1)!r}; {operation} takes {takes}")
+        if name in args:
+            raise calc.CalcError(f"the argument {match.group(1)!r} is given twice; keep one")
         pos = match.end()
         word = re.match(r"[A-Za-z_]\w*", text[pos:])
         if word and word.group(0) not in ("true", "false", "null"):
-            args[match.group(1).lower()] = word.group(0)
+            args[name] = word.group(0)
             pos += word.end()
             continue
+        _check_nesting(text, pos, match.group(1))
         try:
-            value, pos = decoder.raw_decode(text, pos)
-        except json.JSONDecodeError:
+            args[name], pos = decoder.raw_decode(text, pos)
+        except (json.JSONDecodeError, RecursionError):
             raise calc.CalcError(f"the value of {match.group(1)} is not valid JSON") from None
-        args[match.group(1).lower()] = value
-    return args
+    return args, pos + 2
+
+
+def _check_nesting(text: str, pos: int, name: str) -> None:
+    """Refuse a value nested deeper than MAX_NESTING, in one pass, before it is parsed."""
+    depth = 0
+    in_string = False
+    i = pos
+    while i < len(text):
+        ch = text[i]
+        if in_string:
+            if ch == "\\":
+                i += 1
+            elif ch == '"':
+                in_string = False
+        elif ch == '"':
+            in_string = True
+        elif ch in "[{":
+            depth += 1
+            if depth > MAX_NESTING:
+                raise calc.CalcError(
+                    f"the value of {name} is nested more than {MAX_NESTING} brackets deep; "
+                    "write a matrix as a list of rows"
+                )
+        elif ch in "]}":
+            depth -= 1
+            if depth <= 0:
+                return
+        elif depth == 0 and (ch.isspace() or ch == "}"):
+            return
+        i += 1
 
 
 def run(operation: str, arguments: dict[str, Any]) -> tuple[Any, list[calc.Step]]:
@@ -100,9 +172,46 @@ def run(operation: str, arguments: dict[str, Any]) -> tuple[Any, list[calc.Step]
     return OPERATIONS[operation](arguments)
 
 
-def compute(operation: str, arguments: str) -> tuple[Any, list[calc.Step]]:
-    """Run one directive, its arguments written as `name=JSON` pairs."""
-    return run(operation, parse_arguments(arguments))
+def directive(text: str, start: int) -> tuple[int, Any, list[calc.Step]]:
+    """Run the directive that starts at `start`; return where it ends, its result and steps.
+
+    Raise CalcError, with the operation's name in front, for anything that is not a whole,
+    well-formed directive: a near miss (`{{ calc`, `{{Calc`), no operation, an unknown one,
+    unknown, missing or repeated arguments, no closing braces, or inputs that do not fit.
+    """
+    near = _NEAR_RE.match(text, start)
+    if near is None or near.group(0) != DIRECTIVE:
+        written = near.group(0) if near else text[start : start + len(DIRECTIVE)]
+        raise Malformed(
+            f"calc: {written!r} is not a calculator directive as written; write "
+            "{{calc OPERATION name=value …}}: lower case, no space after the braces"
+        )
+    op = _OPERATION_RE.match(text, start + len(DIRECTIVE))
+    if op is None:
+        raise Malformed(f"calc: a directive without an operation; write one of {', '.join(OPERATIONS)}")
+    name = op.group(1)
+    if name not in OPERATIONS:
+        raise Malformed(f"calc: unknown operation {name!r}; use one of {', '.join(OPERATIONS)}")
+    try:
+        args, end = parse_arguments(text, op.end(), name)
+        missing = [a for a in ARGUMENTS[name][0] if a not in args]
+        if missing:
+            raise calc.CalcError(
+                f"{name} needs {', '.join(ARGUMENTS[name][0])}; missing {', '.join(missing)}"
+            )
+        for number in ("scale", "eps"):
+            if number in args and not _is_number(args[number]):
+                raise calc.CalcError(f"{number} must be a number, like {number}=0.5")
+        output, steps = run(name, args)
+    except Malformed:
+        raise
+    except (calc.CalcError, TypeError, OverflowError, ZeroDivisionError) as exc:
+        raise Malformed(f"calc {name}: {exc}; fix the directive's inputs") from None
+    return end, output, steps
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
 
 
 def _steps_json(steps: list[calc.Step]) -> list[dict[str, str]]:
@@ -122,22 +231,42 @@ def apply(raw: RawCard, path: str, report: Report) -> None:
     steps: list[calc.Step] = []
     for name in TEXT_FIELDS:
         value = raw.data.get(name)
-        if not isinstance(value, str) or "{{calc" not in value:
-            continue
-
-        def replace(match: re.Match[str]) -> str:
-            try:
-                output, worked = compute(match.group(1), match.group(2))
-            except calc.CalcError as exc:
-                report.error(path, raw.line, f"calc {match.group(1)}: {exc}; fix the directive's inputs")
-                return match.group(0)
-            steps.extend(worked)
-            return calc.fmt(output, DIGITS)
-
-        raw.data[name] = DIRECTIVE_RE.sub(replace, value)
+        if isinstance(value, str) and "{{" in value:
+            where = raw.field_lines.get(name) or [raw.line]
+            raw.data[name] = _expand(value, steps, path, where, report)
     if steps:
+        # The directive is the card's answer, with its own stated inputs: nothing to check.
         _add_steps(raw, steps)
+        return
     _verify(raw, path, report)
+
+
+def _expand(text: str, steps: list[calc.Step], path: str, lines: list[int], report: Report) -> str:
+    """Replace every directive in `text` by its result; report each one at its line.
+
+    `lines` holds the input line of each line of the text, where the reader knows them, else
+    only the card's line.
+    """
+    out: list[str] = []
+    pos = 0
+    for match in _NEAR_RE.finditer(text):
+        if match.start() < pos:
+            continue  # inside a directive already read
+        out.append(text[pos : match.start()])
+        try:
+            end, output, worked = directive(text, match.start())
+        except Malformed as exc:
+            at = text.count("\n", 0, match.start())
+            report.error(path, lines[at] if at < len(lines) else lines[0], str(exc))
+            out.append(match.group(0))
+            pos = match.end()
+            continue
+        out.append(calc.fmt(output, DIGITS))
+        steps.extend(worked)
+        report.count("computed")
+        pos = end
+    out.append(text[pos:])
+    return "".join(out)
 
 
 def _add_steps(raw: RawCard, steps: list[calc.Step]) -> None:
@@ -174,14 +303,17 @@ def _agrees(stated: Any, computed: Any, digits: int) -> bool:
 
 
 def _verify(raw: RawCard, path: str, report: Report) -> None:
-    if "[" not in str(raw.data.get("question") or "") and "tensor" not in str(raw.data.get("code") or ""):
+    question = str(raw.data.get("question") or "")
+    if "[" not in question and "tensor" not in str(raw.data.get("code") or ""):
         return
-    given = _given_qkv(raw) or _tensors_in_code(raw)
+    given = _given_qkv(question) or _tensors_in_code(raw.data.get("code"))
     if given is None:
         return
-    q, k, v, scaled = given
+    q, k, v, scale = given
+    if _UNSCALED_RE.search(question):
+        scale = 1.0
     try:
-        result = calc.attention(q, k, v, scale=None if scaled else 1.0)
+        result = calc.attention(q, k, v, scale=scale)
     except calc.CalcError:
         return  # not an attention question after all: nothing to check
     answer = raw.data.get("answer")
@@ -204,9 +336,8 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
     report.count("verified")
 
 
-def _given_qkv(raw: RawCard) -> tuple[Any, Any, Any, bool] | None:
+def _given_qkv(question: str) -> tuple[Any, Any, Any, float | None] | None:
     """Q, K and V written as matrices in the question, as Practice questions give them."""
-    question = str(raw.data.get("question") or "")
     found = []
     for name in ("Q", "K", "V"):
         match = _GIVEN_RE[name].search(question)
@@ -215,34 +346,128 @@ def _given_qkv(raw: RawCard) -> tuple[Any, Any, Any, bool] | None:
         found.append(_literal(question, match.end()))
     if any(f is None for f in found):
         return None
-    return found[0], found[1], found[2], "scaled" in question.lower()
+    return found[0], found[1], found[2], None
 
 
-def _tensors_in_code(raw: RawCard) -> tuple[Any, Any, Any, bool] | None:
-    """Query, key and value tensors that a challenge's code builds from literals."""
-    code = raw.data.get("code")
-    if not isinstance(code, str) or "softmax" not in code or "matmul" not in code:
+_TENSOR_CALLS = frozenset({"tensor", "Tensor", "FloatTensor", "array", "asarray"})
+_MATMUL_CALLS = frozenset({"matmul", "mm", "bmm"})
+
+
+def _called(node: ast.AST) -> str:
+    """The name a call calls: `torch.matmul(…)` -> "matmul"."""
+    if not isinstance(node, ast.Call):
+        return ""
+    return str(getattr(node.func, "attr", getattr(node.func, "id", "")))
+
+
+def _tensors_in_code(code: Any) -> tuple[Any, Any, Any, float | None] | None:
+    """Query, key and value tensors that a challenge's code builds from literals, and the scale.
+
+    The scores are what the code passes to softmax, traced back through its assignments: the
+    matrix product in them names the query and key (`q @ k.T`, `torch.matmul(q, k.T)`), the
+    product of the weights names the value. Scores divided or multiplied by a number are scaled
+    by it; by anything else (`math.sqrt(d_k)`), by 1/sqrt(d_k); not at all, not scaled.
+    """
+    if not isinstance(code, str) or "softmax" not in code:
         return None
     try:
         tree = ast.parse(code)
-    except SyntaxError:
+    except (SyntaxError, ValueError, RecursionError, MemoryError):
         return None
-    tensors: dict[str, Any] = {}
+    literals: dict[str, Any] = {}
+    assigned: dict[str, list[ast.AST]] = {}
     for node in ast.walk(tree):
-        if (
-            isinstance(node, ast.Assign)
-            and len(node.targets) == 1
-            and isinstance(node.targets[0], ast.Name)
-            and isinstance(node.value, ast.Call)
-            and getattr(node.value.func, "attr", getattr(node.value.func, "id", "")) == "tensor"
-            and node.value.args
-        ):
-            try:
-                tensors[node.targets[0].id.lower()] = ast.literal_eval(node.value.args[0])
-            except ValueError:
-                continue
-    names = [next((n for n in (full, full[0]) if n in tensors), None) for full in ("query", "key", "value")]
-    if any(n is None for n in names):
+        if isinstance(node, ast.Assign) and len(node.targets) == 1 and isinstance(node.targets[0], ast.Name):
+            name = node.targets[0].id
+            assigned.setdefault(name, []).append(node.value)
+            if _called(node.value) in _TENSOR_CALLS and node.value.args:  # type: ignore[attr-defined]
+                try:
+                    literals[name] = ast.literal_eval(node.value.args[0])  # type: ignore[attr-defined]
+                except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+                    continue
+        elif isinstance(node, ast.AugAssign) and isinstance(node.target, ast.Name):
+            assigned.setdefault(node.target.id, []).append(
+                ast.BinOp(ast.Name(node.target.id), node.op, node.value)
+            )
+    softmax = next((n for n in ast.walk(tree) if _called(n) == "softmax" and n.args), None)  # type: ignore[attr-defined]
+    if softmax is None:
         return None
-    scaled = "** 0.5" in code or "sqrt" in code
-    return tensors[names[0]], tensors[names[1]], tensors[names[2]], scaled  # type: ignore[index]
+    chain = _trace(softmax.args[0], assigned, literals)  # type: ignore[attr-defined]
+    product = next((n for n in chain if _operands(n)), None)
+    if product is None:
+        return None
+    left, right = _operands(product)  # type: ignore[misc]
+    query, key = _tensor_name(left), _tensor_name(right, transposed=True)
+    weights = {name for name, values in assigned.items() if any(softmax in ast.walk(v) for v in values)}
+    value = next(
+        (
+            _tensor_name(_operands(n)[1])  # type: ignore[index]
+            for n in ast.walk(tree)
+            if _operands(n) and _uses(_operands(n)[0], weights, softmax)  # type: ignore[index]
+        ),
+        None,
+    )
+    if not (query in literals and key in literals and value in literals):
+        return None
+    return literals[query], literals[key], literals[value], _scale(chain)
+
+
+def _trace(start: ast.AST, assigned: dict[str, list[ast.AST]], literals: dict[str, Any]) -> list[ast.AST]:
+    """Every expression the scores are computed from, through assignments to plain names."""
+    seen: set[str] = set()
+    out: list[ast.AST] = []
+    todo = [start]
+    while todo:
+        expr = todo.pop()
+        for node in ast.walk(expr):
+            out.append(node)
+            if isinstance(node, ast.Name) and node.id not in seen and node.id not in literals:
+                seen.add(node.id)
+                todo.extend(assigned.get(node.id, []))
+    return out
+
+
+def _operands(node: ast.AST) -> tuple[ast.AST, ast.AST] | None:
+    """The two sides of a matrix product: `a @ b`, `torch.matmul(a, b)`, `a.matmul(b)`."""
+    if isinstance(node, ast.BinOp) and isinstance(node.op, ast.MatMult):
+        return node.left, node.right
+    if _called(node) in _MATMUL_CALLS:
+        assert isinstance(node, ast.Call)
+        if len(node.args) == 2:
+            return node.args[0], node.args[1]
+        if len(node.args) == 1 and isinstance(node.func, ast.Attribute) and not _is_module(node.func.value):
+            return node.func.value, node.args[0]
+    return None
+
+
+def _is_module(node: ast.AST) -> bool:
+    return isinstance(node, ast.Name) and node.id in ("torch", "np", "numpy", "tf", "jnp")
+
+
+def _tensor_name(node: ast.AST, transposed: bool = False) -> str | None:
+    """The variable a product's operand names, through `.T`, `.t()` or `.transpose(…)` for the key."""
+    if transposed:
+        if isinstance(node, ast.Attribute) and node.attr in ("T", "mT"):
+            node = node.value
+        elif _called(node) in ("t", "transpose") and isinstance(node, ast.Call):
+            func = node.func
+            node = node.args[0] if _is_module(getattr(func, "value", None) or func) else func.value  # type: ignore[attr-defined]
+        else:
+            return None
+    return node.id if isinstance(node, ast.Name) else None
+
+
+def _uses(node: ast.AST, weights: set[str], softmax: ast.AST) -> bool:
+    return node is softmax or (isinstance(node, ast.Name) and node.id in weights)
+
+
+def _scale(chain: list[ast.AST]) -> float | None:
+    """The scale the code applies to its scores: a number it uses, 1/sqrt(d_k), or none (1)."""
+    scaling = [n for n in chain if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div | ast.Mult)]
+    if not scaling:
+        return 1.0
+    if len(scaling) == 1 and isinstance(scaling[0], ast.BinOp):
+        op, factor = scaling[0].op, scaling[0].right
+        if isinstance(factor, ast.Constant) and isinstance(factor.value, int | float) and factor.value:
+            return 1 / factor.value if isinstance(op, ast.Div) else float(factor.value)
+    return None

@@ -16,13 +16,14 @@ import re
 import sqlite3
 import zipfile
 from collections.abc import Iterable, Sequence
-from contextlib import ExitStack, closing
+from contextlib import ExitStack, closing, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import answers, cache, ids
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
@@ -31,7 +32,16 @@ from deckbuild.package import DeckData, NoteData, Shell, notetype_mods_key, read
 from deckbuild.readers import RawCard, describe_formats
 from deckbuild.readers import detect as detect_format
 from deckbuild.render import within_limits
-from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, display_path, find_root, read_regular
+from deckbuild.sources import (
+    LOCK_NAME,
+    SourceFile,
+    deck_name,
+    decode,
+    discover,
+    display_path,
+    find_root,
+    read_regular,
+)
 from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
@@ -262,8 +272,29 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
     return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
 
 
-def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
-    """Hash what Anki stores of a note, so that any visible change moves its mod time."""
+SOURCE_FIELD = NOTE_TYPES[NOTE_TYPE_ID].index("Source")
+SOURCE_TAG = "source::"
+
+
+def source_at(notetype: int) -> int:
+    """Return where a note type keeps the Source field."""
+    return NOTE_TYPES[notetype].index("Source")
+
+
+def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int = SOURCE_FIELD) -> str:
+    """Hash what a learner studies in a note, so that any change to it moves its mod time.
+
+    Where the card is written down (the Source field, the `source::` tag) is left out: renaming
+    or moving a file must not overwrite what learners changed in notes whose content is the same.
+    """
+    learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
+    shown = " ".join(t for t in tags if not t.startswith(SOURCE_TAG))
+    blob = "\x1f".join(learned) + "\x1e" + shown
+    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+
+def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
+    """Hash every field and tag: what lock files written before the content hash had."""
     blob = "\x1f".join(fields) + "\x1e" + " ".join(tags)
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
@@ -298,7 +329,7 @@ def _render_one(parsed: Parsed) -> Rendered:
     # An image not found, named "": the memo renders the card again once a file is there.
     deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
-    return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
+    return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 
 
 def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> list[list[str]]:
@@ -384,16 +415,53 @@ def build(
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
+    # Made now, to hold it while building; a failing build removes it again (nothing written).
+    made = [d for d in (outdir, *outdir.parents) if not d.exists()]
+    try:
+        outdir.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise cannot_write(outdir, exc) from None
+    try:
+        return _build_held(
+            paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs
+        )
+    except BaseException:
+        for folder in made:
+            with suppress(OSError):
+                folder.rmdir()
+        raise
+
+
+def _build_held(
+    paths: list[Path],
+    roots: list[Path],
+    outdir: Path,
+    now: int,
+    frozen: bool,
+    strict: bool,
+    previous: Sequence[Path],
+    release: Release,
+    dry_run: bool,
+    use_cache: bool,
+    jobs: int | None,
+) -> BuildResult:
+    """Build with every deck tree and the output folder held, after repairing what a kill left."""
     with ExitStack() as held:
-        for root in roots:
-            held.enter_context(exclusive(root))
+        # Every tree and the output folder, in one order for every build, so none waits in a circle.
+        folders = sorted({*(_resolved(r) for r in roots), outdir.resolve()})
+        for folder in folders:
+            held.enter_context(exclusive(folder))
+        # What a killed build left: finished if it got as far as its journal, else swept away.
+        repaired = recover(folders)
         store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
         options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
         record = store.db is not None and not dry_run
         if record and (done := _replay(store, _fingerprint(paths, roots, previous, options))):
+            done.report.notes[:0] = repaired
             return done
         workers = jobs or os.cpu_count() or 1
-        job = _Build(paths, outdir, now, previous, release, report=Report(), store=store, jobs=workers)
+        report = Report(notes=repaired)
+        job = _Build(paths, outdir, now, previous, release, report=report, store=store, jobs=workers)
         result = job.run(frozen, strict, dry_run)
         if record:
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
@@ -472,8 +540,11 @@ class _Build:
     # Per package: the mod time of each note type its notes use, by note type id.
     notetype_mods: dict[str, dict[int, int]] = field(default_factory=dict)
     stamped: set[tuple[str, Path, int]] = field(default_factory=set)
+    # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
+    moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
+    warned: set[str] = field(default_factory=set)
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         with start_helpers(self.jobs) as helping:
@@ -497,16 +568,29 @@ class _Build:
                 )
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
+            self.report_moves(collection)
             plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
             # A helper stores the new memo rows while this process writes the packages.
             memo.save(helping)
-            for plan in plans:
-                self.write(plan)
-                result.packages.append(plan.target)
-        if not dry_run:
-            # Only after every package: a failed write leaves the lock as the packages know it.
-            for lock in collection.locks.values():
-                lock.save()
+            staged: list[tuple[Path, Path]] = []
+            try:
+                for plan in plans:
+                    tmp = self.write(plan)
+                    result.packages.append(plan.target)
+                    if tmp is not None:
+                        staged.append((tmp, plan.target))
+                        checkpoint(f"package-{len(staged)}")
+                # Packages and locks change together: all of them, or (killed before the journal) none.
+                for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
+                    text = lock.pending()
+                    if text is not None:
+                        staged.append((_stage(lock.path, text.encode("utf-8")), lock.path))
+                checkpoint("staged")
+            except BaseException:
+                discard([tmp for tmp, _ in staged])
+                raise
+        commit(staged)
+        checkpoint("committed")
         return result
 
     def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
@@ -516,10 +600,15 @@ class _Build:
         notetype_mods = self.notetype_mods[slug]
         digest = hashlib.sha256()
         names = [[deck.name, deck.description] for deck in decks]
+        at = {nid: source_at(nid) for nid in notetype_mods}
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
-            # Each note by its content hash (as the lock keeps it), not its whole text again.
-            rows = "".join(f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}" for n in deck.notes)
+            # Each note by its content hash (as the lock keeps it), not its whole text again; the
+            # hash leaves out the source file, which the Source field (and source:: tag) names.
+            rows = "".join(
+                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}\x1e{n.fields[at[n.notetype]]}"
+                for n in deck.notes
+            )
             digest.update(rows.encode())
         mods = notetype_mods_key(notetype_mods)
         key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
@@ -538,13 +627,26 @@ class _Build:
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mods, files, empty)
 
-    def write(self, plan: _Plan) -> None:
-        """Write a planned package, unless the file there is already exactly what it holds."""
+    def write(self, plan: _Plan) -> Path | None:
+        """Write a planned package beside its target, unless the file there is already it.
+
+        Return the temporary file, for `commit` to rename into place with the others.
+        """
         if plan.empty is None:
             self.report.count("unchanged")
-            return
-        write_package(plan.target, plan.decks, plan.notetype_mods, plan.files, plan.empty)
-        self.store.put_many({plan.key: {"sha256": _sha256(plan.target)}})
+            return None
+        tmp = temp_name(plan.target.parent, ".apkg")
+        try:
+            write_package(tmp, plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
+            sync(tmp)
+        except (OSError, sqlite3.Error) as exc:
+            discard([tmp])
+            raise cannot_write(plan.target, exc) from None
+        except BaseException:
+            discard([tmp])  # a note the package check refused, or an interrupt
+            raise
+        self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
+        return tmp
 
     def deck(self, slug: str, name: str) -> DeckData:
         decks = self.packages.setdefault(slug, {})
@@ -558,6 +660,12 @@ class _Build:
         name = f"{self.anchors[slug]}::{RETIRED_DECK}"
         if name not in decks:
             decks[name] = DeckData(name, description=RETIRED_DECK_DESCRIPTION)
+        elif decks[name].description != RETIRED_DECK_DESCRIPTION and name not in self.warned:
+            self.warned.add(name)
+            self.report.warn(
+                display_path(self.outdir / f"{slug}.apkg"), 0,
+                f"deck {name} holds cards of the sources and retired cards alike; rename its folder",
+            )  # fmt: skip
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
@@ -571,6 +679,11 @@ class _Build:
             if (slug, lock.path, parsed.notetype) not in self.stamped:
                 self.anchors[slug] = source.package_deck
                 self.stamp_notetype(slug, lock, parsed.notetype)
+            known = lock.notes.get(parsed.id)
+            if known is not None and known.origin != source.origin and known.origin is not None:
+                self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
+            if known is not None and known.hash != parsed.rendered.digest and not known.retired:
+                self.rehash(lock, parsed, known)
             label = NOTE_TYPES[parsed.notetype].label
             mod = lock.stamp(
                 "notes", parsed.id, parsed.rendered.digest, self.now,
@@ -608,6 +721,34 @@ class _Build:
                     "a note's type on import and would skip it, keeping the old one; to change it, empty "
                     "its UUID and run 'deckbuild ids' (the old card is then retired)",
                 )  # fmt: skip
+
+    @staticmethod
+    def rehash(lock: Lock, parsed: Parsed, known: Entry) -> None:
+        """Take a lock entry hashed the old way (the whole note) over, without moving its mod."""
+        assert parsed.rendered is not None
+        if known.hash == _whole_hash(parsed.rendered.fields, parsed.tags):
+            known.hash = parsed.rendered.digest
+            lock.changed.append(parsed.id)
+
+    def report_moves(self, collection: Collection) -> None:
+        """Tell the author which cards changed file, and what learners must do when decks moved."""
+        order = sorted(self.moved, key=lambda m: (m[0], m[1], m[2].origin))
+        for root, old, source in order:
+            guids = self.moved[(root, old, source)]
+            was = display_path(root / old)
+            self.report.notes.append(
+                f"{source.display}: {len(guids)} card(s) moved here from {was}; they keep their ids, "
+                "reviews and mod times (only the Source field and source:: tag differ, which "
+                "learners get with the next change to each card)"
+            )
+            old_deck = deck_name(root, (root / old).parent)
+            if old_deck != source.deck:
+                self.report.notes.append(
+                    f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
+                    f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
+                    f'learners to search deck:"{old_deck}" in the Browser, select the cards and '
+                    f'use Change Deck to move them to "{source.deck}" (new learners get the new deck)'
+                )
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
         """Tell whether this build read the file a lock entry came from."""
@@ -664,7 +805,7 @@ class _Build:
         fields[notetype.index("Status")] = RETIRED_STATUS
         tags = sorted({*shipped.tags, RETIRED_TAG})
         lock.stamp(
-            "notes", guid, content_hash(fields, tags), self.now,
+            "notes", guid, content_hash(fields, tags, notetype.index("Source")), self.now,
             origin=entry.origin, kind=entry.kind, key=entry.key, deck=shipped.deck, fields=fields, tags=tags,
             notetype=None if notetype.id == NOTE_TYPE_ID else notetype.label,
         )  # fmt: skip
@@ -705,6 +846,14 @@ class _Plan:
     empty: Shell | None
 
 
+def _stage(path: Path, data: bytes) -> Path:
+    """Write `data` to a temporary file beside `path`, for `commit` to rename into place."""
+    try:
+        return stage(path.parent, data)
+    except OSError as exc:
+        raise cannot_write(path, exc) from None
+
+
 def _sha256(path: Path) -> str:
     return hashlib.sha256(path.read_bytes()).hexdigest()
 
@@ -718,6 +867,7 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
     """Drop retired cards from the lock for good, so that no later package carries them."""
     root = find_root(Path(os.path.abspath(path)))
     with exclusive(root):
+        recover([root])  # a killed build's lock first, or this change would be undone by it
         lock = Lock.load(root / LOCK_NAME)
         current = {p.id for p in collect([root]).cards}
         problems = []

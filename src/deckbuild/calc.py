@@ -8,6 +8,7 @@ Conventions (as in the seed decks): rows are tokens, weights multiply on the rig
 from __future__ import annotations
 
 import contextlib
+import itertools
 import json
 import math
 from collections.abc import Iterator, Sequence
@@ -153,9 +154,20 @@ class JsonDecoder(json.JSONDecoder):
 
     def raw_decode(self, s: str, idx: int = 0) -> tuple[Any, int]:
         depth = deepest = 0
-        # Brackets in strings count too: a little strict, and never recursion in the decoder.
-        for char in s[idx:]:
-            if char in "[{":
+        in_string = escaped = False
+        # The nesting is measured before decoding, so the decoder never recurses too deep.
+        for char in itertools.islice(s, idx, None):
+            if in_string:
+                if escaped:
+                    escaped = False
+                elif char == "\\":
+                    escaped = True
+                elif char == '"':
+                    in_string = False
+                continue
+            if char == '"' and depth > 0:
+                in_string = True
+            elif char in "[{":
                 depth += 1
                 deepest = max(deepest, depth)
                 if deepest > MAX_DEPTH:

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import json
-import math
 import sys
 import time
 from collections.abc import Callable
@@ -318,10 +317,15 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
             return value
         text = value
         if value.startswith("@"):
+            from deckbuild.sources import read_at_most
+
             try:
-                text = Path(value[1:]).read_text(encoding="utf-8")
+                # Bounded: @/dev/zero must end in a message, not in all the memory there is.
+                text = read_at_most(Path(value[1:])).decode("utf-8")
             except OSError as exc:
                 self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
+            except UnicodeDecodeError:
+                self.fail(f"cannot read {value[1:]}: not UTF-8 text", param, ctx)
         try:
             return JsonDecoder().decode(text)
         except json.JSONDecodeError as exc:
@@ -353,13 +357,6 @@ def _show(result: Any, steps: list[tuple[str, str]], as_json: bool) -> None:
         click.echo(f"  {text}")
     output = result["output"] if isinstance(result, dict) else result
     click.echo(f"Answer: {fmt(output)}")
-
-
-def _like(given: Any, data: dict[str, Any]) -> dict[str, Any]:
-    """Give row-wise results as the input came: for a list, one row's numbers, not a 1×n matrix."""
-    if isinstance(given, list) and not any(isinstance(v, list) for v in given):
-        return {key: value[0] for key, value in data.items()}
-    return data
 
 
 @cli.group()
@@ -413,21 +410,9 @@ def calc_multihead(x: Any, wq: Any, wk: Any, wv: Any, wo: Any, heads: int, mask:
 @_reports_errors
 def calc_softmax(values: Any, as_json: bool) -> None:
     """Softmax of VALUES (a list), or of each row (a matrix)."""
-    from deckbuild import calc as c
+    from deckbuild import worked
 
-    rows = c.as_matrix(values, "VALUES")
-    output = c.softmax_rows(rows)
-    shifted = [[x - max(row) for x in row] for row in rows]
-    exps = [[math.exp(x) for x in row] for row in shifted]
-    data: dict[str, Any] = {"output": output, "max": [max(r) for r in rows], "shifted": shifted, "exp": exps,
-            "sum": [math.fsum(r) for r in exps]}  # fmt: skip
-    data = _like(values, data)
-    _show(data, [
-        ("Step 1: Subtract the maximum (for numerical stability)",
-         f"x - {c.fmt(data['max'])} = {c.fmt(data['shifted'])}"),
-        ("Step 2: Exponentiate", f"exp = {c.fmt(data['exp'])}"),
-        ("Step 3: Divide by the sum", f"sum = {c.fmt(data['sum'])}; softmax = {c.fmt(data['output'])}"),
-    ], as_json)  # fmt: skip
+    _show(*worked.softmax(values), as_json)
 
 
 @calc.command("layernorm")
@@ -439,24 +424,9 @@ def calc_softmax(values: Any, as_json: bool) -> None:
 @_reports_errors
 def calc_layernorm(x: Any, gamma: Any, beta: Any, eps: float, as_json: bool) -> None:
     """Layer normalisation of each row."""
-    from deckbuild import calc as c
+    from deckbuild import worked
 
-    output = c.layer_norm(x, gamma, beta, eps)  # checks the shapes first
-    rows = c.as_matrix(x, "X")
-    means = [math.fsum(row) / len(row) for row in rows]
-    variances = [math.fsum((v - m) ** 2 for v in row) / len(row) for row, m in zip(rows, means, strict=True)]
-    normalized = [
-        [(v - m) / math.sqrt(var + eps) for v in row]
-        for row, m, var in zip(rows, means, variances, strict=True)
-    ]
-    data = _like(x, {"output": output, "mean": means, "variance": variances, "normalized": normalized})
-    means, variances, normalized = data["mean"], data["variance"], data["normalized"]
-    _show(data, [
-        ("Step 1: Mean of each row", f"mean = {c.fmt(means)}"),
-        ("Step 2: Variance of each row (divided by n)", f"variance = {c.fmt(variances)}"),
-        (f"Step 3: Normalise: (x - mean) / sqrt(variance + {eps:g})", f"x̂ = {c.fmt(normalized)}"),
-        ("Step 4: Scale by gamma and shift by beta", f"y = x̂ · gamma + beta = {c.fmt(data['output'])}"),
-    ], as_json)  # fmt: skip
+    _show(*worked.layer_norm(x, gamma, beta, eps), as_json)
 
 
 @calc.command("posenc")

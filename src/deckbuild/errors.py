@@ -60,14 +60,21 @@ class Report:
     problems: list[Problem] = field(default_factory=list)
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
+    _seen: set[Problem] = field(default_factory=set, repr=False, compare=False)
 
     def error(self, path: str, line: int, message: str) -> None:
         """Record an error at `path:line`."""
-        self.problems.append(Problem(path, line, message, Severity.ERROR))
+        self._add(Problem(path, line, message, Severity.ERROR))
 
     def warn(self, path: str, line: int, message: str) -> None:
         """Record a warning at `path:line`."""
-        self.problems.append(Problem(path, line, message, Severity.WARNING))
+        self._add(Problem(path, line, message, Severity.WARNING))
+
+    def _add(self, problem: Problem) -> None:
+        # The same text checked twice (a quiz option that is also the card's answer) is one problem.
+        if problem not in self._seen:
+            self._seen.add(problem)
+            self.problems.append(problem)
 
     def count(self, key: str, n: int = 1) -> None:
         """Add `n` to the counter `key`."""

@@ -2,7 +2,8 @@
 
 A card keeps its id while it is recognisably the same card: first by the exact text of its
 question, then by the most similar question among the cards of the same file that lost
-theirs in this edit. Only a card with no match at all gets a new id.
+theirs in this edit. A file the lock does not know takes the ids of a file that is gone (a
+renamed or moved page), matched by its questions. Only a card with no match at all gets a new id.
 """
 
 from __future__ import annotations
@@ -12,7 +13,7 @@ import uuid
 from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
-from deckbuild.lock import Lock
+from deckbuild.lock import Entry, Lock
 from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile
 
@@ -43,14 +44,38 @@ def _needs_ids(card: CardBase) -> bool:
     return card.kind not in ("basic", "cloze")  # these carry their UUID in the source
 
 
+def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
+    """Keep the spelling learners have of a UUID whose case alone changed in the source.
+
+    Anki's GUIDs are case-sensitive: another spelling would be a new note beside the studied one.
+    """
+    notes = lock.notes
+    for raw in raws:
+        guid = raw.data.get("id")
+        if not isinstance(guid, str) or guid in notes:
+            continue
+        known = lock.spellings().get(guid.lower())
+        if known is not None:
+            report.warn(
+                source.display,
+                raw.line,
+                f"UUID {guid} differs only in case from {known}, the id learners already have "
+                f"(Anki would make it a second card); kept {known}: write it that way in the source",
+            )
+            raw.data["id"] = known
+
+
 def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
     """Give every raw card without an id the one it had before, or a new one."""
+    keep_case(source, raws, lock, report)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
         return
     for raw in pending:
         raw.key = key_of(raw.kind, raw.data)
     known = {g: e for g, e in sorted(lock.notes.items()) if e.origin == source.origin}
+    if not any(e.key is not None for e in known.values()):
+        known = _moved_from(source, pending, lock, report) or known
     taken: set[str] = set()
     unmatched: list[RawCard] = []
     for raw in pending:
@@ -98,7 +123,34 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         raw.data["id"] = candidate
         used.add(candidate)
         new += 1
+    lock.claimed.update(str(r.data["id"]) for r in raws if "id" in r.data)
     report.count("ids_new", new)
     report.count("ids_rematched", rematched)
     if new or rematched:
         report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+
+
+def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: Report) -> dict[str, Entry]:
+    """Find the file that is gone whose cards this new file holds, and return its entries."""
+    keys = {(r.kind, r.key) for r in pending}
+    gone: dict[str, dict[str, Entry]] = {}
+    exists: dict[str, bool] = {}
+    for guid, entry in sorted(lock.notes.items()):
+        origin = entry.origin
+        if origin is None or entry.key is None or guid in lock.claimed:
+            continue
+        if origin not in exists:
+            exists[origin] = (source.root / origin).is_file()
+        if not exists[origin]:
+            gone.setdefault(origin, {})[guid] = entry
+    matches = {o: sum((e.kind, e.key) in keys for e in entries.values()) for o, entries in gone.items()}
+    best = max(sorted(matches), key=lambda o: matches[o], default=None)
+    if best is None or matches[best] == 0:
+        return {}
+    from deckbuild.sources import display_path
+
+    report.notes.append(
+        f"{source.display}: a renamed or moved {display_path(source.root / best)}, "
+        f"by {matches[best]} question(s) in common: its cards keep their ids"
+    )
+    return gone[best]

@@ -8,10 +8,9 @@ it is committed beside the sources so that every clone builds the same bytes.
 
 from __future__ import annotations
 
-import hashlib
 import json
+import os
 import re
-import tempfile
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -20,9 +19,18 @@ from typing import Any
 
 from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
+from deckbuild.notetype import NOTE_TYPES
 from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
+# A mod is a time in whole seconds; past the year 9999 it is damage, not a time.
+MAX_MOD = 253_402_300_799
+_TEXT_KEYS = ("origin", "kind", "key", "deck")
+# A note's id is a card's UUID (either case: Anki keeps the spelling).
+_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_GUID_RE = re.compile(_GUID)
+# Every key at once, one a line: a single pass in C instead of one match per note.
+_GUIDS_RE = re.compile(f"(?:{_GUID}\n)*")
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
 PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
@@ -69,6 +77,15 @@ class Lock:
     changed: list[str] = field(default_factory=list)
     # The file as read, so that an unchanged entry is written back as it was, not re-encoded.
     text: str = field(default="", repr=False)
+    # Ids given to cards in this run, which no other file may take over.
+    claimed: set[str] = field(default_factory=set, repr=False)
+    _spellings: dict[str, str] | None = field(default=None, repr=False)
+
+    def spellings(self) -> dict[str, str]:
+        """Return every note id by its lower-case form (Anki's GUIDs are case-sensitive, UUIDs not)."""
+        if self._spellings is None:
+            self._spellings = {guid.lower(): guid for guid in sorted(self.notes, reverse=True)}
+        return self._spellings
 
     @classmethod
     def load(cls, path: Path) -> Lock:
@@ -77,17 +94,39 @@ class Lock:
         if not path.exists():
             return lock
         try:
-            text = read_regular(path, limit=None).decode("utf-8")  # a FIFO lock never hangs a build
+            raw = read_regular(path, limit=None)  # a FIFO lock never hangs a build
+        except OSError as exc:
+            raise _damaged(path, 1, str(exc.strerror or exc), fix="") from None
+        try:
+            text = raw.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise _damaged(path, raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
+        try:
             data = json.loads(text)
-            if data.get("deckbuild_lock") != LOCK_FORMAT:
-                raise ValueError(f"unknown lock format {data.get('deckbuild_lock')!r}")
-            lock.notes = {k: Entry(**v) for k, v in data["notes"].items()}
-            lock.notetypes = {k: Entry(**v) for k, v in data["notetypes"].items()}
-            lock.text = text
-        except (OSError, ValueError, KeyError, TypeError) as exc:
-            raise DeckbuildError(
-                f"{path}:1: cannot read the lock file ({exc}); restore it from git"
-            ) from None
+        except (ValueError, RecursionError) as exc:  # JSONDecodeError, a number too long, too deep
+            line = getattr(exc, "lineno", 1)
+            conflict = " (an unresolved merge conflict?)" if "\n<<<<<<< " in "\n" + text else ""
+            raise _damaged(path, line, f"not valid JSON{conflict}: {getattr(exc, 'msg', exc)}") from None
+        if not isinstance(data, dict):
+            raise _damaged(path, 1, f"not a lock file: the file holds {_shape(data)}, not an object")
+        if data.get("deckbuild_lock") != LOCK_FORMAT:
+            found = data.get("deckbuild_lock")
+            what = f"unknown lock format {found!r}, expected {LOCK_FORMAT}"
+            raise _damaged(path, _line_of(text, "deckbuild_lock"), what)
+        for table in ("notetypes", "notes"):
+            entries = data.get(table)
+            if not isinstance(entries, dict):
+                raise _damaged(path, _line_of(text, table), f'"{table}" is {_shape(entries)}, not an object')
+            target = lock.notes if table == "notes" else lock.notetypes
+            keys_ok = table != "notes" or _GUIDS_RE.fullmatch("".join(k + "\n" for k in entries))
+            for key, value in entries.items():
+                entry = _entry(value)
+                if not keys_ok and not _GUID_RE.fullmatch(key):
+                    entry = "not a UUID"
+                if isinstance(entry, str):
+                    raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
+                target[key] = entry
+        lock.text = text
         return lock
 
     def stamp(self, table: str, guid: str, digest: str, now: int, **extra: Any) -> int:
@@ -124,8 +163,8 @@ class Lock:
             if key not in entries or start == 0 or text.find(anchor, start) != -1:
                 return None  # added, forgotten, or written by hand: render it all
             end = text.find("\n", start)
-            if end == -1:
-                return None
+            if end == -1 or not _ROW_RE.match(text, start, end):
+                return None  # not one entry a line: render it all
             comma = "," if text[end - 1] == "," else ""
             text = text[:start] + _row(key, entries[key]) + comma + text[end:]
         return text
@@ -158,38 +197,123 @@ class Lock:
                 found[key[1:-1] if "\\" not in key else json.loads(key)] = match.group(0).rstrip(",")
         return found
 
+    def pending(self) -> str | None:
+        """Return the text to write back, or None when the file as read is already it."""
+        if self.text and not self.changed:
+            return None  # exactly as read
+        text = self.render()
+        return None if text == self.text else text
+
     def save(self) -> None:
         """Write the lock atomically, so that a killed build never leaves half a file."""
-        if self.text and not self.changed:
-            return  # exactly as read
-        text = self.render()
-        if self.path.exists() and self.path.read_text(encoding="utf-8") == text:
-            return
-        write_text(self.path, text)
+        text = self.pending()
+        if text is not None:
+            write_text(self.path, text)
 
 
 def _row(key: str, entry: Entry) -> str:
     return f"{json.dumps(key)}: {json.dumps(entry.to_json(), ensure_ascii=False, sort_keys=True)}"
 
 
+def _damaged(path: Path, line: int, what: str, fix: str = " or fix that line") -> DeckbuildError:
+    from deckbuild.sources import display_path
+
+    return DeckbuildError(
+        f"{display_path(path)}:{line}: cannot read the lock file: {what}; restore it from git "
+        f"(git checkout -- {path.name}){fix}"
+    )
+
+
+def _shape(value: Any) -> str:
+    if value is None:
+        return "null"
+    names = {dict: "an object", list: "a list", str: "a string", bool: "true or false"}
+    return names.get(type(value), "a number")
+
+
+def _line_of(text: str, key: str) -> int:
+    """Return the line of the row for `key` (one entry a line), or 1 for a file written by hand."""
+    at = text.find(f"\n{json.dumps(key)}:")
+    if at == -1:
+        at = text.find(f"\n{json.dumps(key, ensure_ascii=False)}:")
+    return 1 if at == -1 else text.count("\n", 0, at) + 2
+
+
+def _is_text(value: Any) -> bool:
+    return isinstance(value, str)
+
+
+def _entry(value: Any) -> Entry | str:
+    """Make an entry of one row, or say what is wrong with it."""
+    if type(value) is dict:
+        # Most rows: a live card, with its hash, mod, file, and what identifies it on a page.
+        digest, mod = value.get("hash"), value.get("mod")
+        origin, kind, key = value.get("origin"), value.get("kind"), value.get("key")
+        if (
+            type(digest) is str
+            and digest
+            and type(mod) is int
+            and 0 <= mod <= MAX_MOD
+            and len(value) == 2 + (origin is not None) + (kind is not None) + (key is not None)
+            and (origin is None or type(origin) is str)
+            and (kind is None or type(kind) is str)
+            and (key is None or type(key) is str)
+        ):
+            return Entry(digest, mod, origin, kind, key)
+    if not isinstance(value, dict):
+        return f"the entry is {_shape(value)}, not an object"
+    unknown = sorted(value.keys() - {"hash", "mod", "fields", "tags", "notetype", *_TEXT_KEYS})
+    if unknown:
+        return f"unknown key {unknown[0]!r}"
+    digest, mod = value.get("hash"), value.get("mod")
+    if not isinstance(digest, str) or not digest:
+        return '"hash" must be a non-empty string'
+    if type(mod) is not int or not 0 <= mod <= MAX_MOD:
+        return f'"mod" must be a time in whole seconds from 0 to {MAX_MOD}, not {json.dumps(mod)[:40]}'
+    for name in _TEXT_KEYS:
+        if value.get(name) is not None and not isinstance(value[name], str):
+            return f'"{name}" must be a string'
+    fields, tags = value.get("fields"), value.get("tags")
+    if fields is not None or tags is not None or value.get("deck") is not None:
+        # A retired card: its last shipped note, whole.
+        if not isinstance(value.get("deck"), str):
+            return 'a retired card needs its "deck" as a string'
+        widths = sorted({len(nt.fields) for nt in NOTE_TYPES.values()})
+        if not (isinstance(fields, list) and len(fields) in widths and all(map(_is_text, fields))):
+            shown = " or ".join(map(str, widths))
+            return f'a retired card needs "fields": a list of {shown} strings'
+        if not (isinstance(tags, list) and all(map(_is_text, tags))):
+            return 'a retired card needs "tags": a list of strings'
+    notetype = value.get("notetype")
+    labels = sorted(nt.label for nt in NOTE_TYPES.values() if nt.label != "basic")
+    if notetype is not None and notetype not in labels:
+        return f'"notetype" must be one of {", ".join(labels)} (none for a basic card)'
+    origin, kind, key, deck = (value.get(name) for name in _TEXT_KEYS)
+    return Entry(digest, mod, origin, kind, key, deck, fields, tags, notetype)
+
+
 @contextmanager
-def exclusive(root: Path) -> Iterator[None]:
-    """Hold a deck tree for one build, so that builds running at once take turns.
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold a folder (a deck tree, an output folder) for one run, so that runs at once take turns.
 
     Without it, two builds of different folders of one tree would each read the lock file and
-    the last to save would drop the other's entries. The lock lives in the temporary folder,
-    keyed by the tree's path, so nothing is written into the sources.
+    the last to save would drop the other's entries. The lock is taken on the folder itself,
+    so every build of it takes turns whatever its temporary folder, and nothing is written.
     """
     try:
         import fcntl
     except ImportError:  # not POSIX: builds are not serialised
         yield
         return
-    key = hashlib.sha256(str(root.resolve()).encode("utf-8")).hexdigest()[:16]
-    path = Path(tempfile.gettempdir()) / f"deckbuild-{key}.lock"
-    with open(path, "a") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        from deckbuild.sources import display_path
+
+        shown = display_path(folder)
+        raise DeckbuildError(f"{shown}: cannot open the folder ({exc.strerror}); check it") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # which lets go of the lock

@@ -169,6 +169,7 @@ class ChallengeCard(CardBase):
     time_limit: Annotated[str, Field(pattern=r"^\d+:\d\d$")] | None = None
     title: Plain | None = None
     code: Plain | None = None
+    code_language: Annotated[str, Field(pattern=r"^[\w+#-]{1,24}$")] | None = None
     attempts: int | None = None
     hint: Plain | None = None
     explanation: Plain | None = None

@@ -157,17 +157,19 @@ def write_package(
     notetype_mods: dict[int, int] | int,
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
+    shown: str | None = None,
 ) -> None:
     """Write `decks` to the .apkg at `path`, atomically and byte-for-byte reproducibly.
 
-    `empty` is what `shell` returns for these decks, when the caller kept it from before.
+    `empty` is what `shell` returns for these decks, when the caller kept it from before;
+    `shown` names the package in messages when `path` is a temporary file standing in for it.
     """
     if isinstance(notetype_mods, int):  # only the basic note type
         notetype_mods = {NOTE_TYPE_ID: notetype_mods}
     empty = empty or shell(decks, notetype_mods)
     stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
     # The gate runs first: a note Anki would refuse leaves the previous package as it was.
-    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), path.name)
+    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), shown or path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
         db_path = Path(tmp) / "collection.anki2"

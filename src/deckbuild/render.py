@@ -66,12 +66,12 @@ CODE_STYLE = "friendly"
 
 _CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
 _INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
-# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line.
-# Starting only where a run of blanks starts: from inside one, each try rescanned it (quadratic).
-_BR_RE = re.compile(r"(?<![ \t])[ \t]*<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
-# A one- or two-backtick code span on one line that holds a <br>, and the mark the break waits as.
+# A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line. Blanks
+# before one are taken from where their run starts (from inside a run, each try rescanned it:
+# quadratic), or none right after a <br> that took the lone space (`<br> <br>`).
+_BR_RE = re.compile(r"(?:(?<![ \t])[ \t]*|(?<=[ \t]))<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+# A one- or two-backtick code span on one line that holds a <br>.
 _SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
-_BR_MARK = "\ue003"
 # A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
 _ITEM_LINE_RE = re.compile(r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
 _FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
@@ -663,7 +663,12 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             where.missing.append(target)
             return ""
-        name = media_name(target)
+        try:
+            name = media_name(target)
+        except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
+            message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
+            report.warn(where.path, where.line, message)
+            return ""
         where.media[name] = target
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
@@ -682,12 +687,13 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
     for formula in held.formulas:
         check_math(formula, where, report)
     # `<br>` is how one-line formats write a line break; as a real one, Markdown sees lists.
-    # Only when the author's text does not hold the mark itself: that one is never a <br>.
-    marked = "<" in text and "`" in text and _BR_MARK not in text
     if "<" in text:
-        if marked:
-            # Inside a code span a newline would read as a space: keep the break, as a mark.
-            text = _SPAN_BR_RE.sub(lambda m: _BR_RE.sub(_BR_MARK, m.group(0)), text)
+        if "`" in text:
+            # Inside a code span a newline would read as a space: hold the break, put back as <br>
+            # like any held piece, so no text of the author's can pose as one.
+            text = _SPAN_BR_RE.sub(
+                lambda m: _BR_RE.sub(lambda _: held.hold("<br>", "<br>"), m.group(0)), text
+            )
         text = _BR_RE.sub("\n", text)
     if "\n" in text and _ITEM_LINE_RE.search(text):
         text = _lists(text)
@@ -696,10 +702,8 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         # What Markdown would take quadratic time over is refused (its formulas are out already).
         if problem := field_problem(text):
             report.error(where.path, where.line, problem)
-            return escape(text.replace(_BR_MARK, "\n") if marked else text)
+            return escape(text)
         markup = _markdown_to_html(text)
-    if marked and _BR_MARK in markup:
-        markup = markup.replace(_BR_MARK, "<br>")
     if "<img" in markup:
         markup = _images(markup, where, report)
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
@@ -933,7 +937,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Explanation": text("explanation"),
         "Hint": text("hint"),
         "Solution": steps_html(steps, where, report) if steps else "",
-        "Code": highlight(code) if code else "",
+        "Code": highlight(code, data.get("code_language") or "python") if code else "",
         "Extra": "".join(extra),
         "Text": "",
         "Level": escape(data["level"]) if data.get("level") else "",

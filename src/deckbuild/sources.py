@@ -90,7 +90,7 @@ class TooLarge(OSError):
     """A file larger than the most deckbuild reads of it."""
 
     def __init__(self, size: int, limit: int) -> None:
-        super().__init__(errno.EFBIG, f"larger than {limit} bytes")
+        super().__init__(errno.EFBIG, f"larger than {_mib(limit)}")
         self.size = size
         self.limit = limit
 
@@ -135,6 +135,15 @@ def read_regular(path: Path, limit: int | None = MAX_SOURCE_BYTES) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def read_at_most(path: Path, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """Read whatever `path` is (a pipe too, as `<(…)` gives), but never more than `limit` bytes."""
+    with open(path, "rb") as handle:
+        data = handle.read(limit + 1)
+    if len(data) > limit:
+        raise TooLarge(len(data), limit)
+    return data
 
 
 def skip_reason(path: Path, root: Path) -> str | None:

@@ -27,6 +27,9 @@ class RawCard:
     data: dict[str, Any] = field(default_factory=dict)
     # What identifies a card that has no UUID in its source (quiz pages), for the lock file.
     key: str | None = None
+    # Where the reader knows them: the input line of each line of a text field, so that a
+    # problem inside a field (a broken directive) is reported at its own line.
+    field_lines: dict[str, list[int]] = field(default_factory=dict)
 
 
 @dataclass(frozen=True)

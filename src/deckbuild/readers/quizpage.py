@@ -3,17 +3,22 @@
 The copied text has no markup, so items are found by the lines the page always prints
 ("Click to reveal answer", the verdict line, "You got /N concepts.", numbered Practice
 questions, a challenge's "level + time remaining" line) and read backwards and forwards
-from there. Whatever is left over is reported, never silently dropped.
+from there. The page's headings ("Recall & Review", "Practice", "Challenge - N Problems",
+"Jump into concepts…") start sections, so a second page in the same file starts afresh.
+Blank lines carry no meaning (some browsers copy a blank line between every line).
+
+Every input line is accounted for (`Page.uses`): it went into a card, it was page chrome or
+blank, or it is named in a warning. Nothing is dropped silently.
 """
 
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
-from deckbuild.readers.pycode import restore
+from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
 # How deckbuild.readers recognises a page without importing this module: section and chrome
 # lines that only quiz pages carry, any line of the text (stripped). Keep it a literal.
@@ -28,12 +33,22 @@ DETECT = {
 
 LEVELS = ("beginner", "intermediate", "advanced", "expert")
 DIFFICULTIES = ("easy", "medium", "hard")
+# What one line of the input became (besides "card <line>", the card it went into).
+CHROME, BLANK, WARNED = "chrome", "blank", "warning"
+# The page prints this many common mistakes; the last Practice item of a section, which no
+# next item bounds, keeps as many as the section's other items do, or this many.
+USUAL_MISTAKES = 3
+# The language of code that names none: the site's code is Python.
+DEFAULT_LANGUAGE = "python"
 
 _LEVEL_RE = re.compile(r"^(beginner|intermediate|advanced|expert)$", re.IGNORECASE)
 _REVEAL_RE = re.compile(r"^click to reveal answer$", re.IGNORECASE)
 _VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
 _CONCEPTS_RE = re.compile(r"^you got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
-_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:[.)]\s*|\s*)(\S.*)$")
+# "A. Text", "A) Text", "A Text", or glued "AText" (then the text starts with a capital, a digit
+# or a sign, so that a word like "Attempts:" is not option A).
+_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:[.)]\s*|\s+|(?=[A-Z0-9\[(\"'$\\-]))(\S.*)$")
+_PAGE_START_RE = re.compile(r"^(jump into concepts.*|recall & review)$", re.IGNORECASE)
 _PRACTICE_RE = re.compile(r"^practice$", re.IGNORECASE)
 _COUNTER_RE = re.compile(r"^\((\d+)\s*/\s*(\d+)\)$")
 _NUMBERED_RE = re.compile(r"^(\d+)\.\s+(.*)$")
@@ -49,222 +64,628 @@ _ATTEMPTS_RE = re.compile(r"^attempts:?$", re.IGNORECASE)
 _LEFT_RE = re.compile(r"^(\d+)\s+left$", re.IGNORECASE)
 _HINT_RE = re.compile(r"^\W*\s*hint:?$", re.IGNORECASE)
 _CATEGORY_RE = re.compile(r"^[A-Za-z][\w+#-]{0,23}$")
+_FENCE_RE = re.compile(r"^```\s*([\w+#-]*)\s*$")
 _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
+# A line shaped like a question or a prompt: it ends with "?" or starts like one.
+_QUESTION_RE = re.compile(
+    r"(\?$)|^(what|why|how|when|where|which|who|whom|whose|is|are|does|do|can|should|"
+    r"explain|describe|define|name|list|compare|give|state|outline)\b",
+    re.IGNORECASE,
+)
 # Lines the pages print around the cards; dropped without a word.
 _CHROME_RE = re.compile(
     r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|quiz|"
     r"open[- ]ended( questions)?|get all challenges correct.*|test your skills.*)$",
     re.IGNORECASE,
 )
+# Words of a challenge's category line, or of a fence, that name a language other than Python.
+LANGUAGES = {
+    "python": "python",
+    "py": "python",
+    "sql": "sql",
+    "mysql": "mysql",
+    "postgresql": "postgresql",
+    "sqlite": "sql",
+    "bash": "bash",
+    "shell": "bash",
+    "sh": "bash",
+    "javascript": "javascript",
+    "js": "javascript",
+    "typescript": "typescript",
+    "ts": "typescript",
+    "java": "java",
+    "c": "c",
+    "cpp": "cpp",
+    "c++": "cpp",
+    "go": "go",
+    "rust": "rust",
+    "r": "r",
+    "html": "html",
+    "css": "css",
+    "json": "json",
+    "yaml": "yaml",
+}
 _STOPWORDS = frozenset(
-    [
-        "a",
-        "an",
-        "the",
-        "to",
-        "of",
-        "in",
-        "on",
-        "and",
-        "or",
-        "is",
-        "are",
-        "be",
-        "by",
-        "for",
-        "with",
-        "into",
-        "that",
-        "this",
-        "it",
-        "its",
-        "as",
-        "at",
-        "from",
-        "not",
-        "only",
-        "than",
-        "then",
-        "which",
-        "what",
-        "how",
-        "why",
-        "does",
-        "do",
-        "can",
-        "will",
-        "used",
-        "use",
-        "using",
-        "their",
-        "they",
-        "them",
-        "each",
-        "all",
-        "any",
-        "more",
-        "most",
-        "very",
-        "part",
-    ]
+    re.findall(
+        r"\w+",
+        "a an the to of in on and or is are be by for with into that this it its as at from not only "
+        "than then which what how why does do can will used use using their they them each all any "
+        "more most very part",
+    )
 )
 
 
 @dataclass
-class _Item:
-    start: int
-    end: int  # index after the item's last line
-    card: RawCard
+class Page:
+    """The cards of a page, and what became of each of its lines (`uses[i]` for line i + 1)."""
+
+    cards: list[RawCard]
+    uses: list[str]
 
 
 def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
     """Read every card of a quiz page; warn about incomplete items and stray text."""
-    text = [line.strip() for line in lines]
-    practice = next((i for i, t in enumerate(text) if _PRACTICE_RE.match(t)), None)
-    challenge = next((i for i, t in enumerate(text) if _CHALLENGE_RE.match(t)), None)
-    bounds = sorted(b for b in (practice, challenge, len(text)) if b is not None)
-
-    def region_end(start: int) -> int:
-        return next(b for b in bounds if b > start)
-
-    main_end = bounds[0]
-    cards = _read_main(path, text, 0, main_end, report)
-    if practice is not None:
-        cards += _read_practice(path, text, practice, region_end(practice), report)
-    if challenge is not None:
-        cards += _read_challenges(path, text, challenge, region_end(challenge), report)
-    if not cards:
-        report.error(path, 1, "no cards found on this quiz page; check that the whole page was copied")
-    return cards
+    return read_page(path, lines, report).cards
 
 
-# -- Recall & Review, quizzes, open prompts -------------------------------------------------
+def read_page(path: str, lines: list[str], report: Report) -> Page:
+    """Read a page and account for every one of its lines."""
+    reader = _Reader(path, lines, report)
+    reader.run()
+    return Page(reader.cards, reader.uses)
 
 
-def _read_main(path: str, text: list[str], start: int, end: int, report: Report) -> list[RawCard]:
-    anchors = [i for i in range(start, end) if _is_anchor(text[i])]
-    items: list[_Item] = []
-    floor = start
-    for a in anchors:
-        item = _item_at(text, floor, a)
-        if item is None:
-            report.warn(path, a + 1, f"{text[a]!r} without the question before it; item skipped")
-            floor = a + 1
-            continue
-        if items and items[-1].card.kind == "quiz":
-            _finish_quiz(items[-1], text, item.start)
-        elif item.start > floor:
-            _stray(path, text, floor, item.start, report)
-        items.append(item)
-        floor = item.end
-    if items and items[-1].card.kind == "quiz":
-        _finish_quiz(items[-1], text, end)
-        floor = max(floor, end)
-    if floor < end:
-        leftover = [i for i in range(floor, end) if text[i] and not _CHROME_RE.match(text[i])]
-        if leftover:
-            report.warn(
-                path,
-                leftover[0] + 1,
-                "incomplete item at the end of this section (the copied text stops inside it); "
-                "it was not packaged: copy the whole page",
-            )
-            report.count("incomplete")
+@dataclass
+class _Item:
+    start: int  # index into the significant lines
+    end: int  # index after the item's last line
+    card: RawCard
+    explanation: list[int] = field(default_factory=list)
 
-    cards = [i.card for i in items]
-    quizzes = [c for c in cards if c.kind == "quiz" and c.data.get("options")]
-    inferred = sum(1 for c in quizzes if c.data.get("correct_inferred"))
-    if quizzes:
-        report.notes.append(
-            f"{path}: {inferred} of {len(quizzes)} quiz answers inferred from the explanations"
+
+class _Reader:
+    """One page being read: its non-blank lines, and what became of each input line."""
+
+    def __init__(self, path: str, lines: list[str], report: Report) -> None:
+        self.path = path
+        self.lines = lines
+        self.report = report
+        self.at = [i for i, line in enumerate(lines) if line.strip()]
+        self.t = [lines[i].strip() for i in self.at]
+        self.uses = [BLANK if not line.strip() else "" for line in lines]
+        # A copy with a blank line between every line: blank lines mean nothing, even in code.
+        self.double_spaced = len(self.at) > 1 and all(
+            b - a >= 2 for a, b in zip(self.at, self.at[1:], strict=False)
         )
-        report.count("inferred", inferred)
-    return cards
+        self.cards: list[RawCard] = []
+        self.quizzes = 0
+        self.inferred = 0
 
+    # -- accounting ---------------------------------------------------------------------------
 
-def _item_at(text: list[str], floor: int, a: int) -> _Item | None:
-    anchor = text[a]
-    body = [i for i in range(floor, a) if text[i]]
-    data: dict[str, object]
-    if _REVEAL_RE.match(anchor):
-        # level, question, answer line(s); the level line may be missing.
-        levels = [k for k, i in enumerate(body) if _LEVEL_RE.match(text[i]) and k <= len(body) - 3]
-        first = levels[-1] + 1 if levels else len(body) - 2
-        if first < 0 or len(body) - first < 2:
+    def line(self, k: int) -> int:
+        """The 1-based input line of significant line `k`."""
+        return self.at[k] + 1
+
+    def lines_at(self, ks: range | list[int]) -> list[int]:
+        """The 1-based input lines of significant lines `ks`."""
+        return [self.at[k] + 1 for k in ks]
+
+    def use(self, ks: range | list[int], what: str) -> None:
+        """Record what became of lines `ks`, where nothing else has been recorded yet."""
+        for k in ks:
+            if not self.uses[self.at[k]]:
+                self.uses[self.at[k]] = what
+
+    def used(self, k: int) -> bool:
+        """Tell whether line `k` is accounted for."""
+        return bool(self.uses[self.at[k]])
+
+    def add(self, card: RawCard, ks: range | list[int]) -> None:
+        """Keep a card, made of lines `ks`."""
+        self.cards.append(card)
+        self.use(ks, f"card {card.line}")
+
+    def warn(self, k: int, message: str, ks: range | list[int] | None = None) -> None:
+        """Warn at line `k` about lines `ks` (or only `k`)."""
+        self.report.warn(self.path, self.line(k), message)
+        self.use(ks if ks is not None else [k], WARNED)
+
+    def stray(self, start: int, end: int) -> None:
+        """Report every line in [start, end) not yet accounted for: chrome, or text of no card."""
+        for k in range(start, end):
+            if self.used(k):
+                continue
+            if _CHROME_RE.match(self.t[k]):
+                self.use([k], CHROME)
+            else:
+                self.warn(k, f"unrecognised text {self.t[k][:60]!r} ignored; is it part of a card?")
+
+    def incomplete(self, k: int, what: str, ks: range | list[int], missing: str = "") -> None:
+        """Warn that the item of lines `ks` is cut off, and count it."""
+        why = "the copied text stops inside it"
+        why = f"no {missing}; {why}" if missing else why
+        self.warn(k, f"{what} ({why}); it was not packaged: copy the whole page", ks)
+        self.report.count("incomplete")
+
+    def announced(self, k: int, announced: int, held: int, what: str) -> None:
+        """Say so when a section holds fewer items than its heading announces."""
+        if held < announced:
+            self.report.warn(
+                self.path,
+                self.line(k),
+                f"the page announces {announced} {what} but holds {held}; "
+                f"{announced - held} missing: copy the whole page",
+            )
+            self.report.count("missing", announced - held)
+
+    # -- sections -----------------------------------------------------------------------------
+
+    def run(self) -> None:
+        starts = [k for k in range(len(self.t)) if k == 0 or self._heading(self.t[k])]
+        for n, start in enumerate(starts):
+            end = starts[n + 1] if n + 1 < len(starts) else len(self.t)
+            if _PRACTICE_RE.match(self.t[start]):
+                self.practice(start, end)
+            elif _CHALLENGE_RE.match(self.t[start]):
+                self.challenges(start, end)
+            else:
+                self.main(start, end)
+        # Whatever no section took is still reported, never left out silently.
+        self.stray(0, len(self.t))
+        if self.quizzes:
+            self.report.notes.append(
+                f"{self.path}: {self.inferred} of {self.quizzes} quiz answers inferred from the explanations"
+            )
+            self.report.count("inferred", self.inferred)
+        if not self.cards:
+            self.report.error(
+                self.path, 1, "no cards found on this quiz page; check that the whole page was copied"
+            )
+
+    @staticmethod
+    def _heading(line: str) -> bool:
+        return bool(_PAGE_START_RE.match(line) or _PRACTICE_RE.match(line) or _CHALLENGE_RE.match(line))
+
+    # -- Recall & Review, quizzes, open prompts --------------------------------------------------
+
+    def main(self, start: int, end: int) -> None:
+        t = self.t
+        items: list[_Item] = []
+        floor = start
+        while floor < end and _CHROME_RE.match(t[floor]):
+            self.use([floor], CHROME)
+            floor += 1
+        for a in range(floor, end):
+            if not _is_anchor(t[a]):
+                continue
+            item = self._item_at(floor, a)
+            if item is None:
+                self.stray(floor, a)
+                self.warn(a, f"{t[a]!r} without the question before it; item skipped")
+                floor = a + 1
+                continue
+            if items and items[-1].card.kind == "quiz":
+                items[-1].explanation = list(range(items[-1].end, item.start))
+                items[-1].end = floor = item.start
+            self.stray(floor, item.start)
+            items.append(item)
+            floor = item.end
+        if items and items[-1].card.kind == "quiz":
+            # Nothing bounds the last explanation: it is as long as the section's others.
+            longest = max((len(i.explanation) for i in items[:-1] if i.card.kind == "quiz"), default=1)
+            last = items[-1]
+            last.explanation = list(range(last.end, min(end, last.end + max(1, longest))))
+            last.end = floor = last.end + len(last.explanation)
+        for item in items:
+            if item.card.kind == "quiz" and not self._finish_quiz(item):
+                continue
+            marks = [
+                k for k in range(item.start, item.end) if _REVEAL_RE.match(t[k]) or _VERDICT_RE.match(t[k])
+            ]
+            self.use(marks, CHROME)
+            self.add(item.card, range(item.start, item.end))
+        self._tail(floor, end)
+
+    def _tail(self, start: int, end: int) -> None:
+        """Text after a section's last item: an item the copy stops inside, or text of no card."""
+        self.use([k for k in range(start, end) if _CHROME_RE.match(self.t[k])], CHROME)
+        rest = [k for k in range(start, end) if not self.used(k)]
+        if rest and any(_LEVEL_RE.match(self.t[k]) or _QUESTION_RE.search(self.t[k]) for k in rest):
+            self.incomplete(rest[0], "incomplete item at the end of this section", rest)
+            return
+        self.stray(start, end)
+
+    def _item_at(self, floor: int, a: int) -> _Item | None:
+        t = self.t
+        anchor = t[a]
+        body = list(range(floor, a))
+        data: dict[str, object]
+        if _REVEAL_RE.match(anchor):
+            return self._recall(body, a)
+        if concepts := _CONCEPTS_RE.match(anchor):
+            if not body:
+                return None
+            if len(body) >= 2:
+                start, data = body[-2], {"question": t[body[-2]], "hint": t[body[-1]]}
+            else:
+                start, data = body[-1], {"question": t[body[-1]]}
+            data["concepts"] = int(concepts.group(1))
+            card = RawCard(self.line(start), "open", data)
+            card.field_lines = {
+                "question": self.lines_at([start]),
+                "hint": self.lines_at(range(start + 1, a)),
+            }
+            return _Item(start, a + 1, card)
+        # A verdict: options (if the page kept them) right above it, the question above those.
+        options: list[tuple[str, str]] = []
+        j = len(body) - 1
+        expected = None
+        while j >= 0:
+            match = _GLUED_OPTION_RE.match(t[body[j]])
+            if not match:
+                break
+            letter = match.group(1)
+            if expected is not None and letter != expected:
+                break
+            options.insert(0, (letter, match.group(2)))
+            j -= 1
+            if letter == "A":
+                break
+            expected = chr(ord(letter) - 1)
+        if not options or options[0][0] != "A" or len(options) < 2:
+            options, j = [], len(body) - 1
+        if j < 0:
             return None
-        rest = body[first:]
-        start = body[levels[-1]] if levels else rest[0]
-        data = {
-            "question": text[rest[0]],
-            "answer": "\n".join(text[i] for i in rest[1:]),
+        start = body[j]
+        data = {"question": t[start], "options": [{"letter": ltr, "text": x} for ltr, x in options]}
+        card = RawCard(self.line(start), "quiz", data)
+        card.field_lines = {"question": self.lines_at([start])}
+        return _Item(start, a + 1, card)
+
+    def _recall(self, body: list[int], a: int) -> _Item | None:
+        """Level (optional), question, answer lines: told apart by the level line, else by shape."""
+        t = self.t
+        levels = [k for k in body[:-2] if _LEVEL_RE.match(t[k])]
+        if levels:
+            first, question = levels[-1], levels[-1] + 1
+        else:
+            if len(body) < 2:
+                return None
+            # The question is the first line shaped like one, with an answer after it; a page
+            # whose question is not so shaped has it first.
+            shaped = [k for k in body[:-1] if _QUESTION_RE.search(t[k])]
+            first = question = shaped[0] if shaped and not _QUESTION_RE.search(t[body[0]]) else body[0]
+        if a - question < 2:
+            return None
+        data: dict[str, object] = {
+            "question": t[question],
+            "answer": "\n".join(t[k] for k in range(question + 1, a)),
         }
         if levels:
-            data["level"] = text[body[levels[-1]]].lower()
-        return _Item(start, a + 1, RawCard(start + 1, "recall", data))
-    if concepts := _CONCEPTS_RE.match(anchor):
-        if not body:
-            return None
-        if len(body) >= 2 and not _is_anchor(text[body[-2]]):
-            start, data = body[-2], {"question": text[body[-2]], "hint": text[body[-1]]}
-        else:
-            start, data = body[-1], {"question": text[body[-1]]}
-        data["concepts"] = int(concepts.group(1))
-        return _Item(start, a + 1, RawCard(start + 1, "open", data))
-    # A verdict: options (if the page kept them) right above it, the question above those.
-    options: list[tuple[str, str]] = []
-    j = len(body) - 1
-    expected = None
-    while j >= 0:
-        match = _GLUED_OPTION_RE.match(text[body[j]])
-        if not match:
-            break
-        letter = match.group(1)
-        if expected is not None and letter != expected:
-            break
-        options.insert(0, (letter, match.group(2)))
-        if letter == "A":
-            j -= 1
-            break
-        expected = chr(ord(letter) - 1)
-        j -= 1
-    if not options or options[0][0] != "A" or len(options) < 2:
-        options, j = [], len(body) - 1
-    if j < 0:
-        return None
-    start = body[j]
-    data = {"question": text[start], "options": [{"letter": ltr, "text": t} for ltr, t in options]}
-    return _Item(start, a + 1, RawCard(start + 1, "quiz", data))
+            data["level"] = t[first].lower()
+        card = RawCard(self.line(first), "recall", data)
+        card.field_lines = {
+            "question": self.lines_at([question]),
+            "answer": self.lines_at(range(question + 1, a)),
+        }
+        return _Item(first, a + 1, card)
+
+    def _finish_quiz(self, item: _Item) -> bool:
+        """Give a quiz its explanation and answer; an item with neither is incomplete."""
+        explanation = "\n".join(self.t[k] for k in item.explanation)
+        data = item.card.data
+        item.card.field_lines["explanation"] = self.lines_at(item.explanation)
+        if not explanation:
+            self.incomplete(
+                item.start,
+                f"quiz question {data['question'][:60]!r} is incomplete",
+                range(item.start, item.end),
+                "explanation after its verdict",
+            )
+            return False
+        options = data["options"]
+        if not options:
+            # Options lost in copying: the card asks the question and answers with the explanation.
+            data.pop("options")
+            data["answer"] = explanation
+            item.card.field_lines["answer"] = item.card.field_lines.pop("explanation")
+            return True
+        data["explanation"] = explanation
+        self.quizzes += 1
+        letter = infer_correct(explanation, [(o["letter"], o["text"]) for o in options])
+        if letter:
+            self.inferred += 1
+            data["correct"] = letter
+            data["correct_inferred"] = True
+            data["answer"] = next(o["text"] for o in options if o["letter"] == letter)
+        return True
+
+    # -- Practice -----------------------------------------------------------------------------
+
+    def practice(self, start: int, end: int) -> None:
+        t = self.t
+        self.use([start], CHROME)
+        announced = None
+        i = start + 1
+        if i < end and (counter := _COUNTER_RE.match(t[i])):
+            announced = int(counter.group(2))
+            self.use([i], CHROME)
+            i += 1
+        starts: list[int] = []
+        expected = 1
+        for j in range(i, end):
+            match = _NUMBERED_RE.match(t[j])
+            if match and int(match.group(1)) == expected:
+                starts.append(j)
+                expected += 1
+        self.stray(i, starts[0] if starts else end)
+        mistakes: list[int] = []
+        for n, s in enumerate(starts):
+            last = n + 1 == len(starts)
+            limit = (max(mistakes) if mistakes else USUAL_MISTAKES) if last else None
+            block_end = end if last else starts[n + 1]
+            done = self._practice_item(s, block_end, limit)
+            if isinstance(done, str):
+                self.incomplete(s, f"practice question {n + 1} is incomplete", range(s, block_end), done)
+            else:
+                mistakes.append(len(done.data.get("mistakes", ())))
+        if announced is not None:
+            self.announced(start, announced, len(starts), "practice questions")
+
+    def _practice_item(self, start: int, end: int, mistakes_limit: int | None) -> RawCard | str:
+        """Read one Practice item; return what is missing when the copy stops inside it."""
+        t = self.t
+        number_match = _NUMBERED_RE.match(t[start])
+        assert number_match is not None
+        i = start + 1
+        while i < end and not _DIFFICULTY_RE.match(t[i]):
+            i += 1
+        if i >= end:
+            return "difficulty"
+        question_end = i
+        data: dict[str, object] = {
+            "number": int(number_match.group(1)),
+            "question": "\n".join([number_match.group(2), *t[start + 1 : i]]).strip(),
+            "level": t[i].lower(),
+        }
+        i += 1
+        options = []
+        while i < end and (opt := _OPTION_RE.match(t[i])):
+            options.append({"letter": opt.group(1), "text": opt.group(2)})
+            i += 1
+        if not options:
+            return "options"
+        data["options"] = options
+        sections, labels, loose = _sections(t, i, end)
+        for name in ("final answer", "quick check", "hint"):
+            # The page prints each of these on one line: more is text of no card.
+            loose += sections.get(name, [])[1:]
+            sections[name] = sections.get(name, [])[:1]
+        if sections.get("common mistakes") and mistakes_limit is not None:
+            kept = sections["common mistakes"][:mistakes_limit]
+            loose += sections["common mistakes"][mistakes_limit:]
+            sections["common mistakes"] = kept
+        for name in ("solution", "final answer", "quick check", "hint", "common mistakes"):
+            if not sections.get(name):
+                return _LABELS[name]
+        steps: list[dict[str, str]] = []
+        for k in sections["solution"]:
+            step = _STEP_RE.match(t[k])
+            if step:
+                steps.append({"title": f"Step {step.group(1)}: {step.group(2)}", "text": ""})
+            elif steps:
+                steps[-1]["text"] = (steps[-1]["text"] + "\n" + t[k]).strip()
+            else:
+                steps.append({"title": "", "text": t[k]})
+        data["solution"] = steps
+        final = " ".join(_part(t, k) for k in sections["final answer"])
+        final_match = _FINAL_RE.match(final)
+        if not final_match:
+            return "Final Answer ending in '-> Option X'"
+        data["answer"] = final_match.group(1)
+        data["correct"] = final_match.group(2).upper()
+        data["quick_check"] = _OK_RE.sub("", " ".join(_part(t, k) for k in sections["quick check"]))
+        data["hint"] = _OK_RE.sub("", " ".join(_part(t, k) for k in sections["hint"]))
+        data["mistakes"] = [t[k] for k in sections["common mistakes"]]
+        card = RawCard(self.line(start), "practice", data)
+        card.field_lines = {
+            "question": self.lines_at(range(start, question_end)),
+            "answer": self.lines_at(sections["final answer"]),
+            "hint": self.lines_at(sections["hint"]),
+        }
+        self.use(labels, CHROME)
+        stray = set(loose)
+        self.add(card, [k for k in range(start, end) if k not in stray])
+        self.stray(start, end)
+        return card
+
+    # -- Challenges ---------------------------------------------------------------------------
+
+    def challenges(self, start: int, end: int) -> None:
+        t = self.t
+        header = _CHALLENGE_RE.match(t[start])
+        assert header is not None
+        announced = int(header.group(1))
+        self.use([start], CHROME)
+        timers = [k for k in range(start + 1, end) if _TIMER_RE.match(t[k])]
+        first = timers[0] - 1 if timers else end
+        if start + 1 < first:
+            self.use([start + 1], CHROME)  # the badge's name
+        self.stray(start + 1, first)
+        explained: list[int] = []
+        for n, timer in enumerate(timers):
+            last = n + 1 == len(timers)
+            block_end = end if last else timers[n + 1] - 1
+            limit = max(max(explained, default=1), 1) if last else None
+            done = self._challenge(timer, block_end, limit)
+            head = timer - 1 if timer - 1 > start else timer
+            if isinstance(done, str):
+                self.incomplete(head, f"challenge {n + 1} is incomplete", range(head, block_end), done)
+            else:
+                explained.append(len(done.data["explanation"].splitlines()))
+        self.announced(start, announced, len(timers), "problems")
+
+    def _challenge(self, timer_k: int, end: int, explanation_limit: int | None) -> RawCard | str:
+        """Read one challenge; return what is missing when the copy stops inside it."""
+        t = self.t
+        timer = _TIMER_RE.match(t[timer_k])
+        assert timer is not None
+        has_type = timer_k > 0 and not self.used(timer_k - 1)
+        kind_line = _ICON_RE.sub("", t[timer_k - 1]).strip() if has_type else ""
+        head = timer_k - 1 if has_type else timer_k
+        attempts_at = next((k for k in range(timer_k + 1, end) if _ATTEMPTS_RE.match(t[k])), None)
+        if attempts_at is None or attempts_at - timer_k < 3:
+            return "'Attempts:' after its title and question"
+        left = _LEFT_RE.match(t[attempts_at + 1]) if attempts_at + 1 < end else None
+        if left is None:
+            return "'N left' after 'Attempts:'"
+        hint_at = next((k for k in range(attempts_at + 2, end) if _HINT_RE.match(t[k])), None)
+        if hint_at is None or hint_at + 1 >= end or _VERDICT_RE.match(t[hint_at + 1]):
+            return "hint"
+        verdict_at = next((k for k in range(hint_at + 2, end) if _VERDICT_RE.match(t[k])), None)
+        if verdict_at is None:
+            return "verdict after its hint"
+        explanation_end = end
+        if explanation_limit is not None:
+            explanation_end = min(end, verdict_at + 1 + explanation_limit)
+        if explanation_end <= verdict_at + 1:
+            return "explanation after its verdict"
+        tags: list[str] = ["type::" + "_".join(kind_line.split())] if kind_line else []
+        data: dict[str, object] = {
+            "type": kind_line or "Challenge",
+            "level": timer.group(1).lower(),
+            "time_limit": timer.group(2),
+            "title": t[timer_k + 1],
+            "attempts": int(left.group(1)),
+            "hint": "\n".join(t[hint_at + 1 : verdict_at]),
+            "explanation": "\n".join(t[verdict_at + 1 : explanation_end]),
+        }
+        card = RawCard(self.line(head), "challenge", data)
+        card.field_lines = {
+            "hint": self.lines_at(range(hint_at + 1, verdict_at)),
+            "explanation": self.lines_at(range(verdict_at + 1, explanation_end)),
+        }
+        question, code, code_at = self._split_code(timer_k + 2, attempts_at, tags, data)
+        data["question"] = question
+        if code is not None:
+            self._code(code, data, self.line(code_at))
+        data["tags"] = tags
+        self.use([timer_k, attempts_at, hint_at, verdict_at], CHROME)
+        used = [head, *range(timer_k + 1, attempts_at + 2), *range(hint_at + 1, verdict_at)]
+        self.add(card, used + list(range(verdict_at + 1, explanation_end)))
+        self.stray(head, end)
+        return card
+
+    def _split_code(
+        self, start: int, end: int, tags: list[str], data: dict[str, object]
+    ) -> tuple[str, str | None, int]:
+        """Separate a challenge's question from its code, and a category word from both."""
+        t = self.t
+        fence = next((k for k in range(start, end) if _FENCE_RE.match(t[k])), None)
+        part = t[start:end]
+        if fence is not None:
+            close = next((k for k in range(fence + 1, end) if t[k].startswith("```")), end)
+            word = _FENCE_RE.match(t[fence])
+            assert word is not None
+            language = word.group(1).lower() or DEFAULT_LANGUAGE
+            data["code_language"] = LANGUAGES.get(language, language)
+            markers = [fence] + ([close] if close < end else [])
+            self.use(markers, CHROME)
+            question = "\n".join(t[start:fence] + t[close + 1 : end]).strip()
+            return question, self._fenced(fence, close), fence + 1
+        if len(part) >= 3 and _CATEGORY_RE.match(part[1]):
+            tags.append("topic::" + part[1])
+            data["code_language"] = LANGUAGES.get(part[1].lower(), DEFAULT_LANGUAGE)
+            return part[0], "\n".join(part[2:]), start + 2
+        if len(part) >= 2:
+            code = "\n".join(part[1:])
+            if len(code) <= MAX_RESTORE_CHARS and restore(code)[1] and any(ch in code for ch in "=()"):
+                data["code_language"] = DEFAULT_LANGUAGE
+                return part[0], code, start + 1
+        return "\n".join(part).strip(), None, start
+
+    def _fenced(self, fence: int, close: int) -> str:
+        """The lines between a fence's markers as copied, blank lines kept unless double-spaced."""
+        first = self.at[fence] + 1
+        last = self.at[close] if close < len(self.at) else self.at[-1] + 1
+        raw = [line.rstrip() for line in self.lines[first:last]]
+        if self.double_spaced:
+            raw = [line for line in raw if line.strip()]
+        indents = [len(line) - len(line.lstrip()) for line in raw if line.strip()]
+        cut = min(indents, default=0)
+        return "\n".join(line[cut:] for line in raw).strip("\n")
+
+    def _code(self, code: str, data: dict[str, object], line: int) -> None:
+        if data.get("code_language") != "python":
+            data["code"] = code.rstrip() + "\n"
+            return
+        if len(code) > MAX_RESTORE_CHARS:
+            data["code"] = code.rstrip() + "\n"
+            self.report.warn(
+                self.path,
+                line,
+                f"the code in this challenge is {len(code)} characters long, more than the "
+                f"{MAX_RESTORE_CHARS} deckbuild restores; it is kept as copied: check it on the page",
+            )
+            return
+        restored, ok = restore(code)
+        data["code"] = restored
+        if not ok:
+            self.report.warn(
+                self.path,
+                line,
+                "code in this challenge is not valid Python even after restoring its lines; "
+                "check it on the page",
+            )
 
 
 def _is_anchor(line: str) -> bool:
     return bool(_REVEAL_RE.match(line) or _VERDICT_RE.match(line) or _CONCEPTS_RE.match(line))
 
 
-def _finish_quiz(item: _Item, text: list[str], until: int) -> None:
-    explanation = "\n".join(text[i] for i in range(item.end, until) if text[i])
-    data = item.card.data
-    if explanation:
-        data["explanation"] = explanation
-    item.end = until
-    options = data["options"]
-    if not options:
-        # Options lost in copying: the card asks the question and answers with the explanation.
-        data.pop("options")
-        if explanation:
-            data["answer"] = data.pop("explanation")
-        return
-    letter = infer_correct(explanation, [(o["letter"], o["text"]) for o in options])
-    if letter:
-        data["correct"] = letter
-        data["correct_inferred"] = True
-        data["answer"] = next(o["text"] for o in options if o["letter"] == letter)
+# A Practice item's parts, as the page labels them.
+_LABELS = {
+    "solution": "Solution",
+    "final answer": "Final Answer",
+    "quick check": "Quick Check",
+    "hint": "Hint",
+    "common mistakes": "Common Mistakes",
+}
 
 
-def _stray(path: str, text: list[str], start: int, end: int, report: Report) -> None:
-    for i in range(start, end):
-        if text[i] and not _CHROME_RE.match(text[i]):
-            report.warn(path, i + 1, f"unrecognised text {text[i][:60]!r} ignored; is it part of a card?")
+def _label(line: str) -> tuple[str, str] | None:
+    head, colon, rest = line.partition(":")
+    name = (head if colon else line).strip().lower()
+    return (name, rest.strip()) if name in _LABELS else None
+
+
+def _part(t: list[str], k: int) -> str:
+    """A section's line without its label ("Hint: …" keeps only "…")."""
+    found = _label(t[k])
+    return found[1] if found else t[k]
+
+
+def _sections(t: list[str], start: int, end: int) -> tuple[dict[str, list[int]], list[int], list[int]]:
+    """Split a Practice answer into its labelled parts; also return label lines and loose lines."""
+    found: dict[str, list[int]] = {}
+    labels: list[int] = []
+    loose: list[int] = []
+    current: list[int] | None = None
+    for k in range(start, end):
+        label = _label(t[k])
+        if label and label[0] not in found:
+            current = found.setdefault(label[0], [])
+            if label[1]:
+                current.append(k)
+            else:
+                labels.append(k)
+        elif current is not None:
+            current.append(k)
+        else:
+            loose.append(k)
+    return found, labels, loose
 
 
 def _words(text: str) -> set[str]:
@@ -298,218 +719,3 @@ def infer_correct(explanation: str, options: list[tuple[str, str]]) -> str | Non
     if best >= 2 and share >= 0.3 and best >= 2 * runner_up:
         return letter
     return None
-
-
-# -- Practice ---------------------------------------------------------------------------------
-
-
-def _read_practice(path: str, text: list[str], start: int, end: int, report: Report) -> list[RawCard]:
-    announced = None
-    i = start + 1
-    while i < end and not text[i]:
-        i += 1
-    if i < end and (counter := _COUNTER_RE.match(text[i])):
-        announced = int(counter.group(2))
-        i += 1
-    starts: list[int] = []
-    expected = 1
-    for j in range(i, end):
-        match = _NUMBERED_RE.match(text[j])
-        if match and int(match.group(1)) == expected:
-            starts.append(j)
-            expected += 1
-    cards: list[RawCard] = []
-    incomplete = 0
-    for n, s in enumerate(starts):
-        block_end = starts[n + 1] if n + 1 < len(starts) else end
-        card, missing = _practice_item(text, s, block_end)
-        if card is None:
-            incomplete += 1
-            report.warn(
-                path,
-                s + 1,
-                f"practice question {n + 1} is incomplete (no {missing}; the copied text stops "
-                "inside it); it was not packaged: copy the whole page",
-            )
-            report.count("incomplete")
-        else:
-            cards.append(card)
-    if announced is not None and len(starts) < announced:
-        report.warn(
-            path,
-            start + 1,
-            f"the page announces {announced} practice questions but holds {len(starts)}; "
-            f"{announced - len(starts)} missing: copy the whole page",
-        )
-        report.count("missing", announced - len(starts))
-    return cards
-
-
-def _practice_item(text: list[str], start: int, end: int) -> tuple[RawCard | None, str]:
-    number_match = _NUMBERED_RE.match(text[start])
-    assert number_match is not None
-    question = [number_match.group(2)]
-    i = start + 1
-    while i < end and not _DIFFICULTY_RE.match(text[i]):
-        question.append(text[i])
-        i += 1
-    if i >= end:
-        return None, "difficulty"
-    data: dict[str, object] = {
-        "number": int(number_match.group(1)),
-        "question": "\n".join(question).strip(),
-        "level": text[i].lower(),
-    }
-    i += 1
-    options = []
-    while i < end and (opt := _OPTION_RE.match(text[i])):
-        options.append({"letter": opt.group(1), "text": opt.group(2)})
-        i += 1
-    if not options:
-        return None, "options"
-    data["options"] = options
-    sections = _sections(text, i, end)
-    if "solution" not in sections:
-        return None, "Solution"
-    steps, current = [], None
-    for line in sections["solution"]:
-        step = _STEP_RE.match(line)
-        if step:
-            current = {"title": f"Step {step.group(1)}: {step.group(2)}", "text": ""}
-            steps.append(current)
-        elif current is not None:
-            current["text"] = (current["text"] + "\n" + line).strip()
-    data["solution"] = steps
-    final = " ".join(sections.get("final answer", []))
-    final_match = _FINAL_RE.match(final)
-    if not final_match:
-        return None, "Final Answer"
-    data["answer"] = final_match.group(1)
-    data["correct"] = final_match.group(2).upper()
-    if sections.get("quick check"):
-        data["quick_check"] = _OK_RE.sub("", " ".join(sections["quick check"]))
-    if sections.get("hint"):
-        data["hint"] = _OK_RE.sub("", " ".join(sections["hint"]))
-    if sections.get("common mistakes"):
-        data["mistakes"] = sections["common mistakes"]
-    return RawCard(start + 1, "practice", data), ""
-
-
-def _sections(text: list[str], start: int, end: int) -> dict[str, list[str]]:
-    """Split a Practice answer into its labelled parts: Solution, Final Answer, Hint, ..."""
-    labels = ("solution", "final answer", "quick check", "hint", "common mistakes")
-    found: dict[str, list[str]] = {}
-    current: list[str] | None = None
-    for i in range(start, end):
-        line = text[i]
-        head, _, rest = line.partition(":")
-        name = (head if rest or line.endswith(":") else line).strip().lower()
-        if name in labels:
-            current = found.setdefault(name, [])
-            if rest.strip():
-                current.append(rest.strip())
-        elif current is not None and line:
-            current.append(line)
-    return found
-
-
-# -- Challenges -------------------------------------------------------------------------------
-
-
-def _read_challenges(path: str, text: list[str], start: int, end: int, report: Report) -> list[RawCard]:
-    header = _CHALLENGE_RE.match(text[start])
-    assert header is not None
-    announced = int(header.group(1))
-    timers = [i for i in range(start + 1, end) if _TIMER_RE.match(text[i])]
-    cards: list[RawCard] = []
-    for n, t in enumerate(timers):
-        block_end = timers[n + 1] - 1 if n + 1 < len(timers) else end
-        card = _challenge(path, text, t, block_end, report)
-        if card is None:
-            report.warn(
-                path,
-                t,
-                f"challenge {n + 1} is incomplete (the copied text stops inside it); "
-                "it was not packaged: copy the whole page",
-            )
-            report.count("incomplete")
-        else:
-            cards.append(card)
-    if len(timers) < announced:
-        report.warn(
-            path,
-            start + 1,
-            f"the page announces {announced} problems but holds {len(timers)}; copy the whole page",
-        )
-        report.count("missing", announced - len(timers))
-    return cards
-
-
-def _challenge(path: str, text: list[str], t: int, end: int, report: Report) -> RawCard | None:
-    timer = _TIMER_RE.match(text[t])
-    assert timer is not None
-    kind_line = _ICON_RE.sub("", text[t - 1]).strip() if t > 0 else ""
-    body = list(range(t + 1, end))
-    lines = [text[i] for i in body]
-    try:
-        attempts_at = next(k for k, line in enumerate(lines) if _ATTEMPTS_RE.match(line))
-    except StopIteration:
-        return None
-    if attempts_at < 2:
-        return None
-    title, question_part = lines[0], lines[1:attempts_at]
-    data: dict[str, object] = {
-        "type": kind_line or "Challenge",
-        "level": timer.group(1).lower(),
-        "time_limit": timer.group(2),
-        "title": title,
-    }
-    tags: list[str] = ["type::" + "_".join(kind_line.split())] if kind_line else []
-    question, code = _split_code(question_part, tags)
-    data["question"] = question
-    if code is not None:
-        restored, ok = restore(code)
-        data["code"] = restored
-        if not ok:
-            report.warn(
-                path,
-                body[1] + 1,
-                "code in this challenge is not valid Python even after restoring its lines; "
-                "check it on the page",
-            )
-    rest = lines[attempts_at + 1 :]
-    if rest and (left := _LEFT_RE.match(rest[0])):
-        data["attempts"] = int(left.group(1))
-        rest = rest[1:]
-    hint: list[str] = []
-    explanation: list[str] = []
-    target: list[str] | None = None
-    for line in rest:
-        if _HINT_RE.match(line):
-            target = hint
-        elif _VERDICT_RE.match(line):
-            target = explanation
-        elif target is not None and line:
-            target.append(line)
-    if hint:
-        data["hint"] = "\n".join(hint)
-    if explanation:
-        data["explanation"] = "\n".join(explanation)
-    data["tags"] = tags
-    return RawCard(t, "challenge", data)
-
-
-def _split_code(part: list[str], tags: list[str]) -> tuple[str, str | None]:
-    """Separate a challenge's question from its code, and a category word from both."""
-    fence = next((k for k, line in enumerate(part) if line.startswith("```")), None)
-    if fence is not None:
-        close = next((k for k in range(fence + 1, len(part)) if part[k].startswith("```")), len(part))
-        return "\n".join(part[:fence]).strip(), "\n".join(part[fence + 1 : close])
-    if len(part) >= 3 and _CATEGORY_RE.match(part[1]):
-        tags.append("topic::" + part[1])
-        return part[0], "\n".join(part[2:])
-    if len(part) >= 2:
-        code = "\n".join(part[1:])
-        if restore(code)[1] and any(ch in code for ch in "=()"):
-            return part[0], code
-    return "\n".join(part).strip(), None

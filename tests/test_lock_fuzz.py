@@ -1,0 +1,89 @@
+"""Mangled lock files: a clear `deckbuild.lock:LINE:` error or a correct build, never a traceback."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from pathlib import Path
+
+from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import put, seed
+from deckbuild.build import build
+from deckbuild.cli import cli
+
+NOW = 1_700_000_000
+json_values = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=8), inner, max_size=4),
+    max_leaves=12,
+)
+ENTRY_KEYS = ["hash", "mod", "origin", "kind", "key", "deck", "fields", "tags", "other"]
+
+
+def _tree(where: Path) -> tuple[Path, str]:
+    """A deck tree with a semicolon file and a quiz page, built once: its lock's text."""
+    root = where / "decks"
+    put(root, "Deck/003.txt", seed("003"))
+    put(root, "Deck/000.txt", seed("000"))
+    empty = '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n'
+    (root / "deckbuild.lock").write_text(empty, encoding="utf-8")
+    build([root], where / "dist", now=NOW, use_cache=False)
+    return root, (root / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+BASE = Path(tempfile.mkdtemp(prefix="lockfuzz-"))
+ROOT, GOOD = _tree(BASE)
+
+
+@st.composite
+def mangled(draw: st.DrawFn) -> bytes:
+    """A lock file damaged the ways files get damaged: cut, edited by hand, replaced, or noise."""
+    how = draw(st.sampled_from(["truncate", "entry", "table", "shape", "splice", "bytes"]))
+    if how == "truncate":
+        return GOOD.encode("utf-8")[: draw(st.integers(0, len(GOOD) - 1))]
+    data = json.loads(GOOD)
+    if how == "entry":
+        table = draw(st.sampled_from(["notes", "notetypes"]))
+        guid = draw(st.sampled_from(sorted(data[table])))
+        entry = data[table][guid]
+        key = draw(st.sampled_from(ENTRY_KEYS))
+        if draw(st.booleans()) and key in entry:
+            del entry[key]
+        else:
+            entry[key] = draw(json_values | st.integers(min_value=-(10**40), max_value=10**40))
+        return json.dumps(data, indent=draw(st.sampled_from([None, 0, 1]))).encode("utf-8")
+    if how == "table":
+        data[draw(st.sampled_from(["notes", "notetypes", "deckbuild_lock"]))] = draw(json_values)
+        return json.dumps(data).encode("utf-8")
+    if how == "shape":
+        return json.dumps(draw(json_values)).encode("utf-8")
+    if how == "splice":
+        at = draw(st.integers(0, len(GOOD)))
+        return (GOOD[:at] + draw(st.text(max_size=20)) + GOOD[at:]).encode("utf-8", "surrogatepass")
+    return draw(st.binary(max_size=200))
+
+
+@given(mangled())
+def test_a_mangled_lock_gives_a_clear_error_or_a_correct_build(data):
+    lock = ROOT / "deckbuild.lock"
+    lock.write_bytes(data)
+    cwd = os.getcwd()
+    os.chdir(BASE)
+    try:
+        result = CliRunner().invoke(cli, ["build", "decks", "-o", "out", "--no-cache"])
+    finally:
+        os.chdir(cwd)
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    assert "Traceback" not in result.output
+    if result.exit_code == 1:
+        first = result.stderr.splitlines()[0]
+        assert first.startswith("error: decks/deckbuild.lock:"), result.stderr
+        assert "cannot read the lock file: " in first and first.endswith(" or fix that line")
+        assert lock.read_bytes() == data, "a failed build must leave the lock as it was"
+    else:
+        assert result.exit_code == 0, result.output
+        assert json.loads(lock.read_text(encoding="utf-8"))["deckbuild_lock"] == 1
