@@ -179,3 +179,26 @@ def test_a_malformed_opener_beside_good_clozes_is_named():
     assert problem("{{c1::a}} and {{c2:b}}") == (
         "a malformed cloze ('{{c2:b}}'); write it as {{c1::text}}"
     )
+
+
+def test_a_removed_cloze_card_is_retired_in_its_own_note_type(deck_tree, tmp_path, collection, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    _cloze_file(deck_tree, "{{c1::Paris}} is in {{c2::France}}")
+    assert CliRunner().invoke(cli, ["build", "decks"]).exit_code == 0
+    import_package(collection, deck_tree.parent / "dist" / "Deck.apkg")
+    study_all(collection)
+    before = card_states(collection)
+    put(deck_tree, "Deck/cloze.txt", f"Question;Answer;UUID\nA plain one?;Yes;{U2}\n")
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert result.exit_code == 0, result.output
+    assert f"retired card {U1} (" in result.stderr
+    imported = import_package(collection, deck_tree.parent / "dist" / "Deck.apkg")
+    assert imported.conflicting == 0
+    note = notes_by_guid(collection)[U1]
+    assert note.note_type()["name"] == "deckbuild cloze" and "deckbuild::retired" in note.tags
+    assert "Retired" in note["Status"] and "{{c1::Paris}}" in note["Text"]
+    assert {cid: card_states(collection)[cid] for cid in before} == before
+    # The next build carries it from the lock alone, byte for byte the same.
+    first = (deck_tree.parent / "dist" / "Deck.apkg").read_bytes()
+    assert CliRunner().invoke(cli, ["build", "decks", "--no-cache"]).exit_code == 0
+    assert (deck_tree.parent / "dist" / "Deck.apkg").read_bytes() == first
