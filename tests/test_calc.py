@@ -381,3 +381,32 @@ def test_calculator_json_decodes_or_says_why(text):
 
     with contextlib.suppress(json.JSONDecodeError):
         calc.JsonDecoder().decode(text)
+
+
+def test_a_scale_of_zero_or_below_is_allowed():
+    assert calc.attention([[1, 0]], [[1, 0], [0, 1]], [[1, 2], [3, 4]], scale=0).weights == [[0.5, 0.5]]
+    w = 1 / (1 + math.e)
+    assert close(calc.attention([[1, 0]], [[1, 0], [0, 1]], [[1, 2], [3, 4]], scale=-1).weights, [[w, 1 - w]])
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (
+            "Given Q = " + "[" * 10_000 + "1" + "]" * 10_000 + ", K = [[1]], V = [[1]], what is the output?",
+            "[[1]]",
+        ),
+        ("Given Q = [[1" + "0" * 5000 + "]], K = [[1]], V = [[1]], what is the output?", "[[1]]"),
+        ("Given Q = [[1e400]], K = [[1]], V = [[1]], what is the output?", "[[1]]"),
+        ("Given Q = [[1]], K = [[1]], V = [[1]], what is the output?", "[" * 10_000 + "]" * 10_000),
+    ],
+)
+def test_stated_matrices_are_read_with_the_calculator_s_json_never_a_recursion_error(question, answer):
+    from deckbuild.answers import apply
+    from deckbuild.errors import Report
+    from deckbuild.readers import RawCard
+
+    raw = RawCard(2, "basic", {"question": question, "answer": answer})
+    report = Report()
+    apply(raw, "f.txt", report)  # a check that cannot read the matrices has nothing to say
+    assert all(p.line == 2 for p in report.problems)

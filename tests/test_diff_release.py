@@ -19,6 +19,7 @@ from deckbuild.build import RETIRED_TAG, build
 from deckbuild.cli import cli
 from deckbuild.diff import compare, visible, word_diff
 from deckbuild.package import PackageContents, PackagedNote, PackagedNoteType
+from deckbuild.package import read_package as read_contents
 
 NOW = int(time.time()) - 10_000
 KEPT, CHANGED, REMOVED, ADDED = (
@@ -405,3 +406,61 @@ def test_an_author_folder_called_retired_is_warned_about_not_mixed_silently(tree
     assert [p.message for p in result.report.warnings] == [
         "deck Deck::Retired holds cards of the sources and retired cards alike; rename its folder"
     ]
+
+
+def _plant(package, guid, fields):
+    """Rewrite one note of a built package, as a changed download or a damaged dist/ would."""
+    folder = package.parent / "planted"
+    folder.mkdir()
+    with zipfile.ZipFile(package) as zipped:
+        zipped.extractall(folder)
+        names = zipped.namelist()
+    db = sqlite3.connect(folder / "collection.anki2")
+    with db:
+        db.execute("UPDATE notes SET flds = ? WHERE guid = ?", ("\x1f".join(fields), guid))
+    db.close()
+    with zipfile.ZipFile(package, "w") as zipped:
+        for name in names:
+            zipped.write(folder / name, name)
+
+
+# Each hostile field, and whether it must ship as plain text (with a warning) or can be cleaned.
+HOSTILE_FIELDS = [
+    ('<p>Q<img src="x" onerror="alert(1)"></p>', False),
+    ('<a href="javascript:alert(1)">go</a> [sound:x.mp3] <i style="color:url(//t.co/x)">s</i>', False),
+    (r"\(\href{javascript:alert(1)}{x}\) and \(\style{position:fixed}{y}\)", True),
+    ("&#92;( \\unicode{x} \\)", True),
+]
+
+
+@pytest.mark.parametrize(("hostile", "as_text"), HOSTILE_FIELDS)
+def test_a_retired_card_from_a_planted_package_ships_nothing_active(
+    tree, tmp_path, collection, hostile, as_text
+):
+    from hostile import dangers, formulas, math_dangers
+
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    fields = list(read_contents(v1).notes[REMOVED].fields)
+    fields[0] = fields[1] = hostile
+    _plant(v1, REMOVED, fields)
+    edit(tree)
+    result = build([tree], tmp_path / "dist", now=NOW + 60)
+    assert result.report.counts["retired"] == 1
+    warned = [p for p in result.report.problems if "retired card's last shipped content" in p.message]
+    assert bool(warned) == as_text
+    import_package(collection, result.packages[0])
+    note = notes_by_guid(collection)[REMOVED]
+    for value in note.values():
+        assert dangers(value) == [], value
+        assert all(math_dangers(f) == [] for f in formulas(value)), value
+        assert ("\\(" not in value and "\\[" not in value) or not as_text, value
+
+
+def test_a_retired_card_as_deckbuild_wrote_it_ships_unchanged(tree, tmp_path):
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    before = read_contents(v1).notes[REMOVED].fields
+    edit(tree)
+    result = build([tree], tmp_path / "dist", now=NOW + 60)
+    after = read_contents(result.packages[0]).notes[REMOVED].fields
+    assert after[:-1] == before[:-1], "only the Status field changes when a card retires"
+    assert not any("retired card's last shipped content" in p.message for p in result.report.problems)

@@ -6,6 +6,7 @@ from __future__ import annotations
 import json
 import shutil
 import tempfile
+from html import unescape
 from pathlib import Path
 
 from click.testing import CliRunner
@@ -135,8 +136,9 @@ def formula(draw, body=BODY):
 
 @st.composite
 def forged(draw):
-    """Text shaped like a placeholder: private-use characters around a number."""
-    return draw(PRIVATE) + str(draw(st.integers(0, 3))) + draw(PRIVATE)
+    """Text shaped like a placeholder: private-use characters around a number, or references to them."""
+    ends = st.one_of(PRIVATE, PRIVATE.map(lambda c: f"&#x{ord(c):X};"), PRIVATE.map(lambda c: f"&#{ord(c)};"))
+    return draw(ends) + str(draw(st.integers(0, 3))) + draw(ends)
 
 
 @st.composite
@@ -167,11 +169,23 @@ def test_placeholders_never_let_author_text_change_the_html(text):
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
     assert dangers(html) == [] or report.failed(strict=False), html
-    # Author text is never taken for a placeholder: private-use characters stay as they were.
     for char in ("\ue000", "\ue001", "\ue002"):
-        if char not in html:
-            continue
-        assert html.count(char) <= text.count(char), (char, html)
+        assert html.count(char) <= unescape(text).count(char), (char, html)
+
+
+@given(
+    st.lists(
+        st.one_of(forged(), st.just("\\(x\\)"), st.sampled_from(["a ", "\n", "**b** ", "- "])), max_size=12
+    )
+)
+def test_author_text_is_never_taken_for_a_placeholder(pieces):
+    text = "".join(pieces)
+    html = render_text(text, Where("fuzz.txt", 1), Report())
+    # Every private-use character stays, as written or as the character a reference names,
+    # and every formula appears exactly once.
+    for char in {c for c in unescape(text) if "\ue000" <= c <= "\uf8ff" or c >= "\U000f0000"}:
+        assert html.count(char) == unescape(text).count(char), (char, html)
+    assert html.count("\\(x\\)") == pieces.count("\\(x\\)"), html
 
 
 def spelled(draw, name: str) -> str:
@@ -213,3 +227,20 @@ def test_no_mathjax_command_that_links_styles_or_defines_reaches_a_card_unrefuse
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
     assert dangers(html) == [] or report.failed(strict=False), (text, html)
+
+
+HOSTILE_PIECES = st.sampled_from([
+    '<span style="background:url(https://example.org/t.png)">a</span>', '<b style="color:transparent">b</b>',
+    '<div style="color:u\\72l(x);position:fixed">c</div>', "[sound:x.mp3]", "&#91;sound:y.mp3]",
+    "[anki:tts]z[/anki:tts]", "[up](../x)", '<a href="/etc/passwd">p</a>', "[f](#top)", "`[sound:c.mp3]`",
+    '<a href="//example.org">h</a>', "<svg onload=alert(1)>", "<img src=x onerror=alert(2)>",
+    '<math><mi href="javascript:x">m</mi></math>', '<a href="java&#x09;script:alert(3)">t</a>', "**", "\n\n",
+    "- ", "> ", " ", "text",
+])  # fmt: skip
+
+
+@given(st.lists(HOSTILE_PIECES, min_size=1, max_size=10).map("".join))
+def test_no_style_link_or_sound_tag_that_loads_plays_or_hides_reaches_a_card(text):
+    report = Report()
+    html = render_text(text, Where("fuzz.txt", 1), report)
+    assert dangers(html) == [] or report.failed(strict=False), html

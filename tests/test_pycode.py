@@ -3,6 +3,8 @@
 from __future__ import annotations
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from deckbuild.readers import pycode
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, parses, reindent, restore, unflatten
@@ -159,3 +161,58 @@ def test_unflatten_tries_a_bounded_match_per_character(monkeypatch):
         calls.clear()
         pycode.unflatten("a = b " * n)
         assert len(calls) <= 2 * n and max(calls) <= 24
+
+
+@st.composite
+def block(draw, depth, in_loop, in_def):
+    """Statements at one level; each nested block ends in a statement that closes it."""
+    lines: list[str] = []
+    for _ in range(draw(st.integers(1, 3))):
+        kind = draw(st.sampled_from(["simple", "if", "ifelse", "for", "try"] if depth < 3 else ["simple"]))
+        if kind == "simple":
+            lines.append(draw(st.sampled_from(["x = 1", "y = x + 2", "print(x)", "total += y"])))
+            continue
+        loop = in_loop or kind == "for"
+        closer = draw(st.sampled_from(["continue", "break", "pass"] if loop else ["pass"]))
+        inner = [f"    {line}" for line in draw(block(depth + 1, loop, in_def))]
+        head = {"if": "if x > 0:", "ifelse": "if x > 0:", "for": "for x in items:", "try": "try:"}[kind]
+        lines += [head, *inner, f"    {closer}"]
+        if kind == "ifelse":
+            lines += [
+                "else:",
+                *[f"    {line}" for line in draw(block(depth + 1, loop, in_def))],
+                f"    {closer}",
+            ]
+        if kind == "try":
+            lines += ["except ValueError:", "    pass"]
+    return lines
+
+
+@st.composite
+def program(draw):
+    """A module of functions, classes with methods and top-level statements."""
+    out: list[str] = []
+    for n in range(draw(st.integers(1, 4))):
+        kind = draw(st.sampled_from(["def", "class", "stmt"]))
+        if kind == "stmt":
+            out.append(f"result = f{n}(3)" if out else "items = [1, 2]")
+        elif kind == "def":
+            out += [f"def f{n}(items):", *[f"    {x}" for x in draw(block(1, False, True))], "    return x"]
+        else:
+            out.append(f"class C{n}:")
+            for m in range(draw(st.integers(1, 3))):
+                out += [f"    def m{m}(self, items):", *[f"        {x}" for x in draw(block(2, False, True))]]
+                out.append("        return x")
+    return "\n".join(out) + "\n"
+
+
+@given(program())
+def test_any_program_whose_blocks_are_closed_comes_back_exactly(code):
+    assert parses(code)
+    assert reindent(flat(code)) == code
+
+
+@given(program())
+def test_any_such_program_flattened_onto_one_line_comes_back_exactly(code):
+    one_line = " ".join(flat(code).split("\n")).strip()
+    assert restore(one_line) == (code, True)

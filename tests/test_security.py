@@ -169,7 +169,21 @@ def test_a_planted_cache_entry_is_not_used(own_cache):
     planted = '{"db": "cGxhbnRlZA==", "req": {"1573912204": [[0, "all", [0]]]}}'
     store.db.execute("UPDATE entries SET value = ?", (planted,))
     assert store.get_many({"shell": SHELL_RECORD}) == {}
+    for seal, value in ((7, '{"a": 1}'), ("é", '{"a": 1}'), (b"x", '{"a": 1}'), ("0" * 32, b"{}")):
+        store.db.execute("UPDATE entries SET seal = ?, value = ?", (seal, value))
+        assert store.get_many({"shell": SHELL_RECORD}) == {}
     store.close()
+
+
+def test_a_memo_row_of_the_wrong_types_is_rendered_again(deck_tree, tmp_path, own_cache):
+    put(deck_tree, "Deck/cards.txt", DATA / "anki" / "constructs.txt")
+    put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
+    first = build([deck_tree], tmp_path / "one", now=NOW)
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        db.execute("UPDATE memo SET fields = x'3c7363726970743e', seal = 12, media = 3")
+    second = build([deck_tree], tmp_path / "two", now=NOW, jobs=1)
+    assert second.report.counts["rendered"] == first.report.counts["packaged"]
+    assert second.packages[0].read_bytes() == first.packages[0].read_bytes()
 
 
 def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cache):

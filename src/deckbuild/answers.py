@@ -278,7 +278,7 @@ def _add_steps(raw: RawCard, steps: list[calc.Step]) -> None:
 
 def _literal(text: str, at: int) -> Any:
     try:
-        value, _ = json.JSONDecoder().raw_decode(text, at)
+        value, _ = calc.JsonDecoder().raw_decode(text, at)
     except json.JSONDecodeError:
         return None
     return value

@@ -28,7 +28,16 @@ from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
-from deckbuild.package import DeckData, NoteData, Shell, notetype_mods_key, read_package, shell, write_package
+from deckbuild.package import (
+    DeckData,
+    NoteData,
+    Shell,
+    field_fault,
+    notetype_mods_key,
+    read_package,
+    shell,
+    write_package,
+)
 from deckbuild.readers import RawCard, describe_formats
 from deckbuild.readers import detect as detect_format
 from deckbuild.render import within_limits
@@ -321,6 +330,13 @@ def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media, missing = Report(), dict[str, Path](), list[Path]()
     fields = render_card(parsed, report, media, missing)
+    if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
+        # Valid source text can still render to one, through an HTML entity such as &#31;.
+        report.error(
+            parsed.source.display,
+            parsed.line,
+            f"{fault} once rendered, from an HTML entity such as &#31; in the source; remove it",
+        )
     root = _resolved(parsed.source.root)
     deps = []
     for name, path in sorted(media.items()):
@@ -785,9 +801,17 @@ class _Build:
             if (slug, lock.path, nid) not in self.stamped:
                 self.stamp_notetype(slug, lock, nid)
             self.retired_deck(slug).notes.append(
-                NoteData(guid, entry.fields, entry.tags, entry.mod, entry.hash, True, nid)
+                NoteData(guid, self.vetted(root, entry), entry.tags, entry.mod, entry.hash, True, nid)
             )
             self.report.count("retired")
+
+    def vetted(self, root: Path, entry: Entry) -> list[str]:
+        """Return a retired card's fields made safe: they come from files, not from the sources."""
+        from deckbuild.render import Where, vet_shipped
+
+        assert entry.fields is not None
+        where = Where(display_path(root / entry.origin) if entry.origin else display_path(root), 0)
+        return [vet_shipped(f, where, self.report) if f else f for f in entry.fields]
 
     def mark_retired(self, root: Path, lock: Lock, guid: str, entry: Entry) -> bool:
         """Record a card that just left the sources as retired, with its last shipped content."""

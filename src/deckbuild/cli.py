@@ -14,7 +14,7 @@ import click
 
 from deckbuild import __version__
 from deckbuild.calc import CalcError, JsonDecoder
-from deckbuild.errors import BuildFailed, DeckbuildError, Report
+from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable
 
 DEFAULT_DECKS = Path("decks")
 F = TypeVar("F", bound=Callable[..., Any])
@@ -24,7 +24,7 @@ def _print_report(report: Report, strict: bool = False) -> None:
     for problem in report.sorted_problems():
         click.echo(str(problem), err=True)
     for note in report.notes:
-        click.echo(note, err=True)
+        click.echo(printable(note), err=True)  # a file name must not move the terminal's cursor
     errors, warnings = len(report.errors), len(report.warnings)
     if errors or warnings:
         why = " (--strict: warnings fail the run)" if strict and warnings and not errors else ""

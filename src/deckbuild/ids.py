@@ -116,7 +116,9 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
             continue
         n = 0
         while True:
-            candidate = str(uuid.uuid5(ID_NAMESPACE, f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}"))
+            # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).
+            name = f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}".encode("utf-8", "backslashreplace").decode()
+            candidate = str(uuid.uuid5(ID_NAMESPACE, name))
             if candidate not in used:
                 break
             n += 1

@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
+from deckbuild.notetype import FIELDS as BASIC_FIELDS
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
@@ -24,8 +25,9 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # The gate every note passes before a package is written. Anki refuses a whole package when a
 # note's field count is off (a U+001F inside a field adds one), and silently drops the other
 # C0 controls and DEL from fields, tags and deck names. A note has its note type's field count.
-# How many refused notes a message names.
+# How many refused notes a message names, and how many rows the gate checks at a time.
 _SHOWN = 10
+_CHUNK = 1000
 _DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
 
 
@@ -211,37 +213,24 @@ def _rows(
     """Make the notes and cards rows, refusing any note Anki would refuse or change."""
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    refused: list[str] = []
     rules_of = {
         int(nid): [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules]
         for nid, rules in req.items()
     }
+    # Each note's field count, as its note type has it: the gate counts separators by these.
+    widths: list[int] = []
     for deck in decks:
         did = deck_id(deck.name)
-        if fault := _deck_fault(deck.name):
-            refused.append(f"deck {deck.name!r}: {fault}")
         for note in deck.notes:
             fields = note.fields
-            joined = " ".join(note.tags)
-            tags = " " + joined + " "
+            notetype = NOTE_TYPES.get(note.notetype)
+            if notetype is None or len(fields) != len(notetype.fields):
+                raise _refused(decks, name)
+            tags = " " + " ".join(note.tags) + " "
             nid = next(ids)
             flds = "\x1f".join(fields)
-            # The gate, on the text just joined: C-speed checks, details only for a fault.
-            notetype = NOTE_TYPES.get(note.notetype)
-            width = len(notetype.fields) if notetype is not None else -1
-            try:
-                data, tag_data = flds.encode("utf-8"), joined.encode("utf-8")
-                bad = data.count(b"\x1f") != width - 1 or len(data.translate(None, _DROPPED)) != len(data)
-                # Splitting finds empty tags and any whitespace in one (tab, U+001F included).
-                bad = bad or joined.split() != list(note.tags)
-                bad = bad or len(tag_data.translate(None, _DROPPED)) != len(tag_data)
-            except UnicodeEncodeError:
-                bad = True
-            if bad or notetype is None or len(fields) != width:
-                fault = _note_fault(fields, note.tags, notetype)
-                refused.append(f"note {note.guid} in deck {deck.name!r}: {fault}")
-                continue
             notes.append((nid, note.guid, note.notetype, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
+            widths.append(len(fields))
             queue = -1 if note.suspended else 0
             if notetype.cloze:
                 ords = cloze_ords(fields[0])
@@ -251,16 +240,10 @@ def _rows(
             for ord_ in ords:
                 row = (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
                 cards.append(row)
-    if refused:
-        more = f"; and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
-        raise PackageRefused(
-            f"{printable(name)}: "
-            + "; ".join(printable(r) for r in refused[:_SHOWN])
-            + more
-            + "; Anki would refuse or change these, so nothing was written and the previous package "
-            "stays (a damaged cache or lock file can cause this: build again with --no-cache, or "
-            "check the lock file)"
-        )
+    if not _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
+        _deck_fault(deck.name) for deck in decks
+    ):
+        raise _refused(decks, name)
     return notes, cards
 
 
@@ -272,6 +255,53 @@ def cloze_ords(text: str) -> list[int]:
     return sorted({int(n) - 1 for n in _CLOZE_NUMBER.findall(text) if int(n) > 0})
 
 
+def _clean(notes: list[tuple[Any, ...]], widths: list[int], tags: list[str]) -> bool:
+    """Tell whether every note row is one Anki takes as it is: the gate's fast path.
+
+    The rows' text is checked in chunks, in C: every field count was checked already, so each
+    note has exactly its separators unless a field holds U+001F; UTF-8 refuses lone surrogates.
+    """
+    found: list[str] = []
+    for start in range(0, len(notes), _CHUNK):
+        chunk = notes[start : start + _CHUNK]
+        try:
+            data = "\n".join([row[6] for row in chunk]).encode("utf-8")
+            tag_text = "".join([row[5] for row in chunk])
+            tag_data = tag_text.encode("utf-8")
+        except UnicodeEncodeError:
+            return False
+        if data.count(b"\x1f") != sum(widths[start : start + _CHUNK]) - len(chunk):
+            return False
+        if not (_kept(data) and _kept(tag_data)):
+            return False
+        # Splitting finds empty tags and whitespace inside one (tab and U+001F included).
+        found += tag_text.split()
+    return found == tags
+
+
+def _kept(data: bytes) -> bool:
+    """Tell whether UTF-8 text holds none of the control characters Anki drops."""
+    return len(data.translate(None, _DROPPED)) == len(data)
+
+
+def _refused(decks: Sequence[DeckData], name: str) -> PackageRefused:
+    """Say which notes and decks the gate refuses (the slow path: only when there are some)."""
+    refused = [f"deck {deck.name!r}: {fault}" for deck in decks if (fault := _deck_fault(deck.name))]
+    for deck in decks:
+        for note in deck.notes:
+            if fault := _note_fault(note.fields, note.tags, NOTE_TYPES.get(note.notetype)):
+                refused.append(f"note {note.guid} in deck {deck.name!r}: {fault}")
+    more = f"; and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
+    return PackageRefused(
+        f"{printable(name)}: "
+        + "; ".join(printable(r) for r in refused[:_SHOWN])
+        + more
+        + "; Anki would refuse or change these, so nothing was written and the previous package "
+        "stays (a damaged cache or lock file can cause this: build again with --no-cache, or "
+        "check the lock file)"
+    )
+
+
 def _deck_fault(name: str) -> str | None:
     """Tell what makes a deck name one Anki would change, if anything."""
     if found := UNSAFE_NAME_RE.search(name):
@@ -281,19 +311,32 @@ def _deck_fault(name: str) -> str | None:
     return None
 
 
-def _note_fault(fields: Sequence[str], tags: Sequence[str], notetype: NoteType | None) -> str:
-    """Say what the gate found wrong with a note (the slow path: only for a refused note)."""
+def field_fault(fields: Sequence[str], names: Sequence[str] = BASIC_FIELDS) -> str | None:
+    """Name a character Anki cannot keep in a note's fields, if any (in C when there is none)."""
+    try:
+        data = "\n".join(fields).encode("utf-8")
+        if len(data.translate(None, _DROPPED + b"\x1f")) == len(data):
+            return None
+    except UnicodeEncodeError:
+        pass
+    for name, text in zip(names, fields, strict=False):
+        if found := UNSAFE_RE.search(text):
+            return f"the field {name} holds {unsafe_character(found.group())}"
+    return None
+
+
+def _note_fault(fields: Sequence[str], tags: Sequence[str], notetype: NoteType | None) -> str | None:
+    """Say what the gate finds wrong with a note, if anything."""
     if notetype is None:
         return "its note type is not one of deckbuild's"
     if len(fields) != len(notetype.fields):
         return f"it has {len(fields)} fields, the note type has {len(notetype.fields)}"
-    for name, text in zip(notetype.fields, fields, strict=True):
-        if found := UNSAFE_RE.search(text):
-            return f"the field {name} holds {unsafe_character(found.group())}"
+    if fault := field_fault(fields, notetype.fields):
+        return fault
     for tag in tags:
         if not tag or tag.split() != [tag] or UNSAFE_NAME_RE.search(tag):
             return f"the tag {tag!r} is empty or holds a space or control character"
-    return "it cannot be stored"
+    return None
 
 
 def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:

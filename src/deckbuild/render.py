@@ -117,11 +117,13 @@ UNSAFE_MATH = {
 _OPTIONS_RE = re.compile(
     r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
 )
+# fmt: off
 _MATHML_TAGS = frozenset("""
     math semantics annotation mrow mi mn mo ms mtext mspace msub msup msubsup mfrac msqrt mroot mstyle
     merror mpadded mphantom mfenced menclose munder mover munderover mtable mtr mtd mlabeledtr
     mmultiscripts mprescripts none maction
 """.split())  # noqa: SIM905
+# fmt: on
 _BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
 _MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
 _STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
@@ -188,10 +190,12 @@ class _Held:
 
     @classmethod
     def for_text(cls, text: str, where: Where, report: Report) -> tuple[str, _Held]:
-        """Make placeholders from private-use characters the text does not hold."""
-        if not _PRIVATE_RE.search(text):
+        """Make placeholders from private-use characters the text does not hold, even as `&#xE000;`."""
+        # The sanitizer writes character references out as the characters they stand for.
+        seen = html.unescape(text) if "&" in text else text
+        if not _PRIVATE_RE.search(seen):
             return text, cls()
-        used = set(_PRIVATE_RE.findall(text))
+        used = set(_PRIVATE_RE.findall(seen))
         free = (chr(c) for low, high in _PRIVATE_RANGES for c in range(low, high) if chr(c) not in used)
         opener, closer = next(free, None), next(free, None)
         if opener is None or closer is None:
@@ -526,7 +530,7 @@ def to_mathml(body: str, display: bool) -> str | None:
         result: str = convert(body, display="block" if display else "inline")
     except Exception:  # latex2mathml raises many unrelated types for malformed input
         return None
-    # A bare `&` (from `\\text{A\\&B}`) is written as the text it shows; anything else not plain is refused.
+    # A bare `&` (from `\text{A\&B}`) is written as the text it shows; anything else not plain is refused.
     result = _BARE_AMP_RE.sub("&amp;", result)
     return result if _plain_mathml(result) else None
 
@@ -710,7 +714,12 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
         markup = markup[3:-4]
     if held.html or "\\" in markup or "<a " in markup:
         markup = _put_back(markup, held, where, report)
-    return markup
+    return _defuse(markup)
+
+
+def _defuse(markup: str) -> str:
+    """Write `[sound:…]` and `[anki:…]` so that Anki shows them instead of playing them."""
+    return _AV_RE.sub("&#91;", markup) if "[" in markup else markup
 
 
 def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
@@ -724,7 +733,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
     stray = False
     for tag in _TAG_RE.finditer(markup):
         text = markup[pos : tag.start()]
-        # Anki's MathJax typesets every \\( and \\[ in text outside code; only ours may be there.
+        # Anki's MathJax typesets every \( and \[ in text outside code; only ours may be there.
         stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
         out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
         closing, name, markup_tag = tag.group(1), tag.group(2).lower(), tag.group(0)
@@ -747,6 +756,40 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
             "unchecked; write the formula as \\( … \\), or put the text in `code`",
         )
     return "".join(out)
+
+
+# A formula as it stands in a rendered field: formulas are put back as \( … \) and \[ … \].
+_SHIPPED_MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
+
+
+def vet_shipped(markup: str, where: Where, report: Report) -> str:
+    """Make a field read back from an earlier package or the lock as safe as one rendered now.
+
+    Retired cards ship what a package once held; that file (a downloaded release, `dist/`) or
+    the lock may have been changed since. The field passes the sanitizer, the link and sound
+    rules and the MathJax checks again; one that fails any of them ships as plain text.
+    """
+    found = Report()
+    clean = sanitize(markup)
+    if "<a " in clean:
+        clean = _HREF_RE.sub(lambda m: _link(m, where, found), clean)
+    for formula in _SHIPPED_MATH_RE.finditer(clean):
+        body = formula.group(1) if formula.group(1) is not None else formula.group(2)
+        _safe_math(html.unescape(body), "in the retired card", where, found)
+    outside = _SHIPPED_MATH_RE.sub("", clean)
+    if any(delimiter in outside for delimiter in ("\\(", "\\)", "\\[", "\\]")):
+        found.error(where.path, where.line, "a stray MathJax delimiter")
+    if not found.problems:
+        return _defuse(clean)
+    report.warn(
+        where.path,
+        where.line,
+        "a retired card's last shipped content holds what a card must not (script, a link, a "
+        "MathJax command); it ships as plain text: check the earlier package or the lock",
+    )
+    text = html.unescape(re.sub(r"<[^>]*>", " ", clean))
+    # As text, with every backslash a look-alike: MathJax finds no delimiter in it.
+    return _defuse(escape(text).replace("\\", "\u2216"))
 
 
 def _piece(pieces: list[str], match: re.Match[str]) -> str:
@@ -946,7 +989,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Source": escape(origin),
         "Status": "",
     }
-    # Fields written as plain text: MathJax would still typeset a \\( or \\[ in them, unchecked.
+    # Fields written as plain text: MathJax would still typeset a \( or \[ in them, unchecked.
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
@@ -956,8 +999,4 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
         values["Extra"] = text("answer") + values["Extra"]
     # The card's note type lays the values out: its own fields, in its own order.
-    out = []
-    for name in notetype_of(card.kind, data).fields:
-        value = values.get(name, "")
-        out.append(_AV_RE.sub("&#91;", value) if "[" in value else value)
-    return out
+    return [_defuse(values.get(name, "")) for name in notetype_of(card.kind, data).fields]

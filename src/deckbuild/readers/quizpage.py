@@ -69,7 +69,7 @@ _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
 # A line shaped like a question or a prompt: it ends with "?" or starts like one.
 _QUESTION_RE = re.compile(
-    r"(\?$)|^(what|why|how|when|where|which|who|whom|whose|is|are|does|do|can|should|"
+    r"(\?$)|^(what|why|how|when|where|which|who|whom|whose|"
     r"explain|describe|define|name|list|compare|give|state|outline)\b",
     re.IGNORECASE,
 )
@@ -353,10 +353,11 @@ class _Reader:
         else:
             if len(body) < 2:
                 return None
-            # The question is the first line shaped like one, with an answer after it; a page
-            # whose question is not so shaped has it first.
-            shaped = [k for k in body[:-1] if _QUESTION_RE.search(t[k])]
-            first = question = shaped[0] if shaped and not _QUESTION_RE.search(t[body[0]]) else body[0]
+            # The question comes first, unless the first line is not shaped like a question
+            # and a later one ends in "?" with an answer after it: then the lines before that
+            # belong to no card.
+            asked = [k for k in body[1:-1] if t[k].endswith("?")]
+            first = question = asked[0] if asked and not _QUESTION_RE.search(t[body[0]]) else body[0]
         if a - question < 2:
             return None
         data: dict[str, object] = {
