@@ -3,6 +3,8 @@ edits that update in place with every review kept (checked in Anki's own backend
 
 from __future__ import annotations
 
+import json
+
 import pytest
 from click.testing import CliRunner
 from hypothesis import given
@@ -202,3 +204,17 @@ def test_a_removed_cloze_card_is_retired_in_its_own_note_type(deck_tree, tmp_pat
     first = (deck_tree.parent / "dist" / "Deck.apkg").read_bytes()
     assert CliRunner().invoke(cli, ["build", "decks", "--no-cache"]).exit_code == 0
     assert (deck_tree.parent / "dist" / "Deck.apkg").read_bytes() == first
+
+
+def test_diff_names_a_cloze_notes_own_fields(deck_tree, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    _cloze_file(deck_tree, "{{c1::Paris}} is in France")
+    build([deck_tree], tmp_path / "old", now=NOW)
+    _cloze_file(deck_tree, "{{c1::Paris}} is on the {{c2::Seine}}")
+    build([deck_tree], tmp_path / "new", now=NOW + 100)
+    result = CliRunner().invoke(cli, ["diff", "old", "new", "--json"])
+    assert result.exit_code == 0, result.output
+    assert "BREAKING" not in result.output
+    data = json.loads(result.stdout)
+    (changed,) = data["changed"]
+    assert changed["id"] == U1 and "Text" in changed["fields"]
