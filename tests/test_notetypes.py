@@ -123,3 +123,23 @@ def test_the_preview_shows_both_directions_of_a_reversed_card(deck_tree, tmp_pat
     page = (tmp_path / "preview" / "index.html").read_text()
     assert page.count(f'id="{U2}"') == 2 and page.count(f'id="{U1}"') == 1
     assert "reversed front · " in page and "card front · " in page
+
+
+def test_a_template_added_to_the_basic_note_type_would_make_anki_skip_learners_notes(
+    deck_tree, tmp_path, collection, monkeypatch
+):
+    """Why reversed cards have a note type of their own, shown in Anki."""
+    import dataclasses
+
+    from deckbuild import notetype
+
+    _tree(deck_tree, reverse_second="")
+    import_package(collection, build([deck_tree], tmp_path / "one", now=NOW).packages[0])
+    widened = dataclasses.replace(notetype.BASIC, templates=REVERSED.templates)
+    monkeypatch.setitem(notetype.NOTE_TYPES, notetype.NOTE_TYPE_ID, widened)
+    (deck_tree / "Deck" / "cards.txt").write_text(
+        (deck_tree / "Deck" / "cards.txt").read_text().replace("Paris", "Paris, France")
+    )
+    result = import_package(collection, build([deck_tree], tmp_path / "two", now=NOW + 100).packages[0])
+    assert (result.conflicting, result.updated) == (2, 0)  # every note of that type skipped
+    assert "France" not in notes_by_guid(collection)[U2]["Back"]
