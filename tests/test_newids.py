@@ -251,3 +251,16 @@ def test_tags_hint_and_extra_reach_anki_and_update_in_place(deck_tree, tmp_path,
     note = notes_by_guid(collection)[KNOWN_ID]
     assert "review" in note.tags and "core" not in note.tags
     assert card_states(collection) == before
+
+
+def test_ids_are_written_only_into_utf8_files(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    data = "Question;Answer;UUID\nCafé?;Oui;\n".encode("cp1252")
+    path = put(deck_tree, "Deck/cards.txt", data)
+    result = CliRunner().invoke(cli, ["ids", "decks"])
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "decks/Deck/cards.txt:1: not UTF-8; save the file as UTF-8, then run 'deckbuild ids' again\n"
+        "1 error(s), 0 warning(s)\n"
+    )
+    assert path.read_bytes() == data
