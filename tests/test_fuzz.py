@@ -4,6 +4,7 @@ cards round-trip through `deckbuild cards --json` unchanged."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import tempfile
 from html import unescape
@@ -244,3 +245,26 @@ def test_no_style_link_or_sound_tag_that_loads_plays_or_hides_reaches_a_card(tex
     report = Report()
     html = render_text(text, Where("fuzz.txt", 1), report)
     assert dangers(html) == [] or report.failed(strict=False), html
+
+
+_TAG_NAMES = st.sampled_from(
+    ["y", "script", "style", "svg", "iframe", "x-y", "SCRIPT", "Style", "math", "b", "i"]
+)
+_WORDS = st.from_regex(r"[a-z]{3,8}", fullmatch=True)
+_TAG_LIKE = st.builds(
+    lambda slash, name, rest: f"<{slash}{name}{rest}>",
+    st.sampled_from(["", "/"]),
+    _TAG_NAMES,
+    st.sampled_from(["", " and y", " src=x onerror=alert(1)", "/onload=alert(1)", ' a="b"']),
+)
+
+
+@given(st.lists(st.one_of(_WORDS, _TAG_LIKE, st.sampled_from(["<", ">", "&", " < ", "x<y"])), min_size=1))
+def test_no_word_of_the_author_is_cut_by_a_tag_it_sits_in_or_after(pieces):
+    text = " ".join(pieces)
+    report = Report()
+    markup = render_text(text, Where("t.txt", 1), report)
+    shown = unescape(re.sub(r"<[^>]*>", " ", markup))
+    for word in (p for p in pieces if p.isalpha() and p.islower()):
+        assert word in shown, (text, markup)
+    assert dangers(markup) == [], markup

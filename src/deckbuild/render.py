@@ -899,7 +899,22 @@ def _plain_list(text: str) -> str | None:
 def _markdown_to_html(text: str) -> str:
     md = _markdown()
     md.reset()
-    return sanitize(md.convert(text)).strip()
+    return sanitize(_tags_as_text(md.convert(text))).strip()
+
+
+# A tag's start: `<` then a name, as an HTML parser reads one.
+_TAG_START_RE = re.compile(r"<(?=/?([A-Za-z][A-Za-z0-9-]*))")
+
+
+def _tags_as_text(markup: str) -> str:
+    """Show a tag a card does not keep as the text it is, instead of letting the sanitizer cut it.
+
+    Markdown writes only kept tags; any other (`x<y and y>z`, a `<script>` an explanation
+    mentions) is the author's text, and stripping it would silently cut the card's words.
+    """
+    if "<" not in markup:
+        return markup
+    return _TAG_START_RE.sub(lambda m: "<" if m.group(1).lower() in ALLOWED_TAGS else "&lt;", markup)
 
 
 def highlight(code: str, language: str = "python", inline: bool = False) -> str:
