@@ -264,3 +264,32 @@ def test_ids_are_written_only_into_utf8_files(deck_tree, monkeypatch):
         "1 error(s), 0 warning(s)\n"
     )
     assert path.read_bytes() == data
+
+
+_CELL = st.text(alphabet=st.sampled_from("ab :é-"), min_size=1, max_size=6).filter(lambda s: s.strip())
+
+
+@given(
+    st.permutations(["Question", "Answer", "UUID", "Tags", "Hint", "Extra", "Reverse"]),
+    st.lists(st.tuples(_CELL, _CELL, _CELL, _CELL, _CELL, st.sampled_from(["", "yes", "no"])), max_size=4),
+)
+def test_columns_in_any_order_read_the_same(columns, rows):
+    lines = [";".join(c if n % 2 else c.lower() for n, c in enumerate(columns))]
+    for k, (question, answer, tags, hint, extra, reverse) in enumerate(rows):
+        values = {
+            "Question": question, "Answer": answer, "UUID": f"00000000-0000-4000-8000-{k:012d}",
+            "Tags": tags, "Hint": hint, "Extra": extra, "Reverse": reverse,
+        }  # fmt: skip
+        lines.append(";".join(values[c] for c in columns))
+    report = Report()
+    cards = read("x.txt", [*lines, ""], report)
+    if not rows:
+        (only,) = report.problems
+        assert only.message == "only a header, no cards; add rows or remove the file"
+        return
+    assert not report.problems
+    for card, (question, answer, tags, hint, extra, reverse) in zip(cards, rows, strict=True):
+        assert card.data["question"] == question.strip() and card.data["answer"] == answer.strip()
+        assert card.data["tags"] == tags.split()
+        assert card.data["hint"] == hint.strip() and card.data["extra"] == extra.strip()
+        assert card.data.get("reverse", False) == (reverse == "yes")
