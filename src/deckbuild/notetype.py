@@ -130,11 +130,6 @@ def deck_id(name: str) -> int:
     return DECK_ID_BASE + int.from_bytes(digest[:4], "big") % (1 << 30)
 
 
-def notetype_hash() -> str:
-    """Hash everything about the basic note type that Anki must be told about when it changes."""
-    return BASIC.digest
-
-
 @dataclass(frozen=True)
 class NoteType:
     """One Anki note type: a fixed id and name, its fields, card templates and CSS.

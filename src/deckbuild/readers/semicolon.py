@@ -17,7 +17,6 @@ DETECT = {
     "first_line": r"^\s*\"?question\"?\s*;|;.*;",
 }
 
-COLUMNS = ("question", "answer", "uuid")
 HEADER = "Question;Answer;UUID"
 # Every column a header may name, in any order and any case, as the messages spell them.
 KNOWN = {
