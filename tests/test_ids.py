@@ -139,3 +139,88 @@ def test_a_renamed_file_gives_the_package_a_clean_build_gives(deck_tree, tmp_pat
 def collection_db(package):
     with zipfile.ZipFile(package) as archive:
         return archive.read("collection.anki2")
+
+
+@pytest.mark.parametrize("target", ["Attention/recall.txt", "Elsewhere/recall.txt"])
+def test_a_page_split_in_two_keeps_every_card_its_id_and_its_reviews(
+    deck_tree, page, tmp_path, collection, target
+):
+    from ankihelp import card_states, import_package, notes_by_guid, study_all
+
+    (first,) = build([deck_tree], tmp_path / "one", now=1000).packages
+    import_package(collection, first)
+    study_all(collection)
+    states = card_states(collection)
+    before = ids(deck_tree)
+    lines = page.read_text(encoding="utf-8").splitlines(keepends=True)
+    # The Recall & Review section moves, byte for byte, to a file of its own.
+    put(deck_tree, target, "".join(lines[:21]))
+    page.write_text("".join(lines[21:]), encoding="utf-8")
+    result = build([deck_tree], tmp_path / "two", now=2000)
+    assert ids(deck_tree) == before, "every card keeps its id, in whichever file it now stands"
+    assert "retired" not in result.report.counts
+    assert any(
+        n.endswith("recall.txt: 5 card(s) moved here from another file keep their ids")
+        for n in result.report.notes
+    )
+    for package in result.packages:
+        import_package(collection, package)
+    assert sorted(notes_by_guid(collection)) == sorted(before.values()), "no duplicate, nothing lost"
+    assert all(card_states(collection)[cid][:8] == state[:8] for cid, state in states.items())
+
+
+def test_a_copied_section_gets_new_ids_and_the_original_keeps_its_own(deck_tree, page, tmp_path):
+    build([deck_tree], tmp_path / "one", now=1000)
+    before = ids(deck_tree)
+    put(
+        deck_tree,
+        "Attention/recall.txt",
+        "".join(page.read_text(encoding="utf-8").splitlines(keepends=True)[:21]),
+    )
+    cards = collect([deck_tree]).cards
+    original = {c.card.question: c.id for c in cards if c.source.origin == PAGE}
+    copies = [c.id for c in cards if c.source.origin == "Attention/recall.txt"]
+    assert original == before and len(copies) == 5 and not set(copies) & set(before.values())
+
+
+def _recall_page(questions):
+    return "Recall & Review\n" + "".join(f"{q}\nIt is.\nClick to reveal answer\n" for q in questions)
+
+
+def test_a_page_repeating_one_question_makes_each_id_once(deck_tree, monkeypatch):
+    from deckbuild import ids as ids_module
+
+    calls = []
+    real = ids_module.uuid.uuid5
+    monkeypatch.setattr(ids_module.uuid, "uuid5", lambda ns, name: calls.append(name) or real(ns, name))
+    put(deck_tree, "D/a.txt", _recall_page(["What is x?"] * 300))
+    cards = collect([deck_tree]).cards
+    assert len({c.id for c in cards}) == 300
+    assert len(calls) == 300, "one uuid5 per card: numbering goes on where it stopped, never from 0"
+
+
+def test_editing_every_question_of_a_long_page_is_bounded_and_said(deck_tree, tmp_path):
+    questions = [f"What is the meaning of term number {n} in this long glossary?" for n in range(600)]
+    source = put(deck_tree, "D/a.txt", _recall_page(questions))
+    build([deck_tree], tmp_path / "one", now=1000)
+    source.write_text(_recall_page([q.replace("What is", "What was") for q in questions]), encoding="utf-8")
+    report = collect([deck_tree]).report
+    (warning,) = [p for p in report.problems if "too many to pair by similarity" in p.message]
+    assert (warning.line, warning.message) == (
+        2,
+        "600 questions changed and 600 lost their match in one build: too many to pair "
+        "by similarity (at most 250,000 pairs), so they get new ids and learners lose their reviews; "
+        "edit fewer questions between builds",
+    )
+
+
+def test_a_few_edits_on_a_long_page_still_keep_their_ids(deck_tree, tmp_path):
+    questions = [f"What is the meaning of term number {n} in this long glossary?" for n in range(600)]
+    source = put(deck_tree, "D/a.txt", _recall_page(questions))
+    build([deck_tree], tmp_path / "one", now=1000)
+    before = ids(deck_tree)
+    edited = [q.replace("What is", "What was") if n % 100 == 0 else q for n, q in enumerate(questions)]
+    source.write_text(_recall_page(edited), encoding="utf-8")
+    after = ids(deck_tree)
+    assert sorted(after.values()) == sorted(before.values())
+    assert after[edited[100]] == before[questions[100]]

@@ -149,6 +149,7 @@ def collect(
     locks: dict[Path, Lock] = {}
     found: list[Parsed | Pending | str] = []
     lines_of: list[tuple[SourceFile, int]] = []
+    read: list[tuple[SourceFile, list[RawCard], int]] = []
     for source in discover(paths, report):
         if source.root not in locks:
             locks[source.root] = Lock.load(source.root / LOCK_NAME)
@@ -168,7 +169,10 @@ def collect(
         raws = importlib.import_module(fmt.module).read(source.display, lines, report)
         report.count("read", len(raws))
         raws = within_limits(raws, source.display, report)
-        ids.assign(source, raws, locks[source.root], report)
+        read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
+    # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
+    ids.settle(read, locks, report)
+    for source, raws, _ in read:
         root = _resolved(source.root)
         for raw in raws:
             answers.apply(raw, source.display, report)

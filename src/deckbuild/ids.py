@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
@@ -25,6 +26,8 @@ ID_NAMESPACE = uuid.UUID("6c1b9a52-3f0e-4d8a-9b7e-2a4f8e61c0d3")
 # How alike two questions must be (difflib ratio) to count as the same card, edited.
 SIMILARITY = 0.6
 KEY_LENGTH = 160
+# How many (edited, lost) question pairs one file's build compares at most: see `assign`.
+MAX_SIMILARITY_PAIRS = 250_000
 
 
 def key_of(kind: str, data: dict[str, Any]) -> str:
@@ -65,12 +68,15 @@ def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Repor
             raw.data["id"] = known
 
 
-def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
-    """Give every raw card without an id the one it had before, or a new one."""
+def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> int:
+    """Give the raw cards without an id the one their file's cards had before; return how many re-matched.
+
+    The cards still without one are settled by `settle`, once every file has taken its own.
+    """
     keep_case(source, raws, lock, report)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
-        return
+        return 0
     for raw in pending:
         raw.key = key_of(raw.kind, raw.data)
     known = {g: e for g, e in sorted(lock.notes.items()) if e.origin == source.origin}
@@ -78,28 +84,33 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         known = _moved_from(source, pending, lock, report) or known
     taken: set[str] = set()
     unmatched: list[RawCard] = []
+    # Indexed by kind and question: matching stays linear in the number of cards.
+    by_key: dict[tuple[str | None, str | None], list[str]] = {}
+    for guid, entry in known.items():
+        by_key.setdefault((entry.kind, entry.key), []).append(guid)
     for raw in pending:
-        guid = next(
-            (g for g, e in known.items() if g not in taken and e.kind == raw.kind and e.key == raw.key),
-            None,
-        )
-        if guid is None:
-            unmatched.append(raw)
-        else:
+        free = by_key.get((raw.kind, raw.key))
+        if free:
+            guid = free.pop(0)
             raw.data["id"] = guid
             taken.add(guid)
-
-    from difflib import SequenceMatcher
-
-    # Best pairs first, so that two edited cards never swap ids.
-    pairs = sorted(
-        (
-            (-SequenceMatcher(None, raw.key or "", entry.key or "").ratio(), n, guid)
-            for n, raw in enumerate(unmatched)
-            for guid, entry in known.items()
-            if guid not in taken and entry.kind == raw.kind
-        ),
-    )
+        else:
+            unmatched.append(raw)
+    candidates = [(g, e) for g, e in known.items() if g not in taken]
+    if not unmatched or not candidates:
+        pairs: list[tuple[float, int, str]] = []
+    elif len(unmatched) * len(candidates) > MAX_SIMILARITY_PAIRS:
+        # Comparing every edited question with every lost one grows with their product.
+        pairs = []
+        report.warn(
+            source.display,
+            unmatched[0].line,
+            f"{len(unmatched)} questions changed and {len(candidates)} lost their match in one build: "
+            f"too many to pair by similarity (at most {MAX_SIMILARITY_PAIRS:,} pairs), so they get new ids "
+            "and learners lose their reviews; edit fewer questions between builds",
+        )
+    else:
+        pairs = _similar_pairs(unmatched, candidates)
     rematched = 0
     for negative_ratio, n, guid in pairs:
         raw = unmatched[n]
@@ -108,28 +119,87 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         raw.data["id"] = guid
         taken.add(guid)
         rematched += 1
-
-    new = 0
-    used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
-    for raw in unmatched:
-        if "id" in raw.data:
-            continue
-        n = 0
-        while True:
-            # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).
-            name = f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}".encode("utf-8", "backslashreplace").decode()
-            candidate = str(uuid.uuid5(ID_NAMESPACE, name))
-            if candidate not in used:
-                break
-            n += 1
-        raw.data["id"] = candidate
-        used.add(candidate)
-        new += 1
     lock.claimed.update(str(r.data["id"]) for r in raws if "id" in r.data)
-    report.count("ids_new", new)
-    report.count("ids_rematched", rematched)
-    if new or rematched:
-        report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+    return rematched
+
+
+def _similar_pairs(
+    unmatched: list[RawCard], candidates: list[tuple[str, Entry]]
+) -> list[tuple[float, int, str]]:
+    """Pair edited questions with lost ones at least SIMILARITY alike, best pairs first.
+
+    Best first, so that two edited cards never swap ids.
+    """
+    from difflib import SequenceMatcher
+
+    pairs = []
+    for n, raw in enumerate(unmatched):
+        matcher = SequenceMatcher(None, raw.key or "", "")
+        for guid, entry in candidates:
+            if entry.kind != raw.kind:
+                continue
+            matcher.set_seq2(entry.key or "")
+            # The cheap upper bounds first: most pairs are far apart.
+            if matcher.real_quick_ratio() >= SIMILARITY and matcher.quick_ratio() >= SIMILARITY:
+                pairs.append((-matcher.ratio(), n, guid))
+    return sorted(pairs)
+
+
+def settle(
+    read: list[tuple[SourceFile, list[RawCard], int]], lock_of: dict[Path, Lock], report: Report
+) -> None:
+    """Give the cards no file's own lock entries matched an id: a moved card's, else a new one.
+
+    Runs once every file has taken its own entries, so that a card moved to another file (a
+    page split in two) keeps its id and reviews, while a copied card never takes the id its
+    original still holds.
+    """
+    moved_of: dict[str, int] = {}
+    for source, raws, _ in read:
+        lock = lock_of[source.root]
+        free: dict[tuple[str | None, str | None], list[str]] | None = None
+        for raw in raws:
+            if "id" in raw.data:
+                continue
+            if free is None:
+                free = lock.unclaimed_by_key()
+            found = free.get((raw.kind, raw.key))
+            if found:
+                raw.data["id"] = found.pop(0)
+                lock.claimed.add(raw.data["id"])
+                moved_of[source.display] = moved_of.get(source.display, 0) + 1
+    for source, raws, rematched in read:
+        lock = lock_of[source.root]
+        new = 0
+        used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
+        # Where each question's numbering goes on: a page repeating one question stays linear.
+        next_n: dict[tuple[str, str | None], int] = {}
+        for raw in raws:
+            if "id" in raw.data:
+                continue
+            n = next_n.get((raw.kind, raw.key), 0)
+            while True:
+                # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).
+                name = f"{source.origin}\n{raw.kind}\n{raw.key}\n{n}"
+                name = name.encode("utf-8", "backslashreplace").decode()
+                candidate = str(uuid.uuid5(ID_NAMESPACE, name))
+                if candidate not in used:
+                    break
+                n += 1
+            raw.data["id"] = candidate
+            next_n[(raw.kind, raw.key)] = n + 1
+            used.add(candidate)
+            lock.claimed.add(candidate)
+            new += 1
+        moved = moved_of.get(source.display, 0)
+        report.count("ids_new", new)
+        report.count("ids_rematched", rematched)
+        if new or rematched:
+            report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+        if moved:
+            report.notes.append(
+                f"{source.display}: {moved} card(s) moved here from another file keep their ids"
+            )
 
 
 def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: Report) -> dict[str, Entry]:

@@ -129,6 +129,14 @@ class Lock:
         lock.text = text
         return lock
 
+    def unclaimed_by_key(self) -> dict[tuple[str | None, str | None], list[str]]:
+        """Return the page cards' ids no card of this build has claimed, by kind and question."""
+        free: dict[tuple[str | None, str | None], list[str]] = {}
+        for guid, entry in sorted(self.notes.items()):
+            if entry.key is not None and guid not in self.claimed:
+                free.setdefault((entry.kind, entry.key), []).append(guid)
+        return free
+
     def stamp(self, table: str, guid: str, digest: str, now: int, **extra: Any) -> int:
         """Return the mod for `guid` with content `digest`, moving it forward only on change."""
         entries = self.notes if table == "notes" else self.notetypes
