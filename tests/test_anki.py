@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import time
@@ -90,8 +91,8 @@ def test_an_unchanged_rebuild_changes_nothing_not_even_a_learners_edit(seed_tree
 
 def test_a_template_change_reaches_the_learner(seed_tree, tmp_path, collection, monkeypatch):
     import_package(collection, build_tree(seed_tree, tmp_path / "v1", NOW))
-    monkeypatch.setattr(notetype, "CSS", notetype.CSS + "\n.db-new-rule { color: red; }\n")
-    monkeypatch.setattr("deckbuild.package.CSS", notetype.CSS)
+    changed = dataclasses.replace(notetype.BASIC, css=notetype.CSS + "\n.db-new-rule { color: red; }\n")
+    monkeypatch.setitem(notetype.NOTE_TYPES, notetype.NOTE_TYPE_ID, changed)
     import_package(collection, build_tree(seed_tree, tmp_path / "v2", NOW + 60))
     model = collection.models.by_name(notetype.NOTE_TYPE_NAME)
     assert ".db-new-rule" in model["css"]

@@ -48,7 +48,7 @@ COMMANDS = list(_commands())
 
 
 def test_the_commands_walked_are_all_of_them():
-    assert len(COMMANDS) == 14 and ("calc", "softmax") in COMMANDS and ("release",) in COMMANDS
+    assert len(COMMANDS) == 15 and ("calc", "softmax") in COMMANDS and ("ids",) in COMMANDS
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "deckbuild")
@@ -154,8 +154,8 @@ def test_cards_json_lists_every_card_with_its_source(run, deck_tree):
         (
             "misspelt_header.txt",
             "decks/Deck/misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column "
-            "'Questoin' and no Question column; the known columns are Question, Answer and UUID (each once, "
-            "in any order and any case)",
+            "'Questoin' (did you mean 'Question'?) and no Question column; the known columns are "
+            "Question, Answer, UUID, Tags, Hint, Extra and Reverse (each once, in any order and any case)",
         ),
         (
             "unbalanced_quote.txt",

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import sqlite3
+import tempfile
 import time
 import zipfile
 
@@ -263,9 +264,15 @@ def test_release_refuses_a_lock_that_is_not_committed_as_built(tree, tmp_path):
 
 def _wider_note_type(monkeypatch):
     """Make the next packages carry a note type with one more field, as a careless upgrade would."""
+    import dataclasses
+
     from deckbuild import notetype
 
-    monkeypatch.setattr("deckbuild.package.FIELDS", (*notetype.FIELDS, "Extra2"))
+    wider = dataclasses.replace(notetype.BASIC, fields=(*notetype.FIELDS, "Extra2"))
+    wider.__dict__["digest"] = notetype.BASIC.digest  # only the package changes, not the lock
+    monkeypatch.setitem(notetype.NOTE_TYPES, notetype.NOTE_TYPE_ID, wider)
+    # An upgrade changes deckbuild's code, which the memo's key holds: renderings made before miss.
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", tempfile.mkdtemp(prefix="deckbuild-upgrade-"))
 
 
 def test_diff_fails_on_breaking_changes_only_when_asked(tree, tmp_path, monkeypatch):
@@ -283,6 +290,7 @@ def test_release_refuses_a_breaking_release_unless_allowed(tree, tmp_path, monke
     assert run("build", "decks").exit_code == 0
     assert run("release", "decks", "-o", "v1", "--release-version", "v1").exit_code == 0
     _wider_note_type(monkeypatch)
+    assert run("build", "decks").exit_code == 0  # the author commits the lock the upgrade changed
     refused = run("release", "decks", "-o", "v2", "--release-version", "v2", "--previous", "v1")
     assert refused.exit_code == 1
     assert refused.stderr.endswith(

@@ -163,11 +163,12 @@ def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cac
 
 def test_a_planted_cache_entry_is_not_used(own_cache):
     store = Cache(own_cache)
-    shell = {"db": "c2FmZQ==", "req": [[0, "all", [0]]]}
+    shell = {"db": "c2FmZQ==", "req": {"1573912204": [[0, "all", [0]]]}}
     store.put_many({"shell": shell})
     assert store.get_many({"shell": SHELL_RECORD}) == {"shell": shell}
     assert store.db is not None
-    store.db.execute("UPDATE entries SET value = ?", ('{"db": "cGxhbnRlZA==", "req": [[0, "all", [0]]]}',))
+    planted = '{"db": "cGxhbnRlZA==", "req": {"1573912204": [[0, "all", [0]]]}}'
+    store.db.execute("UPDATE entries SET value = ?", (planted,))
     assert store.get_many({"shell": SHELL_RECORD}) == {}
     for seal, value in ((7, '{"a": 1}'), ("é", '{"a": 1}'), (b"x", '{"a": 1}'), ("0" * 32, b"{}")):
         store.db.execute("UPDATE entries SET seal = ?, value = ?", (seal, value))

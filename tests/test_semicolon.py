@@ -89,9 +89,9 @@ def test_columns_may_come_in_any_order():
         ),
         (
             "misspelt_header.txt",
-            "misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column 'Questoin' and no "
-            "Question column; the known columns are Question, Answer and UUID (each once, in any order and "
-            "any case)",
+            "misspelt_header.txt:1: header 'Questoin;Answer;UUID' has an unknown column "
+            "'Questoin' (did you mean 'Question'?) and no Question column; the known columns are "
+            "Question, Answer, UUID, Tags, Hint, Extra and Reverse (each once, in any order and any case)",
         ),
         (
             "unbalanced_quote.txt",

@@ -27,9 +27,19 @@ from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover,
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
-from deckbuild.notetype import FIELDS, NOTE_TYPE_ID, notetype_hash
-from deckbuild.package import DeckData, NoteData, Shell, field_fault, read_package, shell, write_package
-from deckbuild.readers import RawCard
+from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.package import (
+    DeckData,
+    NoteData,
+    Shell,
+    field_fault,
+    notetype_mods_key,
+    read_package,
+    shell,
+    write_package,
+)
+from deckbuild.readers import RawCard, describe_formats
+from deckbuild.readers import detect as detect_format
 from deckbuild.render import within_limits
 from deckbuild.sources import (
     LOCK_NAME,
@@ -37,7 +47,6 @@ from deckbuild.sources import (
     TooLarge,
     deck_name,
     decode,
-    detect,
     discover,
     display_path,
     find_root,
@@ -47,9 +56,6 @@ from deckbuild.workers import Helpers
 
 if TYPE_CHECKING:
     from deckbuild.models import CardBase
-
-# Imported when a file needs it: a tree of semicolon files never loads the page reader.
-READERS = {"semicolon": "deckbuild.readers.semicolon", "quizpage": "deckbuild.readers.quizpage"}
 
 
 @dataclass(slots=True)
@@ -67,6 +73,8 @@ class Parsed:
     card: CardBase | None = None
     rendered: Rendered | None = None
     images: dict[str, Path] | None = None
+    # The note type's fixed id: deckbuild.notetype.NOTE_TYPES.
+    notetype: int = NOTE_TYPE_ID
 
     @property
     def deck(self) -> str:
@@ -149,16 +157,17 @@ def collect(
         lines = decode(source, report)
         if lines is None:
             continue
-        fmt = detect(lines)
+        fmt = detect_format(lines)
         if fmt is None:
             report.error(
                 source.display,
                 1,
-                "not a deck source: neither a Question;Answer;UUID file nor a quiz page; "
+                f"not a deck source: neither {describe_formats()}; "
                 "fix the file or move it out of the deck folder",
             )
             continue
-        raws = importlib.import_module(READERS[fmt]).read(source.display, lines, report)
+        # Imported when a file needs it: a tree of semicolon files never loads the page reader.
+        raws = importlib.import_module(fmt.module).read(source.display, lines, report)
         report.count("read", len(raws))
         raws = within_limits(raws, source.display, report)
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
@@ -218,7 +227,8 @@ def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) 
     if images is None:
         return None
     tags = tuple(_tags(source, raw))
-    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images)
+    nid = notetype_of(raw.kind, raw.data).id
+    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images, nid)
 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
@@ -231,7 +241,8 @@ def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
         card = make_card(data)
     except ValueError as exc:
         return str(exc)
-    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card)
+    nid = notetype_of(raw.kind, raw.data).id
+    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid)
 
 
 def _settle(pending: list[Pending]) -> list[Settled]:
@@ -271,20 +282,26 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
     images = {name: root / relative for name, relative, _, _ in rendered.media if name}
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
-    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images)
+    nid = notetype_of(item.raw.kind, item.raw.data).id
+    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
 
 
-SOURCE_FIELD = FIELDS.index("Source")
+SOURCE_FIELD = NOTE_TYPES[NOTE_TYPE_ID].index("Source")
 SOURCE_TAG = "source::"
 
 
-def content_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
+def source_at(notetype: int) -> int:
+    """Return where a note type keeps the Source field."""
+    return NOTE_TYPES[notetype].index("Source")
+
+
+def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int = SOURCE_FIELD) -> str:
     """Hash what a learner studies in a note, so that any change to it moves its mod time.
 
     Where the card is written down (the Source field, the `source::` tag) is left out: renaming
     or moving a file must not overwrite what learners changed in notes whose content is the same.
     """
-    learned = [*fields[:SOURCE_FIELD], "", *fields[SOURCE_FIELD + 1 :]]
+    learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
     shown = " ".join(t for t in tags if not t.startswith(SOURCE_TAG))
     blob = "\x1f".join(learned) + "\x1e" + shown
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
@@ -318,7 +335,7 @@ def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     report, media, missing = Report(), dict[str, Path](), list[Path]()
     fields = render_card(parsed, report, media, missing)
-    if fault := field_fault(fields):
+    if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
             parsed.source.display,
@@ -333,7 +350,7 @@ def _render_one(parsed: Parsed) -> Rendered:
     # An image not found, named "": the memo renders the card again once a file is there.
     deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
-    return Rendered(fields, content_hash(fields, parsed.tags), problems, deps)
+    return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 
 
 def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> list[list[str]]:
@@ -563,9 +580,9 @@ class _Build:
     report: Report
     packages: dict[str, dict[str, DeckData]] = field(default_factory=dict)
     anchors: dict[str, str] = field(default_factory=dict)
-    notetype_mods: dict[str, int] = field(default_factory=dict)
-    notetype_digest: str = field(default_factory=notetype_hash)
-    stamped: set[tuple[str, Path]] = field(default_factory=set)
+    # Per package: the mod time of each note type its notes use, by note type id.
+    notetype_mods: dict[str, dict[int, int]] = field(default_factory=dict)
+    stamped: set[tuple[str, Path, int]] = field(default_factory=set)
     # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
     moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
@@ -578,6 +595,7 @@ class _Build:
             collection = collect(self.paths, self.report, memo, helping)
             media: dict[str, dict[str, Path]] = {}
             render_all(collection, media)
+            self.check_notetypes(collection)
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
             self.add_all(collection)
@@ -622,32 +640,35 @@ class _Build:
         """Name a package by what it holds, and fetch its empty collection unless it is unchanged."""
         decks = [self.packages[slug][name] for name in sorted(self.packages[slug])]
         files = sorted(media.get(slug, {}).items())
-        notetype_mod = self.notetype_mods[slug]
+        notetype_mods = self.notetype_mods[slug]
         digest = hashlib.sha256()
         names = [[deck.name, deck.description] for deck in decks]
+        at = {nid: source_at(nid) for nid in notetype_mods}
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
             # Each note by its content hash (as the lock keeps it), not its whole text again; the
             # hash leaves out the source file, which the Source field (and source:: tag) names.
             rows = "".join(
-                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}\x1e{n.fields[SOURCE_FIELD]}"
+                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}\x1e{n.fields[at[n.notetype]]}"
                 for n in deck.notes
             )
             digest.update(rows.encode())
-        key = cache.key("package", str(notetype_mod), "\x1f".join(n for n, _ in files), digest.hexdigest())
+        mods = notetype_mods_key(notetype_mods)
+        key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
-        shell_key = cache.key("shell", self.notetype_digest, str(notetype_mod), json.dumps(names))
+        shapes = ",".join(NOTE_TYPES[nid].digest for nid in sorted(notetype_mods))
+        shell_key = cache.key("shell", shapes, mods, json.dumps(names))
         known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
-            return _Plan(target, key, decks, notetype_mod, files, None)
+            return _Plan(target, key, decks, notetype_mods, files, None)
         if shell_key in known:
             empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
         else:
             # genanki is imported by a helper that is done rendering, not here.
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
-            empty = Shell(*helping.call(shell, bare, notetype_mod))
+            empty = Shell(*helping.call(shell, bare, notetype_mods))
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        return _Plan(target, key, decks, notetype_mod, files, empty)
+        return _Plan(target, key, decks, notetype_mods, files, empty)
 
     def write(self, plan: _Plan) -> Path | None:
         """Write a planned package beside its target, unless the file there is already it.
@@ -659,7 +680,7 @@ class _Build:
             return None
         tmp = temp_name(plan.target.parent, ".apkg")
         try:
-            write_package(tmp, plan.decks, plan.notetype_mod, plan.files, plan.empty, plan.target.name)
+            write_package(tmp, plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
             sync(tmp)
         except (OSError, sqlite3.Error) as exc:
             discard([tmp])
@@ -698,23 +719,51 @@ class _Build:
             source = parsed.source
             lock = collection.locks[source.root]
             slug = source.package
-            if (slug, lock.path) not in self.stamped:
-                self.stamped.add((slug, lock.path))
+            if (slug, lock.path, parsed.notetype) not in self.stamped:
                 self.anchors[slug] = source.package_deck
-                nt_mod = lock.stamp("notetypes", str(NOTE_TYPE_ID), self.notetype_digest, self.now)
-                self.notetype_mods[slug] = max(self.notetype_mods.get(slug, 0), nt_mod)
+                self.stamp_notetype(slug, lock, parsed.notetype)
             known = lock.notes.get(parsed.id)
             if known is not None and known.origin != source.origin and known.origin is not None:
                 self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
             if known is not None and known.hash != parsed.rendered.digest and not known.retired:
                 self.rehash(lock, parsed, known)
-            mod = lock.stamp("notes", parsed.id, parsed.rendered.digest, self.now, **parsed.extra)
+            label = NOTE_TYPES[parsed.notetype].label
+            mod = lock.stamp(
+                "notes", parsed.id, parsed.rendered.digest, self.now,
+                **parsed.extra, notetype=None if parsed.notetype == NOTE_TYPE_ID else label,
+            )  # fmt: skip
             if deck is None or where != (slug, source.deck):
                 deck, where = self.deck(slug, source.deck), (slug, source.deck)
             deck.notes.append(
-                NoteData(parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest)
+                NoteData(
+                    parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest,
+                    notetype=parsed.notetype,
+                )
             )
         self.report.count("packaged", len(collection.cards))
+
+    def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
+        """Stamp a note type in the lock once per package, and keep its mod for the package."""
+        self.stamped.add((slug, lock.path, nid))
+        mod = lock.stamp("notetypes", str(nid), NOTE_TYPES[nid].digest, self.now)
+        mods = self.notetype_mods.setdefault(slug, {})
+        mods[nid] = max(mods.get(nid, 0), mod)
+
+    def check_notetypes(self, collection: Collection) -> None:
+        """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
+        for parsed in collection.cards:
+            entry = collection.locks[parsed.source.root].notes.get(parsed.id)
+            if entry is None or entry.retired:
+                continue
+            was = BY_LABEL.get(entry.notetype or "basic")
+            now = NOTE_TYPES[parsed.notetype]
+            if was is not None and was.id != now.id:
+                self.report.error(
+                    parsed.source.display, parsed.line,
+                    f"this card was a {was.label} card and is now a {now.label} card: Anki cannot change "
+                    "a note's type on import and would skip it, keeping the old one; to change it, empty "
+                    "its UUID and run 'deckbuild ids' (the old card is then retired)",
+                )  # fmt: skip
 
     @staticmethod
     def rehash(lock: Lock, parsed: Parsed, known: Entry) -> None:
@@ -775,8 +824,11 @@ class _Build:
             )
             if slug is None:
                 continue
+            nid = BY_LABEL[entry.notetype or "basic"].id
+            if (slug, lock.path, nid) not in self.stamped:
+                self.stamp_notetype(slug, lock, nid)
             self.retired_deck(slug).notes.append(
-                NoteData(guid, self.vetted(root, entry), entry.tags, entry.mod, entry.hash, True)
+                NoteData(guid, self.vetted(root, entry), entry.tags, entry.mod, entry.hash, True, nid)
             )
             self.report.count("retired")
 
@@ -799,12 +851,14 @@ class _Build:
                 "build with --previous pointing at the last release, or run 'deckbuild forget' to drop it",
             )  # fmt: skip
             return False
+        notetype = NOTE_TYPES[int(shipped.notetype)]
         fields = list(shipped.fields)
-        fields[FIELDS.index("Status")] = RETIRED_STATUS
+        fields[notetype.index("Status")] = RETIRED_STATUS
         tags = sorted({*shipped.tags, RETIRED_TAG})
         lock.stamp(
-            "notes", guid, content_hash(fields, tags), self.now,
+            "notes", guid, content_hash(fields, tags, notetype.index("Source")), self.now,
             origin=entry.origin, kind=entry.kind, key=entry.key, deck=shipped.deck, fields=fields, tags=tags,
+            notetype=None if notetype.id == NOTE_TYPE_ID else notetype.label,
         )  # fmt: skip
         self.report.notes.append(f"{where}: retired card {guid} ({_first_text(fields[0])})")
         return True
@@ -824,7 +878,8 @@ class _Build:
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
                 continue
             for guid, note in contents.notes.items():
-                ours = note.notetype == str(NOTE_TYPE_ID) and len(note.fields) == len(FIELDS)
+                ours = note.notetype.isdigit() and int(note.notetype) in NOTE_TYPES
+                ours = ours and len(note.fields) == len(NOTE_TYPES[int(note.notetype)].fields)
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
@@ -837,7 +892,7 @@ class _Plan:
     target: Path
     key: str
     decks: list[DeckData]
-    notetype_mod: int
+    notetype_mods: dict[int, int]
     files: list[tuple[str, Path]]
     empty: Shell | None
 

@@ -27,7 +27,7 @@ from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
-from deckbuild.notetype import FIELDS
+from deckbuild.notetype import NOTE_TYPES
 
 CACHE_FORMAT = 3
 SECRET = "secret"
@@ -101,7 +101,8 @@ BUILD_RECORD: Shape = {
     "counts": {str: int},
 }
 PACKAGE_RECORD: Shape = {"sha256": str}
-SHELL_RECORD: Shape = {"db": _base64, "req": [[int, str, [int]]]}
+# "req": genanki's card rules per note type id (none for a cloze note type).
+SHELL_RECORD: Shape = {"db": _base64, "req": {str: [[int, str, [int]]]}}
 
 
 def conforms(value: Any, shape: Shape) -> bool:
@@ -128,7 +129,8 @@ def conforms(value: Any, shape: Shape) -> bool:
 MemoEntry = tuple[list[str], str, list[list[str]], list[list[Any]], dict[str, str | None]]
 _PROBLEMS: Shape = [[str, str]]
 _MEDIA: Shape = [[str, str, int, int]]
-_WIDTH = len(FIELDS)
+# A note has as many fields as one of the note types.
+_WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
 
 
 def decode_memo(row: tuple[Any, ...]) -> MemoEntry | None:
@@ -137,7 +139,7 @@ def decode_memo(row: tuple[Any, ...]) -> MemoEntry | None:
     try:
         _, joined, digest, extra, problems, media = row
         fields = joined.split("\x1f")
-        if len(fields) != _WIDTH or type(digest) is not str:
+        if len(fields) not in _WIDTHS or type(digest) is not str:
             return None
         rest = json.loads(extra) if extra else {}
         # JSON object keys are always strings; the values must be strings or null.

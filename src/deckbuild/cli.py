@@ -146,6 +146,27 @@ def build(
 
 @cli.command()
 @paths_argument
+@_reports_errors
+def ids(paths: tuple[Path, ...]) -> None:
+    """Write new UUIDs into sources.
+
+    Every row of PATHS (default: decks/) that has no UUID gets one, written into its file; the
+    only command that edits sources.
+    """
+    from deckbuild.newids import write_ids
+
+    report = Report()
+    written = write_ids(_paths(paths), report)
+    for item in written:
+        rows = ", ".join(map(str, item.lines))
+        click.echo(f"{item.path}: wrote {len(item.lines)} new id(s), line(s) {rows}")
+    if report.problems:
+        raise BuildFailed(report)
+    click.echo(f"{sum(len(w.lines) for w in written)} new id(s) written into {len(written)} file(s)")
+
+
+@cli.command()
+@paths_argument
 @click.option("--json", "as_json", is_flag=True, help="Print the cards as a JSON array.")
 @_reports_errors
 def cards(paths: tuple[Path, ...], as_json: bool) -> None:

@@ -44,7 +44,7 @@ def lock_extra(source: SourceFile, card: CardBase) -> dict[str, str | None]:
 
 
 def _needs_ids(card: CardBase) -> bool:
-    return card.kind != "basic"
+    return card.kind not in ("basic", "cloze")  # these carry their UUID in the source
 
 
 def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:

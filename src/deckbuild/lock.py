@@ -19,7 +19,7 @@ from typing import Any
 
 from deckbuild.atomic import write_text
 from deckbuild.errors import DeckbuildError
-from deckbuild.notetype import FIELDS
+from deckbuild.notetype import NOTE_TYPES
 from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
@@ -53,6 +53,8 @@ class Entry:
     deck: str | None = None
     fields: list[str] | None = None
     tags: list[str] | None = None
+    # The note type, when it is not the basic one ("reversed", "cloze"): a card keeps its type.
+    notetype: str | None = None
 
     @property
     def retired(self) -> bool:
@@ -60,7 +62,7 @@ class Entry:
 
     def to_json(self) -> dict[str, Any]:
         data: dict[str, Any] = {"hash": self.hash, "mod": self.mod}
-        for name in ("origin", "kind", "key", "deck", "fields", "tags"):
+        for name in ("origin", "kind", "key", "deck", "fields", "tags", "notetype"):
             value = getattr(self, name)
             if value is not None:
                 data[name] = value
@@ -270,7 +272,7 @@ def _entry(value: Any) -> Entry | str:
             return Entry(digest, mod, origin, kind, key)
     if not isinstance(value, dict):
         return f"the entry is {_shape(value)}, not an object"
-    unknown = sorted(value.keys() - {"hash", "mod", "fields", "tags", *_TEXT_KEYS})
+    unknown = sorted(value.keys() - {"hash", "mod", "fields", "tags", "notetype", *_TEXT_KEYS})
     if unknown:
         return f"unknown key {unknown[0]!r}"
     digest, mod = value.get("hash"), value.get("mod")
@@ -290,13 +292,18 @@ def _entry(value: Any) -> Entry | str:
         # A retired card: its last shipped note, whole.
         if not isinstance(value.get("deck"), str):
             return 'a retired card needs its "deck" as a string'
-        if not (isinstance(fields, list) and len(fields) == len(FIELDS) and all(map(_is_text, fields))):
-            return f'a retired card needs "fields": a list of {len(FIELDS)} strings'
+        widths = sorted({len(nt.fields) for nt in NOTE_TYPES.values()})
+        if not (isinstance(fields, list) and len(fields) in widths and all(map(_is_text, fields))):
+            shown = " or ".join(map(str, widths))
+            return f'a retired card needs "fields": a list of {shown} strings'
         if not (isinstance(tags, list) and all(map(_is_text, tags))):
             return 'a retired card needs "tags": a list of strings'
-    return Entry(
-        digest, mod, value.get("origin"), value.get("kind"), value.get("key"), value.get("deck"), fields, tags
-    )
+    notetype = value.get("notetype")
+    labels = sorted(nt.label for nt in NOTE_TYPES.values() if nt.label != "basic")
+    if notetype is not None and notetype not in labels:
+        return f'"notetype" must be one of {", ".join(labels)} (none for a basic card)'
+    origin, kind, key, deck = (value.get(name) for name in _TEXT_KEYS)
+    return Entry(digest, mod, origin, kind, key, deck, fields, tags, notetype)
 
 
 @contextmanager

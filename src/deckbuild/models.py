@@ -113,6 +113,11 @@ class BasicCard(CardBase):
 
     kind: Literal["basic"] = "basic"
     answer: Text
+    # Optional columns of a semicolon file: a hint behind Anki's link, and extra text on the back.
+    hint: str | None = None
+    extra: str | None = None
+    # A second card, answer to question (the "reversed" note type).
+    reverse: bool = False
 
 
 class RecallCard(CardBase):
@@ -171,11 +176,28 @@ class ChallengeCard(CardBase):
     solution: tuple[Step, ...] = ()
 
 
+def _cloze_text(value: str) -> str:
+    from deckbuild.cloze import problem
+
+    if found := problem(value):
+        raise ValueError(found)
+    return value
+
+
+class ClozeCard(CardBase):
+    """A text with cloze deletions ({{c1::…}}): one card per cloze number; the answer is extra."""
+
+    kind: Literal["cloze"] = "cloze"
+    question: Annotated[str, AfterValidator(_text), AfterValidator(_cloze_text)]
+    hint: str | None = None
+    extra: str | None = None
+
+
 Card = Annotated[
-    BasicCard | RecallCard | QuizCard | OpenCard | PracticeCard | ChallengeCard,
+    BasicCard | RecallCard | QuizCard | OpenCard | PracticeCard | ChallengeCard | ClozeCard,
     Field(discriminator="kind"),
 ]
-KINDS = ("basic", "recall", "quiz", "open", "practice", "challenge")
+KINDS = ("basic", "recall", "quiz", "open", "practice", "challenge", "cloze")
 _CARD: TypeAdapter[Any] = TypeAdapter(Card)
 
 

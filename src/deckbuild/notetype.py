@@ -9,6 +9,9 @@ from __future__ import annotations
 
 import hashlib
 import json
+from dataclasses import dataclass
+from functools import cached_property
+from typing import Any
 
 NOTE_TYPE_ID = 1_573_912_204
 NOTE_TYPE_NAME = "deckbuild card"
@@ -127,10 +130,111 @@ def deck_id(name: str) -> int:
     return DECK_ID_BASE + int.from_bytes(digest[:4], "big") % (1 << 30)
 
 
-def notetype_hash() -> str:
-    """Hash everything about the note type that Anki must be told about when it changes."""
-    blob = json.dumps(
-        {"name": NOTE_TYPE_NAME, "fields": FIELDS, "templates": TEMPLATES, "css": CSS},
-        sort_keys=True,
-    )
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+@dataclass(frozen=True)
+class NoteType:
+    """One Anki note type: a fixed id and name, its fields, card templates and CSS.
+
+    Anki matches note types by id and refuses to move a note to another type on import, so a
+    note type once shipped never changes its fields, and a card never changes its note type.
+    """
+
+    id: int
+    name: str
+    fields: tuple[str, ...]
+    templates: tuple[dict[str, str], ...]
+    css: str
+    # A cloze note type: one card per cloze number, not one per template.
+    cloze: bool = False
+    # How the author and the lock call it ("basic", "reversed", "cloze").
+    label: str = "basic"
+
+    @cached_property
+    def digest(self) -> str:
+        """Hash everything about the note type that Anki must be told about when it changes."""
+        shape: dict[str, Any] = {"name": self.name, "fields": self.fields, "templates": self.templates}
+        shape["css"] = self.css
+        if self.cloze:
+            shape["type"] = "cloze"
+        blob = json.dumps(shape, sort_keys=True)
+        return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    def index(self, field: str) -> int:
+        """Return the position of `field` among this note type's fields."""
+        return self.fields.index(field)
+
+
+# Every card kind of the pages and plain question/answer rows: learners have these notes, so
+# its id, name, fields, template and CSS stay exactly as first shipped.
+BASIC = NoteType(NOTE_TYPE_ID, NOTE_TYPE_NAME, FIELDS, TEMPLATES, CSS)
+
+# Both directions: a note type of its own, because adding a template to BASIC would change the
+# note type every learner has (Anki then imports it as a new one and skips their notes).
+REVERSED_ID = 1_573_912_205
+REVERSE_FRONT = """\
+<div class="db db-{{Kind}} db-reverse">
+<div class="db-question">{{Back}}</div>
+</div>"""
+REVERSE_BACK = """\
+{{FrontSide}}
+<hr id="answer">
+<div class="db db-answer">
+<div class="db-back">{{Front}}</div>
+{{#Extra}}<div class="db-extra">{{Extra}}</div>{{/Extra}}
+{{#Status}}<div class="db-status">{{Status}}</div>{{/Status}}
+</div>"""
+REVERSED = NoteType(
+    REVERSED_ID,
+    "deckbuild card and reversed",
+    FIELDS,
+    (*TEMPLATES, {"name": "Reversed", "qfmt": REVERSE_FRONT, "afmt": REVERSE_BACK}),
+    CSS,
+    label="reversed",
+)
+
+# Cloze deletions: Anki makes one card per cloze number of the Text field. Its fields and ids
+# are fixed from the start, like the others'.
+CLOZE_ID = 1_573_912_206
+CLOZE_FIELDS = ("Text", "Extra", "Hint", "Kind", "Source", "Status")
+CLOZE_FRONT = """\
+<div class="db db-cloze">
+<div class="db-question">{{cloze:Text}}</div>
+{{#Hint}}<div class="db-hint">{{hint:Hint}}</div>{{/Hint}}
+</div>"""
+CLOZE_BACK = """\
+<div class="db db-cloze">
+<div class="db-question">{{cloze:Text}}</div>
+</div>
+<hr id="answer">
+<div class="db db-answer">
+{{#Extra}}<div class="db-extra">{{Extra}}</div>{{/Extra}}
+{{#Status}}<div class="db-status">{{Status}}</div>{{/Status}}
+</div>"""
+CLOZE_CSS = (
+    CSS
+    + """\
+.cloze { font-weight: 600; color: #0550ae; }
+.nightMode .cloze, .night_mode .cloze { color: #79c0ff; }
+"""
+)
+CLOZE = NoteType(
+    CLOZE_ID,
+    "deckbuild cloze",
+    CLOZE_FIELDS,
+    ({"name": "Cloze", "qfmt": CLOZE_FRONT, "afmt": CLOZE_BACK},),
+    CLOZE_CSS,
+    cloze=True,
+    label="cloze",
+)
+
+NOTE_TYPES = {nt.id: nt for nt in (BASIC, REVERSED, CLOZE)}
+BY_LABEL = {nt.label: nt for nt in NOTE_TYPES.values()}
+
+
+def notetype_of(kind: str, data: dict[str, Any]) -> NoteType:
+    """Return the note type of a card from its kind and fields as read (no validation needed)."""
+    # Looked up by id, so that a test can stand in a changed note type everywhere at once.
+    if kind == "cloze":
+        return NOTE_TYPES[CLOZE_ID]
+    if data.get("reverse"):
+        return NOTE_TYPES[REVERSED_ID]
+    return NOTE_TYPES[NOTE_TYPE_ID]

@@ -5,6 +5,7 @@ from __future__ import annotations
 import itertools
 import json
 import os
+import re
 import sqlite3
 import tempfile
 import zipfile
@@ -15,22 +16,15 @@ from pathlib import Path
 from typing import Any, NamedTuple
 
 from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
-from deckbuild.notetype import (
-    CSS,
-    FIELDS,
-    NOTE_TYPE_ID,
-    NOTE_TYPE_NAME,
-    TEMPLATES,
-    deck_id,
-)
+from deckbuild.notetype import FIELDS as BASIC_FIELDS
+from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 
 # The gate every note passes before a package is written. Anki refuses a whole package when a
 # note's field count is off (a U+001F inside a field adds one), and silently drops the other
-# C0 controls and DEL from fields, tags and deck names.
-_WIDTH = len(FIELDS)
+# C0 controls and DEL from fields, tags and deck names. A note has its note type's field count.
 # How many refused notes a message names, and how many rows the gate checks at a time.
 _SHOWN = 10
 _CHUNK = 1000
@@ -52,6 +46,8 @@ class NoteData(NamedTuple):
     digest: str
     # Retired notes arrive suspended for a learner who does not have them yet.
     suspended: bool = False
+    # The note type's fixed id (deckbuild.notetype.NOTE_TYPES).
+    notetype: int = NOTE_TYPE_ID
 
 
 @dataclass(frozen=True)
@@ -95,36 +91,51 @@ class DeckData:
     description: str = ""
 
 
+# genanki's card rule per template: (ord, "any" or "all", indices of the fields it needs).
+Rule = tuple[int, str, list[int]]
+
+
 class Shell(NamedTuple):
-    """A collection with no notes yet (schema, note type, decks), and which cards a note gets."""
+    """A collection with no notes yet (schema, note types, decks), and which cards a note gets."""
 
     db: bytes
-    # genanki's card rule per template: (ord, "any" or "all", indices of the fields it needs).
-    req: list[tuple[int, str, list[int]]]
+    # Per note type id (as text, so it survives JSON): genanki's card rules; none for cloze.
+    req: dict[str, list[Rule]]
 
 
-def shell(decks: Sequence[DeckData], notetype_mod: int) -> Shell:
-    """Have genanki write an empty collection with our note type and these decks."""
+def notetype_mods_key(notetype_mods: dict[int, int]) -> str:
+    """Name the note types of a package and their mod times, for cache keys."""
+    return ",".join(f"{nid}:{mod}" for nid, mod in sorted(notetype_mods.items()))
+
+
+def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
+    """Have genanki write an empty collection with these note types (id: mod) and decks."""
     import genanki
 
-    class Model(genanki.Model):  # type: ignore[misc]
-        # The note type's mod moves only when its templates or CSS change, never with the clock.
-        def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
-            data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
-            return data
+    def model(nid: int, notetype_mod: int) -> Any:
+        class Model(genanki.Model):  # type: ignore[misc]
+            # The note type's mod moves only when its templates or CSS change, never with the clock.
+            def to_json(self, timestamp: float, deck_id: int) -> dict[str, Any]:
+                data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
+                return data
 
-    model = Model(
-        NOTE_TYPE_ID,
-        NOTE_TYPE_NAME,
-        fields=[{"name": name} for name in FIELDS],
-        templates=[dict(t) for t in TEMPLATES],
-        css=CSS,
-        sort_field_index=0,
-    )
+        nt = NOTE_TYPES[nid]
+        return Model(
+            nt.id,
+            nt.name,
+            fields=[{"name": name} for name in nt.fields],
+            templates=[dict(t) for t in nt.templates],
+            css=nt.css,
+            sort_field_index=0,
+            model_type=genanki.Model.CLOZE if nt.cloze else genanki.Model.FRONT_BACK,
+        )
+
+    models = [model(nid, mod) for nid, mod in sorted(notetype_mods.items())]
     gdecks = []
     for deck in decks:
         gdeck = genanki.Deck(deck_id(deck.name), deck.name, deck.description)
-        gdeck.add_model(model)
+        for m in models:
+            gdeck.add_model(m)
         gdecks.append(gdeck)
     with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp:
         db_path = Path(tmp) / "collection.anki2"
@@ -135,13 +146,17 @@ def shell(decks: Sequence[DeckData], notetype_mod: int) -> Shell:
             conn.commit()
         finally:
             conn.close()
-        return Shell(db_path.read_bytes(), [(o, mode, list(need)) for o, mode, need in model._req])
+        req: dict[str, list[Rule]] = {}
+        for m in models:
+            cloze = NOTE_TYPES[m.model_id].cloze
+            req[str(m.model_id)] = [] if cloze else [(o, mode, list(need)) for o, mode, need in m._req]
+        return Shell(db_path.read_bytes(), req)
 
 
 def write_package(
     path: Path,
     decks: Sequence[DeckData],
-    notetype_mod: int,
+    notetype_mods: dict[int, int] | int,
     media: Sequence[tuple[str, Path]] = (),
     empty: Shell | None = None,
     shown: str | None = None,
@@ -151,8 +166,10 @@ def write_package(
     `empty` is what `shell` returns for these decks, when the caller kept it from before;
     `shown` names the package in messages when `path` is a temporary file standing in for it.
     """
-    empty = empty or shell(decks, notetype_mod)
-    stamp = max([notetype_mod, *(n.mod for d in decks for n in d.notes)])
+    if isinstance(notetype_mods, int):  # only the basic note type
+        notetype_mods = {NOTE_TYPE_ID: notetype_mods}
+    empty = empty or shell(decks, notetype_mods)
+    stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
     # The gate runs first: a note Anki would refuse leaves the previous package as it was.
     notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), shown or path.name)
     path.parent.mkdir(parents=True, exist_ok=True)
@@ -191,37 +208,54 @@ def write_package(
 
 
 def _rows(
-    decks: Sequence[DeckData], req: list[tuple[int, str, list[int]]], ids: Iterator[int], name: str
+    decks: Sequence[DeckData], req: dict[str, list[Rule]], ids: Iterator[int], name: str
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
     """Make the notes and cards rows, refusing any note Anki would refuse or change."""
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    rules = [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in req]
+    rules_of = {
+        int(nid): [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules]
+        for nid, rules in req.items()
+    }
+    # Each note's field count, as its note type has it: the gate counts separators by these.
+    widths: list[int] = []
     for deck in decks:
         did = deck_id(deck.name)
         for note in deck.notes:
             fields = note.fields
-            if len(fields) != _WIDTH:
+            notetype = NOTE_TYPES.get(note.notetype)
+            if notetype is None or len(fields) != len(notetype.fields):
                 raise _refused(decks, name)
             tags = " " + " ".join(note.tags) + " "
             nid = next(ids)
             flds = "\x1f".join(fields)
-            notes.append((nid, note.guid, NOTE_TYPE_ID, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
+            notes.append((nid, note.guid, note.notetype, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
+            widths.append(len(fields))
             queue = -1 if note.suspended else 0
-            # genanki's own rule (Note._front_back_cards): which templates give this note a card.
-            for ord_, test, need in rules:
-                if test(need(fields)):
-                    cards.append(
-                        (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
-                    )
-    if not _clean(notes, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
+            if notetype.cloze:
+                ords = cloze_ords(fields[0])
+            else:
+                # genanki's own rule (Note._front_back_cards): which templates give this note a card.
+                ords = [ord_ for ord_, test, need in rules_of[note.notetype] if test(need(fields))]
+            for ord_ in ords:
+                row = (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
+                cards.append(row)
+    if not _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
         _deck_fault(deck.name) for deck in decks
     ):
         raise _refused(decks, name)
     return notes, cards
 
 
-def _clean(notes: list[tuple[Any, ...]], tags: list[str]) -> bool:
+_CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
+
+
+def cloze_ords(text: str) -> list[int]:
+    """Return the cards of a cloze note: one per cloze number in its text, as Anki makes them."""
+    return sorted({int(n) - 1 for n in _CLOZE_NUMBER.findall(text) if int(n) > 0})
+
+
+def _clean(notes: list[tuple[Any, ...]], widths: list[int], tags: list[str]) -> bool:
     """Tell whether every note row is one Anki takes as it is: the gate's fast path.
 
     The rows' text is checked in chunks, in C: every field count was checked already, so each
@@ -236,7 +270,7 @@ def _clean(notes: list[tuple[Any, ...]], tags: list[str]) -> bool:
             tag_data = tag_text.encode("utf-8")
         except UnicodeEncodeError:
             return False
-        if data.count(b"\x1f") != (_WIDTH - 1) * len(chunk):
+        if data.count(b"\x1f") != sum(widths[start : start + _CHUNK]) - len(chunk):
             return False
         if not (_kept(data) and _kept(tag_data)):
             return False
@@ -255,7 +289,7 @@ def _refused(decks: Sequence[DeckData], name: str) -> PackageRefused:
     refused = [f"deck {deck.name!r}: {fault}" for deck in decks if (fault := _deck_fault(deck.name))]
     for deck in decks:
         for note in deck.notes:
-            if fault := _note_fault(note.fields, note.tags):
+            if fault := _note_fault(note.fields, note.tags, NOTE_TYPES.get(note.notetype)):
                 refused.append(f"note {note.guid} in deck {deck.name!r}: {fault}")
     more = f"; and {len(refused) - _SHOWN} more" if len(refused) > _SHOWN else ""
     return PackageRefused(
@@ -277,7 +311,7 @@ def _deck_fault(name: str) -> str | None:
     return None
 
 
-def field_fault(fields: Sequence[str]) -> str | None:
+def field_fault(fields: Sequence[str], names: Sequence[str] = BASIC_FIELDS) -> str | None:
     """Name a character Anki cannot keep in a note's fields, if any (in C when there is none)."""
     try:
         data = "\n".join(fields).encode("utf-8")
@@ -285,17 +319,19 @@ def field_fault(fields: Sequence[str]) -> str | None:
             return None
     except UnicodeEncodeError:
         pass
-    for name, text in zip(FIELDS, fields, strict=False):
+    for name, text in zip(names, fields, strict=False):
         if found := UNSAFE_RE.search(text):
             return f"the field {name} holds {unsafe_character(found.group())}"
     return None
 
 
-def _note_fault(fields: Sequence[str], tags: Sequence[str]) -> str | None:
+def _note_fault(fields: Sequence[str], tags: Sequence[str], notetype: NoteType | None) -> str | None:
     """Say what the gate finds wrong with a note, if anything."""
-    if len(fields) != _WIDTH:
-        return f"it has {len(fields)} fields, the note type has {_WIDTH}"
-    if fault := field_fault(fields):
+    if notetype is None:
+        return "its note type is not one of deckbuild's"
+    if len(fields) != len(notetype.fields):
+        return f"it has {len(fields)} fields, the note type has {len(notetype.fields)}"
+    if fault := field_fault(fields, notetype.fields):
         return fault
     for tag in tags:
         if not tag or tag.split() != [tag] or UNSAFE_NAME_RE.search(tag):

@@ -20,7 +20,7 @@ from deckbuild.atomic import cannot_write, write_text
 from deckbuild.build import collect, render_all, start_helpers
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.memo import Memo
-from deckbuild.notetype import BACK, CSS, FIELDS, FRONT
+from deckbuild.notetype import CSS, NOTE_TYPES, NoteType
 from deckbuild.render import to_mathml
 
 _SECTION_RE = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
@@ -72,6 +72,26 @@ def fill(template: str, fields: dict[str, str], front_side: str = "") -> str:
     return re.sub(r"\{\{(\w+)\}\}", lambda m: fields.get(m.group(1), ""), out)
 
 
+def card_sides(notetype: NoteType, fields: dict[str, str]) -> list[tuple[str, str, str]]:
+    """Return each card a note gives, as (label prefix, front, back), through its note type's templates."""
+    out = []
+    if notetype.cloze:
+        from deckbuild.cloze import card_text, numbers
+
+        (template,) = notetype.templates
+        qfmt, afmt = (template[side].replace("{{cloze:Text}}", "{{Text}}") for side in ("qfmt", "afmt"))
+        for n in numbers(fields["Text"]):
+            front = fill(qfmt, {**fields, "Text": card_text(fields["Text"], n, answer=False)})
+            back = fill(afmt, {**fields, "Text": card_text(fields["Text"], n, answer=True)}, front)
+            out.append((f"c{n} ", front, back))
+        return out
+    for template in notetype.templates:
+        name = "" if len(notetype.templates) == 1 else f"{template['name'].lower()} "
+        front = fill(template["qfmt"], fields)
+        out.append((name, front, fill(template["afmt"], fields, front)))
+    return out
+
+
 def typeset(markup: str) -> str:
     """Replace MathJax delimiters with MathML, which browsers typeset without any script."""
 
@@ -120,7 +140,10 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
         values = render_all(collection, by_package)
         memo.save(helping)
     report = collection.report
-    rendered = [(p, dict(zip(FIELDS, f, strict=True))) for p, f in zip(collection.cards, values, strict=True)]
+    rendered = [
+        (p, dict(zip(NOTE_TYPES[p.notetype].fields, f, strict=True)))
+        for p, f in zip(collection.cards, values, strict=True)
+    ]
     media = {name: path for files in by_package.values() for name, path in files.items()}
     if report.errors:
         raise BuildFailed(report)
@@ -132,16 +155,15 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
             deck = parsed.deck
             for body in pages.values():
                 body.append(f"<h2>{html.escape(deck)}</h2>")
-        front = fill(FRONT, fields)
-        back = fill(BACK, fields, front)
-        for night, body in pages.items():
-            card_class = "card nightMode" if night else "card"
-            sides = "".join(
-                f'<div class="preview-side"><div class="label">{label} · {html.escape(parsed.where)}'
-                f'</div><div class="{card_class}">{typeset(side)}</div></div>'
-                for label, side in (("front", front), ("back", back))
-            )
-            body.append(f'<section class="preview-card" id="{parsed.id}">{sides}</section>')
+        for name, front, back in card_sides(NOTE_TYPES[parsed.notetype], fields):
+            for night, body in pages.items():
+                card_class = "card nightMode" if night else "card"
+                sides = "".join(
+                    f'<div class="preview-side"><div class="label">{label} · {html.escape(parsed.where)}'
+                    f'</div><div class="{card_class}">{typeset(side)}</div></div>'
+                    for label, side in ((f"{name}front", front), (f"{name}back", back))
+                )
+                body.append(f'<section class="preview-card" id="{parsed.id}">{sides}</section>')
 
     try:
         outdir.mkdir(parents=True, exist_ok=True)

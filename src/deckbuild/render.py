@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import unquote
 
 from deckbuild.errors import Report
-from deckbuild.notetype import FIELDS
+from deckbuild.notetype import notetype_of
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -987,7 +987,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         value = data.get(name)
         return render_text(value, where, report, inline) if value else ""
 
-    extra: list[str] = []
+    extra: list[str] = [text("extra")] if data.get("extra") else []
     if data.get("quick_check"):
         extra.append(f'<div class="db-label">Quick check</div>{text("quick_check")}')
     if data.get("mistakes"):
@@ -1010,6 +1010,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         "Solution": steps_html(steps, where, report) if steps else "",
         "Code": highlight(code, data.get("code_language") or "python") if code else "",
         "Extra": "".join(extra),
+        "Text": "",
         "Level": escape(data["level"]) if data.get("level") else "",
         "TimeLimit": escape(data["time_limit"]) if data.get("time_limit") else "",
         "Kind": card.kind,
@@ -1020,4 +1021,10 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
-    return [_defuse(values[name]) for name in FIELDS]
+    if card.kind == "cloze":
+        from deckbuild.cloze import render as render_cloze
+
+        values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
+        values["Extra"] = text("answer") + values["Extra"]
+    # The card's note type lays the values out: its own fields, in its own order.
+    return [_defuse(values.get(name, "")) for name in notetype_of(card.kind, data).fields]

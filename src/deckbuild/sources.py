@@ -45,18 +45,6 @@ _KINDS = (
     (stat.S_ISBLK, "a block device"),
 )
 
-_HEADER_RE = re.compile(r"^\s*\"?question\"?\s*;", re.IGNORECASE)
-# Section and chrome lines that only quiz pages carry.
-_PAGE_MARKERS = (
-    "Recall & Review",
-    "Click to reveal answer",
-    "✗ Incorrect",
-    "✓ Correct",
-    "You got /",
-    "Attempts:",
-)
-_PAGE_MARKER_RES = (re.compile(r"^Challenge - \d+ Problems?$"), re.compile(r"^Practice$"))
-
 
 @dataclass(frozen=True, eq=False)
 class SourceFile:
@@ -349,12 +337,8 @@ def _lines(text: str, shown: str, report: Report) -> list[str] | None:
 
 
 def detect(lines: list[str]) -> str | None:
-    """Tell a file's format by its content: 'semicolon', 'quizpage', or None."""
-    first = next((line for line in lines if line.strip()), "")
-    if _HEADER_RE.match(first) or first.count(";") >= 2:
-        return "semicolon"
-    for line in lines:
-        stripped = line.strip()
-        if any(m in stripped for m in _PAGE_MARKERS) or any(r.match(stripped) for r in _PAGE_MARKER_RES):
-            return "quizpage"
-    return None
+    """Tell a file's format by its content: the name of the reader that reads it, or None."""
+    from deckbuild.readers import detect as detect_format
+
+    found = detect_format(lines)
+    return None if found is None else found.name

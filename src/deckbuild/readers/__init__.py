@@ -1,9 +1,21 @@
-"""Readers turn the lines of one source file into raw cards, before validation."""
+"""Readers turn the lines of one source file into raw cards, before validation.
+
+Every module here that declares a `DETECT` literal is a reader: adding a source format is
+one new file. The declaration is read from the module's text, not by importing it, so a tree
+of semicolon files never pays for importing the page reader.
+"""
 
 from __future__ import annotations
 
+import ast
+import re
 from dataclasses import dataclass, field
+from functools import lru_cache
+from pathlib import Path
 from typing import Any
+
+# `DETECT = {...}` at the start of a line, up to the first line that is only "}".
+_DECLARATION = re.compile(r"^DETECT = (\{.*?^\})", re.MULTILINE | re.DOTALL)
 
 
 @dataclass
@@ -18,3 +30,66 @@ class RawCard:
     # Where the reader knows them: the input line of each line of a text field, so that a
     # problem inside a field (a broken directive) is reported at its own line.
     field_lines: dict[str, list[int]] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Format:
+    """A source format as its reader declares it: how to recognise its text, and where to read it."""
+
+    name: str
+    module: str
+    # What the format is called in messages ("a Question;Answer;UUID file").
+    what: str
+    # Readers are asked in this order (then by name); the first that recognises the text reads it.
+    order: int
+    # Recognised when the first non-blank line matches, or when any line (stripped) does.
+    first_line: re.Pattern[str] | None
+    any_line: re.Pattern[str] | None
+
+    def recognises(self, lines: list[str], first: str) -> bool:
+        """Tell whether text whose first non-blank line is `first` is in this format."""
+        if self.first_line is not None and self.first_line.search(first):
+            return True
+        if self.any_line is not None:
+            search = self.any_line.search
+            return any(search(line.strip()) for line in lines)
+        return False
+
+
+@lru_cache(maxsize=1)
+def formats() -> tuple[Format, ...]:
+    """Return every reader's declared format, in the order they are asked."""
+    return scan(Path(__file__).parent, __name__)
+
+
+def scan(folder: Path, package: str) -> tuple[Format, ...]:
+    """Read the format declared by each module in `folder` (the package `package`)."""
+    found = []
+    for path in sorted(folder.glob("*.py")):
+        match = _DECLARATION.search(path.read_text(encoding="utf-8"))
+        if match is None:
+            continue  # a helper module (pycode), not a reader
+        spec = ast.literal_eval(match.group(1))
+        found.append(
+            Format(
+                path.stem,
+                f"{package}.{path.stem}",
+                spec["what"],
+                spec.get("order", 50),
+                re.compile(spec["first_line"], re.IGNORECASE) if "first_line" in spec else None,
+                re.compile(spec["any_line"]) if "any_line" in spec else None,
+            )
+        )
+    return tuple(sorted(found, key=lambda f: (f.order, f.name)))
+
+
+def detect(lines: list[str]) -> Format | None:
+    """Return the format of a file's text, or None when no reader recognises it."""
+    first = next((line for line in lines if line.strip()), "")
+    return next((f for f in formats() if f.recognises(lines, first)), None)
+
+
+def describe_formats() -> str:
+    """Name every known format for a message: 'a X, a Y nor a Z'."""
+    names = [f.what for f in formats()]
+    return names[0] if len(names) == 1 else ", ".join(names[:-1]) + " nor " + names[-1]

@@ -20,6 +20,17 @@ from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
+# How deckbuild.readers recognises a page without importing this module: section and chrome
+# lines that only quiz pages carry, any line of the text (stripped). Keep it a literal.
+DETECT = {
+    "what": "a quiz page",
+    "order": 20,
+    "any_line": (
+        r"Recall & Review|Click to reveal answer|✗ Incorrect|✓ Correct|You got /|Attempts:"
+        r"|^Challenge - \d+ Problems?$|^Practice$"
+    ),
+}
+
 LEVELS = ("beginner", "intermediate", "advanced", "expert")
 DIFFICULTIES = ("easy", "medium", "hard")
 # What one line of the input became (besides "card <line>", the card it went into).

@@ -3,30 +3,63 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Iterator
 
+from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
-COLUMNS = ("question", "answer", "uuid")
+# How deckbuild.readers recognises this format without importing it: a first line that
+# starts with a Question column, or holds two semicolons. Keep it a literal.
+DETECT = {
+    "what": "a Question;Answer;UUID file",
+    "order": 10,
+    "first_line": r"^\s*\"?question\"?\s*;|;.*;",
+}
+
 HEADER = "Question;Answer;UUID"
+# Every column a header may name, in any order and any case, as the messages spell them.
+KNOWN = {
+    "question": "Question",
+    "answer": "Answer",
+    "uuid": "UUID",
+    "tags": "Tags",
+    "hint": "Hint",
+    "extra": "Extra",
+    "reverse": "Reverse",
+}
+# The columns a header must name; without a UUID column, 'deckbuild ids' adds one.
+REQUIRED = ("question", "answer")
+# A Reverse column asks for a second card, answer to question, when it says yes.
+_YES = frozenset({"yes", "y", "true", "1", "x"})
+_NO = frozenset({"", "no", "n", "false", "0"})
 # A first line of short words is a header with a typo; anything else is a row without one.
 # An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
 _ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
+# Where a field's text ends: (line index, column), to write an id into it.
+End = tuple[int, int]
 
 
 class _Unbalanced(Exception):
     """A quoted field that never closes."""
 
 
-def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
+def split_record(lines: list[str], start: int, ends: list[End] | None = None) -> tuple[list[str], int]:
     """Split the record starting at lines[start] into fields; return them and the next index.
 
     A field in double quotes may hold ';', a doubled quote for a quote, and line breaks.
+    With `ends`, also record where each field's text ends (inside its closing quote).
     """
     line = lines[start]
     if '"' not in line:
-        return line.split(";"), start + 1
+        plain = line.split(";")
+        if ends is not None:
+            at = -1
+            for value in plain:
+                at += len(value) + 1
+                ends.append((start, at))
+        return plain, start + 1
     fields: list[str] = []
     i = start
     pos = 0
@@ -53,6 +86,8 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
                     pos = close + 2
                     continue
                 buf.append(line[pos:close])
+                if ends is not None:
+                    ends.append((i, close))
                 pos = close + 1
                 break
             rest = line.find(";", pos)
@@ -63,6 +98,8 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
             pos = rest + 1
         else:
             rest = line.find(";", pos)
+            if ends is not None:
+                ends.append((i, len(line) if rest == -1 else rest))
             if rest == -1:
                 fields.append(line[pos:])
                 return fields, i + 1
@@ -70,32 +107,46 @@ def split_record(lines: list[str], start: int) -> tuple[list[str], int]:
             pos = rest + 1
 
 
-def _header_problem(fields: list[str], found: str) -> str:
-    """Say which columns a header names that are unknown, and which it lacks."""
-    names = [f.strip().strip('"').strip() for f in fields]
-    unknown = [n for n in names if n.lower() not in COLUMNS]
-    missing = [c for c in COLUMNS if c not in {n.lower() for n in names}]
-    titles = dict(zip(COLUMNS, HEADER.split(";"), strict=True))
-    wrong = [f"an unknown column {n!r}" for n in unknown]
-    wrong += [f"no {titles[c]} column" for c in missing]
-    twice = sorted({n for n in names if [m.lower() for m in names].count(n.lower()) > 1})
-    wrong += [f"{n!r} twice" for n in twice]
-    return (
-        f"header {found!r} has {' and '.join(wrong)}; the known columns are Question, Answer and UUID "
-        "(each once, in any order and any case)"
-    )
+def _names(fields: list[str]) -> list[str]:
+    return [f.strip().strip('"').strip().lower() for f in fields]
 
 
 def _header_order(fields: list[str]) -> list[str] | None:
-    names = [f.strip().strip('"').strip().lower() for f in fields]
-    return names if sorted(names) == sorted(COLUMNS) else None
+    names = _names(fields)
+    if all(c in names for c in REQUIRED) and len(set(names)) == len(names) and all(n in KNOWN for n in names):
+        return names
+    return None
 
 
-def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
-    """Read every row of a semicolon file; record bad rows in `report`."""
-    cards: list[RawCard] = []
-    rows = 0
-    order: list[str] | None = None
+def _looks_like_header(fields: list[str]) -> bool:
+    return all(_HEADER_WORD.fullmatch(f.strip()) for f in fields)
+
+
+def _header_problem(fields: list[str], found: str) -> str:
+    """Say every column a header names that is unknown, repeated or missing, and which are known."""
+    import difflib
+
+    names = _names(fields)
+    wrong = []
+    for name, text in zip(names, fields, strict=True):
+        if name == "deck":
+            wrong.append("a Deck column, which is not needed (a file's folder is its deck)")
+        elif name not in KNOWN:
+            close = difflib.get_close_matches(name, KNOWN, n=1)
+            hint = f" (did you mean {KNOWN[close[0]]!r}?)" if close else ""
+            wrong.append(f"an unknown column {text.strip().strip(chr(34)).strip()!r}{hint}")
+    wrong += [f"no {KNOWN[c]} column" for c in REQUIRED if c not in names]
+    wrong += [f"{KNOWN[n]!r} twice" for n in sorted({n for n in names if n in KNOWN and names.count(n) > 1})]
+    known = ", ".join(list(KNOWN.values())[:-1]) + " and " + list(KNOWN.values())[-1]
+    return (
+        f"header {found!r} has {' and '.join(wrong)}; "
+        f"the known columns are {known} (each once, in any order and any case)"
+    )
+
+
+def _records(lines: list[str], ends: list[End] | None = None) -> Iterator[tuple[int, int, list[str], bool]]:
+    """Yield each record: its first line index, the index after it, its fields, and whether a blank
+    line (or the start of the file) came before it. Raise _Unbalanced at a quote that never closes."""
     i = 0
     after_blank = True
     while i < len(lines):
@@ -103,48 +154,120 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
             after_blank = True
             i += 1
             continue
-        lineno = i + 1
+        start = i
         try:
-            fields, i = split_record(lines, i)
+            fields, i = split_record(lines, i, ends)
         except _Unbalanced:
+            raise _Unbalanced(start) from None
+        yield start, i, fields, after_blank
+        after_blank = False
+
+
+def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
+    """Read every row of a semicolon file; record bad rows in `report`."""
+    cards: list[RawCard] = []
+    rows = 0
+    order: list[str] | None = None
+    records = _records(lines)
+    while True:
+        try:
+            start, _, fields, after_blank = next(records)
+        except StopIteration:
+            break
+        except _Unbalanced as exc:
             report.error(
                 path,
-                lineno,
+                exc.args[0] + 1,
                 "unbalanced double quote: this field opens a quote that never closes; "
                 'close it, or write a quote inside a quoted field as ""',
             )
             return cards
+        lineno = start + 1
         if after_blank:
-            after_blank = False
             header = _header_order(fields)
             if header is not None:
                 order = header
                 continue
-            if order is None:
-                found = lines[lineno - 1].strip()
-                if all(_HEADER_WORD.fullmatch(f.strip()) for f in fields):
+            looks_like_header = _looks_like_header(fields)
+            if order is None or (looks_like_header and "question" in _names(fields)):
+                found = lines[start].strip()
+                if looks_like_header:
                     report.error(path, lineno, _header_problem(fields, found))
                 else:
-                    report.error(
-                        path,
-                        lineno,
-                        f"missing header; make the first line {HEADER}",
-                    )
-                return cards
+                    report.error(path, lineno, f"missing header; make the first line {HEADER}")
+                if order is None:
+                    return cards
+                continue
         assert order is not None
         rows += 1
-        if len(fields) != len(COLUMNS):
-            entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(COLUMNS) else None
+        if len(fields) != len(order):
+            shown = ";".join(KNOWN[c] for c in order)
+            entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(order) else None
             why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
             report.error(
                 path,
                 lineno,
-                f"expected 3 fields ({HEADER}), found {len(fields)}{why}; "
+                f"expected {len(order)} fields ({shown}), found {len(fields)}{why}; "
                 'put a field that contains ";" in double quotes',
             )
             continue
-        question, answer, uuid = (fields[order.index(c)].strip() for c in COLUMNS)
-        cards.append(RawCard(lineno, "basic", {"id": uuid, "question": question, "answer": answer}))
+        values = {c: fields[k].strip() for k, c in enumerate(order)}
+        uuid = values.get("uuid", "")
+        if not uuid:
+            report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
+            continue
+        data: dict[str, object] = {"id": uuid, "question": values["question"]}
+        data["answer"] = values.get("answer", "")
+        if values.get("tags"):
+            data["tags"] = values["tags"].split()
+        for name in ("hint", "extra"):
+            if values.get(name):
+                data[name] = values[name]
+        reverse = values.get("reverse", "").lower()
+        if reverse in _YES:
+            data["reverse"] = True
+        elif reverse not in _NO:
+            report.error(
+                path, lineno, f"Reverse must be yes or no (or empty), found {values['reverse']!r}; fix it"
+            )
+            continue
+        # A question that starts a cloze anywhere is a cloze note, checked as one.
+        kind = "cloze" if "{{c" in values["question"] and LOOKS_LIKE.search(values["question"]) else "basic"
+        if kind == "cloze" and not data["answer"]:
+            del data["answer"]
+        if kind == "cloze" and data.pop("reverse", False):
+            report.error(path, lineno, "a cloze card cannot be reversed; empty its Reverse cell")
+            continue
+        cards.append(RawCard(lineno, kind, data))
     if order is not None and rows == 0:
         report.error(path, 1, "only a header, no cards; add rows or remove the file")
     return cards
+
+
+def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
+    """Return where a file needs text written so that every row has a UUID.
+
+    Each place is (the row's first line index, line index, column, text); text None is a new id:
+    into an empty UUID field, or after the row as a new last field (";" + id) when its section
+    has no UUID column, whose header then gains ";UUID". Rows with the wrong number of fields
+    are left for the build to report. Raise _Unbalanced where a quote never closes.
+    """
+    out: list[tuple[int, int, int, str | None]] = []
+    order: list[str] | None = None
+    ends: list[End] = []
+    for start, after, fields, after_blank in _records(lines, ends):
+        record_ends = ends[-len(fields) :]
+        if after_blank and (header := _header_order(fields)) is not None:
+            order = header
+            if "uuid" not in order:
+                out.append((start, after - 1, len(lines[after - 1]), ";UUID"))
+            continue
+        if order is None:
+            return []
+        if len(fields) != len(order) or (after_blank and _looks_like_header(fields)):
+            continue
+        if "uuid" not in order:
+            out.append((start, after - 1, len(lines[after - 1]), ";"))
+        elif not fields[order.index("uuid")].strip():
+            out.append((start, *record_ends[order.index("uuid")], None))
+    return out

@@ -1,0 +1,78 @@
+"""The reader registry: every reader declares its format in its own file, read without importing it."""
+
+from __future__ import annotations
+
+import importlib
+import os
+import subprocess
+import sys
+import textwrap
+
+from deckbuild.readers import describe_formats, detect, formats, scan
+from deckbuild.sources import detect as detect_name
+
+
+def test_every_reader_declares_a_format_and_its_declaration_is_the_modules_own():
+    names = [f.name for f in formats()]
+    assert names == ["semicolon", "quizpage"]  # asked in their declared order
+    for fmt in formats():
+        module = importlib.import_module(fmt.module)
+        assert callable(module.read)
+        # What the registry read from the text is exactly what the module holds.
+        assert module.DETECT["what"] == fmt.what
+        assert module.DETECT["order"] == fmt.order
+    assert "pycode" not in names  # a helper module declares nothing
+
+
+def test_detection_by_content_through_the_registry():
+    assert detect(["", "Question;Answer;UUID", "q;a;u"]).name == "semicolon"
+    assert detect(["  Practice  ", "1. What?"]).name == "quizpage"
+    assert detect(["Challenge - 3 Problems"]).name == "quizpage"
+    assert detect(["Practice makes perfect"]) is None
+    assert detect_name(["a;b;c"]) == "semicolon"
+    assert describe_formats() == "a Question;Answer;UUID file nor a quiz page"
+
+
+def test_a_new_format_is_one_new_file(tmp_path, monkeypatch):
+    package = tmp_path / "morereaders"
+    package.mkdir()
+    (package / "__init__.py").write_text("")
+    (package / "helper.py").write_text("X = 1\n")
+    (package / "pipes.py").write_text(
+        textwrap.dedent(
+            '''
+            from deckbuild.readers import RawCard
+
+            DETECT = {
+                "what": "a pipe table",
+                "order": 5,
+                "first_line": r"^front\\s*\\|",
+            }
+
+
+            def read(path, lines, report):
+                return [RawCard(n + 1, "basic", dict(zip(("question", "answer"), l.split("|"))))
+                        for n, l in enumerate(lines[1:], 1) if l]
+            '''
+        )
+    )
+    monkeypatch.syspath_prepend(str(tmp_path))
+    found = scan(package, "morereaders")
+    assert [(f.name, f.module, f.what) for f in found] == [("pipes", "morereaders.pipes", "a pipe table")]
+    assert found[0].recognises(["Front | Back", "q | a"], "Front | Back")
+    module = importlib.import_module(found[0].module)
+    assert module.read("x", ["Front|Back", "q|a"], None)[0].data == {"question": "q", "answer": "a"}
+
+
+def test_a_tree_of_semicolon_files_never_imports_the_page_reader(tmp_path):
+    decks = tmp_path / "decks" / "Deck"
+    decks.mkdir(parents=True)
+    (decks / "cards.txt").write_text("Question;Answer;UUID\nq;a;d33e3f45-53d6-4d4d-860c-b337569cd772\n")
+    code = (
+        "import sys\nfrom deckbuild.build import check\nfrom pathlib import Path\n"
+        f"check([Path({str(tmp_path / 'decks')!r})], use_cache=False)\n"
+        "print(sorted(m for m in sys.modules if m.startswith('deckbuild.readers')))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert out.stdout.strip().splitlines()[-1] == "['deckbuild.readers', 'deckbuild.readers.semicolon']"
