@@ -337,3 +337,22 @@ def test_an_image_over_the_size_limit_is_left_out_without_reading_it(deck_tree):
         "0 error(s), 1 warning(s)\n"
     )
     assert (deck_tree.parent / "dist" / "D.apkg").stat().st_size < 1_000_000
+
+
+def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    for n, folder in enumerate(["D/A", "D/a", "D/ B ", "D/x::y", "D/x/y"]):
+        put(
+            deck_tree,
+            f"{folder}/c.txt",
+            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
+        )
+    report = Report()
+    discover([deck_tree], report)
+    assert [str(p) for p in report.problems] == [
+        "decks/D/ B /c.txt:1: folder name ' B ' would not be its own deck in Anki ('::' splits deck names, "
+        "blanks around a name are dropped); rename the folder",
+        "decks/D/a/c.txt:1: deck D::a is D::A to Anki, which ignores case; rename one of the two folders",
+        "decks/D/x::y/c.txt:1: folder name 'x::y' would not be its own deck in Anki ('::' splits deck names, "
+        "blanks around a name are dropped); rename the folder",
+    ]

@@ -267,7 +267,41 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
                 file,
                 SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor), not path.is_dir()),
             )
-    return [found[p] for p in sorted(found)]
+    sources = [found[p] for p in sorted(found)]
+    _check_deck_names(sources, report)
+    return sources
+
+
+def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
+    """Refuse folders whose deck names Anki would merge or rename on import.
+
+    Anki compares deck names without case and trims the blanks around each part, and `::`
+    separates parts: `A` and `a`, ` A ` and `A`, `x::y` and `x/y` would all become one deck.
+    """
+    seen: dict[str, Path] = {}
+    first = {}
+    for s in sources:
+        first.setdefault(s.path.parent, s)
+    for folder, source in sorted(first.items()):
+        if folder == source.root:
+            continue
+        parts = folder.relative_to(source.root).parts
+        bad = next((p for p in parts if "::" in p or p != p.strip() or not p.strip()), None)
+        if bad is not None:
+            report.error(
+                source.display, 1,
+                f"folder name {bad!r} would not be its own deck in Anki ('::' splits deck names, blanks "
+                "around a name are dropped); rename the folder",
+            )  # fmt: skip
+            continue
+        key = "::".join(parts).casefold()
+        if key in seen and seen[key] != folder:
+            report.error(
+                source.display, 1,
+                f"deck {source.deck} is {deck_name(source.root, seen[key])} to Anki, which ignores case; "
+                "rename one of the two folders",
+            )  # fmt: skip
+        seen.setdefault(key, folder)
 
 
 def decode(source: SourceFile, report: Report) -> list[str] | None:
