@@ -224,3 +224,19 @@ def test_a_few_edits_on_a_long_page_still_keep_their_ids(deck_tree, tmp_path):
     after = ids(deck_tree)
     assert sorted(after.values()) == sorted(before.values())
     assert after[edited[100]] == before[questions[100]]
+
+
+def test_a_page_renamed_and_edited_in_one_go_keeps_its_ids(deck_tree, tmp_path):
+    questions = [f"What does step {n} of the attention computation produce?" for n in range(6)]
+    old = put(deck_tree, "Attention/page.txt", _recall_page(questions))
+    build([deck_tree], tmp_path / "one", now=1000)
+    before = ids(deck_tree)
+    # Every question touched (a typo fixed everywhere), and the page renamed, in one commit.
+    old.unlink()
+    put(
+        deck_tree,
+        "Attention/renamed.txt",
+        _recall_page([q.replace("What does", "What do") for q in questions]),
+    )
+    after = ids(deck_tree)
+    assert sorted(after.values()) == sorted(before.values()), "every card kept its id"

@@ -145,6 +145,13 @@ def _similar_pairs(
     return sorted(pairs)
 
 
+def _alike(pending: list[RawCard], entries: list[tuple[str, Entry]]) -> int:
+    """Count the cards of a new page with a question alike one of a gone page's, within the bound."""
+    if len(pending) * len(entries) > MAX_SIMILARITY_PAIRS:
+        return 0
+    return len({n for _, n, _ in _similar_pairs(pending, entries)})
+
+
 def settle(
     read: list[tuple[SourceFile, list[RawCard], int]], lock_of: dict[Path, Lock], report: Report
 ) -> None:
@@ -216,6 +223,9 @@ def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: 
         if not exists[origin]:
             gone.setdefault(origin, {})[guid] = entry
     matches = {o: sum((e.kind, e.key) in keys for e in entries.values()) for o, entries in gone.items()}
+    if gone and not any(matches.values()):
+        # Renamed and edited at once: count the questions that are still alike instead.
+        matches = {o: _alike(pending, list(entries.items())) for o, entries in gone.items()}
     best = max(sorted(matches), key=lambda o: matches[o], default=None)
     if best is None or matches[best] == 0:
         return {}

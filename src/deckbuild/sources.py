@@ -279,7 +279,7 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
     separates parts: `A` and `a`, ` A ` and `A`, `x::y` and `x/y` would all become one deck.
     """
     seen: dict[str, Path] = {}
-    first = {}
+    first: dict[Path, SourceFile] = {}
     for s in sources:
         first.setdefault(s.path.parent, s)
     for folder, source in sorted(first.items()):
