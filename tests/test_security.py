@@ -198,3 +198,22 @@ def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cac
     assert store.db is not None and store.secret != first
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     store.close()
+
+
+@pytest.mark.parametrize(
+    ("style", "kept"),
+    [
+        ("color:white;background:white", "background:white"),
+        ("color:#FFF;background-color:#fff", "background-color:#fff"),
+        ("line-height:0", None),
+        ("line-height:0.0em;color:red", "color:red"),
+        ("line-height: 0%", None),
+        ("color:red;background:white", "color:red;background:white"),
+        ("line-height:1.5", "line-height:1.5"),
+    ],
+)
+def test_text_hidden_by_its_own_style_loses_that_style(style, kept):
+    from deckbuild.render import sanitize
+
+    expected = f'<span style="{kept}">t</span>' if kept else "<span>t</span>"
+    assert sanitize(f'<span style="{style}">t</span>') == expected

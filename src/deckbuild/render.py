@@ -57,6 +57,7 @@ _HREF_RE = re.compile(r' href="([^"]*)"')
 # expression(), no escape, no quote; and no colour a reader cannot see.
 _STYLE_ATTR_RE = re.compile(r' style="([^"]*)"')
 _STYLE_VALUE_RE = re.compile(r"^[\w\s#.,%-]*$")
+_ZERO_RE = re.compile(r"^\s*[0.]+\s*(?:[a-z]+|%)?\s*$", re.I)
 _INVISIBLE_RE = re.compile(r"(?i)\btransparent\b|#(?:[0-9a-f]{4}|[0-9a-f]{8})\b")
 # A tag as the sanitizer writes it: attribute values always in double quotes, `"` escaped.
 _TAG_RE = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)(?:[^>"]|"[^"]*")*>')
@@ -626,9 +627,17 @@ def _safe_style(match: re.Match[str]) -> str:
     """Keep the declarations of a style attribute that only colour or weight text."""
     kept = []
     for declaration in match.group(1).split(";"):
-        _, colon, value = declaration.partition(":")
-        if colon and _STYLE_VALUE_RE.match(value) and not _INVISIBLE_RE.search(value):
-            kept.append(declaration)
+        name, colon, value = declaration.partition(":")
+        if not colon or not _STYLE_VALUE_RE.match(value) or _INVISIBLE_RE.search(value):
+            continue
+        if name.strip().lower() == "line-height" and _ZERO_RE.match(value):
+            continue  # lines of no height: the text is there, but unreadable
+        kept.append(declaration)
+    values = {d.partition(":")[0].strip().lower(): d.partition(":")[2].strip().lower() for d in kept}
+    ground = values.get("background-color") or values.get("background")
+    if ground is not None and values.get("color") == ground:
+        # Text the colour of its background is hidden: the colour goes, the background stays.
+        kept = [d for d in kept if d.partition(":")[0].strip().lower() != "color"]
     return f' style="{";".join(kept)}"' if kept else ""
 
 
