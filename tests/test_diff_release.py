@@ -408,20 +408,24 @@ def test_an_author_folder_called_retired_is_warned_about_not_mixed_silently(tree
     ]
 
 
-def _plant(package, guid, fields):
-    """Rewrite one note of a built package, as a changed download or a damaged dist/ would."""
-    folder = package.parent / "planted"
-    folder.mkdir()
+def _edit_collection(package, target, sql, *args):
+    """Write `package` again as `target` with its collection changed by `sql`, as a tampered file would be."""
+    folder = target.parent / f"{target.stem}-unzipped"
     with zipfile.ZipFile(package) as zipped:
         zipped.extractall(folder)
         names = zipped.namelist()
     db = sqlite3.connect(folder / "collection.anki2")
     with db:
-        db.execute("UPDATE notes SET flds = ? WHERE guid = ?", ("\x1f".join(fields), guid))
+        db.execute(sql, args)
     db.close()
-    with zipfile.ZipFile(package, "w") as zipped:
+    with zipfile.ZipFile(target, "w") as zipped:
         for name in names:
             zipped.write(folder / name, name)
+
+
+def _plant(package, guid, fields):
+    """Rewrite one note of a built package, as a changed download or a damaged dist/ would."""
+    _edit_collection(package, package, "UPDATE notes SET flds = ? WHERE guid = ?", "\x1f".join(fields), guid)
 
 
 # Each hostile field, and whether it must ship as plain text (with a warning) or can be cleaned.
@@ -471,18 +475,8 @@ def test_a_retired_card_as_deckbuild_wrote_it_ships_unchanged(tree, tmp_path):
 )
 def test_diff_of_a_package_with_a_mangled_collection_is_a_message(tree, tmp_path, sql):
     (package,) = build([tree], tmp_path / "dist", now=NOW).packages
-    folder = tmp_path / "mangled"
-    with zipfile.ZipFile(package) as zipped:
-        zipped.extractall(folder)
-        names = zipped.namelist()
-    db = sqlite3.connect(folder / "collection.anki2")
-    with db:
-        db.execute(sql)
-    db.close()
     bad = tmp_path / "bad.apkg"
-    with zipfile.ZipFile(bad, "w") as zipped:
-        for name in names:
-            zipped.write(folder / name, name)
+    _edit_collection(package, bad, sql)
     result = run("diff", str(bad), str(package))
     assert result.exit_code == 1
     assert "not an Anki package (its collection cannot be read)" in result.stderr
