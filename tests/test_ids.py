@@ -240,3 +240,15 @@ def test_a_page_renamed_and_edited_in_one_go_keeps_its_ids(deck_tree, tmp_path):
     )
     after = ids(deck_tree)
     assert sorted(after.values()) == sorted(before.values()), "every card kept its id"
+
+
+def test_ids_free_for_moved_cards_are_indexed_once_per_lock_however_many_files(deck_tree, monkeypatch):
+    from deckbuild.lock import Lock
+
+    calls = []
+    real = Lock.unclaimed_by_key
+    monkeypatch.setattr(Lock, "unclaimed_by_key", lambda self: calls.append(1) or real(self))
+    for n in range(20):
+        put(deck_tree, f"D/page{n}.txt", _recall_page([f"What is item {n}?"]))
+    assert len(collect([deck_tree]).cards) == 20
+    assert len(calls) == 1

@@ -146,9 +146,7 @@ def _similar_pairs(
 
 
 def _alike(pending: list[RawCard], entries: list[tuple[str, Entry]]) -> int:
-    """Count the cards of a new page with a question alike one of a gone page's, within the bound."""
-    if len(pending) * len(entries) > MAX_SIMILARITY_PAIRS:
-        return 0
+    """Count the cards of a new page with a question alike one of a gone page's."""
     return len({n for _, n, _ in _similar_pairs(pending, entries)})
 
 
@@ -162,15 +160,16 @@ def settle(
     original still holds.
     """
     moved_of: dict[str, int] = {}
+    # Once per lock, as every file has claimed its own by now: popped as cards take them.
+    free_of: dict[Path, dict[tuple[str | None, str | None], list[str]]] = {}
     for source, raws, _ in read:
         lock = lock_of[source.root]
-        free: dict[tuple[str | None, str | None], list[str]] | None = None
         for raw in raws:
             if "id" in raw.data:
                 continue
-            if free is None:
-                free = lock.unclaimed_by_key()
-            found = free.get((raw.kind, raw.key))
+            if source.root not in free_of:
+                free_of[source.root] = lock.unclaimed_by_key()
+            found = free_of[source.root].get((raw.kind, raw.key))
             if found:
                 raw.data["id"] = found.pop(0)
                 lock.claimed.add(raw.data["id"])
@@ -223,7 +222,8 @@ def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: 
         if not exists[origin]:
             gone.setdefault(origin, {})[guid] = entry
     matches = {o: sum((e.kind, e.key) in keys for e in entries.values()) for o, entries in gone.items()}
-    if gone and not any(matches.values()):
+    within = len(pending) * sum(map(len, gone.values())) <= MAX_SIMILARITY_PAIRS
+    if gone and within and not any(matches.values()):
         # Renamed and edited at once: count the questions that are still alike instead.
         matches = {o: _alike(pending, list(entries.items())) for o, entries in gone.items()}
     best = max(sorted(matches), key=lambda o: matches[o], default=None)
