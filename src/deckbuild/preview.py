@@ -21,10 +21,9 @@ from deckbuild.build import collect, render_all, start_helpers
 from deckbuild.errors import BuildFailed, Report
 from deckbuild.memo import Memo
 from deckbuild.notetype import CSS, NOTE_TYPES, NoteType
-from deckbuild.render import to_mathml
+from deckbuild.render import MATH_IN_FIELD_RE, to_mathml
 
 _SECTION_RE = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
-_MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
 
 PAGE_CSS = """
 body { margin: 0; font-family: system-ui, sans-serif; background: #f3f4f6; }
@@ -103,7 +102,7 @@ def typeset(markup: str) -> str:
             return f'<span class="math-error">{match.group(0)}</span>'
         return _MATRIX_FENCE_RE.sub(_stretch, mathml) if "<mtable" in mathml else mathml
 
-    return _MATH_RE.sub(convert, markup)
+    return MATH_IN_FIELD_RE.sub(convert, markup)
 
 
 def _stretch(match: re.Match[str]) -> str:

@@ -781,7 +781,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
 
 
 # A formula as it stands in a rendered field: formulas are put back as \( … \) and \[ … \].
-_SHIPPED_MATH_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
+MATH_IN_FIELD_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
 
 
 def vet_shipped(markup: str, where: Where, report: Report) -> str:
@@ -795,10 +795,10 @@ def vet_shipped(markup: str, where: Where, report: Report) -> str:
     clean = sanitize(markup)
     if "<a " in clean:
         clean = _HREF_RE.sub(lambda m: _link(m, where, found), clean)
-    for formula in _SHIPPED_MATH_RE.finditer(clean):
+    for formula in MATH_IN_FIELD_RE.finditer(clean):
         body = formula.group(1) if formula.group(1) is not None else formula.group(2)
         _safe_math(html.unescape(body), "in the retired card", where, found)
-    outside = _SHIPPED_MATH_RE.sub("", clean)
+    outside = MATH_IN_FIELD_RE.sub("", clean)
     if any(delimiter in outside for delimiter in ("\\(", "\\)", "\\[", "\\]")):
         found.error(where.path, where.line, "a stray MathJax delimiter")
     if not found.problems:
