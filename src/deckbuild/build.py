@@ -38,6 +38,7 @@ from deckbuild.package import (
     shell,
     write_package,
 )
+from deckbuild.progress import QUIET, Progress
 from deckbuild.readers import RawCard, describe_formats
 from deckbuild.readers import detect as detect_format
 from deckbuild.render import within_limits
@@ -140,6 +141,7 @@ def collect(
     report: Report | None = None,
     memo: Memo | None = None,
     helpers: Helpers | None = None,
+    progress: Progress = QUIET,
 ) -> Collection:
     """Read and validate every card below `paths`; record every problem in the report.
 
@@ -151,6 +153,7 @@ def collect(
     found: list[Parsed | Pending | str] = []
     lines_of: list[tuple[SourceFile, int]] = []
     read: list[tuple[SourceFile, list[RawCard], int]] = []
+    progress.stage("reading")
     for source in discover(paths, report):
         if source.root not in locks:
             locks[source.root] = Lock.load(source.root / LOCK_NAME)
@@ -169,10 +172,13 @@ def collect(
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
         raws = importlib.import_module(fmt.module).read(source.display, lines, report)
         report.count("read", len(raws))
+        progress.count("files")
+        progress.count("read", len(raws))
         raws = within_limits(raws, source.display, report)
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)
+    progress.stage("memo")
     for source, raws, _ in read:
         root = _resolved(source.root)
         for raw in raws:
@@ -185,8 +191,12 @@ def collect(
                 found.append(_recall(source, raw, sig, memo, root) or Pending(source, raw, sig))
     pending = [p for p in found if isinstance(p, Pending)]
     if memo is not None:
+        progress.count("memo", len(found) - len(pending))
+        progress.stage("rendering")
         outcomes = helpers.run(pending) if helpers is not None else _settle(pending)
-        report.count("rendered", sum(not isinstance(o, str) for o in outcomes))
+        rendered = sum(not isinstance(o, str) for o in outcomes)
+        report.count("rendered", rendered)
+        progress.count("rendered", rendered)
         settled = iter(outcomes)
         found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
     cards: list[Parsed] = []
@@ -429,10 +439,12 @@ def build(
     dry_run: bool = False,
     use_cache: bool = True,
     jobs: int | None = None,
+    progress: Progress = QUIET,
 ) -> BuildResult:
     """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time.
 
-    A dry run writes the packages but leaves the lock file as it is.
+    A dry run writes the packages but leaves the lock file as it is. `progress` hears each
+    stage as it starts, and the counts as they grow.
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
@@ -445,7 +457,7 @@ def build(
         raise cannot_write(outdir, exc) from None
     try:
         return _build_held(
-            paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs
+            paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs, progress
         )
     except BaseException:
         for folder in made:
@@ -466,6 +478,7 @@ def _build_held(
     dry_run: bool,
     use_cache: bool,
     jobs: int | None,
+    progress: Progress = QUIET,
 ) -> BuildResult:
     """Build with every deck tree and the output folder held, after repairing what a kill left."""
     with ExitStack() as held:
@@ -478,14 +491,18 @@ def _build_held(
         store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
         options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
         record = store.db is not None and not dry_run
+        progress.stage("fingerprint")
         if record and (done := _replay(store, _fingerprint(paths, roots, previous, options))):
             done.report.notes[:0] = repaired
             return done
         workers = jobs or os.cpu_count() or 1
         report = Report(notes=repaired)
-        job = _Build(paths, outdir, now, previous, release, report=report, store=store, jobs=workers)
+        job = _Build(
+            paths, outdir, now, previous, release, report=report, store=store, jobs=workers, progress=progress
+        )
         result = job.run(frozen, strict, dry_run)
         if record:
+            progress.stage("recording")
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
             store.put_many({_fingerprint(paths, roots, previous, options): _record(result)})
         return result
@@ -588,13 +605,16 @@ class _Build:
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
     warned: set[str] = field(default_factory=set)
+    progress: Progress = QUIET
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
+        self.progress.stage("start-up")  # the helpers
         with start_helpers(self.jobs) as helping:
             memo = Memo(self.store)
-            collection = collect(self.paths, self.report, memo, helping)
+            collection = collect(self.paths, self.report, memo, helping, progress=self.progress)
             media: dict[str, dict[str, Path]] = {}
             render_all(collection, media)
+            self.progress.stage("lock")
             self.check_notetypes(collection)
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
@@ -612,6 +632,7 @@ class _Build:
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
             self.report_moves(collection)
+            self.progress.stage("packaging")
             plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
             # A helper stores the new memo rows while this process writes the packages.
             memo.save(helping)
@@ -619,6 +640,7 @@ class _Build:
             try:
                 for plan in plans:
                     tmp = self.write(plan)
+                    self.progress.count("unchanged" if tmp is None else "written")
                     result.packages.append(plan.target)
                     if tmp is not None:
                         staged.append((tmp, plan.target))
@@ -632,6 +654,7 @@ class _Build:
             except BaseException:
                 discard([tmp for tmp, _ in staged])
                 raise
+        self.progress.stage("committing")
         commit(staged)
         checkpoint("committed")
         return result
