@@ -14,19 +14,7 @@ from click.testing import CliRunner
 
 from conftest import put, seed
 from deckbuild.cli import ProgressLine, cli
-
-# Every stage, in order, as -v names it: written out, so that a stage left unreported fails.
-STAGES = [
-    "start-up",
-    "fingerprint",
-    "reading",
-    "memo",
-    "rendering",
-    "lock",
-    "packaging",
-    "committing",
-    "recording",
-]
+from deckbuild.progress import STAGES
 
 
 class Terminal(io.StringIO):
@@ -210,7 +198,7 @@ def test_verbose_names_every_stage_and_counts_the_cards_from_the_memo_and_render
     result = run("-v")
     assert result.exit_code == 0 and "\r" not in result.stderr
     said = _stages(result.stderr)
-    assert list(said) == STAGES
+    assert list(said) == list(STAGES) and len(STAGES) == 9  # every stage, each once, in order
     assert said["reading"] == f"{cards} card(s) in 1 file(s)"
     assert said["memo"] == f"{cards - 1} card(s) from the memo"
     assert said["rendering"] == "1 card(s) validated and rendered"
@@ -277,3 +265,13 @@ def test_a_real_build_shows_progress_on_a_terminal_and_none_through_a_pipe(deck_
     assert wiped is not None
     assert on_terminal[wiped.end() :].replace("\r\n", "\n") == err.decode("utf-8")
     assert shown.stdout is not None and shown.stdout.read() == out.replace(b"piped", b"shown")
+
+
+def test_start_up_counts_from_when_the_process_started_not_from_when_deckbuild_was_imported():
+    code = (
+        "import time\ntime.sleep(0.3)\nfrom deckbuild.cli import _process_start\n"
+        "print(time.perf_counter() - _process_start())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert 0.3 <= float(out.stdout) < 60  # the sleep came before the import: a lower bound, not a speed

@@ -141,6 +141,7 @@ def _process_start(clock: Callable[[], float] = time.perf_counter) -> float:
         age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError, AttributeError):
         return now
+    # Bounded: clocks that disagree must not make start-up look like minutes.
     return now - min(max(age, 0.0), 60.0)
 
 
