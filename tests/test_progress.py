@@ -234,15 +234,10 @@ def _deckbuild(args: list[str], stderr: int) -> subprocess.Popen[bytes]:
     )
 
 
-def test_a_real_build_shows_progress_on_a_terminal_and_none_through_a_pipe(deck_tree, monkeypatch):
-    put(deck_tree, "Deck/003.txt", seed("003"))
-    monkeypatch.chdir(deck_tree.parent)
-    piped = _deckbuild(["build", "decks", "-o", "piped"], subprocess.PIPE)
-    out, err = piped.communicate()
-    assert piped.returncode == 0 and b"\r" not in err and b"warning:" in err
-
+def _on_terminal(args: list[str]) -> tuple[int, str, bytes]:
+    """Run deckbuild with stderr on a pseudo-terminal; return its status, the terminal's text, stdout."""
     leader, follower = pty.openpty()
-    shown = _deckbuild(["build", "decks", "-o", "shown"], follower)
+    process = _deckbuild(args, follower)
     os.close(follower)
     chunks = []
     while True:
@@ -254,17 +249,37 @@ def test_a_real_build_shows_progress_on_a_terminal_and_none_through_a_pipe(deck_
             break
         chunks.append(chunk)
     os.close(leader)
-    assert shown.wait() == 0
-    on_terminal = b"".join(chunks).decode("utf-8")
-    assert on_terminal.startswith("\r")
-    for stage in ["reading", "rendering", "packaging"]:
+    assert process.stdout is not None
+    out = process.stdout.read()
+    return process.wait(), b"".join(chunks).decode("utf-8"), out
+
+
+@pytest.mark.parametrize(
+    "bad, status, stages",
+    [(False, 0, ["reading", "rendering", "packaging", "committing"]), (True, 1, ["reading", "rendering"])],
+    ids=["good", "failing"],
+)
+def test_a_real_build_shows_progress_on_a_terminal_and_none_through_a_pipe(
+    deck_tree, monkeypatch, bad, status, stages
+):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    if bad:
+        put(deck_tree, "Deck/bad.txt", "Question;Answer;UUID\nQ;A;not-a-uuid\n")
+    monkeypatch.chdir(deck_tree.parent)
+    piped = _deckbuild(["build", "decks", "-o", "piped"], subprocess.PIPE)
+    out, err = piped.communicate()
+    assert piped.returncode == status and b"\r" not in err and b"warning:" in err
+
+    code, on_terminal, shown_out = _on_terminal(["build", "decks", "-o", "shown"])
+    assert code == status and on_terminal.startswith("\r")
+    for stage in stages:
         assert f"\r{stage}: " in on_terminal
-    assert "1 package(s) written" in on_terminal
-    # The line is wiped before the problems are printed, which then read as they do through a pipe.
+    assert ("1 package(s) written" in on_terminal) is not bad
+    # The line is wiped before problems are printed, which then read as they do through a pipe.
     wiped = re.search(r"\r +\r", on_terminal)
-    assert wiped is not None
+    assert wiped is not None and "\n" not in on_terminal[: wiped.end()]
     assert on_terminal[wiped.end() :].replace("\r\n", "\n") == err.decode("utf-8")
-    assert shown.stdout is not None and shown.stdout.read() == out.replace(b"piped", b"shown")
+    assert shown_out == out.replace(b"piped", b"shown")
 
 
 def test_start_up_counts_from_when_the_process_started_not_from_when_deckbuild_was_imported():
