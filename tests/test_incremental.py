@@ -92,6 +92,19 @@ def remove_card(root: Path, n: int, word: str) -> None:
     path, lines, row = _pick(root, n)
     if len(lines) > 2:  # a header with no rows is an error, not an edit
         _write(path, lines[:row] + lines[row + 1 :])
+        with (root.parent / "removed").open("a", encoding="utf-8") as removed:  # outside the tree
+            removed.write(lines[row] + "\n")
+
+
+def restore_card(root: Path, n: int, word: str) -> None:
+    """Put back the card removed last (retired by then): it is live again."""
+    removed = root.parent / "removed"
+    rows = _lines(removed) if removed.exists() else []
+    if not rows:
+        return remove_card(root, n, word)  # something to restore next time
+    path, lines, _ = _pick(root, n)
+    _write(path, [*lines, rows.pop()])
+    removed.write_text("".join(r + "\n" for r in rows), "utf-8")
 
 
 def reorder_rows(root: Path, n: int, word: str) -> None:
@@ -151,6 +164,7 @@ EDITS: dict[str, Callable[[Path, int, str], None]] = {
     "tag": edit_tag,
     "added card": add_card,
     "removed card": remove_card,
+    "restored card": restore_card,
     "reordered rows": reorder_rows,
     "renamed file": rename_file,
     "moved card": move_card,
@@ -224,6 +238,8 @@ CASES = [(kind, 1) for kind in EDITS] + [
 @pytest.mark.parametrize("kind, n", CASES, ids=[f"{kind}-{n}" for kind, n in CASES])
 def test_an_incremental_build_after_each_kind_of_edit_is_a_cold_build_byte_for_byte(kind, n, tmp_path):
     builds = Builds(tmp_path)
+    if kind == "restored card":
+        builds.edit("removed card", n)  # retired first
     first = {p.name: p.read_bytes() for p in builds.warm_out.iterdir()}
     builds.edit(kind, n)
     assert builds.changed, f"the {kind} edit changed no source"
