@@ -118,6 +118,22 @@ def test_no_progress_at_all_when_not_on_a_terminal_or_quiet(stream, show):
     assert stream.getvalue() == ""
 
 
+class GoneTerminal(Terminal):
+    """A terminal that went away (a closed ssh session): every write fails."""
+
+    def write(self, text: str) -> int:
+        raise OSError(5, "Input/output error")
+
+
+def test_a_terminal_that_went_away_stops_the_progress_not_the_build():
+    clock = Clock()
+    line = ProgressLine(GoneTerminal(), clock, started=0.0, after=0.0)
+    _walk(line, clock, 1.0)  # no exception
+    line.finish()
+    assert not line.show and line.shown == ""
+    assert line.timings()[3] == "    3.000 s  reading      60 card(s) in 1 file(s)"
+
+
 def test_timings_give_each_stage_its_time_and_counts():
     clock = Clock()
     line = ProgressLine(io.StringIO(), clock, started=99.75)

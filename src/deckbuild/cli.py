@@ -99,17 +99,23 @@ class ProgressLine(Progress):
         # One column short of the width: a line that fills it wraps, and \r would not return to it.
         text = self.line()[: max(self.columns - 1, 0)]
         if text != self.shown:
-            self.stream.write("\r" + text + " " * (len(self.shown) - len(text)))
-            self.stream.flush()
-            self.shown = text
+            self._write("\r" + text + " " * (len(self.shown) - len(text)))
+            self.shown = text if self.show else ""
         self.drawn_at = now
+
+    def _write(self, text: str) -> None:
+        # Progress is only a courtesy: a terminal that went away must not stop the build.
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.show = False
 
     def finish(self) -> None:
         """End the last stage, and wipe the line so that the next output starts on a clean one."""
         self._close()
         if self.shown:
-            self.stream.write("\r" + " " * len(self.shown) + "\r")
-            self.stream.flush()
+            self._write("\r" + " " * len(self.shown) + "\r")
             self.shown = ""
 
     def timings(self) -> list[str]:
