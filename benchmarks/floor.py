@@ -1,4 +1,7 @@
-"""The floor: bare genanki writing the same notes (fields as they are, fixed GUIDs), as a process."""
+"""The floor: the plainest genanki script, a Basic note type (Front, Back) and the same rows, as a process.
+
+Fields as they are (no rendering), fixed GUIDs, `write_to_file`: what a user would compare with.
+"""
 
 from __future__ import annotations
 
