@@ -156,6 +156,26 @@ def test_a_build_that_nothing_changed_imports_no_reading_rendering_or_packaging(
     assert shown.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_build_runs_no_cycle_collection_and_leaves_the_collector_on(tree):
+    import gc
+
+    runs = []
+
+    def count(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        cold = build([tree], tree.parent / "cold", now=NOW, use_cache=False)
+        again = build([tree], tree.parent / "again", now=NOW)
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == [] and gc.isenabled()
+    assert cold.packages[0].read_bytes() == again.packages[0].read_bytes()
+
+
 def _collection(apkg: bytes) -> bytes:
     import io
     import zipfile

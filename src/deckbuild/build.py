@@ -6,14 +6,15 @@ the previous packages and the lock file as they were.
 
 from __future__ import annotations
 
+import gc
 import hashlib
 import importlib
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
-from contextlib import ExitStack, closing, suppress
+from collections.abc import Iterable, Iterator, Sequence
+from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -373,10 +374,26 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
     return out
 
 
+@contextmanager
+def _no_cycle_collection() -> Iterator[None]:
+    """Hold off Python's cycle collector while a build runs (helpers forked meanwhile too).
+
+    A build makes little cyclic garbage, but tens of thousands of live objects that every
+    collection traced again: a tenth of a rebuild's time. Reference counting still frees the rest.
+    """
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
     store = cache.Cache(cache.cache_dir() if use_cache else None)
-    with closing(store), start_helpers(os.cpu_count() or 1) as helping:
+    with _no_cycle_collection(), closing(store), start_helpers(os.cpu_count() or 1) as helping:
         memo = Memo(store)
         collection = collect(paths, memo=memo, helpers=helping)
         render_all(collection, {})
@@ -444,9 +461,10 @@ def build(
     except OSError as exc:
         raise cannot_write(outdir, exc) from None
     try:
-        return _build_held(
-            paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs
-        )
+        with _no_cycle_collection():
+            return _build_held(
+                paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs
+            )
     except BaseException:
         for folder in made:
             with suppress(OSError):
