@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import argparse
 import os
+import random
 import shutil
 import statistics
 import subprocess
@@ -25,9 +26,11 @@ from pathlib import Path
 HERE = Path(__file__).resolve().parent
 sys.path.insert(0, str(HERE.parent / "tests"))
 
-from synth import write_deck  # noqa: E402
+from synth import HEADER, row  # noqa: E402
 
 PYTHON = sys.executable
+# A source file may hold at most 10 MiB: bigger decks are split into files of this many cards.
+PER_FILE = 10_000
 # Issue #16: against the plain Basic floor, at 10,000 cards.
 TARGETS = {"cold": 2.0, "edit": 1.0, "unchanged": 0.3}
 
@@ -43,6 +46,19 @@ def run(args: list[str], env: dict[str, str], cwd: Path) -> tuple[float, float]:
     return elapsed, usage.ru_maxrss / 1024
 
 
+def write_decks(folder: Path, size: int) -> list[Path]:
+    """Write `size` seed-shaped cards into files of at most PER_FILE cards each."""
+    rnd = random.Random(0)
+    folder.mkdir(parents=True, exist_ok=True)
+    files = []
+    for start in range(0, size, PER_FILE):
+        path = folder / f"cards-{start // PER_FILE:03d}.txt"
+        rows = "".join(row(n, rnd) for n in range(start, min(size, start + PER_FILE)))
+        path.write_text(HEADER + rows, encoding="utf-8")
+        files.append(path)
+    return files
+
+
 def edit_one(deck: Path, n: int) -> None:
     lines = deck.read_text(encoding="utf-8").split("\n")
     row = 1 + len(lines) // 2
@@ -54,13 +70,13 @@ def edit_one(deck: Path, n: int) -> None:
 def measure(size: int, repeat: int) -> dict[str, tuple[float, float]]:
     with tempfile.TemporaryDirectory(prefix="deckbuild-bench-") as tmp:
         root = Path(tmp)
-        deck = write_deck(root / "decks" / "Synth" / "cards.txt", size)
+        files = write_decks(root / "decks" / "Synth", size)
         cache = root / "cache"
         env = {**os.environ, "DECKBUILD_CACHE_DIR": str(cache)}
         # Measured as installed: with bytecode cached, as genanki's is in site-packages.
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         build = [PYTHON, "-m", "deckbuild", "build", "decks", "-o", "dist"]
-        floor = [PYTHON, str(HERE / "floor.py"), str(deck), str(root / "floor.apkg")]
+        floor = [PYTHON, str(HERE / "floor.py"), str(root / "floor.apkg"), *map(str, files)]
         results: dict[str, list[tuple[float, float]]] = {
             k: [] for k in ("floor", "cold", "edit", "unchanged")
         }
@@ -70,7 +86,7 @@ def measure(size: int, repeat: int) -> dict[str, tuple[float, float]]:
             shutil.rmtree(cache, ignore_errors=True)
             shutil.rmtree(root / "dist", ignore_errors=True)
             results["cold"].append(run(build, env, root))
-            edit_one(deck, n)
+            edit_one(files[len(files) // 2], n)
             results["edit"].append(run(build, env, root))
             results["unchanged"].append(run(build, env, root))
         return {k: (statistics.median(t for t, _ in v), max(m for _, m in v)) for k, v in results.items()}
