@@ -200,11 +200,18 @@ def _reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _one_line(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Accept only printable text on one line: it is shown in every deck's description."""
+    if value is not None and (not value.strip() or not value.isprintable()):
+        raise click.BadParameter(f"{value!r} is not one line of printable text; give a tag such as v1.2.0")
+    return value
+
+
 def _web_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Accept only an http(s) address: the deck description is HTML that Anki shows as it is."""
     if value is not None and not value.lower().startswith(("https://", "http://")):
         raise click.BadParameter(f"{value!r} is not a web address; give one that starts with https://")
-    return value
+    return _one_line(ctx, param, value)
 
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
@@ -256,7 +263,9 @@ version_option = click.version_option(__version__, prog_name="deckbuild")
     help="An earlier .apkg (or folder of them) that holds cards removed since: they are retired.",
 )
 @click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
-@click.option("--deck-version", default=None, help="Version shown in the deck description.")
+@click.option(
+    "--deck-version", default=None, callback=_one_line, help="Version shown in the deck description."
+)
 @click.option(
     "--notes-url",
     default=None,
@@ -447,6 +456,7 @@ def forget(uuids: tuple[str, ...], root: Path | None) -> None:
     "--release-version",
     "release_version",
     required=True,
+    callback=_one_line,
     metavar="V",
     help="The release's version, e.g. the git tag.",
 )
