@@ -31,6 +31,7 @@ from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
     TooLarge,
+    changed_stamp,
     deck_name,
     decode,
     discover,
@@ -355,7 +356,7 @@ def _render_one(parsed: Parsed) -> Rendered:
     deps = []
     for name, path in sorted(media.items()):
         stat = path.stat()
-        deps.append([name, path.relative_to(root).as_posix(), stat.st_size, stat.st_mtime_ns])
+        deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
     # An image not found, named "": the memo renders the card again once a file is there.
     deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
@@ -562,7 +563,7 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         except TooLarge:
             # Past what any source may be (a large image, say): its size and time, never its bytes.
             stat = file.stat()
-            digest.update(f"\x02{stat.st_size}:{stat.st_mtime_ns}".encode())
+            digest.update(f"\x02{stat.st_size}:{changed_stamp(stat)}".encode())
         except OSError:
             digest.update(b"\x01missing")
     return cache.key("build", digest.hexdigest())
@@ -581,7 +582,7 @@ def _record(result: BuildResult) -> dict[str, Any]:
 
 def _stat(path: Path) -> tuple[int, int]:
     stat = path.stat()
-    return stat.st_size, stat.st_mtime_ns
+    return stat.st_size, changed_stamp(stat)
 
 
 def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
