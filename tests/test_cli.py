@@ -328,13 +328,16 @@ def test_a_notes_url_that_is_not_a_web_address_is_a_usage_error(run, deck_tree, 
     )
 
 
-@pytest.mark.parametrize("target", ["/dev/null", "a-file/sub"])
-def test_preview_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target):
+@pytest.mark.parametrize("target", ["/dev/null", "a-file", "a-file/sub"])
+@pytest.mark.parametrize(
+    "command", [("preview", "decks"), ("build", "decks"), ("release", "decks", "--release-version", "v1")]
+)
+def test_output_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target, command):
     _one_card(deck_tree)
     put(deck_tree.parent, "a-file", "not a folder")
-    result = run("preview", "decks", "-o", target)
+    result = run(*command, "-o", target)
     assert result.exit_code == 1
-    reason = "File exists" if target == "/dev/null" else "Not a directory"
+    reason = "Not a directory" if target.endswith("/sub") else "File exists"
     assert result.stderr == (
         f"error: {target}: cannot write ({reason}); a file stands where a folder is needed: "
         "choose another output folder\n"

@@ -236,11 +236,18 @@ def test_quiet_and_verbose_together_are_a_usage_error(run):
     assert result.stderr.endswith("Error: --quiet and --verbose ask for opposite things; give one of them\n")
 
 
-def test_a_threshold_that_is_not_a_number_is_a_usage_error(run, monkeypatch):
-    monkeypatch.setenv("DECKBUILD_PROGRESS_AFTER", "soon")
+@pytest.mark.parametrize("value", ["soon", "", "nan", "-1"])
+def test_a_threshold_that_is_not_a_number_is_a_usage_error(run, monkeypatch, value):
+    monkeypatch.setenv("DECKBUILD_PROGRESS_AFTER", value)
     result = run()
     assert result.exit_code == 2
-    assert result.stderr.endswith("Error: DECKBUILD_PROGRESS_AFTER='soon' is not a number of seconds\n")
+    assert result.stderr.endswith(f"Error: DECKBUILD_PROGRESS_AFTER={value!r} is not a number of seconds\n")
+
+
+def test_quiet_never_reads_the_threshold(run, monkeypatch):
+    monkeypatch.setenv("DECKBUILD_PROGRESS_AFTER", "soon")
+    result = run("-q")
+    assert result.exit_code == 0, result.stderr
 
 
 def _deckbuild(args: list[str], stderr: int) -> subprocess.Popen[bytes]:

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import errno
 import json
+import math
 import os
 import sys
 import time
@@ -157,9 +158,12 @@ def _progress_after() -> float:
     if value is None:
         return PROGRESS_AFTER
     try:
-        return float(value)
+        after = float(value)
     except ValueError:
+        after = math.nan
+    if not after >= 0:  # nan compares false: it is no number of seconds either
         raise click.UsageError(f"DECKBUILD_PROGRESS_AFTER={value!r} is not a number of seconds") from None
+    return after
 
 
 def _progress_line(show: bool) -> ProgressLine:
@@ -168,7 +172,8 @@ def _progress_line(show: bool) -> ProgressLine:
         columns = os.get_terminal_size(sys.stderr.fileno()).columns or 80  # 0: a terminal of no set size
     except (OSError, ValueError, AttributeError):
         columns = 80
-    start, after = _process_start(), _progress_after()
+    # Read only when progress may show: --quiet never looks at the setting.
+    start, after = _process_start(), _progress_after() if show else PROGRESS_AFTER
     return ProgressLine(sys.stderr, started=start, after=after, show=show, columns=columns)
 
 
@@ -235,7 +240,8 @@ def output_option(default: Path, help_text: str) -> Callable[[F], F]:
         "-o",
         "--output",
         "outdir",
-        type=click.Path(path_type=Path, file_okay=False),
+        # Not click's own check: an output that is a file is a message with exit status 1, like /dev/null.
+        type=click.Path(path_type=Path),
         default=default,
         show_default=True,
         help=help_text,
