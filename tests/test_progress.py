@@ -38,7 +38,7 @@ def _walk(line: ProgressLine, clock: Clock, step: float) -> None:
     """Go through a build's stages and counts, `step` seconds apart."""
     for name, counts in [
         ("fingerprint", {}),
-        ("start-up", {}),
+        ("helpers", {}),
         ("reading", {"files": 1, "read": 60}),
         ("memo", {"memo": 59}),
         ("rendering", {"rendered": 1}),
@@ -131,7 +131,7 @@ def test_a_terminal_that_went_away_stops_the_progress_not_the_build():
     _walk(line, clock, 1.0)  # no exception
     line.finish()
     assert not line.show and line.shown == ""
-    assert line.timings()[3] == "    3.000 s  reading      60 card(s) in 1 file(s)"
+    assert line.timings()[4] == "    3.000 s  reading      60 card(s) in 1 file(s)"
 
 
 def test_timings_give_each_stage_its_time_and_counts():
@@ -142,8 +142,9 @@ def test_timings_give_each_stage_its_time_and_counts():
     line.finish()
     assert line.timings() == [
         "where the time went (2.250 s):",
-        "    0.500 s  start-up     Python, imports, locks, cache, helpers",
+        "    0.375 s  start-up     Python, imports, locks, cache",
         "    0.125 s  fingerprint  hashing the inputs, to find an unchanged build",
+        "    0.125 s  helpers      starting the helper processes",
         "    0.375 s  reading      60 card(s) in 1 file(s)",
         "    0.250 s  memo         59 card(s) from the memo",
         "    0.250 s  rendering    1 card(s) validated and rendered",
@@ -162,7 +163,7 @@ def test_timings_of_a_build_answered_from_its_record_say_so():
     line.finish()
     assert line.timings() == [
         "where the time went (0.750 s):",
-        "    0.500 s  start-up     Python, imports, locks, cache, helpers",
+        "    0.500 s  start-up     Python, imports, locks, cache",
         "    0.250 s  fingerprint  hashing the inputs, to find an unchanged build",
         "  nothing changed since the last build: answered from its record",
     ]
@@ -214,7 +215,7 @@ def test_verbose_names_every_stage_and_counts_the_cards_from_the_memo_and_render
     result = run("-v")
     assert result.exit_code == 0 and "\r" not in result.stderr
     said = _stages(result.stderr)
-    assert list(said) == list(STAGES) and len(STAGES) == 9  # every stage, each once, in order
+    assert list(said) == list(STAGES) and len(STAGES) == 10  # every stage, each once, in order
     assert said["reading"] == f"{cards} card(s) in 1 file(s)"
     assert said["memo"] == f"{cards - 1} card(s) from the memo"
     assert said["rendering"] == "1 card(s) validated and rendered"

@@ -628,7 +628,7 @@ class _Build:
     progress: Progress = QUIET
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
-        self.progress.stage("start-up")  # the helpers
+        self.progress.stage("helpers")
         with start_helpers(self.jobs) as helping:
             memo = Memo(self.store)
             collection = collect(self.paths, self.report, memo, helping, progress=self.progress)

@@ -10,6 +10,7 @@ from __future__ import annotations
 STAGES = (
     "start-up",
     "fingerprint",
+    "helpers",
     "reading",
     "memo",
     "rendering",
