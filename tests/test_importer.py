@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import html
+import json
 import re
 import time
 import zipfile
@@ -304,3 +305,193 @@ def test_an_output_folder_with_files_is_never_written_over(tmp_path, monkeypatch
         "give a new or empty folder with -o\n",
     )
     assert Path("decks/mine.txt").read_text(encoding="utf-8") == "keep"
+
+
+# ---------------------------------------------------------------- note types, text exports, media
+
+
+@pytest.mark.anki
+def test_a_note_type_deckbuild_cannot_represent_is_named_with_its_count(tmp_path, collection, monkeypatch):
+    make_studied_collection(collection, tmp_path)
+    typed = collection.models.by_name("Basic (type in the answer)")
+    for word in ("one", "two"):
+        note = collection.new_note(typed)
+        note.fields[0], note.fields[1] = f"Type {word}", word
+        collection.add_note(note, collection.decks.id("Biology"))
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0
+    assert (
+        "Biology.apkg: warning: note type 'Basic (type in the answer)': 2 note(s) not imported: "
+        "its templates are not a plain front/back card, reversed or not"
+    ) in result.stderr.splitlines()
+    assert result.stdout.splitlines()[-1] == "7 note(s) imported into 2 file(s), 1 image(s)"
+
+
+@pytest.mark.anki
+def test_a_text_export_round_trips_with_its_guids(tmp_path, collection, monkeypatch):
+    from anki.collection import Collection, DeckIdLimit
+
+    guids = make_studied_collection(collection, tmp_path)
+    original = {cid: shown(collection, cid) for cid in collection.find_cards("")}
+    export_path = tmp_path / "notes.txt"
+    collection.export_note_csv(
+        out_path=str(export_path), limit=DeckIdLimit(collection.decks.id("Biology")), with_html=True,
+        with_tags=True, with_deck=True, with_notetype=True, with_guid=True,
+    )  # fmt: skip
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(export_path))
+    assert result.exit_code == 0, result.output
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    fresh = Collection(str(tmp_path / "fresh.anki2"))
+    try:
+        assert import_package(fresh, tmp_path / "dist/Biology.apkg").new == 7
+        rebuilt = {}
+        for cid in fresh.find_cards(""):
+            card = fresh.get_card(cid)
+            rebuilt[(card.note().guid, card.ord)] = shown(fresh, cid)
+        # A text export carries no media: the image and the hostile note's missing file are left out.
+        skip = {guids[HOSTILE], guids[next(k for k in guids if "organelle" in k)]}
+        for cid, seen in original.items():
+            card = collection.get_card(cid)
+            if card.note().guid not in skip:
+                assert rebuilt[(card.note().guid, card.ord)] == seen
+    finally:
+        fresh.close()
+
+
+def test_a_text_export_without_guids_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text("#separator:tab\n#html:true\nq\ta\n", encoding="utf-8")
+    result = run("import", "notes.txt")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: notes.txt:1: no '#guid column:' header, so learners' notes could not be matched; "
+        "export the notes from Anki again with 'Include unique identifier' ticked\n",
+    )
+
+
+def test_a_text_export_row_without_its_guid_is_named_by_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text(
+        '#separator:tab\n#guid column:1\nabc\t"two\nlines"\tx\n\tq\ta\n', encoding="utf-8"
+    )
+    result = run("import", "notes.txt")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: notes.txt:5: no GUID in column 1; export the notes again\n",
+    )
+
+
+def test_plain_text_fields_are_escaped_as_html(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text(
+        '#separator:semicolon\n#html:false\n#guid column:3\n#deck:Plain\na <b> & c;"x\ny";g1\n',
+        encoding="utf-8",
+    )
+    assert run("import", "notes.txt").exit_code == 0
+    assert Path("decks/Plain/cards.txt").read_text(encoding="utf-8") == (
+        'Question;Answer;GUID\n"a &lt;b&gt; &amp; c";x<br>y;g1\n'
+    )
+
+
+def repack(apkg: Path, out: Path, media: dict[str, bytes], front: str) -> Path:
+    """Rewrite an exported package: every note's first field, and the media it carries."""
+    import sqlite3
+
+    with zipfile.ZipFile(apkg) as archive:
+        collection = archive.read("collection.anki21")
+    db = out.with_suffix(".db")
+    db.write_bytes(collection)
+    conn = sqlite3.connect(db)
+    rows = conn.execute("SELECT id, flds FROM notes").fetchall()
+    for nid, flds in rows:
+        conn.execute(
+            "UPDATE notes SET flds = ? WHERE id = ?", (front + "\x1f" + flds.split("\x1f", 1)[1], nid)
+        )
+    conn.commit()
+    conn.close()
+    with zipfile.ZipFile(out, "w", zipfile.ZIP_DEFLATED) as archive:
+        archive.writestr("collection.anki21", db.read_bytes())
+        archive.writestr("media", json.dumps({str(n): name for n, name in enumerate(media)}))
+        for n, data in enumerate(media.values()):
+            archive.writestr(str(n), data)
+    return out
+
+
+HOSTILE_NAMES = [
+    "../../evil.png",
+    "/tmp/abs.png",
+    "a\x00b.png",
+    "Same.png",
+    "same.png",
+    ".hidden.png",
+    "cards.txt",
+]
+
+
+@pytest.mark.anki
+def test_media_names_never_choose_where_a_file_goes(tmp_path, collection, monkeypatch):
+    collection.decks.id("Biology")
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "q", "a"
+    collection.add_note(note, collection.decks.id("Biology"))
+    base = export(collection, tmp_path / "base.apkg")
+    images = "".join(f'<img src="{html.escape(name)}">' for name in HOSTILE_NAMES)
+    apkg = repack(base, tmp_path / "hostile.apkg", {name: PNG for name in HOSTILE_NAMES}, "Look: " + images)
+    work = tmp_path / "work"
+    work.mkdir()
+    monkeypatch.chdir(work)
+    result = run("import", str(apkg), "-o", "out/decks")
+    assert result.exit_code == 0, result.output
+    written = sorted(p.relative_to(work).as_posix() for p in work.rglob("*") if p.is_file())
+    assert written == [
+        "out/decks/Biology/Same.png", "out/decks/Biology/_hidden.png", "out/decks/Biology/a_b.png",
+        "out/decks/Biology/abs.png", "out/decks/Biology/cards.txt", "out/decks/Biology/evil.png",
+        "out/decks/Biology/same-2.png",
+    ]  # fmt: skip
+    assert not (tmp_path / "evil.png").exists() and not (work / "evil.png").exists()
+    assert "media file 'a\\x00b.png' is written as 'a_b.png' (a safe, free name)" in result.stderr
+    assert "media file 'cards.txt' is not an image deckbuild packages; not extracted" in result.stderr
+    assert run("build", "out/decks", "-o", "dist").exit_code == 0
+    fresh = import_package(collection, work / "dist/Biology.apkg")
+    assert fresh.conflicting == 1
+
+
+@pytest.mark.anki
+def test_a_media_file_or_collection_over_the_limit_is_not_unpacked(tmp_path, collection, monkeypatch):
+    from deckbuild import importer
+
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "q", "a"
+    collection.add_note(note, collection.decks.id("Biology"))
+    base = export(collection, tmp_path / "base.apkg")
+    repack(base, tmp_path / "big.apkg", {"big.png": b"\0" * 100}, '<img src="big.png">')
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(importer, "MAX_MEDIA_BYTES", 10)
+    result = run("import", "big.apkg")
+    assert result.exit_code == 0
+    assert "big.apkg: warning: media file 'big.png' is too large (100 bytes); left out" in result.stderr
+    assert sorted(p.name for p in Path("decks/Biology").iterdir()) == ["cards.txt"]
+    monkeypatch.setattr(importer, "MAX_COLLECTION_BYTES", 1000)
+    size = zipfile.ZipFile("big.apkg").getinfo("collection.anki21").file_size
+    result = run("import", "big.apkg", "-o", "other")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"error: big.apkg: collection.anki21 is too large ({size:,} bytes, at most 1,000); "
+        "give an .apkg or .colpkg file exported from Anki, or a text export of its notes\n",
+    )
+    assert not Path("other").exists()
+
+
+def test_an_output_folder_that_is_a_link_is_refused(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("elsewhere").mkdir()
+    Path("decks").symlink_to("elsewhere")
+    result = run("import", str(DATA / "basic.txt"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: decks: is a symbolic link; give a new or empty folder with -o\n",
+    )
+    assert not any(Path("elsewhere").iterdir())

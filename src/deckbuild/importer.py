@@ -26,7 +26,7 @@ from pathlib import Path
 
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
-from deckbuild.errors import ANKI_GUID, DeckbuildError, Report, printable
+from deckbuild.errors import ANKI_GUID, DeckbuildError, Report
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path
 
@@ -650,11 +650,14 @@ def read_text_export(path: Path) -> Package:
     type_col, deck_col, tags_col = column("notetype"), column("deck"), column("tags")
     as_html = headers.get("html", "false").lower() == "true"
     package = Package()
-    reader = csv.reader(lines[body_start:], delimiter=sep, quotechar='"', strict=False)
+    reader = csv.reader(
+        [line + "\n" for line in lines[body_start:]], delimiter=sep, quotechar='"', strict=False
+    )
     fixed_type, fixed_deck = headers.get("notetype"), headers.get("deck", path.stem)
     try:
+        ended = 0
         for values in reader:
-            line = body_start + reader.line_num
+            line, ended = body_start + ended + 1, reader.line_num  # a row's first line, for messages
             if not any(v.strip() for v in values):
                 continue
             if guid_col >= len(values) or not values[guid_col].strip():
@@ -725,7 +728,7 @@ def _plan(
             report.warn(
                 where,
                 0,
-                f"note {printable(note.guid)!r} has a GUID deckbuild cannot keep; not imported",
+                f"note {note.guid!r} has a GUID deckbuild cannot keep; not imported",
             )
             continue
         if note.guid in seen:
@@ -888,8 +891,10 @@ def _images_of(
                 result.report.warn(
                     shown,
                     0,
-                    f"media file {printable(original)!r} is not an image deckbuild packages; not extracted",
+                    f"media file {original!r} is not an image deckbuild packages; not extracted",
                 )
+                # Left pointing at no file (the build warns of a missing image), never at one of ours.
+                placed[original] = "not-extracted-" + _safe_media_name(original, suffix)
                 continue
             name = _safe_media_name(original, suffix)
             stem, k = name[: -len(suffix)] if suffix else name, 1
@@ -900,15 +905,16 @@ def _images_of(
                 result.report.warn(
                     shown,
                     0,
-                    f"media file {printable(original)!r} is written as {name!r} (a safe, free name)",
+                    f"media file {original!r} is written as {name!r} (a safe, free name)",
                 )
             info = archive.getinfo(entry)
             if info.file_size > MAX_MEDIA_BYTES or result.media_bytes + info.file_size > MAX_MEDIA_TOTAL:
                 result.report.warn(
                     shown,
                     0,
-                    f"media file {printable(original)!r} is too large ({info.file_size:,} bytes); left out",
+                    f"media file {original!r} is too large ({info.file_size:,} bytes); left out",
                 )
+                placed[original] = "not-extracted-" + name
                 continue
             result.media_bytes += _extract(archive, info, folder / name, MAX_MEDIA_BYTES, package.archive)
             names.add(name.lower())
@@ -920,8 +926,10 @@ def _images_of(
 def _safe_media_name(name: str, suffix: str) -> str:
     """Make a media name one plain file name: no folders, no control characters, not hidden."""
     base = re.sub(r"[\x00-\x1f\x7f/\\:*?\"<>|]", "_", name.rsplit("/", 1)[-1].rsplit("\\", 1)[-1]).strip()
-    if not base or base.startswith(".") or base in (".", ".."):
-        base = "media" + (suffix if not base.endswith(suffix) else "_" + base)
+    if base.startswith("."):
+        base = "_" + base.lstrip(".")
+    if base in ("", "_") or base == "_" + suffix.lstrip("."):
+        base = "media" + suffix
     return base[-120:] if len(base) > 120 else base
 
 
