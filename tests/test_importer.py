@@ -219,7 +219,7 @@ def test_any_field_text_reads_back_as_written(text):
 @pytest.mark.parametrize(
     ("field", "source"),
     [
-        ("a *b* `c` $5 \\d", "a \\*b\\* \\`c\\` \\$5 \\\\d"),
+        ("a *b* `c` $5 \\d", "a \\*b\\* &#96;c&#96; \\$5 \\\\d"),
         ("<div>1. one</div><div>- two</div>", "1\\. one<br>\\- two"),
         ("x &lt;y&gt; &amp; z", "x &lt;y&gt; &amp; z"),
         ("see [x](y)", "see &#91;x](y)"),
@@ -495,3 +495,203 @@ def test_an_output_folder_that_is_a_link_is_refused(tmp_path, monkeypatch):
         "error: decks: is a symbolic link; give a new or empty folder with -o\n",
     )
     assert not any(Path("elsewhere").iterdir())
+
+
+# ---------------------------------------------------------------- the GUID column
+
+
+def test_a_guid_column_keeps_anki_guids_and_a_uuid_column_stays_strict(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/Deck")
+    deck.mkdir(parents=True)
+    (deck / "a.txt").write_text(
+        'Question;Answer;GUID\nQ1;A1;"x;B""c"\nQ2;A2;aBcDeFgHiJ\nQ3;A3;abcdefghij\nQ4;A4;has space\n',
+        encoding="utf-8",
+    )
+    (deck / "b.txt").write_text("Question;Answer;UUID\nQ5;A5;aBcDeFgHiK\n", encoding="utf-8")
+    result = run("check", "decks")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/Deck/a.txt:5: invalid GUID 'has space'; a GUID is 1 to 100 printable ASCII characters "
+        "without blanks\n"
+        "decks/Deck/b.txt:2: invalid UUID 'aBcDeFgHiK'; write it as 8-4-4-4-12 hex digits\n"
+        "2 error(s), 0 warning(s)\n",
+    )
+
+
+@pytest.mark.anki
+def test_guids_differing_only_in_case_are_two_notes_in_anki(tmp_path, collection, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/Deck")
+    deck.mkdir(parents=True)
+    (deck / "a.txt").write_text(
+        'Question;Answer;GUID\nQ1;A1;"x;B""c"\nQ2;A2;aBcDeFgHiJ\nQ3;A3;abcdefghij\nQ4;A4;\n', encoding="utf-8"
+    )
+    ids = run("ids", "decks")
+    assert ids.exit_code == 0
+    lines = (deck / "a.txt").read_text(encoding="utf-8").splitlines()
+    assert lines[0] == "Question;Answer;GUID" and re.fullmatch(r"Q4;A4;[0-9a-f-]{36}", lines[4])
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    assert import_package(collection, tmp_path / "dist/Deck.apkg").new == 4
+    assert {"aBcDeFgHiJ", "abcdefghij", 'x;B"c'} < set(notes_by_guid(collection))
+    assert run("build", "decks", "-o", "dist", "--frozen").exit_code == 0
+
+
+def test_a_header_naming_both_uuid_and_guid_is_an_error(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("decks/Deck").mkdir(parents=True)
+    Path("decks/Deck/a.txt").write_text("Question;Answer;UUID;GUID\nq;a;x;y\n", encoding="utf-8")
+    result = run("check", "decks")
+    assert result.exit_code == 1
+    assert result.stderr.startswith(
+        "decks/Deck/a.txt:1: header 'Question;Answer;UUID;GUID' has both UUID and GUID "
+        "(a GUID column holds ids kept from Anki, in place of UUID); the known columns are"
+    )
+
+
+@pytest.mark.anki
+def test_anki_stock_note_types_map_by_their_templates_whatever_their_name(collection):
+    from deckbuild.importer import Shape, shape_of
+
+    def shape(name: str) -> Shape | str:
+        model = collection.models.by_name(name)
+        fields = [f["name"] for f in model["flds"]]
+        templates = [(t["qfmt"], t["afmt"]) for t in model["tmpls"]]
+        return shape_of(fields, templates, model["type"] == 1)
+
+    assert shape("Basic") == Shape("basic", 0, 1)
+    assert shape("Basic (and reversed card)") == Shape("reversed", 0, 1)
+    assert shape("Basic (optional reversed card)") == Shape("reversed", 0, 1, 2)
+    assert shape("Cloze") == Shape("cloze", 0, 1)
+    assert isinstance(shape("Basic (type in the answer)"), str)
+    assert isinstance(shape("Image Occlusion"), str)
+
+
+def test_an_import_writes_the_same_bytes_every_time_and_warns_of_sound(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text(
+        "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
+        "g1\tBasic\tA::B\tHear [sound:x.mp3]\tit\n"
+        "g2\tBasic (optional reversed card)\tA\tone\ttwo\ty\n"
+        "g3\tBasic (optional reversed card)\tA\tthree\tfour\t\n",
+        encoding="utf-8",
+    )
+    first = run("import", "notes.txt", "-o", "one")
+    assert first.exit_code == 0
+    assert (
+        "notes.txt: warning: 1 note(s) play sound ([sound:…]), which deckbuild does not package; "
+        "it stays as text"
+    ) in first.stderr.splitlines()
+    assert run("import", "notes.txt", "-o", "two").exit_code == 0
+    files = sorted(p.relative_to("one") for p in Path("one").rglob("*") if p.is_file())
+    assert [p.as_posix() for p in files] == ["A/B/cards.txt", "A/cards.txt"]
+    for path in files:
+        assert (Path("one") / path).read_bytes() == (Path("two") / path).read_bytes()
+    assert Path("one/A/cards.txt").read_text(encoding="utf-8") == (
+        "Question;Answer;GUID;Reverse\none;two;g2;yes\nthree;four;g3;\n"
+    )
+
+
+FIELD_PIECES = [
+    *'ab<>/"\'=;\\$*`[]()#-1.{}c: \n\t&', "<br>", "<div>", "</div>", "<ul>", "<li>", "</ul>", "<ol>", "<pre>",
+    "</pre>", "<table>", "<script>", "</script>", "\\(", "\\)", "{{c1::", "}}", '<img src="x.png">',
+    "<font color=red>", "<!--",
+]  # fmt: skip
+EXPORT_PIECES = [
+    *'ab\t;",\n#:', "#separator:", "#guid column:", "1", "2", "#html:true", "#notetype column:",
+    "#deck column:", "#tags column:", "Cloze", "{{c1::x}}",
+]  # fmt: skip
+TEXT_PIECES = [
+    *"ab*_`$\\#-+=~|[]()!>.1:{} ", "<br>", "<b>", "</b>", "&lt;", "&amp;", "1. ", "- ", "# ",
+    "<div>", "</div>", "](", "{{c", "&nbsp;", "    ", "<ul>", "<ol>", "<li>", "</li>", "</ul>", "<h2>",
+    "</h2>", "<i>", "</i>", "<pre>", "</pre>", "<table><tr><td>", "</td></tr></table>", "\\(x\\)",
+    '<span style="color:red">', "</span>", "<font color=blue>", "</font>", "<u>",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(FIELD_PIECES), max_size=40).map("".join))
+def test_any_field_gives_source_text_or_a_reason(markup):
+    for cloze in (False, True):
+        text = to_source(markup, cloze)
+        assert isinstance(text, str)
+        assert "<script" not in text.lower()
+
+
+@given(st.lists(st.sampled_from(EXPORT_PIECES), max_size=60).map("".join))
+def test_any_text_export_gives_sources_or_a_message(tmp_path_factory, text):
+    from deckbuild.errors import DeckbuildError
+    from deckbuild.importer import import_deck
+
+    folder = tmp_path_factory.mktemp("export")
+    (folder / "notes.txt").write_text(text, encoding="utf-8")
+    try:
+        result = import_deck(folder / "notes.txt", folder / "out")
+    except DeckbuildError:
+        assert not (folder / "out").exists()
+    else:
+        assert result.notes == sum(len(p.read_text(encoding="utf-8").splitlines()) - 1 for p in result.files)
+
+
+def _words(markup: str) -> str:
+    """The words a card shows, line by line: tags out, entities read, blanks squeezed."""
+    markup = re.sub(r"<br\s*/?>|</?(?:p|div|li|ul|ol|h\d)\b[^>]*>", "\n", markup)
+    text = html.unescape(re.sub(r"<[^>]*>", "", markup))
+    return "\n".join(" ".join(line.split()) for line in text.split("\n") if line.strip())
+
+
+@given(st.lists(st.sampled_from(TEXT_PIECES), max_size=30).map("".join))
+def test_imported_text_renders_to_the_words_anki_showed(markup):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    source = to_source(markup, cloze=False)
+    report = Report()
+    rendered = render_text(source, Where("x.txt", 1), report)
+    if report.errors:  # a formula-like slip deckbuild refuses with a message: never a silent change
+        return
+    # Every character, in order (line breaks and blanks aside: a stray </div> breaks no line).
+    assert "".join(_words(rendered).split()) == "".join(_words(markup).split())
+
+
+@pytest.mark.anki
+def test_merging_note_types_on_import_adds_unstudied_cards_so_the_readme_advises_against_it(
+    tmp_path, collection, monkeypatch
+):
+    from anki.collection import ImportAnkiPackageRequest
+
+    make_studied_collection(collection, tmp_path)
+    cards_before = len(collection.find_cards(""))
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    assert run("import", str(apkg)).exit_code == 0
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    options = collection._backend.get_import_anki_package_presets()
+    options.merge_notetypes = True
+    request = ImportAnkiPackageRequest(package_path=str(tmp_path / "dist/Biology.apkg"), options=options)
+    collection.import_anki_package(request)
+    collection.models._clear_cache()
+    states = card_states(collection)
+    assert len(states) > cards_before
+    assert any(state[6] == 0 for state in states.values())  # cards never studied, beside the studied ones
+    templates = [t["name"] for t in collection.models.by_name("deckbuild card")["tmpls"]]
+    assert len(templates) > 1  # the old note type's template was added to deckbuild's
+
+
+def test_notes_whose_text_would_be_lost_are_not_imported_but_counted(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text(
+        "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n"
+        "g1\tBasic\tq\ta\tstray text\n"
+        "g2\tBasic\tq2\t\n"
+        "g3\tBasic\tq3\ta3\n",
+        encoding="utf-8",
+    )
+    result = run("import", "notes.txt", "-o", "out")
+    assert result.exit_code == 0
+    assert result.stderr.splitlines()[:2] == [
+        "notes.txt: warning: note type 'Basic': 1 note(s) not imported: a field the card does not show "
+        "holds text deckbuild has no column for",
+        "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its answer is empty",
+    ]
+    assert Path("out/notes/cards.txt").read_text(encoding="utf-8") == "Question;Answer;GUID\nq3;a3;g3\n"
+    assert not list(Path(".").glob(".deckbuild-*"))

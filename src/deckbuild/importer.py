@@ -155,8 +155,9 @@ STOCK = {
 
 def to_row(note: Note, shape: Shape) -> Row | str:
     """Map one note to a row, or say why it cannot be one."""
-    fields = note.fields
     used = {shape.question, shape.answer, shape.reverse_if} - {None}
+    # A text export leaves a note's empty last fields out.
+    fields = note.fields + [""] * (max(n for n in used if n is not None) + 1 - len(note.fields))
     lost = [n for n, text in enumerate(fields) if n not in used and _visible(text)]
     if lost:
         return "a field the card does not show holds text deckbuild has no column for"
@@ -193,7 +194,7 @@ class Unfit(str):
 _TOKEN_RE = re.compile(
     r"<!--.*?(?:-->|$)"
     r"|<(/?)([A-Za-z][A-Za-z0-9]*)((?:[^>\"']|\"[^\"]*\"|'[^']*')*)>"
-    r"|\\\(.*?\\\)|\\\[.*?\\\]",
+    r"|\\\([^<]*?\\\)|\\\[[^<]*?\\\]",  # a formula holding a tag is not one: Anki reads the tag first
     re.S,
 )
 _ATTR_RE = re.compile(r"([A-Za-z_:][-A-Za-z0-9_:.]*)(?:\s*=\s*(\"[^\"]*\"|'[^']*'|[^\s\"'=<>`]+))?")
@@ -207,9 +208,31 @@ _DROPPED = frozenset(
     ("script", "style", "iframe", "object", "embed", "svg", "math", "template", "noscript", "audio", "video",
      "canvas", "head", "title", "frame", "frameset", "applet", "form", "select", "textarea", "button")
 )  # fmt: skip
+# Kept as they are in a line: Markdown reads the text inside them (block tags it would not).
+_INLINE = frozenset(
+    (
+        "a",
+        "abbr",
+        "b",
+        "code",
+        "del",
+        "em",
+        "i",
+        "img",
+        "kbd",
+        "mark",
+        "s",
+        "small",
+        "span",
+        "strong",
+        "sub",
+        "sup",
+        "u",
+    )
+)
 _VOID = frozenset(("br", "hr", "img", "wbr", "input", "meta", "link", "col", "area", "source", "param"))
 _LINK_SYNTAX_RE = re.compile(r"\]\(|\]\[|\]:")
-_LINE_START_RE = re.compile(r"^( ?)(#|[-+=~]|\d+[.)])")
+_LINE_START_RE = re.compile(r"^( ?)(#|[-+=~_]|\d+[.)])")
 
 
 @dataclass
@@ -221,14 +244,27 @@ class _Out:
     raw: int = 0
     pre: int = 0
     lists: list[str] = field(default_factory=list)
+    items: int = 0  # list items open around the text
+    # A list item's marker, written with the item's first text (an empty item writes none, as
+    # Markdown would show a lone marker as text); Markdown reads markers after it too.
+    pending: str = ""
     dropped: Counter[str] = field(default_factory=Counter)
 
+    @property
+    def item_start(self) -> bool:
+        return bool(self.pending)
+
     def put(self, text: str) -> None:
+        if self.pending:
+            self.parts.append(self.pending)
+            self.pending = ""
         self.parts.append(text)
         self.line_start = False
 
     def newline(self, blank: bool = False) -> None:
         """End the line with `<br>` (deckbuild reads it as a line break), or leave a blank line."""
+        if self.item_start:
+            return  # a list item's text starts on its marker's line
         text = "".join(self.parts).rstrip()
         self.line_start = True
         if not text:
@@ -266,8 +302,8 @@ def to_source(markup: str, cloze: bool) -> str:
                 return Unfit("a formula holds '{{c', which deckbuild would read as a cloze deletion")
             if "{{calc" in token:
                 return Unfit("a formula holds '{{calc', which deckbuild would read as a calculation")
-            if out.line_start and out.lists:
-                out.put("  " * (len(out.lists) - 1))
+            if out.line_start and out.items:
+                out.put("  " * out.items)
             out.put(token)
             continue
         closing, name, attrs = bool(match.group(1)), match.group(2).lower(), match.group(3)
@@ -299,7 +335,13 @@ def dropped_tags(markup: str) -> Counter[str]:
 
 
 def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> None:
+    if out.pre and name not in _INLINE and name != "br":
+        if name not in _VOID:
+            stack.append(("~" + name, ""))  # code keeps its text; a block inside it is unwrapped
+        return
     if name == "br":
+        if out.item_start:
+            return  # a break first thing in a list item: the item's text still starts on its line
         if out.raw:
             out.put("<br>")
         else:
@@ -330,11 +372,13 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         stack.append((name, ""))
         return
     if name == "li" and out.lists and not out.raw:
+        innermost = max((k for k, (n, _) in enumerate(stack) if n in _LISTS), default=-1)
+        if any(n == "li" for n, _ in stack[innermost + 1 :]):
+            _close(out, "li", stack)  # an item ends where the next one starts, as in HTML
         out.newline()
-        depth = len(out.lists) - 1
         marker = "1." if out.lists[-1] == "ol" else "-"
-        out.put("  " * depth + marker + " ")
-        out.line_start = False
+        out.pending = "  " * out.items + marker + " "  # nested by the items it lies in, as a learner sees it
+        out.items += 1
         stack.append((name, ""))
         return
     if name in _HEADINGS and not out.raw and not out.lists:
@@ -356,24 +400,31 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
             out.put(f'<span style="color:{colour}">')
             stack.append((name, "</span>"))
         else:
-            stack.append((name, ""))
+            stack.append(("~" + name, ""))
+        return
+    if name in ALLOWED_TAGS and name not in _INLINE and not out.raw:
+        name = "div"  # a block out of its place (an <li> without a list): a line of its own
+        _open(out, name, "", stack)
         return
     if name in ALLOWED_TAGS or name == "img":
         if out.line_start and out.lists and not out.raw:
-            out.put("  " * len(out.lists))
+            out.put("  " * out.items)
         out.put(f"<{name}{_attributes(name, attrs)}>")
         if name not in _VOID:
             stack.append((name, f"</{name}>"))
         return
     if name not in _VOID:
-        stack.append((name, ""))  # unwrapped: its text stays, the tag goes
+        stack.append(("~" + name, ""))  # unwrapped: its text stays, the tag goes
 
 
 def _close(out: _Out, name: str, stack: list[tuple[str, str]]) -> None:
-    if not any(open_name == name for open_name, _ in stack):
+    if not any(open_name in (name, "~" + name) for open_name, _ in stack):
         return  # a stray closing tag: browsers ignore it too
     while stack:
         open_name, closer = stack.pop()
+        if open_name == "li" and out.lists and not out.raw:
+            out.pending = ""
+            out.items = max(0, out.items - 1)
         if closer == "\n":
             out.newline()
         elif closer:
@@ -388,7 +439,7 @@ def _close(out: _Out, name: str, stack: list[tuple[str, str]]) -> None:
             out.newline(blank=not out.lists)
         elif open_name in _LINES and not out.raw:
             out.newline()
-        if open_name == name:
+        if open_name in (name, "~" + name):  # "~": an unwrapped tag, which changed nothing around it
             return
 
 
@@ -424,17 +475,29 @@ def _text(out: _Out, text: str, links: bool, cloze: bool) -> None:
     if out.raw:
         out.put(_escape_raw(text))
         return
+    if out.item_start:
+        text = text.lstrip()
+        if not text:
+            return
     escaped = _escape_markdown(text, links, cloze)
-    if out.line_start:
-        if out.lists:
-            escaped = "  " * len(out.lists) + escaped
-        else:
-            escaped = _LINE_START_RE.sub(_defuse_line_start, escaped)
+    if out.item_start:
+        escaped = _LINE_START_RE.sub(_defuse_line_start, escaped)
+    elif out.line_start:
+        escaped = "  " * out.items + _LINE_START_RE.sub(_defuse_line_start, escaped)
     out.put(escaped)
 
 
-_MD_CHARS = {"\\": "\\\\", "`": "\\`", "*": "\\*", "$": "\\$", "<": "&lt;", ">": "&gt;", "|": "\\|"}
-_MD_RE = re.compile(r"[\\`*$<>|]")
+_MD_CHARS = {
+    "\\": "\\\\",
+    "`": "&#96;",
+    "#": "\\#",
+    "*": "\\*",
+    "$": "\\$",
+    "<": "&lt;",
+    ">": "&gt;",
+    "|": "\\|",
+}
+_MD_RE = re.compile(r"[\\`*$<>|#]")
 
 
 def _escape_markdown(text: str, links: bool, cloze: bool) -> str:
@@ -461,7 +524,9 @@ def _defuse_line_start(match: re.Match[str]) -> str:
     mark = match.group(2)
     if mark[-1] in ".)":
         return match.group(1) + mark[:-1] + ("\\." if mark[-1] == "." else "&#41;")
-    return match.group(1) + {"#": "\\#", "-": "\\-", "+": "\\+", "=": "&#61;", "~": "&#126;"}[mark]
+    return (
+        match.group(1) + {"#": "\\#", "-": "\\-", "+": "\\+", "=": "&#61;", "~": "&#126;", "_": "\\_"}[mark]
+    )
 
 
 # ---------------------------------------------------------------- reading packages
