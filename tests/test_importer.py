@@ -31,6 +31,14 @@ def run(*args: str):
     return CliRunner().invoke(cli, list(args), prog_name="deckbuild")
 
 
+def text_export(
+    *rows: str, headers: str = "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n"
+) -> str:
+    """Write an Anki text export of `rows` (tab-separated) into notes.txt here; return its name."""
+    Path("notes.txt").write_text(headers + "".join(row + "\n" for row in rows), encoding="utf-8")
+    return "notes.txt"
+
+
 def make_studied_collection(col, tmp_path: Path) -> dict[str, str]:
     """Fill a collection as an author's Anki holds a deck: every kind, tags, a subdeck, an image."""
     image = tmp_path / "cell.png"
@@ -569,12 +577,11 @@ def test_anki_stock_note_types_map_by_their_templates_whatever_their_name(collec
 
 def test_an_import_writes_the_same_bytes_every_time_and_warns_of_sound(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text(
-        "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
-        "g1\tBasic\tA::B\tHear [sound:x.mp3]\tit\n"
-        "g2\tBasic (optional reversed card)\tA\tone\ttwo\ty\n"
-        "g3\tBasic (optional reversed card)\tA\tthree\tfour\t\n",
-        encoding="utf-8",
+    text_export(
+        "g1\tBasic\tA::B\tHear [sound:x.mp3]\tit",
+        "g2\tBasic (optional reversed card)\tA\tone\ttwo\ty",
+        "g3\tBasic (optional reversed card)\tA\tthree\tfour\t",
+        headers="#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n",
     )
     first = run("import", "notes.txt", "-o", "one")
     assert first.exit_code == 0
@@ -679,13 +686,7 @@ def test_merging_note_types_on_import_adds_unstudied_cards_so_the_readme_advises
 
 def test_notes_whose_text_would_be_lost_are_not_imported_but_counted(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text(
-        "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n"
-        "g1\tBasic\tq\ta\tstray text\n"
-        "g2\tBasic\tq2\t\n"
-        "g3\tBasic\tq3\ta3\n",
-        encoding="utf-8",
-    )
+    text_export("g1\tBasic\tq\ta\tstray text", "g2\tBasic\tq2\t", "g3\tBasic\tq3\ta3")
     result = run("import", "notes.txt", "-o", "out")
     assert result.exit_code == 0
     assert result.stderr.splitlines()[:2] == [
@@ -695,3 +696,54 @@ def test_notes_whose_text_would_be_lost_are_not_imported_but_counted(tmp_path, m
     ]
     assert Path("out/notes/cards.txt").read_text(encoding="utf-8") == "Question;Answer;GUID\nq3;a3;g3\n"
     assert not list(Path(".").glob(".deckbuild-*"))
+
+
+@pytest.mark.anki
+def test_a_collection_package_imports_every_deck(tmp_path, collection, monkeypatch):
+    guids = make_studied_collection(collection, tmp_path)
+    colpkg = tmp_path / "all.colpkg"
+    collection.export_collection_package(str(colpkg), include_media=True, legacy=True)
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(colpkg))
+    assert result.exit_code == 0, result.output
+    assert result.stdout.splitlines()[-1] == "7 note(s) imported into 2 file(s), 1 image(s)"
+    text = Path("decks/Biology/cards.txt").read_text(encoding="utf-8")
+    assert guids["cell"] in text
+
+
+def test_an_old_format_stub_alone_is_the_newer_format(tmp_path, monkeypatch):
+    import sqlite3
+
+    monkeypatch.chdir(tmp_path)
+    db = tmp_path / "stub.anki2"
+    conn = sqlite3.connect(db)
+    conn.execute("CREATE TABLE col (models TEXT, decks TEXT)")
+    conn.execute("CREATE TABLE notes (id INTEGER, guid TEXT, mid INTEGER, flds TEXT, tags TEXT)")
+    conn.execute("CREATE TABLE cards (id INTEGER, nid INTEGER, did INTEGER, odid INTEGER, ord INTEGER)")
+    conn.execute("INSERT INTO col VALUES ('{}', '{}')")
+    stub = "Please update to the latest Anki version, then import the .colpkg/.apkg file again.\x1f"
+    conn.execute("INSERT INTO notes VALUES (1, 'g', 1, ?, '')", (stub,))
+    conn.commit()
+    conn.close()
+    with zipfile.ZipFile("stub.apkg", "w") as archive:
+        archive.write(db, "collection.anki2")
+    result = run("import", "stub.apkg")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: stub.apkg: a package in Anki's newer format (collection.anki21b), "
+        "which deckbuild cannot read; export it again from Anki with 'Support older Anki versions' ticked\n",
+    )
+
+
+@pytest.mark.parametrize("collection_bytes", [b"not a database", b"SQLite format 3\x00" + b"\x00" * 200])
+def test_a_package_whose_collection_cannot_be_read_is_refused(tmp_path, monkeypatch, collection_bytes):
+    monkeypatch.chdir(tmp_path)
+    with zipfile.ZipFile("deck.apkg", "w") as archive:
+        archive.writestr("collection.anki21", collection_bytes)
+    result = run("import", "deck.apkg")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: deck.apkg: not an Anki package (its collection cannot be read); "
+        "give an .apkg or .colpkg file exported from Anki, or a text export of its notes\n",
+    )
+    assert not Path("decks").exists()

@@ -20,7 +20,6 @@ import sqlite3
 import tempfile
 import zipfile
 from collections import Counter
-from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -1043,16 +1042,3 @@ def write_rows(rows: list[Row]) -> str:
         lines.append(";".join(cells))
     return "\n".join(lines) + "\n"
 
-
-def _iter_rows(text: str) -> Iterator[list[str]]:
-    """Read back what `write_rows` wrote (for tests and checks)."""
-    from deckbuild.readers.semicolon import split_record
-
-    lines = text.split("\n")
-    i = 0
-    while i < len(lines):
-        if not lines[i]:
-            i += 1
-            continue
-        fields, i = split_record(lines, i)
-        yield fields
