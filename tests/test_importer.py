@@ -747,3 +747,19 @@ def test_a_package_whose_collection_cannot_be_read_is_refused(tmp_path, monkeypa
         "give an .apkg or .colpkg file exported from Anki, or a text export of its notes\n",
     )
     assert not Path("decks").exists()
+
+
+def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = text_export(
+        "g1\tBasic\t.hidden:: a/b ::\tq1\ta1",
+        "g2\tBasic\tCtl\x01here\tq2\ta2",
+        headers="#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n",
+    )
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    assert result.stderr.splitlines()[:2] == [
+        "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'",
+        "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'",
+    ]
+    assert run("build", "decks", "-o", "dist").exit_code == 0

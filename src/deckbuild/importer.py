@@ -811,6 +811,9 @@ def _plan(
             dropped.update(dropped_tags(text))
             sound += "[sound:" in text
         folder = deck_folders(note.deck)
+        if folder not in files and "::".join(folder) != note.deck:
+            # A deck name no folder can carry as it is: new learners get the folders' name.
+            report.warn(shown, 0, f"deck {note.deck!r} is written as folder {'/'.join(folder)!r}")
         files.setdefault(folder, ([], []))[0].append(row)
         files[folder][1].append(note)
     for (notetype, why), count in sorted(unfit.items()):
@@ -1041,4 +1044,3 @@ def write_rows(rows: list[Row]) -> str:
             cells.append("yes" if row.reverse else "")
         lines.append(";".join(cells))
     return "\n".join(lines) + "\n"
-
