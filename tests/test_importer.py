@@ -129,6 +129,8 @@ def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
 ):
     guids = make_studied_collection(collection, tmp_path)
     before = card_states(collection)
+    revlog = collection.db.all("SELECT id, cid, ease, ivl, lastIvl, factor, type FROM revlog ORDER BY id")
+    assert len(revlog) == len(before)  # every card answered once
     original = {cid: shown(collection, cid) for cid in collection.find_cards("")}
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
@@ -148,6 +150,10 @@ def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
     assert log.conflicting == 7  # the note type changed: Anki keeps the learner's note as it is
     assert len(notes_by_guid(collection)) == 7
     assert card_states(collection) == before
+    assert (
+        collection.db.all("SELECT id, cid, ease, ivl, lastIvl, factor, type FROM revlog ORDER BY id")
+        == revlog
+    )
 
     # Someone new imports it: the same notes (same GUIDs), showing the same cards.
     from anki.collection import Collection
@@ -762,4 +768,17 @@ def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, mon
         "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'",
         "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'",
     ]
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+def test_control_characters_are_removed_and_no_break_spaces_kept(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("import", text_export("g1\tBasic\tq\x02x\ta", "g2\tBasic\tq2\ta\xa0\xa0b\u2028c"))
+    assert result.exit_code == 0
+    assert (
+        "notes.txt: warning: 1 note(s) held control characters Anki does not keep; removed" in result.stderr
+    )
+    assert Path("decks/notes/cards.txt").read_text(encoding="utf-8") == (
+        "Question;Answer;GUID\nqx;a;g1\nq2;a\xa0\xa0b\u2028c;g2\n"
+    )
     assert run("build", "decks", "-o", "dist").exit_code == 0

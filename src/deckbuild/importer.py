@@ -25,7 +25,7 @@ from pathlib import Path
 
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
-from deckbuild.errors import ANKI_GUID, DeckbuildError, Report
+from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path
 
@@ -466,16 +466,16 @@ def _text(out: _Out, text: str, links: bool, cloze: bool) -> None:
     if out.pre:
         out.put(_escape_raw(text).replace("\r\n", "\n").replace("\n", "<br>"))
         return
-    text = re.sub(r"\s+", " ", text)
+    text = re.sub(r"[ \t\n\r\f]+", " ", text)  # HTML's blanks only: a no-break space is text
     if out.line_start:
-        text = text.lstrip()
+        text = text.lstrip(" ")
         if not text:
             return
     if out.raw:
         out.put(_escape_raw(text))
         return
     if out.item_start:
-        text = text.lstrip()
+        text = text.lstrip(" ")
         if not text:
             return
     escaped = _escape_markdown(text, links, cloze)
@@ -784,7 +784,7 @@ def _plan(
     files: dict[tuple[str, ...], tuple[list[Row], list[Note]]] = {}
     unfit: Counter[tuple[str, str]] = Counter()
     dropped: Counter[str] = Counter()
-    sound = 0
+    sound = controls = 0
     seen: dict[str, int] = {}
     for note in package.notes:
         where = f"{shown}:{note.line}" if note.line else shown
@@ -803,6 +803,10 @@ def _plan(
         if not isinstance(shape, Shape):
             unfit[(note.notetype, shape or "unknown note type")] += 1
             continue
+        if any(UNSAFE_RE.search(text) for text in note.fields):
+            # Anki drops these itself on import; deckbuild refuses them in a source.
+            note.fields = [UNSAFE_RE.sub("", text) for text in note.fields]
+            controls += 1
         row = to_row(note, shape)
         if isinstance(row, str):
             unfit[(note.notetype, row)] += 1
@@ -825,6 +829,8 @@ def _plan(
             0,
             f"left out of the fields, with what they held: {names} (cards run no script)",
         )
+    if controls:
+        report.warn(shown, 0, f"{controls} note(s) held control characters Anki does not keep; removed")
     if sound:
         report.warn(
             shown,
@@ -948,8 +954,11 @@ def _images_of(
     if package.archive is None:
         return placed
     shown = display_path(package.archive)
+    # Fields lost their control characters (`_plan`); media names keep them until made safe here.
+    by_clean = {UNSAFE_RE.sub("", name): name for name in sorted(package.media, reverse=True)}
     with zipfile.ZipFile(package.archive) as archive:
-        for original in wanted:
+        for reference in wanted:
+            original = reference if reference in package.media else by_clean.get(reference, reference)
             entry = package.media.get(original)
             if entry is None:
                 continue  # a web address, or a file the package lacks: the build says so
@@ -961,7 +970,7 @@ def _images_of(
                     f"media file {original!r} is not an image deckbuild packages; not extracted",
                 )
                 # Left pointing at no file (the build warns of a missing image), never at one of ours.
-                placed[original] = "not-extracted-" + _safe_media_name(original, suffix)
+                placed[reference] = "not-extracted-" + _safe_media_name(original, suffix)
                 continue
             name = _safe_media_name(original, suffix)
             stem, k = name[: -len(suffix)] if suffix else name, 1
@@ -981,11 +990,11 @@ def _images_of(
                     0,
                     f"media file {original!r} is too large ({info.file_size:,} bytes); left out",
                 )
-                placed[original] = "not-extracted-" + name
+                placed[reference] = "not-extracted-" + name
                 continue
             result.media_bytes += _extract(archive, info, folder / name, MAX_MEDIA_BYTES, package.archive)
             names.add(name.lower())
-            placed[original] = name
+            placed[reference] = name
             result.media += 1
     return placed
 
