@@ -782,3 +782,16 @@ def test_control_characters_are_removed_and_no_break_spaces_kept(tmp_path, monke
         "Question;Answer;GUID\nqx;a;g1\nq2;a\xa0\xa0b\u2028c;g2\n"
     )
     assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("import", text_export("g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "notes.txt: holds no note deckbuild can represent (the warnings say why); nothing was written\n"
+        "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: deckbuild knows only "
+        "Anki's stock note types by name in a text export\n"
+        "1 error(s), 1 warning(s)\n",
+    )
+    assert not Path("decks").exists()
