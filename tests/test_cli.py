@@ -50,7 +50,7 @@ COMMANDS = list(_commands())
 
 
 def test_the_commands_walked_are_all_of_them():
-    assert len(COMMANDS) == 15 and ("calc", "softmax") in COMMANDS and ("ids",) in COMMANDS
+    assert len(COMMANDS) == 16 and ("calc", "softmax") in COMMANDS and ("import",) in COMMANDS
 
 
 @pytest.mark.parametrize("words", COMMANDS, ids=lambda w: " ".join(w) or "deckbuild")

@@ -141,7 +141,7 @@ def lock_text(*rows: str) -> str:
          'a page card\'s entry needs its "origin" and "kind" beside its "key"'),
         (entry('{"hash": "h", "mod": 1, "origin": "p.txt", "key": "q"}'), 7,
          'a page card\'s entry needs its "origin" and "kind" beside its "key"'),
-        (lock_text(GOOD_ROW, '"0123-x": {"hash": "h", "mod": 1}'), 7, "note '0123-x': not a UUID"),
+        (lock_text(GOOD_ROW, '"0123 x": {"hash": "h", "mod": 1}'), 7, "note '0123 x': not a UUID or GUID"),
         ('{\n"deckbuild_lock": 1,\n<<<<<<< HEAD\n', 3, "not valid JSON (an unresolved merge conflict?)"),
         ('{\n"deckbuild_lock": 1,\n"notes": {\n', 4, "not valid JSON"),
     ],

@@ -202,7 +202,8 @@ def collect(
             report.count("skipped")
             continue
         assert isinstance(parsed, Parsed)
-        key = parsed.id.lower()
+        # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
+        key = parsed.id.lower() if len(parsed.id) == 36 else parsed.id
         if key in seen:
             report.error(
                 source.display,

@@ -438,6 +438,24 @@ def diff(old: Path, new: Path, fmt: str, as_json: bool, fail_on_breaking: bool) 
         sys.exit(1)
 
 
+@cli.command("import")
+@click.argument("source", type=click.Path(path_type=Path, exists=True, dir_okay=False))
+@output_option(DEFAULT_DECKS, "A new or empty folder for the sources: a deck root, one folder a deck.")
+@_reports_errors
+def import_(source: Path, outdir: Path) -> None:
+    """Turn an Anki deck into sources that keep every note's GUID.
+
+    SOURCE is an .apkg or .colpkg, or Anki's text export of notes (with their GUIDs).
+    """
+    from deckbuild.importer import import_deck
+
+    result = import_deck(source, outdir)
+    _print_report(result.report)
+    for path in result.files:
+        click.echo(f"wrote {path}")
+    click.echo(f"{result.notes} note(s) imported into {len(result.files)} file(s), {result.media} image(s)")
+
+
 @cli.command()
 @click.argument("uuids", nargs=-1, required=True)
 @click.option("--decks", "root", type=click.Path(path_type=Path, exists=True), default=None,

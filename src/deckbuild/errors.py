@@ -13,6 +13,10 @@ UNSAFE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 # In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
 # a file name must not move the terminal's cursor, and a surrogate cannot be printed.
 UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# A GUID kept from an Anki deck (a `GUID` column, written by 'deckbuild import'): Anki's own are
+# ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
+# without a blank is kept, as the learners' notes are matched by it byte for byte.
+ANKI_GUID = r"[!-~]{1,100}"
 
 
 def unsafe_character(char: str) -> str:

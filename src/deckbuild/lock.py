@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any
 
 from deckbuild.atomic import write_text
-from deckbuild.errors import DeckbuildError
+from deckbuild.errors import ANKI_GUID, DeckbuildError
 from deckbuild.notetype import NOTE_TYPES
 from deckbuild.sources import read_regular
 
@@ -28,11 +28,11 @@ MAX_MOD = 253_402_300_799
 _TEXT_KEYS = ("origin", "kind", "key", "deck")
 # The kinds of card whose id the lock keeps beside their question (a page's, without a UUID).
 PAGE_KINDS = frozenset(("recall", "quiz", "open", "practice", "challenge"))
-# A note's id is a card's UUID (either case: Anki keeps the spelling).
-_GUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+# A note's id is a card's UUID (either case: Anki keeps the spelling), or a GUID kept from Anki.
+_GUID = rf"[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|{ANKI_GUID}"
 _GUID_RE = re.compile(_GUID)
 # Every key at once, one a line: a single pass in C instead of one match per note.
-_GUIDS_RE = re.compile(f"(?:{_GUID}\n)*")
+_GUIDS_RE = re.compile(f"(?:(?:{_GUID})\n)*")
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
 PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
@@ -124,7 +124,7 @@ class Lock:
             for key, value in entries.items():
                 entry = _entry(value)
                 if not keys_ok and not _GUID_RE.fullmatch(key):
-                    entry = "not a UUID"
+                    entry = "not a UUID or GUID"
                 if isinstance(entry, str):
                     raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
                 target[key] = entry

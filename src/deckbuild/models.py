@@ -16,15 +16,23 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, unsafe_character
+from deckbuild.errors import ANKI_GUID, UNSAFE_NAME_RE, UNSAFE_RE, unsafe_character
 
 UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+GUID_RE = re.compile(ANKI_GUID)
 LETTERS = ("A", "B", "C", "D", "E", "F")
 
 
-def _uuid(value: str) -> str:
+def _uuid(value: str, info: ValidationInfo) -> str:
     # Kept verbatim (not normalised) because it becomes the Anki GUID as written.
-    if not UUID_RE.match(value):
+    if info.data.get("anki_guid"):
+        # Only a GUID column holds another deck's GUIDs: a UUID column stays strict, so that a
+        # hand-written id there ('1234') is caught rather than shared with some other deck.
+        if not GUID_RE.fullmatch(value):
+            raise ValueError(
+                f"invalid GUID {value!r}; a GUID is 1 to 100 printable ASCII characters without blanks"
+            )
+    elif not UUID_RE.match(value):
         raise ValueError(f"invalid UUID {value!r}; write it as 8-4-4-4-12 hex digits")
     return value
 
@@ -91,6 +99,8 @@ class Step(_Frozen):
 class CardBase(_Frozen):
     """What every card has: identity, place, question and answer."""
 
+    # Set by a GUID column (a deck moved from Anki): `id` is then that deck's GUID, not a UUID.
+    anki_guid: bool = Field(default=False, exclude=True)
     id: Uuid
     kind: str
     deck: Annotated[str, _NAME, AfterValidator(_text)]

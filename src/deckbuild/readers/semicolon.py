@@ -28,6 +28,9 @@ KNOWN = {
     "extra": "Extra",
     "reverse": "Reverse",
 }
+# A file written by 'deckbuild import' names GUID instead of UUID: the GUIDs the deck had in
+# Anki, kept so that learners' notes update in place. A header names one of the two.
+ALIASES = {"guid": "GUID"}
 # The columns a header must name; without a UUID column, 'deckbuild ids' adds one.
 REQUIRED = ("question", "answer")
 # A Reverse column asks for a second card, answer to question, when it says yes.
@@ -113,9 +116,15 @@ def _names(fields: list[str]) -> list[str]:
 
 def _header_order(fields: list[str]) -> list[str] | None:
     names = _names(fields)
-    if all(c in names for c in REQUIRED) and len(set(names)) == len(names) and all(n in KNOWN for n in names):
+    known = all(n in KNOWN or n in ALIASES for n in names) and not {"uuid", "guid"} <= set(names)
+    if known and all(c in names for c in REQUIRED) and len(set(names)) == len(names):
         return names
     return None
+
+
+def id_column(order: list[str]) -> str:
+    """Return the column holding a section's ids: GUID when its header names one, else UUID."""
+    return "guid" if "guid" in order else "uuid"
 
 
 def _looks_like_header(fields: list[str]) -> bool:
@@ -131,12 +140,17 @@ def _header_problem(fields: list[str], found: str) -> str:
     for name, text in zip(names, fields, strict=True):
         if name == "deck":
             wrong.append("a Deck column, which is not needed (a file's folder is its deck)")
-        elif name not in KNOWN:
+        elif name == "guid" and "uuid" in names:
+            wrong.append("both UUID and GUID (a GUID column holds ids kept from Anki, in place of UUID)")
+        elif name not in KNOWN and name not in ALIASES:
             close = difflib.get_close_matches(name, KNOWN, n=1)
             hint = f" (did you mean {KNOWN[close[0]]!r}?)" if close else ""
             wrong.append(f"an unknown column {text.strip().strip(chr(34)).strip()!r}{hint}")
     wrong += [f"no {KNOWN[c]} column" for c in REQUIRED if c not in names]
-    wrong += [f"{KNOWN[n]!r} twice" for n in sorted({n for n in names if n in KNOWN and names.count(n) > 1})]
+    spelled = {**KNOWN, **ALIASES}
+    wrong += [
+        f"{spelled[n]!r} twice" for n in sorted({n for n in names if n in spelled and names.count(n) > 1})
+    ]
     known = ", ".join(list(KNOWN.values())[:-1]) + " and " + list(KNOWN.values())[-1]
     return (
         f"header {found!r} has {' and '.join(wrong)}; "
@@ -201,7 +215,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
         assert order is not None
         rows += 1
         if len(fields) != len(order):
-            shown = ";".join(KNOWN[c] for c in order)
+            shown = ";".join({**KNOWN, **ALIASES}[c] for c in order)
             entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(order) else None
             why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
             report.error(
@@ -212,11 +226,13 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
             )
             continue
         values = {c: fields[k].strip() for k, c in enumerate(order)}
-        uuid = values.get("uuid", "")
+        uuid = values.get(id_column(order), "")
         if not uuid:
             report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
             continue
         data: dict[str, object] = {"id": uuid, "question": values["question"]}
+        if "guid" in order:
+            data["anki_guid"] = True
         data["answer"] = values.get("answer", "")
         if values.get("tags"):
             data["tags"] = values["tags"].split()
@@ -259,15 +275,16 @@ def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
         record_ends = ends[-len(fields) :]
         if after_blank and (header := _header_order(fields)) is not None:
             order = header
-            if "uuid" not in order:
+            if id_column(order) not in order:
                 out.append((start, after - 1, len(lines[after - 1]), ";UUID"))
             continue
         if order is None:
             return []
         if len(fields) != len(order) or (after_blank and _looks_like_header(fields)):
             continue
-        if "uuid" not in order:
+        column = id_column(order)
+        if column not in order:
             out.append((start, after - 1, len(lines[after - 1]), ";"))
-        elif not fields[order.index("uuid")].strip():
-            out.append((start, *record_ends[order.index("uuid")], None))
+        elif not fields[order.index(column)].strip():
+            out.append((start, *record_ends[order.index(column)], None))
     return out
