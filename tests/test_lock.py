@@ -142,6 +142,10 @@ def lock_text(*rows: str) -> str:
         (entry('{"hash": "h", "mod": 1, "origin": "p.txt", "key": "q"}'), 7,
          'a page card\'s entry needs its "origin" and "kind" beside its "key"'),
         (lock_text(GOOD_ROW, '"0123 x": {"hash": "h", "mod": 1}'), 7, "note '0123 x': not a UUID or GUID"),
+        # A GUID from Anki is kept only for a semicolon row: a page card's id mangled into one is damage.
+        (lock_text(GOOD_ROW, '"0aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa": {"hash": "h", "mod": 1, '
+                   '"origin": "p.txt", "kind": "recall", "key": "q"}'), 7,
+         "note '0aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa': not a UUID, as a page card's id always is"),
         ('{\n"deckbuild_lock": 1,\n<<<<<<< HEAD\n', 3, "not valid JSON (an unresolved merge conflict?)"),
         ('{\n"deckbuild_lock": 1,\n"notes": {\n', 4, "not valid JSON"),
     ],

@@ -29,7 +29,9 @@ _TEXT_KEYS = ("origin", "kind", "key", "deck")
 # The kinds of card whose id the lock keeps beside their question (a page's, without a UUID).
 PAGE_KINDS = frozenset(("recall", "quiz", "open", "practice", "challenge"))
 # A note's id is a card's UUID (either case: Anki keeps the spelling), or a GUID kept from Anki.
-_GUID = rf"[0-9a-fA-F]{{8}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{4}}-[0-9a-fA-F]{{12}}|{ANKI_GUID}"
+_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
+_UUID_RE = re.compile(_UUID)
+_GUID = rf"{_UUID}|{ANKI_GUID}"
 _GUID_RE = re.compile(_GUID)
 # Every key at once, one a line: a single pass in C instead of one match per note.
 _GUIDS_RE = re.compile(f"(?:(?:{_GUID})\n)*")
@@ -125,6 +127,9 @@ class Lock:
                 entry = _entry(value)
                 if not keys_ok and not _GUID_RE.fullmatch(key):
                     entry = "not a UUID or GUID"
+                elif isinstance(entry, Entry) and entry.kind is not None and not _UUID_RE.fullmatch(key):
+                    # Only a semicolon file's GUID column keeps Anki's GUIDs; a page card always has a UUID.
+                    entry = "not a UUID, as a page card's id always is"
                 if isinstance(entry, str):
                     raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
                 target[key] = entry
