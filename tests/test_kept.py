@@ -275,3 +275,33 @@ def test_an_optional_reversed_note_type_gets_its_reverse_field_from_the_reverse_
     build([tmp_path / "decks"], tmp_path / "dist", now=NOW, use_cache=False)
     notes = read_package(tmp_path / "dist/Bio.apkg").notes
     assert [notes[g].fields[2] for g in ("g1", "g2")] == [kept.REVERSE_MARK, ""]
+
+
+@pytest.mark.anki
+@pytest.mark.parametrize(
+    "change", ['"name": "Card 1"|"name": "Forward"', '"Back"|"Answer"'], ids=["template name", "field name"]
+)
+def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
+    tmp_path, collection, monkeypatch, change
+):
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "der Hund", "the dog"
+    collection.add_note(note, collection.decks.id("Bio"))
+    monkeypatch.chdir(tmp_path)
+    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
+    build([tmp_path / "decks"], tmp_path / "v1", now=NOW * 2)
+    assert import_package(collection, tmp_path / "v1/Bio.apkg").conflicting == 0
+    types = tmp_path / "decks/Bio/notetypes.json"
+    types.write_text(types.read_text(encoding="utf-8").replace(*change.split("|")), encoding="utf-8")
+    result = run("build", "decks", "-o", "v2", "--no-cache")
+    assert result.exit_code == 1
+    assert (
+        "decks/Bio/cards.txt:2: the note type 'Basic' has other field or card template names than when it "
+        "was last built: Anki would take it for another note type and skip every learner's note; put the "
+        "names back as they were, in their order (a template's text and the CSS may change)\n"
+    ) in result.stderr
+    # Why: built anyway (the lock gone), the learner's note is skipped and no edit reaches it again.
+    (tmp_path / "decks/deckbuild.lock").unlink()
+    build([tmp_path / "decks"], tmp_path / "v3", now=NOW * 2 + 10)
+    log = import_package(collection, tmp_path / "v3/Bio.apkg")
+    assert (log.new, log.updated, log.conflicting) == (0, 0, 1)

@@ -25,7 +25,7 @@ from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover,
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
-from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, NoteType, notetype_of
 from deckbuild.progress import QUIET, Progress
 from deckbuild.sources import (
     LOCK_NAME,
@@ -825,13 +825,27 @@ class _Build:
         nt = NOTE_TYPES[nid]
         # A kept note type ships with the mod time Anki gave it, so that learners' copy is the same
         # note type, not a newer one; a later change to it moves its mod on from there.
-        mod = lock.stamp("notetypes", str(nid), nt.digest, nt.mod if nt.columns else self.now)
+        mod = lock.stamp("notetypes", str(nid), _locked(nt), nt.mod if nt.columns else self.now)
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
     def check_notetypes(self, collection: Collection) -> None:
         """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
+        checked: set[tuple[Path, int]] = set()
         for parsed in collection.cards:
+            lock = collection.locks[parsed.source.root]
+            nt = NOTE_TYPES[parsed.notetype]
+            if nt.columns and (lock.path, nt.id) not in checked:
+                checked.add((lock.path, nt.id))
+                old = lock.notetypes.get(str(nt.id))
+                if old is not None and "." in old.hash and old.hash.partition(".")[0] != nt.schema:
+                    self.report.error(
+                        parsed.source.display, parsed.line,
+                        f"the note type {nt.title} has other field or card template names than when it "
+                        "was last built: Anki would take it for another note type and skip every "
+                        "learner's note; put the names back as they were, in their order (a "
+                        "template's text and the CSS may change)",
+                    )  # fmt: skip
             entry = collection.locks[parsed.source.root].notes.get(parsed.id)
             if entry is None or entry.retired:
                 continue
@@ -987,6 +1001,11 @@ class _Plan:
 
 
 _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())
+
+
+def _locked(nt: NoteType) -> str:
+    """Return what the lock keeps of a note type: for a kept one, what Anki matches it by first."""
+    return f"{nt.schema}.{nt.digest}" if nt.columns else nt.digest
 
 
 def _field(fields: Sequence[str], at: int | None) -> str:

@@ -165,6 +165,15 @@ class NoteType:
         blob = json.dumps(shape, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
+    @cached_property
+    def schema(self) -> str:
+        """Hash what Anki matches a note type by on import, beside its id: field and template names.
+
+        When they change, Anki takes the note type for another one and skips learners' notes.
+        """
+        shape = [self.fields, [t["name"] for t in self.templates], self.cloze]
+        return hashlib.sha256(json.dumps(shape).encode("utf-8")).hexdigest()[:8]
+
     @property
     def title(self) -> str:
         """Name the note type in a message: deckbuild's by kind, a kept one by its own name."""
