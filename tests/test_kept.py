@@ -47,11 +47,16 @@ def deck(
     return tmp_path / "decks"
 
 
-def failed_build(tmp_path: Path, monkeypatch) -> str:
+def failed_build(tmp_path: Path, monkeypatch, check: bool = True) -> str:
+    """Build (and check) the deck, which fails; return what the build said."""
     monkeypatch.chdir(tmp_path)
     result = run("build", "decks", "-o", "dist", "--no-cache")
     assert result.exit_code == 1, result.output
     assert not (tmp_path / "dist").exists()
+    if check:  # 'deckbuild check' finds it too (it reads no lock: a change of type is the build's)
+        checked = run("check", "decks", "--no-cache")
+        assert checked.exit_code == 1
+        assert result.stderr.splitlines()[0] in checked.stderr.splitlines()
     return result.stderr
 
 
@@ -93,6 +98,24 @@ def test_a_changed_template_is_never_answered_from_the_cache_and_moves_the_mod(t
     model = read_package(tmp_path / "dist/Bio.apkg").notetypes[str(BASIC.id)]
     assert model.templates[0][1] == "<b>{{Front}}</b>"
     assert model.mod > BASIC.mod  # newer, so that Anki takes the new template over
+
+
+def test_a_changed_column_is_never_answered_from_the_cache(tmp_path, monkeypatch):
+    monkeypatch.setenv("XDG_CACHE_HOME", str(tmp_path / "cache"))
+    decks = deck(tmp_path, "q;a;g1;Basic\n")
+    build([decks], tmp_path / "dist", now=NOW)
+    types = decks / "Bio/notetypes.json"
+    text = types.read_text(encoding="utf-8")
+    types.write_text(
+        text.replace('"Answer": "Back"', '"Answer": "Front"').replace(
+            '"Question": "Front"', '"Question": "Back"'
+        ),
+        "utf-8",
+    )
+    build([decks], tmp_path / "dist", now=NOW + 10)
+    note = read_package(tmp_path / "dist/Bio.apkg").notes["g1"]
+    assert note.fields == ("<p>a</p>", "<p>q</p>")
+    assert note.mod == NOW + 10  # moved on: learners get the note as it is now
 
 
 @pytest.mark.parametrize(
@@ -164,7 +187,7 @@ def test_a_card_that_leaves_its_kept_note_type_is_refused_as_any_type_change(tmp
     (tmp_path / "dist").rename(tmp_path / "old")
     assert (
         "decks/Bio/cards.txt:2: this card was a 'Basic' card and is now a basic card: Anki cannot change"
-        in failed_build(tmp_path, monkeypatch)
+        in failed_build(tmp_path, monkeypatch, check=False)
     )
 
 
