@@ -544,7 +544,7 @@ class Package:
     media: dict[str, str] = field(default_factory=dict)  # name -> zip entry
     archive: Path | None = None
     # The note types whose notes keep them, by name; and why others are not kept.
-    kept: dict[str, NoteType] = field(default_factory=dict)
+    kept_types: dict[str, NoteType] = field(default_factory=dict)
     refused: dict[str, str] = field(default_factory=dict)
 
 
@@ -654,7 +654,7 @@ def _keep(package: Package, nid: int, model: dict[str, object], fields: list[str
     if nt is None:
         package.refused[name] = why[0].removeprefix(f"note type {name!r}: ").split("; ")[0]
     else:
-        package.kept[name] = nt
+        package.kept_types[name] = nt
 
 
 def _read_collection(db: Path, path: Path) -> Package:
@@ -848,7 +848,7 @@ def _plan(
         if isinstance(row, str):
             unfit[(note.notetype, row)] += 1
             continue
-        if note.notetype in package.kept:
+        if note.notetype in package.kept_types:
             row.notetype = note.notetype
         for text in note.fields:
             dropped.update(dropped_tags(text))
@@ -962,7 +962,7 @@ def _write_kept(
     for top, names in sorted(used.items()):
         if names:
             (staging / top).mkdir(parents=True, exist_ok=True)
-            text = kept.dumps([package.kept[name] for name in sorted(names)])
+            text = kept.dumps([package.kept_types[name] for name in sorted(names)])
             (staging / top / kept.FILE_NAME).write_bytes(text.encode("utf-8"))
 
 
