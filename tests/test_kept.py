@@ -328,3 +328,23 @@ def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     build([tmp_path / "decks"], tmp_path / "v3", now=NOW * 2 + 10)
     log = import_package(collection, tmp_path / "v3/Bio.apkg")
     assert (log.new, log.updated, log.conflicting) == (0, 0, 1)
+
+
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.text(max_size=12),
+    lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=6), inner, max_size=3),
+    max_leaves=8,
+)
+
+
+@given(st.data())
+def test_any_note_type_entry_gives_a_note_type_or_a_message_never_a_crash(data):
+    entry = kept.to_json(BASIC)
+    for key in data.draw(st.lists(st.sampled_from(sorted(entry)), max_size=3)):
+        entry[key] = data.draw(JSON)
+    problems: list[str] = []
+    nt = kept.from_json(entry, problems.append)
+    assert (nt is None) == bool(problems)
+    if nt is not None:
+        assert kept.notetype_fault(nt) is None
+        assert kept.from_json(kept.to_json(nt), problems.append) == nt  # what is written reads back
