@@ -123,6 +123,11 @@ def normalise(markup: str, col) -> str:
     return "\n".join(line.strip() for line in text.splitlines() if line.strip())
 
 
+def note_types(col) -> dict[int, tuple[object, ...]]:
+    """Every note type of a collection: what an import could change about it."""
+    return {m["id"]: (m["name"], m["mod"], m["flds"], m["tmpls"], m["css"]) for m in col.models.all()}
+
+
 @pytest.mark.anki
 def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
     tmp_path, collection, monkeypatch
@@ -140,20 +145,34 @@ def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
     assert result.stdout.splitlines()[-1] == "7 note(s) imported into 2 file(s), 1 image(s)"
     assert "<script> ×1" in result.stderr
     assert (tmp_path / "decks/Biology/Cells/cards.txt").exists()
-    built = run("build", "decks", "-o", "dist")
-    assert built.exit_code == 0, built.output
+    # Built a minute after the learner's reviews (which stamp their notes): later, as in life.
+    build([tmp_path / "decks"], tmp_path / "dist", now=int(time.time()) + 60)
     package = tmp_path / "dist/Biology.apkg"
 
-    # A learner who had the deck imports the rebuilt package on top of what they studied.
+    # The deck's own note types came along, named in each row's Notetype column.
+    kept_types = json.loads((tmp_path / "decks/Biology/notetypes.json").read_text(encoding="utf-8"))
+    names = sorted(t["name"] for t in kept_types["notetypes"])
+    assert names == ["Basic", "Basic (and reversed card)", "Cloze"]
+    assert (tmp_path / "decks/Biology/cards.txt").read_text(encoding="utf-8").startswith(
+        "Question;Answer;GUID;Tags;Reverse;Notetype\n"
+    )
+    learner_types = note_types(collection)
+
+    # A learner who had the deck imports the rebuilt package on top of what they studied: their
+    # notes are the same notes on the same note types, so nothing is added, skipped or duplicated.
     log = import_package(collection, package)
-    assert (log.new, log.duplicate) == (0, 0)
-    assert log.conflicting == 7  # the note type changed: Anki keeps the learner's note as it is
+    assert (log.new, log.duplicate, log.conflicting) == (0, 0, 0)
     assert len(notes_by_guid(collection)) == 7
     assert card_states(collection) == before
     assert (
         collection.db.all("SELECT id, cid, ease, ivl, lastIvl, factor, type FROM revlog ORDER BY id")
         == revlog
     )
+    # Their note types are the ones they had, untouched (not newer), and no other came in.
+    assert note_types(collection) == learner_types
+    for cid, seen in original.items():
+        if collection.get_card(cid).note().guid != guids[HOSTILE]:
+            assert shown(collection, cid) == seen
 
     # Someone new imports it: the same notes (same GUIDs), showing the same cards.
     from anki.collection import Collection
@@ -184,32 +203,30 @@ def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
 
 
 @pytest.mark.anki
-def test_after_changing_the_note_type_once_an_edit_updates_in_place(tmp_path, collection, monkeypatch):
-    make_studied_collection(collection, tmp_path)
+def test_a_later_edit_in_the_sources_updates_the_learners_note_in_place(tmp_path, collection, monkeypatch):
+    guids = make_studied_collection(collection, tmp_path)
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
     assert run("import", str(apkg)).exit_code == 0
-    assert run("build", "decks", "-o", "v1").exit_code == 0
+    build([tmp_path / "decks"], tmp_path / "v1", now=int(time.time()) + 60)
     import_package(collection, tmp_path / "v1/Biology.apkg")
-    # The learner's one step: Browse, select the deck's notes, Notes > Change Note Type.
-    pairs = [("Basic", "deckbuild card"), ("Basic (and reversed card)", "deckbuild card and reversed")]
-    for old, new in [*pairs, ("Cloze", "deckbuild cloze")]:
-        old_id, new_id = collection.models.id_for_name(old), collection.models.id_for_name(new)
-        info = collection.models.change_notetype_info(old_notetype_id=old_id, new_notetype_id=new_id)
-        request = info.input
-        request.note_ids.extend(collection.models.nids(old_id))
-        collection.models.change_notetype_of_notes(request)
     before = card_states(collection)
     source = tmp_path / "decks/Biology/cards.txt"
     source.write_text(
         source.read_text(encoding="utf-8").replace("die Zelle", "die Zelle (f)"), encoding="utf-8"
     )
-    # The author's edit comes later than the learner's change of note type (which stamps the notes).
-    build([tmp_path / "decks"], tmp_path / "v2", now=int(time.time()) + 60)
+    build([tmp_path / "decks"], tmp_path / "v2", now=int(time.time()) + 120)
     log = import_package(collection, tmp_path / "v2/Biology.apkg")
-    assert (log.new, log.conflicting, log.updated, log.duplicate) == (0, 0, 1, 6)  # only the edited note
+    # Nothing for the learner to do: the edited note is updated, the others are as they were.
+    assert (log.new, log.conflicting, log.updated, log.duplicate) == (0, 0, 1, 6)
     assert card_states(collection) == before
-    assert any("die Zelle (f)" in n["Back"] for n in notes_by_guid(collection).values() if "Back" in n)
+    note = notes_by_guid(collection)[guids["cell"]]
+    assert note.note_type()["name"] == "Basic (and reversed card)"
+    assert "die Zelle (f)" in note["Back"]
+    assert [shown(collection, card.id)[1] for card in sorted(note.cards(), key=lambda c: c.ord)] == [
+        "cell\ndie Zelle (f)",
+        "die Zelle (f)\ncell",
+    ]
 
 
 def test_guids_with_semicolons_and_quotes_are_written_so_they_read_back():
@@ -463,14 +480,14 @@ def test_media_names_never_choose_where_a_file_goes(tmp_path, collection, monkey
     assert written == [
         "out/decks/Biology/Same.png", "out/decks/Biology/_hidden.png", "out/decks/Biology/a_b.png",
         "out/decks/Biology/abs.png", "out/decks/Biology/cards.txt", "out/decks/Biology/evil.png",
-        "out/decks/Biology/same-2.png",
+        "out/decks/Biology/notetypes.json", "out/decks/Biology/same-2.png",
     ]  # fmt: skip
     assert not (tmp_path / "evil.png").exists() and not (work / "evil.png").exists()
     assert "media file 'a\\x00b.png' is written as 'a_b.png' (a safe, free name)" in result.stderr
     assert "media file 'cards.txt' is not an image deckbuild packages; not extracted" in result.stderr
     assert run("build", "out/decks", "-o", "dist").exit_code == 0
-    fresh = import_package(collection, work / "dist/Biology.apkg")
-    assert fresh.conflicting == 1
+    again = import_package(collection, work / "dist/Biology.apkg")
+    assert (again.new, again.conflicting) == (0, 0)  # the same note, on the note type it had
 
 
 @pytest.mark.anki
@@ -487,7 +504,7 @@ def test_a_media_file_or_collection_over_the_limit_is_not_unpacked(tmp_path, col
     result = run("import", "big.apkg")
     assert result.exit_code == 0
     assert "big.apkg: warning: media file 'big.png' is too large (100 bytes); left out" in result.stderr
-    assert sorted(p.name for p in Path("decks/Biology").iterdir()) == ["cards.txt"]
+    assert sorted(p.name for p in Path("decks/Biology").iterdir()) == ["cards.txt", "notetypes.json"]
     monkeypatch.setattr(importer, "MAX_COLLECTION_BYTES", 1000)
     size = zipfile.ZipFile("big.apkg").getinfo("collection.anki21").file_size
     result = run("import", "big.apkg", "-o", "other")
@@ -667,27 +684,43 @@ def test_imported_text_renders_to_the_words_anki_showed(markup):
 
 
 @pytest.mark.anki
-def test_merging_note_types_on_import_adds_unstudied_cards_so_the_readme_advises_against_it(
+def test_a_note_type_that_could_load_something_is_not_kept_and_learners_change_it_once(
     tmp_path, collection, monkeypatch
 ):
-    from anki.collection import ImportAnkiPackageRequest
-
-    make_studied_collection(collection, tmp_path)
-    cards_before = len(collection.find_cards(""))
+    basic = collection.models.by_name("Basic")
+    basic["css"] += '@import url("https://example.com/track.css");\n'
+    collection.models.update_dict(basic)
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "der Hund", "the dog"
+    collection.add_note(note, collection.decks.id("Biology"))
+    study_all(collection)
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
-    assert run("import", str(apkg)).exit_code == 0
-    assert run("build", "decks", "-o", "dist").exit_code == 0
-    options = collection._backend.get_import_anki_package_presets()
-    options.merge_notetypes = True
-    request = ImportAnkiPackageRequest(package_path=str(tmp_path / "dist/Biology.apkg"), options=options)
-    collection.import_anki_package(request)
-    collection.models._clear_cache()
-    states = card_states(collection)
-    assert len(states) > cards_before
-    assert any(state[6] == 0 for state in states.values())  # cards never studied, beside the studied ones
-    templates = [t["name"] for t in collection.models.by_name("deckbuild card")["tmpls"]]
-    assert len(templates) > 1  # the old note type's template was added to deckbuild's
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    assert (
+        "Biology.apkg: warning: note type 'Basic' is not kept (its CSS holds '@import', which could "
+        "load or run something): its notes get deckbuild's note types, which learners who have them "
+        "change once by hand"
+    ) in result.stderr
+    assert not Path("decks/Biology/notetypes.json").exists()
+    assert Path("decks/Biology/cards.txt").read_text(encoding="utf-8").startswith("Question;Answer;GUID\n")
+    build([tmp_path / "decks"], tmp_path / "v1", now=int(time.time()) + 60)
+    log = import_package(collection, tmp_path / "v1/Biology.apkg")
+    assert (log.new, log.duplicate, log.conflicting) == (0, 0, 1)  # kept as it was, reviews and all
+    # The learner's one step: Browse, select the deck's notes, Notes > Change Note Type.
+    old_id, new_id = collection.models.id_for_name("Basic"), collection.models.id_for_name("deckbuild card")
+    request = collection.models.change_notetype_info(old_notetype_id=old_id, new_notetype_id=new_id).input
+    request.note_ids.extend(collection.models.nids(old_id))
+    collection.models.change_notetype_of_notes(request)
+    before = card_states(collection)
+    source = tmp_path / "decks/Biology/cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("the dog", "the dog (m)"), encoding="utf-8")
+    build([tmp_path / "decks"], tmp_path / "v2", now=int(time.time()) + 120)
+    log = import_package(collection, tmp_path / "v2/Biology.apkg")
+    assert (log.new, log.conflicting, log.updated) == (0, 0, 1)
+    assert card_states(collection) == before
+    assert "the dog (m)" in notes_by_guid(collection)[note.guid]["Back"]
 
 
 def test_notes_whose_text_would_be_lost_are_not_imported_but_counted(tmp_path, monkeypatch):

@@ -25,7 +25,7 @@ from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover,
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
-from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, NoteType, notetype_of
 from deckbuild.progress import QUIET, Progress
 from deckbuild.sources import (
     LOCK_NAME,
@@ -66,6 +66,9 @@ class Parsed:
     images: dict[str, Path] | None = None
     # The note type's fixed id: deckbuild.notetype.NOTE_TYPES.
     notetype: int = NOTE_TYPE_ID
+    # The name of a note type kept from an imported deck, and the note's fields laid out on it.
+    kept: str | None = None
+    kept_fields: list[str] | None = None
 
     @property
     def deck(self) -> str:
@@ -234,7 +237,10 @@ def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) 
         return None
     tags = tuple(_tags(source, raw))
     nid = notetype_of(raw.kind, raw.data).id
-    return Parsed(source, raw.line, raw.data["id"], tags, known.extra, sig, None, known.rendered, images, nid)
+    found = raw.data["id"]
+    parsed = Parsed(source, raw.line, found, tags, known.extra, sig, None, known.rendered, images, nid)
+    parsed.kept = raw.data.get("notetype")
+    return parsed
 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
@@ -249,7 +255,10 @@ def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
     except ValueError as exc:
         return str(exc)
     nid = notetype_of(raw.kind, raw.data).id
-    return Parsed(source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid)
+    kept = raw.data.get("notetype")
+    return Parsed(
+        source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid, kept=kept
+    )
 
 
 def _settle(pending: list[Pending]) -> list[Settled]:
@@ -292,25 +301,31 @@ def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
     if memo is not None:
         memo.remember(item.source, item.sig, rendered, extra)
     nid = notetype_of(item.raw.kind, item.raw.data).id
-    return Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
+    parsed = Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
+    parsed.kept = item.raw.data.get("notetype")
+    return parsed
 
 
 SOURCE_FIELD = NOTE_TYPES[NOTE_TYPE_ID].index("Source")
 SOURCE_TAG = "source::"
 
 
-def source_at(notetype: int) -> int:
-    """Return where a note type keeps the Source field."""
-    return NOTE_TYPES[notetype].index("Source")
+def source_at(notetype: int) -> int | None:
+    """Return where a note type keeps the Source field (a kept note type has none)."""
+    fields = NOTE_TYPES[notetype].fields
+    return fields.index("Source") if "Source" in fields else None
 
 
-def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int = SOURCE_FIELD) -> str:
+def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int | None = SOURCE_FIELD) -> str:
     """Hash what a learner studies in a note, so that any change to it moves its mod time.
 
     Where the card is written down (the Source field, the `source::` tag) is left out: renaming
     or moving a file must not overwrite what learners changed in notes whose content is the same.
     """
-    learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
+    if source_field is None:
+        learned = list(fields)
+    else:
+        learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
     shown = " ".join(t for t in tags if not t.startswith(SOURCE_TAG))
     blob = "\x1f".join(learned) + "\x1e" + shown
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
@@ -409,6 +424,7 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
         memo = Memo(store)
         collection = collect(paths, memo=memo, helpers=helping)
         render_all(collection, {})
+        keep_types(collection)
         memo.save(helping)
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
@@ -550,6 +566,8 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     """Hash everything a build reads: every file below the paths, the locks, earlier packages."""
     digest = hashlib.sha256(json.dumps([str(p) for p in paths] + options).encode("utf-8"))
     files = [r / LOCK_NAME for r in roots]
+    # The note types kept from an imported deck, read from a folder above the paths too.
+    files += sorted({f for p in paths for f in kept_files_above(p, find_root(p))})
     for path in [*paths, *previous]:
         if path.is_dir():
             for folder, dirs, names in os.walk(path):
@@ -635,6 +653,7 @@ class _Build:
             collection = collect(self.paths, self.report, memo, helping, progress=self.progress)
             media: dict[str, dict[str, Path]] = {}
             render_all(collection, media)
+            keep_types(collection)
             self.progress.stage("lock")
             self.check_notetypes(collection)
             if self.report.failed(strict):
@@ -697,7 +716,8 @@ class _Build:
             # Each note by its content hash (as the lock keeps it), not its whole text again; the
             # hash leaves out the source file, which the Source field (and source:: tag) names.
             rows = "".join(
-                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}\x1e{n.fields[at[n.notetype]]}"
+                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}"
+                f"\x1e{_field(n.fields, at[n.notetype])}"
                 for n in deck.notes
             )
             digest.update(rows.encode())
@@ -714,7 +734,8 @@ class _Build:
         else:
             # genanki is imported by a helper that is done rendering, not here.
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
-            empty = Shell(*helping.call(shell, bare, notetype_mods))
+            kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
+            empty = Shell(*helping.call(shell, bare, notetype_mods, kept))
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mods, files, empty)
 
@@ -781,42 +802,61 @@ class _Build:
             known = lock.notes.get(parsed.id)
             if known is not None and known.origin != source.origin and known.origin is not None:
                 self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
-            if known is not None and known.hash != parsed.rendered.digest and not known.retired:
+            stale = known is not None and known.hash != parsed.rendered.digest and not parsed.kept
+            if stale and known is not None and not known.retired:
                 self.rehash(lock, parsed, known)
             label = NOTE_TYPES[parsed.notetype].label
+            fields, digest = parsed.rendered.fields, parsed.rendered.digest
+            if parsed.kept_fields is not None:
+                # Laid out on a kept note type: the hash is of what the note holds there.
+                fields, digest = parsed.kept_fields, content_hash(parsed.kept_fields, parsed.tags, None)
             mod = lock.stamp(
-                "notes", parsed.id, parsed.rendered.digest, self.now,
+                "notes", parsed.id, digest, self.now,
                 **parsed.extra, notetype=None if parsed.notetype == NOTE_TYPE_ID else label,
             )  # fmt: skip
             if deck is None or where != (slug, source.deck):
                 deck, where = self.deck(slug, source.deck), (slug, source.deck)
-            deck.notes.append(
-                NoteData(
-                    parsed.id, parsed.rendered.fields, parsed.tags, mod, parsed.rendered.digest,
-                    notetype=parsed.notetype,
-                )
-            )
+            deck.notes.append(NoteData(parsed.id, fields, parsed.tags, mod, digest, notetype=parsed.notetype))
         self.report.count("packaged", len(collection.cards))
 
     def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
         """Stamp a note type in the lock once per package, and keep its mod for the package."""
         self.stamped.add((slug, lock.path, nid))
-        mod = lock.stamp("notetypes", str(nid), NOTE_TYPES[nid].digest, self.now)
+        nt = NOTE_TYPES[nid]
+        # A kept note type ships with the mod time Anki gave it, so that learners' copy is the same
+        # note type, not a newer one; a later change to it moves its mod on from there.
+        mod = lock.stamp("notetypes", str(nid), _locked(nt), nt.mod if nt.columns else self.now)
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
     def check_notetypes(self, collection: Collection) -> None:
         """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
+        checked: set[tuple[Path, int]] = set()
         for parsed in collection.cards:
+            lock = collection.locks[parsed.source.root]
+            nt = NOTE_TYPES[parsed.notetype]
+            if nt.columns and (lock.path, nt.id) not in checked:
+                checked.add((lock.path, nt.id))
+                old = lock.notetypes.get(str(nt.id))
+                if old is not None and "." in old.hash and old.hash.partition(".")[0] != nt.schema:
+                    self.report.error(
+                        parsed.source.display, parsed.line,
+                        f"the note type {nt.title} has other field or card template names than when it "
+                        "was last built: Anki would take it for another note type and skip every "
+                        "learner's note; put the names back as they were, in their order (a "
+                        "template's text and the CSS may change)",
+                    )  # fmt: skip
             entry = collection.locks[parsed.source.root].notes.get(parsed.id)
             if entry is None or entry.retired:
                 continue
-            was = BY_LABEL.get(entry.notetype or "basic")
+            label = entry.notetype or "basic"
+            was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
             now = NOTE_TYPES[parsed.notetype]
-            if was is not None and was.id != now.id:
+            if label != now.label:
+                shown = was.title if was is not None else f"note type {label}"
                 self.report.error(
                     parsed.source.display, parsed.line,
-                    f"this card was a {was.label} card and is now a {now.label} card: Anki cannot change "
+                    f"this card was a {shown} card and is now a {now.title} card: Anki cannot change "
                     "a note's type on import and would skip it, keeping the old one; to change it, empty "
                     "its UUID and run 'deckbuild ids' (the old card is then retired)",
                 )  # fmt: skip
@@ -940,7 +980,8 @@ class _Build:
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
                 continue
             for guid, note in contents.notes.items():
-                ours = note.notetype.isdigit() and int(note.notetype) in NOTE_TYPES
+                # deckbuild's own note types: a kept one's note is not retired (it has no Status field).
+                ours = note.notetype.isdigit() and int(note.notetype) in _OWN_TYPES
                 ours = ours and len(note.fields) == len(NOTE_TYPES[int(note.notetype)].fields)
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
@@ -957,6 +998,80 @@ class _Plan:
     notetype_mods: dict[int, int]
     files: list[tuple[str, Path]]
     empty: Shell | None
+
+
+_OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())
+
+
+def _locked(nt: NoteType) -> str:
+    """Return what the lock keeps of a note type: for a kept one, what Anki matches it by first."""
+    return f"{nt.schema}.{nt.digest}" if nt.columns else nt.digest
+
+
+def _field(fields: Sequence[str], at: int | None) -> str:
+    return "" if at is None else fields[at]
+
+
+def kept_files_above(path: Path, root: Path) -> list[Path]:
+    """List the note type files of kept note types from `path`'s folder up to its deck root."""
+    from deckbuild.kept import FILE_NAME
+
+    folder = path if path.is_dir() else path.parent
+    found = []
+    for above in (folder, *folder.parents):
+        if (above / FILE_NAME).is_file():
+            found.append(above / FILE_NAME)
+        if above == root or not above.is_relative_to(root):
+            break
+    return found
+
+
+def keep_types(collection: Collection) -> None:
+    """Put every row that names a kept note type on it, with its fields laid out there.
+
+    A row's note type is the one of that name in the nearest `notetypes.json` from its folder up
+    to its deck root. Every such file found there is checked, used or not.
+    """
+    from deckbuild import kept
+
+    report = collection.report
+    files: dict[Path, list[Path]] = {}
+    for parsed in collection.cards:
+        folder = parsed.source.path.parent
+        if folder not in files:
+            files[folder] = kept_files_above(folder, parsed.source.root)
+    loaded: dict[Path, dict[str, Any]] = {}
+    by_id: dict[int, tuple[Any, Path]] = {}
+    for path in sorted({f for found in files.values() for f in found}):
+        loaded[path] = kept.load(path, display_path(path), report)
+        for nt in loaded[path].values():
+            other = by_id.setdefault(nt.id, (nt, path))
+            if other[0].digest != nt.digest:
+                report.error(
+                    display_path(path), 0,
+                    f"note type {nt.name!r} has the id {nt.id} of another note type in "
+                    f"{display_path(other[1])}; one id is one note type: give it its own",
+                )  # fmt: skip
+    kept.register([nt for nt, _ in by_id.values()])
+    for parsed in collection.cards:
+        if not parsed.kept:
+            continue
+        chain = files[parsed.source.path.parent]
+        nt = next((loaded[f][parsed.kept] for f in chain if parsed.kept in loaded[f]), None)
+        if nt is None:
+            where = f"in {display_path(chain[0])}" if chain else f"(no {kept.FILE_NAME} above this file)"
+            report.error(
+                parsed.source.display, parsed.line,
+                f"no note type {parsed.kept!r} {where}; "
+                "write one of its note types, or empty the Notetype cell",
+            )  # fmt: skip
+            continue
+        assert parsed.rendered is not None
+        fields = kept.fill(nt, NOTE_TYPES[parsed.notetype], parsed.rendered.fields)
+        if isinstance(fields, str):
+            report.error(parsed.source.display, parsed.line, fields)
+            continue
+        parsed.notetype, parsed.kept_fields = nt.id, fields
 
 
 def _stage(path: Path, data: bytes) -> Path:

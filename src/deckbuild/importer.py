@@ -23,9 +23,11 @@ from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from deckbuild import kept
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, BuildFailed, DeckbuildError, Report
+from deckbuild.notetype import NoteType
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path
 
@@ -67,6 +69,8 @@ class Row:
     guid: str
     tags: str
     reverse: bool
+    # The note type the note keeps (deckbuild.kept), by name; "": deckbuild's own.
+    notetype: str = ""
 
 
 @dataclass
@@ -561,6 +565,9 @@ class Package:
     shapes: dict[str, Shape | str] = field(default_factory=dict)
     media: dict[str, str] = field(default_factory=dict)  # name -> zip entry
     archive: Path | None = None
+    # The note types whose notes keep them, by name; and why others are not kept.
+    kept_types: dict[str, NoteType] = field(default_factory=dict)
+    refused: dict[str, str] = field(default_factory=dict)
 
 
 def _refuse(path: Path, why: str, todo: str = _TODO_PACKAGE) -> DeckbuildError:
@@ -641,6 +648,37 @@ def _media_map(archive: zipfile.ZipFile, names: dict[str, zipfile.ZipInfo], path
     return media
 
 
+def _keep(package: Package, nid: int, model: dict[str, object], fields: list[str], shape: Shape) -> None:
+    """Keep a note type its notes can stay on, unless it could run script (then say why)."""
+    name = str(model["name"])
+    columns = {"Question": fields[shape.question]}
+    if shape.answer is not None:
+        columns["Answer"] = fields[shape.answer]
+    if shape.reverse_if is not None:
+        columns["Reverse"] = fields[shape.reverse_if]
+    tmpls = model.get("tmpls")
+    templates = sorted(tmpls, key=lambda t: t["ord"]) if isinstance(tmpls, list) else []
+    sort_field = model.get("sortf", 0)
+    sort_name = fields[sort_field] if isinstance(sort_field, int) and 0 <= sort_field < len(fields) else ""
+    entry = {
+        "name": name,
+        "id": nid,
+        "mod": model.get("mod"),
+        "type": "cloze" if model.get("type") == 1 else "standard",
+        "sort field": sort_name,
+        "fields": fields,
+        "columns": columns,
+        "templates": [{key: t.get(key) for key in ("name", "qfmt", "afmt")} for t in templates],
+        "css": model.get("css", ""),
+    }
+    why: list[str] = []
+    nt = kept.from_json(entry, why.append)
+    if nt is None:
+        package.refused[name] = why[0].removeprefix(f"note type {name!r}: ").split("; ")[0]
+    else:
+        package.kept_types[name] = nt
+
+
 def _read_collection(db: Path, path: Path) -> Package:
     package = Package()
     try:
@@ -657,7 +695,10 @@ def _read_collection(db: Path, path: Path) -> Package:
             templates = [
                 (str(t["qfmt"]), str(t["afmt"])) for t in sorted(model["tmpls"], key=lambda t: t["ord"])
             ]
-            shapes[int(key)] = (str(model["name"]), shape_of(fields, templates, model.get("type") == 1))
+            shape = shape_of(fields, templates, model.get("type") == 1)
+            shapes[int(key)] = (str(model["name"]), shape)
+            if isinstance(shape, Shape):
+                _keep(package, int(key), model, fields, shape)
         rows = conn.execute(
             "SELECT n.guid, n.mid, n.flds, n.tags, "
             "(SELECT CASE WHEN c.odid != 0 THEN c.odid ELSE c.did END FROM cards c "
@@ -833,6 +874,8 @@ def _plan(
         if isinstance(row, str):
             unfit[(note.notetype, row)] += 1
             continue
+        if note.notetype in package.kept_types:
+            row.notetype = note.notetype
         for text in note.fields:
             dropped.update(dropped_tags(text))
             sound += "[sound:" in text
@@ -844,6 +887,15 @@ def _plan(
         files[folder][1].append(note)
     for (notetype, why), count in sorted(unfit.items()):
         report.warn(shown, 0, f"note type {notetype!r}: {count} note(s) not imported: {why}")
+    used = {note.notetype for rows, notes in files.values() for note in notes}
+    for notetype, why in sorted(package.refused.items()):
+        if notetype in used:
+            report.warn(
+                shown,
+                0,
+                f"note type {notetype!r} is not kept ({why}): its notes get deckbuild's note types, "
+                "which learners who have them change once by hand",
+            )
     if dropped:
         names = ", ".join(f"<{name}> ×{n}" for name, n in sorted(dropped.items()))
         report.warn(
@@ -903,6 +955,7 @@ def _write(
     try:
         folders = _unique_folders(sorted(files), result.report, display_path(package.archive or out))
         taken: dict[Path, set[str]] = {}
+        _write_kept(files, package, folders, staging)
         for deck in sorted(files):
             rows, notes = files[deck]
             folder = staging.joinpath(*folders[deck])
@@ -925,6 +978,23 @@ def _write(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+def _write_kept(
+    files: dict[tuple[str, ...], tuple[list[Row], list[Note]]],
+    package: Package,
+    folders: dict[tuple[str, ...], tuple[str, ...]],
+    staging: Path,
+) -> None:
+    """Write the note types each top deck's rows keep into its folder's notetypes.json."""
+    used: dict[str, set[str]] = {}
+    for deck, (rows, _) in files.items():
+        used.setdefault(folders[deck][0], set()).update(r.notetype for r in rows if r.notetype)
+    for top, names in sorted(used.items()):
+        if names:
+            (staging / top).mkdir(parents=True, exist_ok=True)
+            text = kept.dumps([package.kept_types[name] for name in sorted(names)])
+            (staging / top / kept.FILE_NAME).write_bytes(text.encode("utf-8"))
 
 
 def _unique_folders(
@@ -1047,6 +1117,7 @@ def _with_images(row: Row, images: dict[str, str]) -> Row:
         row.guid,
         row.tags,
         row.reverse,
+        row.notetype,
     )
 
 
@@ -1065,7 +1136,8 @@ def write_rows(rows: list[Row]) -> str:
     columns = ["Question", "Answer", "GUID"]
     tags = any(r.tags for r in rows)
     reverse = any(r.reverse for r in rows)
-    columns += ["Tags"] * tags + ["Reverse"] * reverse
+    notetype = any(r.notetype for r in rows)
+    columns += ["Tags"] * tags + ["Reverse"] * reverse + ["Notetype"] * notetype
     lines = [";".join(columns)]
     for row in rows:
         cells = [quote(row.question), quote(row.answer), quote(row.guid)]
@@ -1073,5 +1145,7 @@ def write_rows(rows: list[Row]) -> str:
             cells.append(quote(row.tags))
         if reverse:
             cells.append("yes" if row.reverse else "")
+        if notetype:
+            cells.append(quote(row.notetype))
         lines.append(";".join(cells))
     return "\n".join(lines) + "\n"

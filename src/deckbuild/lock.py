@@ -19,7 +19,7 @@ from typing import Any
 
 from deckbuild.atomic import write_text
 from deckbuild.errors import ANKI_GUID, DeckbuildError
-from deckbuild.notetype import NOTE_TYPES
+from deckbuild.notetype import BY_LABEL
 from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
@@ -297,15 +297,17 @@ def _entry(value: Any) -> Entry | str:
         # A retired card: its last shipped note, whole.
         if not isinstance(value.get("deck"), str):
             return 'a retired card needs its "deck" as a string'
-        widths = sorted({len(nt.fields) for nt in NOTE_TYPES.values()})
+        widths = sorted({len(nt.fields) for nt in BY_LABEL.values()})
         if not (isinstance(fields, list) and len(fields) in widths and all(map(_is_text, fields))):
             shown = " or ".join(map(str, widths))
             return f'a retired card needs "fields": a list of {shown} strings'
         if not (isinstance(tags, list) and all(map(_is_text, tags))):
             return 'a retired card needs "tags": a list of strings'
     notetype = value.get("notetype")
-    labels = sorted(nt.label for nt in NOTE_TYPES.values() if nt.label != "basic")
-    if notetype is not None and notetype not in labels:
+    labels = sorted(label for label in BY_LABEL if label != "basic")
+    # A note type kept from an imported deck is named by its Anki id (never for a retired card).
+    kept = isinstance(notetype, str) and fields is None and re.fullmatch(r"anki:[1-9][0-9]{0,15}", notetype)
+    if notetype is not None and notetype not in labels and not kept:
         return f'"notetype" must be one of {", ".join(labels)} (none for a basic card)'
     origin, kind, key, deck = (value.get(name) for name in _TEXT_KEYS)
     return Entry(digest, mod, origin, kind, key, deck, fields, tags, notetype)

@@ -128,6 +128,8 @@ class BasicCard(CardBase):
     extra: str | None = None
     # A second card, answer to question (the "reversed" note type).
     reverse: bool = False
+    # The name of a note type kept from an imported deck (deckbuild.kept); none: deckbuild's own.
+    notetype: Plain | None = None
 
 
 class RecallCard(CardBase):
@@ -201,6 +203,7 @@ class ClozeCard(CardBase):
     question: Annotated[str, AfterValidator(_text), AfterValidator(_cloze_text)]
     hint: str | None = None
     extra: str | None = None
+    notetype: Plain | None = None
 
 
 Card = Annotated[
@@ -261,6 +264,8 @@ def _place(loc: tuple[int | str, ...]) -> str:
 def card_json(card: CardBase) -> dict[str, Any]:
     """Return the card as the plain JSON object `deckbuild cards --json` prints."""
     data: dict[str, Any] = card.model_dump(mode="json")
+    if data.get("notetype") is None:
+        data.pop("notetype", None)  # deckbuild's own note type, as for every card before
     ordered = {k: data.pop(k) for k in ("id", "deck", "kind", "question", "answer", "tags", "source")}
     ordered.update(sorted(data.items()))
     return ordered

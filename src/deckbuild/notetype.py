@@ -145,8 +145,13 @@ class NoteType:
     css: str
     # A cloze note type: one card per cloze number, not one per template.
     cloze: bool = False
-    # How the author and the lock call it ("basic", "reversed", "cloze").
+    # How the author and the lock call it ("basic", "reversed", "cloze"; "anki:<id>" when kept).
     label: str = "basic"
+    # Only for a note type kept from an imported deck (deckbuild.kept): its mod time as Anki had
+    # it, its sort field, and which of its fields take a row's columns (Question, Answer, Reverse).
+    mod: int = 0
+    sort_field: int = 0
+    columns: tuple[tuple[str, str], ...] = ()
 
     @cached_property
     def digest(self) -> str:
@@ -155,8 +160,24 @@ class NoteType:
         shape["css"] = self.css
         if self.cloze:
             shape["type"] = "cloze"
+        if self.columns:
+            shape["columns"], shape["sort"] = self.columns, self.sort_field
         blob = json.dumps(shape, sort_keys=True)
         return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+
+    @cached_property
+    def schema(self) -> str:
+        """Hash what Anki matches a note type by on import, beside its id: field and template names.
+
+        When they change, Anki takes the note type for another one and skips learners' notes.
+        """
+        shape = [self.fields, [t["name"] for t in self.templates], self.cloze]
+        return hashlib.sha256(json.dumps(shape).encode("utf-8")).hexdigest()[:8]
+
+    @property
+    def title(self) -> str:
+        """Name the note type in a message: deckbuild's by kind, a kept one by its own name."""
+        return f"{self.name!r}" if self.columns else self.label
 
     def index(self, field: str) -> int:
         """Return the position of `field` among this note type's fields."""

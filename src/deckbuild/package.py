@@ -108,9 +108,15 @@ def notetype_mods_key(notetype_mods: dict[int, int]) -> str:
     return ",".join(f"{nid}:{mod}" for nid, mod in sorted(notetype_mods.items()))
 
 
-def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
-    """Have genanki write an empty collection with these note types (id: mod) and decks."""
+def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int], kept: Sequence[NoteType] = ()) -> Shell:
+    """Have genanki write an empty collection with these note types (id: mod) and decks.
+
+    `kept` are the note types kept from an imported deck that these ids name: a helper process
+    that runs this has only deckbuild's own.
+    """
     import genanki
+
+    types = {**NOTE_TYPES, **{nt.id: nt for nt in kept}}
 
     def model(nid: int, notetype_mod: int) -> Any:
         class Model(genanki.Model):  # type: ignore[misc]
@@ -119,14 +125,14 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
                 data: dict[str, Any] = super().to_json(notetype_mod, deck_id)
                 return data
 
-        nt = NOTE_TYPES[nid]
+        nt = types[nid]
         return Model(
             nt.id,
             nt.name,
             fields=[{"name": name} for name in nt.fields],
             templates=[dict(t) for t in nt.templates],
             css=nt.css,
-            sort_field_index=0,
+            sort_field_index=nt.sort_field,
             model_type=genanki.Model.CLOZE if nt.cloze else genanki.Model.FRONT_BACK,
         )
 
@@ -148,7 +154,7 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int]) -> Shell:
             conn.close()
         req: dict[str, list[Rule]] = {}
         for m in models:
-            cloze = NOTE_TYPES[m.model_id].cloze
+            cloze = types[m.model_id].cloze
             req[str(m.model_id)] = [] if cloze else [(o, mode, list(need)) for o, mode, need in m._req]
         return Shell(db_path.read_bytes(), req)
 

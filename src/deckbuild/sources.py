@@ -32,7 +32,8 @@ MEDIA_SUFFIXES = frozenset(
         ".webm",
     ]
 )
-NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README"})
+# notetypes.json: the note types kept from an imported deck (deckbuild.kept).
+NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README", "notetypes.json"})
 # The largest source file read: far beyond any real deck file, small enough to hold in memory.
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
 # Opened without waiting for a writer (a FIFO) and without becoming a terminal's controller.

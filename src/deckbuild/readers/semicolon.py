@@ -29,8 +29,9 @@ KNOWN = {
     "reverse": "Reverse",
 }
 # A file written by 'deckbuild import' names GUID instead of UUID: the GUIDs the deck had in
-# Anki, kept so that learners' notes update in place. A header names one of the two.
-ALIASES = {"guid": "GUID"}
+# Anki, kept so that learners' notes update in place. A header names one of the two. Its
+# Notetype column names the deck's own note type a row keeps (deckbuild.kept).
+ALIASES = {"guid": "GUID", "notetype": "Notetype"}
 # The columns a header must name; without a UUID column, 'deckbuild ids' adds one.
 REQUIRED = ("question", "answer")
 # A Reverse column asks for a second card, answer to question, when it says yes.
@@ -236,7 +237,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
         data["answer"] = values.get("answer", "")
         if values.get("tags"):
             data["tags"] = values["tags"].split()
-        for name in ("hint", "extra"):
+        for name in ("hint", "extra", "notetype"):
             if values.get(name):
                 data[name] = values[name]
         reverse = values.get("reverse", "").lower()
