@@ -323,8 +323,13 @@ def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
         "was last built: Anki would take it for another note type and skip every learner's note; put the "
         "names back as they were, in their order (a template's text and the CSS may change)\n"
     ) in result.stderr
-    # Why: built anyway (the lock gone), the learner's note is skipped and no edit reaches it again.
+    # Why: built anyway (the lock and the import's stamp gone), the learner's note is skipped and
+    # no edit reaches it again.
     (tmp_path / "decks/deckbuild.lock").unlink()
+    entries = json.loads(types.read_text(encoding="utf-8"))
+    for entry in entries["notetypes"]:
+        del entry["imported"]
+    types.write_text(json.dumps(entries), encoding="utf-8")
     build([tmp_path / "decks"], tmp_path / "v3", now=NOW * 2 + 10)
     log = import_package(collection, tmp_path / "v3/Bio.apkg")
     assert (log.new, log.updated, log.conflicting) == (0, 0, 1)
@@ -348,3 +353,43 @@ def test_any_note_type_entry_gives_a_note_type_or_a_message_never_a_crash(data):
     if nt is not None:
         assert kept.notetype_fault(nt) is None
         assert kept.from_json(kept.to_json(nt), problems.append) == nt  # what is written reads back
+
+
+@pytest.mark.anki
+@pytest.mark.parametrize(
+    "change", ['"name": "Card 1"|"name": "Forward"', '"Back"|"Answer"'], ids=["template name", "field name"]
+)
+def test_a_rename_before_the_first_build_is_refused_too(tmp_path, collection, monkeypatch, change):
+    """No lock knows the note type yet: the stamp the import wrote is what the build checks against."""
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "der Hund", "the dog"
+    collection.add_note(note, collection.decks.id("Bio"))
+    monkeypatch.chdir(tmp_path)
+    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
+    types = tmp_path / "decks/Bio/notetypes.json"
+    types.write_text(types.read_text(encoding="utf-8").replace(*change.split("|")), encoding="utf-8")
+    result = run("build", "decks", "-o", "v1")
+    assert result.exit_code == 1
+    said = "decks/Bio/cards.txt:2: the note type 'Basic' has other field or card template names"
+    assert said in result.stderr
+    assert not (tmp_path / "v1").exists()
+
+
+@pytest.mark.anki
+def test_a_template_changed_before_the_first_build_reaches_learners(tmp_path, collection, monkeypatch):
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "der Hund", "the dog"
+    collection.add_note(note, collection.decks.id("Bio"))
+    monkeypatch.chdir(tmp_path)
+    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
+    types = tmp_path / "decks/Bio/notetypes.json"
+    entries = json.loads(types.read_text(encoding="utf-8"))
+    imported_mod = entries["notetypes"][0]["mod"]
+    entries["notetypes"][0]["css"] += "\n.card { color: navy; }"
+    types.write_text(json.dumps(entries), encoding="utf-8")
+    build([tmp_path / "decks"], tmp_path / "v1", now=NOW * 2)
+    log = import_package(collection, tmp_path / "v1/Bio.apkg")
+    assert (log.new, log.conflicting) == (0, 0)
+    collection.models._clear_cache()
+    basic = collection.models.by_name("Basic")
+    assert basic["mod"] > imported_mod and ".card { color: navy; }" in basic["css"]

@@ -25,7 +25,7 @@ from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover,
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
-from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, NoteType, notetype_of
+from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 from deckbuild.sources import (
     LOCK_NAME,
@@ -825,7 +825,11 @@ class _Build:
         nt = NOTE_TYPES[nid]
         # A kept note type ships with the mod time Anki gave it, so that learners' copy is the same
         # note type, not a newer one; a later change to it moves its mod on from there.
-        mod = lock.stamp("notetypes", str(nid), _locked(nt), nt.mod if nt.columns else self.now)
+        if nt.imported and str(nid) not in lock.notetypes:
+            # First built since the import: a change made to it since then moves its mod on too.
+            lock.notetypes[str(nid)] = Entry(nt.imported, nt.mod)
+            lock.changed.append(str(nid))
+        mod = lock.stamp("notetypes", str(nid), nt.locked, nt.mod if nt.columns else self.now)
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
@@ -837,8 +841,9 @@ class _Build:
             nt = NOTE_TYPES[parsed.notetype]
             if nt.columns and (lock.path, nt.id) not in checked:
                 checked.add((lock.path, nt.id))
-                old = lock.notetypes.get(str(nt.id))
-                if old is not None and "." in old.hash and old.hash.partition(".")[0] != nt.schema:
+                entry = lock.notetypes.get(str(nt.id))
+                old = entry.hash if entry is not None else nt.imported
+                if "." in old and old.partition(".")[0] != nt.schema:
                     self.report.error(
                         parsed.source.display, parsed.line,
                         f"the note type {nt.title} has other field or card template names than when it "
@@ -1001,11 +1006,6 @@ class _Plan:
 
 
 _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())
-
-
-def _locked(nt: NoteType) -> str:
-    """Return what the lock keeps of a note type: for a kept one, what Anki matches it by first."""
-    return f"{nt.schema}.{nt.digest}" if nt.columns else nt.digest
 
 
 def _field(fields: Sequence[str], at: int | None) -> str:

@@ -107,6 +107,7 @@ def to_json(nt: NoteType) -> dict[str, Any]:
         "columns": dict(nt.columns),
         "templates": [dict(t) for t in nt.templates],
         "css": nt.css,
+        "imported": nt.imported or nt.locked,
     }
 
 
@@ -158,7 +159,9 @@ def load(path: Path, shown: str, report: Report) -> dict[str, NoteType]:
     return found
 
 
-_KEYS = frozenset(("name", "id", "mod", "type", "sort field", "fields", "columns", "templates", "css"))
+_KEYS = frozenset(
+    ("name", "id", "mod", "type", "sort field", "fields", "columns", "templates", "css", "imported")
+)
 
 
 def _is_template(value: Any) -> bool:
@@ -233,8 +236,13 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
     if sort_field not in fields:
         fail(f'{what}: "sort field" must be one of its fields')
         return None
+    imported = entry.get("imported", "")
+    if not isinstance(imported, str) or not re.fullmatch(r"(?:[0-9a-f]{8}\.[0-9a-f]{16})?", imported):
+        fail(f'{what}: "imported" must be the note type\'s stamp as imported; import the deck again')
+        return None
     unknown = sorted(
-        set(entry) - {"name", "id", "mod", "type", "sort field", "fields", "columns", "templates", "css"}
+        set(entry)
+        - {"name", "id", "mod", "type", "sort field", "fields", "columns", "templates", "css", "imported"}
     )
     if unknown:
         fail(f"{what}: unknown key {unknown[0]!r}")
@@ -250,6 +258,7 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
         mod=mod,
         sort_field=fields.index(sort_field),
         columns=tuple(sorted(columns.items())),
+        imported=imported,
     )
     if fault := notetype_fault(nt):
         fail(f"{what}: {fault}; remove it from the template, or the note type from the file")

@@ -152,6 +152,9 @@ class NoteType:
     mod: int = 0
     sort_field: int = 0
     columns: tuple[tuple[str, str], ...] = ()
+    # What the lock would have kept of it when it was imported (`locked`): the baseline a first
+    # build checks a kept note type against, before any lock has an entry for it.
+    imported: str = ""
 
     @cached_property
     def digest(self) -> str:
@@ -173,6 +176,11 @@ class NoteType:
         """
         shape = [self.fields, [t["name"] for t in self.templates], self.cloze]
         return hashlib.sha256(json.dumps(shape).encode("utf-8")).hexdigest()[:8]
+
+    @property
+    def locked(self) -> str:
+        """Return what the lock keeps of the note type: for a kept one, what Anki matches it by first."""
+        return f"{self.schema}.{self.digest}" if self.columns else self.digest
 
     @property
     def title(self) -> str:
