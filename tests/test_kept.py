@@ -186,9 +186,22 @@ def test_a_card_that_leaves_its_kept_note_type_is_refused_as_any_type_change(tmp
     (decks / "Bio/cards.txt").write_text("Question;Answer;GUID;Notetype\nq;a;g1;\n", encoding="utf-8")
     (tmp_path / "dist").rename(tmp_path / "old")
     assert (
-        "decks/Bio/cards.txt:2: this card was a 'Basic' card and is now a basic card: Anki cannot change"
-        in failed_build(tmp_path, monkeypatch, check=False)
-    )
+        "decks/Bio/cards.txt:2: this card was on the kept note type 'Basic' and is now a basic card: Anki "
+        "cannot change a note's type on import and would skip it; name its note type in the Notetype column "
+        "again\n"
+    ) in failed_build(tmp_path, monkeypatch, check=False)
+
+
+@pytest.mark.parametrize("cell", ["Basik", "basic"])
+def test_a_misspelt_note_type_of_a_built_card_is_one_error_with_one_way_out(tmp_path, monkeypatch, cell):
+    """Never the advice to give it a new UUID: a kept card is not retired, so that would add a note."""
+    decks = deck(tmp_path, "q;a;g1;Basic\n")
+    build([decks], tmp_path / "dist", now=NOW, use_cache=False)
+    (decks / "Bio/cards.txt").write_text(f"Question;Answer;GUID;Notetype\nq;a;g1;{cell}\n", encoding="utf-8")
+    (tmp_path / "dist").rename(tmp_path / "old")
+    stderr = failed_build(tmp_path, monkeypatch, check=False)
+    assert f"decks/Bio/cards.txt:2: no note type {cell!r} in decks/Bio/notetypes.json" in stderr
+    assert "UUID" not in stderr and "1 error(s)" in stderr
 
 
 def test_a_kept_card_removed_from_the_sources_is_not_retired_but_named_until_forgotten(tmp_path, monkeypatch):

@@ -854,10 +854,22 @@ class _Build:
             entry = collection.locks[parsed.source.root].notes.get(parsed.id)
             if entry is None or entry.retired:
                 continue
+            if parsed.kept and parsed.kept_fields is None:
+                continue  # its note type could not be read: that error says what to do
             label = entry.notetype or "basic"
             was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
             now = NOTE_TYPES[parsed.notetype]
-            if label != now.label:
+            if label != now.label and label.startswith("anki:"):
+                # A kept note type's card is never retired (no Status field): a new UUID would add
+                # a second note beside the learner's, so the only way out is back.
+                shown = was.title if was is not None else f"note type {label}"
+                self.report.error(
+                    parsed.source.display, parsed.line,
+                    f"this card was on the kept note type {shown} and is now a {now.title} card: Anki "
+                    "cannot change a note's type on import and would skip it; name its note type in "
+                    "the Notetype column again",
+                )  # fmt: skip
+            elif label != now.label:
                 shown = was.title if was is not None else f"note type {label}"
                 self.report.error(
                     parsed.source.display, parsed.line,
