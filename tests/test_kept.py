@@ -222,7 +222,7 @@ HOSTILE = [
 @given(st.lists(st.sampled_from(BENIGN + HOSTILE) | st.text("<>/=\"' onclickscript:{}\\(ahref", max_size=8)))
 def test_a_template_kept_holds_nothing_a_browser_would_make_live(pieces):
     template = "".join(pieces)
-    if kept.template_fault(template) is None:
+    if kept.template_fault(template, BASIC.fields) is None:
         assert [d for d in dangers(template) if not d.startswith("av tag")] == []
 
 
@@ -230,7 +230,7 @@ def test_a_template_kept_holds_nothing_a_browser_would_make_live(pieces):
 def test_every_hostile_piece_anywhere_in_a_template_is_refused(piece):
     template = "{{FrontSide}}<hr id=answer>{{Back}}"
     for at in range(len(template) + 1):
-        assert kept.template_fault(template[:at] + piece + template[at:]) is not None
+        assert kept.template_fault(template[:at] + piece + template[at:], BASIC.fields) is not None
 
 
 @pytest.mark.anki
@@ -300,9 +300,88 @@ def test_an_optional_reversed_note_type_gets_its_reverse_field_from_the_reverse_
     assert [notes[g].fields[2] for g in ("g1", "g2")] == [kept.REVERSE_MARK, ""]
 
 
+# Anki's own filters and special fields: each puts text in a card that deckbuild never made safe.
+FILTERS = ["text", "kana", "kanji", "furigana", "type", "hint", "tts en_US", "cloze-only", "nc", "Text"]
+SPECIAL = ["Tags", "Deck", "Subdeck", "Card", "CardFlag", "Type", "CardID", "Nope", "front", "=<% %>=",
+           "&Front", "!a comment", ">partial", "tts en_US:Front", ""]  # fmt: skip
+
+
+@given(st.sampled_from(FILTERS), st.sampled_from(["Front", "Back", "Tags"]), st.sampled_from(["", " "]))
+def test_every_filter_but_cloze_is_refused_naming_it(name, field, space):
+    tag = "{{" + space + name + ":" + field + space + "}}"
+    assert kept.template_fault(f"<div>{tag}</div>", BASIC.fields, cloze=True) == (
+        f"it holds {tag!r}, whose {name!r} filter a card does not keep"
+    )
+
+
+@given(st.sampled_from(SPECIAL), st.sampled_from(["", "#", "^", "/"]))
+def test_every_special_field_or_mustache_form_is_refused_naming_it(name, section):
+    tag = "{{" + section + name + "}}"
+    fields = (*BASIC.fields, "Tags", "Deck")  # a field named like a special one is still refused
+    fault = kept.template_fault(f"{{{{Front}}}}<hr id=answer>{tag}", fields)
+    assert fault is not None
+    assert fault.startswith(f"it holds {tag!r}, "), fault
+
+
+def test_a_triple_mustache_is_refused_naming_it():
+    fault = kept.template_fault("{{{Front}}}", BASIC.fields)
+    assert fault == "it holds '{{{Front}}', which is not one of its fields"
+
+
+def test_cloze_is_kept_only_on_a_cloze_note_type_and_over_its_own_field():
+    assert kept.template_fault("{{cloze:Front}}", BASIC.fields, cloze=True) is None
+    assert kept.template_fault("{{cloze:Front}}", BASIC.fields) == (
+        "it holds '{{cloze:Front}}', whose 'cloze' filter a card does not keep"
+    )
+    assert kept.template_fault("{{cloze:Tags}}", (*BASIC.fields, "Tags"), cloze=True) == (
+        "it holds '{{cloze:Tags}}', whose 'cloze' filter a card does not keep"
+    )
+
+
+@pytest.mark.anki
+def test_anki_stock_note_types_are_kept(collection):
+    names = ["Basic", "Basic (and reversed card)", "Basic (optional reversed card)", "Cloze"]
+    for name in names:
+        model = collection.models.by_name(name)
+        fields = [f["name"] for f in model["flds"]]
+        for template in model["tmpls"]:
+            for side in ("qfmt", "afmt"):
+                assert kept.template_fault(template[side], fields, cloze=model["type"] == 1) is None, name
+
+
+# A backslash (a formula), a sound or av tag: hidden behind entities or split by mustache tags.
+HIDDEN = ["\\", "&#92;", "&#x5c;", "&bsol;", "[sound:", "[anki:", "&#91;sound:", "[SOUND:"]
+SPLITS = ["", "{{#Front}}{{/Front}}", "{{^Back}}{{/Back}}", "{{Front}}"]
+
+
+@given(st.sampled_from(HIDDEN), st.data())
+def test_no_backslash_or_sound_survives_entities_or_mustache_splits(piece, data):
+    splits = data.draw(st.lists(st.sampled_from(SPLITS), min_size=len(piece), max_size=len(piece)))
+    split = "".join(char + cut for char, cut in zip(piece, splits, strict=True))
+    template = "<div>" + split + "(\\href{javascript:alert(3)}{c3})</div>"
+    fault = kept.template_fault(template, BASIC.fields)
+    assert fault is not None
+    assert fault.endswith("which a card's template does not keep")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("&#92;(x&#92;)", "it holds '\\\\', which a card's template does not keep"),
+        ("\\{{#Front}}{{/Front}}(x)", "it holds '\\\\', which a card's template does not keep"),
+        ("[sound:x.mp3]", "it holds '[sound:', which a card's template does not keep"),
+        ("[anki:play:q:0]", "it holds '[anki:', which a card's template does not keep"),
+        ("<img>", "it holds a <img> tag, which a card does not keep"),
+        ("{{Front", "it holds a '{{' that makes no whole field tag"),
+    ],
+)
+def test_a_formula_a_sound_or_an_image_in_a_template_is_refused(template, expected):
+    assert kept.template_fault(template, BASIC.fields) == expected
+
+
 @pytest.mark.anki
 @pytest.mark.parametrize(
-    "change", ['"name": "Card 1"|"name": "Forward"', '"Back"|"Answer"'], ids=["template name", "field name"]
+    "change", ['"name": "Card 1"|"name": "Forward"', "Back|Answer"], ids=["template name", "field name"]
 )
 def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     tmp_path, collection, monkeypatch, change

@@ -33,9 +33,10 @@ _CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # deckbuild's own note types: a kept one never takes their ids.
 _OWN_IDS = frozenset(NOTE_TYPES)
 
-# Tags a kept template may hold: what a card's own fields may hold, and the template's layout.
+# Tags a kept template may hold: what a card's own fields may hold (no image: a template names
+# no file deckbuild ships), and the template's layout.
 _TAGS = frozenset(
-    """a abbr b blockquote br center code dd del div dl dt em font h1 h2 h3 h4 h5 h6 hr i img kbd li
+    """a abbr b blockquote br center code dd del div dl dt em font h1 h2 h3 h4 h5 h6 hr i kbd li
     mark ol p pre s small span strong sub sup table tbody td tfoot th thead tr u ul""".split()  # noqa: SIM905
 )
 _ATTRIBUTES = frozenset(
@@ -50,8 +51,16 @@ _CSS_RE = re.compile(r"(?i)url\s*\(|@import|image-set|expression\s*\(|behavior|b
 
 # In a style attribute also what could cover or hide the card, as in a field.
 _STYLE_RE = re.compile(_CSS_RE.pattern + r"|position|transparent")
-# MathJax typesets a template's text too, and its commands can make links: no formula in a template.
-_MATH_RE = re.compile(r"\\[(\[]")
+# A mustache tag as Anki's template parser reads it: from "{{" to the first "}}" after it.
+_MUSTACHE_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
+# What may stay of a template's text once its tags are gone: MathJax typesets it too (a formula's
+# commands can make a link) and Anki plays sound in it, so no backslash and no sound or av tag.
+_TEXT_RE = re.compile(r"\\|\[sound:|\[anki:", re.I)
+# Anki's special fields and filters put text in a card that deckbuild never made safe (tags, deck
+# names, a field's text with its tags stripped and its entities decoded): only fields are kept.
+_SPECIAL = frozenset(("Tags", "Type", "Deck", "Subdeck", "Card", "CardFlag", "CardID"))
+_CONTROL_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_CONTROL_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _css_fault(css: str, pattern: re.Pattern[str] = _CSS_RE) -> str | None:
@@ -59,10 +68,48 @@ def _css_fault(css: str, pattern: re.Pattern[str] = _CSS_RE) -> str | None:
     return f"its CSS holds {found.group()!r}, which could load or run something" if found else None
 
 
-def template_fault(text: str) -> str | None:
+def _is_field(name: str, fields: Sequence[str]) -> bool:
+    return name in fields and name not in _SPECIAL and ":" not in name
+
+
+def _mustache_fault(inside: str, fields: Sequence[str], cloze: bool) -> str | None:
+    """Say why one mustache tag's inside may not stay: only its own fields, plainly, are kept."""
+    tag = "{{" + inside + "}}"
+    name = inside.strip()
+    if name[:1] in ("#", "^", "/"):
+        if _is_field(name[1:].strip(), fields):
+            return None
+        return f"it holds {tag!r}, a section over something not one of its fields"
+    if _is_field(name, fields) or name == "FrontSide":
+        return None
+    *filters, field = name.split(":")
+    if filters == ["cloze"] and cloze and _is_field(field.strip(), fields):
+        return None
+    if filters:
+        return f"it holds {tag!r}, whose {filters[0].strip()!r} filter a card does not keep"
+    return f"it holds {tag!r}, which is not one of its fields"
+
+
+def template_fault(text: str, fields: Sequence[str], cloze: bool = False) -> str | None:
     """Say what in a card template could run script or load something, if anything."""
-    if found := _MATH_RE.search(text):
-        return f"it holds {found.group()!r}, a formula, whose commands could make a link"
+    for match in _MUSTACHE_RE.finditer(text):
+        if fault := _mustache_fault(match.group(1), fields, cloze):
+            return fault
+    bare = _MUSTACHE_RE.sub("", text)
+    for brace in ("{{", "}}"):
+        if brace in bare:
+            return f"it holds a {brace!r} that makes no whole field tag"
+    # Checked once the tags are gone and the entities decoded, as the browser and MathJax see it.
+    for shown in (bare, html.unescape(bare)):
+        if found := _TEXT_RE.search(shown):
+            return f"it holds {found.group()!r}, which a card's template does not keep"
+    for shown in (text, bare):
+        if fault := _tags_fault(shown):
+            return fault
+    return None
+
+
+def _tags_fault(text: str) -> str | None:
     for match in _TAG_RE.finditer(text):
         if match.group(0) == "<":
             return "it holds a '<' that starts no plain tag"
@@ -90,7 +137,7 @@ def notetype_fault(nt: NoteType) -> str | None:
     """Say why a note type may not reach a card, if it may not."""
     for template in nt.templates:
         for side in ("qfmt", "afmt"):
-            if fault := template_fault(template[side]):
+            if fault := template_fault(template[side], nt.fields, nt.cloze):
                 return f"template {template['name']!r}: {fault}"
     return _css_fault(nt.css)
 
