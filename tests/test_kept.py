@@ -146,6 +146,29 @@ def test_a_changed_column_is_never_answered_from_the_cache(tmp_path, monkeypatch
             "decks/Bio/notetypes.json:4: note type 'Basic': its CSS holds '@import', which could load or "
             "run something; remove it from the template, or the note type from the file",
         ),
+        (
+            edited(lambda e: e.update(css=".card { color: red; }\ud800")),
+            "decks/Bio/notetypes.json:4: note type 'Basic': its CSS holds U+D800, a control character or "
+            "half a surrogate pair; remove it, or import the deck again",
+        ),
+        (
+            edited(lambda e: e["templates"][0].update(qfmt="{{Front}}\x1b")),
+            "decks/Bio/notetypes.json:4: note type 'Basic': template 'Card 1' holds U+001B, a control "
+            "character or half a surrogate pair; remove it, or import the deck again",
+        ),
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "decks/Bio/notetypes.json:1: nested too deeply to read; import the deck again",
+        ),
+        (
+            edited(lambda e: e.update(id=0)).replace('"id": 0', '"id": ' + "9" * 5000),
+            "decks/Bio/notetypes.json:5: a number too long to read; import the deck again",
+        ),
+        (
+            edited(lambda e: e.update(id=1 << 63)),
+            "decks/Bio/notetypes.json:4: note type 'Basic': \"id\" must be the note type's Anki id, a whole "
+            "number; import the deck again",
+        ),
     ],
 )
 def test_a_bad_note_type_file_is_named_at_its_line(tmp_path, monkeypatch, types, expected):
@@ -298,6 +321,27 @@ def test_an_optional_reversed_note_type_gets_its_reverse_field_from_the_reverse_
     build([tmp_path / "decks"], tmp_path / "dist", now=NOW, use_cache=False)
     notes = read_package(tmp_path / "dist/Bio.apkg").notes
     assert [notes[g].fields[2] for g in ("g1", "g2")] == [kept.REVERSE_MARK, ""]
+
+
+BAD_CHARS = st.sampled_from(["\x00", "\x01", "\x1b", "\x7f", "\ud800", "\udfff", "\udc00"])
+
+
+@given(BAD_CHARS, st.sampled_from(["field", "template name", "qfmt", "afmt", "css"]), st.integers(0, 9))
+def test_a_control_character_or_half_a_surrogate_pair_anywhere_is_refused(char, where, at):
+    entry = kept.to_json(BASIC)
+    template = entry["templates"][0]
+    if where == "field":
+        entry["fields"][1] = entry["columns"]["Answer"] = "Back"[:at] + char + "Back"[at:]
+        template["afmt"] = "{{FrontSide}}"
+    elif where == "css":
+        entry["css"] = entry["css"][:at] + char + entry["css"][at:]
+    else:
+        key = "name" if where == "template name" else where
+        template[key] = template[key][:at] + char + template[key][at:]
+    problems: list[str] = []
+    assert kept.from_json(entry, problems.append) is None
+    assert len(problems) == 1
+    assert f" holds U+{ord(char):04X}, a control character or half a surrogate pair; " in problems[0]
 
 
 # Anki's own filters and special fields: each puts text in a card that deckbuild never made safe.

@@ -29,7 +29,6 @@ REVERSE_MARK = "y"
 # deckbuild's own fields that say where a card came from, not what it shows: never carried over.
 _META = frozenset(("Kind", "Source", "Status"))
 _MAX_BYTES = 4 * 1024 * 1024
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # deckbuild's own note types: a kept one never takes their ids.
 _OWN_IDS = frozenset(NOTE_TYPES)
 
@@ -59,6 +58,7 @@ _TEXT_RE = re.compile(r"\\|\[sound:|\[anki:", re.I)
 # Anki's special fields and filters put text in a card that deckbuild never made safe (tags, deck
 # names, a field's text with its tags stripped and its entities decoded): only fields are kept.
 _SPECIAL = frozenset(("Tags", "Type", "Deck", "Subdeck", "Card", "CardFlag", "CardID"))
+# Anki refuses a package holding half a surrogate pair; control characters hide what a name is.
 _CONTROL_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
 _CONTROL_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
@@ -187,6 +187,14 @@ def load(path: Path, shown: str, report: Report) -> dict[str, NoteType]:
     except json.JSONDecodeError as exc:
         report.error(shown, exc.lineno, f"not valid JSON ({exc.msg}); fix it, or import the deck again")
         return {}
+    except RecursionError:
+        report.error(shown, 1, "nested too deeply to read; import the deck again")
+        return {}
+    except ValueError:  # an int longer than Python reads
+        long = re.search(r"[0-9]{1000,}", text)
+        line = text.count("\n", 0, long.start()) + 1 if long else 1
+        report.error(shown, line, "a number too long to read; import the deck again")
+        return {}
     entries = parsed.get("notetypes") if isinstance(parsed, dict) else None
     if not isinstance(entries, list):
         report.error(shown, 1, 'expected {"notetypes": [...]}; import the deck again to write it')
@@ -213,10 +221,24 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == keys and all(isinstance(v, str) for v in value.values())
 
 
+def _text_fault(
+    fields: list[str], columns: dict[str, str], templates: list[dict[str, str]], css: str
+) -> str | None:
+    """Say which text holds a control character or a lone surrogate (Anki refuses the package)."""
+    texts = [("a field name", f, _CONTROL_NAME_RE) for f in [*fields, *columns]]
+    for t in templates:
+        texts.append(("a template name", t["name"], _CONTROL_NAME_RE))
+        texts += [(f"template {t['name']!r}", t[side], _CONTROL_TEXT_RE) for side in ("qfmt", "afmt")]
+    for where, text, pattern in [*texts, ("its CSS", css, _CONTROL_TEXT_RE)]:
+        if found := pattern.search(text):
+            return f"{where} holds U+{ord(found.group()):04X}, a control character or half a surrogate pair"
+    return None
+
+
 def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
     """Check one entry of the file and make its note type; call `fail` with what is wrong."""
     name = entry.get("name") if isinstance(entry, dict) else None
-    if not isinstance(name, str) or not name or name != name.strip() or _CONTROL_RE.search(name):
+    if not isinstance(name, str) or not name or name != name.strip() or _CONTROL_NAME_RE.search(name):
         fail('a note type needs a "name": text without control characters or blanks around it')
         return None
     name = entry["name"]
@@ -229,9 +251,7 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
         fail(f'{what}: "mod" must be a whole number of seconds; import the deck again')
         return None
     fields = entry.get("fields")
-    if not (isinstance(fields, list) and fields and all(isinstance(f, str) and f for f in fields)) or any(
-        _CONTROL_RE.search(f) for f in fields
-    ):
+    if not (isinstance(fields, list) and fields and all(isinstance(f, str) and f for f in fields)):
         fail(f'{what}: "fields" must be a list of field names')
         return None
     if len(set(fields)) != len(fields):
@@ -285,6 +305,9 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
     )
     if unknown:
         fail(f"{what}: unknown key {unknown[0]!r}")
+        return None
+    if fault := _text_fault(fields, columns, templates, css):
+        fail(f"{what}: {fault}; remove it, or import the deck again")
         return None
     nt = NoteType(
         nid,
