@@ -423,6 +423,25 @@ def test_a_formula_a_sound_or_an_image_in_a_template_is_refused(template, expect
     assert kept.template_fault(template, BASIC.fields) == expected
 
 
+RENAMED = (
+    "the note type 'Basic' has other field or card template names or another sort field than when it was "
+    "last built: Anki would take it for another note type or skip later edits of every learner's note; put "
+    "them back as they were, in their order (a template's text and the CSS may change)"
+)
+
+
+@pytest.mark.parametrize("sort", ["Back", "Front"])
+def test_a_changed_sort_field_is_refused_as_anki_would_stamp_every_note_newer(tmp_path, monkeypatch, sort):
+    # Anki re-sorts every note and stamps it with the import time: later packages look older.
+    decks = deck(tmp_path, "q;a;g1;Basic\n", edited(lambda e: e.update({"sort field": sort})))
+    build([decks], tmp_path / "dist", now=NOW, use_cache=False)
+    other = "Front" if sort == "Back" else "Back"
+    changed = edited(lambda e: e.update({"sort field": other}))
+    (decks / "Bio/notetypes.json").write_text(changed, encoding="utf-8")
+    (tmp_path / "dist").rename(tmp_path / "old")
+    assert f"decks/Bio/cards.txt:2: {RENAMED}\n" in failed_build(tmp_path, monkeypatch, check=False)
+
+
 @pytest.mark.anki
 @pytest.mark.parametrize(
     "change", ['"name": "Card 1"|"name": "Forward"', "Back|Answer"], ids=["template name", "field name"]
@@ -442,9 +461,7 @@ def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     result = run("build", "decks", "-o", "v2", "--no-cache")
     assert result.exit_code == 1
     assert (
-        "decks/Bio/cards.txt:2: the note type 'Basic' has other field or card template names than when it "
-        "was last built: Anki would take it for another note type and skip every learner's note; put the "
-        "names back as they were, in their order (a template's text and the CSS may change)\n"
+        f"decks/Bio/cards.txt:2: {RENAMED}\n"
     ) in result.stderr
     # Why: built anyway (the lock gone), the learner's note is skipped and no edit reaches it again.
     (tmp_path / "decks/deckbuild.lock").unlink()
