@@ -61,8 +61,13 @@ def failed_build(tmp_path: Path, monkeypatch, check: bool = True) -> str:
 
 
 def edited(change) -> str:
+    """Write the file as an import of the changed note type would: its stamp is of that one."""
     entry = kept.to_json(BASIC)
+    del entry["imported"]
     change(entry)
+    nt = kept.from_json(entry, lambda _: None)
+    if nt is not None:
+        entry["imported"] = nt.locked
     return json.dumps({"notetypes": [entry]}, indent=2)
 
 
@@ -145,6 +150,29 @@ def test_a_changed_column_is_never_answered_from_the_cache(tmp_path, monkeypatch
             edited(lambda e: e.update(css='@import "https://example.com/x.css";')),
             "decks/Bio/notetypes.json:4: note type 'Basic': its CSS holds '@import', which could load or "
             "run something; remove it from the template, or the note type from the file",
+        ),
+        (
+            edited(lambda e: e.update(css=".card { color: red; }\ud800")),
+            "decks/Bio/notetypes.json:4: note type 'Basic': its CSS holds U+D800, a control character or "
+            "half a surrogate pair; remove it, or import the deck again",
+        ),
+        (
+            edited(lambda e: e["templates"][0].update(qfmt="{{Front}}\x1b")),
+            "decks/Bio/notetypes.json:4: note type 'Basic': template 'Card 1' holds U+001B, a control "
+            "character or half a surrogate pair; remove it, or import the deck again",
+        ),
+        (
+            "[" * 100_000 + "]" * 100_000,
+            "decks/Bio/notetypes.json:1: nested too deeply to read; import the deck again",
+        ),
+        (
+            edited(lambda e: e.update(id=0)).replace('"id": 0', '"id": ' + "9" * 5000),
+            "decks/Bio/notetypes.json:5: a number too long to read; import the deck again",
+        ),
+        (
+            edited(lambda e: e.update(id=1 << 63)),
+            "decks/Bio/notetypes.json:4: note type 'Basic': \"id\" must be the note type's Anki id, a whole "
+            "number; import the deck again",
         ),
     ],
 )
@@ -235,7 +263,7 @@ HOSTILE = [
 @given(st.lists(st.sampled_from(BENIGN + HOSTILE) | st.text("<>/=\"' onclickscript:{}\\(ahref", max_size=8)))
 def test_a_template_kept_holds_nothing_a_browser_would_make_live(pieces):
     template = "".join(pieces)
-    if kept.template_fault(template) is None:
+    if kept.template_fault(template, BASIC.fields) is None:
         assert [d for d in dangers(template) if not d.startswith("av tag")] == []
 
 
@@ -243,7 +271,7 @@ def test_a_template_kept_holds_nothing_a_browser_would_make_live(pieces):
 def test_every_hostile_piece_anywhere_in_a_template_is_refused(piece):
     template = "{{FrontSide}}<hr id=answer>{{Back}}"
     for at in range(len(template) + 1):
-        assert kept.template_fault(template[:at] + piece + template[at:]) is not None
+        assert kept.template_fault(template[:at] + piece + template[at:], BASIC.fields) is not None
 
 
 @pytest.mark.anki
@@ -313,9 +341,128 @@ def test_an_optional_reversed_note_type_gets_its_reverse_field_from_the_reverse_
     assert [notes[g].fields[2] for g in ("g1", "g2")] == [kept.REVERSE_MARK, ""]
 
 
+BAD_CHARS = st.sampled_from(["\x00", "\x01", "\x1b", "\x7f", "\ud800", "\udfff", "\udc00"])
+
+
+@given(BAD_CHARS, st.sampled_from(["field", "template name", "qfmt", "afmt", "css"]), st.integers(0, 9))
+def test_a_control_character_or_half_a_surrogate_pair_anywhere_is_refused(char, where, at):
+    entry = kept.to_json(BASIC)
+    template = entry["templates"][0]
+    if where == "field":
+        entry["fields"][1] = entry["columns"]["Answer"] = "Back"[:at] + char + "Back"[at:]
+        template["afmt"] = "{{FrontSide}}"
+    elif where == "css":
+        entry["css"] = entry["css"][:at] + char + entry["css"][at:]
+    else:
+        key = "name" if where == "template name" else where
+        template[key] = template[key][:at] + char + template[key][at:]
+    problems: list[str] = []
+    assert kept.from_json(entry, problems.append) is None
+    assert len(problems) == 1
+    assert f" holds U+{ord(char):04X}, a control character or half a surrogate pair; " in problems[0]
+
+
+# Anki's own filters and special fields: each puts text in a card that deckbuild never made safe.
+FILTERS = ["text", "kana", "kanji", "furigana", "type", "hint", "tts en_US", "cloze-only", "nc", "Text"]
+SPECIAL = ["Tags", "Deck", "Subdeck", "Card", "CardFlag", "Type", "CardID", "Nope", "front", "=<% %>=",
+           "&Front", "!a comment", ">partial", "tts en_US:Front", ""]  # fmt: skip
+
+
+@given(st.sampled_from(FILTERS), st.sampled_from(["Front", "Back", "Tags"]), st.sampled_from(["", " "]))
+def test_every_filter_but_cloze_is_refused_naming_it(name, field, space):
+    tag = "{{" + space + name + ":" + field + space + "}}"
+    assert kept.template_fault(f"<div>{tag}</div>", BASIC.fields, cloze=True) == (
+        f"it holds {tag!r}, whose {name!r} filter a card does not keep"
+    )
+
+
+@given(st.sampled_from(SPECIAL), st.sampled_from(["", "#", "^", "/"]))
+def test_every_special_field_or_mustache_form_is_refused_naming_it(name, section):
+    tag = "{{" + section + name + "}}"
+    fields = (*BASIC.fields, "Tags", "Deck")  # a field named like a special one is still refused
+    fault = kept.template_fault(f"{{{{Front}}}}<hr id=answer>{tag}", fields)
+    assert fault is not None
+    assert fault.startswith(f"it holds {tag!r}, "), fault
+
+
+def test_a_triple_mustache_is_refused_naming_it():
+    fault = kept.template_fault("{{{Front}}}", BASIC.fields)
+    assert fault == "it holds '{{{Front}}', which is not one of its fields"
+
+
+def test_cloze_is_kept_only_on_a_cloze_note_type_and_over_its_own_field():
+    assert kept.template_fault("{{cloze:Front}}", BASIC.fields, cloze=True) is None
+    assert kept.template_fault("{{cloze:Front}}", BASIC.fields) == (
+        "it holds '{{cloze:Front}}', whose 'cloze' filter a card does not keep"
+    )
+    assert kept.template_fault("{{cloze:Tags}}", (*BASIC.fields, "Tags"), cloze=True) == (
+        "it holds '{{cloze:Tags}}', whose 'cloze' filter a card does not keep"
+    )
+
+
+@pytest.mark.anki
+def test_anki_stock_note_types_are_kept(collection):
+    names = ["Basic", "Basic (and reversed card)", "Basic (optional reversed card)", "Cloze"]
+    for name in names:
+        model = collection.models.by_name(name)
+        fields = [f["name"] for f in model["flds"]]
+        for template in model["tmpls"]:
+            for side in ("qfmt", "afmt"):
+                assert kept.template_fault(template[side], fields, cloze=model["type"] == 1) is None, name
+
+
+# A backslash (a formula), a sound or av tag: hidden behind entities or split by mustache tags.
+HIDDEN = ["\\", "&#92;", "&#x5c;", "&bsol;", "[sound:", "[anki:", "&#91;sound:", "[SOUND:"]
+SPLITS = ["", "{{#Front}}{{/Front}}", "{{^Back}}{{/Back}}", "{{Front}}"]
+
+
+@given(st.sampled_from(HIDDEN), st.data())
+def test_no_backslash_or_sound_survives_entities_or_mustache_splits(piece, data):
+    splits = data.draw(st.lists(st.sampled_from(SPLITS), min_size=len(piece), max_size=len(piece)))
+    split = "".join(char + cut for char, cut in zip(piece, splits, strict=True))
+    template = "<div>" + split + "(\\href{javascript:alert(3)}{c3})</div>"
+    fault = kept.template_fault(template, BASIC.fields)
+    assert fault is not None
+    assert fault.endswith("which a card's template does not keep")
+
+
+@pytest.mark.parametrize(
+    ("template", "expected"),
+    [
+        ("&#92;(x&#92;)", "it holds '\\\\', which a card's template does not keep"),
+        ("\\{{#Front}}{{/Front}}(x)", "it holds '\\\\', which a card's template does not keep"),
+        ("[sound:x.mp3]", "it holds '[sound:', which a card's template does not keep"),
+        ("[anki:play:q:0]", "it holds '[anki:', which a card's template does not keep"),
+        ("<img>", "it holds a <img> tag, which a card does not keep"),
+        ("{{Front", "it holds a '{{' that makes no whole field tag"),
+    ],
+)
+def test_a_formula_a_sound_or_an_image_in_a_template_is_refused(template, expected):
+    assert kept.template_fault(template, BASIC.fields) == expected
+
+
+RENAMED = (
+    "the note type 'Basic' has other field or card template names or another sort field than when it was "
+    "last built: Anki would take it for another note type or skip later edits of every learner's note; put "
+    "them back as they were, in their order (a template's text and the CSS may change)"
+)
+
+
+@pytest.mark.parametrize("sort", ["Back", "Front"])
+def test_a_changed_sort_field_is_refused_as_anki_would_stamp_every_note_newer(tmp_path, monkeypatch, sort):
+    # Anki re-sorts every note and stamps it with the import time: later packages look older.
+    decks = deck(tmp_path, "q;a;g1;Basic\n", edited(lambda e: e.update({"sort field": sort})))
+    build([decks], tmp_path / "dist", now=NOW, use_cache=False)
+    other = "Front" if sort == "Back" else "Back"
+    changed = edited(lambda e: e.update({"sort field": other}))
+    (decks / "Bio/notetypes.json").write_text(changed, encoding="utf-8")
+    (tmp_path / "dist").rename(tmp_path / "old")
+    assert f"decks/Bio/cards.txt:2: {RENAMED}\n" in failed_build(tmp_path, monkeypatch, check=False)
+
+
 @pytest.mark.anki
 @pytest.mark.parametrize(
-    "change", ['"name": "Card 1"|"name": "Forward"', '"Back"|"Answer"'], ids=["template name", "field name"]
+    "change", ['"name": "Card 1"|"name": "Forward"', "Back|Answer"], ids=["template name", "field name"]
 )
 def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     tmp_path, collection, monkeypatch, change
@@ -332,9 +479,7 @@ def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     result = run("build", "decks", "-o", "v2", "--no-cache")
     assert result.exit_code == 1
     assert (
-        "decks/Bio/cards.txt:2: the note type 'Basic' has other field or card template names than when it "
-        "was last built: Anki would take it for another note type and skip every learner's note; put the "
-        "names back as they were, in their order (a template's text and the CSS may change)\n"
+        f"decks/Bio/cards.txt:2: {RENAMED}\n"
     ) in result.stderr
     # Why: built anyway (the lock and the import's stamp gone), the learner's note is skipped and
     # no edit reaches it again.
@@ -370,7 +515,7 @@ def test_any_note_type_entry_gives_a_note_type_or_a_message_never_a_crash(data):
 
 @pytest.mark.anki
 @pytest.mark.parametrize(
-    "change", ['"name": "Card 1"|"name": "Forward"', '"Back"|"Answer"'], ids=["template name", "field name"]
+    "change", ['"name": "Card 1"|"name": "Forward"', "Back|Answer"], ids=["template name", "field name"]
 )
 def test_a_rename_before_the_first_build_is_refused_too(tmp_path, collection, monkeypatch, change):
     """No lock knows the note type yet: the stamp the import wrote is what the build checks against."""

@@ -846,10 +846,10 @@ class _Build:
                 if "." in old and old.partition(".")[0] != nt.schema:
                     self.report.error(
                         parsed.source.display, parsed.line,
-                        f"the note type {nt.title} has other field or card template names than when it "
-                        "was last built: Anki would take it for another note type and skip every "
-                        "learner's note; put the names back as they were, in their order (a "
-                        "template's text and the CSS may change)",
+                        f"the note type {nt.title} has other field or card template names or another "
+                        "sort field than when it was last built: Anki would take it for another note type "
+                        "or skip later edits of every learner's note; put them back as they were, in "
+                        "their order (a template's text and the CSS may change)",
                     )  # fmt: skip
             entry = collection.locks[parsed.source.root].notes.get(parsed.id)
             if entry is None or entry.retired:

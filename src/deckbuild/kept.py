@@ -29,13 +29,13 @@ REVERSE_MARK = "y"
 # deckbuild's own fields that say where a card came from, not what it shows: never carried over.
 _META = frozenset(("Kind", "Source", "Status"))
 _MAX_BYTES = 4 * 1024 * 1024
-_CONTROL_RE = re.compile(r"[\x00-\x1f\x7f]")
 # deckbuild's own note types: a kept one never takes their ids.
 _OWN_IDS = frozenset(NOTE_TYPES)
 
-# Tags a kept template may hold: what a card's own fields may hold, and the template's layout.
+# Tags a kept template may hold: what a card's own fields may hold (no image: a template names
+# no file deckbuild ships), and the template's layout.
 _TAGS = frozenset(
-    """a abbr b blockquote br center code dd del div dl dt em font h1 h2 h3 h4 h5 h6 hr i img kbd li
+    """a abbr b blockquote br center code dd del div dl dt em font h1 h2 h3 h4 h5 h6 hr i kbd li
     mark ol p pre s small span strong sub sup table tbody td tfoot th thead tr u ul""".split()  # noqa: SIM905
 )
 _ATTRIBUTES = frozenset(
@@ -50,8 +50,17 @@ _CSS_RE = re.compile(r"(?i)url\s*\(|@import|image-set|expression\s*\(|behavior|b
 
 # In a style attribute also what could cover or hide the card, as in a field.
 _STYLE_RE = re.compile(_CSS_RE.pattern + r"|position|transparent")
-# MathJax typesets a template's text too, and its commands can make links: no formula in a template.
-_MATH_RE = re.compile(r"\\[(\[]")
+# A mustache tag as Anki's template parser reads it: from "{{" to the first "}}" after it.
+_MUSTACHE_RE = re.compile(r"\{\{(.*?)\}\}", re.S)
+# What may stay of a template's text once its tags are gone: MathJax typesets it too (a formula's
+# commands can make a link) and Anki plays sound in it, so no backslash and no sound or av tag.
+_TEXT_RE = re.compile(r"\\|\[sound:|\[anki:", re.I)
+# Anki's special fields and filters put text in a card that deckbuild never made safe (tags, deck
+# names, a field's text with its tags stripped and its entities decoded): only fields are kept.
+_SPECIAL = frozenset(("Tags", "Type", "Deck", "Subdeck", "Card", "CardFlag", "CardID"))
+# Anki refuses a package holding half a surrogate pair; control characters hide what a name is.
+_CONTROL_TEXT_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
+_CONTROL_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
 
 
 def _css_fault(css: str, pattern: re.Pattern[str] = _CSS_RE) -> str | None:
@@ -59,10 +68,48 @@ def _css_fault(css: str, pattern: re.Pattern[str] = _CSS_RE) -> str | None:
     return f"its CSS holds {found.group()!r}, which could load or run something" if found else None
 
 
-def template_fault(text: str) -> str | None:
+def _is_field(name: str, fields: Sequence[str]) -> bool:
+    return name in fields and name not in _SPECIAL and ":" not in name
+
+
+def _mustache_fault(inside: str, fields: Sequence[str], cloze: bool) -> str | None:
+    """Say why one mustache tag's inside may not stay: only its own fields, plainly, are kept."""
+    tag = "{{" + inside + "}}"
+    name = inside.strip()
+    if name[:1] in ("#", "^", "/"):
+        if _is_field(name[1:].strip(), fields):
+            return None
+        return f"it holds {tag!r}, a section over something not one of its fields"
+    if _is_field(name, fields) or name == "FrontSide":
+        return None
+    *filters, field = name.split(":")
+    if filters == ["cloze"] and cloze and _is_field(field.strip(), fields):
+        return None
+    if filters:
+        return f"it holds {tag!r}, whose {filters[0].strip()!r} filter a card does not keep"
+    return f"it holds {tag!r}, which is not one of its fields"
+
+
+def template_fault(text: str, fields: Sequence[str], cloze: bool = False) -> str | None:
     """Say what in a card template could run script or load something, if anything."""
-    if found := _MATH_RE.search(text):
-        return f"it holds {found.group()!r}, a formula, whose commands could make a link"
+    for match in _MUSTACHE_RE.finditer(text):
+        if fault := _mustache_fault(match.group(1), fields, cloze):
+            return fault
+    bare = _MUSTACHE_RE.sub("", text)
+    for brace in ("{{", "}}"):
+        if brace in bare:
+            return f"it holds a {brace!r} that makes no whole field tag"
+    # Checked once the tags are gone and the entities decoded, as the browser and MathJax see it.
+    for shown in (bare, html.unescape(bare)):
+        if found := _TEXT_RE.search(shown):
+            return f"it holds {found.group()!r}, which a card's template does not keep"
+    for shown in (text, bare):
+        if fault := _tags_fault(shown):
+            return fault
+    return None
+
+
+def _tags_fault(text: str) -> str | None:
     for match in _TAG_RE.finditer(text):
         if match.group(0) == "<":
             return "it holds a '<' that starts no plain tag"
@@ -90,7 +137,7 @@ def notetype_fault(nt: NoteType) -> str | None:
     """Say why a note type may not reach a card, if it may not."""
     for template in nt.templates:
         for side in ("qfmt", "afmt"):
-            if fault := template_fault(template[side]):
+            if fault := template_fault(template[side], nt.fields, nt.cloze):
                 return f"template {template['name']!r}: {fault}"
     return _css_fault(nt.css)
 
@@ -141,6 +188,14 @@ def load(path: Path, shown: str, report: Report) -> dict[str, NoteType]:
     except json.JSONDecodeError as exc:
         report.error(shown, exc.lineno, f"not valid JSON ({exc.msg}); fix it, or import the deck again")
         return {}
+    except RecursionError:
+        report.error(shown, 1, "nested too deeply to read; import the deck again")
+        return {}
+    except ValueError:  # an int longer than Python reads
+        long = re.search(r"[0-9]{1000,}", text)
+        line = text.count("\n", 0, long.start()) + 1 if long else 1
+        report.error(shown, line, "a number too long to read; import the deck again")
+        return {}
     entries = parsed.get("notetypes") if isinstance(parsed, dict) else None
     if not isinstance(entries, list):
         report.error(shown, 1, 'expected {"notetypes": [...]}; import the deck again to write it')
@@ -169,10 +224,24 @@ def _is_template(value: Any) -> bool:
     return isinstance(value, dict) and set(value) == keys and all(isinstance(v, str) for v in value.values())
 
 
+def _text_fault(
+    fields: list[str], columns: dict[str, str], templates: list[dict[str, str]], css: str
+) -> str | None:
+    """Say which text holds a control character or a lone surrogate (Anki refuses the package)."""
+    texts = [("a field name", f, _CONTROL_NAME_RE) for f in [*fields, *columns]]
+    for t in templates:
+        texts.append(("a template name", t["name"], _CONTROL_NAME_RE))
+        texts += [(f"template {t['name']!r}", t[side], _CONTROL_TEXT_RE) for side in ("qfmt", "afmt")]
+    for where, text, pattern in [*texts, ("its CSS", css, _CONTROL_TEXT_RE)]:
+        if found := pattern.search(text):
+            return f"{where} holds U+{ord(found.group()):04X}, a control character or half a surrogate pair"
+    return None
+
+
 def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
     """Check one entry of the file and make its note type; call `fail` with what is wrong."""
     name = entry.get("name") if isinstance(entry, dict) else None
-    if not isinstance(name, str) or not name or name != name.strip() or _CONTROL_RE.search(name):
+    if not isinstance(name, str) or not name or name != name.strip() or _CONTROL_NAME_RE.search(name):
         fail('a note type needs a "name": text without control characters or blanks around it')
         return None
     name = entry["name"]
@@ -185,9 +254,7 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
         fail(f'{what}: "mod" must be a whole number of seconds; import the deck again')
         return None
     fields = entry.get("fields")
-    if not (isinstance(fields, list) and fields and all(isinstance(f, str) and f for f in fields)) or any(
-        _CONTROL_RE.search(f) for f in fields
-    ):
+    if not (isinstance(fields, list) and fields and all(isinstance(f, str) and f for f in fields)):
         fail(f'{what}: "fields" must be a list of field names')
         return None
     if len(set(fields)) != len(fields):
@@ -246,6 +313,9 @@ def from_json(entry: Any, fail: Callable[[str], object]) -> NoteType | None:
     )
     if unknown:
         fail(f"{what}: unknown key {unknown[0]!r}")
+        return None
+    if fault := _text_fault(fields, columns, templates, css):
+        fail(f"{what}: {fault}; remove it, or import the deck again")
         return None
     nt = NoteType(
         nid,

@@ -172,9 +172,12 @@ class NoteType:
     def schema(self) -> str:
         """Hash what Anki matches a note type by on import, beside its id: field and template names.
 
-        When they change, Anki takes the note type for another one and skips learners' notes.
+        When they change, Anki takes the note type for another one and skips learners' notes; when
+        the sort field changes, Anki re-sorts every note and stamps it newer than later packages.
         """
-        shape = [self.fields, [t["name"] for t in self.templates], self.cloze]
+        shape: list[Any] = [self.fields, [t["name"] for t in self.templates], self.cloze]
+        if self.sort_field:  # only then, so that hashes locked before it was hashed stay the same
+            shape.append(self.sort_field)
         return hashlib.sha256(json.dumps(shape).encode("utf-8")).hexdigest()[:8]
 
     @property
