@@ -519,12 +519,7 @@ def test_any_note_type_entry_gives_a_note_type_or_a_message_never_a_crash(data):
 )
 def test_a_rename_before_the_first_build_is_refused_too(tmp_path, collection, monkeypatch, change):
     """No lock knows the note type yet: the stamp the import wrote is what the build checks against."""
-    note = collection.new_note(collection.models.by_name("Basic"))
-    note.fields[0], note.fields[1] = "der Hund", "the dog"
-    collection.add_note(note, collection.decks.id("Bio"))
-    monkeypatch.chdir(tmp_path)
-    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
-    types = tmp_path / "decks/Bio/notetypes.json"
+    types = _import_one_basic_note(collection, tmp_path, monkeypatch)
     types.write_text(types.read_text(encoding="utf-8").replace(*change.split("|")), encoding="utf-8")
     result = run("build", "decks", "-o", "v1")
     assert result.exit_code == 1
@@ -535,12 +530,7 @@ def test_a_rename_before_the_first_build_is_refused_too(tmp_path, collection, mo
 
 @pytest.mark.anki
 def test_a_template_changed_before_the_first_build_reaches_learners(tmp_path, collection, monkeypatch):
-    note = collection.new_note(collection.models.by_name("Basic"))
-    note.fields[0], note.fields[1] = "der Hund", "the dog"
-    collection.add_note(note, collection.decks.id("Bio"))
-    monkeypatch.chdir(tmp_path)
-    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
-    types = tmp_path / "decks/Bio/notetypes.json"
+    types = _import_one_basic_note(collection, tmp_path, monkeypatch)
     entries = json.loads(types.read_text(encoding="utf-8"))
     imported_mod = entries["notetypes"][0]["mod"]
     entries["notetypes"][0]["css"] += "\n.card { color: navy; }"
@@ -551,3 +541,13 @@ def test_a_template_changed_before_the_first_build_reaches_learners(tmp_path, co
     collection.models._clear_cache()
     basic = collection.models.by_name("Basic")
     assert basic["mod"] > imported_mod and ".card { color: navy; }" in basic["css"]
+
+
+def _import_one_basic_note(collection, tmp_path: Path, monkeypatch) -> Path:
+    """Import a deck 'Bio' of one Basic note into decks/; return its notetypes.json."""
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "der Hund", "the dog"
+    collection.add_note(note, collection.decks.id("Bio"))
+    monkeypatch.chdir(tmp_path)
+    assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
+    return tmp_path / "decks/Bio/notetypes.json"
