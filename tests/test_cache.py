@@ -137,6 +137,45 @@ def test_help_does_not_import_the_heavy_libraries():
     assert out.stdout.strip().splitlines()[-1] == "[]"
 
 
+def test_a_build_that_nothing_changed_imports_no_reading_rendering_or_packaging(tree):
+    # The record answers it: importing what a real build needs would cost more than the answer.
+    out = tree.parent / "out"
+    build([tree], out, now=NOW)
+    code = (
+        "import sys\nfrom deckbuild.cli import cli\ntry:\n"
+        f"    cli(['build', {str(tree)!r}, '-o', {str(out)!r}])\nexcept SystemExit as exc:\n"
+        "    assert exc.code == 0, exc.code\n"
+        "heavy = {'genanki', 'markdown', 'pygments', 'nh3', 'pydantic', 'latex2mathml', 'zipfile'}\n"
+        "ours = ('answers', 'ids', 'models', 'package', 'readers', 'render', 'workers')\n"
+        "heavy |= {f'deckbuild.{m}' for m in ours}\n"
+        "print(sorted(m for m in sys.modules if m in heavy or m.split('.')[0] in heavy))"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert "62 packaged" in shown.stdout
+    assert shown.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_a_build_runs_no_cycle_collection_and_leaves_the_collector_on(tree):
+    import gc
+
+    runs = []
+
+    def count(phase, info):
+        if phase == "start":
+            runs.append(info["generation"])
+
+    gc.collect()
+    gc.callbacks.append(count)
+    try:
+        cold = build([tree], tree.parent / "cold", now=NOW, use_cache=False)
+        again = build([tree], tree.parent / "again", now=NOW)
+    finally:
+        gc.callbacks.remove(count)
+    assert runs == [] and gc.isenabled()
+    assert cold.packages[0].read_bytes() == again.packages[0].read_bytes()
+
+
 def _collection(apkg: bytes) -> bytes:
     import io
     import zipfile

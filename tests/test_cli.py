@@ -8,6 +8,8 @@ import zipfile
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import DATA, put, seed
 from deckbuild import __version__
@@ -326,13 +328,16 @@ def test_a_notes_url_that_is_not_a_web_address_is_a_usage_error(run, deck_tree, 
     )
 
 
-@pytest.mark.parametrize("target", ["/dev/null", "a-file/sub"])
-def test_preview_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target):
+@pytest.mark.parametrize("target", ["/dev/null", "a-file", "a-file/sub"])
+@pytest.mark.parametrize(
+    "command", [("preview", "decks"), ("build", "decks"), ("release", "decks", "--release-version", "v1")]
+)
+def test_output_into_a_file_is_a_message_not_a_traceback(run, deck_tree, target, command):
     _one_card(deck_tree)
     put(deck_tree.parent, "a-file", "not a folder")
-    result = run("preview", "decks", "-o", target)
+    result = run(*command, "-o", target)
     assert result.exit_code == 1
-    reason = "File exists" if target == "/dev/null" else "Not a directory"
+    reason = "Not a directory" if target.endswith("/sub") else "File exists"
     assert result.stderr == (
         f"error: {target}: cannot write ({reason}); a file stands where a folder is needed: "
         "choose another output folder\n"
@@ -363,3 +368,27 @@ def test_building_one_file_never_replaces_the_package_of_its_whole_deck(run, dec
     assert result.exit_code == 0
     assert result.stdout.splitlines()[0] == "wrote dist/D-a.apkg"
     assert (deck_tree.parent / "dist" / "D.apkg").read_bytes() == whole
+
+
+@given(
+    text=st.text(min_size=1, max_size=12).filter(lambda t: not t.isprintable() or not t.strip()),
+    case=st.sampled_from(
+        [
+            (("build", "decks"), "--deck-version"),
+            (("build", "decks"), "--notes-url"),
+            (("release", "decks", "-o", "r", "--release-version", "v1"), "--notes-url"),
+            (("release", "decks", "-o", "r"), "--release-version"),
+        ]
+    ),
+)
+@settings(suppress_health_check=[HealthCheck.function_scoped_fixture], max_examples=40)
+def test_a_version_or_link_that_is_not_one_printable_line_is_a_usage_error(run, deck_tree, text, case):
+    """Control characters, line breaks or blanks never reach a deck description or the release notes."""
+    command, option = case
+    _one_card(deck_tree)
+    value = f"https://x/{text}" if option == "--notes-url" else text
+    result = run(*command, option, value)
+    assert result.exit_code == 2
+    message = f"{value!r} is not one line of printable text; give a tag such as v1.2.0"
+    assert " ".join(message.split()) in " ".join(result.stderr.split())
+    assert not (deck_tree.parent / "dist").exists() and not (deck_tree.parent / "r").exists()

@@ -289,3 +289,25 @@ def test_finding_line_breaks_tries_each_run_of_blanks_once():
     # A lookbehind keeps the pattern from starting inside a run of blanks, so it cannot rescan one.
     assert render._BR_RE.pattern.startswith("(?:(?<![ \\t])[ \\t]*|(?<=[ \\t]))<br")
     assert render._BR_RE.sub("|", "a<br> <br>b" + " " * 50_000 + "<") == "a||b" + " " * 50_000 + "<"
+
+
+# Pieces that reach every limit the card check applies: brackets, list and quote prefixes at line
+# starts, long runs; fields of text or not (options and steps are lists and dicts).
+_LIMIT_PIECES = ["[", "(", "{", "\\(", ">", "- ", "1.", " ", "\t", "\n", "a", "x" * 40, "(" * MAX_NESTING]
+_LIMIT_TEXT = st.lists(st.sampled_from(_LIMIT_PIECES), max_size=60).map("".join)
+
+
+@given(
+    st.dictionaries(
+        st.sampled_from(["question", "answer", "hint", "extra", "options"]),
+        _LIMIT_TEXT | st.lists(_LIMIT_TEXT, max_size=3) | st.none(),
+        max_size=5,
+    ),
+    st.integers(0, 2),
+)
+def test_the_whole_card_check_finds_exactly_what_the_field_by_field_check_finds(data, longer):
+    # The fast check runs once over the joined card; any field it lets through must be fine alone.
+    if longer and data:
+        first = next(iter(data))
+        data[first] = "y" * (MAX_FIELD_CHARS // 2 * longer + 1)
+    assert render._card_problem(data) == render._fields_problem(data)

@@ -11,6 +11,8 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ankihelp import import_package, notes_by_guid
 from conftest import DATA, put
@@ -209,6 +211,12 @@ def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cac
         ("line-height:0.0em;color:red", "color:red"),
         ("line-height: 0%", None),
         ("color:red;background:white", "color:red;background:white"),
+        ("color:white;background:#fff", "background:#fff"),
+        ("color:#fefefe;background-color:White", "background-color:White"),
+        ("color:black;background:#000000 no-repeat", "background:#000000 no-repeat"),
+        ("color:navy;background:black", "background:black"),
+        ("color:#333;background:white", "color:#333;background:white"),
+        ("color:white;background:inherit", "color:white;background:inherit"),
         ("line-height:1.5", "line-height:1.5"),
     ],
 )
@@ -217,3 +225,28 @@ def test_text_hidden_by_its_own_style_loses_that_style(style, kept):
 
     expected = f'<span style="{kept}">t</span>' if kept else "<span>t</span>"
     assert sanitize(f'<span style="{style}">t</span>') == expected
+
+
+_SPELLINGS = {
+    (255, 255, 255): ["white", "WHITE", "#fff", "#FFFFFF", "#ffffff"],
+    (0, 0, 0): ["black", "#000", "#000000"],
+    (255, 0, 0): ["red", "#f00", "#FF0000"],
+    (255, 255, 0): ["yellow", "#ff0", "#ffff00"],
+}
+
+
+@given(
+    st.sampled_from(sorted(_SPELLINGS)),
+    st.data(),
+    st.sampled_from(["background", "background-color"]),
+)
+def test_text_the_colour_of_its_background_is_never_kept_however_spelled(rgb, data, ground):
+    """Any two spellings of one colour, or of two colours a shade apart, hide the text: it goes."""
+    from deckbuild.render import sanitize
+
+    text = data.draw(st.sampled_from(_SPELLINGS[rgb]))
+    nudge = data.draw(st.integers(-3, 3))
+    near = "#" + "".join(f"{min(255, max(0, c + nudge)):02x}" for c in rgb)
+    back = data.draw(st.sampled_from([*_SPELLINGS[rgb], near]))
+    out = sanitize(f'<span style="color:{text};{ground}:{back}">t</span>')
+    assert out == f'<span style="{ground}:{back}">t</span>'

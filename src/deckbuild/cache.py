@@ -32,7 +32,7 @@ from deckbuild.notetype import NOTE_TYPES
 CACHE_FORMAT = 3
 SECRET = "secret"
 _SECRET_SIZE = 32
-RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "genanki")
+RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "webcolors", "genanki")
 _CHUNK = 500
 
 

@@ -4,21 +4,177 @@ from __future__ import annotations
 
 import errno
 import json
+import math
+import os
 import sys
 import time
 from collections.abc import Callable
 from functools import wraps
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, TextIO, TypeVar
 
 import click
 
 from deckbuild import __version__
 from deckbuild.calc import CalcError, JsonDecoder
 from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable
+from deckbuild.progress import STAGES, Progress
 
 DEFAULT_DECKS = Path("decks")
 F = TypeVar("F", bound=Callable[..., Any])
+# A build shows progress only once it has run this long, so that a quick one never flickers.
+PROGRESS_AFTER = 1.0
+# Redraw the progress line at most this often, however many files go by.
+REDRAW_EVERY = 0.1
+# What -v says of each stage whose counts do not say it.
+STAGE_LABELS = {
+    "start-up": "Python, imports, locks, cache, helpers",
+    "fingerprint": "hashing the inputs, to find an unchanged build",
+    "lock": "stamping the cards in the lock",
+    "committing": "renaming packages and lock into place",
+    "recording": "keeping the build's record, for the next identical build",
+}
+
+
+class ProgressLine(Progress):
+    """Time a build's stages, and show its progress on one line of a terminal once it runs long.
+
+    Nothing is drawn unless `stream` is a terminal, `show` is true and `after` seconds have gone
+    by since `started`; the line is rewritten in place (carriage return) and wiped by `finish`,
+    so that whatever is printed next starts on a clean line.
+    """
+
+    def __init__(
+        self,
+        stream: TextIO,
+        clock: Callable[[], float] = time.perf_counter,
+        *,
+        started: float | None = None,
+        after: float = PROGRESS_AFTER,
+        show: bool = True,
+        columns: int = 80,
+    ) -> None:
+        self.stream, self.clock, self.after, self.columns = stream, clock, after, columns
+        self.show = show and stream.isatty()
+        self.started = clock() if started is None else started
+        self.current, self.since = "start-up", self.started
+        self.seconds: dict[str, float] = {}
+        self.counts: dict[str, int] = {}
+        self.shown = ""  # the text on the terminal now
+        self.drawn_at: float | None = None
+
+    def stage(self, name: str) -> None:
+        now = self._close()
+        self.current = name
+        self._draw(now, at_once=True)
+
+    def _close(self) -> float:
+        """Add the time since the current stage began to its total; return the time now."""
+        now = self.clock()
+        self.seconds[self.current] = self.seconds.get(self.current, 0.0) + now - self.since
+        self.since = now
+        return now
+
+    def count(self, what: str, n: int = 1) -> None:
+        self.counts[what] = self.counts.get(what, 0) + n
+        self._draw(self.clock())
+
+    def line(self) -> str:
+        """Say where the build is: its stage, cards read, rendered (or to render), packages written."""
+        counts, reached = self.counts, STAGES.index(self.current)
+        read = counts.get("read", 0)
+        parts = [f"{read} card(s) read"]
+        if "rendered" in counts:
+            parts.append(f"{counts['rendered']} rendered")
+        elif reached >= STAGES.index("rendering"):
+            parts.append(f"{read - counts.get('memo', 0)} to render")
+        if reached >= STAGES.index("packaging"):
+            parts.append(f"{counts.get('written', 0)} package(s) written")
+        return f"{self.current}: {', '.join(parts)}"
+
+    def _draw(self, now: float, at_once: bool = False) -> None:
+        if not self.show or now - self.started < self.after:
+            return
+        if not at_once and self.drawn_at is not None and now - self.drawn_at < REDRAW_EVERY:
+            return
+        # One column short of the width: a line that fills it wraps, and \r would not return to it.
+        text = self.line()[: max(self.columns - 1, 0)]
+        if text != self.shown:
+            self._write("\r" + text + " " * (len(self.shown) - len(text)))
+            self.shown = text if self.show else ""
+        self.drawn_at = now
+
+    def _write(self, text: str) -> None:
+        # Progress is only a courtesy: a terminal that went away must not stop the build.
+        try:
+            self.stream.write(text)
+            self.stream.flush()
+        except OSError:
+            self.show = False
+
+    def finish(self) -> None:
+        """End the last stage, and wipe the line so that the next output starts on a clean one."""
+        self._close()
+        if self.shown:
+            self._write("\r" + " " * len(self.shown) + "\r")
+            self.shown = ""
+
+    def timings(self) -> list[str]:
+        """Say where the time went, stage by stage, with the counts of each."""
+        counts, seconds = self.counts, self.seconds
+        detail = {
+            **STAGE_LABELS,
+            "reading": f"{counts.get('read', 0)} card(s) in {counts.get('files', 0)} file(s)",
+            "memo": f"{counts.get('memo', 0)} card(s) from the memo",
+            "rendering": f"{counts.get('rendered', 0)} card(s) validated and rendered",
+            "packaging": f"{counts.get('written', 0)} package(s) written, "
+            f"{counts.get('unchanged', 0)} unchanged",
+        }
+        lines = [f"where the time went ({sum(seconds.values()):.3f} s):"]
+        for name in STAGES:
+            if name in seconds:
+                lines.append(f"  {seconds[name]:7.3f} s  {name:<12} {detail[name]}")
+        if "reading" not in seconds and "fingerprint" in seconds:
+            lines.append("  nothing changed since the last build: answered from its record")
+        return lines
+
+
+def _process_start(clock: Callable[[], float] = time.perf_counter) -> float:
+    """Return when this process started on `clock`, so that start-up counts Python's own; else now."""
+    now = clock()
+    try:
+        # Field 22 of /proc/self/stat: the start, in clock ticks after boot (Linux only).
+        ticks = int(Path("/proc/self/stat").read_text().rsplit(")", 1)[1].split()[19])
+        age = time.clock_gettime(time.CLOCK_BOOTTIME) - ticks / os.sysconf("SC_CLK_TCK")
+    except (OSError, ValueError, IndexError, AttributeError):
+        return now
+    # Bounded: clocks that disagree must not make start-up look like minutes.
+    return now - min(max(age, 0.0), 60.0)
+
+
+def _progress_after() -> float:
+    """Return after how many seconds a build shows progress: DECKBUILD_PROGRESS_AFTER, else 1."""
+    value = os.environ.get("DECKBUILD_PROGRESS_AFTER")
+    if value is None:
+        return PROGRESS_AFTER
+    try:
+        after = float(value)
+    except ValueError:
+        after = math.nan
+    if not after >= 0:  # nan compares false: it is no number of seconds either
+        raise click.UsageError(f"DECKBUILD_PROGRESS_AFTER={value!r} is not a number of seconds") from None
+    return after
+
+
+def _progress_line(show: bool) -> ProgressLine:
+    """Return the progress line of a build run from this command line, on stderr."""
+    try:
+        columns = os.get_terminal_size(sys.stderr.fileno()).columns or 80  # 0: a terminal of no set size
+    except (OSError, ValueError, AttributeError):
+        columns = 80
+    # Read only when progress may show: --quiet never looks at the setting.
+    start, after = _process_start(), _progress_after() if show else PROGRESS_AFTER
+    return ProgressLine(sys.stderr, started=start, after=after, show=show, columns=columns)
 
 
 def _print_report(report: Report, strict: bool = False) -> None:
@@ -49,11 +205,18 @@ def _reports_errors(func: F) -> F:
     return wrapper  # type: ignore[return-value]
 
 
+def _one_line(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
+    """Accept only printable text on one line: it is shown in every deck's description."""
+    if value is not None and (not value.strip() or not value.isprintable()):
+        raise click.BadParameter(f"{value!r} is not one line of printable text; give a tag such as v1.2.0")
+    return value
+
+
 def _web_address(ctx: click.Context, param: click.Parameter, value: str | None) -> str | None:
     """Accept only an http(s) address: the deck description is HTML that Anki shows as it is."""
     if value is not None and not value.lower().startswith(("https://", "http://")):
         raise click.BadParameter(f"{value!r} is not a web address; give one that starts with https://")
-    return value
+    return _one_line(ctx, param, value)
 
 
 paths_argument = click.argument("paths", nargs=-1, type=click.Path(path_type=Path, exists=True))
@@ -77,7 +240,8 @@ def output_option(default: Path, help_text: str) -> Callable[[F], F]:
         "-o",
         "--output",
         "outdir",
-        type=click.Path(path_type=Path, file_okay=False),
+        # Not click's own check: an output that is a file is a message with exit status 1, like /dev/null.
+        type=click.Path(path_type=Path),
         default=default,
         show_default=True,
         help=help_text,
@@ -105,13 +269,17 @@ version_option = click.version_option(__version__, prog_name="deckbuild")
     help="An earlier .apkg (or folder of them) that holds cards removed since: they are retired.",
 )
 @click.option("--no-cache", is_flag=True, help="Render every card again; neither read nor write the cache.")
-@click.option("--deck-version", default=None, help="Version shown in the deck description.")
+@click.option(
+    "--deck-version", default=None, callback=_one_line, help="Version shown in the deck description."
+)
 @click.option(
     "--notes-url",
     default=None,
     callback=_web_address,
     help="Link to the release notes, in the deck description.",
 )
+@click.option("-q", "--quiet", is_flag=True, help="Print only problems: no progress, no summary.")
+@click.option("-v", "--verbose", is_flag=True, help="Also say where the time went, stage by stage.")
 @_reports_errors
 def build(
     paths: tuple[Path, ...],
@@ -122,19 +290,30 @@ def build(
     no_cache: bool,
     deck_version: str | None,
     notes_url: str | None,
+    quiet: bool,
+    verbose: bool,
 ) -> None:
     """Build one .apkg per deck.
 
-    PATHS are deck folders or source files (default: decks/).
+    PATHS are deck folders or source files (default: decks/). A build that runs longer than a
+    second shows its progress on a terminal.
     """
+    if quiet and verbose:
+        raise click.UsageError("--quiet and --verbose ask for opposite things; give one of them")
+    progress = _progress_line(show=not quiet)
     from deckbuild.build import Release
     from deckbuild.build import build as run
 
-    result = run(
-        _paths(paths), outdir, now=int(time.time()), frozen=frozen, strict=strict,
-        previous=previous, release=Release(deck_version, notes_url), use_cache=not no_cache,
-    )  # fmt: skip
+    try:
+        result = run(
+            _paths(paths), outdir, now=int(time.time()), frozen=frozen, strict=strict, previous=previous,
+            release=Release(deck_version, notes_url), use_cache=not no_cache, progress=progress,
+        )  # fmt: skip
+    finally:
+        progress.finish()  # before any problem is printed
     _print_report(result.report)
+    if quiet:
+        return
     for path in result.packages:
         click.echo(f"wrote {path}")
     counts = result.report.counts
@@ -143,6 +322,8 @@ def build(
         f"{counts.get('read', 0)} card(s) read, {counts.get('packaged', 0)} packaged, "
         f"{counts.get('skipped', 0)} skipped, {counts.get('incomplete', 0)} incomplete{retired}"
     )
+    if verbose:
+        click.echo("\n".join(progress.timings()), err=True)
 
 
 @cli.command()
@@ -299,6 +480,7 @@ def forget(uuids: tuple[str, ...], root: Path | None) -> None:
     "--release-version",
     "release_version",
     required=True,
+    callback=_one_line,
     metavar="V",
     help="The release's version, e.g. the git tag.",
 )

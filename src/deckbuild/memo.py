@@ -59,13 +59,14 @@ def signature(raw: RawCard) -> str:
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
     """Return the images a remembered card shows, or None when any of them changed since."""
     from deckbuild.render import media_name
+    from deckbuild.sources import changed_stamp
 
     found = {}
     for name, relative, size, mtime in media:
         path = root / relative
         try:
             stat = path.stat()
-            if (stat.st_size, stat.st_mtime_ns) != (size, mtime) and media_name(path) != name:
+            if (stat.st_size, changed_stamp(stat)) != (size, mtime) and media_name(path) != name:
                 return None
         except OSError:  # gone, or no longer a regular file
             return None

@@ -112,6 +112,16 @@ def is_regular(path: Path) -> bool:
         return False
 
 
+def changed_stamp(status: os.stat_result) -> int:
+    """Sum up when a file last changed, in a way no copy or tool can set back.
+
+    The modification time alone can be set back (`cp -p`, `touch -d`, a checkout keeping times),
+    so an older image of the same size would look unchanged; the status-change time cannot be
+    set, and it moves with every write.
+    """
+    return hash((status.st_mtime_ns, status.st_ctime_ns, status.st_ino, status.st_dev)) & (2**62 - 1)
+
+
 def read_regular(path: Path, limit: int | None = MAX_SOURCE_BYTES) -> bytes:
     """Read a regular file, at most `limit` bytes; raise NotRegular or TooLarge instead of hanging.
 
