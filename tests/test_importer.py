@@ -11,7 +11,7 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
@@ -781,4 +781,121 @@ def test_control_characters_are_removed_and_no_break_spaces_kept(tmp_path, monke
     assert Path("decks/notes/cards.txt").read_text(encoding="utf-8") == (
         "Question;Answer;GUID\nqx;a;g1\nq2;a\xa0\xa0b\u2028c;g2\n"
     )
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+# Pieces of fields Anki shows but deckbuild's build has refused: markup past its limits, formulas
+# it does not allow, clozes a dropped tag breaks, characters it will not keep, images outside a deck.
+HOSTILE_PIECES = [
+    "word ", "<b>w</b> " * 40, '<span style="color:red">w</span> ' * 30, "<table><tr><td>x</td></tr></table>",
+    "\\(\\def\\R{\\mathbb{R}}\\R\\)", "\\(\\newcommand{\\x}{1}\\)", "\\(\\href{x}{y}\\)", "\\(\\frac{a}{b\\)",
+    "\\(\\left( x\\)", "\\\\(x\\\\)", "<b>\\(x</b>\\)", "<pre>\\(\\d+</pre>",
+    "<table><tr><td>\\(</td></tr></table>",
+    "\x08", "\x1b", "[" * 40, "{{c1::", "}}", "<script>", "<svg>", "<style>", '<img src="/etc/x.png">',
+    '<img src="deep/../../x.png">', "\\(", "\\)", "$", "<br>", "word " * 900,
+]  # fmt: skip
+# Mostly text any card holds, so that most notes come through and some do not.
+FIELD_MIX = [
+    "word ",
+    "{{c1::word}} ",
+    "<i>x</i> ",
+    "\\(x^2\\) ",
+    "<br>",
+    "a; b ",
+    "<div>line</div>",
+] * 6 + HOSTILE_PIECES
+
+
+def _packaged_guids(dist: Path) -> set[str]:
+    import sqlite3
+
+    guids: set[str] = set()
+    for package in sorted(dist.glob("*.apkg")):
+        with zipfile.ZipFile(package) as archive:
+            name = next(n for n in ("collection.anki21", "collection.anki2") if n in archive.namelist())
+            db = dist / f"{package.stem}.sqlite"
+            db.write_bytes(archive.read(name))
+        with sqlite3.connect(db) as conn:
+            guids.update(g for (g,) in conn.execute("SELECT guid FROM notes"))
+    return guids
+
+
+@settings(max_examples=min(settings.default.max_examples, 30))
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Basic", "Cloze"]),
+            st.lists(st.sampled_from(FIELD_MIX), min_size=1, max_size=8).map("".join),
+            st.lists(st.sampled_from(FIELD_MIX), max_size=4).map("".join),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_an_import_never_writes_a_deck_the_build_refuses(tmp_path_factory, notes):
+    folder = tmp_path_factory.mktemp("hostile")
+    rows = "".join(
+        f"g{n}\t{kind}\tD\t" + "\t".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n"
+        for n, (kind, *fields) in enumerate(notes)
+    )
+    headers = "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
+    (folder / "notes.txt").write_text(headers + rows, encoding="utf-8")
+    imported = run("import", str(folder / "notes.txt"), "-o", str(folder / "decks"))
+    reported = set(re.findall(r"note (g\d+) left out", imported.stderr))
+    counted = sum(int(n) for n in re.findall(r"(\d+) note\(s\) not imported", imported.stderr))
+    if imported.exit_code:
+        assert not (folder / "decks").exists()
+        assert re.search(
+            r"no note (could be written so that it builds|deckbuild can represent)", imported.stderr
+        )
+        assert len(reported) + counted == len(notes), imported.stderr
+        return
+    built = run("build", str(folder / "decks"), "-o", str(folder / "dist"))
+    assert built.exit_code == 0, (imported.stderr, built.stderr)
+    packaged = _packaged_guids(folder / "dist")
+    assert not packaged & reported
+    assert len(packaged) + len(reported) + counted == len(notes), imported.stderr
+
+
+@pytest.mark.parametrize("tag", ["script", "style", "svg"])
+def test_an_unclosed_dropped_tag_leaves_out_only_itself(tag):
+    assert to_source(f"The {{{{c1::cell<{tag}> wall}}}} holds", cloze=True) == "The {{c1::cell wall}} holds"
+    assert to_source(f"<{tag}>x</{tag}>kept", cloze=False) == "kept"
+
+
+def test_a_deck_past_the_source_size_limit_is_split_into_numbered_files(tmp_path, monkeypatch):
+    import deckbuild.importer
+
+    monkeypatch.chdir(tmp_path)
+    monkeypatch.setattr(deckbuild.importer, "_FILE_BUDGET", 100)  # the 10 MiB limit, scaled down
+    name = text_export(*(f"g{n}\tBasic\tquestion {n}\tanswer {n}" for n in range(12)))
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in Path("decks/notes").iterdir())
+    assert files == sorted(["cards.txt", *(f"cards-{k}.txt" for k in range(2, 7))])  # two rows each
+    assert all(len(Path("decks/notes", f).read_bytes()) <= 100 for f in files)
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    assert _packaged_guids(Path("dist")) == {f"g{n}" for n in range(12)}
+
+
+def test_notes_the_build_refuses_are_left_out_by_guid_with_its_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = text_export(
+        "g1\tBasic\tWeb text\t" + "<b>w</b> " * 150,
+        "g2\tBasic\tq\t\\(\\def\\R{x}\\R\\)",
+        "g3\tBasic\tfine\tkept",
+    )
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "decks: warning: 2 note(s) left out, as the build would refuse them\n"
+        "decks: warning: note g1 left out: the build refuses it: field has too much markup for Markdown "
+        "(300 of [ ` < ~ in 1,349 characters; the two multiplied may be at most 400,000); "
+        "shorten or split it\n"
+        "decks: warning: note g2 left out: the build refuses it: formula \\(\\def\\R{x}\\R\\) uses \\def, "
+        "which MathJax turns into a macro, which can build any command out of harmless pieces; "
+        "write the formula out in full\n"
+        "0 error(s), 3 warning(s)\n"
+    )
+    assert result.stdout.endswith("1 note(s) imported into 1 file(s), 0 image(s)\n")
     assert run("build", "decks", "-o", "dist").exit_code == 0

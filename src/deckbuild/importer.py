@@ -27,7 +27,7 @@ from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
-from deckbuild.sources import MAX_SOURCE_BYTES, display_path
+from deckbuild.sources import MAX_SOURCE_BYTES, display_path, is_regular
 
 # An unpacked collection may be at most this big: far beyond any deck, and a zip bomb stops here.
 MAX_COLLECTION_BYTES = 1024 * 1024 * 1024
@@ -308,7 +308,8 @@ def to_source(markup: str, cloze: bool) -> str:
         closing, name, attrs = bool(match.group(1)), match.group(2).lower(), match.group(3)
         if not closing and name in _DROPPED:
             out.dropped[name] += 1
-            if not attrs.rstrip().endswith("/"):
+            # One never closed would swallow the rest (a cloze's `}}` too): then only the tag goes.
+            if not attrs.rstrip().endswith("/") and re.search(rf"</{name}\b", markup[pos:], re.I):
                 skip_until = name
             continue
         if closing:
@@ -754,25 +755,49 @@ def read_text_export(path: Path) -> Package:
 # ---------------------------------------------------------------- writing sources
 
 
+class ImportRefused(DeckbuildError):
+    """An import that wrote nothing, with the warnings found on the way (which say why)."""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def import_deck(path: Path, out: Path) -> Imported:
     """Read the Anki deck at `path` and write its sources into the new or empty folder `out`."""
+    out = Path(os.path.abspath(out))
     result = Imported(out)
     _check_output(out)
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
-        package = (
-            read_package(path, Path(tmp))
-            if zipfile.is_zipfile(path) or path.suffix.lower() in (".apkg", ".colpkg")
-            else read_text_export(path)
-        )
-        if not package.notes:
-            raise _refuse(path, "holds no notes", "export the deck with its notes")
-        files = _plan(package, path, result.report)
-        result.notes = sum(len(rows) for rows, _ in files.values())
-        if not result.notes:
-            raise _refuse(
-                path, "holds no note deckbuild can represent (see the warnings above)", "nothing was written"
+    if not is_regular(path):
+        why = "no such file" if not path.exists() else "not a regular file"
+        raise _refuse(path, f"cannot read it ({why})", "give the file Anki exported")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        unpacked = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out if out.exists() else out.parent)
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
+    try:
+        with unpacked as tmp:
+            package = (
+                read_package(path, Path(tmp))
+                if zipfile.is_zipfile(path) or path.suffix.lower() in (".apkg", ".colpkg")
+                else read_text_export(path)
             )
-        _write(files, package, out, result)
+            if not package.notes:
+                raise _refuse(path, "holds no notes", "export the deck with its notes")
+            files = _plan(package, path, result.report)
+            result.notes = sum(len(rows) for rows, _ in files.values())
+            if not result.notes:
+                raise _refuse(
+                    path,
+                    "holds no note deckbuild can represent (see the warnings above)",
+                    "nothing was written",
+                )
+            _write(files, package, out, result)
+    except DeckbuildError as exc:
+        if result.report.problems and not isinstance(exc, ImportRefused):
+            raise ImportRefused(str(exc), result.report) from None
+        raise
     return result
 
 
@@ -870,11 +895,12 @@ def _check_output(out: Path) -> None:
 def _write(
     files: dict[tuple[str, ...], tuple[list[Row], list[Note]]], package: Package, out: Path, result: Imported
 ) -> None:
-    """Write every file into a temporary folder beside `out`, then rename it into place."""
+    """Write every file into a temporary folder beside `out`, check it builds, then move it into place."""
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging = temp_name(parent)
+        # An existing (empty) folder may be the working directory: fill it rather than replace it.
+        staging = temp_name(out if out.exists() else parent).absolute()
         staging.mkdir()
     except OSError as exc:
         raise cannot_write(out, exc) from None
@@ -882,20 +908,29 @@ def _write(
         folders = _unique_folders(sorted(files), result.report, display_path(package.archive or out))
         taken: dict[Path, set[str]] = {}
         for deck in sorted(files):
+            # Every deck folder first: an image is never given the name a subdeck's folder needs.
+            staging.joinpath(*folders[deck]).mkdir(parents=True, exist_ok=True)
+        written: dict[tuple[str, ...], list[Row]] = {}
+        for deck in sorted(files):
             rows, notes = files[deck]
             folder = staging.joinpath(*folders[deck])
-            folder.mkdir(parents=True, exist_ok=True)
             names = taken.setdefault(folder, {CARDS_FILE, *(p.name.lower() for p in folder.iterdir())})
             images = _images_of(rows, notes, package, folder, names, result)
-            text = write_rows([_with_images(r, images) for r in rows])
-            (folder / CARDS_FILE).write_bytes(text.encode("utf-8"))
-            result.files.append(out.joinpath(*folders[deck], CARDS_FILE))
+            written[deck] = [_with_images(r, images) for r in rows]
+        _vet(written, folders, staging, result)
+        for deck in sorted(written):
+            for name, _ in _split(written[deck]):
+                result.files.append(out.joinpath(*folders[deck], name))
         for path in sorted(staging.rglob("*")):
             if path.is_dir():
                 sync_folder(path)
         if out.exists():
-            out.rmdir()  # empty, as checked: the rename takes its place
-        os.rename(staging, out)
+            for path in sorted(staging.iterdir()):
+                os.rename(path, out / path.name)
+            staging.rmdir()
+            sync_folder(out)
+        else:
+            os.rename(staging, out)
         sync_folder(parent)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -903,6 +938,101 @@ def _write(
     except BaseException:
         shutil.rmtree(staging, ignore_errors=True)
         raise
+
+
+# A source stays this far below the build's limit on a file, so that a row never tips it over.
+_FILE_BUDGET = MAX_SOURCE_BYTES - 64 * 1024
+_CARDS_NAME_RE = re.compile(r"cards(?:-\d+)?\.txt", re.I)
+
+
+def _split(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """Share a deck's rows among cards.txt, cards-2.txt, … so that none passes the size limit."""
+    header = len("Question;Answer;GUID;Tags;Reverse\n")  # the most a header takes
+    chunks: list[list[Row]] = [[]]
+    size = header
+    for row in rows:
+        grows = _row_bytes(row)
+        if chunks[-1] and size + grows > _FILE_BUDGET:
+            chunks.append([])
+            size = header
+        chunks[-1].append(row)
+        size += grows
+    return [
+        (CARDS_FILE if n == 0 else f"cards-{n + 1}.txt", chunk) for n, chunk in enumerate(chunks) if chunk
+    ]
+
+
+def _row_bytes(row: Row) -> int:
+    """Tell the most a row takes in a file (with an empty Tags and Reverse cell its file may need)."""
+    return len(write_rows([row]).split("\n", 1)[1].encode("utf-8")) + 2
+
+
+def _write_sources(folder: Path, rows: list[Row]) -> dict[tuple[str, int], str]:
+    """Write a deck's rows into its folder; return each row's GUID by (file, first line)."""
+    for stale in folder.iterdir():
+        if _CARDS_NAME_RE.fullmatch(stale.name) and stale.is_file():
+            stale.unlink()
+    where: dict[tuple[str, int], str] = {}
+    for name, chunk in _split(rows):
+        path = folder / name
+        text, lines = write_rows(chunk), 2
+        for row in chunk:
+            where[(display_path(path), lines)] = row.guid
+            lines += write_rows([row]).count("\n") - 1
+        path.write_bytes(text.encode("utf-8"))
+    return where
+
+
+def _vet(
+    written: dict[tuple[str, ...], list[Row]],
+    folders: dict[tuple[str, ...], tuple[str, ...]],
+    staging: Path,
+    result: Imported,
+) -> None:
+    """Run the build's own checks on the written sources; leave out, and report, every note it refuses.
+
+    Leaving a row out never breaks another, so this ends once no error is left.
+    """
+    from deckbuild.build import collect, render_all
+
+    shown = display_path(result.out)
+    left_out = 0
+    for deck, rows in sorted(written.items()):
+        for row in rows:
+            if _row_bytes(row) > _FILE_BUDGET:
+                result.report.warn(shown, 0, f"note {row.guid} left out: too large for one source file")
+                left_out += 1
+        written[deck] = [row for row in rows if _row_bytes(row) <= _FILE_BUDGET]
+    while any(written.values()):
+        where: dict[tuple[str, int], tuple[tuple[str, ...], str]] = {}
+        for deck in sorted(written):
+            for key, guid in _write_sources(staging.joinpath(*folders[deck]), written[deck]).items():
+                where[key] = (deck, guid)
+        report = Report()
+        render_all(collect([staging], report), {})
+        refused: dict[tuple[str, ...], dict[str, str]] = {}
+        for problem in report.errors:
+            found = where.get((problem.path, problem.line))
+            if found is None:
+                raise DeckbuildError(
+                    f"{shown}: the sources written would not build ({problem.message}); nothing was written"
+                )
+            refused.setdefault(found[0], {}).setdefault(found[1], problem.message)
+        if not refused:
+            break
+        for deck, guids in sorted(refused.items()):
+            for guid, why in sorted(guids.items()):
+                result.report.warn(shown, 0, f"note {guid} left out: the build refuses it: {why}")
+            left_out += len(guids)
+            written[deck] = [row for row in written[deck] if row.guid not in guids]
+    for deck in [d for d, rows in written.items() if not rows]:
+        _write_sources(staging.joinpath(*folders[deck]), [])
+        del written[deck]
+    if left_out:
+        result.report.warn(shown, 0, f"{left_out} note(s) left out, as the build would refuse them")
+    result.notes -= left_out
+    if not result.notes:
+        raise DeckbuildError(f"{shown}: no note could be written so that it builds (see the warnings above)")
 
 
 def _unique_folders(
