@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import io
 import json
 import re
+import tempfile
 import time
 import zipfile
 from pathlib import Path
@@ -899,3 +902,140 @@ def test_notes_the_build_refuses_are_left_out_by_guid_with_its_reason(tmp_path, 
     )
     assert result.stdout.endswith("1 note(s) imported into 1 file(s), 0 image(s)\n")
     assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+@functools.cache
+def _small_package() -> bytes:
+    """A real package of a few notes: a text export imported, then built."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "notes.txt").write_text(
+            "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
+            "g1\tBasic\tTop\tq1\ta1\ng2\tCloze\tTop::Sub\t{{c1::x}} y\textra\n",
+            encoding="utf-8",
+        )
+        assert run("import", str(folder / "notes.txt"), "-o", str(folder / "decks")).exit_code == 0
+        assert run("build", str(folder / "decks"), "-o", str(folder / "dist")).exit_code == 0
+        return next((folder / "dist").glob("*.apkg")).read_bytes()
+
+
+MANGLED = st.one_of(
+    st.just("[" * 100_000 + "]" * 100_000),
+    st.just('{"1": ' * 50_000 + "1" + "}" * 50_000),
+    st.sampled_from(["abc", "", "null", "1", "[]", '{"x": 1}', '{"1": {"name": []}}', "\x00", "9" * 5000]),
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=8,
+    ).map(json.dumps),
+)
+
+
+@given(
+    st.sampled_from(["col.models", "col.decks", "notes.mid", "notes.flds", "notes.guid", "media"]), MANGLED
+)
+def test_a_mangled_collection_is_not_an_anki_package_never_a_traceback(tmp_path_factory, where, value):
+    import sqlite3
+
+    folder = tmp_path_factory.mktemp("mangled")
+    with zipfile.ZipFile(io.BytesIO(_small_package())) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in ("collection.anki21", "collection.anki2") if n in entries)
+    if where == "media":
+        entries["media"] = value.encode("utf-8")
+    else:
+        (folder / "c.db").write_bytes(entries[name])
+        table, column = where.split(".")
+        with sqlite3.connect(folder / "c.db") as conn:
+            conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
+        conn.close()
+        entries[name] = (folder / "c.db").read_bytes()
+    with zipfile.ZipFile(folder / "deck.apkg", "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    result = run("import", str(folder / "deck.apkg"), "-o", str(folder / "decks"))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if result.exit_code:
+        assert result.stderr.splitlines()[-1].startswith("error: "), result.stderr
+        assert not (folder / "decks").exists()
+
+
+def _rename_note_type(apkg: Path, old: str, new: str) -> None:
+    """Rename a note type inside a package's collection, as another Anki or a tool may have."""
+    import sqlite3
+
+    with zipfile.ZipFile(apkg) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in ("collection.anki21", "collection.anki2") if n in entries)
+    db = apkg.with_suffix(".db")
+    db.write_bytes(entries[name])
+    with sqlite3.connect(db) as conn:
+        models = json.loads(conn.execute("SELECT models FROM col").fetchone()[0])
+        for model in models.values():
+            if model["name"] == old:
+                model["name"] = new
+        conn.execute("UPDATE col SET models = ?", (json.dumps(models),))
+    conn.close()
+    entries[name] = db.read_bytes()
+    with zipfile.ZipFile(apkg, "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+
+
+@pytest.mark.anki
+def test_note_types_sharing_a_name_are_told_apart_by_id(tmp_path, collection, monkeypatch):
+    models = collection.models
+    swapped = models.copy(models.by_name("Basic"), add=False)
+    swapped["name"] = "Swapped"
+    models.add(swapped)
+    swapped = models.by_name("Swapped")
+    models.reposition_field(swapped, swapped["flds"][1], 0)  # Back first: the question is field 2
+    models.save(swapped)
+    typed = models.copy(models.by_name("Basic (type in the answer)"), add=False)
+    typed["name"] = "Typed"
+    models.add(typed)
+    deck = collection.decks.id("Biology")
+    for kind, fields in [
+        ("Basic", ["Q-stock", "A-stock"]),
+        ("Swapped", ["A-two", "Q-two"]),
+        ("Typed", ["q", "a"]),
+    ]:
+        note = collection.new_note(models.by_name(kind))
+        note.fields[0], note.fields[1] = fields
+        collection.add_note(note, deck)
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    _rename_note_type(apkg, "Swapped", "Basic")
+    _rename_note_type(apkg, "Typed", "Basic")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    rows = Path("decks/Biology/cards.txt").read_text(encoding="utf-8").splitlines()
+    assert [r.rsplit(";", 1)[0] for r in rows[1:]] == ["Q-stock;A-stock", "Q-two;A-two"]
+    typed_id = models.by_name("Typed")["id"]
+    assert (
+        f"Biology.apkg: warning: note type 'Basic (id {typed_id})': 1 note(s) not imported: "
+        "its templates are not a plain front/back card, reversed or not"
+    ) in result.stderr.splitlines()
+
+
+@pytest.mark.anki
+def test_a_reversed_note_with_cards_in_two_decks_goes_to_its_first_cards_deck(
+    tmp_path, collection, monkeypatch
+):
+    note = collection.new_note(collection.models.by_name("Basic (and reversed card)"))
+    note.fields[0], note.fields[1] = "cell", "die Zelle"
+    collection.add_note(note, collection.decks.id("Biology"))
+    reverse = next(c for c in note.cards() if c.ord == 1)
+    collection.set_deck([reverse.id], collection.decks.id("Biology::Cells"))
+    other = collection.new_note(collection.models.by_name("Basic"))
+    other.fields[0], other.fields[1] = "q", "a"
+    collection.add_note(other, collection.decks.id("Biology::Cells"))
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"Biology.apkg: warning: note {note.guid}: its cards are in 2 decks; all go to 'Biology'\n"
+        "0 error(s), 1 warning(s)\n"
+    )
+    assert "cell;die Zelle" in Path("decks/Biology/cards.txt").read_text(encoding="utf-8")

@@ -56,6 +56,7 @@ class Note:
     tags: list[str]
     deck: str
     line: int = 0
+    decks: int = 1  # how many decks its cards are in (the first card's is the one kept)
 
 
 @dataclass
@@ -607,7 +608,7 @@ def _media_map(archive: zipfile.ZipFile, names: dict[str, zipfile.ZipInfo], path
     raw = archive.read(info)
     try:
         mapping = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         if raw[:4] == b"\x28\xb5\x2f\xfd":  # zstd: the newer format's media list
             raise _newer(path) from None
         raise _refuse(path, "not an Anki package (its media list is not JSON)") from None
@@ -627,32 +628,48 @@ def _read_collection(db: Path, path: Path) -> Package:
     except sqlite3.Error:
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     try:
+        # Everything read from the collection is converted here, where a hostile value is a message.
         row = conn.execute("SELECT models, decks FROM col").fetchone()
         models, decks = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
         deck_names = {int(k): str(v["name"]) for k, v in decks.items()}
+        named = Counter(str(model["name"]) for model in models.values())
         shapes: dict[int, tuple[str, Shape | str]] = {}
-        for key, model in models.items():
+        for key, model in sorted(models.items()):
             fields = [str(f["name"]) for f in sorted(model["flds"], key=lambda f: f["ord"])]
             templates = [
                 (str(t["qfmt"]), str(t["afmt"])) for t in sorted(model["tmpls"], key=lambda t: t["ord"])
             ]
-            shapes[int(key)] = (str(model["name"]), shape_of(fields, templates, model.get("type") == 1))
+            # Note types are told apart by id: two may share a name, with other fields or templates.
+            name = str(model["name"]) if named[str(model["name"])] == 1 else f"{model['name']} (id {key})"
+            shapes[int(key)] = (name, shape_of(fields, templates, model.get("type") == 1))
         rows = conn.execute(
             "SELECT n.guid, n.mid, n.flds, n.tags, "
             "(SELECT CASE WHEN c.odid != 0 THEN c.odid ELSE c.did END FROM cards c "
-            " WHERE c.nid = n.id ORDER BY c.ord, c.id LIMIT 1) "
+            " WHERE c.nid = n.id ORDER BY c.ord, c.id LIMIT 1), "
+            "(SELECT COUNT(DISTINCT CASE WHEN c.odid != 0 THEN c.odid ELSE c.did END) FROM cards c "
+            " WHERE c.nid = n.id) "
             "FROM notes n ORDER BY n.id, n.guid"
         ).fetchall()
-    except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        for guid, mid, flds, tags, did, in_decks in rows:
+            name, shape = shapes.get(int(mid), (f"#{mid}", "its note type is missing from the package"))
+            package.shapes[name] = shape
+            deck = deck_names.get(did, "Default")
+            note = Note(str(guid), name, str(flds).split("\x1f"), str(tags).split(), deck)
+            note.decks = int(in_decks or 1)
+            package.notes.append(note)
+    except (
+        sqlite3.Error,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        OverflowError,
+    ):
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     finally:
         conn.close()
-    for guid, mid, flds, tags, did in rows:
-        name, shape = shapes.get(int(mid), (f"#{mid}", "its note type is missing from the package"))
-        package.shapes[name] = shape
-        package.notes.append(
-            Note(str(guid), name, str(flds).split("\x1f"), str(tags).split(), deck_names.get(did, "Default"))
-        )
     if len(package.notes) == 1 and _STUB_TEXT in package.notes[0].fields[0].lower():
         raise _newer(path)
     return package
@@ -839,6 +856,11 @@ def _plan(
         for text in note.fields:
             dropped.update(dropped_tags(text))
             sound += "[sound:" in text
+        if note.decks > 1:
+            # A reversed note's cards may sit in two decks; a row has one, so its cards move.
+            report.warn(
+                shown, 0, f"note {note.guid}: its cards are in {note.decks} decks; all go to {note.deck!r}"
+            )
         folder = deck_folders(note.deck)
         if folder not in files and "::".join(folder) != note.deck:
             # A deck name no folder can carry as it is: new learners get the folders' name.
