@@ -389,22 +389,37 @@ def test_a_text_export_without_guids_is_refused(tmp_path, monkeypatch):
     )
 
 
-def test_a_text_export_row_without_its_guid_is_named_by_line(tmp_path, monkeypatch):
+def test_a_text_export_without_note_types_is_refused(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text(
-        '#separator:tab\n#guid column:1\nabc\t"two\nlines"\tx\n\tq\ta\n', encoding="utf-8"
+        "#separator:tab\n#html:true\n#guid column:1\ng1\tcell\tZelle\n", encoding="utf-8"
     )
     result = run("import", "notes.txt")
     assert (result.exit_code, result.stderr) == (
         1,
-        "error: notes.txt:5: no GUID in column 1; export the notes again\n",
+        "error: notes.txt:1: no '#notetype column:' header, so reversed and type-in notes could not be "
+        "told from basic ones; export the notes from Anki again with 'Include notetype name' ticked\n",
+    )
+    assert not Path("decks").exists()
+
+
+def test_a_text_export_row_without_its_guid_is_named_by_line(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    Path("notes.txt").write_text(
+        '#separator:tab\n#guid column:1\n#notetype:Basic\nabc\t"two\nlines"\tx\n\tq\ta\n', encoding="utf-8"
+    )
+    result = run("import", "notes.txt")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: notes.txt:6: no GUID in column 1; export the notes again\n",
     )
 
 
 def test_plain_text_fields_are_escaped_as_html(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text(
-        '#separator:semicolon\n#html:false\n#guid column:3\n#deck:Plain\na <b> & c;"x\ny";g1\n',
+        '#separator:semicolon\n#html:false\n#guid column:3\n#notetype:Basic\n#deck:Plain\n'
+        'a <b> & c;"x\ny";g1\n',
         encoding="utf-8",
     )
     assert run("import", "notes.txt").exit_code == 0
@@ -1010,7 +1025,7 @@ def test_note_types_sharing_a_name_are_told_apart_by_id(tmp_path, collection, mo
     result = run("import", str(apkg))
     assert result.exit_code == 0, result.output
     rows = Path("decks/Biology/cards.txt").read_text(encoding="utf-8").splitlines()
-    assert [r.rsplit(";", 1)[0] for r in rows[1:]] == ["Q-stock;A-stock", "Q-two;A-two"]
+    assert [split_record([r], 0)[0][:2] for r in rows[1:]] == [["Q-stock", "A-stock"], ["Q-two", "A-two"]]
     typed_id = models.by_name("Typed")["id"]
     assert (
         f"Biology.apkg: warning: note type 'Basic (id {typed_id})': 1 note(s) not imported: "

@@ -730,6 +730,12 @@ def read_text_export(path: Path) -> Package:
             "export the notes from Anki again with 'Include unique identifier' ticked"
         )
     type_col, deck_col, tags_col = column("notetype"), column("deck"), column("tags")
+    if type_col is None and not headers.get("notetype"):
+        # Without it a reversed or type-in note reads as a basic one: its other cards would go.
+        raise DeckbuildError(
+            f"{shown}:1: no '#notetype column:' header, so reversed and type-in notes could not be "
+            "told from basic ones; export the notes from Anki again with 'Include notetype name' ticked"
+        )
     as_html = headers.get("html", "false").lower() == "true"
     package = Package()
     reader = csv.reader(
@@ -753,7 +759,7 @@ def read_text_export(path: Path) -> Package:
             if not as_html:
                 fields = [html.escape(f, quote=False).replace("\n", "<br>") for f in fields]
             notetype = values[type_col] if type_col is not None and type_col < len(values) else fixed_type
-            notetype = notetype or ("Cloze" if LOOKS_LIKE.search(fields[0]) else "Basic")
+            notetype = notetype or "(none)"
             deck = values[deck_col] if deck_col is not None and deck_col < len(values) else fixed_deck
             tags = values[tags_col].split() if tags_col is not None and tags_col < len(values) else []
             tags += headers.get("tags", "").split()
