@@ -6,6 +6,7 @@ import functools
 import html
 import io
 import json
+import os
 import re
 import tempfile
 import time
@@ -1054,3 +1055,64 @@ def test_a_reversed_note_with_cards_in_two_decks_goes_to_its_first_cards_deck(
         "0 error(s), 1 warning(s)\n"
     )
     assert "cell;die Zelle" in Path("decks/Biology/cards.txt").read_text(encoding="utf-8")
+
+
+def test_an_import_refused_for_its_notes_shows_the_warnings_that_say_why(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("import", text_export("g1\tBasic (type in the answer)\tq\ta", "g2\tBasic\t\t"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "notes.txt: warning: note type 'Basic (type in the answer)': 1 note(s) not imported: "
+        "deckbuild knows only Anki's stock note types by name in a text export\n"
+        "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its question is empty\n"
+        "error: notes.txt: holds no note deckbuild can represent (see the warnings above); "
+        "nothing was written\n",
+    )
+    assert not Path("decks").exists()
+
+
+def test_a_fifo_or_device_is_refused_never_opened(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("f.apkg")  # opening it to read would wait for a writer forever
+    result = run("import", "f.apkg")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: f.apkg: cannot read it (not a regular file but a FIFO); give the file Anki exported\n",
+    )
+    result = run("import", "/dev/zero")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: /dev/zero: cannot read it (not a regular file but a character device); "
+        "give the file Anki exported\n",
+    )
+    assert not Path("decks").exists()
+
+
+def test_an_empty_working_folder_takes_the_import(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = text_export("g1\tBasic\tq\ta")
+    Path("here").mkdir()
+    monkeypatch.chdir("here")
+    result = run("import", f"../{name}", "-o", ".")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.as_posix() for p in Path().rglob("*")) == ["notes", "notes/cards.txt"]
+    assert Path.cwd().is_dir() and Path.cwd() == tmp_path / "here"
+    assert run("build", ".", "-o", "../dist").exit_code == 0
+
+
+def test_an_import_unpacks_beside_its_output_and_leaves_nothing_there(tmp_path, monkeypatch):
+    import deckbuild.importer
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    real = deckbuild.importer.read_text_export
+
+    def spy(path):
+        seen.extend(p.name for p in Path("out").iterdir() if p.name.startswith(".deckbuild-"))
+        return real(path)
+
+    monkeypatch.setattr(deckbuild.importer, "read_text_export", spy)
+    Path("out").mkdir()
+    assert run("import", text_export("g1\tBasic\tq\ta"), "-o", "out/decks").exit_code == 0
+    assert len(seen) == 1  # the unpacking folder sits beside the output, not in /tmp
+    assert sorted(p.name for p in Path("out").iterdir()) == ["decks"]

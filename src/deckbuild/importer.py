@@ -27,7 +27,7 @@ from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
-from deckbuild.sources import MAX_SOURCE_BYTES, display_path, is_regular
+from deckbuild.sources import MAX_SOURCE_BYTES, display_path, file_kind, is_regular
 
 # An unpacked collection may be at most this big: far beyond any deck, and a zip bomb stops here.
 MAX_COLLECTION_BYTES = 1024 * 1024 * 1024
@@ -791,8 +791,11 @@ def import_deck(path: Path, out: Path) -> Imported:
     out = Path(os.path.abspath(out))
     result = Imported(out)
     _check_output(out)
-    if not is_regular(path):
-        why = "no such file" if not path.exists() else "not a regular file"
+    if not is_regular(path):  # a FIFO or a device is never opened: reading it could wait forever
+        try:
+            why = f"not a regular file but {file_kind(os.stat(path).st_mode)}"
+        except OSError as exc:
+            why = str(exc.strerror or exc)
         raise _refuse(path, f"cannot read it ({why})", "give the file Anki exported")
     try:
         out.parent.mkdir(parents=True, exist_ok=True)
