@@ -1116,3 +1116,24 @@ def test_an_import_unpacks_beside_its_output_and_leaves_nothing_there(tmp_path, 
     assert run("import", text_export("g1\tBasic\tq\ta"), "-o", "out/decks").exit_code == 0
     assert len(seen) == 1  # the unpacking folder sits beside the output, not in /tmp
     assert sorted(p.name for p in Path("out").iterdir()) == ["decks"]
+
+
+@pytest.mark.anki
+def test_a_subdeck_named_like_an_image_beside_it_gets_its_folder(tmp_path, collection, monkeypatch):
+    image = tmp_path / "x.png"
+    image.write_bytes(PNG)
+    stored = collection.media.add_file(str(image))
+    for deck, front in [("Biology", f'Look: <img src="{stored}">'), ("Biology::x.png", "sub")]:
+        note = collection.new_note(collection.models.by_name("Basic"))
+        note.fields[0], note.fields[1] = front, "back"
+        collection.add_note(note, collection.decks.id(deck))
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    assert f"Biology.apkg: warning: media file {stored!r} is written as 'x-2.png' (a safe, free name)" in (
+        result.stderr.splitlines()
+    )
+    assert Path("decks/Biology/x.png/cards.txt").is_file()
+    assert Path("decks/Biology/x-2.png").read_bytes() == PNG
+    assert run("build", "decks", "-o", "dist").exit_code == 0

@@ -1081,7 +1081,7 @@ def _unique_folders(
                 continue
             siblings = used.setdefault(path, {CARDS_FILE})
             name, k = part, 1
-            while name.lower() in siblings:
+            while name.lower() in siblings or _CARDS_NAME_RE.fullmatch(name):  # a split deck's file
                 k += 1
                 name = f"{part} {k}"
             if name != part:
