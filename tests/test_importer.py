@@ -419,7 +419,7 @@ def test_a_text_export_row_without_its_guid_is_named_by_line(tmp_path, monkeypat
 def test_plain_text_fields_are_escaped_as_html(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text(
-        '#separator:semicolon\n#html:false\n#guid column:3\n#notetype:Basic\n#deck:Plain\n'
+        "#separator:semicolon\n#html:false\n#guid column:3\n#notetype:Basic\n#deck:Plain\n"
         'a <b> & c;"x\ny";g1\n',
         encoding="utf-8",
     )
@@ -1137,3 +1137,45 @@ def test_a_subdeck_named_like_an_image_beside_it_gets_its_folder(tmp_path, colle
     assert Path("decks/Biology/x.png/cards.txt").is_file()
     assert Path("decks/Biology/x-2.png").read_bytes() == PNG
     assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+SPACE_PIECES = [
+    "\u00a0",
+    "\u3000",
+    "\u2003",
+    "&nbsp;",
+    "x",
+    " ",
+    "<br>",
+    "<div>",
+    "</div>",
+    "<b>",
+    "</b>",
+    "<li>",
+]
+
+
+@given(st.lists(st.sampled_from(SPACE_PIECES), max_size=20).map("".join))
+def test_no_break_and_ideographic_spaces_survive_wherever_they_stand(markup):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    source = to_source(markup, cloze=False)
+    rendered = html.unescape(render_text(source, Where("x.txt", 1), Report()))
+    shown = html.unescape(re.sub(r"<[^>]*>", "", markup))
+    for space in "\u00a0\u3000\u2003":
+        assert rendered.count(space) == shown.count(space), (source, rendered)
+
+
+@pytest.mark.parametrize(
+    ("markup", "items"),
+    [
+        ('<ol start="5"><li>x</li><li>y</li></ol>', '<ol start="5">'),
+        ("<ol><li>a<ol start=3><li>b</li></ol></li></ol>", '<ol start="3">'),
+    ],
+)
+def test_an_ordered_list_keeps_its_first_number(markup, items):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    assert items in render_text(to_source(markup, cloze=False), Where("x.txt", 1), Report())

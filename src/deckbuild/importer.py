@@ -244,6 +244,7 @@ class _Out:
     raw: int = 0
     pre: int = 0
     lists: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # each open list's first number
     items: int = 0  # list items open around the text
     # A list item's marker, written with the item's first text (an empty item writes none, as
     # Markdown would show a lone marker as text); Markdown reads markers after it too.
@@ -265,7 +266,7 @@ class _Out:
         """End the line with `<br>` (deckbuild reads it as a line break), or leave a blank line."""
         if self.item_start:
             return  # a list item's text starts on its marker's line
-        text = "".join(self.parts).rstrip()
+        text = "".join(self.parts).rstrip(" \t\n\r\f")  # a no-break space is text
         self.line_start = True
         if not text:
             self.parts = []
@@ -322,8 +323,14 @@ def to_source(markup: str, cloze: bool) -> str:
     while stack:
         _close(out, stack[-1][0], stack)
     text = "".join(out.parts)
-    text = re.sub(r"^(?:\s|<br>)+|(?:\s|<br>)+$", "", text)
-    return text
+    text = re.sub(r"^(?:[ \t\n\r\f]|<br>)+|(?:[ \t\n\r\f]|<br>)+$", "", text)
+    # Markdown strips blanks at a line's ends, a no-break or ideographic space too: as entities they stay.
+    return _EDGE_SPACE_RE.sub(lambda m: "".join(f"&#{ord(c)};" for c in m.group()), text)
+
+
+_EDGE_SPACE_RE = re.compile(
+    r"^[^\S \t\n\r\f]+|[^\S \t\n\r\f]+$|(?<=<br>)[^\S \t\n\r\f]+|[^\S \t\n\r\f]+(?=<br>)"
+)
 
 
 def dropped_tags(markup: str) -> Counter[str]:
@@ -370,6 +377,9 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         else:
             out.newline()
         out.lists.append(name)
+        start = dict(_parse_attrs(attrs)).get("start", "").strip()
+        # Markdown numbers a list from its first marker: `<ol start="5">` starts at 5.
+        out.starts.append(int(start) if name == "ol" and start.isdigit() and len(start) < 9 else 1)
         stack.append((name, ""))
         return
     if name == "li" and out.lists and not out.raw:
@@ -377,7 +387,8 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         if any(n == "li" for n, _ in stack[innermost + 1 :]):
             _close(out, "li", stack)  # an item ends where the next one starts, as in HTML
         out.newline()
-        marker = "1." if out.lists[-1] == "ol" else "-"
+        marker = f"{out.starts[-1]}." if out.lists[-1] == "ol" else "-"
+        out.starts[-1] = 1  # the items after the first take their numbers from it
         out.pending = "  " * out.items + marker + " "  # nested by the items it lies in, as a learner sees it
         out.items += 1
         stack.append((name, ""))
@@ -437,6 +448,7 @@ def _close(out: _Out, name: str, stack: list[tuple[str, str]]) -> None:
                 out.newline(blank=True)
         elif open_name in _LISTS and not out.raw and out.lists:
             out.lists.pop()
+            out.starts.pop()
             out.newline(blank=not out.lists)
         elif open_name in _LINES and not out.raw:
             out.newline()
