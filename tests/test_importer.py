@@ -774,6 +774,9 @@ def test_a_package_whose_collection_cannot_be_read_is_refused(tmp_path, monkeypa
     assert not Path("decks").exists()
 
 
+NEW_DECK = "; learners who studied it keep their cards where they are and get a new, empty deck of that name"
+
+
 def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     name = text_export(
@@ -784,8 +787,8 @@ def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, mon
     result = run("import", name)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[:2] == [
-        "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'",
-        "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'",
+        "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'" + NEW_DECK,
+        "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'" + NEW_DECK,
     ]
     assert run("build", "decks", "-o", "dist").exit_code == 0
 
@@ -1179,3 +1182,25 @@ def test_an_ordered_list_keeps_its_first_number(markup, items):
     from deckbuild.render import Where, render_text
 
     assert items in render_text(to_source(markup, cloze=False), Where("x.txt", 1), Report())
+
+
+@pytest.mark.anki
+def test_a_renamed_deck_leaves_learners_cards_where_they_were_beside_a_new_empty_deck(
+    tmp_path, collection, monkeypatch
+):
+    note = collection.new_note(collection.models.by_name("Basic"))
+    note.fields[0], note.fields[1] = "q", "a"
+    collection.add_note(note, collection.decks.id("Biology::a/b"))
+    study_all(collection)
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert "Biology.apkg: warning: deck 'Biology::a/b' is written as folder 'Biology/a_b'" + NEW_DECK in (
+        result.stderr.splitlines()
+    )
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    before = card_states(collection)
+    import_package(collection, tmp_path / "dist/Biology.apkg")
+    assert card_states(collection) == before  # the studied card stays in 'Biology::a/b'
+    renamed = collection.decks.by_name("Biology::a_b")
+    assert renamed is not None and not collection.find_cards(f"did:{renamed['id']}")

@@ -885,7 +885,7 @@ def _plan(
         folder = deck_folders(note.deck)
         if folder not in files and "::".join(folder) != note.deck:
             # A deck name no folder can carry as it is: new learners get the folders' name.
-            report.warn(shown, 0, f"deck {note.deck!r} is written as folder {'/'.join(folder)!r}")
+            report.warn(shown, 0, f"deck {note.deck!r} is written as folder {'/'.join(folder)!r}{_NEW_DECK}")
         files.setdefault(folder, ([], []))[0].append(row)
         files[folder][1].append(note)
     for (notetype, why), count in sorted(unfit.items()):
@@ -908,6 +908,8 @@ def _plan(
     return files
 
 
+# Anki keeps a studied card in its deck when an import updates its note: the renamed deck is new.
+_NEW_DECK = "; learners who studied it keep their cards where they are and get a new, empty deck of that name"
 _BAD_PART_RE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -1100,7 +1102,8 @@ def _unique_folders(
                 report.warn(
                     shown,
                     0,
-                    f"deck {'::'.join(prefix)!r} is written as folder {name!r}, as {part!r} was taken",
+                    f"deck {'::'.join(prefix)!r} is written as folder {name!r}, as {part!r} was taken"
+                    + _NEW_DECK,
                 )
             siblings.add(name.lower())
             path = (*path, name)
