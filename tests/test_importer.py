@@ -1077,17 +1077,12 @@ def test_an_import_refused_for_its_notes_shows_the_warnings_that_say_why(tmp_pat
 def test_a_fifo_or_device_is_refused_never_opened(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.mkfifo("f.apkg")  # opening it to read would wait for a writer forever
-    result = run("import", "f.apkg")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: f.apkg: cannot read it (not a regular file but a FIFO); give the file Anki exported\n",
-    )
-    result = run("import", "/dev/zero")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: /dev/zero: cannot read it (not a regular file but a character device); "
-        "give the file Anki exported\n",
-    )
+    for path, kind in [("f.apkg", "a FIFO"), ("/dev/zero", "a character device")]:
+        result = run("import", path)
+        assert (result.exit_code, result.stderr) == (
+            1,
+            f"error: {path}: cannot read it (not a regular file but {kind}); give the file Anki exported\n",
+        )
     assert not Path("decks").exists()
 
 

@@ -22,12 +22,17 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path, file_kind, is_regular
+
+if TYPE_CHECKING:
+    from deckbuild.memo import Memo
+    from deckbuild.workers import Helpers
 
 # An unpacked collection may be at most this big: far beyond any deck, and a zip bomb stops here.
 MAX_COLLECTION_BYTES = 1024 * 1024 * 1024
@@ -985,6 +990,7 @@ def _write(
         raise
 
 
+_HELPED_ROWS = 2000
 # A source stays this far below the build's limit on a file, so that a row never tips it over.
 _FILE_BUDGET = MAX_SOURCE_BYTES - 64 * 1024
 _CARDS_NAME_RE = re.compile(r"cards(?:-\d+)?\.txt", re.I)
@@ -1038,6 +1044,29 @@ def _vet(
 
     Leaving a row out never breaks another, so this ends once no error is left.
     """
+    from deckbuild import cache
+    from deckbuild.build import _no_cycle_collection, start_helpers
+    from deckbuild.memo import Memo
+
+    # As `deckbuild check` does it: helpers render on every core; a memo kept in memory only
+    # spares the rounds after the first rendering a row again.
+    rows = sum(len(r) for r in written.values())
+    # Helpers pay off on a large deck only: starting them costs more than a few hundred rows.
+    with (
+        _no_cycle_collection(),
+        start_helpers((os.cpu_count() or 1) if rows > _HELPED_ROWS else 1) as helping,
+    ):
+        _vet_rounds(written, folders, staging, result, Memo(cache.Cache(None)), helping)
+
+
+def _vet_rounds(
+    written: dict[tuple[str, ...], list[Row]],
+    folders: dict[tuple[str, ...], tuple[str, ...]],
+    staging: Path,
+    result: Imported,
+    memo: Memo,
+    helping: Helpers,
+) -> None:
     from deckbuild.build import collect, render_all
 
     shown = display_path(result.out)
@@ -1054,7 +1083,7 @@ def _vet(
             for key, guid in _write_sources(staging.joinpath(*folders[deck]), written[deck]).items():
                 where[key] = (deck, guid)
         report = Report()
-        render_all(collect([staging], report), {})
+        render_all(collect([staging], report, memo=memo, helpers=helping), {})
         refused: dict[tuple[str, ...], dict[str, str]] = {}
         for problem in report.errors:
             found = where.get((problem.path, problem.line))
