@@ -1068,7 +1068,7 @@ def test_an_import_refused_for_its_notes_shows_the_warnings_that_say_why(tmp_pat
         "notes.txt: warning: note type 'Basic (type in the answer)': 1 note(s) not imported: "
         "deckbuild knows only Anki's stock note types by name in a text export\n"
         "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its question is empty\n"
-        "error: notes.txt: holds no note deckbuild can represent (see the warnings above); "
+        "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
         "nothing was written\n",
     )
     assert not Path("decks").exists()
@@ -1199,3 +1199,16 @@ def test_a_renamed_deck_leaves_learners_cards_where_they_were_beside_a_new_empty
     assert card_states(collection) == before  # the studied card stays in 'Biology::a/b'
     renamed = collection.decks.by_name("Biology::a_b")
     assert renamed is not None and not collection.find_cards(f"did:{renamed['id']}")
+
+
+def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    result = run("import", text_export("g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: deckbuild knows only "
+        "Anki's stock note types by name in a text export\n"
+        "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
+        "nothing was written\n",
+    )
+    assert not Path("decks").exists()

@@ -213,6 +213,8 @@ _DROPPED = frozenset(
     ("script", "style", "iframe", "object", "embed", "svg", "math", "template", "noscript", "audio", "video",
      "canvas", "head", "title", "frame", "frameset", "applet", "form", "select", "textarea", "button")
 )  # fmt: skip
+# Tags that write something (the others are unwrapped: their text stays).
+_HANDLED = ALLOWED_TAGS | {"font", "img"}
 # Kept as they are in a line: Markdown reads the text inside them (block tags it would not).
 _INLINE = frozenset(
     (
@@ -254,6 +256,7 @@ class _Out:
     # A list item's marker, written with the item's first text (an empty item writes none, as
     # Markdown would show a lone marker as text); Markdown reads markers after it too.
     pending: str = ""
+    in_item: bool = False  # a table or code block inside a list item: its text is Markdown's
     dropped: Counter[str] = field(default_factory=Counter)
 
     @property
@@ -292,6 +295,10 @@ def to_source(markup: str, cloze: bool) -> str:
     pos = 0
     skip_until: str | None = None
     stack: list[tuple[str, str]] = []  # open tags as read, and the closing tag written for each
+    # Text is written once a token that writes something comes: text around a tag that writes
+    # nothing (a comment, an unwrapped or stray tag, a dropped element) is one text, so that
+    # `1<o:p></o:p>. a` is escaped as the `1. a` Markdown would see.
+    buffer: list[str] = []
     for match in _TOKEN_RE.finditer(markup):
         text = markup[pos : match.start()]
         pos = match.end()
@@ -300,7 +307,7 @@ def to_source(markup: str, cloze: bool) -> str:
             if match.group(1) and match.group(2).lower() == skip_until:
                 skip_until = None
             continue
-        _text(out, text, links, cloze)
+        buffer.append(text)
         if token.startswith("<!--"):
             continue
         if match.group(2) is None:  # a formula: MathJax reads it, deckbuild passes it through as it is
@@ -308,6 +315,8 @@ def to_source(markup: str, cloze: bool) -> str:
                 return Unfit("a formula holds '{{c', which deckbuild would read as a cloze deletion")
             if "{{calc" in token:
                 return Unfit("a formula holds '{{calc', which deckbuild would read as a calculation")
+            _text(out, "".join(buffer), links, cloze)
+            buffer = []
             if out.line_start and out.items:
                 out.put("  " * out.items)
             out.put(token)
@@ -319,12 +328,21 @@ def to_source(markup: str, cloze: bool) -> str:
             if not attrs.rstrip().endswith("/") and re.search(rf"</{name}\b", markup[pos:], re.I):
                 skip_until = name
             continue
+        if closing and not any(open_name in (name, "~" + name) for open_name, _ in stack):
+            continue  # a stray closing tag: browsers ignore it too
+        if not closing and name not in _HANDLED and not out.pre:
+            if name not in _VOID:
+                stack.append(("~" + name, ""))  # unwrapped: its text stays, the tag goes
+            continue
+        _text(out, "".join(buffer), links, cloze)
+        buffer = []
         if closing:
             _close(out, name, stack)
         else:
             _open(out, name, attrs, stack)
     if skip_until is None:
-        _text(out, markup[pos:], links, cloze)
+        buffer.append(markup[pos:])
+    _text(out, "".join(buffer), links, cloze)
     while stack:
         _close(out, stack[-1][0], stack)
     text = "".join(out.parts)
@@ -404,7 +422,9 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         stack.append((name, "\n"))
         return
     if name in _RAW:
-        if not out.raw:
+        if not out.raw and out.items:
+            out.in_item = True  # inside a list item Markdown reads it as inline HTML, text and all
+        elif not out.raw:
             out.newline(blank=True)
         out.raw += 1
         out.pre += name == "pre"
@@ -449,8 +469,9 @@ def _close(out: _Out, name: str, stack: list[tuple[str, str]]) -> None:
         if open_name in _RAW:
             out.raw -= 1
             out.pre -= open_name == "pre"
-            if not out.raw:
+            if not out.raw and not out.in_item:
                 out.newline(blank=True)
+            out.in_item = out.in_item and out.raw > 0
         elif open_name in _LISTS and not out.raw and out.lists:
             out.lists.pop()
             out.starts.pop()
@@ -483,14 +504,15 @@ def _text(out: _Out, text: str, links: bool, cloze: bool) -> None:
     if not text:
         return
     if out.pre:
-        out.put(_escape_raw(text).replace("\r\n", "\n").replace("\n", "<br>"))
+        escape = _escape_raw(text) if not out.in_item else _escape_markdown(text, links, cloze)
+        out.put(escape.replace("\r\n", "\n").replace("\n", "<br>"))
         return
     text = re.sub(r"[ \t\n\r\f]+", " ", text)  # HTML's blanks only: a no-break space is text
     if out.line_start:
         text = text.lstrip(" ")
         if not text:
             return
-    if out.raw:
+    if out.raw and not out.in_item:
         out.put(_escape_raw(text))
         return
     if out.item_start:
@@ -831,11 +853,8 @@ def import_deck(path: Path, out: Path) -> Imported:
             files = _plan(package, path, result.report)
             result.notes = sum(len(rows) for rows, _ in files.values())
             if not result.notes:
-                raise _refuse(
-                    path,
-                    "holds no note deckbuild can represent (see the warnings above)",
-                    "nothing was written",
-                )
+                why = "holds no note deckbuild can represent (the warnings say why)"
+                raise _refuse(path, why, "nothing was written")
             _write(files, package, out, result)
     except DeckbuildError as exc:
         if result.report.problems and not isinstance(exc, ImportRefused):
@@ -1106,7 +1125,7 @@ def _vet_rounds(
         result.report.warn(shown, 0, f"{left_out} note(s) left out, as the build would refuse them")
     result.notes -= left_out
     if not result.notes:
-        raise DeckbuildError(f"{shown}: no note could be written so that it builds (see the warnings above)")
+        raise DeckbuildError(f"{shown}: no note could be written so that it builds (the warnings say why)")
 
 
 def _unique_folders(
