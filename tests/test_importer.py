@@ -867,6 +867,7 @@ def test_an_import_never_writes_a_deck_the_build_refuses(tmp_path_factory, notes
     counted = sum(int(n) for n in re.findall(r"(\d+) note\(s\) not imported", imported.stderr))
     if imported.exit_code:
         assert not (folder / "decks").exists()
+        assert not list(folder.glob(".deckbuild-*"))
         assert re.search(
             r"no note (could be written so that it builds|deckbuild can represent)", imported.stderr
         )
@@ -1072,6 +1073,7 @@ def test_an_import_refused_for_its_notes_shows_the_warnings_that_say_why(tmp_pat
         "nothing was written\n",
     )
     assert not Path("decks").exists()
+    assert not list(Path().glob(".deckbuild-*"))  # nor anything unpacked beside it
 
 
 def test_a_fifo_or_device_is_refused_never_opened(tmp_path, monkeypatch):
