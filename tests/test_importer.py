@@ -1061,21 +1061,6 @@ def test_a_reversed_note_with_cards_in_two_decks_goes_to_its_first_cards_deck(
     assert "cell;die Zelle" in Path("decks/Biology/cards.txt").read_text(encoding="utf-8")
 
 
-def test_an_import_refused_for_its_notes_shows_the_warnings_that_say_why(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    result = run("import", text_export("g1\tBasic (type in the answer)\tq\ta", "g2\tBasic\t\t"))
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "notes.txt: warning: note type 'Basic (type in the answer)': 1 note(s) not imported: "
-        "deckbuild knows only Anki's stock note types by name in a text export\n"
-        "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its question is empty\n"
-        "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
-        "nothing was written\n",
-    )
-    assert not Path("decks").exists()
-    assert not list(Path().glob(".deckbuild-*"))  # nor anything unpacked beside it
-
-
 def test_a_fifo_or_device_is_refused_never_opened(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     os.mkfifo("f.apkg")  # opening it to read would wait for a writer forever
@@ -1203,14 +1188,34 @@ def test_a_renamed_deck_leaves_learners_cards_where_they_were_beside_a_new_empty
     assert renamed is not None and not collection.find_cards(f"did:{renamed['id']}")
 
 
-def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(tmp_path, monkeypatch):
+TYPE_IN = "notes.txt: warning: note type 'Basic (type in the answer)': 1 note(s) not imported: "
+STOCK_ONLY = "deckbuild knows only Anki's stock note types by name in a text export\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "warnings"),
+    [
+        (
+            ["g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"],
+            "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: " + STOCK_ONLY,
+        ),
+        (
+            ["g1\tBasic (type in the answer)\tq\ta", "g2\tBasic\t\t"],
+            TYPE_IN
+            + STOCK_ONLY
+            + "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its question is empty\n",
+        ),
+    ],
+)
+def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(
+    tmp_path, monkeypatch, rows, warnings
+):
     monkeypatch.chdir(tmp_path)
-    result = run("import", text_export("g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"))
+    result = run("import", text_export(*rows))
     assert (result.exit_code, result.stderr) == (
         1,
-        "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: deckbuild knows only "
-        "Anki's stock note types by name in a text export\n"
-        "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
+        warnings + "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
         "nothing was written\n",
     )
     assert not Path("decks").exists()
+    assert not list(Path().glob(".deckbuild-*"))  # nor anything unpacked beside it
