@@ -379,28 +379,26 @@ def test_a_text_export_round_trips_with_its_guids(tmp_path, collection, monkeypa
         fresh.close()
 
 
-def test_a_text_export_without_guids_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (
+            "#separator:tab\n#html:true\n",
+            "no '#guid column:' header, so learners' notes could not be matched; "
+            "export the notes from Anki again with 'Include unique identifier' ticked",
+        ),
+        (
+            "#separator:tab\n#html:true\n#guid column:1\n",
+            "no '#notetype column:' header, so reversed and type-in notes could not be told from basic "
+            "ones; export the notes from Anki again with 'Include notetype name' ticked",
+        ),
+    ],
+)
+def test_a_text_export_without_guids_or_note_types_is_refused(tmp_path, monkeypatch, headers, message):
     monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text("#separator:tab\n#html:true\nq\ta\n", encoding="utf-8")
+    Path("notes.txt").write_text(headers + "g1\tcell\tZelle\n", encoding="utf-8")
     result = run("import", "notes.txt")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: notes.txt:1: no '#guid column:' header, so learners' notes could not be matched; "
-        "export the notes from Anki again with 'Include unique identifier' ticked\n",
-    )
-
-
-def test_a_text_export_without_note_types_is_refused(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text(
-        "#separator:tab\n#html:true\n#guid column:1\ng1\tcell\tZelle\n", encoding="utf-8"
-    )
-    result = run("import", "notes.txt")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: notes.txt:1: no '#notetype column:' header, so reversed and type-in notes could not be "
-        "told from basic ones; export the notes from Anki again with 'Include notetype name' ticked\n",
-    )
+    assert (result.exit_code, result.stderr) == (1, f"error: notes.txt:1: {message}\n")
     assert not Path("decks").exists()
 
 
@@ -980,6 +978,15 @@ def test_a_mangled_collection_is_not_an_anki_package_never_a_traceback(tmp_path_
         assert not (folder / "decks").exists()
 
 
+def add_note(col, kind: str, deck: str, *fields: str):
+    """Add a note of note type `kind` with `fields` to `deck` (made if new); return it."""
+    note = col.new_note(col.models.by_name(kind))
+    for n, text in enumerate(fields):
+        note.fields[n] = text
+    col.add_note(note, col.decks.id(deck))
+    return note
+
+
 def _rename_note_type(apkg: Path, old: str, new: str) -> None:
     """Rename a note type inside a package's collection, as another Anki or a tool may have."""
     import sqlite3
@@ -1042,14 +1049,10 @@ def test_note_types_sharing_a_name_are_told_apart_by_id(tmp_path, collection, mo
 def test_a_reversed_note_with_cards_in_two_decks_goes_to_its_first_cards_deck(
     tmp_path, collection, monkeypatch
 ):
-    note = collection.new_note(collection.models.by_name("Basic (and reversed card)"))
-    note.fields[0], note.fields[1] = "cell", "die Zelle"
-    collection.add_note(note, collection.decks.id("Biology"))
+    note = add_note(collection, "Basic (and reversed card)", "Biology", "cell", "die Zelle")
     reverse = next(c for c in note.cards() if c.ord == 1)
     collection.set_deck([reverse.id], collection.decks.id("Biology::Cells"))
-    other = collection.new_note(collection.models.by_name("Basic"))
-    other.fields[0], other.fields[1] = "q", "a"
-    collection.add_note(other, collection.decks.id("Biology::Cells"))
+    add_note(collection, "Basic", "Biology::Cells", "q", "a")
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
     result = run("import", str(apkg))
@@ -1109,9 +1112,7 @@ def test_a_subdeck_named_like_an_image_beside_it_gets_its_folder(tmp_path, colle
     image.write_bytes(PNG)
     stored = collection.media.add_file(str(image))
     for deck, front in [("Biology", f'Look: <img src="{stored}">'), ("Biology::x.png", "sub")]:
-        note = collection.new_note(collection.models.by_name("Basic"))
-        note.fields[0], note.fields[1] = front, "back"
-        collection.add_note(note, collection.decks.id(deck))
+        add_note(collection, "Basic", deck, front, "back")
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
     result = run("import", str(apkg))
@@ -1170,9 +1171,7 @@ def test_an_ordered_list_keeps_its_first_number(markup, items):
 def test_a_renamed_deck_leaves_learners_cards_where_they_were_beside_a_new_empty_deck(
     tmp_path, collection, monkeypatch
 ):
-    note = collection.new_note(collection.models.by_name("Basic"))
-    note.fields[0], note.fields[1] = "q", "a"
-    collection.add_note(note, collection.decks.id("Biology::a/b"))
+    add_note(collection, "Basic", "Biology::a/b", "q", "a")
     study_all(collection)
     apkg = export(collection, tmp_path / "Biology.apkg")
     monkeypatch.chdir(tmp_path)
