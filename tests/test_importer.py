@@ -2,16 +2,20 @@
 
 from __future__ import annotations
 
+import functools
 import html
+import io
 import json
+import os
 import re
+import tempfile
 import time
 import zipfile
 from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
@@ -392,33 +396,46 @@ def test_a_text_export_round_trips_with_its_guids(tmp_path, collection, monkeypa
         fresh.close()
 
 
-def test_a_text_export_without_guids_is_refused(tmp_path, monkeypatch):
+@pytest.mark.parametrize(
+    ("headers", "message"),
+    [
+        (
+            "#separator:tab\n#html:true\n",
+            "no '#guid column:' header, so learners' notes could not be matched; "
+            "export the notes from Anki again with 'Include unique identifier' ticked",
+        ),
+        (
+            "#separator:tab\n#html:true\n#guid column:1\n",
+            "no '#notetype column:' header, so reversed and type-in notes could not be told from basic "
+            "ones; export the notes from Anki again with 'Include notetype name' ticked",
+        ),
+    ],
+)
+def test_a_text_export_without_guids_or_note_types_is_refused(tmp_path, monkeypatch, headers, message):
     monkeypatch.chdir(tmp_path)
-    Path("notes.txt").write_text("#separator:tab\n#html:true\nq\ta\n", encoding="utf-8")
+    Path("notes.txt").write_text(headers + "g1\tcell\tZelle\n", encoding="utf-8")
     result = run("import", "notes.txt")
-    assert (result.exit_code, result.stderr) == (
-        1,
-        "error: notes.txt:1: no '#guid column:' header, so learners' notes could not be matched; "
-        "export the notes from Anki again with 'Include unique identifier' ticked\n",
-    )
+    assert (result.exit_code, result.stderr) == (1, f"error: notes.txt:1: {message}\n")
+    assert not Path("decks").exists()
 
 
 def test_a_text_export_row_without_its_guid_is_named_by_line(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text(
-        '#separator:tab\n#guid column:1\nabc\t"two\nlines"\tx\n\tq\ta\n', encoding="utf-8"
+        '#separator:tab\n#guid column:1\n#notetype:Basic\nabc\t"two\nlines"\tx\n\tq\ta\n', encoding="utf-8"
     )
     result = run("import", "notes.txt")
     assert (result.exit_code, result.stderr) == (
         1,
-        "error: notes.txt:5: no GUID in column 1; export the notes again\n",
+        "error: notes.txt:6: no GUID in column 1; export the notes again\n",
     )
 
 
 def test_plain_text_fields_are_escaped_as_html(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("notes.txt").write_text(
-        '#separator:semicolon\n#html:false\n#guid column:3\n#deck:Plain\na <b> & c;"x\ny";g1\n',
+        "#separator:semicolon\n#html:false\n#guid column:3\n#notetype:Basic\n#deck:Plain\n"
+        'a <b> & c;"x\ny";g1\n',
         encoding="utf-8",
     )
     assert run("import", "notes.txt").exit_code == 0
@@ -788,6 +805,9 @@ def test_a_package_whose_collection_cannot_be_read_is_refused(tmp_path, monkeypa
     assert not Path("decks").exists()
 
 
+NEW_DECK = "; learners who studied it keep their cards where they are and get a new, empty deck of that name"
+
+
 def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     name = text_export(
@@ -798,8 +818,8 @@ def test_a_deck_name_no_folder_can_carry_is_renamed_with_a_warning(tmp_path, mon
     result = run("import", name)
     assert result.exit_code == 0, result.output
     assert result.stderr.splitlines()[:2] == [
-        "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'",
-        "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'",
+        "notes.txt: warning: deck '.hidden:: a/b ::' is written as folder '_.hidden/a_b/_'" + NEW_DECK,
+        "notes.txt: warning: deck 'Ctl\\x01here' is written as folder 'Ctl_here'" + NEW_DECK,
     ]
     assert run("build", "decks", "-o", "dist").exit_code == 0
 
@@ -817,14 +837,417 @@ def test_control_characters_are_removed_and_no_break_spaces_kept(tmp_path, monke
     assert run("build", "decks", "-o", "dist").exit_code == 0
 
 
-def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(tmp_path, monkeypatch):
+# Pieces of fields Anki shows but deckbuild's build has refused: markup past its limits, formulas
+# it does not allow, clozes a dropped tag breaks, characters it will not keep, images outside a deck.
+HOSTILE_PIECES = [
+    "word ", "<b>w</b> " * 40, '<span style="color:red">w</span> ' * 30, "<table><tr><td>x</td></tr></table>",
+    "\\(\\def\\R{\\mathbb{R}}\\R\\)", "\\(\\newcommand{\\x}{1}\\)", "\\(\\href{x}{y}\\)", "\\(\\frac{a}{b\\)",
+    "\\(\\left( x\\)", "\\\\(x\\\\)", "<b>\\(x</b>\\)", "<pre>\\(\\d+</pre>",
+    "<table><tr><td>\\(</td></tr></table>",
+    "\x08", "\x1b", "[" * 40, "{{c1::", "}}", "<script>", "<svg>", "<style>", '<img src="/etc/x.png">',
+    '<img src="deep/../../x.png">', "\\(", "\\)", "$", "<br>", "word " * 900,
+]  # fmt: skip
+# Mostly text any card holds, so that most notes come through and some do not.
+FIELD_MIX = [
+    "word ",
+    "{{c1::word}} ",
+    "<i>x</i> ",
+    "\\(x^2\\) ",
+    "<br>",
+    "a; b ",
+    "<div>line</div>",
+] * 6 + HOSTILE_PIECES
+
+
+def _packaged_guids(dist: Path) -> set[str]:
+    import sqlite3
+
+    guids: set[str] = set()
+    for package in sorted(dist.glob("*.apkg")):
+        with zipfile.ZipFile(package) as archive:
+            name = next(n for n in ("collection.anki21", "collection.anki2") if n in archive.namelist())
+            db = dist / f"{package.stem}.sqlite"
+            db.write_bytes(archive.read(name))
+        with sqlite3.connect(db) as conn:
+            guids.update(g for (g,) in conn.execute("SELECT guid FROM notes"))
+    return guids
+
+
+@settings(max_examples=max(1, settings.default.max_examples // 2))  # each example imports and builds
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(["Basic", "Cloze"]),
+            st.lists(st.sampled_from(FIELD_MIX), min_size=1, max_size=8).map("".join),
+            st.lists(st.sampled_from(FIELD_MIX), max_size=4).map("".join),
+        ),
+        min_size=1,
+        max_size=5,
+    )
+)
+def test_an_import_never_writes_a_deck_the_build_refuses(tmp_path_factory, notes):
+    folder = tmp_path_factory.mktemp("hostile")
+    rows = "".join(
+        f"g{n}\t{kind}\tD\t" + "\t".join('"' + f.replace('"', '""') + '"' for f in fields) + "\n"
+        for n, (kind, *fields) in enumerate(notes)
+    )
+    headers = "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
+    (folder / "notes.txt").write_text(headers + rows, encoding="utf-8")
+    imported = run("import", str(folder / "notes.txt"), "-o", str(folder / "decks"))
+    reported = set(re.findall(r"note (g\d+) left out", imported.stderr))
+    counted = sum(int(n) for n in re.findall(r"(\d+) note\(s\) not imported", imported.stderr))
+    if imported.exit_code:
+        assert not (folder / "decks").exists()
+        assert not list(folder.glob(".deckbuild-*"))
+        assert re.search(
+            r"no note (could be written so that it builds|deckbuild can represent)", imported.stderr
+        )
+        assert len(reported) + counted == len(notes), imported.stderr
+        return
+    built = run("build", str(folder / "decks"), "-o", str(folder / "dist"))
+    assert built.exit_code == 0, (imported.stderr, built.stderr)
+    packaged = _packaged_guids(folder / "dist")
+    assert not packaged & reported
+    assert len(packaged) + len(reported) + counted == len(notes), imported.stderr
+
+
+@pytest.mark.parametrize("tag", ["script", "style", "svg"])
+def test_an_unclosed_dropped_tag_leaves_out_only_itself(tag):
+    assert to_source(f"The {{{{c1::cell<{tag}> wall}}}} holds", cloze=True) == "The {{c1::cell wall}} holds"
+    assert to_source(f"<{tag}>x</{tag}>kept", cloze=False) == "kept"
+
+
+def test_a_deck_past_the_source_size_limit_is_split_into_numbered_files(tmp_path, monkeypatch):
+    import deckbuild.importer
+
     monkeypatch.chdir(tmp_path)
-    result = run("import", text_export("g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"))
+    monkeypatch.setattr(deckbuild.importer, "_FILE_BUDGET", 100)  # the 10 MiB limit, scaled down
+    name = text_export(*(f"g{n}\tBasic\tquestion {n}\tanswer {n}" for n in range(12)))
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    files = sorted(p.name for p in Path("decks/notes").iterdir())
+    assert files == sorted(["cards.txt", *(f"cards-{k}.txt" for k in range(2, 7))])  # two rows each
+    assert all(len(Path("decks/notes", f).read_bytes()) <= 100 for f in files)
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    assert _packaged_guids(Path("dist")) == {f"g{n}" for n in range(12)}
+
+
+def test_notes_the_build_refuses_are_left_out_by_guid_with_its_reason(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = text_export(
+        "g1\tBasic\tWeb text\t" + "<b>w</b> " * 150,
+        "g2\tBasic\tq\t\\(\\def\\R{x}\\R\\)",
+        "g3\tBasic\tfine\tkept",
+    )
+    result = run("import", name)
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        "decks: warning: 2 note(s) left out, as the build would refuse them\n"
+        "decks: warning: note g1 left out: the build refuses it: field has too much markup for Markdown "
+        "(300 of [ ` < ~ in 1,349 characters; the two multiplied may be at most 400,000); "
+        "shorten or split it\n"
+        "decks: warning: note g2 left out: the build refuses it: formula \\(\\def\\R{x}\\R\\) uses \\def, "
+        "which MathJax turns into a macro, which can build any command out of harmless pieces; "
+        "write the formula out in full\n"
+        "0 error(s), 3 warning(s)\n"
+    )
+    assert result.stdout.endswith("1 note(s) imported into 1 file(s), 0 image(s)\n")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+@functools.cache
+def _small_package() -> bytes:
+    """A real package of a few notes: a text export imported, then built."""
+    with tempfile.TemporaryDirectory() as tmp:
+        folder = Path(tmp)
+        (folder / "notes.txt").write_text(
+            "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#deck column:3\n"
+            "g1\tBasic\tTop\tq1\ta1\ng2\tCloze\tTop::Sub\t{{c1::x}} y\textra\n",
+            encoding="utf-8",
+        )
+        assert run("import", str(folder / "notes.txt"), "-o", str(folder / "decks")).exit_code == 0
+        assert run("build", str(folder / "decks"), "-o", str(folder / "dist")).exit_code == 0
+        return next((folder / "dist").glob("*.apkg")).read_bytes()
+
+
+MANGLED = st.one_of(
+    st.just("[" * 100_000 + "]" * 100_000),
+    st.just('{"1": ' * 50_000 + "1" + "}" * 50_000),
+    st.sampled_from(["abc", "", "null", "1", "[]", '{"x": 1}', '{"1": {"name": []}}', "\x00", "9" * 5000]),
+    st.recursive(
+        st.none() | st.integers() | st.text(max_size=5),
+        lambda inner: st.lists(inner, max_size=3) | st.dictionaries(st.text(max_size=3), inner, max_size=3),
+        max_leaves=8,
+    ).map(json.dumps),
+)
+
+
+@given(
+    st.sampled_from(["col.models", "col.decks", "notes.mid", "notes.flds", "notes.guid", "media"]), MANGLED
+)
+def test_a_mangled_collection_is_not_an_anki_package_never_a_traceback(tmp_path_factory, where, value):
+    import sqlite3
+
+    folder = tmp_path_factory.mktemp("mangled")
+    with zipfile.ZipFile(io.BytesIO(_small_package())) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in ("collection.anki21", "collection.anki2") if n in entries)
+    if where == "media":
+        entries["media"] = value.encode("utf-8")
+    else:
+        (folder / "c.db").write_bytes(entries[name])
+        table, column = where.split(".")
+        with sqlite3.connect(folder / "c.db") as conn:
+            conn.execute(f"UPDATE {table} SET {column} = ?", (value,))
+        conn.close()
+        entries[name] = (folder / "c.db").read_bytes()
+    with zipfile.ZipFile(folder / "deck.apkg", "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+    result = run("import", str(folder / "deck.apkg"), "-o", str(folder / "decks"))
+    assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+    if result.exit_code:
+        assert result.stderr.splitlines()[-1].startswith("error: "), result.stderr
+        assert not (folder / "decks").exists()
+
+
+def add_note(col, kind: str, deck: str, *fields: str):
+    """Add a note of note type `kind` with `fields` to `deck` (made if new); return it."""
+    note = col.new_note(col.models.by_name(kind))
+    for n, text in enumerate(fields):
+        note.fields[n] = text
+    col.add_note(note, col.decks.id(deck))
+    return note
+
+
+def _rename_note_type(apkg: Path, old: str, new: str) -> None:
+    """Rename a note type inside a package's collection, as another Anki or a tool may have."""
+    import sqlite3
+
+    with zipfile.ZipFile(apkg) as archive:
+        entries = {name: archive.read(name) for name in archive.namelist()}
+    name = next(n for n in ("collection.anki21", "collection.anki2") if n in entries)
+    db = apkg.with_suffix(".db")
+    db.write_bytes(entries[name])
+    with sqlite3.connect(db) as conn:
+        models = json.loads(conn.execute("SELECT models FROM col").fetchone()[0])
+        for model in models.values():
+            if model["name"] == old:
+                model["name"] = new
+        conn.execute("UPDATE col SET models = ?", (json.dumps(models),))
+    conn.close()
+    entries[name] = db.read_bytes()
+    with zipfile.ZipFile(apkg, "w") as archive:
+        for entry, data in entries.items():
+            archive.writestr(entry, data)
+
+
+@pytest.mark.anki
+def test_note_types_sharing_a_name_are_told_apart_by_id(tmp_path, collection, monkeypatch):
+    models = collection.models
+    swapped = models.copy(models.by_name("Basic"), add=False)
+    swapped["name"] = "Swapped"
+    models.add(swapped)
+    swapped = models.by_name("Swapped")
+    models.reposition_field(swapped, swapped["flds"][1], 0)  # Back first: the question is field 2
+    models.save(swapped)
+    typed = models.copy(models.by_name("Basic (type in the answer)"), add=False)
+    typed["name"] = "Typed"
+    models.add(typed)
+    deck = collection.decks.id("Biology")
+    for kind, fields in [
+        ("Basic", ["Q-stock", "A-stock"]),
+        ("Swapped", ["A-two", "Q-two"]),
+        ("Typed", ["q", "a"]),
+    ]:
+        note = collection.new_note(models.by_name(kind))
+        note.fields[0], note.fields[1] = fields
+        collection.add_note(note, deck)
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    _rename_note_type(apkg, "Swapped", "Basic")
+    _rename_note_type(apkg, "Typed", "Basic")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    rows = Path("decks/Biology/cards.txt").read_text(encoding="utf-8").splitlines()
+    assert [split_record([r], 0)[0][:2] for r in rows[1:]] == [["Q-stock", "A-stock"], ["Q-two", "A-two"]]
+    typed_id = models.by_name("Typed")["id"]
+    assert (
+        f"Biology.apkg: warning: note type 'Basic (id {typed_id})': 1 note(s) not imported: "
+        "its templates are not a plain front/back card, reversed or not"
+    ) in result.stderr.splitlines()
+
+
+@pytest.mark.anki
+def test_a_reversed_note_with_cards_in_two_decks_goes_to_its_first_cards_deck(
+    tmp_path, collection, monkeypatch
+):
+    note = add_note(collection, "Basic (and reversed card)", "Biology", "cell", "die Zelle")
+    reverse = next(c for c in note.cards() if c.ord == 1)
+    collection.set_deck([reverse.id], collection.decks.id("Biology::Cells"))
+    add_note(collection, "Basic", "Biology::Cells", "q", "a")
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    assert result.stderr == (
+        f"Biology.apkg: warning: note {note.guid}: its cards are in 2 decks; all go to 'Biology'\n"
+        "0 error(s), 1 warning(s)\n"
+    )
+    assert "cell;die Zelle" in Path("decks/Biology/cards.txt").read_text(encoding="utf-8")
+
+
+def test_a_fifo_or_device_is_refused_never_opened(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    os.mkfifo("f.apkg")  # opening it to read would wait for a writer forever
+    for path, kind in [("f.apkg", "a FIFO"), ("/dev/zero", "a character device")]:
+        result = run("import", path)
+        assert (result.exit_code, result.stderr) == (
+            1,
+            f"error: {path}: cannot read it (not a regular file but {kind}); give the file Anki exported\n",
+        )
+    assert not Path("decks").exists()
+
+
+def test_an_empty_working_folder_takes_the_import(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    name = text_export("g1\tBasic\tq\ta")
+    Path("here").mkdir()
+    monkeypatch.chdir("here")
+    result = run("import", f"../{name}", "-o", ".")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.as_posix() for p in Path().rglob("*")) == ["notes", "notes/cards.txt"]
+    assert Path.cwd().is_dir() and Path.cwd() == tmp_path / "here"
+    assert run("build", ".", "-o", "../dist").exit_code == 0
+
+
+def test_an_import_unpacks_beside_its_output_and_leaves_nothing_there(tmp_path, monkeypatch):
+    import deckbuild.importer
+
+    monkeypatch.chdir(tmp_path)
+    seen = []
+    real = deckbuild.importer.read_text_export
+
+    def spy(path):
+        seen.extend(p.name for p in Path("out").iterdir() if p.name.startswith(".deckbuild-"))
+        return real(path)
+
+    monkeypatch.setattr(deckbuild.importer, "read_text_export", spy)
+    Path("out").mkdir()
+    assert run("import", text_export("g1\tBasic\tq\ta"), "-o", "out/decks").exit_code == 0
+    assert len(seen) == 1  # the unpacking folder sits beside the output, not in /tmp
+    assert sorted(p.name for p in Path("out").iterdir()) == ["decks"]
+
+
+@pytest.mark.anki
+def test_a_subdeck_named_like_an_image_beside_it_gets_its_folder(tmp_path, collection, monkeypatch):
+    image = tmp_path / "x.png"
+    image.write_bytes(PNG)
+    stored = collection.media.add_file(str(image))
+    for deck, front in [("Biology", f'Look: <img src="{stored}">'), ("Biology::x.png", "sub")]:
+        add_note(collection, "Basic", deck, front, "back")
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert result.exit_code == 0, result.output
+    assert f"Biology.apkg: warning: media file {stored!r} is written as 'x-2.png' (a safe, free name)" in (
+        result.stderr.splitlines()
+    )
+    assert Path("decks/Biology/x.png/cards.txt").is_file()
+    assert Path("decks/Biology/x-2.png").read_bytes() == PNG
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+SPACE_PIECES = [
+    "\u00a0",
+    "\u3000",
+    "\u2003",
+    "&nbsp;",
+    "x",
+    " ",
+    "<br>",
+    "<div>",
+    "</div>",
+    "<b>",
+    "</b>",
+    "<li>",
+]
+
+
+@given(st.lists(st.sampled_from(SPACE_PIECES), max_size=20).map("".join))
+def test_no_break_and_ideographic_spaces_survive_wherever_they_stand(markup):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    source = to_source(markup, cloze=False)
+    rendered = html.unescape(render_text(source, Where("x.txt", 1), Report()))
+    shown = html.unescape(re.sub(r"<[^>]*>", "", markup))
+    for space in "\u00a0\u3000\u2003":
+        assert rendered.count(space) == shown.count(space), (source, rendered)
+
+
+@pytest.mark.parametrize(
+    ("markup", "items"),
+    [
+        ('<ol start="5"><li>x</li><li>y</li></ol>', '<ol start="5">'),
+        ("<ol><li>a<ol start=3><li>b</li></ol></li></ol>", '<ol start="3">'),
+    ],
+)
+def test_an_ordered_list_keeps_its_first_number(markup, items):
+    from deckbuild.errors import Report
+    from deckbuild.render import Where, render_text
+
+    assert items in render_text(to_source(markup, cloze=False), Where("x.txt", 1), Report())
+
+
+@pytest.mark.anki
+def test_a_renamed_deck_leaves_learners_cards_where_they_were_beside_a_new_empty_deck(
+    tmp_path, collection, monkeypatch
+):
+    add_note(collection, "Basic", "Biology::a/b", "q", "a")
+    study_all(collection)
+    apkg = export(collection, tmp_path / "Biology.apkg")
+    monkeypatch.chdir(tmp_path)
+    result = run("import", str(apkg))
+    assert "Biology.apkg: warning: deck 'Biology::a/b' is written as folder 'Biology/a_b'" + NEW_DECK in (
+        result.stderr.splitlines()
+    )
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    before = card_states(collection)
+    import_package(collection, tmp_path / "dist/Biology.apkg")
+    assert card_states(collection) == before  # the studied card stays in 'Biology::a/b'
+    renamed = collection.decks.by_name("Biology::a_b")
+    assert renamed is not None and not collection.find_cards(f"did:{renamed['id']}")
+
+
+TYPE_IN = "notes.txt: warning: note type 'Basic (type in the answer)': 1 note(s) not imported: "
+STOCK_ONLY = "deckbuild knows only Anki's stock note types by name in a text export\n"
+
+
+@pytest.mark.parametrize(
+    ("rows", "warnings"),
+    [
+        (
+            ["g1\tImage Occlusion\tq\ta", "g2\tImage Occlusion\tq2\ta2"],
+            "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: " + STOCK_ONLY,
+        ),
+        (
+            ["g1\tBasic (type in the answer)\tq\ta", "g2\tBasic\t\t"],
+            TYPE_IN
+            + STOCK_ONLY
+            + "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its question is empty\n",
+        ),
+    ],
+)
+def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_nothing(
+    tmp_path, monkeypatch, rows, warnings
+):
+    monkeypatch.chdir(tmp_path)
+    result = run("import", text_export(*rows))
     assert (result.exit_code, result.stderr) == (
         1,
-        "notes.txt: holds no note deckbuild can represent (the warnings say why); nothing was written\n"
-        "notes.txt: warning: note type 'Image Occlusion': 2 note(s) not imported: deckbuild knows only "
-        "Anki's stock note types by name in a text export\n"
-        "1 error(s), 1 warning(s)\n",
+        warnings + "error: notes.txt: holds no note deckbuild can represent (the warnings say why); "
+        "nothing was written\n",
     )
     assert not Path("decks").exists()
+    assert not list(Path().glob(".deckbuild-*"))  # nor anything unpacked beside it

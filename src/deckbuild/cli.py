@@ -447,9 +447,14 @@ def import_(source: Path, outdir: Path) -> None:
 
     SOURCE is an .apkg or .colpkg, or Anki's text export of notes (with their GUIDs).
     """
-    from deckbuild.importer import import_deck
+    from deckbuild.importer import ImportRefused, import_deck
 
-    result = import_deck(source, outdir)
+    try:
+        result = import_deck(source, outdir)
+    except ImportRefused as exc:
+        for problem in exc.report.sorted_problems():  # what was left out says why nothing was
+            click.echo(str(problem), err=True)
+        raise
     _print_report(result.report)
     for path in result.files:
         click.echo(f"wrote {path}")

@@ -22,14 +22,19 @@ import zipfile
 from collections import Counter
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from deckbuild import kept
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
-from deckbuild.errors import ANKI_GUID, UNSAFE_RE, BuildFailed, DeckbuildError, Report
+from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.notetype import NoteType
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
-from deckbuild.sources import MAX_SOURCE_BYTES, display_path
+from deckbuild.sources import MAX_SOURCE_BYTES, display_path, file_kind, is_regular
+
+if TYPE_CHECKING:
+    from deckbuild.memo import Memo
+    from deckbuild.workers import Helpers
 
 # An unpacked collection may be at most this big: far beyond any deck, and a zip bomb stops here.
 MAX_COLLECTION_BYTES = 1024 * 1024 * 1024
@@ -58,6 +63,7 @@ class Note:
     tags: list[str]
     deck: str
     line: int = 0
+    decks: int = 1  # how many decks its cards are in (the first card's is the one kept)
 
 
 @dataclass
@@ -249,6 +255,7 @@ class _Out:
     raw: int = 0
     pre: int = 0
     lists: list[str] = field(default_factory=list)
+    starts: list[int] = field(default_factory=list)  # each open list's first number
     items: int = 0  # list items open around the text
     # A list item's marker, written with the item's first text (an empty item writes none, as
     # Markdown would show a lone marker as text); Markdown reads markers after it too.
@@ -271,7 +278,7 @@ class _Out:
         """End the line with `<br>` (deckbuild reads it as a line break), or leave a blank line."""
         if self.item_start:
             return  # a list item's text starts on its marker's line
-        text = "".join(self.parts).rstrip()
+        text = "".join(self.parts).rstrip(" \t\n\r\f")  # a no-break space is text
         self.line_start = True
         if not text:
             self.parts = []
@@ -321,7 +328,8 @@ def to_source(markup: str, cloze: bool) -> str:
         closing, name, attrs = bool(match.group(1)), match.group(2).lower(), match.group(3)
         if not closing and name in _DROPPED:
             out.dropped[name] += 1
-            if not attrs.rstrip().endswith("/"):
+            # One never closed would swallow the rest (a cloze's `}}` too): then only the tag goes.
+            if not attrs.rstrip().endswith("/") and re.search(rf"</{name}\b", markup[pos:], re.I):
                 skip_until = name
             continue
         if closing and not any(open_name in (name, "~" + name) for open_name, _ in stack):
@@ -342,8 +350,14 @@ def to_source(markup: str, cloze: bool) -> str:
     while stack:
         _close(out, stack[-1][0], stack)
     text = "".join(out.parts)
-    text = re.sub(r"^(?:\s|<br>)+|(?:\s|<br>)+$", "", text)
-    return text
+    text = re.sub(r"^(?:[ \t\n\r\f]|<br>)+|(?:[ \t\n\r\f]|<br>)+$", "", text)
+    # Markdown strips blanks at a line's ends, a no-break or ideographic space too: as entities they stay.
+    return _EDGE_SPACE_RE.sub(lambda m: "".join(f"&#{ord(c)};" for c in m.group()), text)
+
+
+_EDGE_SPACE_RE = re.compile(
+    r"^[^\S \t\n\r\f]+|[^\S \t\n\r\f]+$|(?<=<br>)[^\S \t\n\r\f]+|[^\S \t\n\r\f]+(?=<br>)"
+)
 
 
 def dropped_tags(markup: str) -> Counter[str]:
@@ -390,6 +404,9 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         else:
             out.newline()
         out.lists.append(name)
+        start = dict(_parse_attrs(attrs)).get("start", "").strip()
+        # Markdown numbers a list from its first marker: `<ol start="5">` starts at 5.
+        out.starts.append(int(start) if name == "ol" and start.isdigit() and len(start) < 9 else 1)
         stack.append((name, ""))
         return
     if name == "li" and out.lists and not out.raw:
@@ -397,7 +414,8 @@ def _open(out: _Out, name: str, attrs: str, stack: list[tuple[str, str]]) -> Non
         if any(n == "li" for n, _ in stack[innermost + 1 :]):
             _close(out, "li", stack)  # an item ends where the next one starts, as in HTML
         out.newline()
-        marker = "1." if out.lists[-1] == "ol" else "-"
+        marker = f"{out.starts[-1]}." if out.lists[-1] == "ol" else "-"
+        out.starts[-1] = 1  # the items after the first take their numbers from it
         out.pending = "  " * out.items + marker + " "  # nested by the items it lies in, as a learner sees it
         out.items += 1
         stack.append((name, ""))
@@ -460,6 +478,7 @@ def _close(out: _Out, name: str, stack: list[tuple[str, str]]) -> None:
             out.in_item = out.in_item and out.raw > 0
         elif open_name in _LISTS and not out.raw and out.lists:
             out.lists.pop()
+            out.starts.pop()
             out.newline(blank=not out.lists)
         elif open_name in _LINES and not out.raw:
             out.newline()
@@ -635,7 +654,7 @@ def _media_map(archive: zipfile.ZipFile, names: dict[str, zipfile.ZipInfo], path
     raw = archive.read(info)
     try:
         mapping = json.loads(raw.decode("utf-8"))
-    except (UnicodeDecodeError, ValueError):
+    except (UnicodeDecodeError, ValueError, RecursionError):
         if raw[:4] == b"\x28\xb5\x2f\xfd":  # zstd: the newer format's media list
             raise _newer(path) from None
         raise _refuse(path, "not an Anki package (its media list is not JSON)") from None
@@ -648,9 +667,10 @@ def _media_map(archive: zipfile.ZipFile, names: dict[str, zipfile.ZipInfo], path
     return media
 
 
-def _keep(package: Package, nid: int, model: dict[str, object], fields: list[str], shape: Shape) -> None:
+def _keep(
+    package: Package, nid: int, name: str, model: dict[str, object], fields: list[str], shape: Shape
+) -> None:
     """Keep a note type its notes can stay on, unless it could run script (then say why)."""
-    name = str(model["name"])
     columns = {"Question": fields[shape.question]}
     if shape.answer is not None:
         columns["Answer"] = fields[shape.answer]
@@ -686,35 +706,51 @@ def _read_collection(db: Path, path: Path) -> Package:
     except sqlite3.Error:
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     try:
+        # Everything read from the collection is converted here, where a hostile value is a message.
         row = conn.execute("SELECT models, decks FROM col").fetchone()
         models, decks = json.loads(row[0] or "{}"), json.loads(row[1] or "{}")
         deck_names = {int(k): str(v["name"]) for k, v in decks.items()}
+        named = Counter(str(model["name"]) for model in models.values())
         shapes: dict[int, tuple[str, Shape | str]] = {}
-        for key, model in models.items():
+        for key, model in sorted(models.items()):
             fields = [str(f["name"]) for f in sorted(model["flds"], key=lambda f: f["ord"])]
             templates = [
                 (str(t["qfmt"]), str(t["afmt"])) for t in sorted(model["tmpls"], key=lambda t: t["ord"])
             ]
+            # Note types are told apart by id: two may share a name, with other fields or templates.
+            name = str(model["name"]) if named[str(model["name"])] == 1 else f"{model['name']} (id {key})"
             shape = shape_of(fields, templates, model.get("type") == 1)
-            shapes[int(key)] = (str(model["name"]), shape)
+            shapes[int(key)] = (name, shape)
             if isinstance(shape, Shape):
-                _keep(package, int(key), model, fields, shape)
+                _keep(package, int(key), name, model, fields, shape)
         rows = conn.execute(
             "SELECT n.guid, n.mid, n.flds, n.tags, "
             "(SELECT CASE WHEN c.odid != 0 THEN c.odid ELSE c.did END FROM cards c "
-            " WHERE c.nid = n.id ORDER BY c.ord, c.id LIMIT 1) "
+            " WHERE c.nid = n.id ORDER BY c.ord, c.id LIMIT 1), "
+            "(SELECT COUNT(DISTINCT CASE WHEN c.odid != 0 THEN c.odid ELSE c.did END) FROM cards c "
+            " WHERE c.nid = n.id) "
             "FROM notes n ORDER BY n.id, n.guid"
         ).fetchall()
-    except (sqlite3.Error, ValueError, TypeError, KeyError, AttributeError, IndexError):
+        for guid, mid, flds, tags, did, in_decks in rows:
+            name, shape = shapes.get(int(mid), (f"#{mid}", "its note type is missing from the package"))
+            package.shapes[name] = shape
+            deck = deck_names.get(did, "Default")
+            note = Note(str(guid), name, str(flds).split("\x1f"), str(tags).split(), deck)
+            note.decks = int(in_decks or 1)
+            package.notes.append(note)
+    except (
+        sqlite3.Error,
+        ValueError,
+        TypeError,
+        KeyError,
+        AttributeError,
+        IndexError,
+        RecursionError,
+        OverflowError,
+    ):
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     finally:
         conn.close()
-    for guid, mid, flds, tags, did in rows:
-        name, shape = shapes.get(int(mid), (f"#{mid}", "its note type is missing from the package"))
-        package.shapes[name] = shape
-        package.notes.append(
-            Note(str(guid), name, str(flds).split("\x1f"), str(tags).split(), deck_names.get(did, "Default"))
-        )
     if len(package.notes) == 1 and _STUB_TEXT in package.notes[0].fields[0].lower():
         raise _newer(path)
     return package
@@ -775,6 +811,12 @@ def read_text_export(path: Path) -> Package:
             "export the notes from Anki again with 'Include unique identifier' ticked"
         )
     type_col, deck_col, tags_col = column("notetype"), column("deck"), column("tags")
+    if type_col is None and not headers.get("notetype"):
+        # Without it a reversed or type-in note reads as a basic one: its other cards would go.
+        raise DeckbuildError(
+            f"{shown}:1: no '#notetype column:' header, so reversed and type-in notes could not be "
+            "told from basic ones; export the notes from Anki again with 'Include notetype name' ticked"
+        )
     as_html = headers.get("html", "false").lower() == "true"
     package = Package()
     reader = csv.reader(
@@ -798,7 +840,7 @@ def read_text_export(path: Path) -> Package:
             if not as_html:
                 fields = [html.escape(f, quote=False).replace("\n", "<br>") for f in fields]
             notetype = values[type_col] if type_col is not None and type_col < len(values) else fixed_type
-            notetype = notetype or ("Cloze" if LOOKS_LIKE.search(fields[0]) else "Basic")
+            notetype = notetype or "(none)"
             deck = values[deck_col] if deck_col is not None and deck_col < len(values) else fixed_deck
             tags = values[tags_col].split() if tags_col is not None and tags_col < len(values) else []
             tags += headers.get("tags", "").split()
@@ -817,25 +859,49 @@ def read_text_export(path: Path) -> Package:
 # ---------------------------------------------------------------- writing sources
 
 
+class ImportRefused(DeckbuildError):
+    """An import that wrote nothing, with the warnings found on the way (which say why)."""
+
+    def __init__(self, message: str, report: Report) -> None:
+        super().__init__(message)
+        self.report = report
+
+
 def import_deck(path: Path, out: Path) -> Imported:
     """Read the Anki deck at `path` and write its sources into the new or empty folder `out`."""
+    out = Path(os.path.abspath(out))
     result = Imported(out)
     _check_output(out)
-    with tempfile.TemporaryDirectory(prefix=TEMP_PREFIX) as tmp:
-        package = (
-            read_package(path, Path(tmp))
-            if zipfile.is_zipfile(path) or path.suffix.lower() in (".apkg", ".colpkg")
-            else read_text_export(path)
-        )
-        if not package.notes:
-            raise _refuse(path, "holds no notes", "export the deck with its notes")
-        files = _plan(package, path, result.report)
-        result.notes = sum(len(rows) for rows, _ in files.values())
-        if not result.notes:
-            why = "holds no note deckbuild can represent (the warnings say why); nothing was written"
-            result.report.error(display_path(path), 0, why)
-            raise BuildFailed(result.report)
-        _write(files, package, out, result)
+    if not is_regular(path):  # a FIFO or a device is never opened: reading it could wait forever
+        try:
+            why = f"not a regular file but {file_kind(os.stat(path).st_mode)}"
+        except OSError as exc:
+            why = str(exc.strerror or exc)
+        raise _refuse(path, f"cannot read it ({why})", "give the file Anki exported")
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+        unpacked = tempfile.TemporaryDirectory(prefix=TEMP_PREFIX, dir=out if out.exists() else out.parent)
+    except OSError as exc:
+        raise cannot_write(out, exc) from None
+    try:
+        with unpacked as tmp:
+            package = (
+                read_package(path, Path(tmp))
+                if zipfile.is_zipfile(path) or path.suffix.lower() in (".apkg", ".colpkg")
+                else read_text_export(path)
+            )
+            if not package.notes:
+                raise _refuse(path, "holds no notes", "export the deck with its notes")
+            files = _plan(package, path, result.report)
+            result.notes = sum(len(rows) for rows, _ in files.values())
+            if not result.notes:
+                why = "holds no note deckbuild can represent (the warnings say why)"
+                raise _refuse(path, why, "nothing was written")
+            _write(files, package, out, result)
+    except DeckbuildError as exc:
+        if result.report.problems and not isinstance(exc, ImportRefused):
+            raise ImportRefused(str(exc), result.report) from None
+        raise
     return result
 
 
@@ -879,10 +945,15 @@ def _plan(
         for text in note.fields:
             dropped.update(dropped_tags(text))
             sound += "[sound:" in text
+        if note.decks > 1:
+            # A reversed note's cards may sit in two decks; a row has one, so its cards move.
+            report.warn(
+                shown, 0, f"note {note.guid}: its cards are in {note.decks} decks; all go to {note.deck!r}"
+            )
         folder = deck_folders(note.deck)
         if folder not in files and "::".join(folder) != note.deck:
             # A deck name no folder can carry as it is: new learners get the folders' name.
-            report.warn(shown, 0, f"deck {note.deck!r} is written as folder {'/'.join(folder)!r}")
+            report.warn(shown, 0, f"deck {note.deck!r} is written as folder {'/'.join(folder)!r}{_NEW_DECK}")
         files.setdefault(folder, ([], []))[0].append(row)
         files[folder][1].append(note)
     for (notetype, why), count in sorted(unfit.items()):
@@ -914,6 +985,8 @@ def _plan(
     return files
 
 
+# Anki keeps a studied card in its deck when an import updates its note: the renamed deck is new.
+_NEW_DECK = "; learners who studied it keep their cards where they are and get a new, empty deck of that name"
 _BAD_PART_RE = re.compile(r"[\x00-\x1f\x7f/\\]")
 
 
@@ -944,11 +1017,12 @@ def _check_output(out: Path) -> None:
 def _write(
     files: dict[tuple[str, ...], tuple[list[Row], list[Note]]], package: Package, out: Path, result: Imported
 ) -> None:
-    """Write every file into a temporary folder beside `out`, then rename it into place."""
+    """Write every file into a temporary folder beside `out`, check it builds, then move it into place."""
     parent = out.parent
     try:
         parent.mkdir(parents=True, exist_ok=True)
-        staging = temp_name(parent)
+        # An existing (empty) folder may be the working directory: fill it rather than replace it.
+        staging = temp_name(out if out.exists() else parent).absolute()
         staging.mkdir()
     except OSError as exc:
         raise cannot_write(out, exc) from None
@@ -957,20 +1031,29 @@ def _write(
         taken: dict[Path, set[str]] = {}
         _write_kept(files, package, folders, staging)
         for deck in sorted(files):
+            # Every deck folder first: an image is never given the name a subdeck's folder needs.
+            staging.joinpath(*folders[deck]).mkdir(parents=True, exist_ok=True)
+        written: dict[tuple[str, ...], list[Row]] = {}
+        for deck in sorted(files):
             rows, notes = files[deck]
             folder = staging.joinpath(*folders[deck])
-            folder.mkdir(parents=True, exist_ok=True)
             names = taken.setdefault(folder, {CARDS_FILE, *(p.name.lower() for p in folder.iterdir())})
             images = _images_of(rows, notes, package, folder, names, result)
-            text = write_rows([_with_images(r, images) for r in rows])
-            (folder / CARDS_FILE).write_bytes(text.encode("utf-8"))
-            result.files.append(out.joinpath(*folders[deck], CARDS_FILE))
+            written[deck] = [_with_images(r, images) for r in rows]
+        _vet(written, folders, staging, result)
+        for deck in sorted(written):
+            for name, _ in _split(written[deck]):
+                result.files.append(out.joinpath(*folders[deck], name))
         for path in sorted(staging.rglob("*")):
             if path.is_dir():
                 sync_folder(path)
         if out.exists():
-            out.rmdir()  # empty, as checked: the rename takes its place
-        os.rename(staging, out)
+            for path in sorted(staging.iterdir()):
+                os.rename(path, out / path.name)
+            staging.rmdir()
+            sync_folder(out)
+        else:
+            os.rename(staging, out)
         sync_folder(parent)
     except OSError as exc:
         shutil.rmtree(staging, ignore_errors=True)
@@ -997,6 +1080,127 @@ def _write_kept(
             (staging / top / kept.FILE_NAME).write_bytes(text.encode("utf-8"))
 
 
+_HELPED_ROWS = 2000
+# A source stays this far below the build's limit on a file, so that a row never tips it over.
+_FILE_BUDGET = MAX_SOURCE_BYTES - 64 * 1024
+_CARDS_NAME_RE = re.compile(r"cards(?:-\d+)?\.txt", re.I)
+
+
+def _split(rows: list[Row]) -> list[tuple[str, list[Row]]]:
+    """Share a deck's rows among cards.txt, cards-2.txt, … so that none passes the size limit."""
+    header = len("Question;Answer;GUID;Tags;Reverse\n")  # the most a header takes
+    chunks: list[list[Row]] = [[]]
+    size = header
+    for row in rows:
+        grows = _row_bytes(row)
+        if chunks[-1] and size + grows > _FILE_BUDGET:
+            chunks.append([])
+            size = header
+        chunks[-1].append(row)
+        size += grows
+    return [
+        (CARDS_FILE if n == 0 else f"cards-{n + 1}.txt", chunk) for n, chunk in enumerate(chunks) if chunk
+    ]
+
+
+def _row_bytes(row: Row) -> int:
+    """Tell the most a row takes in a file (with an empty Tags and Reverse cell its file may need)."""
+    return len(write_rows([row]).split("\n", 1)[1].encode("utf-8")) + 2
+
+
+def _write_sources(folder: Path, rows: list[Row]) -> dict[tuple[str, int], str]:
+    """Write a deck's rows into its folder; return each row's GUID by (file, first line)."""
+    for stale in folder.iterdir():
+        if _CARDS_NAME_RE.fullmatch(stale.name) and stale.is_file():
+            stale.unlink()
+    where: dict[tuple[str, int], str] = {}
+    for name, chunk in _split(rows):
+        path = folder / name
+        text, lines = write_rows(chunk), 2
+        for row in chunk:
+            where[(display_path(path), lines)] = row.guid
+            lines += write_rows([row]).count("\n") - 1
+        path.write_bytes(text.encode("utf-8"))
+    return where
+
+
+def _vet(
+    written: dict[tuple[str, ...], list[Row]],
+    folders: dict[tuple[str, ...], tuple[str, ...]],
+    staging: Path,
+    result: Imported,
+) -> None:
+    """Run the build's own checks on the written sources; leave out, and report, every note it refuses.
+
+    Leaving a row out never breaks another, so this ends once no error is left.
+    """
+    from deckbuild import cache
+    from deckbuild.build import _no_cycle_collection, start_helpers
+    from deckbuild.memo import Memo
+
+    # As `deckbuild check` does it: helpers render on every core; a memo kept in memory only
+    # spares the rounds after the first rendering a row again.
+    rows = sum(len(r) for r in written.values())
+    # Helpers pay off on a large deck only: starting them costs more than a few hundred rows.
+    with (
+        _no_cycle_collection(),
+        start_helpers((os.cpu_count() or 1) if rows > _HELPED_ROWS else 1) as helping,
+    ):
+        _vet_rounds(written, folders, staging, result, Memo(cache.Cache(None)), helping)
+
+
+def _vet_rounds(
+    written: dict[tuple[str, ...], list[Row]],
+    folders: dict[tuple[str, ...], tuple[str, ...]],
+    staging: Path,
+    result: Imported,
+    memo: Memo,
+    helping: Helpers,
+) -> None:
+    from deckbuild.build import collect, keep_types, render_all
+
+    shown = display_path(result.out)
+    left_out = 0
+    for deck, rows in sorted(written.items()):
+        for row in rows:
+            if _row_bytes(row) > _FILE_BUDGET:
+                result.report.warn(shown, 0, f"note {row.guid} left out: too large for one source file")
+                left_out += 1
+        written[deck] = [row for row in rows if _row_bytes(row) <= _FILE_BUDGET]
+    while any(written.values()):
+        where: dict[tuple[str, int], tuple[tuple[str, ...], str]] = {}
+        for deck in sorted(written):
+            for key, guid in _write_sources(staging.joinpath(*folders[deck]), written[deck]).items():
+                where[key] = (deck, guid)
+        report = Report()
+        collection = collect([staging], report, memo=memo, helpers=helping)
+        render_all(collection, {})
+        keep_types(collection)  # each row fits the note type it names
+        refused: dict[tuple[str, ...], dict[str, str]] = {}
+        for problem in report.errors:
+            found = where.get((problem.path, problem.line))
+            if found is None:
+                raise DeckbuildError(
+                    f"{shown}: the sources written would not build ({problem.message}); nothing was written"
+                )
+            refused.setdefault(found[0], {}).setdefault(found[1], problem.message)
+        if not refused:
+            break
+        for deck, guids in sorted(refused.items()):
+            for guid, why in sorted(guids.items()):
+                result.report.warn(shown, 0, f"note {guid} left out: the build refuses it: {why}")
+            left_out += len(guids)
+            written[deck] = [row for row in written[deck] if row.guid not in guids]
+    for deck in [d for d, rows in written.items() if not rows]:
+        _write_sources(staging.joinpath(*folders[deck]), [])
+        del written[deck]
+    if left_out:
+        result.report.warn(shown, 0, f"{left_out} note(s) left out, as the build would refuse them")
+    result.notes -= left_out
+    if not result.notes:
+        raise DeckbuildError(f"{shown}: no note could be written so that it builds (the warnings say why)")
+
+
 def _unique_folders(
     decks: list[tuple[str, ...]], report: Report, shown: str
 ) -> dict[tuple[str, ...], tuple[str, ...]]:
@@ -1012,14 +1216,15 @@ def _unique_folders(
                 continue
             siblings = used.setdefault(path, {CARDS_FILE})
             name, k = part, 1
-            while name.lower() in siblings:
+            while name.lower() in siblings or _CARDS_NAME_RE.fullmatch(name):  # a split deck's file
                 k += 1
                 name = f"{part} {k}"
             if name != part:
                 report.warn(
                     shown,
                     0,
-                    f"deck {'::'.join(prefix)!r} is written as folder {name!r}, as {part!r} was taken",
+                    f"deck {'::'.join(prefix)!r} is written as folder {name!r}, as {part!r} was taken"
+                    + _NEW_DECK,
                 )
             siblings.add(name.lower())
             path = (*path, name)
