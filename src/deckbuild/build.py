@@ -859,24 +859,24 @@ class _Build:
             label = entry.notetype or "basic"
             was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
             now = NOTE_TYPES[parsed.notetype]
-            if label != now.label and label.startswith("anki:"):
+            if label == now.label:
+                continue
+            shown = was.title if was is not None else f"note type {label}"
+            if label.startswith("anki:"):
                 # A kept note type's card is never retired (no Status field): a new UUID would add
                 # a second note beside the learner's, so the only way out is back.
-                shown = was.title if was is not None else f"note type {label}"
-                self.report.error(
-                    parsed.source.display, parsed.line,
+                why = (
                     f"this card was on the kept note type {shown} and is now a {now.title} card: Anki "
                     "cannot change a note's type on import and would skip it; name its note type in "
-                    "the Notetype column again",
-                )  # fmt: skip
-            elif label != now.label:
-                shown = was.title if was is not None else f"note type {label}"
-                self.report.error(
-                    parsed.source.display, parsed.line,
+                    "the Notetype column again"
+                )
+            else:
+                why = (
                     f"this card was a {shown} card and is now a {now.title} card: Anki cannot change "
                     "a note's type on import and would skip it, keeping the old one; to change it, empty "
-                    "its UUID and run 'deckbuild ids' (the old card is then retired)",
-                )  # fmt: skip
+                    "its UUID and run 'deckbuild ids' (the old card is then retired)"
+                )
+            self.report.error(parsed.source.display, parsed.line, why)
 
     @staticmethod
     def rehash(lock: Lock, parsed: Parsed, known: Entry) -> None:
