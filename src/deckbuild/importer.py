@@ -20,7 +20,7 @@ import sqlite3
 import tempfile
 import zipfile
 from collections import Counter
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -696,7 +696,8 @@ def _keep(
     if nt is None:
         package.refused[name] = why[0].removeprefix(f"note type {name!r}: ").split("; ")[0]
     else:
-        package.kept_types[name] = nt
+        # Stamped as it came: until a lock knows it, the build checks changes against this.
+        package.kept_types[name] = replace(nt, imported=nt.locked)
 
 
 def _read_collection(db: Path, path: Path) -> Package:

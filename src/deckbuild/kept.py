@@ -154,7 +154,7 @@ def to_json(nt: NoteType) -> dict[str, Any]:
         "columns": dict(nt.columns),
         "templates": [dict(t) for t in nt.templates],
         "css": nt.css,
-        "imported": nt.imported or nt.locked,
+        "imported": nt.imported,
     }
 
 
