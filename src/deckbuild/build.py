@@ -402,7 +402,7 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
 
 
 @contextmanager
-def _no_cycle_collection() -> Iterator[None]:
+def no_cycle_collection() -> Iterator[None]:
     """Hold off Python's cycle collector while a build runs (helpers forked meanwhile too).
 
     A build makes little cyclic garbage, but tens of thousands of live objects that every
@@ -417,14 +417,20 @@ def _no_cycle_collection() -> Iterator[None]:
             gc.enable()
 
 
+def vet(paths: Iterable[Path], report: Report, memo: Memo, helpers: Helpers) -> Collection:
+    """Read, validate and render every card below `paths` as a build does, writing nothing."""
+    collection = collect(paths, report, memo=memo, helpers=helpers)
+    render_all(collection, {})
+    keep_types(collection)  # each row fits the note type it names
+    return collection
+
+
 def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -> Report:
     """Parse, validate and render every card without writing anything."""
     store = cache.Cache(cache.cache_dir() if use_cache else None)
-    with _no_cycle_collection(), closing(store), start_helpers(os.cpu_count() or 1) as helping:
+    with no_cycle_collection(), closing(store), start_helpers(os.cpu_count() or 1) as helping:
         memo = Memo(store)
-        collection = collect(paths, memo=memo, helpers=helping)
-        render_all(collection, {})
-        keep_types(collection)
+        collection = vet(paths, Report(), memo, helping)
         memo.save(helping)
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
@@ -491,7 +497,7 @@ def build(
     except OSError as exc:
         raise cannot_write(outdir, exc) from None
     try:
-        with _no_cycle_collection():
+        with no_cycle_collection():
             return _build_held(
                 paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs,
                 progress,

@@ -1136,7 +1136,7 @@ def _vet(
     Leaving a row out never breaks another, so this ends once no error is left.
     """
     from deckbuild import cache
-    from deckbuild.build import _no_cycle_collection, start_helpers
+    from deckbuild.build import no_cycle_collection, start_helpers
     from deckbuild.memo import Memo
 
     # As `deckbuild check` does it: helpers render on every core; a memo kept in memory only
@@ -1144,7 +1144,7 @@ def _vet(
     rows = sum(len(r) for r in written.values())
     # Helpers pay off on a large deck only: starting them costs more than a few hundred rows.
     with (
-        _no_cycle_collection(),
+        no_cycle_collection(),
         start_helpers((os.cpu_count() or 1) if rows > _HELPED_ROWS else 1) as helping,
     ):
         _vet_rounds(written, folders, staging, result, Memo(cache.Cache(None)), helping)
@@ -1158,7 +1158,7 @@ def _vet_rounds(
     memo: Memo,
     helping: Helpers,
 ) -> None:
-    from deckbuild.build import collect, keep_types, render_all
+    from deckbuild.build import vet
 
     shown = display_path(result.out)
     left_out = 0
@@ -1174,9 +1174,7 @@ def _vet_rounds(
             for key, guid in _write_sources(staging.joinpath(*folders[deck]), written[deck]).items():
                 where[key] = (deck, guid)
         report = Report()
-        collection = collect([staging], report, memo=memo, helpers=helping)
-        render_all(collection, {})
-        keep_types(collection)  # each row fits the note type it names
+        vet([staging], report, memo, helping)
         refused: dict[tuple[str, ...], dict[str, str]] = {}
         for problem in report.errors:
             found = where.get((problem.path, problem.line))
