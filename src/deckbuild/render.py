@@ -82,7 +82,8 @@ _MATH_START_RE = re.compile(r"\\.|\$")
 _NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
 # One-backtick code spans on one line; what Markdown would treat differently stays with Markdown.
 _SPAN_RE = re.compile(r"`([^`\n]+)`")
-_CODE_UNSAFE_RE = re.compile(r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]")
+# (`&#0` too: Markdown ends a numeric reference in code with a ';' it adds, `&amp;#0;`.)
+_CODE_UNSAFE_RE = re.compile(r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]|&#")
 _CODE_MARK = "\ue002"
 # An escape (two characters, skipped whole) or a brace.
 _BRACE_RE = re.compile(r"\\.|[{}]", re.S)
