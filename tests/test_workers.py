@@ -14,7 +14,7 @@ import pytest
 
 from ankihelp import import_package
 from conftest import put
-from deckbuild import workers
+from deckbuild import build, workers
 from deckbuild.sources import LOCK_NAME
 from deckbuild.workers import Helpers
 
@@ -183,3 +183,90 @@ def test_helpers_die_with_a_killed_build_and_free_its_lock(way, deck_tree, tmp_p
     )
     assert result.returncode == 0, result.stderr
     assert import_package(collection, tmp_path / "dist" / "Deck.apkg").new == 2
+
+
+def test_a_helper_forked_at_start_up_is_the_one_a_build_takes_on():
+    workers.prefork("test_workers:nothing", "test_workers:nothing")
+    assert workers._spare is not None
+    spare = workers._spare[0].pid
+    with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
+        assert workers._spare is None, "taken on"
+        assert [h.pid for h in helpers._helpers] == [spare], "no second helper was forked"
+        assert helpers.run([1, 2, 3]) == [(1, spare), (4, spare), (9, spare)]
+    with pytest.raises(ChildProcessError):
+        os.waitpid(spare, os.WNOHANG)  # stopped and reaped with the others
+
+
+def test_a_spare_that_warms_up_otherwise_is_left_and_stopped_at_exit():
+    workers.prefork("test_workers:nothing", "test_workers:nothing")
+    assert workers._spare is not None
+    spare = workers._spare[0].pid
+    try:
+        with Helpers(1, nothing, square_with_pid) as helpers:  # another `later`: not this spare
+            pids = {pid for _, pid in helpers.run([1, 2])}
+            assert pids and spare not in pids and PARENT not in pids
+        assert workers._spare is not None and not _gone(spare)
+    finally:
+        workers._stop_spare()
+    assert workers._spare is None
+    with pytest.raises(ChildProcessError):
+        os.waitpid(spare, os.WNOHANG)
+
+
+# A command that forked a helper at start-up and then needs none: the helper must not outlive it.
+UNUSED_SPARE = """
+import sys
+sys.argv = ["deckbuild", "build", "--help"]
+from deckbuild import launch, workers
+try:
+    launch.main()
+except SystemExit:
+    pass
+print(workers._spare[0].pid)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_a_helper_forked_at_start_up_ends_with_a_command_that_needs_none():
+    result = subprocess.run([sys.executable, "-c", UNUSED_SPARE], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
+    assert "Usage: deckbuild build" in result.stdout
+    spare = int(result.stdout.split()[-1])
+    assert _wait_for(lambda: _gone(spare), 10), "the spare outlived its command"
+
+
+@pytest.mark.parametrize("argv", [["--help"], ["ids", "decks"], ["cards", "--json"], []])
+def test_commands_that_render_nothing_fork_no_helper_at_start_up(argv, monkeypatch):
+    from deckbuild import cli, launch
+
+    monkeypatch.setattr(sys, "argv", ["deckbuild", *argv])
+    monkeypatch.setattr(cli, "main", lambda: None)
+    launch.main()
+    assert workers._spare is None
+
+
+@pytest.mark.parametrize("command", sorted(__import__("deckbuild.launch").launch.RENDERING))
+def test_commands_that_render_cards_fork_their_first_helper_at_start_up(command, monkeypatch):
+    from deckbuild import cli, launch
+
+    seen = []
+    monkeypatch.setattr(sys, "argv", ["deckbuild", command])
+    monkeypatch.setattr(cli, "main", lambda: seen.append(workers._spare))
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    try:
+        launch.main()
+        spare = seen[0]
+        assert spare is not None and spare[3] == os.getpid()
+        assert (spare[1], spare[2]) == (workers._name(build._warm), workers._name(build._warm_packaging))
+    finally:
+        workers._stop_spare()
+
+
+def test_one_core_forks_no_helper_at_start_up(monkeypatch):
+    from deckbuild import cli, launch
+
+    monkeypatch.setattr(sys, "argv", ["deckbuild", "build"])
+    monkeypatch.setattr(cli, "main", lambda: None)
+    monkeypatch.setattr(os, "cpu_count", lambda: 1)
+    launch.main()
+    assert workers._spare is None

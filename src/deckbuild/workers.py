@@ -9,7 +9,9 @@ Where fork is missing, or a helper dies, the work is done in this process instea
 
 from __future__ import annotations
 
+import atexit
 import contextlib
+import importlib
 import os
 import pickle
 import signal
@@ -39,6 +41,84 @@ class _Helper:
     sender: threading.Thread | None = field(default=None, repr=False)
 
 
+# A helper forked at start-up, before the command line is even parsed, to warm up while this
+# process starts: (the helper, "module:warm", "module:later", the process that forked it).
+_spare: tuple[_Helper, str, str, int] | None = None
+
+
+def _name(func: Callable[..., Any]) -> str:
+    return f"{func.__module__}:{func.__qualname__}"
+
+
+def _resolve(name: str) -> Callable[[], None]:
+    module, _, attr = name.partition(":")
+    func: Callable[[], None] = getattr(importlib.import_module(module), attr)
+    return func
+
+
+def prefork(warm: str, later: str) -> None:
+    """Fork one helper now, to import what rendering needs while this process starts up.
+
+    `warm` and `later` name functions ("module:function"), imported in the helper, not here.
+    The first `Helpers` made with the same two functions takes it on; a process that needs no
+    helper stops it as it exits. It is forked before any folder lock is taken, so it never
+    holds one.
+    """
+    global _spare
+    if _spare is not None or not hasattr(os, "fork"):
+        return
+    helper = _fork(lambda: _resolve(warm)(), lambda: _resolve(later)(), [])
+    _spare = (helper, warm, later, os.getpid())
+    atexit.register(_stop_spare)
+
+
+def _adopt(warm: Callable[[], None], later: Callable[[], None]) -> _Helper | None:
+    """Take the helper forked at start-up, if it warms up as asked and belongs to this process."""
+    global _spare
+    if _spare is None:
+        return None
+    helper, warm_name, later_name, parent = _spare
+    if parent != os.getpid() or (warm_name, later_name) != (_name(warm), _name(later)):
+        return None
+    _spare = None
+    return helper
+
+
+def _stop_spare() -> None:
+    global _spare
+    if _spare is not None and _spare[3] == os.getpid():
+        _stop(_spare[0])
+    _spare = None
+
+
+def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Helper]) -> _Helper:
+    """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes."""
+    down_read, down_write = os.pipe()
+    up_read, up_write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
+        # Only this helper's own ends stay open, so that its pipe ends with this process.
+        for fd in (down_write, up_read, *(f for h in others for f in (h.down, h.up))):
+            os.close(fd)
+        _die_with(parent)
+        _serve(down_read, up_write, warm, later)
+    os.close(down_read)
+    os.close(up_write)
+    return _Helper(pid, down_write, up_read)
+
+
+def _stop(helper: _Helper) -> None:
+    """Close a helper's pipes and end it (an idle one waits for a call that will not come)."""
+    for fd in (helper.down, helper.up):
+        with contextlib.suppress(OSError):
+            os.close(fd)
+    with contextlib.suppress(ProcessLookupError):
+        os.kill(helper.pid, signal.SIGKILL)
+    with contextlib.suppress(ChildProcessError):
+        os.waitpid(helper.pid, 0)
+
+
 class Helpers:
     """Forked processes that run `task` over shares of a batch, and then take single calls."""
 
@@ -53,20 +133,11 @@ class Helpers:
         self._helpers: list[_Helper] = []
         if count < 1 or not hasattr(os, "fork"):
             return
-        for _ in range(count):
-            down_read, down_write = os.pipe()
-            up_read, up_write = os.pipe()
-            parent = os.getpid()
-            pid = os.fork()
-            if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
-                # Only this helper's own ends stay open, so that its pipe ends with this process.
-                for fd in (down_write, up_read, *(f for h in self._helpers for f in (h.down, h.up))):
-                    os.close(fd)
-                _die_with(parent)
-                _serve(down_read, up_write, warm, later)
-            os.close(down_read)
-            os.close(up_write)
-            self._helpers.append(_Helper(pid, down_write, up_read))
+        if (spare := _adopt(warm, later)) is not None:
+            self._helpers.append(spare)
+        while len(self._helpers) < count:
+            spares = [] if _spare is None else [_spare[0]]
+            self._helpers.append(_fork(warm, later, self._helpers + spares))
 
     def __enter__(self) -> Helpers:
         return self
@@ -158,13 +229,7 @@ class Helpers:
         for helper in helpers:
             if helper.busy and helper.alive:
                 self._answer(helper)
-            for fd in (helper.down, helper.up):
-                with contextlib.suppress(OSError):
-                    os.close(fd)
-            # An idle helper waits for a call that will not come (or is still importing).
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(helper.pid, signal.SIGKILL)
-            os.waitpid(helper.pid, 0)
+            _stop(helper)
 
 
 _LOST = object()
