@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+import zipfile
 
 import pytest
 from click.testing import CliRunner
@@ -289,3 +290,36 @@ def test_a_cached_row_anki_would_refuse_stops_at_the_gate_and_the_old_package_st
     assert "the field Front holds the control character U+0007" in result.stderr
     assert "Traceback" not in result.output
     assert before.read_bytes() == b"the package learners have now"
+
+
+@pytest.mark.parametrize("saved", ["source", "image"])
+def test_an_edit_saved_while_a_build_runs_reaches_the_next_build(tree, saved, monkeypatch):
+    """A save while a build runs: the build read the file before it; its record must not vouch for after."""
+    from deckbuild import build as pipeline
+
+    out = tree.parent / "out"
+    build([tree], out, now=NOW + 10)
+    source, image = tree / "Deck" / "003.txt", tree / "Deck" / "img" / "diagram.png"
+    original = source.read_text(encoding="utf-8")
+    source.write_text(original.replace("query vector (", "query vector, first save ("), "utf-8")
+    run = pipeline._Build.run
+
+    def saved_meanwhile(self, *args, **kwargs):
+        result = run(self, *args, **kwargs)  # everything read and written; the record comes next
+        if saved == "source":
+            source.write_text(original.replace("query vector (", "query vector, second save ("), "utf-8")
+        else:
+            image.write_bytes(image.read_bytes() + b"saved while the build ran")
+        return result
+
+    monkeypatch.setattr(pipeline._Build, "run", saved_meanwhile)
+    build([tree], out, now=NOW + 20)
+    monkeypatch.setattr(pipeline._Build, "run", run)
+    result = build([tree], out, now=NOW + 30)
+    assert "unchanged" not in result.report.counts, "answered from a record of the files before the save"
+    with zipfile.ZipFile(out / "Deck.apkg") as apkg:
+        shipped = [apkg.read(name) for name in apkg.namelist()]
+    if saved == "source":
+        assert b"query vector, second save (" in _collection((out / "Deck.apkg").read_bytes())
+    else:
+        assert image.read_bytes() in shipped

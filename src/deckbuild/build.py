@@ -535,7 +535,8 @@ def _build_held(
         options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
         record = store.db is not None and not dry_run
         progress.stage("fingerprint")
-        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options))):
+        before: dict[Path, bytes] = {}
+        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options, before))):
             done.report.notes[:0] = repaired
             return done
         workers = jobs or os.cpu_count() or 1
@@ -546,9 +547,23 @@ def _build_held(
         result = job.run(frozen, strict, dry_run)
         if record:
             progress.stage("recording")
+            after: dict[Path, bytes] = {}
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
-            store.put_many({_fingerprint(paths, roots, previous, options): _record(result)})
+            key = _fingerprint(paths, roots, previous, options, after)
+            # But only when what it read is what is there now: a file saved while it ran (an
+            # editor, a watcher) was read before or after the save, and the record would vouch
+            # for text the packages may not hold. The next build then builds it for real.
+            wrote = {*(r / LOCK_NAME for r in roots), *(Path(os.path.abspath(p)) for p in result.packages)}
+            if _read_alike(before, after, wrote):
+                store.put_many({key: _record(result)})
         return result
+
+
+def _read_alike(before: dict[Path, bytes], after: dict[Path, bytes], wrote: set[Path]) -> bool:
+    """Tell whether two fingerprints saw the same files with the same bytes, but for those written."""
+    return {p: d for p, d in before.items() if p not in wrote} == {
+        p: d for p, d in after.items() if p not in wrote
+    }
 
 
 def _check_previous(previous: Sequence[Path]) -> None:
@@ -568,8 +583,17 @@ def _check_previous(previous: Sequence[Path]) -> None:
             read(file)
 
 
-def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path], options: list[Any]) -> str:
-    """Hash everything a build reads: every file below the paths, the locks, earlier packages."""
+def _fingerprint(
+    paths: list[Path],
+    roots: list[Path],
+    previous: Sequence[Path],
+    options: list[Any],
+    seen: dict[Path, bytes] | None = None,
+) -> str:
+    """Hash everything a build reads: every file below the paths, the locks, earlier packages.
+
+    `seen` gets each file's own hash, to tell afterwards which of them changed meanwhile.
+    """
     digest = hashlib.sha256(json.dumps([str(p) for p in paths] + options).encode("utf-8"))
     files = [r / LOCK_NAME for r in roots]
     # The note types kept from an imported deck, read from a folder above the paths too.
@@ -582,15 +606,17 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
         else:
             files.append(path)
     for file in files:
-        digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(read_regular(file))  # never a FIFO or device: it could hang
+            own = hashlib.sha256(read_regular(file)).digest()  # never a FIFO or device: it could hang
         except TooLarge:
             # Past what any source may be (a large image, say): its size and time, never its bytes.
             stat = file.stat()
-            digest.update(f"\x02{stat.st_size}:{changed_stamp(stat)}".encode())
+            own = f"\x02{stat.st_size}:{changed_stamp(stat)}".encode()
         except OSError:
-            digest.update(b"\x01missing")
+            own = b"\x01missing"
+        digest.update(b"\x00" + os.fsencode(file) + b"\x00" + own)
+        if seen is not None:
+            seen[file] = own
     return cache.key("build", digest.hexdigest())
 
 
