@@ -270,3 +270,76 @@ def test_one_core_forks_no_helper_at_start_up(monkeypatch):
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     launch.main()
     assert workers._spare is None
+
+
+def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
+    workers.prefork("test_workers:nothing", "test_workers:nothing")
+    assert workers._spare is not None
+    spare = workers._spare[0].pid
+    items = list(range(workers.TWIN_AT + 1))
+    with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
+        results = helpers.run(items)
+        pids = [pid for _, pid in results]
+        twin = pids[-1]
+        assert [r for r, _ in results] == [x * x for x in items]
+        assert pids[0] == spare and twin not in (spare, PARENT), "the twin took the second share"
+        assert PARENT not in pids, "this process, cold, took no share"
+        assert helpers.call(pid_and, "x")[0] in (spare, twin), "both take calls afterwards"
+    assert _wait_for(lambda: _gone(twin), 10) and _gone(spare), "close ended both"
+
+
+def test_a_small_batch_makes_no_twin():
+    workers.prefork("test_workers:nothing", "test_workers:nothing")
+    with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
+        assert {pid for _, pid in helpers.run(list(range(workers.TWIN_AT)))} == {helpers._helpers[0].pid}
+        assert len(helpers._helpers) == 1
+
+
+TWINNED_THEN_KILLED = """
+import sys, time
+sys.path.insert(0, sys.argv[1])
+from deckbuild import workers
+from test_workers import nothing, square_with_pid
+workers.prefork("test_workers:nothing", "test_workers:nothing")
+helpers = workers.Helpers(1, nothing, square_with_pid, later=nothing)
+pids = {pid for _, pid in helpers.run(list(range(workers.TWIN_AT + 1)))}
+print(" ".join(map(str, sorted(pids))), flush=True)
+time.sleep(600)
+"""
+
+
+@pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
+def test_the_twin_dies_with_a_killed_build():
+    tests = str(Path(__file__).parent)
+    build = subprocess.Popen(
+        [sys.executable, "-c", TWINNED_THEN_KILLED, tests], stdout=subprocess.PIPE, text=True
+    )
+    try:
+        assert build.stdout is not None
+        pids = [int(pid) for pid in build.stdout.readline().split()]
+        assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
+    finally:
+        build.kill()
+        build.wait()
+    try:
+        assert _wait_for(lambda: all(_gone(pid) for pid in pids), 30), "a helper outlived its build"
+    finally:
+        for pid in pids:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(deck_tree, tmp_path):
+    """The start-up helper and its twin render a batch big enough for both: same bytes as no helper."""
+    from synth import write_deck
+
+    write_deck(deck_tree / "Deck" / "cards.txt", workers.TWIN_AT + 100)
+    build.build([deck_tree], tmp_path / "first", now=1_700_000_000)  # the lock: mod times from here on
+    alone = build.build([deck_tree], tmp_path / "alone", now=1_700_000_100, use_cache=False, jobs=1)
+    env = {**os.environ, "DECKBUILD_CACHE_DIR": str(tmp_path / "empty-cache")}
+    result = subprocess.run(
+        [sys.executable, "-m", "deckbuild", "build", str(deck_tree), "-o", str(tmp_path / "helped")],
+        capture_output=True, text=True, timeout=120, env=env,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (tmp_path / "helped" / "Deck.apkg").read_bytes() == alone.packages[0].read_bytes()

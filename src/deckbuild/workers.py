@@ -39,11 +39,23 @@ class _Helper:
     sent: bool = False  # that call reached it whole
     alive: bool = True
     sender: threading.Thread | None = field(default=None, repr=False)
+    # This process's ends of the pipes kept for the helper's twin (see `_twin`), until it is made.
+    reserve: tuple[int, int] | None = None
+
+    def fds(self) -> tuple[int, ...]:
+        return (self.down, self.up, *(self.reserve or ()))
 
 
 # A helper forked at start-up, before the command line is even parsed, to warm up while this
 # process starts: (the helper, "module:warm", "module:later", the process that forked it).
 _spare: tuple[_Helper, str, str, int] | None = None
+# In that helper: its own pipe ends, the pipe ends kept for its twin, and what it does later.
+_own: tuple[int, int] = (-1, -1)
+_reserve: tuple[int, int] | None = None
+_later: Callable[[], None] | None = None
+# A batch this big gets the start-up helper's twin (an already warm copy of it), and this
+# process, which has not imported the renderers, takes no share of it.
+TWIN_AT = HEAD_START
 
 
 def _name(func: Callable[..., Any]) -> str:
@@ -67,9 +79,37 @@ def prefork(warm: str, later: str) -> None:
     global _spare
     if _spare is not None or not hasattr(os, "fork"):
         return
-    helper = _fork(lambda: _resolve(warm)(), lambda: _resolve(later)(), [])
+    down_read, down_write = os.pipe()
+    up_read, up_write = os.pipe()
+    warm_up, prepare = (lambda: _resolve(warm)()), (lambda: _resolve(later)())
+    helper = _fork(warm_up, prepare, [], keep=(down_read, up_write), drop=(down_write, up_read))
+    os.close(down_read)
+    os.close(up_write)
+    helper.reserve = (down_write, up_read)
     _spare = (helper, warm, later, os.getpid())
     atexit.register(_stop_spare)
+
+
+def _twin() -> int:
+    """Fork a copy of this helper, already warm, to serve the pipes kept for it; return its pid.
+
+    Runs in the start-up helper, asked by the process that forked it, which talks to the copy as
+    to any helper. The copy ends when this helper ends.
+    """
+    global _reserve
+    if _reserve is None:
+        raise RuntimeError("no pipes kept for a twin")
+    (down, up), _reserve = _reserve, None
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the twin's own side; its results are tested
+        for fd in _own:
+            os.close(fd)
+        _die_with(parent)
+        _serve(down, up, lambda: None, _later or (lambda: None))
+    os.close(down)
+    os.close(up)
+    return pid
 
 
 def _adopt(warm: Callable[[], None], later: Callable[[], None]) -> _Helper | None:
@@ -91,16 +131,27 @@ def _stop_spare() -> None:
     _spare = None
 
 
-def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Helper]) -> _Helper:
-    """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes."""
+def _fork(
+    warm: Callable[[], None],
+    later: Callable[[], None],
+    others: list[_Helper],
+    keep: tuple[int, int] | None = None,
+    drop: tuple[int, ...] = (),
+) -> _Helper:
+    """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes.
+
+    `keep` are pipe ends the helper keeps for its twin, `drop` this process's ends of them.
+    """
+    global _own, _reserve, _later
     down_read, down_write = os.pipe()
     up_read, up_write = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
         # Only this helper's own ends stay open, so that its pipe ends with this process.
-        for fd in (down_write, up_read, *(f for h in others for f in (h.down, h.up))):
+        for fd in (down_write, up_read, *drop, *(f for h in others for f in h.fds())):
             os.close(fd)
+        _own, _reserve, _later = (down_read, up_write), keep, later
         _die_with(parent)
         _serve(down_read, up_write, warm, later)
     os.close(down_read)
@@ -110,7 +161,7 @@ def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Hel
 
 def _stop(helper: _Helper) -> None:
     """Close a helper's pipes and end it (an idle one waits for a call that will not come)."""
-    for fd in (helper.down, helper.up):
+    for fd in helper.fds():
         with contextlib.suppress(OSError):
             os.close(fd)
     with contextlib.suppress(ProcessLookupError):
@@ -136,7 +187,7 @@ class Helpers:
         if (spare := _adopt(warm, later)) is not None:
             self._helpers.append(spare)
         while len(self._helpers) < count:
-            spares = [] if _spare is None else [_spare[0]]
+            spares = [] if _spare is None else [_spare[0]]  # its twin's pipe ends too
             self._helpers.append(_fork(warm, later, self._helpers + spares))
 
     def __enter__(self) -> Helpers:
@@ -150,8 +201,12 @@ class Helpers:
         helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not items:
             return self.task(items) if items else []
-        # This process starts cold, so it takes less: nothing at all for a handful of cards.
-        mine = max(0, (len(items) - HEAD_START * len(helpers)) // (len(helpers) + 1))
+        twin = self._twin() if len(items) > TWIN_AT else None
+        if twin is not None:
+            helpers.append(twin)
+        # This process starts cold, so it takes less: nothing at all for a handful of cards, and
+        # nothing when a warm twin takes its share instead.
+        mine = 0 if twin else max(0, (len(items) - HEAD_START * len(helpers)) // (len(helpers) + 1))
         rest = items[mine:]
         size = -(-len(rest) // len(helpers))
         batches = [rest[i : i + size] for i in range(0, len(rest), size)]
@@ -164,6 +219,22 @@ class Helpers:
                 value if isinstance(value, list) and len(value) == len(batch) else self.task(batch)
             )
         return results
+
+    def _twin(self) -> _Helper | None:
+        """Have the start-up helper fork its warm twin, and take the twin on; None if it cannot."""
+        helper = next((h for h in self._helpers if h.reserve and h.alive and not h.busy), None)
+        if helper is None or helper.reserve is None:
+            return None
+        reserve, helper.reserve = helper.reserve, None
+        self._send(helper, _twin, ())
+        pid = self._answer(helper)
+        if not isinstance(pid, int):
+            for fd in reserve:
+                os.close(fd)
+            return None
+        twin = _Helper(pid, *reserve)
+        self._helpers.append(twin)
+        return twin
 
     @property
     def free(self) -> bool:
@@ -279,7 +350,7 @@ def _serve(
             except Exception as exc:
                 reply = ("failed", repr(exc))
             _send(up, reply)
-            if not answered:
+            if not answered and func is not _twin:
                 answered = True
                 later()
     except BaseException:
