@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import cache
-from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
@@ -750,22 +750,17 @@ class _Build:
 
         Return the temporary file, for `commit` to rename into place with the others.
         """
-        from deckbuild.package import write_package
+        from deckbuild.package import package_bytes
 
         if plan.empty is None:
             self.report.count("unchanged")
             return None
-        tmp = temp_name(plan.target.parent, ".apkg")
         try:
-            write_package(tmp, plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
-            sync(tmp)
+            data = package_bytes(plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
         except (OSError, sqlite3.Error) as exc:
-            discard([tmp])
             raise cannot_write(plan.target, exc) from None
-        except BaseException:
-            discard([tmp])  # a note the package check refused, or an interrupt
-            raise
-        self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
+        tmp = _stage(plan.target, data)
+        self.store.put_many({plan.key: {"sha256": hashlib.sha256(data).hexdigest()}})
         return tmp
 
     def deck(self, slug: str, name: str) -> DeckData:
