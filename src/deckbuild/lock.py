@@ -154,6 +154,28 @@ class Lock:
                     setattr(old, name, value)
                     self.changed.append(guid)
             return old.mod
+        return self._restamp(entries, guid, old, digest, now, extra)
+
+    def stamp_note(
+        self, guid: str, digest: str, now: int, extra: dict[str, Any], notetype: str | None
+    ) -> int:
+        """Stamp a card's note as `stamp` does, without a keyword dict made for every card."""
+        old = self.notes.get(guid)
+        if old is None or old.hash != digest:
+            return self._restamp(self.notes, guid, old, digest, now, {**extra, "notetype": notetype})
+        if old.notetype != notetype:
+            old.notetype = notetype
+            self.changed.append(guid)
+        for name, value in extra.items():
+            if getattr(old, name) != value:
+                setattr(old, name, value)
+                self.changed.append(guid)
+        return old.mod
+
+    def _restamp(
+        self, entries: dict[str, Entry], guid: str, old: Entry | None, digest: str, now: int,
+        extra: dict[str, Any],
+    ) -> int:  # fmt: skip
         # Strictly newer than before, even when the clock is behind or two builds share a second.
         mod = now if old is None else max(now, old.mod + 1)
         entries[guid] = Entry(digest, mod, **extra)
