@@ -251,6 +251,7 @@ def _rows(
     kinds: dict[int, tuple[int, bool, list[tuple[int, Callable[..., bool], Callable[..., Any]]]]] = {}
     widths: list[int] = []
     next_id = first_id
+    add_note, add_card, add_width = notes.append, cards.append, widths.append
     for deck in decks:
         did = deck_id(deck.name)
         for note in deck.notes:
@@ -270,13 +271,18 @@ def _rows(
             if len(fields) != width:
                 raise _refused(decks, shown)
             nid, mod, tags = next_id, note.mod, f" {' '.join(note.tags)} "
-            notes.append((nid, note.guid, note.notetype, mod, tags, "\x1f".join(fields), fields[0]))
-            widths.append(width)
+            add_note((nid, note.guid, note.notetype, mod, tags, "\x1f".join(fields), fields[0]))
+            add_width(width)
             queue = -1 if note.suspended else 0
-            ords = cloze_ords(fields[0]) if cloze else [o for o, test, need in tests if test(need(fields))]
-            for ord_ in ords:
-                next_id += 1
-                cards.append((next_id, nid, did, ord_, mod, queue))
+            if cloze:
+                for ord_ in cloze_ords(fields[0]):
+                    next_id += 1
+                    add_card((next_id, nid, did, ord_, mod, queue))
+            else:
+                for ord_, test, need in tests:
+                    if test(need(fields)):
+                        next_id += 1
+                        add_card((next_id, nid, did, ord_, mod, queue))
             next_id += 1
     if not _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
         _deck_fault(deck.name) for deck in decks
