@@ -794,6 +794,7 @@ class _Build:
         # What the lock names each note type by (None for the basic one), kept types included.
         labels = {nid: None if nid == NOTE_TYPE_ID else nt.label for nid, nt in NOTE_TYPES.items()}
         now, source, stamped = self.now, None, set[int]()
+        new_note = NoteData._make  # made in C from a tuple: no keyword handling for every card
         for parsed in collection.cards:
             rendered = parsed.rendered
             assert rendered is not None
@@ -819,8 +820,18 @@ class _Build:
             if parsed.kept_fields is not None:
                 # Laid out on a kept note type: the hash is of what the note holds there.
                 fields, digest = parsed.kept_fields, content_hash(parsed.kept_fields, parsed.tags, None)
-            mod = lock.stamp_note(parsed.id, digest, now, parsed.extra, labels[parsed.notetype])
-            notes.append(NoteData(parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype))
+            label, extra = labels[parsed.notetype], parsed.extra
+            if (
+                known is not None
+                and known.hash == digest
+                and known.notetype == label
+                and len(extra) == 1
+                and known.origin == extra.get("origin", ...)
+            ):
+                mod = known.mod  # the common case, as `stamp_note` answers it: nothing to change
+            else:
+                mod = lock.stamp_note(parsed.id, digest, now, extra, label)
+            notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
 
     def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
