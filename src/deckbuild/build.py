@@ -871,7 +871,7 @@ class _Build:
                         "their order (a template's text and the CSS may change)",
                     )  # fmt: skip
             entry = lock.notes.get(parsed.id)
-            if entry is None or entry.fields is not None:  # new, or retired
+            if entry is None or entry.retired:
                 continue
             if parsed.kept and parsed.kept_fields is None:
                 continue  # its note type could not be read: that error says what to do
