@@ -219,6 +219,7 @@ def package_bytes(
             conn.execute(f'DROP INDEX "{index}"')
         conn.executemany(NOTES_SQL, notes)
         conn.executemany(CARDS_SQL, cards)
+        del notes, cards  # let go of before the database is copied out, for a lower peak of memory
         for _, sql in indexes:
             conn.execute(sql)
         conn.commit()
