@@ -3,17 +3,13 @@
 from __future__ import annotations
 
 import json
-import tempfile
-from pathlib import Path
 
 import pytest
-from hypothesis import given
-from hypothesis import strategies as st
 
 from conftest import put, seed
 from deckbuild.build import _whole_hash, build
 from deckbuild.errors import DeckbuildError
-from deckbuild.lock import Entry, Lock
+from deckbuild.lock import Lock
 from deckbuild.package import read_package
 
 
@@ -212,39 +208,3 @@ def test_a_lock_hashed_the_old_way_is_taken_over_without_moving_a_mod(deck_tree,
     assert {guid: (e["hash"], e["mod"]) for guid, e in notes.items()} == {
         g: (h, 500) for g, h in new_hashes.items()
     }
-
-
-GUIDS = [f"{n}1111111-1111-4111-8111-111111111111" for n in range(1, 4)]
-texts = st.sampled_from(["a", "b", "Deck/a.txt", "what is it?"])
-notetypes = st.sampled_from(["reversed", "cloze"])
-hashes = st.sampled_from(["h1", "h2", "h3"])
-# Rows as a build writes them: a semicolon file's card, or a page card with its kind and question.
-rows = st.fixed_dictionaries(
-    {"hash": hashes, "mod": st.integers(0, 2_000)}, optional={"origin": texts, "notetype": notetypes}
-) | st.fixed_dictionaries(
-    {"hash": hashes, "mod": st.integers(0, 2_000), "origin": texts, "kind": st.just("quiz"), "key": texts}
-)
-stamps = st.tuples(
-    st.sampled_from(GUIDS),
-    hashes,
-    st.integers(0, 3_000),
-    st.fixed_dictionaries({"origin": texts}, optional={"kind": texts, "key": texts}),
-    st.none() | notetypes,
-)
-
-
-@given(entries=st.dictionaries(st.sampled_from(GUIDS), rows, max_size=3), steps=st.lists(stamps, max_size=6))
-def test_loaded_entries_and_stamping_a_card_are_as_the_entries_and_stamp_they_stand_for(entries, steps):
-    # Rows are taken over as they are, and a card stamped without a keyword dict: the same entries,
-    # mods and file as entries built field by field and stamped the general way.
-    with tempfile.TemporaryDirectory() as tmp:
-        path = Path(tmp) / "deckbuild.lock"
-        text = json.dumps({"deckbuild_lock": 1, "notetypes": {}, "notes": entries}, indent=0)
-        path.write_text(text, encoding="utf-8")
-        fast, slow = Lock.load(path), Lock.load(path)
-        assert fast.notes == {g: Entry(**row) for g, row in entries.items()}
-        for guid, digest, now, extra, notetype in steps:
-            mod = fast.stamp_note(guid, digest, now, extra, notetype)
-            assert mod == slow.stamp("notes", guid, digest, now, **extra, notetype=notetype)
-        assert fast.notes == slow.notes and set(fast.changed) == set(slow.changed)
-        assert fast.render() == slow.render()

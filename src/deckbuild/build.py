@@ -828,9 +828,9 @@ class _Build:
                 and len(extra) == 1
                 and known.origin == extra.get("origin", ...)
             ):
-                mod = known.mod  # the common case, as `stamp_note` answers it: nothing to change
+                mod = known.mod  # the common case, as `stamp` answers it: nothing to change
             else:
-                mod = lock.stamp_note(parsed.id, digest, now, extra, label)
+                mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
 

@@ -14,9 +14,8 @@ import re
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass, field
-from operator import attrgetter
 from pathlib import Path
-from typing import Any, cast
+from typing import Any
 
 from deckbuild.atomic import write_text
 from deckbuild.errors import ANKI_GUID, DeckbuildError
@@ -39,8 +38,6 @@ _GUIDS_RE = re.compile(f"(?:(?:{_GUID})\n)*")
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
 PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
-_KIND = attrgetter("kind")
-_new = object.__new__
 
 
 @dataclass
@@ -124,22 +121,18 @@ class Lock:
             entries = data.get(table)
             if not isinstance(entries, dict):
                 raise _damaged(path, _line_of(text, table), f'"{table}" is {_shape(entries)}, not an object')
-            keys_ok = table != "notes" or not entries or _GUIDS_RE.fullmatch("\n".join(entries) + "\n")
-            loaded = {key: _entry(value) for key, value in entries.items()}
-            # In C over every entry; key by key only when some key or entry needs a closer look.
-            if not keys_ok or str in set(map(type, loaded.values())) or any(map(_KIND, loaded.values())):
-                for key, entry in loaded.items():
-                    if not keys_ok and not _GUID_RE.fullmatch(key):
-                        entry = "not a UUID or GUID"
-                    elif isinstance(entry, Entry) and entry.kind is not None and not _UUID_RE.fullmatch(key):
-                        # Only a semicolon file's GUID column keeps Anki's GUIDs; a page card's is a UUID.
-                        entry = "not a UUID, as a page card's id always is"
-                    if isinstance(entry, str):
-                        raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
-            if table == "notes":
-                lock.notes = cast(dict[str, Entry], loaded)
-            else:
-                lock.notetypes = cast(dict[str, Entry], loaded)
+            target = lock.notes if table == "notes" else lock.notetypes
+            keys_ok = table != "notes" or _GUIDS_RE.fullmatch("".join(k + "\n" for k in entries))
+            for key, value in entries.items():
+                entry = _entry(value)
+                if not keys_ok and not _GUID_RE.fullmatch(key):
+                    entry = "not a UUID or GUID"
+                elif isinstance(entry, Entry) and entry.kind is not None and not _UUID_RE.fullmatch(key):
+                    # Only a semicolon file's GUID column keeps Anki's GUIDs; a page card always has a UUID.
+                    entry = "not a UUID, as a page card's id always is"
+                if isinstance(entry, str):
+                    raise _damaged(path, _line_of(text, key), f"{table[:-1]} {key!r}: {entry}")
+                target[key] = entry
         lock.text = text
         return lock
 
@@ -161,28 +154,6 @@ class Lock:
                     setattr(old, name, value)
                     self.changed.append(guid)
             return old.mod
-        return self._restamp(entries, guid, old, digest, now, extra)
-
-    def stamp_note(
-        self, guid: str, digest: str, now: int, extra: dict[str, Any], notetype: str | None
-    ) -> int:
-        """Stamp a card's note as `stamp` does, without a keyword dict made for every card."""
-        old = self.notes.get(guid)
-        if old is None or old.hash != digest:
-            return self._restamp(self.notes, guid, old, digest, now, {**extra, "notetype": notetype})
-        if old.notetype != notetype:
-            old.notetype = notetype
-            self.changed.append(guid)
-        for name, value in extra.items():
-            if getattr(old, name) != value:
-                setattr(old, name, value)
-                self.changed.append(guid)
-        return old.mod
-
-    def _restamp(
-        self, entries: dict[str, Entry], guid: str, old: Entry | None, digest: str, now: int,
-        extra: dict[str, Any],
-    ) -> int:  # fmt: skip
         # Strictly newer than before, even when the clock is behind or two builds share a second.
         mod = now if old is None else max(now, old.mod + 1)
         entries[guid] = Entry(digest, mod, **extra)
@@ -303,11 +274,7 @@ def _entry(value: Any) -> Entry | str:
             and (kind is None or (type(kind) is str and kind in PAGE_KINDS))
             and (key is None or (type(key) is str and origin is not None and kind is not None))
         ):
-            # The row's keys are the entry's fields (the rest keep their default, None): it becomes
-            # the entry as it is, not copied field by field.
-            entry = _new(Entry)
-            entry.__dict__ = value
-            return entry
+            return Entry(digest, mod, origin, kind, key)
     if not isinstance(value, dict):
         return f"the entry is {_shape(value)}, not an object"
     unknown = sorted(value.keys() - {"hash", "mod", "fields", "tags", "notetype", *_TEXT_KEYS})
