@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 import shutil
 import zipfile
 
@@ -58,6 +59,52 @@ def test_the_collection_has_the_schema_and_indexes_genanki_writes(deck_tree, tmp
         assert db.execute(query).fetchall() == reference.execute(query).fetchall()
         assert db.execute("PRAGMA integrity_check").fetchone() == ("ok",)
         assert db.execute("SELECT COUNT(*) FROM notes").fetchone() == (57,)
+
+
+def test_the_notes_and_cards_are_the_rows_genanki_writes_for_the_same_notes(deck_tree, tmp_path):
+    # Built in bulk with what every row shares written into the SQL: genanki's own per-note loop
+    # on the same notes (one mod for all in a first build) gives the same rows, ids included.
+    import itertools
+    import sqlite3
+
+    import genanki
+
+    from deckbuild.notetype import NOTE_TYPES
+
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    put(deck_tree, "Deck/More/quiz.txt", seed("001"))
+    put(
+        deck_tree,
+        "Deck/Kinds/cards.txt",
+        "Question;Answer;Reverse;UUID\n"
+        "Capital of France?;Paris;yes;22222222-2222-4222-8222-222222222222\n"
+        "What is softmax?;A normalised exponential;;33333333-3333-4333-8333-333333333333\n"
+        "{{c2::Paris}} is in {{c1::France}};;;44444444-4444-4444-8444-444444444444\n",
+    )
+    apkg = build([deck_tree], tmp_path / "out", now=NOW).packages[0]
+    ours = sqlite3.connect(":memory:")
+    ours.deserialize(zipfile.ZipFile(apkg).read("collection.anki2"))
+    (col_decks,) = ours.execute("SELECT decks FROM col").fetchone()
+    names = {int(k): v["name"] for k, v in json.loads(col_decks).items()}
+    decks: dict[str, genanki.Deck] = {}
+    for guid, mid, flds, tags, did in ours.execute(
+        "SELECT guid, mid, flds, tags, (SELECT MIN(did) FROM cards WHERE nid = n.id) FROM notes n ORDER BY id"
+    ):
+        nt = NOTE_TYPES[mid]
+        model = genanki.Model(
+            nt.id, nt.name, fields=[{"name": n} for n in nt.fields],
+            templates=[dict(t) for t in nt.templates], css=nt.css, sort_field_index=nt.sort_field,
+            model_type=genanki.Model.CLOZE if nt.cloze else genanki.Model.FRONT_BACK,
+        )  # fmt: skip
+        deck = decks.setdefault(names[did], genanki.Deck(did, names[did]))
+        deck.add_note(genanki.Note(model=model, fields=flds.split("\x1f"), guid=guid, tags=tags.split()))
+    reference = sqlite3.connect(":memory:")
+    genanki.Package(list(decks.values())).write_to_db(reference.cursor(), NOW, itertools.count(NOW * 1000))
+    for table in ("notes", "cards"):
+        rows = f"SELECT * FROM {table} ORDER BY id"
+        assert ours.execute(rows).fetchall() == reference.execute(rows).fetchall()
+    kinds = ours.execute("SELECT COUNT(*), COUNT(DISTINCT nid), COUNT(DISTINCT ord) FROM cards").fetchone()
+    assert kinds[0] > kinds[1] and kinds[2] == 2  # a reversed note and a cloze's second card are there
 
 
 GUID = "11111111-1111-4111-8111-111111111111"

@@ -21,7 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import cache
-from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage, sync, temp_name
+from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock, exclusive
 from deckbuild.memo import Memo, Rendered, current_media, signature
@@ -776,22 +776,17 @@ class _Build:
 
         Return the temporary file, for `commit` to rename into place with the others.
         """
-        from deckbuild.package import write_package
+        from deckbuild.package import package_bytes
 
         if plan.empty is None:
             self.report.count("unchanged")
             return None
-        tmp = temp_name(plan.target.parent, ".apkg")
         try:
-            write_package(tmp, plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
-            sync(tmp)
+            data = package_bytes(plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
         except (OSError, sqlite3.Error) as exc:
-            discard([tmp])
             raise cannot_write(plan.target, exc) from None
-        except BaseException:
-            discard([tmp])  # a note the package check refused, or an interrupt
-            raise
-        self.store.put_many({plan.key: {"sha256": _sha256(tmp)}})
+        tmp = _stage(plan.target, data)
+        self.store.put_many({plan.key: {"sha256": hashlib.sha256(data).hexdigest()}})
         return tmp
 
     def deck(self, slug: str, name: str) -> DeckData:
@@ -822,33 +817,47 @@ class _Build:
         """Stamp every card in its lock and put it in its deck's notes."""
         from deckbuild.package import NoteData
 
-        deck, where = None, ("", "")
+        # What the lock names each note type by (None for the basic one), kept types included.
+        labels = {nid: None if nid == NOTE_TYPE_ID else nt.label for nid, nt in NOTE_TYPES.items()}
+        now, source, stamped = self.now, None, set[int]()
+        new_note = NoteData._make  # made in C from a tuple: no keyword handling for every card
         for parsed in collection.cards:
-            assert parsed.rendered is not None
-            source = parsed.source
-            lock = collection.locks[source.root]
-            slug = source.package
-            if (slug, lock.path, parsed.notetype) not in self.stamped:
-                self.anchors[slug] = source.package_deck
-                self.stamp_notetype(slug, lock, parsed.notetype)
+            rendered = parsed.rendered
+            assert rendered is not None
+            if parsed.source is not source:
+                # A file's cards come together: its lock, package and deck are looked up once.
+                source = parsed.source
+                lock = collection.locks[source.root]
+                slug, origin = source.package, source.origin
+                notes = self.deck(slug, source.deck).notes
+                stamped = set()
+            if parsed.notetype not in stamped:
+                stamped.add(parsed.notetype)
+                if (slug, lock.path, parsed.notetype) not in self.stamped:
+                    self.anchors[slug] = source.package_deck
+                    self.stamp_notetype(slug, lock, parsed.notetype)
             known = lock.notes.get(parsed.id)
-            if known is not None and known.origin != source.origin and known.origin is not None:
-                self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
-            stale = known is not None and known.hash != parsed.rendered.digest and not parsed.kept
-            if stale and known is not None and not known.retired:
-                self.rehash(lock, parsed, known)
-            label = NOTE_TYPES[parsed.notetype].label
-            fields, digest = parsed.rendered.fields, parsed.rendered.digest
+            if known is not None:
+                if known.origin != origin and known.origin is not None:
+                    self.moved.setdefault((lock.path.parent, known.origin, source), []).append(parsed.id)
+                if known.hash != rendered.digest and not parsed.kept and not known.retired:
+                    self.rehash(lock, parsed, known)
+            fields, digest = rendered.fields, rendered.digest
             if parsed.kept_fields is not None:
                 # Laid out on a kept note type: the hash is of what the note holds there.
                 fields, digest = parsed.kept_fields, content_hash(parsed.kept_fields, parsed.tags, None)
-            mod = lock.stamp(
-                "notes", parsed.id, digest, self.now,
-                **parsed.extra, notetype=None if parsed.notetype == NOTE_TYPE_ID else label,
-            )  # fmt: skip
-            if deck is None or where != (slug, source.deck):
-                deck, where = self.deck(slug, source.deck), (slug, source.deck)
-            deck.notes.append(NoteData(parsed.id, fields, parsed.tags, mod, digest, notetype=parsed.notetype))
+            label, extra = labels[parsed.notetype], parsed.extra
+            if (
+                known is not None
+                and known.hash == digest
+                and known.notetype == label
+                and len(extra) == 1
+                and known.origin == extra.get("origin", ...)
+            ):
+                mod = known.mod  # the common case, as `stamp` answers it: nothing to change
+            else:
+                mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
+            notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
 
     def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
@@ -868,8 +877,12 @@ class _Build:
     def check_notetypes(self, collection: Collection) -> None:
         """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
         checked: set[tuple[Path, int]] = set()
+        source, lock = None, None
         for parsed in collection.cards:
-            lock = collection.locks[parsed.source.root]
+            if parsed.source is not source:  # a file's cards come together: one lock look-up each
+                source = parsed.source
+                lock = collection.locks[source.root]
+            assert lock is not None
             nt = NOTE_TYPES[parsed.notetype]
             if nt.columns and (lock.path, nt.id) not in checked:
                 checked.add((lock.path, nt.id))
@@ -883,16 +896,16 @@ class _Build:
                         "or skip later edits of every learner's note; put them back as they were, in "
                         "their order (a template's text and the CSS may change)",
                     )  # fmt: skip
-            entry = collection.locks[parsed.source.root].notes.get(parsed.id)
+            entry = lock.notes.get(parsed.id)
             if entry is None or entry.retired:
                 continue
             if parsed.kept and parsed.kept_fields is None:
                 continue  # its note type could not be read: that error says what to do
             label = entry.notetype or "basic"
-            was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
-            now = NOTE_TYPES[parsed.notetype]
+            now = nt
             if label == now.label:
                 continue
+            was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
             shown = was.title if was is not None else f"note type {label}"
             if label.startswith("anki:"):
                 # A kept note type's card is never retired (no Status field): a new UUID would add
@@ -1080,10 +1093,14 @@ def keep_types(collection: Collection) -> None:
 
     report = collection.report
     files: dict[Path, list[Path]] = {}
+    # Each source file once (a file's cards come together), not a path made and hashed per card.
+    last = None
     for parsed in collection.cards:
-        folder = parsed.source.path.parent
-        if folder not in files:
-            files[folder] = kept_files_above(folder, parsed.source.root)
+        if parsed.source is not last:
+            last = parsed.source
+            folder = last.path.parent
+            if folder not in files:
+                files[folder] = kept_files_above(folder, last.root)
     loaded: dict[Path, dict[str, Any]] = {}
     by_id: dict[int, tuple[Any, Path]] = {}
     for path in sorted({f for found in files.values() for f in found}):

@@ -2,19 +2,20 @@
 
 from __future__ import annotations
 
-import itertools
+import io
 import json
 import os
 import re
 import sqlite3
 import tempfile
 import zipfile
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
 
+from deckbuild.atomic import discard, stage
 from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
 from deckbuild.notetype import FIELDS as BASIC_FIELDS
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
@@ -29,6 +30,10 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 _SHOWN = 10
 _CHUNK = 1000
 _DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
+# The rows genanki writes: what every note and card has alike is written here, not bound per row
+# (a note: usn -1, no checksum, flags or data; a card: usn -1, new, never due or reviewed).
+NOTES_SQL = "INSERT INTO notes VALUES(?,?,?,?,-1,?,?,?,0,0,'')"
+CARDS_SQL = "INSERT INTO cards VALUES(?,?,?,?,?,-1,0,?,0,0,0,0,0,0,0,0,0,'')"
 
 
 class PackageRefused(DeckbuildError):
@@ -172,84 +177,118 @@ def write_package(
     `empty` is what `shell` returns for these decks, when the caller kept it from before;
     `shown` names the package in messages when `path` is a temporary file standing in for it.
     """
+    data = package_bytes(decks, notetype_mods, media, empty, shown or path.name)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    # Written beside `path` and flushed, then renamed: a failed or killed build leaves the
+    # previous package whole.
+    tmp = stage(path.parent, data)
+    try:
+        os.replace(tmp, path)
+    except BaseException:
+        discard([tmp])
+        raise
+
+
+def package_bytes(
+    decks: Sequence[DeckData],
+    notetype_mods: dict[int, int] | int,
+    media: Sequence[tuple[str, Path]],
+    empty: Shell | None,
+    shown: str,
+) -> bytes:
+    """Return the .apkg of `decks`, byte-for-byte reproducibly; `shown` names it in messages."""
     if isinstance(notetype_mods, int):  # only the basic note type
         notetype_mods = {NOTE_TYPE_ID: notetype_mods}
     empty = empty or shell(decks, notetype_mods)
     stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
     # The gate runs first: a note Anki would refuse leaves the previous package as it was.
-    notes, cards = _rows(decks, empty.req, itertools.count(stamp * 1000), shown or path.name)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".deckbuild-", dir=path.parent) as tmp:
-        db_path = Path(tmp) / "collection.anki2"
-        db_path.write_bytes(empty.db)
-        conn = sqlite3.connect(db_path)
-        try:
-            # The rows genanki's per-note loop writes, in the same order and with the same ids,
-            # about ten times faster. The file is thrown away if anything fails: no journal.
-            conn.execute("PRAGMA journal_mode=OFF")
-            conn.execute("PRAGMA synchronous=OFF")
-            # Indexes built once after the rows, not kept up to date row by row.
-            indexes = conn.execute(
-                "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-                "AND tbl_name IN ('notes', 'cards') ORDER BY name"
-            ).fetchall()
-            for name, _ in indexes:
-                conn.execute(f'DROP INDEX "{name}"')
-            conn.executemany("INSERT INTO notes VALUES(?,?,?,?,?,?,?,?,?,?,?)", notes)
-            conn.executemany("INSERT INTO cards VALUES(?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)", cards)
-            for _, sql in indexes:
-                conn.execute(sql)
-            conn.commit()
-        finally:
-            conn.close()
-        zip_tmp = Path(tmp) / "package.apkg"
-        with zipfile.ZipFile(zip_tmp, "w", compression=zipfile.ZIP_DEFLATED) as out:
-            _add(out, "collection.anki2", db_path.read_bytes())
-            names = {str(i): name for i, (name, _) in enumerate(media)}
-            _add(out, "media", json.dumps(names, sort_keys=True).encode("utf-8"))
-            for i, (_, media_path) in enumerate(media):
-                _add(out, str(i), media_path.read_bytes())
-        # A rename is atomic: a failed or killed build leaves the previous package whole.
-        os.replace(zip_tmp, path)
+    notes, cards = _rows(decks, empty.req, stamp * 1000, shown)
+    # In memory, not a file written and read back: the same pages SQLite would write to disk.
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(empty.db)
+        # The rows genanki's per-note loop writes, in the same order and with the same ids,
+        # about ten times faster. The database is thrown away if anything fails: no journal.
+        conn.execute("PRAGMA journal_mode=OFF")
+        # Indexes built once after the rows, not kept up to date row by row.
+        indexes = conn.execute(
+            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN ('notes', 'cards') ORDER BY name"
+        ).fetchall()
+        for index, _ in indexes:
+            conn.execute(f'DROP INDEX "{index}"')
+        conn.executemany(NOTES_SQL, notes)
+        conn.executemany(CARDS_SQL, cards)
+        del notes, cards  # let go of before the database is copied out, for a lower peak of memory
+        for _, sql in indexes:
+            conn.execute(sql)
+        conn.commit()
+        db = conn.serialize()
+    finally:
+        conn.close()
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        _add(out, "collection.anki2", db)
+        names = {str(i): name for i, (name, _) in enumerate(media)}
+        _add(out, "media", json.dumps(names, sort_keys=True).encode("utf-8"))
+        for i, (_, media_path) in enumerate(media):
+            _add(out, str(i), media_path.read_bytes())
+    return buffer.getvalue()
 
 
 def _rows(
-    decks: Sequence[DeckData], req: dict[str, list[Rule]], ids: Iterator[int], name: str
+    decks: Sequence[DeckData], req: dict[str, list[Rule]], first_id: int, shown: str
 ) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Make the notes and cards rows, refusing any note Anki would refuse or change."""
+    """Make the notes and cards rows, refusing any note Anki would refuse or change.
+
+    A row holds only what differs from note to note (NOTES_SQL and CARDS_SQL fill in the rest):
+    a note's id, GUID, note type, mod, tags, fields and sort field; a card's id, note, deck,
+    template, mod and queue. Notes and their cards take ids from one counter, in order.
+    """
     notes: list[tuple[Any, ...]] = []
     cards: list[tuple[Any, ...]] = []
-    rules_of = {
-        int(nid): [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules]
-        for nid, rules in req.items()
-    }
-    # Each note's field count, as its note type has it: the gate counts separators by these.
+    # Per note type: its field count (the gate counts separators by it), whether it is a cloze,
+    # and genanki's card rule per template (Note._front_back_cards): which give a note a card.
+    kinds: dict[int, tuple[int, bool, list[tuple[int, Callable[..., bool], Callable[..., Any]]]]] = {}
     widths: list[int] = []
+    next_id = first_id
+    add_note, add_card, add_width = notes.append, cards.append, widths.append
     for deck in decks:
         did = deck_id(deck.name)
         for note in deck.notes:
             fields = note.fields
-            notetype = NOTE_TYPES.get(note.notetype)
-            if notetype is None or len(fields) != len(notetype.fields):
-                raise _refused(decks, name)
-            tags = " " + " ".join(note.tags) + " "
-            nid = next(ids)
-            flds = "\x1f".join(fields)
-            notes.append((nid, note.guid, note.notetype, note.mod, -1, tags, flds, fields[0], 0, 0, ""))
-            widths.append(len(fields))
+            kind = kinds.get(note.notetype)
+            if kind is None:
+                notetype = NOTE_TYPES.get(note.notetype)
+                if notetype is None:
+                    raise _refused(decks, shown)
+                rules = [] if notetype.cloze else req[str(note.notetype)]
+                kind = kinds[note.notetype] = (
+                    len(notetype.fields),
+                    notetype.cloze,
+                    [(o, any if mode == "any" else all, _getter(need)) for o, mode, need in rules],
+                )
+            width, cloze, tests = kind
+            if len(fields) != width:
+                raise _refused(decks, shown)
+            nid, mod, tags = next_id, note.mod, f" {' '.join(note.tags)} "
+            add_note((nid, note.guid, note.notetype, mod, tags, "\x1f".join(fields), fields[0]))
+            add_width(width)
             queue = -1 if note.suspended else 0
-            if notetype.cloze:
-                ords = cloze_ords(fields[0])
+            if cloze:
+                for ord_ in cloze_ords(fields[0]):
+                    next_id += 1
+                    add_card((next_id, nid, did, ord_, mod, queue))
             else:
-                # genanki's own rule (Note._front_back_cards): which templates give this note a card.
-                ords = [ord_ for ord_, test, need in rules_of[note.notetype] if test(need(fields))]
-            for ord_ in ords:
-                row = (next(ids), nid, did, ord_, note.mod, -1, 0, queue, 0, 0, 0, 0, 0, 0, 0, 0, 0, "")
-                cards.append(row)
+                for ord_, test, need in tests:
+                    if test(need(fields)):
+                        next_id += 1
+                        add_card((next_id, nid, did, ord_, mod, queue))
+            next_id += 1
     if not _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
         _deck_fault(deck.name) for deck in decks
     ):
-        raise _refused(decks, name)
+        raise _refused(decks, shown)
     return notes, cards
 
 
@@ -271,8 +310,8 @@ def _clean(notes: list[tuple[Any, ...]], widths: list[int], tags: list[str]) -> 
     for start in range(0, len(notes), _CHUNK):
         chunk = notes[start : start + _CHUNK]
         try:
-            data = "\n".join([row[6] for row in chunk]).encode("utf-8")
-            tag_text = "".join([row[5] for row in chunk])
+            data = "\n".join([row[5] for row in chunk]).encode("utf-8")
+            tag_text = "".join([row[4] for row in chunk])
             tag_data = tag_text.encode("utf-8")
         except UnicodeEncodeError:
             return False
