@@ -277,3 +277,31 @@ def test_formulas_go_back_into_a_shortcuts_markup_as_the_full_put_back_puts_them
         report = Report()
         assert _pieces_in(markup, held) == _put_back(markup, held, where, report)
         assert not report.problems
+
+
+def test_the_common_commands_are_all_known_to_latex2mathml():
+    from deckbuild.render import COMMON_COMMANDS, _known_commands
+
+    assert COMMON_COMMANDS.issubset(_known_commands())
+
+
+def test_a_formula_of_common_commands_is_checked_without_loading_latex2mathml():
+    import subprocess
+    import sys
+
+    def run(formula: str) -> str:
+        script = (
+            "import sys\n"
+            "from deckbuild.errors import Report\n"
+            "from deckbuild.render import Where, render_text\n"
+            "report = Report()\n"
+            f"render_text({formula!r}, Where('t.txt', 1), report)\n"
+            "print([p.message for p in report.problems], 'latex2mathml' in sys.modules)\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+
+    common = "\\(\\frac{\\mathbf{Q}}{\\sqrt{d}}\\)"
+    assert run(common) == "[] False\n"
+    assert "unknown LaTeX command \\\\nosuch" in run(common + " and \\(\\nosuch\\)")
