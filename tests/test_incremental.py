@@ -61,11 +61,12 @@ def _write(path: Path, lines: list[str]) -> None:
 
 
 def _pick(root: Path, n: int) -> tuple[Path, list[str], int]:
-    """Pick a semicolon file and one of its rows (never the header) by `n`."""
+    """Pick a semicolon file and one of its rows (never the header, nor a blank line) by `n`."""
     files = _semicolon(root)
     path = files[n % len(files)]
     lines = _lines(path)
-    return path, lines, 1 + n % (len(lines) - 1)
+    rows = [i for i in range(1, len(lines)) if lines[i].strip()]  # reordering may add a blank
+    return path, lines, rows[n % len(rows)]
 
 
 def edit_field(root: Path, n: int, word: str) -> None:

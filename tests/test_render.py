@@ -183,3 +183,125 @@ def test_the_previews_mathml_never_carries_markup_a_formula_wrote():
         assert to_mathml(body, False) is None, body
     shown = to_mathml(r"\text{Add\&Norm}(x)", True)
     assert shown is not None and "<mtext>Add\\&amp;Norm</mtext>" in shown
+
+
+# Line starts and ends with what Markdown reads there: blanks of every kind, markers, digits.
+EDGES = [*CHARACTERS, " ", "\u2003", "\u0663", "٣.", "1)", "12.", "-", "+", "=", "\r", "\x0b", "\x1c", "\x85"]
+edgy = st.lists(st.sampled_from(EDGES), min_size=1, max_size=12).map("".join)
+
+
+@given(edgy)
+@example("\u0663) x")  # a digit of another script still starts a numbered line
+@example("x\u2003")  # as does any blank end it
+def test_the_plain_test_finds_exactly_what_its_one_regex_finds(text):
+    import re
+
+    from deckbuild.render import _not_plain
+
+    reference = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+    assert _not_plain(text) == (reference.search(text) is not None)
+
+
+FORMULA = [
+    *(f"\\{name}" for name in MATH_COMMANDS),
+    "\\frac",
+    "\\(",
+    "\\)",
+    "\\[",
+    "\\]",
+    "\\\\",
+    "\\{",
+    "\\é",
+    "\\1",
+    "a",
+    "{",
+    "}",
+    " ",
+    "\\",
+]
+formulas = st.lists(st.sampled_from(FORMULA), max_size=12).map("".join)
+
+
+@given(formulas)
+def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(body):
+    import re
+
+    from deckbuild.render import _TOKEN_RE
+
+    # Every token as a whole, then its delimiters and control words, as the check read them before.
+    whole = [m.group(0) for m in re.finditer(r"\\(?:[A-Za-z]+|.)", body, re.S)]
+    tokens = _TOKEN_RE.findall(body)
+    assert ["\\" + d for _, d in tokens if d] == [t for t in whole if t in ("\\(", "\\)", "\\[", "\\]")]
+    assert [w for w, _ in tokens if w] == [t[1:] for t in whole if t[1:].isalpha() and t[1:].isascii()]
+
+
+@given(st.text(alphabet=st.sampled_from("[({ \t>-+*1.)`<~x\n"), max_size=32))
+def test_a_field_too_short_to_break_a_limit_is_passed_without_counting(text):
+    from deckbuild.render import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting
+
+    # field_problem passes any text of at most MAX_NESTING characters at once: none can fail.
+    assert not (_may_nest_too_deeply(text) and nesting(text) > MAX_NESTING)
+    assert sum(map(text.count, "[`<~")) * len(text) <= MAX_MARKUP_WORK
+
+
+# Text every step of rendering passes through: words, punctuation, blanks, non-ASCII, lines.
+QUIET = [*"abcXYZ019 .,:;'\"?()-+=/\n{}é⋅\u2003\ue000", "Ã©", "1.", "  ", "$", "&", "\\(x\\)", "`c`", "<br>"]
+quiet = st.lists(st.sampled_from(QUIET), max_size=20).map("".join)
+
+
+@given(quiet, st.booleans())
+@example("x\ue000", False)  # a private-use character may be taken for a placeholder
+@example("Ã© and Ã¨", True)  # mojibake is repaired, with a warning
+def test_a_field_with_nothing_to_render_takes_the_shortcut_to_what_rendering_gives(text, inline):
+    from deckbuild.render import _plain_field, _render_text
+
+    fast = _plain_field(text, inline)
+    if fast is not None:
+        report = Report()
+        assert fast == _render_text(text, Where("t.txt", 1), report, inline)
+        assert not report.problems
+
+
+FORMULAIC = [*CODE_AND_LISTS, "\\(x<y\\)", "\\[a\\]", "$$b$$", "$c$", "\\\\(", "<br>", "\ue000", "&#xE000;"]
+formulaic = st.lists(st.sampled_from(FORMULAIC), max_size=20).map("".join)
+
+
+@given(formulaic)
+def test_formulas_go_back_into_a_shortcuts_markup_as_the_full_put_back_puts_them(text):
+    from deckbuild.render import _pieces_in, _plain, _plain_list, _put_back, extract
+
+    where = Where("t.txt", 1)
+    text, held = extract(text, where, Report())
+    markup = _plain(text) or _plain_list(text)
+    if markup is not None and "\\" not in markup:
+        report = Report()
+        assert _pieces_in(markup, held) == _put_back(markup, held, where, report)
+        assert not report.problems
+
+
+def test_the_common_commands_are_all_known_to_latex2mathml():
+    from deckbuild.render import COMMON_COMMANDS, _known_commands
+
+    assert COMMON_COMMANDS.issubset(_known_commands())
+
+
+def test_a_formula_of_common_commands_is_checked_without_loading_latex2mathml():
+    import subprocess
+    import sys
+
+    def run(formula: str) -> str:
+        script = (
+            "import sys\n"
+            "from deckbuild.errors import Report\n"
+            "from deckbuild.render import Where, render_text\n"
+            "report = Report()\n"
+            f"render_text({formula!r}, Where('t.txt', 1), report)\n"
+            "print([p.message for p in report.problems], 'latex2mathml' in sys.modules)\n"
+        )
+        return subprocess.run(
+            [sys.executable, "-c", script], capture_output=True, text=True, check=True
+        ).stdout
+
+    common = "\\(\\frac{\\mathbf{Q}}{\\sqrt{d}}\\)"
+    assert run(common) == "[] False\n"
+    assert "unknown LaTeX command \\\\nosuch" in run(common + " and \\(\\nosuch\\)")

@@ -18,6 +18,7 @@ from contextlib import ExitStack, closing, contextmanager, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
+from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import cache
@@ -245,13 +246,11 @@ def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
     """Validate a card; return it, or what is wrong with it."""
-    from deckbuild import ids
-    from deckbuild.models import make_card
-
+    models, ids = _validating()
     data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": f"{source.display}:{raw.line}"}
     data["tags"] = _tags(source, raw)
     try:
-        card = make_card(data)
+        card = models.make_card(data)
     except ValueError as exc:
         return str(exc)
     nid = notetype_of(raw.kind, raw.data).id
@@ -259,6 +258,22 @@ def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
     return Parsed(
         source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid, kept=kept
     )
+
+
+# The modules a card's validation and rendering need, imported once: an import statement run per
+# card costs microseconds, and the build module must not import them before a build needs them.
+@lru_cache(maxsize=1)
+def _validating() -> tuple[ModuleType, ModuleType]:
+    from deckbuild import ids, models
+
+    return models, ids
+
+
+@lru_cache(maxsize=1)
+def _rendering() -> tuple[ModuleType, ModuleType]:
+    from deckbuild import package, render
+
+    return render, package
 
 
 def _settle(pending: list[Pending]) -> list[Settled]:
@@ -322,11 +337,13 @@ def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int |
     Where the card is written down (the Source field, the `source::` tag) is left out: renaming
     or moving a file must not overwrite what learners changed in notes whose content is the same.
     """
-    if source_field is None:
-        learned = list(fields)
-    else:
-        learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
-    shown = " ".join(t for t in tags if not t.startswith(SOURCE_TAG))
+    learned = list(fields)
+    if source_field is not None:
+        if 0 <= source_field < len(learned):
+            learned[source_field] = ""
+        else:
+            learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
+    shown = " ".join([t for t in tags if not t.startswith(SOURCE_TAG)])
     blob = "\x1f".join(learned) + "\x1e" + shown
     return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
 
@@ -341,10 +358,9 @@ def render_card(
     parsed: Parsed, report: Report, media: dict[str, Path], missing: list[Path] | None = None
 ) -> list[str]:
     """Render a card's note fields; images it shows are added to `media`, those not found to `missing`."""
-    from deckbuild.render import Where, note_fields
-
+    render = _rendering()[0]
     card, source = parsed.model, parsed.source
-    where = Where(
+    where = render.Where(
         source.display,
         parsed.line,
         source.path.parent,
@@ -352,29 +368,32 @@ def render_card(
         media,
         [] if missing is None else missing,
     )
-    return note_fields(card, source.origin, report, where)
+    fields: list[str] = render.note_fields(card, source.origin, report, where)
+    return fields
 
 
 def _render_one(parsed: Parsed) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
-    from deckbuild.package import field_fault
-
-    report, media, missing = Report(), dict[str, Path](), list[Path]()
+    package = _rendering()[1]
+    report = Report()
+    media: dict[str, Path] = {}
+    missing: list[Path] = []
     fields = render_card(parsed, report, media, missing)
-    if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
+    if fault := package.field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
             parsed.source.display,
             parsed.line,
             f"{fault} once rendered, from an HTML entity such as &#31; in the source; remove it",
         )
-    root = _resolved(parsed.source.root)
     deps = []
-    for name, path in sorted(media.items()):
-        stat = path.stat()
-        deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
-    # An image not found, named "": the memo renders the card again once a file is there.
-    deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
+    if media or missing:
+        root = _resolved(parsed.source.root)
+        for name, path in sorted(media.items()):
+            stat = path.stat()
+            deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
+        # An image not found, named "": the memo renders the card again once a file is there.
+        deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems]
     return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 

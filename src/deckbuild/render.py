@@ -80,6 +80,26 @@ _COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
 _MATH_START_RE = re.compile(r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
 _NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+_MARKUP_CHAR_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]")
+_LINE_EDGE_RE = re.compile(r"^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+
+
+def _not_plain(text: str) -> bool:
+    """Tell whether _NOT_PLAIN_RE finds anything in a non-empty text, at a fraction of its cost.
+
+    Its alternatives tried at every character cost more than a scan for the characters alone;
+    on one line, its line starts and ends are the text's first and last characters.
+    """
+    if _MARKUP_CHAR_RE.search(text):
+        return True
+    if "\n" in text:
+        return _LINE_EDGE_RE.search(text) is not None
+    first = text[0]
+    if first.isspace() or text[-1].isspace() or first in "-+=":
+        return True
+    return first.isdecimal() and _LINE_EDGE_RE.match(text) is not None
+
+
 # One-backtick code spans on one line; what Markdown would treat differently stays with Markdown.
 _SPAN_RE = re.compile(r"`([^`\n]+)`")
 # (`&#0` too: Markdown ends a numeric reference in code with a ';' it adds, `&amp;#0;`.)
@@ -93,7 +113,7 @@ _PAIRS = tuple(
     for a, b in (("left", "right"), ("begin", "end"))
 )
 # A TeX token as MathJax reads one: a control word, a control symbol, or one character.
-_TOKEN_RE = re.compile(r"\\(?:([A-Za-z]+)|.)", re.S)
+_TOKEN_RE = re.compile(r"\\(?:([A-Za-z]+)|([()\[\]])|.)", re.S)
 _MORE = "a macro, which can build any command out of harmless pieces"
 # What MathJax in Anki would make of commands its "safe" extension exists to filter (Anki does
 # not load it): refused outright, whatever their case. Each with what it does and what to do.
@@ -140,6 +160,7 @@ MAX_MARKUP_WORK = 400_000  # markup characters times field length, as far as Mar
 MAX_SHOWN_FORMULA = 120
 # The largest image a card may show (AnkiWeb syncs no media file over 100 MB).
 MAX_MEDIA_BYTES = 100 * 1024 * 1024  # characters of a formula quoted in a message
+_MARKUP_FREE = int(MAX_MARKUP_WORK**0.5)
 _SCANNED = "[`<~"
 _CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
@@ -154,7 +175,7 @@ _MOJIBAKE_RE = re.compile(
 )
 
 
-@dataclass(frozen=True)
+@dataclass(slots=True)
 class Where:
     """Where a piece of text comes from: for messages, and to find the images it names."""
 
@@ -180,7 +201,7 @@ class Math:
         return f"\\[{body}\\]" if self.display else f"\\({body}\\)"
 
 
-@dataclass
+@dataclass(slots=True)
 class _Held:
     """Pieces taken out of the text before Markdown and put back, as HTML, after sanitizing."""
 
@@ -197,7 +218,7 @@ class _Held:
         """Make placeholders from private-use characters the text does not hold, even as `&#xE000;`."""
         # The sanitizer writes character references out as the characters they stand for.
         seen = html.unescape(text) if "&" in text else text
-        if not _PRIVATE_RE.search(seen):
+        if seen.isascii() or not _PRIVATE_RE.search(seen):
             return text, cls()
         used = set(_PRIVATE_RE.findall(seen))
         free = (chr(c) for low, high in _PRIVATE_RANGES for c in range(low, high) if chr(c) not in used)
@@ -222,6 +243,8 @@ class _Held:
 
 def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> str | None:
     """Say why a field is too long or too deeply nested to handle in bounded time, or None."""
+    if len(text) <= MAX_NESTING:
+        return None  # too short to nest deeper than the limit, or to hold too much markup
     if len(text) > MAX_FIELD_CHARS:
         return f"{name} too long ({len(text):,} characters, at most {MAX_FIELD_CHARS:,}); shorten or split it"
     if _may_nest_too_deeply(text) and (depth := nesting(text)) > MAX_NESTING:
@@ -229,7 +252,12 @@ def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> st
             f"{name} nested too deeply ({depth} levels of lists, quotes or brackets, at most {MAX_NESTING}); "
             "flatten it"
         )
-    if scanned and (markup := sum(map(text.count, scanned))) * len(text) > MAX_MARKUP_WORK:
+    # At most len(text) markup characters: a text of at most _MARKUP_FREE characters is within it.
+    if (
+        scanned
+        and len(text) > _MARKUP_FREE
+        and (markup := sum(map(text.count, scanned))) * len(text) > MAX_MARKUP_WORK
+    ):
         return (
             f"{name} has too much markup for Markdown ({markup} of {' '.join(scanned)} in {len(text):,} "
             f"characters; the two multiplied may be at most {MAX_MARKUP_WORK:,}); shorten or split it"
@@ -450,7 +478,7 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
     if depth != 0:
         report.error(where.path, where.line, f"unbalanced braces in formula {shown}; match every {{ with }}")
         return
-    if stray := _STRAY_SPACE_RE.search(body):
+    if "\\ " in body and (stray := _STRAY_SPACE_RE.search(body)):
         report.warn(
             where.path,
             where.line,
@@ -462,30 +490,32 @@ def check_math(formula: Math, where: Where, report: Report) -> None:
             message = f"malformed formula {shown}; check \\left/\\right pairs and commands"
             report.error(where.path, where.line, message)
             return
-    known = _known_commands()
-    for name in sorted(set(_COMMAND_RE.findall(body))):
-        if name not in known:
-            report.warn(
-                where.path,
-                where.line,
-                f"unknown LaTeX command \\{name} in formula {shown}; check its spelling",
-            )
+    names = set(_COMMAND_RE.findall(body))
+    if names <= COMMON_COMMANDS:
+        return  # all known: latex2mathml's tables need not be loaded
+    for name in sorted(names.difference(_known_commands())):
+        report.warn(
+            where.path,
+            where.line,
+            f"unknown LaTeX command \\{name} in formula {shown}; check its spelling",
+        )
 
 
 def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
     refused = False
-    tokens = [m.group(0) for m in _TOKEN_RE.finditer(body)]
+    # Per token: (its control word, the delimiter it is), both empty for another control symbol.
+    tokens = _TOKEN_RE.findall(body)
     # A delimiter inside would make MathJax split the formula where we did not, and read text
     # after it (never checked) as a formula.
-    if delimiter := next((t for t in tokens if t in ("\\(", "\\)", "\\[", "\\]")), None):
+    if delimiter := next((d for _, d in tokens if d), None):
         report.error(
             where.path,
             where.line,
-            f"formula {shown} holds {delimiter}, where MathJax would start or end a formula; remove it",
+            f"formula {shown} holds \\{delimiter}, where MathJax would start or end a formula; remove it",
         )
         refused = True
-    for name in dict.fromkeys(t[1:] for t in tokens if t[1:].isalpha() and t[1:].isascii()):
+    for name in dict.fromkeys(word for word, _ in tokens if word):
         if (unsafe := UNSAFE_MATH.get(name.lower())) is not None:
             what, fix = unsafe
             message = f"formula {shown} uses \\{name}, which MathJax turns into {what}; {fix}"
@@ -510,6 +540,28 @@ def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
         )
         refused = True
     return not refused
+
+
+# Commands that formulas use most, every one in latex2mathml's tables (a test holds them to it):
+# a formula of only these is checked without loading those tables (~20 ms, in every process).
+# fmt: off
+COMMON_COMMANDS = frozenset("""
+    alpha beta gamma delta epsilon varepsilon zeta eta theta vartheta iota kappa lambda mu nu xi pi
+    varpi rho varrho sigma varsigma tau upsilon phi varphi chi psi omega Gamma Delta Theta Lambda Xi
+    Pi Sigma Upsilon Phi Psi Omega frac dfrac tfrac sqrt sum prod int oint lim limsup liminf max min
+    sup inf argmax argmin exp log ln sin cos tan sec csc cot arcsin arccos arctan sinh cosh tanh det
+    dim ker Pr gcd deg hom cdot cdots ldots dots vdots ddots times div pm mp ast star circ bullet leq
+    le geq ge neq ne approx equiv sim simeq cong propto ll gg subset subseteq supset supseteq in notin
+    ni cup cap setminus emptyset varnothing forall exists nexists neg land lor wedge vee oplus otimes
+    odot to rightarrow leftarrow Rightarrow Leftarrow leftrightarrow Leftrightarrow mapsto implies
+    iff uparrow downarrow longrightarrow longleftarrow infty partial nabla prime hbar ell Re Im aleph
+    mathbf mathrm mathit mathcal mathbb mathsf mathtt mathfrak boldsymbol text textbf textit
+    operatorname hat bar tilde vec dot ddot overline underline widehat widetilde overbrace underbrace
+    overrightarrow left right big Big bigg Bigg langle rangle lfloor rfloor lceil rceil lvert rvert
+    lVert rVert vert Vert mid quad qquad top bot perp parallel angle triangle square displaystyle
+    textstyle scriptstyle limits nolimits binom begin end color
+""".split())  # noqa: SIM905
+# fmt: on
 
 
 @lru_cache(maxsize=1)
@@ -612,12 +664,24 @@ def _markdown() -> Any:
             elif "em_strong2" in md.inlinePatterns:
                 md.inlinePatterns.deregister("em_strong2")
 
+    from markdown.extensions.codehilite import CodeHiliteExtension
+    from markdown.extensions.fenced_code import FencedCodeExtension
+    from markdown.extensions.nl2br import Nl2BrExtension
+    from markdown.extensions.sane_lists import SaneListExtension
+    from markdown.extensions.tables import TableExtension
+
+    # The extensions themselves, not their names: a name is looked up among every installed
+    # package's entry points first, which reads the metadata of each.
     return markdown.Markdown(
-        extensions=["fenced_code", "tables", "sane_lists", "nl2br", "codehilite", LiteralUnderscores()],
-        extension_configs={
+        extensions=[
+            FencedCodeExtension(),
+            TableExtension(),
+            SaneListExtension(),
+            Nl2BrExtension(),
             # Inline styles, not classes: every Anki client keeps them without our stylesheet.
-            "codehilite": {"noclasses": True, "guess_lang": False, "pygments_style": CODE_STYLE},
-        },
+            CodeHiliteExtension(noclasses=True, guess_lang=False, pygments_style=CODE_STYLE),
+            LiteralUnderscores(),
+        ],
         output_format="html",
     )
 
@@ -752,6 +816,26 @@ def _images(markup: str, where: Where, report: Report) -> str:
 
 def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
     """Render one field of Markdown with LaTeX to the safe HTML stored in the note."""
+    plain = _plain_field(text, inline)
+    return _render_text(text, where, report, inline) if plain is None else plain
+
+
+def _plain_field(text: str, inline: bool) -> str | None:
+    """Render a field with nothing for any step of render_text to do, as it would; else None.
+
+    No markup, formula, entity or blank at a line's edge (_not_plain), no `$`, no private-use
+    character or mojibake, within the limits: each step passes such a text through unchanged,
+    and _plain writes its lines as paragraph lines.
+    """
+    if not text or "$" in text or _not_plain(text) or field_problem(text, scanned=_CODE_SCANNED):
+        return None
+    if not text.isascii() and (_PRIVATE_RE.search(text) or _MOJIBAKE_RE.search(text)):
+        return None
+    lines = "<br>\n".join(text.split("\n"))
+    return lines if inline else f"<p>{lines}</p>"
+
+
+def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
     # Code spans and fences are found (by one regex) before the formulas are taken out.
     if problem := field_problem(text, scanned=_CODE_SCANNED):
         report.error(where.path, where.line, problem)
@@ -772,6 +856,8 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
     if "\n" in text and _ITEM_LINE_RE.search(text):
         text = _lists(text)
     markup = _plain(text) or _plain_list(text)
+    # The shortcuts' own tags hold no placeholder and no link, and no formula is left in text.
+    built = markup is not None
     if markup is None:
         # What Markdown would take quadratic time over is refused (its formulas are out already).
         if problem := field_problem(text):
@@ -783,7 +869,11 @@ def render_text(text: str, where: Where, report: Report, inline: bool = False) -
     if inline and markup.startswith("<p>") and markup.endswith("</p>") and markup.count("<p>") == 1:
         markup = markup[3:-4]
     if held.html or "\\" in markup or "<a " in markup:
-        markup = _put_back(markup, held, where, report)
+        markup = (
+            _pieces_in(markup, held)
+            if built and "\\" not in markup
+            else _put_back(markup, held, where, report)
+        )
     return _defuse(markup)
 
 
@@ -805,7 +895,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
         text = markup[pos : tag.start()]
         # Anki's MathJax typesets every \( and \[ in text outside code; only ours may be there.
         stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
-        out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
+        out.append(_pieces_in(text, held))
         closing, name, markup_tag = tag.group(1), tag.group(2).lower(), tag.group(0)
         if name in ("code", "pre"):
             code += -1 if closing else 1
@@ -817,7 +907,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
         pos = tag.end()
     text = markup[pos:]
     stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
-    out.append(held.pattern.sub(lambda m: _piece(held.html, m), text) if held.html else text)
+    out.append(_pieces_in(text, held))
     if stray:
         report.error(
             where.path,
@@ -860,6 +950,13 @@ def vet_shipped(markup: str, where: Where, report: Report) -> str:
     text = html.unescape(re.sub(r"<[^>]*>", " ", clean))
     # As text, with every backslash a look-alike: MathJax finds no delimiter in it.
     return _defuse(escape(text).replace("\\", "\u2216"))
+
+
+def _pieces_in(text: str, held: _Held) -> str:
+    """Put the held pieces back into a run of text between tags."""
+    if not held.html or held.opener not in text:
+        return text
+    return held.pattern.sub(lambda m: _piece(held.html, m), text)
 
 
 def _piece(pieces: list[str], match: re.Match[str]) -> str:
@@ -935,7 +1032,7 @@ def _plain(text: str) -> str | None:
         text = _SPAN_RE.sub(lambda m: _hold_code(m, codes), text)
         if "`" in text:
             return None
-    if _NOT_PLAIN_RE.search(text):
+    if _not_plain(text):
         return None
     markup = "<p>" + "<br>\n".join(text.split("\n")) + "</p>"
     if codes:
@@ -1038,7 +1135,9 @@ def _title(data: dict[str, Any], where: Where, report: Report) -> str:
 def note_fields(card: CardBase, origin: str, report: Report, where: Where | None = None) -> list[str]:
     """Render a card into the note type's fields, in their fixed order."""
     where = where or Where(card.path, card.line)
-    data = card.model_dump()
+    # The model's own values, as model_dump gives them at the top level (nested options and steps
+    # stay models, read below as attributes): no copy made per card.
+    data = card.__dict__
 
     def text(name: str, inline: bool = False) -> str:
         value = data.get(name)
@@ -1084,4 +1183,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
         values["Extra"] = text("answer") + values["Extra"]
     # The card's note type lays the values out: its own fields, in its own order.
-    return [_defuse(values.get(name, "")) for name in notetype_of(card.kind, data).fields]
+    get = values.get
+    return [
+        v if "[" not in (v := get(name, "")) else _defuse(v) for name in notetype_of(card.kind, data).fields
+    ]
