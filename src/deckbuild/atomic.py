@@ -13,13 +13,13 @@ import contextlib
 import errno
 import json
 import os
-import secrets
-import shutil
-import signal
 from collections.abc import Sequence
 from pathlib import Path
 
 from deckbuild.errors import DeckbuildError
+
+# secrets, shutil and signal are imported where they are used: a build that nothing changed
+# runs only `recover` from here, and importing them would cost it more than that does.
 
 # Every temporary file or folder deckbuild makes beside its output starts with this.
 TEMP_PREFIX = ".deckbuild-"
@@ -32,6 +32,8 @@ KILL_AT = "DECKBUILD_TEST_KILL_AT"
 def checkpoint(name: str) -> None:
     """Die at once, without cleaning up, when a test asked for it at this point."""
     if os.environ.get(KILL_AT) == name:
+        import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -54,6 +56,8 @@ def cannot_write(path: Path, exc: Exception) -> DeckbuildError:
 
 def temp_name(folder: Path, suffix: str = "") -> Path:
     """Name a temporary file in `folder` that does not exist yet."""
+    import secrets
+
     return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
 
 
@@ -214,6 +218,8 @@ def sweep(folder: Path) -> int:
     swept = 0
     for stray in strays:
         if stray.is_dir() and not stray.is_symlink():
+            import shutil
+
             shutil.rmtree(stray, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):  # a read-only folder: left for a later run

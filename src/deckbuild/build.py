@@ -28,6 +28,7 @@ from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 from deckbuild.sources import (
+    KEPT_NAME,
     LOCK_NAME,
     SourceFile,
     TooLarge,
@@ -1032,13 +1033,11 @@ def _field(fields: Sequence[str], at: int | None) -> str:
 
 def kept_files_above(path: Path, root: Path) -> list[Path]:
     """List the note type files of kept note types from `path`'s folder up to its deck root."""
-    from deckbuild.kept import FILE_NAME
-
     folder = path if path.is_dir() else path.parent
     found = []
     for above in (folder, *folder.parents):
-        if (above / FILE_NAME).is_file():
-            found.append(above / FILE_NAME)
+        if (above / KEPT_NAME).is_file():
+            found.append(above / KEPT_NAME)
         if above == root or not above.is_relative_to(root):
             break
     return found

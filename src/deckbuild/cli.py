@@ -16,7 +16,6 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from deckbuild import __version__
-from deckbuild.calc import CalcError, JsonDecoder
 from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable
 from deckbuild.progress import STAGES, Progress
 
@@ -189,6 +188,13 @@ def _print_report(report: Report, strict: bool = False) -> None:
         click.echo(f"{errors} error(s), {warnings} warning(s){why}", err=True)
 
 
+def _calc_error() -> type[Exception]:
+    """Return the calculator's error, importing the calculator only once something went wrong."""
+    from deckbuild.calc import CalcError
+
+    return CalcError
+
+
 def _reports_errors(func: F) -> F:
     """Turn deckbuild's own errors into messages and exit status 1, never a traceback."""
 
@@ -199,7 +205,7 @@ def _reports_errors(func: F) -> F:
         except BuildFailed as exc:
             _print_report(exc.report, exc.strict)
             sys.exit(1)
-        except (DeckbuildError, CalcError) as exc:
+        except (DeckbuildError, _calc_error()) as exc:  # evaluated only when something was raised
             click.echo(f"error: {exc}", err=True)
             sys.exit(1)
 
@@ -550,6 +556,8 @@ class JsonValue(click.ParamType):  # type: ignore[type-arg]
                 self.fail(f"cannot read {value[1:]}: {exc.strerror}", param, ctx)
             except UnicodeDecodeError:
                 self.fail(f"cannot read {value[1:]}: not UTF-8 text", param, ctx)
+        from deckbuild.calc import JsonDecoder
+
         try:
             return JsonDecoder().decode(text)
         except json.JSONDecodeError as exc:

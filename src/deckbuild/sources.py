@@ -14,6 +14,8 @@ from pathlib import Path
 from deckbuild.errors import Report
 
 LOCK_NAME = "deckbuild.lock"
+# The note types kept from an imported deck (deckbuild.kept), in a deck folder or one above it.
+KEPT_NAME = "notetypes.json"
 # Files that live in deck folders without being card sources.
 MEDIA_SUFFIXES = frozenset(
     [
@@ -32,8 +34,7 @@ MEDIA_SUFFIXES = frozenset(
         ".webm",
     ]
 )
-# notetypes.json: the note types kept from an imported deck (deckbuild.kept).
-NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README", "notetypes.json"})
+NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README", KEPT_NAME})
 # The largest source file read: far beyond any real deck file, small enough to hold in memory.
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
 # Opened without waiting for a writer (a FIFO) and without becoming a terminal's controller.
