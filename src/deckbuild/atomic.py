@@ -5,6 +5,7 @@ folders. Each is written to a temporary file beside its target first; then a jou
 every rename is written into each of those folders, the renames are done, and the journal is
 deleted. A build killed at any point leaves either the old files (no complete journal: the
 temporary files are swept away) or a journal from which the next build completes every rename.
+Runs at once take turns: each holds the folders it reads and writes (`exclusive`).
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import errno
 import json
 import os
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from deckbuild.errors import DeckbuildError
@@ -226,3 +227,30 @@ def sweep(folder: Path) -> int:
                 stray.unlink()
         swept += not stray.exists()
     return swept
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold a folder (a deck tree, an output folder) for one run, so that runs at once take turns.
+
+    Without it, two builds of different folders of one tree would each read the lock file and
+    the last to save would drop the other's entries. The lock is taken on the folder itself,
+    so every build of it takes turns whatever its temporary folder, and nothing is written.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialised
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        from deckbuild.sources import display_path
+
+        shown = display_path(folder)
+        raise DeckbuildError(f"{shown}: cannot open the folder ({exc.strerror}); check it") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # which lets go of the lock
