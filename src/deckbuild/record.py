@@ -28,9 +28,9 @@ from deckbuild.sources import (
     LOCK_NAME,
     TooLarge,
     changed_stamp,
+    digest_regular,
     display_path,
     find_root,
-    read_regular,
 )
 
 
@@ -196,7 +196,8 @@ def _fingerprint(paths: list[Path], roots: list[Path], previous: Sequence[Path],
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
         try:
-            digest.update(read_regular(file))  # never a FIFO or device: it could hang
+            # Each file's own hash, of one length: no content can pass for a path and the next file.
+            digest.update(b"\x03" + digest_regular(file))  # never a FIFO or device: it could hang
         except TooLarge:
             # Past what any source may be (a large image, say): its size and time, never its bytes.
             stat = file.stat()
