@@ -182,6 +182,21 @@ def test_a_build_runs_no_cycle_collection_and_leaves_the_collector_on(tree):
     assert cold.packages[0].read_bytes() == again.packages[0].read_bytes()
 
 
+def test_the_command_line_leaves_python_no_cycle_collection_to_run_as_it_exits(tree):
+    # That last collection would trace every object the run made: main() freezes them first.
+    out = tree.parent / "out"
+    code = (
+        "import gc, sys\nfrom deckbuild.cli import main\n"
+        f"sys.argv = ['deckbuild', 'build', {str(tree)!r}, '-o', {str(out)!r}, '-q']\n"
+        "try:\n    main()\nexcept SystemExit as exc:\n    assert exc.code == 0, exc.code\n"
+        "print(gc.get_freeze_count() > 10_000, gc.isenabled())"
+    )
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    shown = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
+    assert shown.stdout.split() == ["True", "True"]
+    assert (out / "Deck.apkg").is_file()
+
+
 def _collection(apkg: bytes) -> bytes:
     import io
     import zipfile
