@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import hashlib
 import json
 import os
+import random
 import shutil
 import socket
 import subprocess
@@ -13,13 +15,24 @@ from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ankihelp import import_package, notes_by_guid
 from conftest import put
 from deckbuild.cli import cli
 from deckbuild.errors import Report
 from deckbuild.render import Where, render_text
-from deckbuild.sources import LOCK_NAME, MAX_SOURCE_BYTES, TooLarge, decode, discover, read_regular
+from deckbuild.sources import (
+    LOCK_NAME,
+    MAX_SOURCE_BYTES,
+    NotRegular,
+    TooLarge,
+    decode,
+    digest_regular,
+    discover,
+    read_regular,
+)
 
 ROW = "Question;Answer;UUID\nQ;A;11111111-1111-4111-8111-111111111111\n"
 
@@ -189,6 +202,30 @@ def test_reading_stops_at_the_limit_even_past_the_size_the_file_had_when_opened(
         read_regular(proc, limit=64)
     assert raised.value.size == 65, "read one byte past the limit, never the rest"
     assert len(read_regular(proc, limit=None)) > 64
+
+
+@given(size=st.sampled_from([0, 1, (1 << 18) - 1, 1 << 18, (1 << 18) + 1, 3 << 18]) | st.integers(0, 1 << 20))
+def test_a_file_is_hashed_piece_by_piece_as_it_is_read_whole(size):
+    with tempfile.TemporaryDirectory() as tmp:
+        path = Path(tmp) / "cards.txt"
+        path.write_bytes(random.Random(size).randbytes(size))
+        assert digest_regular(path) == hashlib.sha256(read_regular(path)).digest()
+        if size:
+            with pytest.raises(TooLarge):
+                digest_regular(path, limit=size - 1)
+
+
+def test_hashing_refuses_what_reading_refuses(tmp_path):
+    os.mkfifo(tmp_path / "fifo.txt")  # opening it to read would wait for a writer forever
+    with pytest.raises(NotRegular):
+        digest_regular(tmp_path / "fifo.txt")
+    with pytest.raises(FileNotFoundError):
+        digest_regular(tmp_path / "gone.txt")
+    proc = Path("/proc/self/maps")  # says it is empty, then gives more: as a file that grows
+    if proc.exists():
+        with pytest.raises(TooLarge) as raised:
+            digest_regular(proc, limit=64)
+        assert raised.value.size > 64
 
 
 def test_a_file_that_vanished_or_a_broken_link_is_an_error(deck_tree, monkeypatch):

@@ -5,6 +5,7 @@ folders. Each is written to a temporary file beside its target first; then a jou
 every rename is written into each of those folders, the renames are done, and the journal is
 deleted. A build killed at any point leaves either the old files (no complete journal: the
 temporary files are swept away) or a journal from which the next build completes every rename.
+Runs at once take turns: each holds the folders it reads and writes (`exclusive`).
 """
 
 from __future__ import annotations
@@ -13,13 +14,13 @@ import contextlib
 import errno
 import json
 import os
-import secrets
-import shutil
-import signal
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from deckbuild.errors import DeckbuildError
+
+# secrets, shutil and signal are imported where they are used: a build that nothing changed
+# runs only `recover` from here, and importing them would cost it more than that does.
 
 # Every temporary file or folder deckbuild makes beside its output starts with this.
 TEMP_PREFIX = ".deckbuild-"
@@ -32,6 +33,8 @@ KILL_AT = "DECKBUILD_TEST_KILL_AT"
 def checkpoint(name: str) -> None:
     """Die at once, without cleaning up, when a test asked for it at this point."""
     if os.environ.get(KILL_AT) == name:
+        import signal
+
         os.kill(os.getpid(), signal.SIGKILL)
 
 
@@ -54,6 +57,8 @@ def cannot_write(path: Path, exc: Exception) -> DeckbuildError:
 
 def temp_name(folder: Path, suffix: str = "") -> Path:
     """Name a temporary file in `folder` that does not exist yet."""
+    import secrets
+
     return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
 
 
@@ -214,9 +219,38 @@ def sweep(folder: Path) -> int:
     swept = 0
     for stray in strays:
         if stray.is_dir() and not stray.is_symlink():
+            import shutil
+
             shutil.rmtree(stray, ignore_errors=True)
         else:
             with contextlib.suppress(OSError):  # a read-only folder: left for a later run
                 stray.unlink()
         swept += not stray.exists()
     return swept
+
+
+@contextlib.contextmanager
+def exclusive(folder: Path) -> Iterator[None]:
+    """Hold a folder (a deck tree, an output folder) for one run, so that runs at once take turns.
+
+    Without it, two builds of different folders of one tree would each read the lock file and
+    the last to save would drop the other's entries. The lock is taken on the folder itself,
+    so every build of it takes turns whatever its temporary folder, and nothing is written.
+    """
+    try:
+        import fcntl
+    except ImportError:  # not POSIX: builds are not serialised
+        yield
+        return
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError as exc:
+        from deckbuild.sources import display_path
+
+        shown = display_path(folder)
+        raise DeckbuildError(f"{shown}: cannot open the folder ({exc.strerror}); check it") from None
+    try:
+        fcntl.flock(fd, fcntl.LOCK_EX)
+        yield
+    finally:
+        os.close(fd)  # which lets go of the lock

@@ -6,15 +6,14 @@ the previous packages and the lock file as they were.
 
 from __future__ import annotations
 
-import gc
 import hashlib
 import importlib
 import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Iterator, Sequence
-from contextlib import ExitStack, closing, contextmanager, suppress
+from collections.abc import Iterable, Sequence
+from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
 from pathlib import Path
@@ -22,23 +21,37 @@ from types import ModuleType
 from typing import TYPE_CHECKING, Any
 
 from deckbuild import cache
-from deckbuild.atomic import cannot_write, checkpoint, commit, discard, recover, stage
+from deckbuild.atomic import (
+    cannot_write,
+    checkpoint,
+    commit,
+    discard,
+    exclusive,
+    recover,
+    stage,
+)
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
-from deckbuild.lock import Entry, Lock, exclusive
+from deckbuild.lock import Entry, Lock
 from deckbuild.memo import Memo, Rendered, current_media, signature
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
+
+# A build's entry, its record and its result live there, so that a build that nothing changed
+# is answered without importing this module; named here too, as they always were.
+from deckbuild.record import BuildResult as BuildResult
+from deckbuild.record import Release as Release
+from deckbuild.record import _sha256, kept_files_above
+from deckbuild.record import build as build
+from deckbuild.record import no_cycle_collection as no_cycle_collection
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
-    TooLarge,
     changed_stamp,
     deck_name,
     decode,
     discover,
     display_path,
     find_root,
-    read_regular,
 )
 
 # Reading, rendering and packaging are imported where a build first needs them: a build that
@@ -94,17 +107,6 @@ class Collection:
     cards: list[Parsed]
     locks: dict[Path, Lock]
     report: Report
-
-
-@dataclass
-class BuildResult:
-    """What a build wrote and found."""
-
-    packages: list[Path] = field(default_factory=list)
-    report: Report = field(default_factory=Report)
-    lock_changed: list[Path] = field(default_factory=list)
-    # Files read besides the sources (images), for the record of an unchanged build.
-    inputs: list[Path] = field(default_factory=list)
 
 
 def _tags(source: SourceFile, raw: RawCard) -> list[str]:
@@ -420,22 +422,6 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
     return out
 
 
-@contextmanager
-def no_cycle_collection() -> Iterator[None]:
-    """Hold off Python's cycle collector while a build runs (helpers forked meanwhile too).
-
-    A build makes little cyclic garbage, but tens of thousands of live objects that every
-    collection traced again: a tenth of a rebuild's time. Reference counting still frees the rest.
-    """
-    enabled = gc.isenabled()
-    gc.disable()
-    try:
-        yield
-    finally:
-        if enabled:
-            gc.enable()
-
-
 def vet(paths: Iterable[Path], report: Report, memo: Memo, helpers: Helpers) -> Collection:
     """Read, validate and render every card below `paths` as a build does, writing nothing."""
     collection = collect(paths, report, memo=memo, helpers=helpers)
@@ -469,210 +455,6 @@ RETIRED_STATUS = (
     "Retired: this card is no longer in the deck. To delete retired cards, search "
     f"<code>tag:{RETIRED_TAG}</code> in the browser, select all, and delete the notes."
 )
-
-
-@dataclass(frozen=True)
-class Release:
-    """What a published build says about itself in the deck description."""
-
-    version: str | None = None
-    notes_url: str | None = None
-
-    def description(self) -> str:
-        import html
-
-        if not self.version:
-            return "Built with deckbuild."
-        link = f' · <a href="{html.escape(self.notes_url)}">release notes</a>' if self.notes_url else ""
-        return f"Version {html.escape(self.version)}{link}"
-
-
-def build(
-    paths: Iterable[Path],
-    outdir: Path,
-    *,
-    now: int,
-    frozen: bool = False,
-    strict: bool = False,
-    previous: Sequence[Path] = (),
-    release: Release = Release(),
-    dry_run: bool = False,
-    use_cache: bool = True,
-    jobs: int | None = None,
-    progress: Progress = QUIET,
-) -> BuildResult:
-    """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time.
-
-    A dry run writes the packages but leaves the lock file as it is. `progress` hears each
-    stage as it starts, and the counts as they grow.
-    """
-    paths = [Path(os.path.abspath(p)) for p in paths]
-    roots = sorted({find_root(p) for p in paths})
-    _check_previous(previous)
-    # Made now, to hold it while building; a failing build removes it again (nothing written).
-    made = [d for d in (outdir, *outdir.parents) if not d.exists()]
-    try:
-        outdir.mkdir(parents=True, exist_ok=True)
-    except OSError as exc:
-        raise cannot_write(outdir, exc) from None
-    try:
-        with no_cycle_collection():
-            return _build_held(
-                paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs,
-                progress,
-            )  # fmt: skip
-    except BaseException:
-        for folder in made:
-            with suppress(OSError):
-                folder.rmdir()
-        raise
-
-
-def _build_held(
-    paths: list[Path],
-    roots: list[Path],
-    outdir: Path,
-    now: int,
-    frozen: bool,
-    strict: bool,
-    previous: Sequence[Path],
-    release: Release,
-    dry_run: bool,
-    use_cache: bool,
-    jobs: int | None,
-    progress: Progress = QUIET,
-) -> BuildResult:
-    """Build with every deck tree and the output folder held, after repairing what a kill left."""
-    with ExitStack() as held:
-        # Every tree and the output folder, in one order for every build, so none waits in a circle.
-        folders = sorted({*(_resolved(r) for r in roots), outdir.resolve()})
-        for folder in folders:
-            held.enter_context(exclusive(folder))
-        # What a killed build left: finished if it got as far as its journal, else swept away.
-        repaired = recover(folders)
-        store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
-        options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
-        record = store.db is not None and not dry_run
-        progress.stage("fingerprint")
-        before: dict[Path, bytes] = {}
-        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options, before))):
-            done.report.notes[:0] = repaired
-            return done
-        workers = jobs or os.cpu_count() or 1
-        report = Report(notes=repaired)
-        job = _Build(
-            paths, outdir, now, previous, release, report=report, store=store, jobs=workers, progress=progress
-        )
-        result = job.run(frozen, strict, dry_run)
-        if record:
-            progress.stage("recording")
-            after: dict[Path, bytes] = {}
-            # Keyed by the state the build leaves behind, so that the next identical build finds it.
-            key = _fingerprint(paths, roots, previous, options, after)
-            # But only when what it read is what is there now: a file saved while it ran (an
-            # editor, a watcher) was read before or after the save, and the record would vouch
-            # for text the packages may not hold. The next build then builds it for real.
-            wrote = {*(r / LOCK_NAME for r in roots), *(Path(os.path.abspath(p)) for p in result.packages)}
-            if _read_alike(before, after, wrote):
-                store.put_many({key: _record(result)})
-        return result
-
-
-def _read_alike(before: dict[Path, bytes], after: dict[Path, bytes], wrote: set[Path]) -> bool:
-    """Tell whether two fingerprints saw the same files with the same bytes, but for those written."""
-    return {p: d for p, d in before.items() if p not in wrote} == {
-        p: d for p, d in after.items() if p not in wrote
-    }
-
-
-def _check_previous(previous: Sequence[Path]) -> None:
-    """Refuse an earlier release that is not one, before anything is read or written.
-
-    Retiring a card takes its content from there; a wrong file would quietly retire nothing.
-    """
-    for path in previous:
-        from deckbuild.diff import read
-
-        files = sorted(path.glob("*.apkg")) if path.is_dir() else [path]
-        if not files:
-            raise DeckbuildError(
-                f"{display_path(path)}: holds no .apkg file; point --previous at the last release's packages"
-            )
-        for file in files:
-            read(file)
-
-
-def _fingerprint(
-    paths: list[Path],
-    roots: list[Path],
-    previous: Sequence[Path],
-    options: list[Any],
-    seen: dict[Path, bytes] | None = None,
-) -> str:
-    """Hash everything a build reads: every file below the paths, the locks, earlier packages.
-
-    `seen` gets each file's own hash, to tell afterwards which of them changed meanwhile.
-    """
-    digest = hashlib.sha256(json.dumps([str(p) for p in paths] + options).encode("utf-8"))
-    files = [r / LOCK_NAME for r in roots]
-    # The note types kept from an imported deck, read from a folder above the paths too.
-    files += sorted({f for p in paths for f in kept_files_above(p, find_root(p))})
-    for path in [*paths, *previous]:
-        if path.is_dir():
-            for folder, dirs, names in os.walk(path):
-                dirs[:] = sorted(d for d in dirs if not d.startswith("."))
-                files += [Path(folder) / n for n in sorted(names)]
-        else:
-            files.append(path)
-    for file in files:
-        try:
-            own = hashlib.sha256(read_regular(file)).digest()  # never a FIFO or device: it could hang
-        except TooLarge:
-            # Past what any source may be (a large image, say): its size and time, never its bytes.
-            stat = file.stat()
-            own = f"\x02{stat.st_size}:{changed_stamp(stat)}".encode()
-        except OSError:
-            own = b"\x01missing"
-        digest.update(b"\x00" + os.fsencode(file) + b"\x00" + own)
-        if seen is not None:
-            seen[file] = own
-    return cache.key("build", digest.hexdigest())
-
-
-def _record(result: BuildResult) -> dict[str, Any]:
-    report = result.report
-    return {
-        "packages": [[str(p), _sha256(p)] for p in result.packages],
-        "inputs": [[str(p), *_stat(p)] for p in result.inputs],
-        "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
-        "notes": report.notes,
-        "counts": report.counts,
-    }
-
-
-def _stat(path: Path) -> tuple[int, int]:
-    stat = path.stat()
-    return stat.st_size, changed_stamp(stat)
-
-
-def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
-    """Answer a build whose every input is as the last build left it, if its outputs are too."""
-    record = store.get_many({fingerprint: cache.BUILD_RECORD}).get(fingerprint)
-    if record is None:
-        return None
-    try:
-        if any(_stat(Path(p)) != (size, mtime) for p, size, mtime in record["inputs"]):
-            return None
-        if any(_sha256(Path(p)) != digest for p, digest in record["packages"]):
-            return None
-    except OSError:
-        return None
-    report = Report(
-        notes=list(record["notes"]), counts={**record["counts"], "unchanged": len(record["packages"])}
-    )
-    for path, line, severity, message in record["problems"]:
-        (report.error if severity == "error" else report.warn)(path, line, message)
-    return BuildResult([Path(p) for p, _ in record["packages"]], report)
 
 
 @dataclass
@@ -1088,20 +870,6 @@ def _field(fields: Sequence[str], at: int | None) -> str:
     return "" if at is None else fields[at]
 
 
-def kept_files_above(path: Path, root: Path) -> list[Path]:
-    """List the note type files of kept note types from `path`'s folder up to its deck root."""
-    from deckbuild.kept import FILE_NAME
-
-    folder = path if path.is_dir() else path.parent
-    found = []
-    for above in (folder, *folder.parents):
-        if (above / FILE_NAME).is_file():
-            found.append(above / FILE_NAME)
-        if above == root or not above.is_relative_to(root):
-            break
-    return found
-
-
 def keep_types(collection: Collection) -> None:
     """Put every row that names a kept note type on it, with its fields laid out there.
 
@@ -1160,10 +928,6 @@ def _stage(path: Path, data: bytes) -> Path:
         return stage(path.parent, data)
     except OSError as exc:
         raise cannot_write(path, exc) from None
-
-
-def _sha256(path: Path) -> str:
-    return hashlib.sha256(path.read_bytes()).hexdigest()
 
 
 def _first_text(markup: str) -> str:

@@ -6,13 +6,17 @@ import re
 from dataclasses import dataclass, field
 from enum import StrEnum
 
-# What Anki cannot keep in a note: U+001F is its field separator (a field holding one makes
-# Anki refuse the whole package), the other C0 controls and DEL it drops without a word, and a
-# lone surrogate is not text that UTF-8 can store. Tab, line feed and carriage return are text.
-UNSAFE_RE = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]")
-# In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
-# a file name must not move the terminal's cursor, and a surrogate cannot be printed.
-UNSAFE_NAME_RE = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")
+# Compiled on first use (by the module's __getattr__ below): a build that nothing changed
+# prints no problem, and compiling these classes of characters would cost it a millisecond.
+_PATTERNS = {
+    # What Anki cannot keep in a note: U+001F is its field separator (a field holding one makes
+    # Anki refuse the whole package), the other C0 controls and DEL it drops without a word, and
+    # a lone surrogate is not text that UTF-8 can store. Tab, line feed and carriage return are text.
+    "UNSAFE_RE": r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]",
+    # In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
+    # a file name must not move the terminal's cursor, and a surrogate cannot be printed.
+    "UNSAFE_NAME_RE": r"[\x00-\x1f\x7f\ud800-\udfff]",
+}
 # A GUID kept from an Anki deck (a `GUID` column, written by 'deckbuild import'): Anki's own are
 # ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
 # without a blank is kept, as the learners' notes are matched by it byte for byte.
@@ -29,9 +33,18 @@ def unsafe_character(char: str) -> str:
     return f"the control character {code}"
 
 
+def __getattr__(name: str) -> re.Pattern[str]:
+    """Compile UNSAFE_RE or UNSAFE_NAME_RE the first time it is asked for."""
+    if name not in _PATTERNS:
+        raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+    pattern = globals()[name] = re.compile(_PATTERNS[name])
+    return pattern
+
+
 def printable(text: str) -> str:
     """Escape control characters and lone surrogates as \\xNN and \\uNNNN."""
-    return UNSAFE_NAME_RE.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
+    unsafe = __getattr__("UNSAFE_NAME_RE")  # after the first, found in re's own cache
+    return unsafe.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
 class Severity(StrEnum):

@@ -20,8 +20,9 @@ from typing import Any
 
 from deckbuild.errors import Report
 from deckbuild.notetype import NOTE_TYPES, NoteType
+from deckbuild.sources import KEPT_NAME
 
-FILE_NAME = "notetypes.json"
+FILE_NAME = KEPT_NAME
 # The row columns a kept note type's fields may receive, and the deckbuild fields they come from.
 COLUMNS = ("Question", "Answer", "Reverse")
 # What a Reverse field holds when the row asks for the reversed card (any text makes Anki's card).

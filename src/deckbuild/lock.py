@@ -9,10 +9,7 @@ it is committed beside the sources so that every clone builds the same bytes.
 from __future__ import annotations
 
 import json
-import os
 import re
-from collections.abc import Iterator
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -311,30 +308,3 @@ def _entry(value: Any) -> Entry | str:
         return f'"notetype" must be one of {", ".join(labels)} (none for a basic card)'
     origin, kind, key, deck = (value.get(name) for name in _TEXT_KEYS)
     return Entry(digest, mod, origin, kind, key, deck, fields, tags, notetype)
-
-
-@contextmanager
-def exclusive(folder: Path) -> Iterator[None]:
-    """Hold a folder (a deck tree, an output folder) for one run, so that runs at once take turns.
-
-    Without it, two builds of different folders of one tree would each read the lock file and
-    the last to save would drop the other's entries. The lock is taken on the folder itself,
-    so every build of it takes turns whatever its temporary folder, and nothing is written.
-    """
-    try:
-        import fcntl
-    except ImportError:  # not POSIX: builds are not serialised
-        yield
-        return
-    try:
-        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
-    except OSError as exc:
-        from deckbuild.sources import display_path
-
-        shown = display_path(folder)
-        raise DeckbuildError(f"{shown}: cannot open the folder ({exc.strerror}); check it") from None
-    try:
-        fcntl.flock(fd, fcntl.LOCK_EX)
-        yield
-    finally:
-        os.close(fd)  # which lets go of the lock

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import hashlib
 import os
 import re
 import stat
@@ -14,6 +15,8 @@ from pathlib import Path
 from deckbuild.errors import Report
 
 LOCK_NAME = "deckbuild.lock"
+# The note types kept from an imported deck (deckbuild.kept), in a deck folder or one above it.
+KEPT_NAME = "notetypes.json"
 # Files that live in deck folders without being card sources.
 MEDIA_SUFFIXES = frozenset(
     [
@@ -32,8 +35,7 @@ MEDIA_SUFFIXES = frozenset(
         ".webm",
     ]
 )
-# notetypes.json: the note types kept from an imported deck (deckbuild.kept).
-NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README", "notetypes.json"})
+NOT_SOURCES = frozenset({LOCK_NAME, "README.md", "README", KEPT_NAME})
 # The largest source file read: far beyond any real deck file, small enough to hold in memory.
 MAX_SOURCE_BYTES = 10 * 1024 * 1024
 # Opened without waiting for a writer (a FIFO) and without becoming a terminal's controller.
@@ -130,16 +132,8 @@ def read_regular(path: Path, limit: int | None = MAX_SOURCE_BYTES) -> bytes:
     so a file swapped for a FIFO in between is caught; the read stops past `limit` however
     much the file grows meanwhile.
     """
-    before = os.stat(path).st_mode
-    if not stat.S_ISREG(before):
-        raise NotRegular(file_kind(before))
-    fd = os.open(path, _OPEN_FLAGS)
+    fd, _ = _open_regular(path, limit)
     try:
-        opened = os.fstat(fd)
-        if not stat.S_ISREG(opened.st_mode):
-            raise NotRegular(file_kind(opened.st_mode))
-        if limit is not None and opened.st_size > limit:
-            raise TooLarge(opened.st_size, limit)
         chunks: list[bytes] = []
         total = 0
         while chunk := os.read(fd, 1 << 20 if limit is None else min(1 << 20, limit + 1 - total)):
@@ -150,6 +144,47 @@ def read_regular(path: Path, limit: int | None = MAX_SOURCE_BYTES) -> bytes:
         return b"".join(chunks)
     finally:
         os.close(fd)
+
+
+def digest_regular(path: Path, limit: int = MAX_SOURCE_BYTES) -> bytes:
+    """Return the SHA-256 of what read_regular would read, raising as it does, a piece at a time.
+
+    Never holding the whole file spares the memory it would take (and the time to map it).
+    """
+    fd, size = _open_regular(path, limit)
+    try:
+        digest, total = hashlib.sha256(), 0
+        buffer = bytearray(min(size + 1, 1 << 18))
+        view = memoryview(buffer)
+        while got := os.readv(fd, [buffer]):
+            total += got
+            if total > limit:
+                raise TooLarge(total, limit)
+            digest.update(view[:got])
+        return digest.digest()
+    finally:
+        os.close(fd)
+
+
+def _open_regular(path: Path, limit: int | None) -> tuple[int, int]:
+    """Open a regular file of at most `limit` bytes to read, checked before and after opening.
+
+    Return its descriptor and its size when opened.
+    """
+    before = os.stat(path).st_mode
+    if not stat.S_ISREG(before):
+        raise NotRegular(file_kind(before))
+    fd = os.open(path, _OPEN_FLAGS)
+    try:
+        opened = os.fstat(fd)
+        if not stat.S_ISREG(opened.st_mode):
+            raise NotRegular(file_kind(opened.st_mode))
+        if limit is not None and opened.st_size > limit:
+            raise TooLarge(opened.st_size, limit)
+    except BaseException:
+        os.close(fd)
+        raise
+    return fd, opened.st_size
 
 
 def read_at_most(path: Path, limit: int = MAX_SOURCE_BYTES) -> bytes:

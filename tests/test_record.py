@@ -1,0 +1,90 @@
+"""The record of a build: any change to what a build reads must miss it, however small."""
+
+from __future__ import annotations
+
+import os
+import random
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import put
+from deckbuild.record import _fingerprint
+from deckbuild.sources import LOCK_NAME, find_root
+
+# Larger than the piece the inputs are hashed by (256 KiB), so that a byte in any piece counts.
+BIG = 3 * (1 << 18) + 7
+OPTIONS = [False, False, "/out", None, None]
+
+
+@pytest.fixture(scope="module")
+def inputs() -> Iterator[Path]:
+    """A deck tree holding every kind of file a build reads: sources, lock, kept note types, images."""
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "decks"
+        rnd = random.Random(0)
+        put(root, LOCK_NAME, '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+        put(root, "notetypes.json", "{}\n")  # above the folder built: read all the same
+        put(root, "Deck/cards.txt", rnd.randbytes(BIG))
+        put(root, "Deck/small.txt", "Question;Answer;UUID\n")
+        put(root, "Deck/empty.txt", b"")
+        put(root, "Deck/img/x.png", rnd.randbytes(1 << 18))
+        yield root
+
+
+def fingerprint(root: Path) -> str:
+    deck = root / "Deck"
+    return _fingerprint([deck], [find_root(deck)], (), OPTIONS)
+
+
+def files(root: Path) -> list[Path]:
+    return sorted(p for p in root.rglob("*") if p.is_file())
+
+
+@given(data=st.data())
+def test_changing_any_byte_of_any_input_changes_the_fingerprint(inputs, data):
+    before = fingerprint(inputs)
+    path = data.draw(st.sampled_from(files(inputs)), label="file")
+    original = path.read_bytes()
+    how = data.draw(st.sampled_from(["byte", "append", "truncate"] if original else ["append"]), label="how")
+    changed = bytearray(original)
+    if how == "byte":
+        at = data.draw(st.integers(0, len(original) - 1), label="at")
+        changed[at] = data.draw(st.integers(0, 255).filter(lambda b: b != original[at]), label="to")
+    elif how == "append":
+        changed += bytes([data.draw(st.integers(0, 255), label="appended")])
+    else:
+        del changed[-1]
+    try:
+        path.write_bytes(changed)
+        assert fingerprint(inputs) != before
+    finally:
+        path.write_bytes(original)
+    assert fingerprint(inputs) == before, "the same bytes again: the same fingerprint"
+
+
+def test_adding_renaming_or_removing_a_file_changes_the_fingerprint(inputs):
+    before = fingerprint(inputs)
+    extra = put(inputs, "Deck/more.txt", b"")
+    assert fingerprint(inputs) != before
+    extra.unlink()
+    os.rename(inputs / "Deck/small.txt", inputs / "Deck/smal.txt")
+    try:
+        assert fingerprint(inputs) != before
+    finally:
+        os.rename(inputs / "Deck/smal.txt", inputs / "Deck/small.txt")
+    assert fingerprint(inputs) == before
+
+
+def test_bytes_moved_from_one_file_to_the_next_change_the_fingerprint(tmp_path):
+    # Each file is hashed on its own: its content can never pass for the next file's name and bytes.
+    a, b = put(tmp_path, "Deck/a.txt", b"x"), put(tmp_path, "Deck/b.txt", b"y")
+    root = tmp_path
+    before = fingerprint(root)
+    a.write_bytes(b"x" + b"\x00" + os.fsencode(b) + b"\x00" + b"y")
+    b.unlink()
+    assert fingerprint(root) != before
