@@ -18,6 +18,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import marshal
 import os
 import sqlite3
 import sys
@@ -29,7 +30,7 @@ from typing import Any
 
 from deckbuild.notetype import NOTE_TYPES
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 4
 SECRET = "secret"
 _SECRET_SIZE = 32
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "webcolors", "genanki")
@@ -125,7 +126,7 @@ def conforms(value: Any, shape: Shape) -> bool:
     return test(value)
 
 
-# A memo row decoded: fields, content hash, problems, images shown, what the lock keeps.
+# A memo entry decoded: fields, content hash, problems, images shown, what the lock keeps.
 MemoEntry = tuple[list[str], str, list[list[str]], list[list[Any]], dict[str, str | None]]
 _PROBLEMS: Shape = [[str, str]]
 _MEDIA: Shape = [[str, str, int, int]]
@@ -133,21 +134,32 @@ _MEDIA: Shape = [[str, str, int, int]]
 _WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
 
 
-def decode_memo(row: tuple[Any, ...]) -> MemoEntry | None:
-    """Decode a memo row from `memo_rows`; None when it is damaged, which is a cache miss."""
+def _text_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def encode_memo(entry: MemoEntry) -> bytes | None:
+    """Encode one card's memo entry; None when it holds something marshal cannot store as it is."""
+    try:
+        return marshal.dumps(entry)
+    except ValueError:  # a subclass of str, list or dict, say: not stored, rendered every time
+        return None
+
+
+def decode_memo(data: Any) -> MemoEntry | None:
+    """Decode one card's entry from `memo_cards`; None when it is damaged, which is a cache miss."""
     # Every unchanged card comes through here on a rebuild: the common shapes are checked inline.
     try:
-        _, joined, digest, extra, problems, media = row
-        fields = joined.split("\x1f")
-        if len(fields) not in _WIDTHS or type(digest) is not str:
+        fields, digest, found, shown, rest = marshal.loads(data)
+        if type(fields) is not list or len(fields) not in _WIDTHS or type(digest) is not str:
             return None
-        rest = json.loads(extra) if extra else {}
-        # JSON object keys are always strings; the values must be strings or null.
-        if type(rest) is not dict or not all(v is None or type(v) is str for v in rest.values()):
+        "".join(fields)  # raises TypeError unless every field is text
+        # What the lock keeps: text keys, text or null values.
+        if type(rest) is not dict or not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
             return None
-        found = json.loads(problems) if problems else []
-        shown = json.loads(media) if media else []
-    except (TypeError, ValueError, AttributeError, RecursionError):
+    except (TypeError, ValueError, EOFError, AttributeError, RecursionError):
+        return None
+    if type(found) is not list or type(shown) is not list:
         return None
     if (found and not conforms(found, _PROBLEMS)) or (shown and not conforms(shown, _MEDIA)):
         return None
@@ -226,11 +238,8 @@ class Cache:
             db.execute("DROP TABLE IF EXISTS entries")
             db.execute("DROP TABLE IF EXISTS memo")
             db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, seal TEXT NOT NULL)")
-            db.execute(
-                "CREATE TABLE memo (grp TEXT NOT NULL, sig TEXT NOT NULL, fields TEXT NOT NULL, "
-                "digest TEXT NOT NULL, extra TEXT NOT NULL, problems TEXT NOT NULL, media TEXT NOT NULL, "
-                "seal TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
-            )
+            # One row per source file: its cards' entries by signature, signed as a whole.
+            db.execute("CREATE TABLE memo (grp TEXT PRIMARY KEY, cards BLOB NOT NULL, seal TEXT NOT NULL)")
             db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
         db.execute("COMMIT")
 
@@ -242,6 +251,14 @@ class Cache:
         """
         text = "\x00".join(parts).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(text, key=self.secret, digest_size=16).hexdigest()
+
+    @staticmethod
+    def seal_cards(secret: bytes, group: str, cards: bytes) -> str:
+        """Sign one group's memo entries, as a whole, with the cache's key."""
+        digest = hashlib.blake2b(key=secret, digest_size=16)
+        digest.update(b"memo\x00" + group.encode("utf-8") + b"\x00")
+        digest.update(cards)
+        return digest.hexdigest()
 
     def sealed(self, seal: str, *parts: str) -> bool:
         """Tell whether a row read back is one this cache's key signed."""
@@ -286,17 +303,32 @@ class Cache:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
 
-    def memo_rows(self, group: str) -> dict[str, tuple[str, ...]]:
-        """Return the remembered cards of one group (one source file): rows by signature, unchecked."""
+    def memo_cards(self, group: str) -> dict[str, bytes]:
+        """Return the remembered cards of one group (one source file): entries by signature.
+
+        Only a group this cache's key signed is decoded at all; any other is empty, a miss.
+        """
         if self.db is None:
             return {}
         try:
-            rows = self.db.execute(
-                "SELECT sig, fields, digest, extra, problems, media, seal FROM memo WHERE grp = ?", (group,)
-            )
-            return {row[0]: row for row in rows}
+            row = self.db.execute("SELECT cards, seal FROM memo WHERE grp = ?", (group,)).fetchone()
         except sqlite3.Error:
             return {}
+        if row is None:
+            return {}
+        cards, seal = row
+        # A damaged row can hold anything SQLite stores: text, a number, a non-ASCII seal.
+        if type(cards) is not bytes or type(seal) is not str or not seal.isascii():
+            return {}
+        if not hmac.compare_digest(seal, self.seal_cards(self.secret, group, cards)):
+            return {}
+        try:
+            # Signed by this cache's key, so written by deckbuild's own encode_memo: marshal's
+            # format changes only with Python's version, which is part of every group's key.
+            found = marshal.loads(cards)
+        except (ValueError, EOFError, TypeError):
+            return {}
+        return found if type(found) is dict else {}
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -306,32 +338,31 @@ class Cache:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def update_memo(self, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
-        """Add cards to groups and drop the ones they no longer hold, while the build goes on.
+    def update_memo(self, changes: list[tuple[str, bytes | None]]) -> None:
+        """Replace the entries of groups (None: drop the group), while the build goes on.
 
-        Each change is (group, new rows, stale signatures). The writing happens on its own
-        connection in a thread (SQLite lets go of the GIL) and is finished by `close`.
+        Each change is (group, its cards encoded). The writing happens on its own connection in
+        a thread (SQLite and the hash let go of the GIL) and is finished by `close`.
         """
         if self.db is None or self.path is None or not changes:
             return
         self.wait()
-        self._saving = threading.Thread(target=self.write_memo, args=(self.path, changes))
+        self._saving = threading.Thread(target=self.write_memo, args=(self.path, self.secret, changes))
         self._saving.start()
 
     @classmethod
-    def write_memo(cls, path: Path, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+    def write_memo(cls, path: Path, secret: bytes, changes: list[tuple[str, bytes | None]]) -> None:
         """Apply memo changes on a connection of its own (from a thread or another process)."""
+        rows = [(group, cards, cls.seal_cards(secret, group, cards)) for group, cards in changes if cards]
+        gone = [(group,) for group, cards in changes if not cards]
         try:
             db = cls._connect(path)
         except sqlite3.Error:
             return
         try:
             db.execute("BEGIN IMMEDIATE")
-            for group, new, stale in changes:
-                db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
-                db.executemany(
-                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(group, *r) for r in new]
-                )
+            db.executemany("DELETE FROM memo WHERE grp = ?", gone)
+            db.executemany("INSERT OR REPLACE INTO memo (grp, cards, seal) VALUES (?, ?, ?)", rows)
             db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):

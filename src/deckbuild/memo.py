@@ -2,13 +2,14 @@
 
 A card whose source text, file and context are exactly as in an earlier run, under the same
 versions of deckbuild and its renderers, was validated and rendered then; the memo answers it
-without running pydantic or Markdown again. Entries live in the cache, one group per source
-file, so an edit stores and deletes only the cards it touched.
+without running pydantic or Markdown again. Entries live in the cache, one row per source file
+holding all its cards, signed as a whole: a rebuild reads, checks and decodes a file's memo in
+one go, and a file whose cards all read as before is not written again.
 """
 
 from __future__ import annotations
 
-import json
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -45,15 +46,18 @@ class Remembered:
 
 def signature(raw: RawCard) -> str:
     """Return the exact text of a card as read: equal signatures render equally."""
+    data = raw.data
     try:
-        values = "\x1d".join(raw.data.values())
+        values = "\x1d".join(data.values())
     except TypeError:
-        values = "\x1d"  # not all text: told apart by the repr below
-    if "\x1d" in values:
+        values = None  # not all text: told apart by the repr below
+    # Only the separators the join put in: no value holds one, so the text splits back one way.
+    if values is None or values.count("\x1d") != len(data) - 1:
         # Readers give str, int, bool, None, lists and dicts, whose repr is exact.
-        return repr((raw.kind, raw.data))
+        return repr((raw.kind, data))
     # All text without the separator (most cards): the same, exactly, at a third of the cost.
-    return raw.kind + "\x1e" + "\x1d".join(raw.data) + "\x1e" + values
+    # Kinds and field names are the readers' own words: no separator, no "(" to start with.
+    return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
 
 
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
@@ -79,9 +83,10 @@ class Memo:
 
     def __init__(self, store: cache.Cache) -> None:
         self.store = store
-        self._loaded: dict[str, dict[str, tuple[str, ...]]] = {}
+        # Per group: its entries as stored (encoded), the signatures this run read, its new entries.
+        self._loaded: dict[str, dict[str, bytes]] = {}
         self._used: dict[str, set[str]] = {}
-        self._new: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
         self._origins: dict[Path, dict[str, str | None]] = {}
 
@@ -91,26 +96,28 @@ class Memo:
         context = [str(source.path), str(source.root), source.origin, source.deck, source.tag]
         return cache.key("memo", *context)
 
+    def _group(self, source: SourceFile) -> str:
+        """Return a source file's group, reading its entries the first time it is asked for."""
+        group = self._groups.get(source.path)
+        if group is None:
+            group = self._groups[source.path] = self.group(source)
+            self._loaded[group] = self.store.memo_cards(group)
+            self._used[group] = set()
+        return group
+
     def lookup(self, source: SourceFile, sig: str) -> Remembered | None:
         """Return what an earlier run made of this card, if anything."""
         if self.store.db is None:
             return None
-        group = self._groups.get(source.path)
-        if group is None:
-            group = self._groups[source.path] = self.group(source)
-            self._loaded[group] = self.store.memo_rows(group)
-            self._used[group] = set()
-        row = self._loaded[group].get(sig)
-        if row is None:
+        group = self._group(source)
+        entry = self._loaded[group].get(sig)
+        if entry is None:
             return None
         self._used[group].add(sig)
-        # Shipped without the sanitizer: only a row this cache's key signed is used; any other
-        # (damaged, planted, or of another card) is rendered again and replaced.
-        *content, seal = row
-        if not self.store.sealed(seal, "memo", group, *content):
+        # Shipped without the sanitizer: only a group this cache's key signed was read; an
+        # entry of the wrong shape in it is rendered again and replaced.
+        if (decoded := cache.decode_memo(entry)) is None:
             return None
-        if (decoded := cache.decode_memo(tuple(content))) is None:
-            return None  # a damaged row: rendered again, and replaced
         fields, digest, problems, media, extra = decoded
         origin = self._origins.get(source.path)
         if origin is None:
@@ -125,36 +132,31 @@ class Memo:
         if self.store.db is None or any(_SEP in f for f in rendered.fields):
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
-        content = (
-            sig,
-            _SEP.join(rendered.fields),
-            rendered.digest,
-            json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else "",
-            json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
-            json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
-        )
-        if any("\x00" in part for part in content):
-            return  # the seal joins parts with NUL; such a card is simply rendered every time
-        group = self._groups.get(source.path) or self.group(source)
-        self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
-        self._used.setdefault(group, set()).add(sig)
+        entry = cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
+        if entry is None:
+            return
+        group = self._group(source)
+        self._new.setdefault(group, {})[sig] = entry
+        self._used[group].add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:
-        """Store the new cards and forget the ones no source holds any more.
+        """Store the groups whose cards changed, each as a whole, and drop those left empty.
 
         A free helper does the writing while this process goes on; without one, a thread does.
         Either way it is finished when the helpers, and the cache, are closed.
         """
-        changes = []
-        for group in sorted(self._used.keys() | self._new.keys()):
-            stale = sorted(self._loaded.get(group, {}).keys() - self._used.get(group, set()))
-            new = list(self._new.get(group, {}).values())
-            if stale or new:
-                changes.append((group, new, stale))
+        changes: list[tuple[str, bytes | None]] = []
+        for group in sorted(self._used):
+            loaded, used, new = self._loaded[group], self._used[group], self._new.get(group, {})
+            if not new and len(used) == len(loaded):
+                continue  # every card as it was: the group is stored already
+            cards = {sig: entry for sig, entry in loaded.items() if sig in used}
+            cards.update(new)
+            changes.append((group, marshal.dumps(cards) if cards else None))
         self._new.clear()
         if not changes or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:
-            helping.submit(cache.Cache.write_memo, self.store.path, changes)
+            helping.submit(cache.Cache.write_memo, self.store.path, self.store.secret, changes)
         else:
             self.store.update_memo(changes)
