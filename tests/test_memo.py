@@ -141,10 +141,10 @@ def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monk
         return real(self, changes)
 
     monkeypatch.setattr(Cache, "update_memo", recording)
-    build([tree], tree.parent / "same", now=NOW + 5, jobs=1)
-    assert written == [], "nothing changed: nothing written"
+    put(tree, "Deck/new.txt", "Question;Answer;UUID\nQ?;A.;d1111111-1111-4111-8111-111111111111\n")
+    build([tree], tree.parent / "added", now=NOW + 5, jobs=1)
     source = tree / "Deck" / "003.txt"
     source.write_text(source.read_text("utf-8").replace("query vector (", "query vector, q ("), "utf-8")
     build([tree], tree.parent / "out", now=NOW + 10, jobs=1)
-    [edited] = [s for s in discover([tree], Report()) if s.path.name == "003.txt"]
-    assert written == [[Memo.group(edited)]]
+    group = {s.path.name: Memo.group(s) for s in discover([tree], Report())}
+    assert written == [[group["new.txt"]], [group["003.txt"]]], "the files left as they were are not written"

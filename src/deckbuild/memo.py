@@ -88,7 +88,8 @@ class Memo:
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
-        self._origins: dict[Path, dict[str, str | None]] = {}
+        # The file whose cards are being looked up: its entries, the signatures read, its origin.
+        self._current: tuple[SourceFile, dict[str, bytes], set[str], dict[str, str | None]] | None = None
 
     @staticmethod
     def group(source: SourceFile) -> str:
@@ -109,20 +110,20 @@ class Memo:
         """Return what an earlier run made of this card, if anything."""
         if self.store.db is None:
             return None
-        group = self._group(source)
-        entry = self._loaded[group].get(sig)
+        if self._current is None or self._current[0] is not source:
+            group = self._group(source)
+            # Shared by the cards of a file: nothing writes to it.
+            self._current = (source, self._loaded[group], self._used[group], {"origin": source.origin})
+        _, cards, used, origin = self._current
+        entry = cards.get(sig)
         if entry is None:
             return None
-        self._used[group].add(sig)
+        used.add(sig)
         # Shipped without the sanitizer: only a group this cache's key signed was read; an
         # entry of the wrong shape in it is rendered again and replaced.
         if (decoded := cache.decode_memo(entry)) is None:
             return None
         fields, digest, problems, media, extra = decoded
-        origin = self._origins.get(source.path)
-        if origin is None:
-            # Shared by the cards of a file: nothing writes to it.
-            origin = self._origins[source.path] = {"origin": source.origin}
         return Remembered(Rendered(fields, digest, problems, media), {**origin, **extra} if extra else origin)
 
     def remember(
