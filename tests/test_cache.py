@@ -292,6 +292,65 @@ def test_a_memo_signed_as_a_whole_but_not_a_mapping_is_a_miss(tree, own_cache):
     assert data == clean and report.counts["rendered"] > 0
 
 
+def _edit(tree, n):
+    import re
+
+    source = tree / "Deck" / "003.txt"
+    text = source.read_text(encoding="utf-8")
+    source.write_text(re.sub(r"query vector (\d+ )?\(", f"query vector {n} (", text, count=1), "utf-8")
+
+
+def _edit_rows(own_cache):
+    import sqlite3
+
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        return db.execute("SELECT COUNT(*), COUNT(entry) FROM memo_delta").fetchone()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("UPDATE memo_delta SET entry = x'00ff'",),
+        ("UPDATE memo_delta SET seal = 'é'",),
+        ("UPDATE memo_delta SET entry = NULL",),
+        _entry_damage(lambda e: (e[0][:-1], *e[1:])),
+        _entry_damage(lambda e: (*e[:4], {"key": 5})),
+        _entry_damage(lambda e: marshal.dumps(e)[:-3]),
+    ],
+)
+def test_an_edit_stores_a_few_signed_rows_and_a_damaged_one_is_a_miss(tree, own_cache, damage):
+    package(tree, "warm")
+    _edit(tree, 1)
+    clean, _ = package(tree, "a", use_cache=False)
+    edited, report = package(tree, "edited")
+    assert edited == clean and report.counts["rendered"] == 1
+    assert _edit_rows(own_cache) == (2, 1), "the edited card's new entry, and its old one gone"
+    again, report = package(tree, "again")
+    assert again == clean and report.counts.get("rendered", 0) == 0, "the edit row answers the card"
+    if callable(damage):
+        assert damage(own_cache) > 0, "the test damaged something"
+    else:
+        _tamper(own_cache, *damage)
+    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
+    assert result.exit_code == 0, result.output
+    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+
+
+def test_edit_rows_are_folded_into_the_file_s_row_before_they_grow_many(tree, own_cache, monkeypatch):
+    monkeypatch.setattr("deckbuild.memo.MAX_EDIT_ROWS", 3)
+    monkeypatch.setattr("deckbuild.memo.EDIT_SHARE", 1000)
+    package(tree, "warm")
+    _edit(tree, 1)
+    package(tree, "one")
+    assert _edit_rows(own_cache) == (2, 1)
+    _edit(tree, 2)
+    data, report = package(tree, "two")
+    assert _edit_rows(own_cache) == (0, 0), "written whole again: four edit rows would be more than three"
+    clean, _ = package(tree, "clean", use_cache=False)
+    again, report = package(tree, "again")
+    assert data == clean == again and report.counts.get("rendered", 0) == 0
+
+
 def test_a_cached_row_anki_would_refuse_stops_at_the_gate_and_the_old_package_stays(tree, own_cache):
     package(tree, "warm")
     # The right number of fields, one of them holding a control character Anki would drop,

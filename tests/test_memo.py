@@ -137,7 +137,7 @@ def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monk
     real = Cache.update_memo
 
     def recording(self, changes):
-        written.append([group for group, _ in changes])
+        written.append([change[0] for change in changes])
         return real(self, changes)
 
     monkeypatch.setattr(Cache, "update_memo", recording)

@@ -3,13 +3,13 @@
 A card whose source text, file and context are exactly as in an earlier run, under the same
 versions of deckbuild and its renderers, was validated and rendered then; the memo answers it
 without running pydantic or Markdown again. Entries live in the cache, one row per source file
-holding all its cards, signed as a whole: a rebuild reads, checks and decodes a file's memo in
-one go, and a file whose cards all read as before is not written again.
+holding all its cards, signed as a whole, and a signed row per card an edit changed since: a
+rebuild reads and checks a file's memo in one go, a file whose cards all read as before is not
+written again, and an edit writes a row or two, not the whole file's memo.
 """
 
 from __future__ import annotations
 
-import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -21,6 +21,10 @@ if TYPE_CHECKING:
     from deckbuild.sources import SourceFile
     from deckbuild.workers import Helpers
 
+# How many edit rows a file's memo gathers before it is written whole again (or one per
+# EDIT_SHARE of its cards, when that is more): a lookup reads them all, a rewrite costs the file.
+MAX_EDIT_ROWS = 64
+EDIT_SHARE = 8
 # Fields are stored joined, as Anki stores them; a field holding the separator is never stored.
 _SEP = "\x1f"
 
@@ -85,6 +89,7 @@ class Memo:
         self.store = store
         # Per group: its entries as stored (encoded), the signatures this run read, its new entries.
         self._loaded: dict[str, dict[str, bytes]] = {}
+        self._edits: dict[str, int] = {}
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
@@ -102,7 +107,7 @@ class Memo:
         group = self._groups.get(source.path)
         if group is None:
             group = self._groups[source.path] = self.group(source)
-            self._loaded[group] = self.store.memo_cards(group)
+            self._loaded[group], self._edits[group] = self.store.memo_cards(group)
             self._used[group] = set()
         return group
 
@@ -141,19 +146,25 @@ class Memo:
         self._used[group].add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:
-        """Store the groups whose cards changed, each as a whole, and drop those left empty.
+        """Store what changed in each group: as edit rows while they are few, else the group whole.
 
         A free helper does the writing while this process goes on; without one, a thread does.
         Either way it is finished when the helpers, and the cache, are closed.
         """
-        changes: list[tuple[str, bytes | None]] = []
+        changes: list[cache.MemoChange] = []
         for group in sorted(self._used):
             loaded, used, new = self._loaded[group], self._used[group], self._new.get(group, {})
             if not new and len(used) == len(loaded):
                 continue  # every card as it was: the group is stored already
-            cards = {sig: entry for sig, entry in loaded.items() if sig in used}
-            cards.update(new)
-            changes.append((group, marshal.dumps(cards) if cards else None))
+            dropped = [sig for sig in loaded if sig not in used]
+            edits = self._edits[group] + len(new) + len(dropped)
+            if loaded and edits <= max(MAX_EDIT_ROWS, len(loaded) // EDIT_SHARE):
+                # A few cards changed: their rows are added, the file's row stays as it is.
+                changes.append((group, None, new, dropped))
+            else:
+                whole = {sig: entry for sig, entry in loaded.items() if sig in used}
+                whole.update(new)
+                changes.append((group, whole, {}, []))
         self._new.clear()
         if not changes or self.store.path is None or self.store.db is None:
             return
