@@ -230,6 +230,17 @@ def _tamper(own_cache, sql, *args):
     assert changed > 0, "the test damaged something"
 
 
+def _builds_the_same_after(tree, own_cache, damage, clean):
+    """Damage the cache (SQL, or a function of the cache folder), then build: exit 0, `clean` bytes."""
+    if callable(damage):
+        assert damage(own_cache) > 0, "the test damaged something"
+    else:
+        _tamper(own_cache, *damage)
+    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
+    assert result.exit_code == 0, result.output
+    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+
+
 def _entry_damage(change):
     return lambda own_cache: rewrite_memo(own_cache, change)
 
@@ -268,13 +279,7 @@ def _entry_damage(change):
 def test_a_damaged_cache_row_is_a_miss_never_a_traceback_or_a_bad_package(tree, own_cache, damage):
     clean, _ = package(tree, "a", use_cache=False)
     package(tree, "warm")
-    if callable(damage):
-        assert damage(own_cache) > 0, "the test damaged something"
-    else:
-        _tamper(own_cache, *damage)
-    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
-    assert result.exit_code == 0, result.output
-    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+    _builds_the_same_after(tree, own_cache, damage, clean)
 
 
 def test_a_memo_signed_as_a_whole_but_not_a_mapping_is_a_miss(tree, own_cache):
@@ -327,13 +332,7 @@ def test_an_edit_stores_a_few_signed_rows_and_a_damaged_one_is_a_miss(tree, own_
     assert _edit_rows(own_cache) == (2, 1), "the edited card's new entry, and its old one gone"
     again, report = package(tree, "again")
     assert again == clean and report.counts.get("rendered", 0) == 0, "the edit row answers the card"
-    if callable(damage):
-        assert damage(own_cache) > 0, "the test damaged something"
-    else:
-        _tamper(own_cache, *damage)
-    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
-    assert result.exit_code == 0, result.output
-    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+    _builds_the_same_after(tree, own_cache, damage, clean)
 
 
 def test_edit_rows_are_folded_into_the_file_s_row_before_they_grow_many(tree, own_cache, monkeypatch):
