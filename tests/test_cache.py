@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import marshal
 import os
 import subprocess
 import sys
@@ -14,6 +15,7 @@ from conftest import DATA, put, seed
 from deckbuild import cache
 from deckbuild.build import build
 from deckbuild.cli import cli
+from memohelp import rewrite_memo
 
 NOW = 1_750_000_000
 
@@ -250,38 +252,46 @@ def _tamper(own_cache, sql, *args):
     assert changed > 0, "the test damaged something"
 
 
-def _reseal(own_cache):
-    import sqlite3
+def _builds_the_same_after(tree, own_cache, damage, clean):
+    """Damage the cache (SQL, or a function of the cache folder), then build: exit 0, `clean` bytes."""
+    if callable(damage):
+        assert damage(own_cache) > 0, "the test damaged something"
+    else:
+        _tamper(own_cache, *damage)
+    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
+    assert result.exit_code == 0, result.output
+    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
 
-    from deckbuild.cache import Cache
 
-    signer = Cache(own_cache)
-    db = sqlite3.connect(own_cache / "cache.sqlite")
-    with db:
-        rows = db.execute("SELECT grp, sig, fields, digest, extra, problems, media FROM memo").fetchall()
-        for grp, *content in rows:
-            seal = signer.seal("memo", grp, *content)
-            db.execute("UPDATE memo SET seal = ? WHERE grp = ? AND sig = ?", (seal, grp, content[0]))
-    db.close()
-    signer.close()
+def _entry_damage(change):
+    return lambda own_cache: rewrite_memo(own_cache, change)
 
 
 @pytest.mark.parametrize(
     "damage",
     [
+        # Not signed by the cache's key: the whole file's memo is a miss.
+        ("UPDATE memo SET cards = substr(cards, 1, length(cards) - 9)",),
+        ("UPDATE memo SET cards = 'not marshal'",),
+        ("UPDATE memo SET cards = x'00ff'",),
+        ("UPDATE memo SET seal = 12",),
+        ("UPDATE memo SET seal = 'é'",),
+        # Signed with the cache's key, as if deckbuild itself had written them damaged.
         # A row missing a separator once shipped a 14-field note that Anki refused.
-        (
-            "UPDATE memo SET fields = substr(fields, 1, instr(fields, char(31)) - 1) "
-            "|| substr(fields, instr(fields, char(31)) + 1)",
-        ),
-        ("UPDATE memo SET fields = fields || char(31)",),
-        ("UPDATE memo SET problems = 'not json'",),
-        ("UPDATE memo SET problems = '{\"a\": 1}'",),
-        ("UPDATE memo SET media = '[[1, 2]]'",),
-        ("UPDATE memo SET extra = '[1, 2]'",),
-        ("UPDATE memo SET extra = '{\"key\": 5}'",),
-        ("UPDATE memo SET fields = x'00ff'",),
-        ("UPDATE memo SET problems = ?", "[" * 100_000),
+        _entry_damage(lambda e: (e[0][:-1], *e[1:])),
+        _entry_damage(lambda e: (e[0] + [""], *e[1:])),
+        _entry_damage(lambda e: ([*e[0][:-1], 5], *e[1:])),
+        _entry_damage(lambda e: ("\x1f".join(e[0]), *e[1:])),
+        _entry_damage(lambda e: (e[0], 5, *e[2:])),
+        _entry_damage(lambda e: (*e[:2], "not a list", *e[3:])),
+        _entry_damage(lambda e: (*e[:2], {"a": 1}, *e[3:])),
+        _entry_damage(lambda e: (*e[:3], [[1, 2]], e[4])),
+        _entry_damage(lambda e: (*e[:4], [1, 2])),
+        _entry_damage(lambda e: (*e[:4], {"key": 5})),
+        _entry_damage(lambda e: e[:4]),
+        _entry_damage(lambda e: b"\x00\xff"),
+        _entry_damage(lambda e: marshal.dumps(e)[:-3]),
+        _entry_damage(lambda e: 7),
         ("UPDATE entries SET value = '{}'",),
         ("UPDATE entries SET value = 'not json'",),
         ("UPDATE entries SET value = '[]'",),
@@ -291,18 +301,82 @@ def _reseal(own_cache):
 def test_a_damaged_cache_row_is_a_miss_never_a_traceback_or_a_bad_package(tree, own_cache, damage):
     clean, _ = package(tree, "a", use_cache=False)
     package(tree, "warm")
-    _tamper(own_cache, *damage)
-    result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(tree.parent / "after")])
-    assert result.exit_code == 0, result.output
-    assert (tree.parent / "after" / "Deck.apkg").read_bytes() == clean
+    _builds_the_same_after(tree, own_cache, damage, clean)
+
+
+def test_a_memo_signed_as_a_whole_but_not_a_mapping_is_a_miss(tree, own_cache):
+    clean, _ = package(tree, "a", use_cache=False)
+    package(tree, "warm")
+    signer = cache.Cache(own_cache)
+    assert signer.db is not None
+    blob = marshal.dumps([1, 2])
+    with signer.db:
+        for (grp,) in signer.db.execute("SELECT grp FROM memo").fetchall():
+            seal = signer.seal_cards(signer.secret, grp, blob)
+            signer.db.execute("UPDATE memo SET cards = ?, seal = ? WHERE grp = ?", (blob, seal, grp))
+    signer.close()
+    data, report = package(tree, "after")
+    assert data == clean and report.counts["rendered"] > 0
+
+
+def _edit(tree, n):
+    import re
+
+    source = tree / "Deck" / "003.txt"
+    text = source.read_text(encoding="utf-8")
+    source.write_text(re.sub(r"query vector (\d+ )?\(", f"query vector {n} (", text, count=1), "utf-8")
+
+
+def _edit_rows(own_cache):
+    import sqlite3
+
+    with sqlite3.connect(own_cache / "cache.sqlite") as db:
+        return db.execute("SELECT COUNT(*), COUNT(entry) FROM memo_delta").fetchone()
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        ("UPDATE memo_delta SET entry = x'00ff'",),
+        ("UPDATE memo_delta SET seal = 'é'",),
+        ("UPDATE memo_delta SET entry = NULL",),
+        _entry_damage(lambda e: (e[0][:-1], *e[1:])),
+        _entry_damage(lambda e: (*e[:4], {"key": 5})),
+        _entry_damage(lambda e: marshal.dumps(e)[:-3]),
+    ],
+)
+def test_an_edit_stores_a_few_signed_rows_and_a_damaged_one_is_a_miss(tree, own_cache, damage):
+    package(tree, "warm")
+    _edit(tree, 1)
+    clean, _ = package(tree, "a", use_cache=False)
+    edited, report = package(tree, "edited")
+    assert edited == clean and report.counts["rendered"] == 1
+    assert _edit_rows(own_cache) == (2, 1), "the edited card's new entry, and its old one gone"
+    again, report = package(tree, "again")
+    assert again == clean and report.counts.get("rendered", 0) == 0, "the edit row answers the card"
+    _builds_the_same_after(tree, own_cache, damage, clean)
+
+
+def test_edit_rows_are_folded_into_the_file_s_row_before_they_grow_many(tree, own_cache, monkeypatch):
+    monkeypatch.setattr("deckbuild.memo.MAX_EDIT_ROWS", 3)
+    monkeypatch.setattr("deckbuild.memo.EDIT_SHARE", 1000)
+    package(tree, "warm")
+    _edit(tree, 1)
+    package(tree, "one")
+    assert _edit_rows(own_cache) == (2, 1)
+    _edit(tree, 2)
+    data, report = package(tree, "two")
+    assert _edit_rows(own_cache) == (0, 0), "written whole again: four edit rows would be more than three"
+    clean, _ = package(tree, "clean", use_cache=False)
+    again, report = package(tree, "again")
+    assert data == clean == again and report.counts.get("rendered", 0) == 0
 
 
 def test_a_cached_row_anki_would_refuse_stops_at_the_gate_and_the_old_package_stays(tree, own_cache):
     package(tree, "warm")
     # The right number of fields, one of them holding a control character Anki would drop,
     # signed with the cache's own key: as if our own renderer had let it through.
-    _tamper(own_cache, "UPDATE memo SET fields = char(7) || fields")
-    _reseal(own_cache)
+    rewrite_memo(own_cache, lambda e: (["\x07" + e[0][0], *e[0][1:]], *e[1:]))
     out = tree.parent / "out"
     before = put(out, "Deck.apkg", b"the package learners have now")
     result = CliRunner().invoke(cli, ["build", str(tree), "-o", str(out)])

@@ -311,3 +311,9 @@ def test_the_whole_card_check_finds_exactly_what_the_field_by_field_check_finds(
         first = next(iter(data))
         data[first] = "y" * (MAX_FIELD_CHARS // 2 * longer + 1)
     assert render._card_problem(data) == render._fields_problem(data)
+
+
+@given(_LIMIT_TEXT)
+def test_the_deep_prefix_is_found_after_a_line_break_exactly_where_it_starts_a_line(text):
+    found = render._DEEP_PREFIX_RE.search(text) is not None
+    assert (render._DEEP_LINE_RE.search("\n" + text) is not None) == found

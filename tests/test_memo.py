@@ -6,14 +6,18 @@ import sqlite3
 import zipfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import put, seed
 from deckbuild import models
 from deckbuild.build import build
+from deckbuild.cache import Cache
 from deckbuild.errors import Report
 from deckbuild.memo import Memo, Rendered, signature
 from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile, discover
+from memohelp import memo_groups
 
 NOW = 1_750_000_000
 
@@ -41,9 +45,7 @@ def validations(monkeypatch):
 
 def _rows(own_cache, tree, name: str) -> int:
     [source] = [s for s in discover([tree], Report()) if s.path.name == name]
-    with sqlite3.connect(own_cache / "cache.sqlite") as db:
-        (count,) = db.execute("SELECT COUNT(*) FROM memo WHERE grp = ?", (Memo.group(source),)).fetchone()
-    return count
+    return len(memo_groups(own_cache).get(Memo.group(source), {}))
 
 
 def _notes(apkg) -> dict[str, str]:
@@ -111,3 +113,38 @@ def test_a_field_holding_anki_s_separator_is_not_remembered(tmp_path):
 def test_cards_read_differently_have_different_signatures(one, other):
     assert signature(RawCard(1, "quiz", one)) != signature(RawCard(1, "quiz", other))
     assert signature(RawCard(1, "quiz", one)) == signature(RawCard(9, "quiz", dict(one)))
+
+
+# Text made of the separators a signature uses, and of what starts a repr.
+_TEXT = st.text(alphabet="ab(\x1d\x1e'", max_size=6)
+_VALUE = st.one_of(_TEXT, _TEXT, st.none(), st.booleans(), st.lists(_TEXT, max_size=2))
+_CARD = st.tuples(
+    st.sampled_from(["basic", "cloze", "quiz"]),
+    st.dictionaries(st.sampled_from(["id", "question", "answer", "hint", "options"]), _VALUE, max_size=4),
+)
+
+
+@given(_CARD, _CARD)
+def test_signatures_are_equal_exactly_when_the_cards_are_read_alike(one, other):
+    (kind, data), (other_kind, other_data) = one, other
+    alike = kind == other_kind and list(data.items()) == list(other_data.items())
+    assert (signature(RawCard(1, kind, data)) == signature(RawCard(2, other_kind, other_data))) == alike
+    assert signature(RawCard(1, kind, data)) == signature(RawCard(3, kind, dict(data)))
+
+
+def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monkeypatch):
+    written: list[list[str]] = []
+    real = Cache.update_memo
+
+    def recording(self, changes):
+        written.append([change[0] for change in changes])
+        return real(self, changes)
+
+    monkeypatch.setattr(Cache, "update_memo", recording)
+    put(tree, "Deck/new.txt", "Question;Answer;UUID\nQ?;A.;d1111111-1111-4111-8111-111111111111\n")
+    build([tree], tree.parent / "added", now=NOW + 5, jobs=1)
+    source = tree / "Deck" / "003.txt"
+    source.write_text(source.read_text("utf-8").replace("query vector (", "query vector, q ("), "utf-8")
+    build([tree], tree.parent / "out", now=NOW + 10, jobs=1)
+    group = {s.path.name: Memo.group(s) for s in discover([tree], Report())}
+    assert written == [[group["new.txt"]], [group["003.txt"]]], "the files left as they were are not written"

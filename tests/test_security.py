@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-import hashlib
 import os
 import sqlite3
 import stat
 import time
-from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -21,6 +19,7 @@ from deckbuild.cache import SHELL_RECORD, Cache
 from deckbuild.cli import cli
 from deckbuild.notetype import FIELDS
 from hostile import dangers
+from memohelp import memo_fields, memo_groups, rewrite_memo
 
 pytestmark = pytest.mark.anki
 REFUSED = DATA / "security" / "refused"
@@ -128,27 +127,22 @@ def test_a_file_name_that_mathjax_would_typeset_is_refused(deck_tree, monkeypatc
     assert f"decks/Deck/{name}:2: source Deck/{name} holds \\( or \\[; remove it" in result.stderr
 
 
-def _fields_in_cache(cache_dir: Path) -> list[str]:
-    with sqlite3.connect(cache_dir / "cache.sqlite") as db:
-        return [f for (f,) in db.execute("SELECT fields FROM memo")]
-
-
-def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cache, collection):
+@pytest.mark.parametrize("seal", ["old", "foreign key"])
+def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cache, collection, seal):
     put(deck_tree, "Deck/cards.txt", DATA / "anki" / "constructs.txt")
     put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
     first = build([deck_tree], tmp_path / "one", now=NOW)
     cards = first.report.counts["packaged"]
+    assert sum(map(len, memo_groups(own_cache).values())) == cards
     attack = '<img src="x" onerror="alert(9)"><script>alert(9)</script>'
     with sqlite3.connect(own_cache / "cache.sqlite") as db:
-        sigs = [s for (s,) in db.execute("SELECT sig FROM memo ORDER BY sig")]
-        assert len(sigs) == cards
-        # Half keep their old seal, half get one made with a key that is not the cache's.
-        for i, sig in enumerate(sigs):
-            fields = attack + "\x1f" * (len(FIELDS) - 1)
-            seal = hashlib.blake2b(fields.encode(), key=b"k" * 32, digest_size=16).hexdigest()
-            db.execute("UPDATE memo SET fields = ?, seal = CASE ? WHEN 0 THEN seal ELSE ? END WHERE sig = ?",
-                       (fields, i % 2, seal, sig))  # fmt: skip
-    assert all(attack in f for f in _fields_in_cache(own_cache))
+        (old,) = db.execute("SELECT seal FROM memo").fetchone()
+    # Every card planted, signed with a key that is not the cache's, or under the old seal.
+    rewrite_memo(own_cache, lambda e: ([attack] + [""] * (len(FIELDS) - 1), *e[1:]), key=b"k" * 32)
+    if seal == "old":
+        with sqlite3.connect(own_cache / "cache.sqlite") as db:
+            db.execute("UPDATE memo SET seal = ?", (old,))
+    assert all(attack in f for f in memo_fields(own_cache))
     second = build([deck_tree], tmp_path / "two", now=NOW, jobs=1)
     assert second.report.counts["rendered"] == cards, "every planted row is rendered again"
     (apkg,) = second.packages
@@ -158,7 +152,7 @@ def test_a_planted_memo_row_never_reaches_a_package(deck_tree, tmp_path, own_cac
         for name, value in note.items():
             # The source mentions <script>alert(1)</script> as text; only the planted alert(9) must not show.
             assert dangers(value) == [] and "alert(9)" not in value, f"{name}: {value}"
-    assert not any(attack in f for f in _fields_in_cache(own_cache)), "the planted rows were replaced"
+    assert not any(attack in f for f in memo_fields(own_cache)), "the planted rows were replaced"
     third = build([deck_tree], tmp_path / "three", now=NOW, jobs=1)
     assert third.report.counts.get("rendered", 0) == 0, "rows it signed itself are used again"
 
@@ -183,7 +177,7 @@ def test_a_memo_row_of_the_wrong_types_is_rendered_again(deck_tree, tmp_path, ow
     put(deck_tree, "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
     first = build([deck_tree], tmp_path / "one", now=NOW)
     with sqlite3.connect(own_cache / "cache.sqlite") as db:
-        db.execute("UPDATE memo SET fields = x'3c7363726970743e', seal = 12, media = 3")
+        db.execute("UPDATE memo SET cards = '<script>', seal = 12")
     second = build([deck_tree], tmp_path / "two", now=NOW, jobs=1)
     assert second.report.counts["rendered"] == first.report.counts["packaged"]
     assert second.packages[0].read_bytes() == first.packages[0].read_bytes()

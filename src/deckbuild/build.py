@@ -201,7 +201,7 @@ def collect(
         settled = iter(outcomes)
         found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
     cards: list[Parsed] = []
-    seen: dict[str, str] = {}
+    seen: dict[str, Parsed] = {}
     for (source, line), parsed in zip(lines_of, found, strict=True):
         if isinstance(parsed, str):
             report.error(source.display, line, parsed)
@@ -214,11 +214,12 @@ def collect(
             report.error(
                 source.display,
                 line,
-                f"UUID {parsed.id} is used twice: here and at {seen[key]}; give one of the cards a new UUID",
+                f"UUID {parsed.id} is used twice: here and at {seen[key].where}; "
+                "give one of the cards a new UUID",
             )
             report.count("skipped")
             continue
-        seen[key] = parsed.where
+        seen[key] = parsed
         cards.append(parsed)
     return Collection(cards, locks, report)
 

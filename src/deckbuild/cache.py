@@ -16,6 +16,7 @@ import contextlib
 import hashlib
 import hmac
 import json
+import marshal
 import os
 import sqlite3
 import sys
@@ -27,7 +28,7 @@ from typing import Any
 
 from deckbuild.notetype import NOTE_TYPES
 
-CACHE_FORMAT = 3
+CACHE_FORMAT = 5
 SECRET = "secret"
 _SECRET_SIZE = 32
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "webcolors", "genanki")
@@ -131,7 +132,7 @@ def conforms(value: Any, shape: Shape) -> bool:
     return test(value)
 
 
-# A memo row decoded: fields, content hash, problems, images shown, what the lock keeps.
+# A memo entry decoded: fields, content hash, problems, images shown, what the lock keeps.
 MemoEntry = tuple[list[str], str, list[list[str]], list[list[Any]], dict[str, str | None]]
 _PROBLEMS: Shape = [[str, str]]
 _MEDIA: Shape = [[str, str, int, int]]
@@ -139,21 +140,64 @@ _MEDIA: Shape = [[str, str, int, int]]
 _WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
 
 
-def decode_memo(row: tuple[Any, ...]) -> MemoEntry | None:
-    """Decode a memo row from `memo_rows`; None when it is damaged, which is a cache miss."""
+# A group's memo to store: the group; all its cards, to write as its one row, or None to add
+# to that row instead; then the entries to add and the signatures it no longer holds.
+MemoChange = tuple[str, dict[str, bytes] | None, dict[str, bytes], list[str]]
+
+
+def _memo_cards(row: bytes) -> dict[str, bytes]:
+    """Decode a memo row whose seal was checked: its entries by signature; empty when damaged."""
+    try:
+        # Signed by this cache's key, so written by deckbuild itself: marshal's format changes
+        # only with Python's version, which is part of every group's key.
+        found = marshal.loads(row)
+    except (ValueError, EOFError, TypeError):
+        return {}
+    return found if type(found) is dict else {}
+
+
+# Signed apart from whole rows, so that neither kind of row can pass for the other.
+_EDIT = b"memo-edit"
+
+
+def _edit_label(group: str, sig: str) -> str:
+    # A group is hexadecimal, of one length: the signature after it cannot be read another way.
+    return f"{group}\x00{sig}"
+
+
+def _edit_body(entry: Any) -> Any:
+    # A card gone (NULL) is signed as such: an entry is never empty, so b"" cannot be one.
+    if entry is None:
+        return b""
+    return entry if type(entry) is bytes and entry else None
+
+
+def _text_or_none(value: Any) -> bool:
+    return value is None or type(value) is str
+
+
+def encode_memo(entry: MemoEntry) -> bytes | None:
+    """Encode one card's memo entry; None when it holds something marshal cannot store as it is."""
+    try:
+        return marshal.dumps(entry)
+    except ValueError:  # a subclass of str, list or dict, say: not stored, rendered every time
+        return None
+
+
+def decode_memo(data: Any) -> MemoEntry | None:
+    """Decode one card's entry from `memo_cards`; None when it is damaged, which is a cache miss."""
     # Every unchanged card comes through here on a rebuild: the common shapes are checked inline.
     try:
-        _, joined, digest, extra, problems, media = row
-        fields = joined.split("\x1f")
-        if len(fields) not in _WIDTHS or type(digest) is not str:
+        fields, digest, found, shown, rest = marshal.loads(data)
+        if type(fields) is not list or len(fields) not in _WIDTHS or type(digest) is not str:
             return None
-        rest = json.loads(extra) if extra else {}
-        # JSON object keys are always strings; the values must be strings or null.
-        if type(rest) is not dict or not all(v is None or type(v) is str for v in rest.values()):
+        "".join(fields)  # raises TypeError unless every field is text
+        # What the lock keeps: text keys, text or null values.
+        if type(rest) is not dict or not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
             return None
-        found = json.loads(problems) if problems else []
-        shown = json.loads(media) if media else []
-    except (TypeError, ValueError, AttributeError, RecursionError):
+    except (TypeError, ValueError, EOFError, AttributeError, RecursionError):
+        return None
+    if type(found) is not list or type(shown) is not list:
         return None
     if (found and not conforms(found, _PROBLEMS)) or (shown and not conforms(shown, _MEDIA)):
         return None
@@ -231,10 +275,14 @@ class Cache:
         if db.execute("PRAGMA user_version").fetchone()[0] != CACHE_FORMAT:
             db.execute("DROP TABLE IF EXISTS entries")
             db.execute("DROP TABLE IF EXISTS memo")
+            db.execute("DROP TABLE IF EXISTS memo_delta")
             db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, seal TEXT NOT NULL)")
+            # One row per source file: its cards' entries by signature, signed as a whole.
+            db.execute("CREATE TABLE memo (grp TEXT PRIMARY KEY, cards BLOB NOT NULL, seal TEXT NOT NULL)")
+            # What edits changed since: a card's new entry, or NULL for a card the file no longer
+            # holds, each signed. A few edits write a few rows, not the file's whole memo again.
             db.execute(
-                "CREATE TABLE memo (grp TEXT NOT NULL, sig TEXT NOT NULL, fields TEXT NOT NULL, "
-                "digest TEXT NOT NULL, extra TEXT NOT NULL, problems TEXT NOT NULL, media TEXT NOT NULL, "
+                "CREATE TABLE memo_delta (grp TEXT NOT NULL, sig TEXT NOT NULL, entry BLOB, "
                 "seal TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
             )
             db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
@@ -248,6 +296,14 @@ class Cache:
         """
         text = "\x00".join(parts).encode("utf-8", "surrogatepass")
         return hashlib.blake2b(text, key=self.secret, digest_size=16).hexdigest()
+
+    @staticmethod
+    def seal_cards(secret: bytes, label: str, body: bytes, kind: bytes = b"memo") -> str:
+        """Sign a group's memo row (or, of kind _EDIT, one card's edit row) with the cache's key."""
+        digest = hashlib.blake2b(key=secret, digest_size=16)
+        digest.update(kind + b"\x00" + label.encode("utf-8", "surrogatepass") + b"\x00")
+        digest.update(body)
+        return digest.hexdigest()
 
     def sealed(self, seal: str, *parts: str) -> bool:
         """Tell whether a row read back is one this cache's key signed."""
@@ -292,17 +348,38 @@ class Cache:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
 
-    def memo_rows(self, group: str) -> dict[str, tuple[str, ...]]:
-        """Return the remembered cards of one group (one source file): rows by signature, unchecked."""
+    def memo_cards(self, group: str) -> tuple[dict[str, bytes], int]:
+        """Return the remembered cards of one group (one source file), and how many edit rows it has.
+
+        The cards are entries by signature. Only rows this cache's key signed are decoded at
+        all; any other is left out, a miss.
+        """
         if self.db is None:
-            return {}
+            return {}, 0
         try:
-            rows = self.db.execute(
-                "SELECT sig, fields, digest, extra, problems, media, seal FROM memo WHERE grp = ?", (group,)
-            )
-            return {row[0]: row for row in rows}
+            row = self.db.execute("SELECT cards, seal FROM memo WHERE grp = ?", (group,)).fetchone()
+            edits = self.db.execute(
+                "SELECT sig, entry, seal FROM memo_delta WHERE grp = ?", (group,)
+            ).fetchall()
         except sqlite3.Error:
-            return {}
+            return {}, 0
+        cards: dict[str, bytes] = {}
+        if row is not None and self._signed(row[1], group, row[0]):
+            cards = _memo_cards(row[0])
+        for sig, entry, seal in edits:
+            # An edit row left out only leaves the card's older entry, made from the same text.
+            if type(sig) is str and self._signed(seal, _edit_label(group, sig), _edit_body(entry), _EDIT):
+                if entry is None:
+                    cards.pop(sig, None)
+                else:
+                    cards[sig] = entry
+        return cards, len(edits)
+
+    def _signed(self, seal: Any, label: str, body: Any, kind: bytes = b"memo") -> bool:
+        # A damaged row can hold anything SQLite stores: text, a number, a non-ASCII seal.
+        if type(body) is not bytes or type(seal) is not str or not seal.isascii():
+            return False
+        return hmac.compare_digest(seal, self.seal_cards(self.secret, label, body, kind))
 
     @staticmethod
     def _connect(path: Path) -> sqlite3.Connection:
@@ -312,32 +389,43 @@ class Cache:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def update_memo(self, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
-        """Add cards to groups and drop the ones they no longer hold, while the build goes on.
+    def update_memo(self, changes: list[MemoChange]) -> None:
+        """Store memo changes (edit rows, groups written whole or dropped), while the build goes on.
 
-        Each change is (group, new rows, stale signatures). The writing happens on its own
-        connection in a thread (SQLite lets go of the GIL) and is finished by `close`.
+        The writing happens on its own connection in a thread (SQLite and the hash let go of the
+        GIL) and is finished by `close`.
         """
         if self.db is None or self.path is None or not changes:
             return
         self.wait()
-        self._saving = threading.Thread(target=self.write_memo, args=(self.path, changes))
+        self._saving = threading.Thread(target=self.write_memo, args=(self.path, self.secret, changes))
         self._saving.start()
 
     @classmethod
-    def write_memo(cls, path: Path, changes: list[tuple[str, list[tuple[str, ...]], list[str]]]) -> None:
+    def write_memo(cls, path: Path, secret: bytes, changes: list[MemoChange]) -> None:
         """Apply memo changes on a connection of its own (from a thread or another process)."""
+        rows, emptied, edits = [], [], []
+        for group, whole, new, dropped in changes:
+            if whole is None:
+                for sig, entry in [*new.items(), *((sig, None) for sig in dropped)]:
+                    seal = cls.seal_cards(secret, _edit_label(group, sig), _edit_body(entry), _EDIT)
+                    edits.append((group, sig, entry, seal))
+            elif whole:
+                blob = marshal.dumps(whole)
+                rows.append((group, blob, cls.seal_cards(secret, group, blob)))
+            else:
+                emptied.append((group,))
         try:
             db = cls._connect(path)
         except sqlite3.Error:
             return
         try:
             db.execute("BEGIN IMMEDIATE")
-            for group, new, stale in changes:
-                db.executemany("DELETE FROM memo WHERE grp = ? AND sig = ?", [(group, s) for s in stale])
-                db.executemany(
-                    "INSERT OR REPLACE INTO memo VALUES (?, ?, ?, ?, ?, ?, ?, ?)", [(group, *r) for r in new]
-                )
+            # A group written whole holds its edits: its edit rows go.
+            db.executemany("DELETE FROM memo_delta WHERE grp = ?", [*emptied, *((g,) for g, _, _ in rows)])
+            db.executemany("DELETE FROM memo WHERE grp = ?", emptied)
+            db.executemany("INSERT OR REPLACE INTO memo (grp, cards, seal) VALUES (?, ?, ?)", rows)
+            db.executemany("INSERT OR REPLACE INTO memo_delta VALUES (?, ?, ?, ?)", edits)
             db.execute("COMMIT")
         except sqlite3.Error:
             with contextlib.suppress(sqlite3.Error):

@@ -177,12 +177,15 @@ def settle(
     for source, raws, rematched in read:
         lock = lock_of[source.root]
         new = 0
-        used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
+        # Made when a card first needs a new id: most files give every card its own.
+        used: set[str] | None = None
         # Where each question's numbering goes on: a page repeating one question stays linear.
         next_n: dict[tuple[str, str | None], int] = {}
         for raw in raws:
             if "id" in raw.data:
                 continue
+            if used is None:
+                used = set(lock.notes) | {str(r.data["id"]) for r in raws if "id" in r.data}
             n = next_n.get((raw.kind, raw.key), 0)
             while True:
                 # backslashreplace: a file name that is not UTF-8 gets an id too (its cards are refused).

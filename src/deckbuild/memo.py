@@ -2,13 +2,14 @@
 
 A card whose source text, file and context are exactly as in an earlier run, under the same
 versions of deckbuild and its renderers, was validated and rendered then; the memo answers it
-without running pydantic or Markdown again. Entries live in the cache, one group per source
-file, so an edit stores and deletes only the cards it touched.
+without running pydantic or Markdown again. Entries live in the cache, one row per source file
+holding all its cards, signed as a whole, and a signed row per card an edit changed since: a
+rebuild reads and checks a file's memo in one go, a file whose cards all read as before is not
+written again, and an edit writes a row or two, not the whole file's memo.
 """
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -20,6 +21,10 @@ if TYPE_CHECKING:
     from deckbuild.sources import SourceFile
     from deckbuild.workers import Helpers
 
+# How many edit rows a file's memo gathers before it is written whole again (or one per
+# EDIT_SHARE of its cards, when that is more): a lookup reads them all, a rewrite costs the file.
+MAX_EDIT_ROWS = 64
+EDIT_SHARE = 8
 # Fields are stored joined, as Anki stores them; a field holding the separator is never stored.
 _SEP = "\x1f"
 
@@ -45,15 +50,18 @@ class Remembered:
 
 def signature(raw: RawCard) -> str:
     """Return the exact text of a card as read: equal signatures render equally."""
+    data = raw.data
     try:
-        values = "\x1d".join(raw.data.values())
+        values = "\x1d".join(data.values())
     except TypeError:
-        values = "\x1d"  # not all text: told apart by the repr below
-    if "\x1d" in values:
+        values = None  # not all text: told apart by the repr below
+    # Only the separators the join put in: no value holds one, so the text splits back one way.
+    if values is None or values.count("\x1d") != len(data) - 1:
         # Readers give str, int, bool, None, lists and dicts, whose repr is exact.
-        return repr((raw.kind, raw.data))
+        return repr((raw.kind, data))
     # All text without the separator (most cards): the same, exactly, at a third of the cost.
-    return raw.kind + "\x1e" + "\x1d".join(raw.data) + "\x1e" + values
+    # Kinds and field names are the readers' own words: no separator, no "(" to start with.
+    return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
 
 
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
@@ -79,11 +87,14 @@ class Memo:
 
     def __init__(self, store: cache.Cache) -> None:
         self.store = store
-        self._loaded: dict[str, dict[str, tuple[str, ...]]] = {}
+        # Per group: its entries as stored (encoded), the signatures this run read, its new entries.
+        self._loaded: dict[str, dict[str, bytes]] = {}
+        self._edits: dict[str, int] = {}
         self._used: dict[str, set[str]] = {}
-        self._new: dict[str, dict[str, tuple[str, ...]]] = {}
+        self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
-        self._origins: dict[Path, dict[str, str | None]] = {}
+        # The file whose cards are being looked up: its entries, the signatures read, its origin.
+        self._current: tuple[SourceFile, dict[str, bytes], set[str], dict[str, str | None]] | None = None
 
     @staticmethod
     def group(source: SourceFile) -> str:
@@ -91,31 +102,33 @@ class Memo:
         context = [str(source.path), str(source.root), source.origin, source.deck, source.tag]
         return cache.key("memo", *context)
 
+    def _group(self, source: SourceFile) -> str:
+        """Return a source file's group, reading its entries the first time it is asked for."""
+        group = self._groups.get(source.path)
+        if group is None:
+            group = self._groups[source.path] = self.group(source)
+            self._loaded[group], self._edits[group] = self.store.memo_cards(group)
+            self._used[group] = set()
+        return group
+
     def lookup(self, source: SourceFile, sig: str) -> Remembered | None:
         """Return what an earlier run made of this card, if anything."""
         if self.store.db is None:
             return None
-        group = self._groups.get(source.path)
-        if group is None:
-            group = self._groups[source.path] = self.group(source)
-            self._loaded[group] = self.store.memo_rows(group)
-            self._used[group] = set()
-        row = self._loaded[group].get(sig)
-        if row is None:
-            return None
-        self._used[group].add(sig)
-        # Shipped without the sanitizer: only a row this cache's key signed is used; any other
-        # (damaged, planted, or of another card) is rendered again and replaced.
-        *content, seal = row
-        if not self.store.sealed(seal, "memo", group, *content):
-            return None
-        if (decoded := cache.decode_memo(tuple(content))) is None:
-            return None  # a damaged row: rendered again, and replaced
-        fields, digest, problems, media, extra = decoded
-        origin = self._origins.get(source.path)
-        if origin is None:
+        if self._current is None or self._current[0] is not source:
+            group = self._group(source)
             # Shared by the cards of a file: nothing writes to it.
-            origin = self._origins[source.path] = {"origin": source.origin}
+            self._current = (source, self._loaded[group], self._used[group], {"origin": source.origin})
+        _, cards, used, origin = self._current
+        entry = cards.get(sig)
+        if entry is None:
+            return None
+        used.add(sig)
+        # Shipped without the sanitizer: only a group this cache's key signed was read; an
+        # entry of the wrong shape in it is rendered again and replaced.
+        if (decoded := cache.decode_memo(entry)) is None:
+            return None
+        fields, digest, problems, media, extra = decoded
         return Remembered(Rendered(fields, digest, problems, media), {**origin, **extra} if extra else origin)
 
     def remember(
@@ -125,36 +138,37 @@ class Memo:
         if self.store.db is None or any(_SEP in f for f in rendered.fields):
             return
         rest = {k: v for k, v in extra.items() if k != "origin"}
-        content = (
-            sig,
-            _SEP.join(rendered.fields),
-            rendered.digest,
-            json.dumps(rest, ensure_ascii=False, sort_keys=True) if rest else "",
-            json.dumps(rendered.problems, ensure_ascii=False) if rendered.problems else "",
-            json.dumps(rendered.media, ensure_ascii=False) if rendered.media else "",
-        )
-        if any("\x00" in part for part in content):
-            return  # the seal joins parts with NUL; such a card is simply rendered every time
-        group = self._groups.get(source.path) or self.group(source)
-        self._new.setdefault(group, {})[sig] = (*content, self.store.seal("memo", group, *content))
-        self._used.setdefault(group, set()).add(sig)
+        entry = cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
+        if entry is None:
+            return
+        group = self._group(source)
+        self._new.setdefault(group, {})[sig] = entry
+        self._used[group].add(sig)
 
     def save(self, helping: Helpers | None = None) -> None:
-        """Store the new cards and forget the ones no source holds any more.
+        """Store what changed in each group: as edit rows while they are few, else the group whole.
 
         A free helper does the writing while this process goes on; without one, a thread does.
         Either way it is finished when the helpers, and the cache, are closed.
         """
-        changes = []
-        for group in sorted(self._used.keys() | self._new.keys()):
-            stale = sorted(self._loaded.get(group, {}).keys() - self._used.get(group, set()))
-            new = list(self._new.get(group, {}).values())
-            if stale or new:
-                changes.append((group, new, stale))
+        changes: list[cache.MemoChange] = []
+        for group in sorted(self._used):
+            loaded, used, new = self._loaded[group], self._used[group], self._new.get(group, {})
+            if not new and len(used) == len(loaded):
+                continue  # every card as it was: the group is stored already
+            dropped = [sig for sig in loaded if sig not in used]
+            edits = self._edits[group] + len(new) + len(dropped)
+            if loaded and edits <= max(MAX_EDIT_ROWS, len(loaded) // EDIT_SHARE):
+                # A few cards changed: their rows are added, the file's row stays as it is.
+                changes.append((group, None, new, dropped))
+            else:
+                whole = {sig: entry for sig, entry in loaded.items() if sig in used}
+                whole.update(new)
+                changes.append((group, whole, {}, []))
         self._new.clear()
         if not changes or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:
-            helping.submit(cache.Cache.write_memo, self.store.path, changes)
+            helping.submit(cache.Cache.write_memo, self.store.path, self.store.secret, changes)
         else:
             self.store.update_memo(changes)

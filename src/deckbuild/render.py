@@ -168,6 +168,9 @@ _CONTAINERS_RE = re.compile(r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))
 _MARKER_RE = re.compile(r">|[-+*]|\d{1,9}[.)]")
 # Every container level takes at least one character of a line's prefix.
 _DEEP_PREFIX_RE = re.compile(rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
+# The same, searched for in text with a line break put in front: a literal first, which the
+# regex engine finds by scanning for it, where "^" is tried at every character.
+_DEEP_LINE_RE = re.compile(rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
 _BRACKET_RE = re.compile(r"\\.|[\[\](){}]", re.S)  # an escape, like \( or \{, nests nothing
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
@@ -286,10 +289,14 @@ def _card_problem(data: dict[str, Any]) -> str | None:
     # once. Joined by newlines, every field starts a line, so a deep prefix anywhere is found; the
     # joined text has at least every field's brackets and length, so it is suspect when any field is.
     try:
-        joined = "\n".join(data.values())
+        joined = "\n" + "\n".join(data.values())
     except TypeError:  # not all text: checked field by field
-        joined = None
-    if joined is not None and len(joined) <= MAX_FIELD_CHARS and not _may_nest_too_deeply(joined):
+        return _fields_problem(data)
+    if (
+        len(joined) <= MAX_FIELD_CHARS + 1
+        and joined.count("[") + joined.count("(") + joined.count("{") <= MAX_NESTING
+        and _DEEP_LINE_RE.search(joined) is None
+    ):
         return None
     return _fields_problem(data)
 

@@ -183,25 +183,38 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
     cards: list[RawCard] = []
     rows = 0
     order: list[str] | None = None
-    records = _records(lines)
-    while True:
-        try:
-            start, _, fields, after_blank = next(records)
-        except StopIteration:
-            break
-        except _Unbalanced as exc:
-            report.error(
-                path,
-                exc.args[0] + 1,
-                "unbalanced double quote: this field opens a quote that never closes; "
-                'close it, or write a quote inside a quoted field as ""',
-            )
-            return cards
+    columns: _Columns | None = None
+    i = 0
+    after_blank = True
+    while i < len(lines):
+        line = lines[i]
+        if '"' in line:
+            start = i
+            try:
+                fields, i = split_record(lines, i)
+            except _Unbalanced:
+                report.error(
+                    path,
+                    start + 1,
+                    "unbalanced double quote: this field opens a quote that never closes; "
+                    'close it, or write a quote inside a quoted field as ""',
+                )
+                return cards
+        elif not line or line.isspace():
+            after_blank = True
+            i += 1
+            continue
+        else:
+            # Most rows: one line, no quotes.
+            start = i
+            fields = line.split(";")
+            i += 1
         lineno = start + 1
         if after_blank:
+            after_blank = False
             header = _header_order(fields)
             if header is not None:
-                order = header
+                order, columns = header, _Columns(header)
                 continue
             looks_like_header = _looks_like_header(fields)
             if order is None or (looks_like_header and "question" in _names(fields)):
@@ -213,7 +226,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
                 if order is None:
                     return cards
                 continue
-        assert order is not None
+        assert order is not None and columns is not None
         rows += 1
         if len(fields) != len(order):
             shown = ";".join({**KNOWN, **ALIASES}[c] for c in order)
@@ -226,39 +239,59 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
                 'put a field that contains ";" in double quotes',
             )
             continue
-        values = {c: fields[k].strip() for k, c in enumerate(order)}
-        uuid = values.get(id_column(order), "")
+        card = columns.card(fields, path, lineno, report)
+        if card is not None:
+            cards.append(card)
+    if order is not None and rows == 0:
+        report.error(path, 1, "only a header, no cards; add rows or remove the file")
+    return cards
+
+
+class _Columns:
+    """Where a section's header puts each column: a row becomes a card without a dict per row."""
+
+    def __init__(self, order: list[str]) -> None:
+        self.question = order.index("question")
+        self.answer = order.index("answer")
+        column = id_column(order)
+        self.id = order.index(column) if column in order else None
+        self.guid = "guid" in order
+        self.tags = order.index("tags") if "tags" in order else None
+        self.optional = [(name, order.index(name)) for name in ("hint", "extra", "notetype") if name in order]
+        self.reverse = order.index("reverse") if "reverse" in order else None
+
+    def card(self, fields: list[str], path: str, lineno: int, report: Report) -> RawCard | None:
+        """Make a row's card, or report what is wrong with it and return None."""
+        uuid = "" if self.id is None else fields[self.id].strip()
         if not uuid:
             report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
-            continue
-        data: dict[str, object] = {"id": uuid, "question": values["question"]}
-        if "guid" in order:
+            return None
+        question = fields[self.question].strip()
+        data: dict[str, object] = {"id": uuid, "question": question}
+        if self.guid:
             data["anki_guid"] = True
-        data["answer"] = values.get("answer", "")
-        if values.get("tags"):
-            data["tags"] = values["tags"].split()
-        for name in ("hint", "extra", "notetype"):
-            if values.get(name):
-                data[name] = values[name]
-        reverse = values.get("reverse", "").lower()
-        if reverse in _YES:
-            data["reverse"] = True
-        elif reverse not in _NO:
-            report.error(
-                path, lineno, f"Reverse must be yes or no (or empty), found {values['reverse']!r}; fix it"
-            )
-            continue
+        data["answer"] = fields[self.answer].strip()
+        if self.tags is not None and (tags := fields[self.tags].strip()):
+            data["tags"] = tags.split()
+        for name, at in self.optional:
+            if value := fields[at].strip():
+                data[name] = value
+        if self.reverse is not None:
+            cell = fields[self.reverse].strip()
+            reverse = cell.lower()
+            if reverse in _YES:
+                data["reverse"] = True
+            elif reverse not in _NO:
+                report.error(path, lineno, f"Reverse must be yes or no (or empty), found {cell!r}; fix it")
+                return None
         # A question that starts a cloze anywhere is a cloze note, checked as one.
-        kind = "cloze" if "{{c" in values["question"] and LOOKS_LIKE.search(values["question"]) else "basic"
+        kind = "cloze" if "{{c" in question and LOOKS_LIKE.search(question) else "basic"
         if kind == "cloze" and not data["answer"]:
             del data["answer"]
         if kind == "cloze" and data.pop("reverse", False):
             report.error(path, lineno, "a cloze card cannot be reversed; empty its Reverse cell")
-            continue
-        cards.append(RawCard(lineno, kind, data))
-    if order is not None and rows == 0:
-        report.error(path, 1, "only a header, no cards; add rows or remove the file")
-    return cards
+            return None
+        return RawCard(lineno, kind, data)
 
 
 def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
