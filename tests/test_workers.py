@@ -14,7 +14,7 @@ import pytest
 
 from ankihelp import import_package
 from conftest import put
-from deckbuild import build, workers
+from deckbuild import build, launch, workers
 from deckbuild.sources import LOCK_NAME
 from deckbuild.workers import Helpers
 
@@ -121,7 +121,7 @@ def test_work_that_cannot_be_sent_is_done_here_without_waiting():
 STALLED_BUILD = """
 import sys, time
 from pathlib import Path
-from deckbuild import build, workers
+from deckbuild import build, launch, workers
 decks, out, pid_file, fallback = sys.argv[1:]
 if fallback == "fallback":
     workers.set_death_signal = lambda: False  # as where prctl is missing: the watcher must do
@@ -186,11 +186,11 @@ def test_helpers_die_with_a_killed_build_and_free_its_lock(way, deck_tree, tmp_p
 
 
 def test_a_helper_forked_at_start_up_is_the_one_a_build_takes_on():
-    workers.prefork("test_workers:nothing", "test_workers:nothing")
-    assert workers._spare is not None
-    spare = workers._spare[0].pid
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
+    assert launch.spare is not None
+    spare = launch.spare[0]
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
-        assert workers._spare is None, "taken on"
+        assert launch.spare is None, "taken on"
         assert [h.pid for h in helpers._helpers] == [spare], "no second helper was forked"
         assert helpers.run([1, 2, 3]) == [(1, spare), (4, spare), (9, spare)]
     with pytest.raises(ChildProcessError):
@@ -198,17 +198,17 @@ def test_a_helper_forked_at_start_up_is_the_one_a_build_takes_on():
 
 
 def test_a_spare_that_warms_up_otherwise_is_left_and_stopped_at_exit():
-    workers.prefork("test_workers:nothing", "test_workers:nothing")
-    assert workers._spare is not None
-    spare = workers._spare[0].pid
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
+    assert launch.spare is not None
+    spare = launch.spare[0]
     try:
         with Helpers(1, nothing, square_with_pid) as helpers:  # another `later`: not this spare
             pids = {pid for _, pid in helpers.run([1, 2])}
             assert pids and spare not in pids and PARENT not in pids
-        assert workers._spare is not None and not _gone(spare)
+        assert launch.spare is not None and not _gone(spare)
     finally:
-        workers._stop_spare()
-    assert workers._spare is None
+        launch.stop_spare()
+    assert launch.spare is None
     with pytest.raises(ChildProcessError):
         os.waitpid(spare, os.WNOHANG)
 
@@ -217,12 +217,12 @@ def test_a_spare_that_warms_up_otherwise_is_left_and_stopped_at_exit():
 UNUSED_SPARE = """
 import sys
 sys.argv = ["deckbuild", "build", "--help"]
-from deckbuild import launch, workers
+from deckbuild import launch
 try:
     launch.main()
 except SystemExit:
     pass
-print(workers._spare[0].pid)
+print(launch.spare[0])
 """
 
 
@@ -237,45 +237,45 @@ def test_a_helper_forked_at_start_up_ends_with_a_command_that_needs_none():
 
 @pytest.mark.parametrize("argv", [["--help"], ["ids", "decks"], ["cards", "--json"], []])
 def test_commands_that_render_nothing_fork_no_helper_at_start_up(argv, monkeypatch):
-    from deckbuild import cli, launch
+    from deckbuild import cli
 
     monkeypatch.setattr(sys, "argv", ["deckbuild", *argv])
     monkeypatch.setattr(cli, "main", lambda: None)
     launch.main()
-    assert workers._spare is None
+    assert launch.spare is None
 
 
 @pytest.mark.parametrize("command", sorted(__import__("deckbuild.launch").launch.RENDERING))
 def test_commands_that_render_cards_fork_their_first_helper_at_start_up(command, monkeypatch):
-    from deckbuild import cli, launch
+    from deckbuild import cli
 
     seen = []
     monkeypatch.setattr(sys, "argv", ["deckbuild", command])
-    monkeypatch.setattr(cli, "main", lambda: seen.append(workers._spare))
+    monkeypatch.setattr(cli, "main", lambda: seen.append(launch.spare))
     monkeypatch.setattr(os, "cpu_count", lambda: 2)
     try:
         launch.main()
         spare = seen[0]
-        assert spare is not None and spare[3] == os.getpid()
-        assert (spare[1], spare[2]) == (workers._name(build._warm), workers._name(build._warm_packaging))
+        assert spare is not None and spare[4] == os.getpid()
+        assert (spare[2], spare[3]) == (workers._name(build._warm), workers._name(build._warm_packaging))
     finally:
-        workers._stop_spare()
+        launch.stop_spare()
 
 
 def test_one_core_forks_no_helper_at_start_up(monkeypatch):
-    from deckbuild import cli, launch
+    from deckbuild import cli
 
     monkeypatch.setattr(sys, "argv", ["deckbuild", "build"])
     monkeypatch.setattr(cli, "main", lambda: None)
     monkeypatch.setattr(os, "cpu_count", lambda: 1)
     launch.main()
-    assert workers._spare is None
+    assert launch.spare is None
 
 
 def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
-    workers.prefork("test_workers:nothing", "test_workers:nothing")
-    assert workers._spare is not None
-    spare = workers._spare[0].pid
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
+    assert launch.spare is not None
+    spare = launch.spare[0]
     items = list(range(workers.TWIN_AT + 1))
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
         results = helpers.run(items)
@@ -289,7 +289,7 @@ def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
 
 
 def test_a_small_batch_makes_no_twin():
-    workers.prefork("test_workers:nothing", "test_workers:nothing")
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
         assert {pid for _, pid in helpers.run(list(range(workers.TWIN_AT)))} == {helpers._helpers[0].pid}
         assert len(helpers._helpers) == 1
@@ -298,9 +298,9 @@ def test_a_small_batch_makes_no_twin():
 TWINNED_THEN_KILLED = """
 import sys, time
 sys.path.insert(0, sys.argv[1])
-from deckbuild import workers
+from deckbuild import launch, workers
 from test_workers import nothing, square_with_pid
-workers.prefork("test_workers:nothing", "test_workers:nothing")
+launch.prefork("test_workers:nothing", "test_workers:nothing")
 helpers = workers.Helpers(1, nothing, square_with_pid, later=nothing)
 pids = {pid for _, pid in helpers.run(list(range(workers.TWIN_AT + 1)))}
 print(" ".join(map(str, sorted(pids))), flush=True)
@@ -343,3 +343,27 @@ def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(dec
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "helped" / "Deck.apkg").read_bytes() == alone.packages[0].read_bytes()
+
+
+# A build that nothing changed, through the entry point: the helper forked for it costs a fork.
+REPLAYED = """
+import sys
+decks, out = sys.argv[1:]
+sys.argv = ["deckbuild", "build", decks, "-o", out, "-q"]
+from deckbuild import launch
+try:
+    launch.main()
+except SystemExit:
+    pass
+print(sorted(m for m in ("deckbuild.workers", "pickle", "signal") if m in sys.modules))
+"""
+
+
+def test_a_build_answered_from_its_record_loads_no_helper_code(deck_tree, tmp_path):
+    put(deck_tree, "Deck/cards.txt", ROWS)
+    env = {**os.environ, "DECKBUILD_CACHE_DIR": str(tmp_path / "cache")}
+    command = [sys.executable, "-c", REPLAYED, str(deck_tree), str(tmp_path / "dist")]
+    for _ in range(2):  # the first builds and keeps its record; the second is answered from it
+        result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
+        assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[-2] == "[]"

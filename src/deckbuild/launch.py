@@ -2,24 +2,74 @@
 
 Importing pydantic, Markdown and Pygments takes a helper a quarter of a second. Forked here,
 before click is even imported, it is ready by the time a rebuild knows which cards changed,
-instead of that much later; a command that renders nothing stops it as it exits.
+instead of that much later; a command that renders nothing stops it as it exits. Only `os`
+is needed for that here: a build that nothing changed pays for the fork, not for the helper's code.
 """
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
 import sys
 
 # The commands that validate and render cards (and so take on a helper), by their first argument.
 RENDERING = frozenset({"build", "check", "preview", "release", "import"})
 
+# signal.SIGKILL wherever there is fork, without importing the signal module at start-up.
+_SIGKILL = 9
+# The helper forked at start-up, until deckbuild.workers takes it on: its pid; this process's
+# ends of its pipes (to it, from it) and of the pipes kept for its twin (to, from); the
+# functions it warms up and prepares with ("module:function"); the process that forked it.
+spare: tuple[int, tuple[int, int, int, int], str, str, int] | None = None
+
 
 def main() -> None:
     """Run the command line, forking the first helper early when the command renders cards."""
     if len(sys.argv) > 1 and sys.argv[1] in RENDERING and (os.cpu_count() or 1) > 1:
-        from deckbuild.workers import prefork
-
         prefork("deckbuild.build:_warm", "deckbuild.build:_warm_packaging")
     from deckbuild.cli import main as run
 
     run()
+
+
+def prefork(warm: str, later: str) -> None:
+    """Fork one helper now, to import what rendering needs while this process starts up.
+
+    `warm` and `later` name functions, imported in the helper, not here. The first
+    `workers.Helpers` made with the same two takes it on. It is forked before any folder lock
+    is taken, so it never holds one.
+    """
+    global spare
+    if spare is not None or not hasattr(os, "fork"):
+        return
+    down_read, down_write = os.pipe()
+    up_read, up_write = os.pipe()
+    twin_down_read, twin_down_write = os.pipe()
+    twin_up_read, twin_up_write = os.pipe()
+    parent = os.getpid()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
+        for fd in (down_write, up_read, twin_down_write, twin_up_read):
+            os.close(fd)
+        from deckbuild.workers import serve_spare
+
+        serve_spare(down_read, up_write, (twin_down_read, twin_up_write), warm, later, parent)
+    for fd in (down_read, up_write, twin_down_read, twin_up_write):
+        os.close(fd)
+    spare = (pid, (down_write, up_read, twin_down_write, twin_up_read), warm, later, parent)
+    atexit.register(stop_spare)
+
+
+def stop_spare() -> None:
+    """End the start-up helper if nothing took it on (it waits for a call that will not come)."""
+    global spare
+    if spare is not None and spare[4] == os.getpid():
+        pid, fds = spare[0], spare[1]
+        for fd in fds:
+            with contextlib.suppress(OSError):
+                os.close(fd)
+        with contextlib.suppress(ProcessLookupError, ChildProcessError):
+            os.kill(pid, _SIGKILL)
+            os.waitpid(pid, 0)
+    spare = None

@@ -9,7 +9,6 @@ Where fork is missing, or a helper dies, the work is done in this process instea
 
 from __future__ import annotations
 
-import atexit
 import contextlib
 import importlib
 import os
@@ -46,10 +45,8 @@ class _Helper:
         return (self.down, self.up, *(self.reserve or ()))
 
 
-# A helper forked at start-up, before the command line is even parsed, to warm up while this
-# process starts: (the helper, "module:warm", "module:later", the process that forked it).
-_spare: tuple[_Helper, str, str, int] | None = None
-# In that helper: its own pipe ends, the pipe ends kept for its twin, and what it does later.
+# In the helper forked at start-up (deckbuild.launch): its own pipe ends, the pipe ends kept
+# for its twin, and what it does once it has answered.
 _own: tuple[int, int] = (-1, -1)
 _reserve: tuple[int, int] | None = None
 _later: Callable[[], None] | None = None
@@ -68,26 +65,14 @@ def _resolve(name: str) -> Callable[[], None]:
     return func
 
 
-def prefork(warm: str, later: str) -> None:
-    """Fork one helper now, to import what rendering needs while this process starts up.
-
-    `warm` and `later` name functions ("module:function"), imported in the helper, not here.
-    The first `Helpers` made with the same two functions takes it on; a process that needs no
-    helper stops it as it exits. It is forked before any folder lock is taken, so it never
-    holds one.
-    """
-    global _spare
-    if _spare is not None or not hasattr(os, "fork"):
-        return
-    down_read, down_write = os.pipe()
-    up_read, up_write = os.pipe()
-    warm_up, prepare = (lambda: _resolve(warm)()), (lambda: _resolve(later)())
-    helper = _fork(warm_up, prepare, [], keep=(down_read, up_write), drop=(down_write, up_read))
-    os.close(down_read)
-    os.close(up_write)
-    helper.reserve = (down_write, up_read)
-    _spare = (helper, warm, later, os.getpid())
-    atexit.register(_stop_spare)
+def serve_spare(
+    down: int, up: int, reserve: tuple[int, int], warm: str, later: str, parent: int
+) -> None:  # pragma: no cover - runs in the helper forked at start-up; its results are tested
+    """Be the helper forked at start-up: warm up, then serve calls, keeping pipes for a twin."""
+    global _own, _reserve, _later
+    _own, _reserve, _later = (down, up), reserve, _resolve(later)
+    _die_with(parent)
+    _serve(down, up, _resolve(warm), _later)
 
 
 def _twin() -> int:
@@ -114,44 +99,33 @@ def _twin() -> int:
 
 def _adopt(warm: Callable[[], None], later: Callable[[], None]) -> _Helper | None:
     """Take the helper forked at start-up, if it warms up as asked and belongs to this process."""
-    global _spare
-    if _spare is None:
+    launch = sys.modules.get("deckbuild.launch")
+    spare = getattr(launch, "spare", None)
+    if spare is None:
         return None
-    helper, warm_name, later_name, parent = _spare
+    pid, (down, up, twin_down, twin_up), warm_name, later_name, parent = spare
     if parent != os.getpid() or (warm_name, later_name) != (_name(warm), _name(later)):
         return None
-    _spare = None
-    return helper
+    launch.spare = None  # type: ignore[union-attr]
+    return _Helper(pid, down, up, reserve=(twin_down, twin_up))
 
 
-def _stop_spare() -> None:
-    global _spare
-    if _spare is not None and _spare[3] == os.getpid():
-        _stop(_spare[0])
-    _spare = None
+def _spare_fds() -> tuple[int, ...]:
+    """Return this process's pipe ends of a start-up helper nothing took on yet."""
+    spare = getattr(sys.modules.get("deckbuild.launch"), "spare", None)
+    return spare[1] if spare is not None else ()
 
 
-def _fork(
-    warm: Callable[[], None],
-    later: Callable[[], None],
-    others: list[_Helper],
-    keep: tuple[int, int] | None = None,
-    drop: tuple[int, ...] = (),
-) -> _Helper:
-    """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes.
-
-    `keep` are pipe ends the helper keeps for its twin, `drop` this process's ends of them.
-    """
-    global _own, _reserve, _later
+def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Helper]) -> _Helper:
+    """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes."""
     down_read, down_write = os.pipe()
     up_read, up_write = os.pipe()
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
         # Only this helper's own ends stay open, so that its pipe ends with this process.
-        for fd in (down_write, up_read, *drop, *(f for h in others for f in h.fds())):
+        for fd in (down_write, up_read, *_spare_fds(), *(f for h in others for f in h.fds())):
             os.close(fd)
-        _own, _reserve, _later = (down_read, up_write), keep, later
         _die_with(parent)
         _serve(down_read, up_write, warm, later)
     os.close(down_read)
@@ -187,8 +161,7 @@ class Helpers:
         if (spare := _adopt(warm, later)) is not None:
             self._helpers.append(spare)
         while len(self._helpers) < count:
-            spares = [] if _spare is None else [_spare[0]]  # its twin's pipe ends too
-            self._helpers.append(_fork(warm, later, self._helpers + spares))
+            self._helpers.append(_fork(warm, later, self._helpers))
 
     def __enter__(self) -> Helpers:
         return self
