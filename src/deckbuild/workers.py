@@ -10,6 +10,7 @@ Where fork is missing, or a helper dies, the work is done in this process instea
 from __future__ import annotations
 
 import contextlib
+import gc
 import importlib
 import os
 import pickle
@@ -45,11 +46,10 @@ class _Helper:
         return (self.down, self.up, *(self.reserve or ()))
 
 
-# In the helper forked at start-up (deckbuild.launch): its own pipe ends, the pipe ends kept
-# for its twin, and what it does once it has answered.
+# In the helper forked at start-up (deckbuild.launch): its own pipe ends, and the pipe ends kept
+# for its twin.
 _own: tuple[int, int] = (-1, -1)
 _reserve: tuple[int, int] | None = None
-_later: Callable[[], None] | None = None
 # A batch this big gets the start-up helper's twin (an already warm copy of it), and this
 # process, which has not imported the renderers, takes no share of it.
 TWIN_AT = HEAD_START
@@ -69,10 +69,10 @@ def serve_spare(
     down: int, up: int, reserve: tuple[int, int], warm: str, later: str, parent: int
 ) -> None:  # pragma: no cover - runs in the helper forked at start-up; its results are tested
     """Be the helper forked at start-up: warm up, then serve calls, keeping pipes for a twin."""
-    global _own, _reserve, _later
-    _own, _reserve, _later = (down, up), reserve, _resolve(later)
+    global _own, _reserve
+    _own, _reserve = (down, up), reserve
     _die_with(parent)
-    _serve(down, up, _resolve(warm), _later)
+    _serve(down, up, _resolve(warm), _resolve(later))
 
 
 def _twin() -> int:
@@ -91,7 +91,8 @@ def _twin() -> int:
         for fd in _own:
             os.close(fd)
         _die_with(parent)
-        _serve(down, up, lambda: None, _later or (lambda: None))
+        # Warm already; the helper it was copied from alone prepares for later (imports genanki).
+        _serve(down, up, lambda: None, lambda: None)
     os.close(down)
     os.close(up)
     return pid
@@ -315,6 +316,9 @@ def _serve(
 ) -> None:  # pragma: no cover
     try:
         warm()
+        # What warming up imported lives as long as the helper: the cycle collector need not
+        # trace it again and again while cards are rendered (nor copy its pages into a twin).
+        gc.freeze()
         answered = False
         while True:
             func, args = _receive(down)
