@@ -152,6 +152,18 @@ def _wait_for(condition, seconds: float) -> bool:
     return condition()
 
 
+def _kill_and_see_helpers_end(build: subprocess.Popen, helpers: list[int]) -> None:
+    """Kill a build with SIGKILL, then check that every helper it had ends too."""
+    build.kill()
+    build.wait()
+    try:
+        assert _wait_for(lambda: all(_gone(pid) for pid in helpers), 30), "a helper outlived its build"
+    finally:
+        for pid in helpers:  # whatever the outcome, leave no process behind
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
 @pytest.mark.skipif(not Path("/proc/self/stat").exists(), reason="reads process states from /proc")
 @pytest.mark.parametrize("way", ["death-signal", "fallback"])
 def test_helpers_die_with_a_killed_build_and_free_its_lock(way, deck_tree, tmp_path, collection):
@@ -161,19 +173,13 @@ def test_helpers_die_with_a_killed_build_and_free_its_lock(way, deck_tree, tmp_p
     stalled = subprocess.Popen(
         [sys.executable, "-c", STALLED_BUILD, str(deck_tree), str(tmp_path / "dist"), str(pid_file), way]
     )
+    helpers: list[int] = []
     try:
         assert _wait_for(lambda: pid_file.exists() and pid_file.read_text(), 60), "the build never stalled"
         helpers = [int(pid) for pid in pid_file.read_text().split()]
         assert len(helpers) == 2 and not any(_gone(pid) for pid in helpers)
     finally:
-        stalled.kill()
-        stalled.wait()
-    try:
-        assert _wait_for(lambda: all(_gone(pid) for pid in helpers), 30), "a helper outlived its build"
-    finally:
-        for pid in helpers:  # whatever the outcome, leave no process behind
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_and_see_helpers_end(stalled, helpers)
     # The tree's build lock is free again: a new build takes it and finishes.
     result = subprocess.run(
         [sys.executable, "-m", "deckbuild", "build", str(deck_tree), "-o", str(tmp_path / "dist")],
@@ -314,19 +320,13 @@ def test_the_twin_dies_with_a_killed_build():
     build = subprocess.Popen(
         [sys.executable, "-c", TWINNED_THEN_KILLED, tests], stdout=subprocess.PIPE, text=True
     )
+    pids: list[int] = []
     try:
         assert build.stdout is not None
         pids = [int(pid) for pid in build.stdout.readline().split()]
         assert len(pids) == 2 and not any(_gone(pid) for pid in pids)
     finally:
-        build.kill()
-        build.wait()
-    try:
-        assert _wait_for(lambda: all(_gone(pid) for pid in pids), 30), "a helper outlived its build"
-    finally:
-        for pid in pids:
-            with contextlib.suppress(ProcessLookupError):
-                os.kill(pid, signal.SIGKILL)
+        _kill_and_see_helpers_end(build, pids)
 
 
 def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(deck_tree, tmp_path):
