@@ -208,3 +208,36 @@ def test_a_lock_hashed_the_old_way_is_taken_over_without_moving_a_mod(deck_tree,
     assert {guid: (e["hash"], e["mod"]) for guid, e in notes.items()} == {
         g: (h, 500) for g, h in new_hashes.items()
     }
+
+
+# A lock of many good keys and one bad one, loaded in a process of its own: a hang would be a
+# timeout here, not a test run that never ends.
+ONE_BAD_KEY = """
+import json, sys, uuid
+from pathlib import Path
+from deckbuild.errors import DeckbuildError
+from deckbuild.lock import Lock
+path, at = Path(sys.argv[1]), int(sys.argv[2])
+keys = [str(uuid.UUID(int=n + 1)) for n in range(200)]
+keys.insert(at, "not a key")
+entry = {"hash": "0123456789abcdef", "mod": 1700000000}
+lock = {"deckbuild_lock": 1, "notetypes": {}, "notes": {k: entry for k in keys}}
+path.write_text(json.dumps(lock, indent=1))
+try:
+    Lock.load(path)
+except DeckbuildError as exc:
+    print(exc)
+"""
+
+
+@pytest.mark.parametrize("at", [0, 100, 200])
+def test_one_bad_key_among_many_is_named_at_once_wherever_it_is(tmp_path, at):
+    import subprocess
+    import sys
+
+    result = subprocess.run(
+        [sys.executable, "-c", ONE_BAD_KEY, str(tmp_path / "deckbuild.lock"), str(at)],
+        capture_output=True, text=True, timeout=60,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert "note 'not a key': not a UUID or GUID" in result.stdout

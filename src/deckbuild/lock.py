@@ -30,8 +30,10 @@ _UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F
 _UUID_RE = re.compile(_UUID)
 _GUID = rf"{_UUID}|{ANKI_GUID}"
 _GUID_RE = re.compile(_GUID)
-# Every key at once, one a line: a single pass in C instead of one match per note.
-_GUIDS_RE = re.compile(f"(?:(?:{_GUID})\n)*")
+# Every key at once, one a line: a single pass in C instead of one match per note. Each line is
+# an atomic group: a UUID is a GUID too, and backtracking into that choice for every line before
+# a bad key took time doubling with each line (a hand-edited key hung the build).
+_GUIDS_RE = re.compile(f"(?>(?:{_GUID})\n)*")
 # Up to this many changed entries, the file as read is patched line by line, not rewritten.
 PATCH_MAX = 64
 _ROW_RE = re.compile(r'("(?:[^"\\]|\\.)*"): \{.*\},?$')
