@@ -41,7 +41,8 @@ bench: $(STAMP)
 
 # The fuzz tests with many more examples than `make test` runs.
 fuzz: $(STAMP)
-	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_controls.py tests/test_calc.py tests/test_limits.py
+	HYPOTHESIS_PROFILE=fuzz $(BIN)/python -m pytest tests/test_fuzz.py tests/test_fuzz_controls.py tests/test_calc.py tests/test_limits.py \
+	  tests/test_lock_fuzz.py
 
 # Every card, front and back, as a static page; a screenshot too when Chromium is installed.
 preview: $(STAMP)
