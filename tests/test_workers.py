@@ -367,3 +367,29 @@ def test_a_build_answered_from_its_record_loads_no_helper_code(deck_tree, tmp_pa
         result = subprocess.run(command, capture_output=True, text=True, timeout=120, env=env)
         assert result.returncode == 0, result.stderr
     assert result.stdout.split("\n")[-2] == "[]"
+
+
+# A start-up helper whose warming up fails: it must end quietly, never run on in the command.
+BROKEN_SPARE = """
+import sys
+sys.path.insert(0, sys.argv[1])
+from deckbuild import launch, workers
+from test_workers import square_with_pid
+launch.prefork("no_such_module:warm", "test_workers:nothing")
+print("once", flush=True)
+def broken():
+    pass
+broken.__module__, broken.__qualname__ = "no_such_module", "warm"
+with workers.Helpers(1, broken, square_with_pid, later=__import__("test_workers").nothing) as helpers:
+    print(sorted({value for value, _ in helpers.run([1, 2, 3])}), flush=True)
+"""
+
+
+def test_a_start_up_helper_that_cannot_warm_up_ends_quietly_and_its_work_is_done_here():
+    tests = str(Path(__file__).parent)
+    result = subprocess.run(
+        [sys.executable, "-c", BROKEN_SPARE, tests], capture_output=True, text=True, timeout=60
+    )
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.split("\n")[:2] == ["once", "[1, 4, 9]"], "the helper ran on in the command"
+    assert result.stderr == "", "no traceback from the helper"

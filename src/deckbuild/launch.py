@@ -50,11 +50,15 @@ def prefork(warm: str, later: str) -> None:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
-        for fd in (down_write, up_read, twin_down_write, twin_up_read):
-            os.close(fd)
-        from deckbuild.workers import serve_spare
+        # Whatever happens here, the helper never returns into the command it was forked from.
+        try:
+            for fd in (down_write, up_read, twin_down_write, twin_up_read):
+                os.close(fd)
+            from deckbuild.workers import serve_spare
 
-        serve_spare(down_read, up_write, (twin_down_read, twin_up_write), warm, later, parent)
+            serve_spare(down_read, up_write, (twin_down_read, twin_up_write), warm, later, parent)
+        finally:
+            os._exit(0)
     for fd in (down_read, up_write, twin_down_read, twin_up_write):
         os.close(fd)
     spare = (pid, (down_write, up_read, twin_down_write, twin_up_read), warm, later, parent)

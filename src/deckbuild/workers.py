@@ -72,7 +72,7 @@ def serve_spare(
     global _own, _reserve
     _own, _reserve = (down, up), reserve
     _die_with(parent)
-    _serve(down, up, _resolve(warm), _resolve(later))
+    _serve(down, up, lambda: _resolve(warm)(), lambda: _resolve(later)())
 
 
 def _twin() -> int:
@@ -88,11 +88,14 @@ def _twin() -> int:
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the twin's own side; its results are tested
-        for fd in _own:
-            os.close(fd)
-        _die_with(parent)
-        # Warm already; the helper it was copied from alone prepares for later (imports genanki).
-        _serve(down, up, lambda: None, lambda: None)
+        try:  # never back into the helper's loop it was copied from
+            for fd in _own:
+                os.close(fd)
+            _die_with(parent)
+            # Warm already; the helper it was copied from alone prepares for later (imports genanki).
+            _serve(down, up, lambda: None, lambda: None)
+        finally:
+            os._exit(0)
     os.close(down)
     os.close(up)
     return pid
@@ -124,11 +127,14 @@ def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Hel
     parent = os.getpid()
     pid = os.fork()
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
-        # Only this helper's own ends stay open, so that its pipe ends with this process.
-        for fd in (down_write, up_read, *_spare_fds(), *(f for h in others for f in h.fds())):
-            os.close(fd)
-        _die_with(parent)
-        _serve(down_read, up_write, warm, later)
+        try:  # never back into the build it was forked from
+            # Only this helper's own ends stay open, so that its pipe ends with this process.
+            for fd in (down_write, up_read, *_spare_fds(), *(f for h in others for f in h.fds())):
+                os.close(fd)
+            _die_with(parent)
+            _serve(down_read, up_write, warm, later)
+        finally:
+            os._exit(0)
     os.close(down_read)
     os.close(up_write)
     return _Helper(pid, down_write, up_read)
