@@ -359,6 +359,21 @@ def test_output_that_cannot_be_written_is_a_message_not_a_traceback(deck_tree, c
     assert result.stderr == "error: cannot write the output (No space left on device); check where it goes\n"
 
 
+@pytest.mark.parametrize("closed", ["<&-", ">&-", "2>&-", "<&- >&- 2>&-"])
+def test_a_closed_standard_stream_changes_nothing_a_build_writes(deck_tree, closed):
+    import subprocess
+    import sys
+
+    _one_card(deck_tree)
+    script = f'exec "$0" -m deckbuild build decks {closed}'
+    result = subprocess.run(
+        ["sh", "-c", script, sys.executable],
+        cwd=deck_tree.parent, capture_output=True, text=True, timeout=120,
+    )  # fmt: skip
+    assert result.returncode == 0, result.stderr
+    assert (deck_tree.parent / "dist").is_dir() and list((deck_tree.parent / "dist").glob("*.apkg"))
+
+
 def test_building_one_file_never_replaces_the_package_of_its_whole_deck(run, deck_tree):
     put(deck_tree, "D/a.txt", f"Question;Answer;UUID\nA?;a.;{U1}\n")
     put(deck_tree, "D/b.txt", f"Question;Answer;UUID\nB?;b.;{U2}\n")

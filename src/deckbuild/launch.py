@@ -26,11 +26,34 @@ spare: tuple[int, tuple[int, int, int, int], str, str, int] | None = None
 
 def main() -> None:
     """Run the command line, forking the first helper early when the command renders cards."""
-    if len(sys.argv) > 1 and sys.argv[1] in RENDERING and (os.cpu_count() or 1) > 1:
-        prefork("deckbuild.build:_warm", "deckbuild.build:_warm_packaging")
-    from deckbuild.cli import main as run
-
+    _standard_streams()
+    try:
+        if len(sys.argv) > 1 and sys.argv[1] in RENDERING and (os.cpu_count() or 1) > 1:
+            prefork("deckbuild.build:_warm", "deckbuild.build:_warm_packaging")
+        from deckbuild.cli import main as run
+    except KeyboardInterrupt:
+        # Ctrl-C before the command line is there to say it (click says the same later on).
+        sys.stderr.write("Aborted!\n")
+        sys.exit(1)
     run()
+
+
+def _standard_streams() -> None:
+    """Give a closed standard input, output or error the null device instead.
+
+    Run with `2>&-`, Python has no sys.stderr and the next file opened takes descriptor 2, so a
+    message meant for the terminal could land in a pipe or a package being written.
+    """
+    for fd, name, mode in ((0, "stdin", "r"), (1, "stdout", "w"), (2, "stderr", "w")):
+        try:
+            os.fstat(fd)
+        except OSError:
+            os.dup2(opened := os.open(os.devnull, os.O_RDWR), fd)
+            if opened != fd:
+                os.close(opened)
+        if getattr(sys, name) is None:
+            # As long as the process: the standard stream Python would have made.
+            setattr(sys, name, open(fd, mode, encoding="utf-8", errors="replace", closefd=False))  # noqa: SIM115
 
 
 def prefork(warm: str, later: str) -> None:

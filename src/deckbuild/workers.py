@@ -28,6 +28,7 @@ _SIZE = 8
 # How often a helper looks whether the process that forked it is still there.
 WATCH_SECONDS = 0.2
 _PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+_PR_SET_CHILD_SUBREAPER = 36
 
 
 @dataclass
@@ -206,6 +207,8 @@ class Helpers:
         if helper is None or helper.reserve is None:
             return None
         reserve, helper.reserve = helper.reserve, None
+        if sys.platform.startswith("linux"):
+            _become_subreaper()
         self._send(helper, _twin, ())
         pid = self._answer(helper)
         if not isinstance(pid, int):
@@ -260,7 +263,8 @@ class Helpers:
         helper.sender.start()
 
     def _answer(self, helper: _Helper) -> Any:
-        if helper.sender is not None:
+        # Not started when an interrupt came between making the thread and starting it.
+        if helper.sender is not None and helper.sender.ident is not None:
             helper.sender.join()
         helper.busy = False
         if not helper.sent:
@@ -302,11 +306,25 @@ def _die_with(parent: int) -> None:  # pragma: no cover - runs in the helper; te
 
 def set_death_signal() -> bool:
     """Ask Linux to SIGKILL this process when its parent ends; tell whether it agreed."""
+    return _prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+
+
+def _become_subreaper() -> bool:
+    """Ask Linux to make this process the parent of its descendants orphaned from now on.
+
+    A twin is the start-up helper's child: stopped after it, it would be left to init to reap,
+    and where nothing reaps (a container's first process) every cold build left one behind.
+    Adopted here instead, it is reaped with the others.
+    """
+    return _prctl(_PR_SET_CHILD_SUBREAPER, 1)
+
+
+def _prctl(option: int, value: int) -> bool:
     try:
         import ctypes
 
         libc = ctypes.CDLL(None, use_errno=True)
-        return int(libc.prctl(_PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)) == 0
+        return int(libc.prctl(option, value, 0, 0, 0)) == 0
     except (OSError, AttributeError):
         return False
 
