@@ -224,6 +224,8 @@ def _web_address(ctx: click.Context, param: click.Parameter, value: str | None) 
     """Accept only an http(s) address: the deck description is HTML that Anki shows as it is."""
     if value is not None and not value.lower().startswith(("https://", "http://")):
         raise click.BadParameter(f"{value!r} is not a web address; give one that starts with https://")
+    if value is not None and value.split() != [value]:
+        raise click.BadParameter(f"{value!r} is not a web address: it holds a blank; leave the blanks out")
     return _one_line(ctx, param, value)
 
 
