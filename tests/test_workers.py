@@ -406,3 +406,15 @@ def test_closing_after_an_interrupt_between_making_and_starting_a_send_raises_no
         # As Ctrl-C leaves it when it lands between creating the sending thread and starting it.
         helper.busy, helper.sender = True, threading.Thread(target=lambda: None)
     assert helper.pid and _wait_for(lambda: _gone(helper.pid), 10)
+
+
+def test_ctrl_c_while_the_command_line_starts_is_aborted_not_a_traceback(monkeypatch, capsys):
+    def interrupted(warm, later):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(sys, "argv", ["deckbuild", "build"])
+    monkeypatch.setattr(os, "cpu_count", lambda: 2)
+    monkeypatch.setattr(launch, "prefork", interrupted)
+    with pytest.raises(SystemExit) as exit_:
+        launch.main()
+    assert exit_.value.code == 1 and capsys.readouterr().err == "Aborted!\n"

@@ -207,8 +207,7 @@ class Helpers:
         if helper is None or helper.reserve is None:
             return None
         reserve, helper.reserve = helper.reserve, None
-        if sys.platform.startswith("linux"):
-            _become_subreaper()
+        _become_subreaper()  # where there is no prctl, init reaps the twin
         self._send(helper, _twin, ())
         pid = self._answer(helper)
         if not isinstance(pid, int):
