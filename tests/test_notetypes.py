@@ -5,12 +5,14 @@ from __future__ import annotations
 import json
 
 from click.testing import CliRunner
+from hypothesis import given
+from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all, visible_text
 from conftest import put
 from deckbuild.build import build
 from deckbuild.cli import cli
-from deckbuild.notetype import BASIC, NOTE_TYPES, REVERSED
+from deckbuild.notetype import BASIC, BY_LABEL, NOTE_TYPES, REVERSED
 
 NOW = 1_700_000_000
 U1 = "11111111-1111-4111-8111-111111111111"
@@ -143,3 +145,61 @@ def test_a_template_added_to_the_basic_note_type_would_make_anki_skip_learners_n
     result = import_package(collection, build([deck_tree], tmp_path / "two", now=NOW + 100).packages[0])
     assert (result.conflicting, result.updated) == (2, 0)  # every note of that type skipped
     assert "France" not in notes_by_guid(collection)[U2]["Back"]
+
+
+def _changed_type_reference(cards, locks):
+    """Which cards the note type check refuses, by its rule written out whole for every card."""
+    from deckbuild.notetype import BY_LABEL as by_label
+
+    refused = []
+    for parsed in cards:
+        entry = locks[parsed.source.root].notes.get(parsed.id)
+        if entry is None or entry.retired or (parsed.kept and parsed.kept_fields is None):
+            continue
+        if (entry.notetype or "basic") != NOTE_TYPES[parsed.notetype].label:
+            assert (entry.notetype or "basic") in by_label or entry.notetype.startswith("anki:")
+            refused.append(parsed.line)
+    return refused
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.sampled_from(sorted(NOTE_TYPES)),
+            st.sampled_from(["missing", "retired", "written basic", *sorted(BY_LABEL), "anki:123"]),
+            st.booleans(),
+            st.integers(0, 2),
+        ),
+        max_size=12,
+    )
+)
+def test_the_note_type_check_skips_per_card_work_only_where_the_full_rule_passes(rows):
+    # Each card is checked against its lock entry only when the label there differs from its own
+    # note type's: the rule written out whole for every card must refuse exactly the same cards.
+    from pathlib import Path
+
+    from deckbuild.build import Collection, Parsed, _Build
+    from deckbuild.errors import Report
+    from deckbuild.lock import Entry, Lock
+    from deckbuild.record import Release
+    from deckbuild.sources import SourceFile
+
+    root = Path("/tmp/deck-root")
+    files = [SourceFile(root / f"{n}.txt", root, "Deck", "Deck") for n in range(3)]
+    lock = Lock(root / "deckbuild.lock")
+    cards = []
+    for line, (nid, label, kept, file) in enumerate(rows, 2):
+        guid = f"{line:08d}-1111-4111-8111-111111111111"
+        if label == "retired":
+            lock.notes[guid] = Entry("h", 1, deck="Deck", fields=[""] * 15, tags=[])
+        elif label != "missing":
+            # The lock names the basic note type by no label; "basic" written out means it too.
+            named = {"basic": None, "written basic": "basic"}.get(label, label)
+            lock.notes[guid] = Entry("h", 1, notetype=named)
+        parsed = Parsed(files[file], line, guid, (), {"origin": f"{file}.txt"}, notetype=nid)
+        parsed.kept = "Kept" if kept else None
+        cards.append(parsed)
+    report = Report()
+    job = _Build([root], Path("/tmp/out"), NOW, (), Release(), report=report)
+    job.check_notetypes(Collection(cards, {root: lock}, report))
+    assert [p.line for p in report.problems] == _changed_type_reference(cards, {root: lock})

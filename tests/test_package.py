@@ -7,6 +7,8 @@ import shutil
 import zipfile
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import put, seed
 from deckbuild.build import build
@@ -176,3 +178,66 @@ def test_the_gate_names_ten_faults_and_counts_the_rest(tmp_path):
         write_package(tmp_path / "Deck.apkg", [DeckData("D", notes)], 1)
     message = str(info.value)
     assert message.count("it has 1 fields") == 10 and "; and 2 more; Anki would refuse" in message
+
+
+def _zipfile_bytes(entries):
+    """The archive zipfile itself writes for `entries`, as packages were written before."""
+    import io
+
+    from deckbuild.package import _add
+
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for name, data in entries:
+            _add(out, name, data)
+    return buffer.getvalue()
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.text(min_size=1, max_size=20).filter(lambda n: "\x00" not in n),
+            st.one_of(st.binary(max_size=3000), st.binary(max_size=30).map(lambda b: b * 500)),
+        ),
+        max_size=5,
+        unique_by=lambda entry: entry[0],
+    )
+)
+def test_a_package_is_zipped_to_the_bytes_zipfile_writes(entries):
+    # The archive is written by hand so that compressing is one call in a thread: any entries,
+    # names (non-ASCII ones are left to zipfile) and data alike, give zipfile's bytes.
+    from deckbuild.package import zip_bytes
+
+    assert zip_bytes(entries) == _zipfile_bytes(entries)
+
+
+def test_a_build_compresses_the_seeds_to_the_bytes_zipfile_writes(deck_tree, tmp_path):
+    put(deck_tree, "Deck/003.txt", seed("003"))
+    put(deck_tree, "Deck/More/quiz.txt", seed("001"))
+    apkg = build([deck_tree], tmp_path / "out", now=NOW).packages[0]
+    with zipfile.ZipFile(apkg) as z:
+        entries = [(info.filename, z.read(info)) for info in z.infolist()]
+    assert apkg.read_bytes() == _zipfile_bytes(entries)
+
+
+def test_packaging_gives_back_the_switch_interval_it_lowers_while_it_compresses(tmp_path):
+    import sys
+
+    before = sys.getswitchinterval()
+    write_package(tmp_path / "Deck.apkg", [DeckData("D", [_note()])], 1)
+    assert sys.getswitchinterval() == before
+    with pytest.raises(PackageRefused):
+        write_package(tmp_path / "Deck.apkg", [DeckData("D", [_note(["Q\x00", *[""] * 14])])], 1)
+    assert sys.getswitchinterval() == before
+
+
+def test_a_failure_while_compressing_reaches_whoever_waits_for_the_bytes():
+    import sys
+
+    from deckbuild.package import _Zipping
+
+    before = sys.getswitchinterval()
+    zipping = _Zipping([("collection.anki2", "not bytes")])  # type: ignore[list-item]
+    with pytest.raises(TypeError):
+        zipping.result()
+    assert sys.getswitchinterval() == before

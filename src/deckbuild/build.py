@@ -12,7 +12,7 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
@@ -511,22 +511,30 @@ class _Build:
             # A helper stores the new memo rows while this process writes the packages.
             memo.save(helping)
             staged: list[tuple[Path, Path]] = []
+            locks: list[tuple[Path, Path]] = []
             try:
+                # Each package is compressed in a thread while this one builds the next package's
+                # database, and the last one while the lock files are staged.
+                compressing: list[tuple[_Plan, Callable[[], bytes]]] = []
                 for plan in plans:
-                    tmp = self.write(plan)
-                    self.progress.count("unchanged" if tmp is None else "written")
+                    started = self.start(plan)
+                    self.progress.count("unchanged" if started is None else "written")
                     result.packages.append(plan.target)
-                    if tmp is not None:
-                        staged.append((tmp, plan.target))
-                        checkpoint(f"package-{len(staged)}")
+                    if started is not None:
+                        if compressing:
+                            self.stage_package(*compressing.pop(), staged)
+                        compressing.append((plan, started))
                 # Packages and locks change together: all of them, or (killed before the journal) none.
                 for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
                     text = lock.pending()
                     if text is not None:
-                        staged.append((_stage(lock.path, text.encode("utf-8")), lock.path))
+                        locks.append((_stage(lock.path, text.encode("utf-8")), lock.path))
+                if compressing:
+                    self.stage_package(*compressing.pop(), staged)
+                staged += locks
                 checkpoint("staged")
             except BaseException:
-                discard([tmp for tmp, _ in staged])
+                discard([tmp for tmp, _ in [*staged, *locks]])
                 raise
         self.progress.stage("committing")
         commit(staged)
@@ -573,23 +581,30 @@ class _Build:
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mods, files, empty)
 
-    def write(self, plan: _Plan) -> Path | None:
-        """Write a planned package beside its target, unless the file there is already it.
+    def start(self, plan: _Plan) -> Callable[[], bytes] | None:
+        """Start writing a planned package, unless the file there is already it.
 
-        Return the temporary file, for `commit` to rename into place with the others.
+        Return what waits for its bytes (they are compressed meanwhile), for `stage_package`.
         """
-        from deckbuild.package import package_bytes
+        from deckbuild.package import start_package
 
         if plan.empty is None:
             self.report.count("unchanged")
             return None
         try:
-            data = package_bytes(plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
+            return start_package(plan.decks, plan.notetype_mods, plan.files, plan.empty, plan.target.name)
         except (OSError, sqlite3.Error) as exc:
             raise cannot_write(plan.target, exc) from None
-        tmp = _stage(plan.target, data)
+
+    def stage_package(self, plan: _Plan, started: Callable[[], bytes], staged: _Moves) -> None:
+        """Write a started package beside its target, for `commit` to rename into place with the others."""
+        try:
+            data = started()
+        except OSError as exc:
+            raise cannot_write(plan.target, exc) from None
+        staged.append((_stage(plan.target, data), plan.target))
         self.store.put_many({plan.key: {"sha256": hashlib.sha256(data).hexdigest()}})
-        return tmp
+        checkpoint(f"package-{len(staged)}")
 
     def deck(self, slug: str, name: str) -> DeckData:
         from deckbuild.package import DeckData
@@ -679,51 +694,69 @@ class _Build:
     def check_notetypes(self, collection: Collection) -> None:
         """Refuse a card whose note type changed: Anki skips such a note on import, silently."""
         checked: set[tuple[Path, int]] = set()
-        source, lock = None, None
+        # What the lock names each note type by (None for the basic one), as `add_all` writes it.
+        labels = {nid: None if nid == NOTE_TYPE_ID else nt.label for nid, nt in NOTE_TYPES.items()}
+        source, lock, types = None, None, set[int]()
         for parsed in collection.cards:
             if parsed.source is not source:  # a file's cards come together: one lock look-up each
                 source = parsed.source
                 lock = collection.locks[source.root]
+                types = set()
             assert lock is not None
-            nt = NOTE_TYPES[parsed.notetype]
-            if nt.columns and (lock.path, nt.id) not in checked:
-                checked.add((lock.path, nt.id))
-                entry = lock.notetypes.get(str(nt.id))
-                old = entry.hash if entry is not None else nt.imported
-                if "." in old and old.partition(".")[0] != nt.schema:
-                    self.report.error(
-                        parsed.source.display, parsed.line,
-                        f"the note type {nt.title} has other field or card template names or another "
-                        "sort field than when it was last built: Anki would take it for another note type "
-                        "or skip later edits of every learner's note; put them back as they were, in "
-                        "their order (a template's text and the CSS may change)",
-                    )  # fmt: skip
+            nid = parsed.notetype
+            if nid not in types:  # each note type once per file, not once per card
+                types.add(nid)
+                if (lock.path, nid) not in checked:
+                    checked.add((lock.path, nid))
+                    self.check_schema(parsed, lock)
             entry = lock.notes.get(parsed.id)
-            if entry is None or entry.retired:
-                continue
-            if parsed.kept and parsed.kept_fields is None:
-                continue  # its note type could not be read: that error says what to do
-            label = entry.notetype or "basic"
-            now = nt
-            if label == now.label:
-                continue
-            was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
-            shown = was.title if was is not None else f"note type {label}"
-            if label.startswith("anki:"):
-                # A kept note type's card is never retired (no Status field): a new UUID would add
-                # a second note beside the learner's, so the only way out is back.
-                why = (
-                    f"this card was on the kept note type {shown} and is now a {now.title} card: Anki "
-                    "cannot change a note's type on import and would skip it; name its note type in "
-                    "the Notetype column again"
-                )
-            else:
-                why = (
-                    f"this card was a {shown} card and is now a {now.title} card: Anki cannot change "
-                    "a note's type on import and would skip it, keeping the old one; to change it, empty "
-                    "its UUID and run 'deckbuild ids' (the old card is then retired)"
-                )
-            self.report.error(parsed.source.display, parsed.line, why)
+            # The common case: a card new to the lock, or of the note type the lock names.
+            if entry is not None and entry.notetype != labels[nid]:
+                self.check_type(parsed, entry)
+
+    def check_schema(self, parsed: Parsed, lock: Lock) -> None:
+        """Refuse a kept note type whose fields, templates or sort field changed since it was built."""
+        nt = NOTE_TYPES[parsed.notetype]
+        if not nt.columns:
+            return
+        entry = lock.notetypes.get(str(nt.id))
+        old = entry.hash if entry is not None else nt.imported
+        if "." in old and old.partition(".")[0] != nt.schema:
+            self.report.error(
+                parsed.source.display, parsed.line,
+                f"the note type {nt.title} has other field or card template names or another "
+                "sort field than when it was last built: Anki would take it for another note type "
+                "or skip later edits of every learner's note; put them back as they were, in "
+                "their order (a template's text and the CSS may change)",
+            )  # fmt: skip
+
+    def check_type(self, parsed: Parsed, entry: Entry) -> None:
+        """Refuse a card whose note type is not the one its lock entry names."""
+        if entry.retired:
+            return
+        if parsed.kept and parsed.kept_fields is None:
+            return  # its note type could not be read: that error says what to do
+        label = entry.notetype or "basic"
+        now = NOTE_TYPES[parsed.notetype]
+        if label == now.label:
+            return
+        was = BY_LABEL.get(label) or next((nt for nt in NOTE_TYPES.values() if nt.label == label), None)
+        shown = was.title if was is not None else f"note type {label}"
+        if label.startswith("anki:"):
+            # A kept note type's card is never retired (no Status field): a new UUID would add
+            # a second note beside the learner's, so the only way out is back.
+            why = (
+                f"this card was on the kept note type {shown} and is now a {now.title} card: Anki "
+                "cannot change a note's type on import and would skip it; name its note type in "
+                "the Notetype column again"
+            )
+        else:
+            why = (
+                f"this card was a {shown} card and is now a {now.title} card: Anki cannot change "
+                "a note's type on import and would skip it, keeping the old one; to change it, empty "
+                "its UUID and run 'deckbuild ids' (the old card is then retired)"
+            )
+        self.report.error(parsed.source.display, parsed.line, why)
 
     @staticmethod
     def rehash(lock: Lock, parsed: Parsed, known: Entry) -> None:
@@ -850,6 +883,10 @@ class _Build:
                 if ours and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
+
+
+# Staged files and the targets they are renamed over.
+_Moves = list[tuple[Path, Path]]
 
 
 @dataclass(frozen=True)

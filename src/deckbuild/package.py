@@ -7,8 +7,12 @@ import json
 import os
 import re
 import sqlite3
+import struct
+import sys
 import tempfile
+import threading
 import zipfile
+import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -197,12 +201,26 @@ def package_bytes(
     shown: str,
 ) -> bytes:
     """Return the .apkg of `decks`, byte-for-byte reproducibly; `shown` names it in messages."""
+    return start_package(decks, notetype_mods, media, empty, shown)()
+
+
+def start_package(
+    decks: Sequence[DeckData],
+    notetype_mods: dict[int, int] | int,
+    media: Sequence[tuple[str, Path]],
+    empty: Shell | None,
+    shown: str,
+) -> Callable[[], bytes]:
+    """Build the database of `decks` and gate its notes; return what waits for the .apkg's bytes.
+
+    The package is compressed in a thread (zlib lets go of the GIL) while this one gates the
+    notes, and then does whatever the caller does before it asks for the bytes.
+    """
     if isinstance(notetype_mods, int):  # only the basic note type
         notetype_mods = {NOTE_TYPE_ID: notetype_mods}
     empty = empty or shell(decks, notetype_mods)
     stamp = max([*notetype_mods.values(), *(n.mod for d in decks for n in d.notes)])
-    # The gate runs first: a note Anki would refuse leaves the previous package as it was.
-    notes, cards = _rows(decks, empty.req, stamp * 1000, shown)
+    notes, cards, widths = _rows(decks, empty.req, stamp * 1000, shown)
     # In memory, not a file written and read back: the same pages SQLite would write to disk.
     conn = sqlite3.connect(":memory:")
     try:
@@ -217,29 +235,130 @@ def package_bytes(
         ).fetchall()
         for index, _ in indexes:
             conn.execute(f'DROP INDEX "{index}"')
-        conn.executemany(NOTES_SQL, notes)
+        try:
+            conn.executemany(NOTES_SQL, notes)
+        except UnicodeEncodeError:  # a lone surrogate: the gate, which runs later, says where
+            raise _refused(decks, shown) from None
         conn.executemany(CARDS_SQL, cards)
-        del notes, cards  # let go of before the database is copied out, for a lower peak of memory
+        del cards  # let go of before the database is copied out, for a lower peak of memory
         for _, sql in indexes:
             conn.execute(sql)
         conn.commit()
         db = conn.serialize()
     finally:
         conn.close()
-    buffer = io.BytesIO()
-    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
-        _add(out, "collection.anki2", db)
-        names = {str(i): name for i, (name, _) in enumerate(media)}
-        _add(out, "media", json.dumps(names, sort_keys=True).encode("utf-8"))
-        for i, (_, media_path) in enumerate(media):
-            _add(out, str(i), media_path.read_bytes())
-    return buffer.getvalue()
+    names = {str(i): name for i, (name, _) in enumerate(media)}
+    entries = [("collection.anki2", db), ("media", json.dumps(names, sort_keys=True).encode("utf-8"))]
+    entries += [(str(i), media_path.read_bytes()) for i, (_, media_path) in enumerate(media)]
+    del db
+    zipping = _Zipping(entries)
+    # The gate, while the package is compressed: a note Anki would refuse means no bytes at all.
+    clean = _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags])
+    del notes
+    if not clean or any(_deck_fault(deck.name) for deck in decks):
+        zipping.result()
+        raise _refused(decks, shown)
+    return zipping.result
+
+
+class _Zipping:
+    """A zip archive being compressed in a thread; `result` waits for its bytes.
+
+    zlib lets go of the GIL while it compresses, but takes it back a few times (its output grows
+    in blocks): while any archive is compressed, a thread waiting for the GIL gets it sooner.
+    """
+
+    live = 0
+    interval = 0.0
+    guard = threading.Lock()
+
+    def __init__(self, entries: list[tuple[str, bytes]]) -> None:
+        self.data = b""
+        self.error: BaseException | None = None
+        with _Zipping.guard:
+            if _Zipping.live == 0:
+                _Zipping.interval = sys.getswitchinterval()
+                sys.setswitchinterval(min(_Zipping.interval, _SWITCH))
+            _Zipping.live += 1
+        self.thread = threading.Thread(target=self._run, args=(entries,), daemon=True)
+        try:
+            self.thread.start()
+        except BaseException:
+            self._done()
+            raise
+
+    def _run(self, entries: list[tuple[str, bytes]]) -> None:
+        try:
+            self.data = zip_bytes(entries)
+        except BaseException as exc:  # handed to whoever waits for the bytes
+            self.error = exc
+        finally:
+            self._done()
+
+    @staticmethod
+    def _done() -> None:
+        with _Zipping.guard:
+            _Zipping.live -= 1
+            if _Zipping.live == 0:
+                sys.setswitchinterval(_Zipping.interval)
+
+    def result(self) -> bytes:
+        self.thread.join()
+        if self.error is not None:
+            raise self.error
+        return self.data
+
+
+# The GIL switch interval while a package is compressed (Python's default is 5 ms).
+_SWITCH = 0.0002
+# The zip records as zipfile writes them (its structFileHeader, structCentralDir, structEndArchive).
+_LOCAL = struct.Struct("<4s2B4HL2L2H")
+_CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
+_END = struct.Struct("<4s4H2LH")
+# zipfile's version fields (DEFAULT_VERSION), and the Unix system its external attributes mean.
+_VERSION = 20
+_UNIX = 3
+_MODE = 0o644 << 16
+# Past this, zipfile adds ZIP64 records: such archives are left to it.
+_ZIP64_AT = 1 << 30
+
+
+def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
+    """Return a zip archive of `entries`, the same bytes zipfile writes with `_add` (fastest level).
+
+    Written here rather than by zipfile so that compressing is one call that lets go of the GIL,
+    not several that each wait to take it back from a busy thread.
+    """
+    if sum(len(data) for _, data in entries) >= _ZIP64_AT or not all(name.isascii() for name, _ in entries):
+        buffer = io.BytesIO()
+        with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+            for name, data in entries:
+                _add(out, name, data)
+        return buffer.getvalue()
+    year, month, day, hour, minute, second = ZIP_EPOCH
+    date, time = (year - 1980) << 9 | month << 5 | day, hour << 11 | minute << 5 | second // 2
+    parts: list[bytes] = []
+    central: list[bytes] = []
+    offset = 0
+    for name, data in entries:
+        packer = zlib.compressobj(1, zlib.DEFLATED, -15)
+        packed = packer.compress(data) + packer.flush()
+        crc, raw = zlib.crc32(data), name.encode("ascii")
+        sizes = (crc, len(packed), len(data), len(raw))
+        header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0)
+        entry = (_VERSION, _UNIX, _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0, 0, 0, 0, _MODE)
+        central.append(_CENTRAL.pack(b"PK\x01\x02", *entry, offset) + raw)
+        parts += (header, raw, packed)
+        offset += len(header) + len(raw) + len(packed)
+    size = sum(map(len, central))
+    parts += (*central, _END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), size, offset, 0))
+    return b"".join(parts)
 
 
 def _rows(
     decks: Sequence[DeckData], req: dict[str, list[Rule]], first_id: int, shown: str
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]]]:
-    """Make the notes and cards rows, refusing any note Anki would refuse or change.
+) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
+    """Make the notes and cards rows, and each note's field count, for the gate (`_clean`).
 
     A row holds only what differs from note to note (NOTES_SQL and CARDS_SQL fill in the rest):
     a note's id, GUID, note type, mod, tags, fields and sort field; a card's id, note, deck,
@@ -285,11 +404,7 @@ def _rows(
                         next_id += 1
                         add_card((next_id, nid, did, ord_, mod, queue))
             next_id += 1
-    if not _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags]) or any(
-        _deck_fault(deck.name) for deck in decks
-    ):
-        raise _refused(decks, shown)
-    return notes, cards
+    return notes, cards, widths
 
 
 _CLOZE_NUMBER = re.compile(r"\{\{c(\d+)::")
