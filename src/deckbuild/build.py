@@ -16,6 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache
+from operator import itemgetter
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -58,7 +59,7 @@ from deckbuild.sources import (
 # nothing changed is answered from its record without them.
 if TYPE_CHECKING:
     from deckbuild.models import CardBase
-    from deckbuild.package import DeckData, Shell
+    from deckbuild.package import DeckData, NoteData, Shell
     from deckbuild.readers import RawCard
     from deckbuild.workers import Helpers
 
@@ -555,14 +556,7 @@ class _Build:
         at = {nid: source_at(nid) for nid in notetype_mods}
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
-            # Each note by its content hash (as the lock keeps it), not its whole text again; the
-            # hash leaves out the source file, which the Source field (and source:: tag) names.
-            rows = "".join(
-                f"\x1c{n.guid}\x1e{n.mod}\x1e{n.suspended:d}\x1e{n.digest}"
-                f"\x1e{_field(n.fields, at[n.notetype])}"
-                for n in deck.notes
-            )
-            digest.update(rows.encode())
+            digest.update(_note_keys(deck.notes, at).encode())
         mods = notetype_mods_key(notetype_mods)
         key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
         target = self.outdir / f"{slug}.apkg"
@@ -906,6 +900,26 @@ _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())
 
 def _field(fields: Sequence[str], at: int | None) -> str:
     return "" if at is None else fields[at]
+
+
+def _note_keys(notes: Sequence[NoteData], at: dict[int, int | None]) -> str:
+    """Name a deck's notes for its package's key: each by GUID, mod, suspended, hash, Source field.
+
+    Each note by its content hash (as the lock keeps it), not its whole text again; the hash
+    leaves out the source file, which the Source field (and source:: tag) names. Made a column
+    at a time, in C: the same text as `\x1c{guid}\x1e{mod}\x1e{suspended:d}\x1e{digest}\x1e{source}`
+    for each note in turn.
+    """
+    if not notes:
+        return ""
+    guids, fields, _, mods, digests, suspended, types = zip(*notes, strict=True)
+    places = {at[nid] for nid in set(types)}
+    if len(places) == 1 and None not in places:  # one place for every note: the common case
+        sources: Iterable[str] = map(itemgetter(places.pop()), fields)
+    else:
+        sources = map(_field, fields, map(at.__getitem__, types))
+    rows = zip(guids, map(str, mods), map(("0", "1").__getitem__, suspended), digests, sources, strict=True)
+    return "\x1c" + "\x1c".join(map("\x1e".join, rows))
 
 
 def keep_types(collection: Collection) -> None:

@@ -15,6 +15,7 @@ import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from itertools import chain
 from operator import itemgetter
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -253,7 +254,8 @@ def start_package(
     del db
     zipping = _Zipping(entries)
     # The gate, while the package is compressed: a note Anki would refuse means no bytes at all.
-    clean = _clean(notes, widths, [tag for deck in decks for note in deck.notes for tag in note.tags])
+    tags = list(chain.from_iterable(chain.from_iterable(map(itemgetter(2), deck.notes) for deck in decks)))
+    clean = _clean(notes, widths, tags)
     del notes
     if not clean or any(_deck_fault(deck.name) for deck in decks):
         zipping.result()
