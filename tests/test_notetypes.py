@@ -162,6 +162,34 @@ def _changed_type_reference(cards, locks):
     return refused
 
 
+def _typed_cards(rows):
+    """Cards of the given note types in three files, and a lock naming each as the row says."""
+    from pathlib import Path
+
+    from deckbuild.build import Parsed
+    from deckbuild.lock import Entry, Lock
+    from deckbuild.memo import Rendered
+    from deckbuild.sources import SourceFile
+
+    root = Path("/tmp/deck-root")
+    files = [SourceFile(root / f"{n}.txt", root, "Deck", "Deck") for n in range(3)]
+    lock = Lock(root / "deckbuild.lock")
+    cards = []
+    for line, (nid, label, kept, file, same) in enumerate(rows, 2):
+        guid = f"{line:08d}-1111-4111-8111-111111111111"
+        if label == "retired":
+            lock.notes[guid] = Entry("h", 1, deck="Deck", fields=[""] * 15, tags=[])
+        elif label != "missing":
+            # The lock names the basic note type by no label; "basic" written out means it too.
+            named = {"basic": None, "written basic": "basic"}.get(label, label)
+            lock.notes[guid] = Entry("h", 1, origin=f"{file}.txt", notetype=named)
+        parsed = Parsed(files[file], line, guid, (), {"origin": f"{file}.txt"}, notetype=nid)
+        parsed.rendered = Rendered([""] * len(NOTE_TYPES[nid].fields), "h" if same else "changed")
+        parsed.kept = "Kept" if kept else None
+        cards.append(parsed)
+    return cards, {root: lock}
+
+
 @given(
     st.lists(
         st.tuples(
@@ -169,37 +197,29 @@ def _changed_type_reference(cards, locks):
             st.sampled_from(["missing", "retired", "written basic", *sorted(BY_LABEL), "anki:123"]),
             st.booleans(),
             st.integers(0, 2),
+            st.booleans(),
         ),
         max_size=12,
     )
 )
 def test_the_note_type_check_skips_per_card_work_only_where_the_full_rule_passes(rows):
     # Each card is checked against its lock entry only when the label there differs from its own
-    # note type's: the rule written out whole for every card must refuse exactly the same cards.
+    # note type's, on its own or on the way as the cards are stamped: the rule written out whole
+    # for every card must refuse exactly the same cards, with the same messages either way.
     from pathlib import Path
 
-    from deckbuild.build import Collection, Parsed, _Build
+    from deckbuild.build import Collection, _Build
     from deckbuild.errors import Report
-    from deckbuild.lock import Entry, Lock
     from deckbuild.record import Release
-    from deckbuild.sources import SourceFile
 
-    root = Path("/tmp/deck-root")
-    files = [SourceFile(root / f"{n}.txt", root, "Deck", "Deck") for n in range(3)]
-    lock = Lock(root / "deckbuild.lock")
-    cards = []
-    for line, (nid, label, kept, file) in enumerate(rows, 2):
-        guid = f"{line:08d}-1111-4111-8111-111111111111"
-        if label == "retired":
-            lock.notes[guid] = Entry("h", 1, deck="Deck", fields=[""] * 15, tags=[])
-        elif label != "missing":
-            # The lock names the basic note type by no label; "basic" written out means it too.
-            named = {"basic": None, "written basic": "basic"}.get(label, label)
-            lock.notes[guid] = Entry("h", 1, notetype=named)
-        parsed = Parsed(files[file], line, guid, (), {"origin": f"{file}.txt"}, notetype=nid)
-        parsed.kept = "Kept" if kept else None
-        cards.append(parsed)
-    report = Report()
-    job = _Build([root], Path("/tmp/out"), NOW, (), Release(), report=report)
-    job.check_notetypes(Collection(cards, {root: lock}, report))
-    assert [p.line for p in report.problems] == _changed_type_reference(cards, {root: lock})
+    found = []
+    for check in (_Build.check_notetypes, _Build.add_all):
+        cards, locks = _typed_cards(rows)
+        report = Report()
+        check(
+            _Build(list(locks), Path("/tmp/out"), NOW, (), Release(), report=report),
+            Collection(cards, locks, report),
+        )
+        found.append(report.problems)
+        assert [p.line for p in report.problems] == _changed_type_reference(*_typed_cards(rows))
+    assert found[0] == found[1]

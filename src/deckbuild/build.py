@@ -490,10 +490,12 @@ class _Build:
             render_all(collection, media)
             keep_types(collection)
             self.progress.stage("lock")
-            self.check_notetypes(collection)
+            if self.report.failed(strict):
+                self.check_notetypes(collection)  # its problems are told too
+                raise BuildFailed(self.report, strict)
+            self.add_all(collection)  # which refuses a card whose note type changed, as that does
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
-            self.add_all(collection)
             current = {p.id for p in collection.cards}
             for root, lock in sorted(collection.locks.items()):
                 self.retire(root, lock, current)
@@ -625,12 +627,17 @@ class _Build:
         return decks[name]
 
     def add_all(self, collection: Collection) -> None:
-        """Stamp every card in its lock and put it in its deck's notes."""
+        """Stamp every card in its lock and put it in its deck's notes.
+
+        Each card's note type is checked on the way, as `check_notetypes` does (before its lock
+        entry or its note type's is stamped): a build that fails for it writes nothing.
+        """
         from deckbuild.package import NoteData
 
         # What the lock names each note type by (None for the basic one), kept types included.
         labels = {nid: None if nid == NOTE_TYPE_ID else nt.label for nid, nt in NOTE_TYPES.items()}
         now, source, stamped = self.now, None, set[int]()
+        checked: set[tuple[Path, int]] = set()
         new_note = NoteData._make  # made in C from a tuple: no keyword handling for every card
         for parsed in collection.cards:
             rendered = parsed.rendered
@@ -644,6 +651,9 @@ class _Build:
                 stamped = set()
             if parsed.notetype not in stamped:
                 stamped.add(parsed.notetype)
+                if (lock.path, parsed.notetype) not in checked:
+                    checked.add((lock.path, parsed.notetype))
+                    self.check_schema(parsed, lock)
                 if (slug, lock.path, parsed.notetype) not in self.stamped:
                     self.anchors[slug] = source.package_deck
                     self.stamp_notetype(slug, lock, parsed.notetype)
@@ -667,6 +677,8 @@ class _Build:
             ):
                 mod = known.mod  # the common case, as `stamp` answers it: nothing to change
             else:
+                if known is not None and known.notetype != label:
+                    self.check_type(parsed, known)
                 mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
