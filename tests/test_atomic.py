@@ -351,3 +351,28 @@ def test_a_build_killed_from_outside_at_any_moment_is_repaired_by_the_next_one(t
     proc.wait()
     build([root], out, now=T2)
     assert state(root, out) == expected
+
+
+@pytest.mark.parametrize("refused", [1, 2, 3])
+def test_a_package_refused_while_another_is_compressed_leaves_everything_as_it_was(
+    three_decks, monkeypatch, refused
+):
+    # Each package is compressed in a thread while the next one is built and gated: a refusal
+    # of any of them, the first, one in the middle or the last, must leave no package changed,
+    # no lock, and no temporary file behind.
+    import deckbuild.package as package
+
+    root, out, _ = three_decks
+    before = state(root, out)
+    gated = []
+    clean = package._clean
+
+    def refuse_one(*args):
+        gated.append(1)
+        return clean(*args) and len(gated) != refused
+
+    monkeypatch.setattr(package, "_clean", refuse_one)
+    with pytest.raises(package.PackageRefused, match="Anki would refuse or change these"):
+        build([root], out, now=T2)
+    assert len(gated) == refused
+    assert state(root, out) == before
