@@ -64,6 +64,17 @@ def signature(raw: RawCard) -> str:
     return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
 
 
+def entry(rendered: Rendered, extra: dict[str, str | None]) -> bytes | None:
+    """Encode a rendered card as the memo stores it; None for one it never stores.
+
+    Runs where the card was rendered (in a helper, for most), not in the process that keeps it.
+    """
+    if any(_SEP in f for f in rendered.fields):
+        return None
+    rest = {k: v for k, v in extra.items() if k != "origin"}
+    return cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
+
+
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
     """Return the images a remembered card shows, or None when any of them changed since."""
     from deckbuild.render import media_name
@@ -135,15 +146,22 @@ class Memo:
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]
     ) -> None:
         """Keep a freshly rendered card for the next run."""
-        if self.store.db is None or any(_SEP in f for f in rendered.fields):
-            return
-        rest = {k: v for k, v in extra.items() if k != "origin"}
-        entry = cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
-        if entry is None:
+        if self.store.db is not None:
+            self.keep(source, {sig: entry(rendered, extra)})
+
+    @property
+    def keeps(self) -> bool:
+        """Tell whether this memo stores what is rendered (not so with --no-cache)."""
+        return self.store.db is not None
+
+    def keep(self, source: SourceFile, entries: dict[str, bytes | None]) -> None:
+        """Keep freshly rendered cards of one file, by signature, as `entry` encoded them."""
+        kept = {sig: encoded for sig, encoded in entries.items() if encoded is not None}
+        if self.store.db is None or not kept:
             return
         group = self._group(source)
-        self._new.setdefault(group, {})[sig] = entry
-        self._used[group].add(sig)
+        self._new.setdefault(group, {}).update(kept)
+        self._used[group].update(kept)
 
     def save(self, helping: Helpers | None = None) -> None:
         """Store what changed in each group: as edit rows while they are few, else the group whole.
