@@ -310,6 +310,15 @@ class Helpers:
 _LOST = object()
 
 
+def _unit(task: Callable[[Any], Any], unit: Any) -> Any:
+    """Run a task on one unit of a stream (a helper prepares for later only once told)."""
+    return task(unit)
+
+
+def _prepare() -> None:  # pragma: no cover - never called: it tells a helper the stream is over
+    """Stand for the word that tells a helper to prepare for later; it sends no answer."""
+
+
 class _Stream:
     """Units of work handed to helpers a few at a time, and their answers read as they come."""
 
@@ -342,7 +351,7 @@ class _Stream:
             return
         index = self.queue.popleft()
         try:
-            frame = _frame((self.task, (self.units[index],)))
+            frame = _frame((_unit, (self.task, self.units[index])))
         except Exception:  # not picklable: done here
             self.lost.append(index)
             return
@@ -370,6 +379,11 @@ class _Stream:
                     yield from self._read(helper)
         self.lost += self.queue
         self.queue.clear()
+        # Every unit answered: each helper may now prepare for what comes later.
+        for helper in self.helpers:
+            if helper.alive:
+                with contextlib.suppress(OSError):
+                    _write(helper.down, _frame((_prepare, ())))
 
     def _write(self, helper: _Helper) -> None:
         out = self.out[helper.up]
@@ -470,13 +484,14 @@ def _serve(
         answered = False
         while True:
             func, args = _receive(down)
-            try:
-                reply: tuple[str, Any] = ("ok", func(*args))
-            except Exception as exc:
-                reply = ("failed", repr(exc))
-            _send(up, reply)
-            # Prepared once it has answered and nothing more waits in its pipe.
-            if not answered and func is not _twin and not select.select([down], [], [], 0)[0]:
+            if func is not _prepare:
+                try:
+                    reply: tuple[str, Any] = ("ok", func(*args))
+                except Exception as exc:
+                    reply = ("failed", repr(exc))
+                _send(up, reply)
+            # Once it has answered a call, or a stream of units is over (the next would wait).
+            if not answered and func is not _twin and func is not _unit:
                 answered = True
                 later()
     except BaseException:
