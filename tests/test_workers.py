@@ -112,6 +112,30 @@ def test_a_helper_that_is_held_up_takes_no_more_units_while_another_is_free(monk
     assert pids == [held] * workers.IN_FLIGHT + [free] * (20 - workers.IN_FLIGHT)
 
 
+def slow_length(items):
+    time.sleep(0.2)
+    return [len(x) for x in items]
+
+
+def test_a_stream_left_midway_is_closed_without_waiting_for_its_helpers(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(workers, "UNIT", 1)
+    helpers = Helpers(1, nothing, slow_length)
+    pid = helpers._helpers[0].pid
+    assert helpers.call(pid_and, 1) == (pid, 1), "it answered a call before"
+    # Units bigger than a pipe holds: one is still being written when the first result comes.
+    units = [[b"x" * (1 << 20)] for _ in range(4)]
+    stream = helpers.stream(units, 4)
+    assert next(stream) == (0, [1 << 20])
+    closing = threading.Thread(target=helpers.close, daemon=True)
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "closing waited for an answer that could not come"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
+
+
 def test_helpers_given_nothing_are_stopped_and_reaped():
     helpers = Helpers(2, nothing, square_with_pid)
     pids = [helper.pid for helper in helpers._helpers]

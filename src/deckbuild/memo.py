@@ -69,7 +69,7 @@ def entry(rendered: Rendered, extra: dict[str, str | None]) -> bytes | None:
 
     Runs where the card was rendered (in a helper, for most), not in the process that keeps it.
     """
-    if any(_SEP in f for f in rendered.fields):
+    if _SEP in "".join(rendered.fields):  # one character: it cannot straddle two fields
         return None
     rest = {k: v for k, v in extra.items() if k != "origin"}
     return cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))

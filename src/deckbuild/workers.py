@@ -342,7 +342,9 @@ class _Stream:
             # not hold this process up, nor one that died make it wait.
             self.blocking[helper.down] = os.get_blocking(helper.down)
             os.set_blocking(helper.down, False)
-            helper.busy = True
+            # Busy with no call of its own: should this stream be left midway (an interrupt while
+            # its results are used), closing ends the helper instead of waiting for an answer.
+            helper.busy, helper.sent = True, False
             for _ in range(IN_FLIGHT):
                 self._give(helper)
 
