@@ -335,6 +335,7 @@ class _Stream:
         self.back: dict[int, bytearray] = {h.up: bytearray() for h in helpers}
         self.lost: list[int] = []
         self.blocking: dict[int, bool] = {}
+        self.prepared: list[_Helper] = []
 
     def start(self) -> None:
         for helper in self.helpers:
@@ -381,11 +382,15 @@ class _Stream:
                     yield from self._read(helper)
         self.lost += self.queue
         self.queue.clear()
-        # Every unit answered: each helper may now prepare for what comes later.
         for helper in self.helpers:
-            if helper.alive:
-                with contextlib.suppress(OSError):
-                    _write(helper.down, _frame((_prepare, ())))
+            self._done(helper)
+
+    def _done(self, helper: _Helper) -> None:
+        """Tell a helper with nothing left to do that it may prepare for what comes later."""
+        if helper.alive and helper not in self.prepared:
+            self.prepared.append(helper)
+            with contextlib.suppress(OSError):  # its pipe is empty: the few bytes never block
+                _write(helper.down, _frame((_prepare, ())))
 
     def _write(self, helper: _Helper) -> None:
         out = self.out[helper.up]
@@ -415,6 +420,8 @@ class _Stream:
             except (pickle.UnpicklingError, EOFError, ValueError):
                 status, value = "failed", None
             self._give(helper)
+            if not self.given[helper.up] and not self.queue:
+                self._done(helper)  # while the others finish theirs
             if status == "ok":
                 yield index, value
             else:
