@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import signal
 import subprocess
@@ -536,3 +537,18 @@ def test_cards_marshal_cannot_pack_are_pickled_and_settle_alike(tmp_path):
     (pickled,), _ = _units(odd, True)
     assert isinstance(packed[1], bytes) and isinstance(pickled[1], list)
     assert _settle_unit(packed) == _settle_unit(pickled)
+
+
+def test_units_hold_at_most_unit_cards_of_one_file_each_in_order(tmp_path, monkeypatch):
+    from deckbuild.build import Pending, _units
+    from deckbuild.readers import RawCard
+    from deckbuild.sources import SourceFile
+
+    monkeypatch.setattr(workers, "UNIT", 3)
+    one, other = (SourceFile(tmp_path / "Deck" / n, tmp_path, "Deck", "Deck") for n in ("a.txt", "b.txt"))
+    pending = [Pending(one, RawCard(n, "basic", {"question": str(n)}), str(n)) for n in range(5)]
+    pending += [Pending(other, RawCard(n, "basic", {"question": str(n)}), str(n)) for n in range(5, 7)]
+    units, starts = _units(pending, False)
+    assert starts == [0, 3, 5, 7]
+    assert [unit[0] for unit in units] == [one, one, other]
+    assert [[row[0] for row in marshal.loads(unit[1])] for unit in units] == [[0, 1, 2], [3, 4], [5, 6]]
