@@ -2,9 +2,11 @@
 
 Helpers are forked before the sources are read, and import pydantic, Markdown and Pygments on
 another core while this process reads and looks up cards: a rebuild after one edit pays for
-none of those imports itself, and a cold build renders on every core. Once a helper has
-answered, it prepares for what comes later (`later`), and takes calls until it is closed.
-Where fork is missing, or a helper dies, the work is done in this process instead.
+none of those imports itself, and a cold build renders on every core. Cards reach them in
+units, a few at a time, the next as each is answered (`Helpers.stream`). Once a helper has
+answered a call, or has no unit left, it prepares for what comes later (`later`), and takes
+calls until it is closed. Where fork is missing, or a helper dies, the work is done in this
+process instead.
 """
 
 from __future__ import annotations
