@@ -33,7 +33,7 @@ from deckbuild.atomic import (
 )
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock
-from deckbuild.memo import Memo, Rendered, current_media, signature
+from deckbuild.memo import Memo, Rendered, current_media, signature, unpack
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 
@@ -290,12 +290,10 @@ def _rendering() -> tuple[ModuleType, ModuleType]:
 # object per card would cost this process more than rendering them costs a helper), and
 # whether the memo keeps what they render to.
 Unit = tuple[SourceFile, bytes | list[tuple[int, str, dict[str, Any], str]], bool]
-# A card settled, as it comes back: its id, tags, lock extra, note fields, content hash,
-# problems, images, note type, and its memo entry; or why it is invalid.
-Settled = tuple[
-    str, tuple[str, ...], dict[str, str | None], list[str], str, list[list[str]], list[list[Any]], int,
-    bytes | None,
-] | str  # fmt: skip
+# A card settled, as it comes back: its id, tags, lock extra, note type, its rendering as the
+# memo stores it (memo.pack: the fields go once) and whether the memo may keep that; or why it
+# is invalid.
+Settled = tuple[str, tuple[str, ...], dict[str, str | None], int, Any, bool] | str
 
 
 def _units(pending: list[Pending], keep: bool) -> tuple[list[Unit], list[int]]:
@@ -321,7 +319,7 @@ def _units(pending: list[Pending], keep: bool) -> tuple[list[Unit], list[int]]:
 
 def _settle_unit(unit: Unit) -> bytes | list[Settled]:
     """Validate and render a unit's cards (in a helper, or here), and encode their memo entries."""
-    from deckbuild.memo import entry
+    from deckbuild.memo import pack
     from deckbuild.readers import RawCard
 
     source, payload, keep = unit
@@ -334,10 +332,8 @@ def _settle_unit(unit: Unit) -> bytes | list[Settled]:
         if isinstance(parsed, str):
             out.append(parsed)
             continue
-        r = _render_one(parsed)
-        encoded = entry(r, parsed.extra) if keep else None
-        extra, nid = parsed.extra, parsed.notetype
-        out.append((parsed.id, parsed.tags, extra, r.fields, r.digest, r.problems, r.media, nid, encoded))
+        packed, keeps = pack(_render_one(parsed), parsed.extra)
+        out.append((parsed.id, parsed.tags, parsed.extra, parsed.notetype, packed, keep and keeps))
     try:
         return marshal.dumps(out)
     except ValueError:
@@ -377,9 +373,12 @@ def _parsed(pending: list[Pending], value: bytes | list[Settled], memo: Memo) ->
         if isinstance(done, str):
             out.append(done)
             continue
-        card_id, tags, extra, fields, digest, problems, media, nid, entries[item.sig] = done
+        card_id, tags, extra, nid, packed, keeps = done
+        if keeps:
+            entries[item.sig] = packed
+        rendered = unpack(packed)
+        media = rendered.media
         images = {name: root / relative for name, relative, _, _ in media if name} if media else {}
-        rendered = Rendered(fields, digest, problems, media)
         parsed = Parsed(source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
         parsed.kept = item.raw.data.get("notetype")
         out.append(parsed)

@@ -10,6 +10,7 @@ written again, and an edit writes a row or two, not the whole file's memo.
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -64,15 +65,25 @@ def signature(raw: RawCard) -> str:
     return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
 
 
-def entry(rendered: Rendered, extra: dict[str, str | None]) -> bytes | None:
-    """Encode a rendered card as the memo stores it; None for one it never stores.
+def pack(rendered: Rendered, extra: dict[str, str | None]) -> tuple[Any, bool]:
+    """Encode a rendered card as the memo stores it; tell whether the memo may store it.
 
-    Runs where the card was rendered (in a helper, for most), not in the process that keeps it.
+    Runs where the card was rendered (in a helper, for most): the card travels back to the
+    process that keeps it as these bytes alone, and `unpack` makes its rendering of them.
     """
-    if _SEP in "".join(rendered.fields):  # one character: it cannot straddle two fields
-        return None
     rest = {k: v for k, v in extra.items() if k != "origin"}
-    return cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
+    value = (rendered.fields, rendered.digest, rendered.problems, rendered.media, rest)
+    encoded = cache.encode_memo(value)
+    if encoded is None:
+        return value, False
+    # One character: it cannot straddle two fields.
+    return encoded, _SEP not in "".join(rendered.fields)
+
+
+def unpack(packed: Any) -> Rendered:
+    """Return the rendering `pack` encoded."""
+    fields, digest, problems, media, _ = marshal.loads(packed) if type(packed) is bytes else packed
+    return Rendered(fields, digest, problems, media)
 
 
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
@@ -146,8 +157,9 @@ class Memo:
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]
     ) -> None:
         """Keep a freshly rendered card for the next run."""
-        if self.store.db is not None:
-            self.keep(source, {sig: entry(rendered, extra)})
+        packed, keeps = pack(rendered, extra)
+        if keeps:
+            self.keep(source, {sig: packed})
 
     @property
     def keeps(self) -> bool:
