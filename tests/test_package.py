@@ -273,3 +273,31 @@ def test_a_packages_key_names_its_notes_as_a_note_at_a_time_would(keyed):
         for n in notes
     )
     assert _note_keys(notes, at) == one_by_one
+
+
+def test_the_empty_collection_is_what_genanki_writes_with_sqlite_s_own_settings(monkeypatch):
+    """Its throwaway file is never flushed to disk, and holds the same bytes for it."""
+    import sqlite3
+
+    from deckbuild import package
+    from deckbuild.notetype import CLOZE_ID, NOTE_TYPE_ID, REVERSED_ID
+
+    decks = [DeckData("Deck"), DeckData("Deck::Sub", description="Sub-deck <b>here</b>")]
+    mods = {NOTE_TYPE_ID: NOW, REVERSED_ID: NOW + 1, CLOZE_ID: NOW + 2}
+    fast = package.shell(decks, mods)
+    pragmas: list[str] = []
+
+    class Defaults(sqlite3.Connection):
+        """A connection that leaves out every PRAGMA, as genanki's own writing does."""
+
+        def execute(self, sql: str, *args: object) -> sqlite3.Cursor:  # type: ignore[override]
+            if sql.lstrip().upper().startswith("PRAGMA"):
+                pragmas.append(sql)
+                return self.cursor()
+            return super().execute(sql, *args)  # type: ignore[arg-type]
+
+    connect = sqlite3.connect
+    monkeypatch.setattr(package.sqlite3, "connect", lambda path: connect(path, factory=Defaults))
+    plain = package.shell(decks, mods)
+    assert pragmas, "the shell set its pragmas through execute"
+    assert plain.db == fast.db and plain.req == fast.req

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import contextlib
+import marshal
 import os
 import signal
 import subprocess
@@ -44,13 +45,16 @@ def nothing():
 @pytest.mark.parametrize("count", [1, 2])
 def test_results_come_back_in_order_from_helpers_and_this_process(count, monkeypatch):
     monkeypatch.setattr(workers, "HEAD_START", 10)
+    monkeypatch.setattr(workers, "UNIT", 5)
     items = list(range(100))
     with Helpers(count, nothing, square_with_pid) as helpers:
         results = helpers.run(items)
     assert [r for r, _ in results] == [x * x for x in items]
     pids = [pid for _, pid in results]
     assert pids[0] == PARENT, "this process took the first share"
-    assert len(set(pids)) == count + 1 and pids.count(PARENT) == (100 - 10 * count) // (count + 1)
+    # Its share in whole units of work: 20 units of 5 items.
+    share = 5 * (20 * ((100 - 10 * count) // (count + 1)) // 100)
+    assert len(set(pids)) == count + 1 and pids.count(PARENT) == share
 
 
 def test_a_few_items_go_to_the_warm_helper_only():
@@ -62,6 +66,75 @@ def test_a_few_items_go_to_the_warm_helper_only():
 def test_a_helper_that_dies_has_its_batch_done_here():
     with Helpers(2, nothing, die_in_a_helper) as helpers:
         assert helpers.run(list(range(50))) == list(range(1, 51))
+
+
+def die_on_37(items):
+    if os.getpid() != PARENT and 37 in items:
+        os._exit(3)
+    return [(x, os.getpid()) for x in items]
+
+
+def test_a_unit_that_kills_every_helper_it_reaches_is_done_here_without_a_trace(monkeypatch, capfd):
+    monkeypatch.setattr(workers, "UNIT", 5)
+    with Helpers(2, nothing, die_on_37) as helpers:
+        pids = [h.pid for h in helpers._helpers]
+        results = helpers.run(list(range(100)))
+    assert [x for x, _ in results] == list(range(100))
+    assert results[37][1] == PARENT, "the unit that killed its helpers was done here"
+    assert not capfd.readouterr().err, "no traceback, no message"
+    for pid in pids:  # both reaped: no zombie left
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+GATE = "DECKBUILD_TEST_GATE"
+
+
+def held_until_the_last(items):
+    """Hold one helper until the other has taken the last item: the free one takes the rest."""
+    gate = Path(os.environ[GATE])
+    if os.getpid() == int(gate.with_suffix(".pid").read_text()):
+        while not gate.exists():
+            time.sleep(0.01)
+    if 19 in items:
+        gate.touch()
+    return [(x, os.getpid()) for x in items]
+
+
+def test_a_helper_that_is_held_up_takes_no_more_units_while_another_is_free(monkeypatch, tmp_path):
+    monkeypatch.setattr(workers, "UNIT", 1)
+    monkeypatch.setenv(GATE, str(tmp_path / "gate"))
+    with Helpers(2, nothing, held_until_the_last) as helpers:
+        held, free = (h.pid for h in helpers._helpers)
+        (tmp_path / "gate.pid").write_text(str(held))
+        results = helpers.run(list(range(20)))
+    assert [x for x, _ in results] == list(range(20)), "in order, however they came back"
+    pids = [pid for _, pid in results]
+    assert pids == [held] * workers.IN_FLIGHT + [free] * (20 - workers.IN_FLIGHT)
+
+
+def slow_length(items):
+    time.sleep(0.2)
+    return [len(x) for x in items]
+
+
+def test_a_stream_left_midway_is_closed_without_waiting_for_its_helpers(monkeypatch):
+    import threading
+
+    monkeypatch.setattr(workers, "UNIT", 1)
+    helpers = Helpers(1, nothing, slow_length)
+    pid = helpers._helpers[0].pid
+    assert helpers.call(pid_and, 1) == (pid, 1), "it answered a call before"
+    # Units bigger than a pipe holds: one is still being written when the first result comes.
+    units = [[b"x" * (1 << 20)] for _ in range(4)]
+    stream = helpers.stream(units, 4)
+    assert next(stream) == (0, [1 << 20])
+    closing = threading.Thread(target=helpers.close, daemon=True)
+    closing.start()
+    closing.join(60)
+    assert not closing.is_alive(), "closing waited for an answer that could not come"
+    with pytest.raises(ChildProcessError):
+        os.waitpid(pid, os.WNOHANG)
 
 
 def test_helpers_given_nothing_are_stopped_and_reaped():
@@ -97,15 +170,34 @@ def test_calls_run_in_a_free_helper_and_submitted_work_is_finished_by_close(tmp_
     assert marker.read_text() == str(pid)
 
 
-def test_a_helper_prepares_for_later_once_it_has_answered(tmp_path):
+def test_a_helper_prepares_for_later_once_it_has_answered_and_nothing_waits(tmp_path):
     marker = tmp_path / "later"
+
+    def later():
+        marker.write_text(str(os.getpid()))
+
+    with Helpers(1, nothing, square_with_pid, later=later) as helpers:
+        ((_, pid),) = helpers.run([1])
+        assert _wait_for(marker.exists, 30), "it never prepared"
+        assert marker.read_text() == str(pid)
+
+
+def with_gate_open(items):
+    return [(x, Path(os.environ[GATE]).exists()) for x in items]
+
+
+def test_a_helper_given_more_units_prepares_only_once_they_are_done(monkeypatch, tmp_path):
+    marker = tmp_path / "later"
+    monkeypatch.setenv(GATE, str(marker))
 
     def later():
         marker.write_text("ready")
 
-    with Helpers(1, nothing, square_with_pid, later=later) as helpers:
-        helpers.run([1, 2])
-        assert helpers.call(marker.read_text) == "ready"
+    monkeypatch.setattr(workers, "UNIT", 1)
+    with Helpers(1, nothing, with_gate_open, later=later) as helpers:
+        # A unit already waits whenever one is answered: it prepares after the last.
+        assert helpers.run([1, 2, 3]) == [(1, False), (2, False), (3, False)]
+        assert _wait_for(marker.exists, 30)
 
 
 def test_work_that_cannot_be_sent_is_done_here_without_waiting():
@@ -286,9 +378,9 @@ def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
         results = helpers.run(items)
         pids = [pid for _, pid in results]
-        twin = pids[-1]
+        twin = next(pid for pid in pids if pid != spare)
         assert [r for r, _ in results] == [x * x for x in items]
-        assert pids[0] == spare and twin not in (spare, PARENT), "the twin took the second share"
+        assert pids[0] == spare and twin != PARENT, "the twin took a share"
         assert PARENT not in pids, "this process, cold, took no share"
         assert helpers.call(pid_and, "x")[0] in (spare, twin), "both take calls afterwards"
     # Ended and reaped, both: the twin too, though the start-up helper forked it (no zombie is
@@ -332,7 +424,9 @@ def test_the_twin_dies_with_a_killed_build():
         _kill_and_see_helpers_end(build, pids)
 
 
-def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(deck_tree, tmp_path):
+def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(
+    deck_tree, tmp_path, monkeypatch
+):
     """The start-up helper and its twin render a batch big enough for both: same bytes as no helper."""
     from synth import write_deck
 
@@ -346,6 +440,12 @@ def test_a_cold_build_through_the_entry_point_gives_the_bytes_of_one_process(dec
     )  # fmt: skip
     assert result.returncode == 0, result.stderr
     assert (tmp_path / "helped" / "Deck.apkg").read_bytes() == alone.packages[0].read_bytes()
+    # The memo entries the helpers made answer the next build, every card of it, with the same bytes.
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", env["DECKBUILD_CACHE_DIR"])
+    again = build.build([deck_tree], tmp_path / "again", now=1_700_000_200)
+    counts = again.report.counts
+    assert counts.get("rendered", 0) == 0 and counts["packaged"] == workers.TWIN_AT + 100
+    assert again.packages[0].read_bytes() == alone.packages[0].read_bytes()
 
 
 # A build that nothing changed, through the entry point: the helper forked for it costs a fork.
@@ -418,3 +518,37 @@ def test_ctrl_c_while_the_command_line_starts_is_aborted_not_a_traceback(monkeyp
     with pytest.raises(SystemExit) as exit_:
         launch.main()
     assert exit_.value.code == 1 and capsys.readouterr().err == "Aborted!\n"
+
+
+class Text(str):
+    """Text that marshal cannot keep as it is (a subclass of str)."""
+
+
+def test_cards_marshal_cannot_pack_are_pickled_and_settle_alike(tmp_path):
+    from deckbuild.build import Pending, _settle_unit, _units
+    from deckbuild.readers import RawCard
+    from deckbuild.sources import SourceFile
+
+    source = SourceFile(tmp_path / "Deck" / "cards.txt", tmp_path, "Deck", "Deck")
+    data = {"question": "Q", "answer": "A \\(x^2\\)", "id": "11111111-1111-4111-8111-111111111111"}
+    plain = [Pending(source, RawCard(3, "basic", dict(data)), "sig")]
+    odd = [Pending(source, RawCard(3, "basic", {k: Text(v) for k, v in data.items()}), "sig")]
+    (packed,), _ = _units(plain, True)
+    (pickled,), _ = _units(odd, True)
+    assert isinstance(packed[1], bytes) and isinstance(pickled[1], list)
+    assert _settle_unit(packed) == _settle_unit(pickled)
+
+
+def test_units_hold_at_most_unit_cards_of_one_file_each_in_order(tmp_path, monkeypatch):
+    from deckbuild.build import Pending, _units
+    from deckbuild.readers import RawCard
+    from deckbuild.sources import SourceFile
+
+    monkeypatch.setattr(workers, "UNIT", 3)
+    one, other = (SourceFile(tmp_path / "Deck" / n, tmp_path, "Deck", "Deck") for n in ("a.txt", "b.txt"))
+    pending = [Pending(one, RawCard(n, "basic", {"question": str(n)}), str(n)) for n in range(5)]
+    pending += [Pending(other, RawCard(n, "basic", {"question": str(n)}), str(n)) for n in range(5, 7)]
+    units, starts = _units(pending, False)
+    assert starts == [0, 3, 5, 7]
+    assert [unit[0] for unit in units] == [one, one, other]
+    assert [[row[0] for row in marshal.loads(unit[1])] for unit in units] == [[0, 1, 2], [3, 4], [5, 6]]

@@ -9,6 +9,7 @@ from __future__ import annotations
 import hashlib
 import importlib
 import json
+import marshal
 import os
 import re
 import sqlite3
@@ -33,7 +34,7 @@ from deckbuild.atomic import (
 )
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock
-from deckbuild.memo import Memo, Rendered, current_media, signature
+from deckbuild.memo import Memo, Rendered, current_media, signature, unpack
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 
@@ -129,10 +130,6 @@ class Pending:
     sig: str
 
 
-# What settling a pending card gives: its id, tags, lock extra and rendering, or why it is invalid.
-Settled = tuple[str, tuple[str, ...], dict[str, str | None], Rendered] | str
-
-
 def collect(
     paths: Iterable[Path],
     report: Report | None = None,
@@ -195,12 +192,22 @@ def collect(
     if memo is not None:
         progress.count("memo", len(found) - len(pending))
         progress.stage("rendering")
-        outcomes = helpers.run(pending) if helpers is not None else _settle(pending)
-        rendered = sum(not isinstance(o, str) for o in outcomes)
+        at = [i for i, item in enumerate(found) if isinstance(item, Pending)]
+        units, starts = _units(pending, memo.keeps)
+        outcomes = (
+            helpers.stream(units, len(pending))
+            if helpers is not None
+            else ((index, _settle_unit(unit)) for index, unit in enumerate(units))
+        )
+        rendered = 0
+        # Each unit as it comes back, while the helpers render the others.
+        for index, value in outcomes:
+            start = starts[index]
+            for offset, done in enumerate(_parsed(pending[start : starts[index + 1]], value, memo)):
+                found[at[start + offset]] = done
+                rendered += not isinstance(done, str)
         report.count("rendered", rendered)
         progress.count("rendered", rendered)
-        settled = iter(outcomes)
-        found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
     cards: list[Parsed] = []
     seen: dict[str, Parsed] = {}
     for (source, line), parsed in zip(lines_of, found, strict=True):
@@ -280,15 +287,58 @@ def _rendering() -> tuple[ModuleType, ModuleType]:
     return render, package
 
 
-def _settle(pending: list[Pending]) -> list[Settled]:
-    """Validate and render cards the memo did not know (in a helper, or here)."""
+# Cards given to a helper at a time: one file's, its cards as marshal packs them (a pickled
+# object per card would cost this process more than rendering them costs a helper), and
+# whether the memo keeps what they render to.
+Unit = tuple[SourceFile, bytes | list[tuple[int, str, dict[str, Any], str]], bool]
+# A card settled, as it comes back: its id, tags, lock extra, note type, its rendering as the
+# memo stores it (memo.pack: the fields go once) and whether the memo may keep that; or why it
+# is invalid.
+Settled = tuple[str, tuple[str, ...], dict[str, str | None], int, Any, bool] | str
+
+
+def _units(pending: list[Pending], keep: bool) -> tuple[list[Unit], list[int]]:
+    """Pack cards to settle into units of work, each of one file; return them and where each starts."""
+    from deckbuild.workers import UNIT
+
+    units: list[Unit] = []
+    starts = [0]
+    start = 0
+    while start < len(pending):
+        source = pending[start].source
+        end = start + 1
+        while end < len(pending) and end - start < UNIT and pending[end].source is source:
+            end += 1
+        rows = [(p.raw.line, p.raw.kind, p.raw.data, p.sig) for p in pending[start:end]]
+        try:
+            units.append((source, marshal.dumps(rows), keep))
+        except ValueError:  # a value marshal cannot keep as it is (a subclass of str, say): pickled
+            units.append((source, rows, keep))
+        starts.append(start := end)
+    return units, starts
+
+
+def _settle_unit(unit: Unit) -> bytes | list[Settled]:
+    """Validate and render a unit's cards (in a helper, or here), and encode their memo entries."""
+    from deckbuild.memo import pack
+    from deckbuild.readers import RawCard
+
+    source, payload, keep = unit
+    rows: list[tuple[int, str, dict[str, Any], str]] = (
+        marshal.loads(payload) if isinstance(payload, bytes) else payload
+    )
     out: list[Settled] = []
-    for item in pending:
-        parsed = _validate(item.source, item.raw, item.sig)
-        out.append(
-            parsed if isinstance(parsed, str) else (parsed.id, parsed.tags, parsed.extra, _render_one(parsed))
-        )
-    return out
+    for line, kind, data, sig in rows:
+        parsed = _validate(source, RawCard(line, kind, data), sig)
+        if isinstance(parsed, str):
+            out.append(parsed)
+            continue
+        packed, keeps = pack(_render_one(parsed), parsed.extra)
+        out.append((parsed.id, parsed.tags, parsed.extra, parsed.notetype, packed, keep and keeps))
+    try:
+        return marshal.dumps(out)
+    except ValueError:
+        return out
 
 
 def _warm() -> None:
@@ -303,7 +353,7 @@ def start_helpers(jobs: int) -> Helpers:
     """Start the helpers a run on `jobs` cores can use: one fewer than the cores."""
     from deckbuild.workers import Helpers
 
-    return Helpers(jobs - 1, _warm, _settle, later=_warm_packaging)
+    return Helpers(jobs - 1, _warm, _settle_unit, later=_warm_packaging)
 
 
 def _warm_packaging() -> None:
@@ -311,18 +361,30 @@ def _warm_packaging() -> None:
     import genanki  # noqa: F401
 
 
-def _parsed(item: Pending, settled: Settled, memo: Memo | None) -> Parsed | str:
-    if isinstance(settled, str):
-        return settled
-    card_id, tags, extra, rendered = settled
-    root = _resolved(item.source.root)
-    images = {name: root / relative for name, relative, _, _ in rendered.media if name}
-    if memo is not None:
-        memo.remember(item.source, item.sig, rendered, extra)
-    nid = notetype_of(item.raw.kind, item.raw.data).id
-    parsed = Parsed(item.source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
-    parsed.kept = item.raw.data.get("notetype")
-    return parsed
+def _parsed(pending: list[Pending], value: bytes | list[Settled], memo: Memo) -> list[Parsed | str]:
+    """Take a unit's settled cards back: each card, or why it is invalid; keep their memo entries."""
+    settled: list[Settled] = marshal.loads(value) if isinstance(value, bytes) else value
+    if not pending:
+        return []
+    source = pending[0].source
+    root = _resolved(source.root)
+    out: list[Parsed | str] = []
+    entries: dict[str, bytes | None] = {}
+    for item, done in zip(pending, settled, strict=True):
+        if isinstance(done, str):
+            out.append(done)
+            continue
+        card_id, tags, extra, nid, packed, keeps = done
+        if keeps:
+            entries[item.sig] = packed
+        rendered = unpack(packed)
+        media = rendered.media
+        images = {name: root / relative for name, relative, _, _ in media if name} if media else {}
+        parsed = Parsed(source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
+        parsed.kept = item.raw.data.get("notetype")
+        out.append(parsed)
+    memo.keep(source, entries)
+    return out
 
 
 SOURCE_FIELD = NOTE_TYPES[NOTE_TYPE_ID].index("Source")

@@ -10,6 +10,7 @@ written again, and an edit writes a row or two, not the whole file's memo.
 
 from __future__ import annotations
 
+import marshal
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -62,6 +63,27 @@ def signature(raw: RawCard) -> str:
     # All text without the separator (most cards): the same, exactly, at a third of the cost.
     # Kinds and field names are the readers' own words: no separator, no "(" to start with.
     return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
+
+
+def pack(rendered: Rendered, extra: dict[str, str | None]) -> tuple[Any, bool]:
+    """Encode a rendered card as the memo stores it; tell whether the memo may store it.
+
+    Runs where the card was rendered (in a helper, for most): the card travels back to the
+    process that keeps it as these bytes alone, and `unpack` makes its rendering of them.
+    """
+    rest = {k: v for k, v in extra.items() if k != "origin"}
+    value = (rendered.fields, rendered.digest, rendered.problems, rendered.media, rest)
+    encoded = cache.encode_memo(value)
+    if encoded is None:
+        return value, False
+    # One character: it cannot straddle two fields.
+    return encoded, _SEP not in "".join(rendered.fields)
+
+
+def unpack(packed: Any) -> Rendered:
+    """Return the rendering `pack` encoded."""
+    fields, digest, problems, media, _ = marshal.loads(packed) if type(packed) is bytes else packed
+    return Rendered(fields, digest, problems, media)
 
 
 def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
@@ -135,15 +157,23 @@ class Memo:
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]
     ) -> None:
         """Keep a freshly rendered card for the next run."""
-        if self.store.db is None or any(_SEP in f for f in rendered.fields):
-            return
-        rest = {k: v for k, v in extra.items() if k != "origin"}
-        entry = cache.encode_memo((rendered.fields, rendered.digest, rendered.problems, rendered.media, rest))
-        if entry is None:
+        packed, keeps = pack(rendered, extra)
+        if keeps:
+            self.keep(source, {sig: packed})
+
+    @property
+    def keeps(self) -> bool:
+        """Tell whether this memo stores what is rendered (not so with --no-cache)."""
+        return self.store.db is not None
+
+    def keep(self, source: SourceFile, entries: dict[str, bytes | None]) -> None:
+        """Keep freshly rendered cards of one file, by signature, as `entry` encoded them."""
+        kept = {sig: encoded for sig, encoded in entries.items() if encoded is not None}
+        if self.store.db is None or not kept:
             return
         group = self._group(source)
-        self._new.setdefault(group, {})[sig] = entry
-        self._used[group].add(sig)
+        self._new.setdefault(group, {}).update(kept)
+        self._used[group].update(kept)
 
     def save(self, helping: Helpers | None = None) -> None:
         """Store what changed in each group: as edit rows while they are few, else the group whole.

@@ -162,6 +162,10 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int], kept: Sequen
         db_path = Path(tmp) / "collection.anki2"
         conn = sqlite3.connect(db_path)
         try:
+            # A file thrown away once read: flushing it to disk at each commit cost a cold build
+            # 40-150 ms of waiting on a busy disk. The bytes are the same (a test compares them).
+            conn.execute("PRAGMA synchronous=OFF")
+            conn.execute("PRAGMA journal_mode=MEMORY")
             # No note is written here, so neither the clock nor the id counter is read.
             genanki.Package(gdecks).write_to_db(conn.cursor(), 0, iter(()))
             conn.commit()

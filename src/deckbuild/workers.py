@@ -2,9 +2,11 @@
 
 Helpers are forked before the sources are read, and import pydantic, Markdown and Pygments on
 another core while this process reads and looks up cards: a rebuild after one edit pays for
-none of those imports itself, and a cold build renders on every core. Once a helper has
-answered, it prepares for what comes later (`later`), and takes calls until it is closed.
-Where fork is missing, or a helper dies, the work is done in this process instead.
+none of those imports itself, and a cold build renders on every core. Cards reach them in
+units, a few at a time, the next as each is answered (`Helpers.stream`). Once a helper has
+answered a call, or has no unit left, it prepares for what comes later (`later`), and takes
+calls until it is closed. Where fork is missing, or a helper dies, the work is done in this
+process instead.
 """
 
 from __future__ import annotations
@@ -14,16 +16,22 @@ import gc
 import importlib
 import os
 import pickle
+import select
 import signal
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections import deque
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
 # How many cards a warm helper gets through while this process imports what it needs.
 HEAD_START = 700
+# Cards in one unit of work handed to a helper, and how many units a helper holds at a time:
+# enough that it never waits for the next, few enough that the faster helper takes the rest.
+UNIT = 250
+IN_FLIGHT = 2
 _SIZE = 8
 # How often a helper looks whether the process that forked it is still there.
 WATCH_SECONDS = 0.2
@@ -159,7 +167,7 @@ class Helpers:
         self,
         count: int,
         warm: Callable[[], None],
-        task: Callable[[list[Any]], list[Any]],
+        task: Callable[[Any], Any],
         later: Callable[[], None] = lambda: None,
     ) -> None:
         self.task = task
@@ -179,27 +187,42 @@ class Helpers:
 
     def run(self, items: list[Any]) -> list[Any]:
         """Run the task over `items`, shared among the helpers and this process; keep the order."""
+        units = [items[i : i + UNIT] for i in range(0, len(items), UNIT)]
+        results: list[Any] = [None] * len(units)
+        for index, value in self.stream(units, len(items)):
+            results[index] = value
+        return [x for value in results for x in value]
+
+    def stream(self, units: list[Any], cards: int) -> Iterator[tuple[int, Any]]:
+        """Run the task on each unit of work; yield its index and result as each one is done.
+
+        `cards` is how much work the units hold in all. A helper holds IN_FLIGHT units at a
+        time and is given the next as it answers, so that one slowed down (by another process
+        on its core) takes fewer, and this process can use each result while the rest are
+        rendered. A unit a helper could not answer is done here.
+        """
         helpers = [h for h in self._helpers if h.alive and not h.busy]
-        if not helpers or not items:
-            return self.task(items) if items else []
-        twin = self._twin() if len(items) > TWIN_AT else None
+        if not helpers or not units:
+            for index, unit in enumerate(units):
+                yield index, self.task(unit)
+            return
+        twin = self._twin() if cards > TWIN_AT else None
         if twin is not None:
             helpers.append(twin)
         # This process starts cold, so it takes less: nothing at all for a handful of cards, and
         # nothing when a warm twin takes its share instead.
-        mine = 0 if twin else max(0, (len(items) - HEAD_START * len(helpers)) // (len(helpers) + 1))
-        rest = items[mine:]
-        size = -(-len(rest) // len(helpers))
-        batches = [rest[i : i + size] for i in range(0, len(rest), size)]
-        for helper, batch in zip(helpers, batches, strict=False):
-            self._send(helper, self.task, (batch,))
-        results = self.task(items[:mine])
-        for helper, batch in zip(helpers, batches, strict=False):
-            value = self._answer(helper)
-            results.extend(
-                value if isinstance(value, list) and len(value) == len(batch) else self.task(batch)
-            )
-        return results
+        mine = 0 if twin else max(0, (cards - HEAD_START * len(helpers)) // (len(helpers) + 1))
+        mine = len(units) * mine // cards
+        streaming = _Stream(helpers, units, mine, self.task)
+        try:
+            streaming.start()
+            for index in range(mine):
+                yield index, self.task(units[index])
+            yield from streaming.answers()
+        finally:
+            streaming.finish()
+        for index in streaming.lost:
+            yield index, self.task(units[index])
 
     def _twin(self) -> _Helper | None:
         """Have the start-up helper fork its warm twin, and take the twin on; None if it cannot."""
@@ -289,6 +312,133 @@ class Helpers:
 _LOST = object()
 
 
+def _unit(task: Callable[[Any], Any], unit: Any) -> Any:
+    """Run a task on one unit of a stream (a helper prepares for later only once told)."""
+    return task(unit)
+
+
+def _prepare() -> None:  # pragma: no cover - never called: it tells a helper the stream is over
+    """Stand for the word that tells a helper to prepare for later; it sends no answer."""
+
+
+class _Stream:
+    """Units of work handed to helpers a few at a time, and their answers read as they come."""
+
+    def __init__(
+        self, helpers: list[_Helper], units: list[Any], start: int, task: Callable[[Any], Any]
+    ) -> None:
+        self.units, self.task = units, task
+        self.queue = deque(range(start, len(units)))
+        self.helpers = helpers
+        # Per helper (by its pipe from it): the units it was given and has not answered, in order;
+        # the bytes still to write to it; what it wrote back so far.
+        self.given: dict[int, deque[int]] = {h.up: deque() for h in helpers}
+        self.out: dict[int, bytearray] = {h.up: bytearray() for h in helpers}
+        self.back: dict[int, bytearray] = {h.up: bytearray() for h in helpers}
+        self.lost: list[int] = []
+        self.blocking: dict[int, bool] = {}
+        self.prepared: list[_Helper] = []
+
+    def start(self) -> None:
+        for helper in self.helpers:
+            # Written a piece at a time, as the helper reads: a helper still warming up must
+            # not hold this process up, nor one that died make it wait.
+            self.blocking[helper.down] = os.get_blocking(helper.down)
+            os.set_blocking(helper.down, False)
+            # Busy with no call of its own: should this stream be left midway (an interrupt while
+            # its results are used), closing ends the helper instead of waiting for an answer.
+            helper.busy, helper.sent = True, False
+            for _ in range(IN_FLIGHT):
+                self._give(helper)
+
+    def _give(self, helper: _Helper) -> None:
+        if not self.queue:
+            return
+        index = self.queue.popleft()
+        try:
+            frame = _frame((_unit, (self.task, self.units[index])))
+        except Exception:  # not picklable: done here
+            self.lost.append(index)
+            return
+        self.given[helper.up].append(index)
+        self.out[helper.up] += frame
+
+    def _lose(self, helper: _Helper) -> None:
+        helper.alive = False
+        # Another helper takes its units, or this process at the end.
+        self.queue.extendleft(reversed(self.given[helper.up]))
+        self.given[helper.up].clear()
+        self.out[helper.up].clear()
+
+    def answers(self) -> Iterator[tuple[int, Any]]:
+        while True:
+            working = [h for h in self.helpers if h.alive and self.given[h.up]]
+            if not working:
+                break
+            writing = [h.down for h in working if self.out[h.up]]
+            readable, writable, _ = select.select([h.up for h in working], writing, [])
+            for helper in working:
+                if helper.down in writable:
+                    self._write(helper)
+                if helper.up in readable and helper.alive:
+                    yield from self._read(helper)
+        self.lost += self.queue
+        self.queue.clear()
+        for helper in self.helpers:
+            self._done(helper)
+
+    def _done(self, helper: _Helper) -> None:
+        """Tell a helper with nothing left to do that it may prepare for what comes later."""
+        if helper.alive and helper not in self.prepared:
+            self.prepared.append(helper)
+            with contextlib.suppress(OSError):  # its pipe is empty: the few bytes never block
+                _write(helper.down, _frame((_prepare, ())))
+
+    def _write(self, helper: _Helper) -> None:
+        out = self.out[helper.up]
+        try:
+            del out[: os.write(helper.down, out)]
+        except BlockingIOError:
+            pass
+        except OSError:  # it died
+            self._lose(helper)
+
+    def _read(self, helper: _Helper) -> Iterator[tuple[int, Any]]:
+        back = self.back[helper.up]
+        try:
+            chunk = os.read(helper.up, 1 << 20)
+        except OSError:
+            chunk = b""
+        if not chunk:
+            self._lose(helper)
+            return
+        back += chunk
+        while len(back) >= _SIZE and len(back) >= _SIZE + (size := int.from_bytes(back[:_SIZE], "big")):
+            frame = bytes(back[_SIZE : _SIZE + size])
+            del back[: _SIZE + size]
+            index = self.given[helper.up].popleft()
+            try:
+                status, value = pickle.loads(frame)
+            except (pickle.UnpicklingError, EOFError, ValueError):
+                status, value = "failed", None
+            self._give(helper)
+            if not self.given[helper.up] and not self.queue:
+                self._done(helper)  # while the others finish theirs
+            if status == "ok":
+                yield index, value
+            else:
+                self.lost.append(index)
+
+    def finish(self) -> None:
+        """Leave each helper as calls expect it: idle, blocking pipes; one left mid-unit is lost."""
+        for helper in self.helpers:
+            if self.given[helper.up] or self.back[helper.up]:
+                helper.alive = False  # an answer still coming would be taken for the next call's
+            helper.busy = False
+            with contextlib.suppress(OSError):
+                os.set_blocking(helper.down, self.blocking.get(helper.down, True))
+
+
 def _die_with(parent: int) -> None:  # pragma: no cover - runs in the helper; tested by killing
     """End this helper when the process that forked it ends, however it ends (even SIGKILL).
 
@@ -345,12 +495,14 @@ def _serve(
         answered = False
         while True:
             func, args = _receive(down)
-            try:
-                reply: tuple[str, Any] = ("ok", func(*args))
-            except Exception as exc:
-                reply = ("failed", repr(exc))
-            _send(up, reply)
-            if not answered and func is not _twin:
+            if func is not _prepare:
+                try:
+                    reply: tuple[str, Any] = ("ok", func(*args))
+                except Exception as exc:
+                    reply = ("failed", repr(exc))
+                _send(up, reply)
+            # Once it has answered a call, or a stream of units is over (the next would wait).
+            if not answered and func is not _twin and func is not _unit:
                 answered = True
                 later()
     except BaseException:
