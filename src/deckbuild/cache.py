@@ -186,18 +186,24 @@ def encode_memo(entry: MemoEntry) -> bytes | None:
 
 def decode_memo(data: Any) -> MemoEntry | None:
     """Decode one card's entry from `memo_cards`; None when it is damaged, which is a cache miss."""
-    # Every unchanged card comes through here on a rebuild: the common shapes are checked inline.
+    # Every unchanged card comes through here on a rebuild: the common shapes are checked inline,
+    # and what is empty (most cards' problems, images and lock extras) is not looked into.
     try:
         fields, digest, found, shown, rest = marshal.loads(data)
-        if type(fields) is not list or len(fields) not in _WIDTHS or type(digest) is not str:
+        if (
+            type(fields) is not list
+            or type(digest) is not str
+            or type(found) is not list
+            or type(shown) is not list
+            or type(rest) is not dict
+            or len(fields) not in _WIDTHS
+        ):
             return None
         "".join(fields)  # raises TypeError unless every field is text
-        # What the lock keeps: text keys, text or null values.
-        if type(rest) is not dict or not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
-            return None
     except (TypeError, ValueError, EOFError, AttributeError, RecursionError):
         return None
-    if type(found) is not list or type(shown) is not list:
+    # What the lock keeps: text keys, text or null values.
+    if rest and not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
         return None
     if (found and not conforms(found, _PROBLEMS)) or (shown and not conforms(shown, _MEDIA)):
         return None
