@@ -95,7 +95,7 @@ def files(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
 def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     with monkeypatch.context() as patch:
         if not fast:
-            patch.setattr(build_module._Known, "__call__", lambda *args: False)
+            patch.setattr(build_module._Known, "__call__", lambda self, columns: lambda *row: False)
         memo = _Memo()
         collection = collect([root], Report(), memo)
     cards = [
@@ -156,10 +156,14 @@ def test_the_fast_path_takes_the_plain_rows_of_a_seed(deck_tree, monkeypatch):
     taken = []
     real = build_module._Known.__call__
 
-    def spy(self, *args):
-        result = real(self, *args)
-        taken.append(result)
-        return result
+    def spy(self, columns):
+        take = real(self, columns)
+
+        def row(*args):
+            taken.append(take(*args))
+            return taken[-1]
+
+        return row
 
     monkeypatch.setattr(build_module._Known, "__call__", spy)
     fast = _outcome(deck_tree, True, monkeypatch)

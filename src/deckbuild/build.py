@@ -12,10 +12,10 @@ import json
 import os
 import re
 import sqlite3
-from collections.abc import Iterable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from pathlib import Path
 from types import ModuleType
 from typing import TYPE_CHECKING, Any
@@ -311,24 +311,31 @@ class _Known:
     the memo at once; any other row, or one the memo does not know, is read in full as before.
     """
 
-    __slots__ = ("_checks", "found", "nid", "notes", "recall", "tags")
+    __slots__ = ("found", "notes", "recall")
 
     def __init__(self, recall: _Recall, lock: Lock) -> None:
-        from deckbuild.answers import leaves_alone
-        from deckbuild.render import card_problem, joined_within_limits
-
         self.recall, self.notes = recall, lock.notes
         self.found: list[Parsed] = []
-        self._checks = card_problem, leaves_alone, joined_within_limits
-        # What a card of a section with only Question, Answer and UUID columns takes from its file.
-        self.tags = tuple(_tags_of(recall.source, "basic", {}))
-        self.nid = notetype_of("basic", {}).id
 
-    def __call__(self, line: int, text: str, fields: list[str], columns: Any) -> bool:
-        """Take over one row when its card is known as it is; False leaves it to be read in full."""
+    def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool]:
+        """Return what takes over the rows of a section with these columns."""
+        from deckbuild.answers import leaves_alone
+        from deckbuild.render import card_problem
+
         if columns.plain is not None:
-            return self._plain(line, text, fields, columns.plain)
-        problem, alone, _ = self._checks
+            return self._plain(*columns.plain)
+        return partial(self._row, columns, card_problem, leaves_alone)
+
+    def _row(
+        self,
+        columns: Any,
+        problem: Callable[[dict[str, Any]], str | None],
+        alone: Callable[[str, dict[str, Any]], bool],
+        line: int,
+        text: str,
+        fields: list[str],
+    ) -> bool:
+        """Take over one row when its card is known as it is; False leaves it to be read in full."""
         data = columns.basic(fields)
         # A UUID the lock holds as spelled keeps its case; any other is looked at in full.
         if data is None or data["id"] not in self.notes or not alone(text, data) or problem(data):
@@ -339,30 +346,35 @@ class _Known:
         self.found.append(parsed)
         return True
 
-    def _plain(self, line: int, text: str, fields: list[str], at: tuple[int, int, int]) -> bool:
-        """Take over a row of Question, Answer and UUID only: its fields go to the memo as they are.
+    def _plain(self, question_at: int, answer_at: int, uuid_at: int) -> Callable[[int, str, list[str]], bool]:
+        """Return what takes over a row of Question, Answer and UUID only, straight from its fields.
 
         What `_Columns.card`, `card_problem`, `keep_case`, `answers.apply`, `signature` and
         `_tags_of` do to such a row, each holds true of it by the checks here, or it is left.
         """
-        uuid = fields[at[2]].strip()
-        question = fields[at[0]].strip()
-        # No "{{": no cloze, no directive; no "[" in the question: no answer to check; no "\x1d":
-        # the signature below is the one `signature` gives; an empty UUID is no note's.
-        if uuid not in self.notes or "{{" in text or "[" in question or "\x1d" in text:
-            return False
-        joined = f"{uuid}\x1d{question}\x1d{fields[at[1]].strip()}"
-        if not self._checks[2](joined):
-            return False
-        sig = "basic\x1eid\x1dquestion\x1danswer\x1e" + joined
-        found = self.recall.entry(sig)
-        if found is None:
-            return False
-        rendered, extra, images = found
-        self.found.append(
-            Parsed(self.recall.source, line, uuid, self.tags, extra, sig, None, rendered, images, self.nid)
-        )
-        return True
+        from deckbuild.render import joined_within_limits
+
+        notes, found, entry, source = self.notes, self.found, self.recall.entry, self.recall.source
+        tags, nid = tuple(_tags_of(source, "basic", {})), notetype_of("basic", {}).id
+
+        def take(line: int, text: str, fields: list[str]) -> bool:
+            uuid = fields[uuid_at].strip()
+            question = fields[question_at].strip()
+            # No "{{": no cloze, no directive; no "[" in the question: no answer to check; no
+            # "\x1d": the signature below is the one `signature` gives; an empty UUID is no note's.
+            if uuid not in notes or "{{" in text or "[" in question or "\x1d" in text:
+                return False
+            joined = f"{uuid}\x1d{question}\x1d{fields[answer_at].strip()}"
+            if not joined_within_limits(joined):
+                return False
+            sig = "basic\x1eid\x1dquestion\x1danswer\x1e" + joined
+            hit = entry(sig)
+            if hit is None:
+                return False
+            found.append(Parsed(source, line, uuid, tags, hit[1], sig, None, hit[0], hit[2], nid))
+            return True
+
+        return take
 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:

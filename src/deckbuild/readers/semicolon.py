@@ -44,8 +44,10 @@ _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
 End = tuple[int, int]
 # Asked about each one-line row without quotes before it is made a card: (line number, the line,
-# its fields, its section's columns); True when the caller took the row over, so no card is made.
-Known = Callable[[int, str, list[str], "_Columns"], bool]
+# its fields); True when the caller took the row over, so no card is made. One per section,
+# given by the caller from the section's columns.
+Take = Callable[[int, str, list[str]], bool]
+Known = Callable[["_Columns"], Take]
 
 
 class _Unbalanced(Exception):
@@ -190,6 +192,7 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
     rows = 0
     order: list[str] | None = None
     columns: _Columns | None = None
+    take: Take | None = None
     i = 0
     after_blank = True
     while i < len(lines):
@@ -222,6 +225,7 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
             header = _header_order(fields)
             if header is not None:
                 order, columns = header, _Columns(header)
+                take = None if known is None else known(columns)
                 continue
             looks_like_header = _looks_like_header(fields)
             if order is None or (looks_like_header and "question" in _names(fields)):
@@ -246,7 +250,7 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
                 'put a field that contains ";" in double quotes',
             )
             continue
-        if plain and known is not None and known(lineno, line, fields, columns):
+        if plain and take is not None and take(lineno, line, fields):
             continue
         card = columns.card(fields, path, lineno, report)
         if card is not None:
