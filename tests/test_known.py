@@ -27,6 +27,7 @@ from deckbuild.lock import LOCK_FORMAT
 from deckbuild.memo import Memo, signature_of
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES
 from deckbuild.render import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits
+from memohelp import memo_groups
 
 # As UUIDs mostly are: a letter among their first digits (33 digits or dashes in a row start a
 # prefix too deep to take over, a card the fast path leaves).
@@ -69,6 +70,9 @@ class _Memo(Memo):
 
     def table(self, source: Any) -> tuple[Any, set[str], dict[str, str | None]]:
         return _KnowsAll(), self.read.setdefault(source.display, set()), {"origin": source.origin}
+
+    def holds(self, source: Any) -> bool:
+        return True
 
 
 @st.composite
@@ -207,3 +211,33 @@ def test_an_edited_card_still_reaches_the_package_and_the_rest_come_from_the_mem
     memo = Memo(cache.Cache(own_cache))
     [source] = [s for s in build_module.discover([deck_tree], Report())]
     assert any(f"{question} edited" in sig for sig in memo.table(source)[0])
+
+
+def test_a_file_the_memo_holds_nothing_of_is_read_in_full_at_no_cost(deck_tree, monkeypatch):
+    put(deck_tree, "D/003.txt", seed("003"))
+    asked = []
+    real = build_module._Known.__call__
+
+    def spy(self, columns):
+        asked.append(real(self, columns))
+        return asked[-1]
+
+    monkeypatch.setattr(build_module._Known, "__call__", spy)
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    first = len(asked)
+    assert first and asked == [None] * first  # no row-taker: a first build's memo holds nothing
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_100)
+    assert None not in asked[first:]
+
+
+def test_asking_whether_the_memo_holds_a_file_leaves_what_it_stores_as_it_was(deck_tree, own_cache):
+    put(deck_tree, "D/003.txt", seed("003"))
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    before = memo_groups(own_cache)
+    store = cache.Cache(own_cache)
+    memo = Memo(store)
+    [source] = build_module.discover([deck_tree], Report())
+    assert memo.holds(source)
+    memo.save()
+    store.close()
+    assert memo_groups(own_cache) == before

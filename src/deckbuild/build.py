@@ -317,11 +317,13 @@ class _Known:
         self.recall, self.notes = recall, lock.notes
         self.found: list[Parsed] = []
 
-    def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool]:
-        """Return what takes over the rows of a section with these columns."""
+    def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool] | None:
+        """Return what takes over the rows of a section with these columns; None when nothing can."""
         from deckbuild.answers import leaves_alone
         from deckbuild.render import card_problem
 
+        if not self.recall.memo.holds(self.recall.source):
+            return None  # the memo holds none of this file's cards (a first build, an upgrade)
         if columns.plain is not None:
             return self._plain(*columns.plain)
         return partial(self._row, columns, card_problem, leaves_alone)

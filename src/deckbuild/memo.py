@@ -98,12 +98,21 @@ class Memo:
 
     def _group(self, source: SourceFile) -> str:
         """Return a source file's group, reading its entries the first time it is asked for."""
+        group = self._read(source)
+        if group not in self._used:
+            self._used[group] = set()
+        return group
+
+    def _read(self, source: SourceFile) -> str:
         group = self._groups.get(source.path)
         if group is None:
             group = self._groups[source.path] = self.group(source)
             self._loaded[group], self._edits[group] = self.store.memo_cards(group)
-            self._used[group] = set()
         return group
+
+    def holds(self, source: SourceFile) -> bool:
+        """Tell whether the memo holds any card of a source file; `save` takes no notice of asking."""
+        return self.store.db is not None and bool(self._loaded[self._read(source)])
 
     def table(self, source: SourceFile) -> tuple[dict[str, bytes], set[str], dict[str, str | None]]:
         """Return a file's entries as stored by signature, where to note those read, and its origin.

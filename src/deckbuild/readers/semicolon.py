@@ -45,9 +45,9 @@ _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 End = tuple[int, int]
 # Asked about each one-line row without quotes before it is made a card: (line number, the line,
 # its fields); True when the caller took the row over, so no card is made. One per section,
-# given by the caller from the section's columns.
+# given by the caller from the section's columns (None: it takes no row of the section).
 Take = Callable[[int, str, list[str]], bool]
-Known = Callable[["_Columns"], Take]
+Known = Callable[["_Columns"], Take | None]
 
 
 class _Unbalanced(Exception):
