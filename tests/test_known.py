@@ -42,7 +42,9 @@ PIECES = [
     str(uuid.UUID(int=1)),
 ]  # fmt: skip
 COLUMNS = ["Tags", "Hint", "Extra", "Reverse", "Notetype"]
-cell = st.lists(st.sampled_from(PIECES), max_size=5).map("".join)
+# Half of them plain text, so that many rows are taken over (and their columns' cells vary).
+PLAIN = ["a", "What is x?", " padded\t", "tag1 tag2", "yes", "no", "", "x" * 300, "1. a", "(b)"]
+cell = st.one_of(st.sampled_from(PLAIN), st.lists(st.sampled_from(PIECES), max_size=5).map("".join))
 
 
 _WIDTH = len(NOTE_TYPES[NOTE_TYPE_ID].fields)
