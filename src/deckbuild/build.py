@@ -12,6 +12,7 @@ import json
 import os
 import re
 import sqlite3
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
@@ -155,8 +156,8 @@ def collect(
 
     report = report or Report()
     locks: dict[Path, Lock] = {}
-    found: list[Parsed | Pending | str] = []
-    lines_of: list[tuple[SourceFile, int]] = []
+    # Every card in the order read: valid, waiting to be validated, or why it is not (where).
+    found: list[Parsed | Pending | tuple[SourceFile, int, str]] = []
     read: list[tuple[SourceFile, list[RawCard], int]] = []
     # Per file read, in order: the cards the memo took over as they were read (by line).
     known: list[list[Parsed]] = []
@@ -196,27 +197,31 @@ def collect(
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)
     progress.stage("memo")
+    # Each card the memo could not answer: where it is in `found`, to settle it in place.
+    pending_at: list[int] = []
+    pending: list[Pending] = []
     for (source, raws, _), taken in zip(read, known, strict=True):
         recall = _Recall(source, memo) if memo is not None else None
         # The cards taken over and those read in full, back in the file's order.
         at = 0
         for raw in raws:
-            while at < len(taken) and taken[at].line < raw.line:
-                lines_of.append((source, taken[at].line))
-                found.append(taken[at])
-                at += 1
+            upto = bisect_left(taken, raw.line, at, key=_line)
+            found += taken[at:upto]
+            at = upto
             answers.apply(raw, source.display, report)
-            lines_of.append((source, raw.line))
             if recall is None:
-                found.append(_validate(source, raw, ""))
+                valid = _validate(source, raw, "")
+                found.append(valid if isinstance(valid, Parsed) else (source, raw.line, valid))
+                continue
+            sig = signature(raw)
+            recalled = recall(raw.line, raw.kind, raw.data, sig) if "id" in raw.data else None
+            if recalled is not None:
+                found.append(recalled)
             else:
-                sig = signature(raw)
-                recalled = "id" in raw.data and recall(raw.line, raw.kind, raw.data, sig)
-                found.append(recalled or Pending(source, raw, sig))
-        for rest in taken[at:]:
-            lines_of.append((source, rest.line))
-            found.append(rest)
-    pending = [p for p in found if isinstance(p, Pending)]
+                pending_at.append(len(found))
+                pending.append(Pending(source, raw, sig))
+                found.append(pending[-1])
+        found += taken[at:]
     if memo is not None:
         progress.count("memo", len(found) - len(pending))
         progress.stage("rendering")
@@ -224,22 +229,24 @@ def collect(
         rendered = sum(not isinstance(o, str) for o in outcomes)
         report.count("rendered", rendered)
         progress.count("rendered", rendered)
-        settled = iter(outcomes)
-        found = [_parsed(item, next(settled), memo) if isinstance(item, Pending) else item for item in found]
+        for where, item, outcome in zip(pending_at, pending, outcomes, strict=True):
+            settled = _parsed(item, outcome, memo)
+            found[where] = settled if isinstance(settled, Parsed) else (item.source, item.raw.line, settled)
     cards: list[Parsed] = []
     seen: dict[str, Parsed] = {}
-    for (source, line), parsed in zip(lines_of, found, strict=True):
-        if isinstance(parsed, str):
-            report.error(source.display, line, parsed)
+    for parsed in found:
+        if not isinstance(parsed, Parsed):
+            assert isinstance(parsed, tuple)
+            source, line, why = parsed
+            report.error(source.display, line, why)
             report.count("skipped")
             continue
-        assert isinstance(parsed, Parsed)
         # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
         key = parsed.id.lower() if len(parsed.id) == 36 else parsed.id
         if key in seen:
             report.error(
-                source.display,
-                line,
+                parsed.source.display,
+                parsed.line,
                 f"UUID {parsed.id} is used twice: here and at {seen[key].where}; "
                 "give one of the cards a new UUID",
             )
@@ -248,6 +255,10 @@ def collect(
         seen[key] = parsed
         cards.append(parsed)
     return Collection(cards, locks, report)
+
+
+def _line(parsed: Parsed) -> int:
+    return parsed.line
 
 
 @lru_cache(maxsize=64)
