@@ -366,7 +366,9 @@ class Cache:
         try:
             # The row and its edits from one snapshot. The row's bytes are read as a blob: SQLite
             # then copies them from the file at once, in a third of the time a SELECT takes.
-            db.execute("BEGIN")
+            owned = not db.in_transaction
+            if owned:
+                db.execute("BEGIN")
             try:
                 row = None
                 found = db.execute("SELECT rowid, seal, typeof(cards) FROM memo WHERE grp = ?", (group,))
@@ -378,7 +380,8 @@ class Cache:
                     "SELECT sig, entry, seal FROM memo_delta WHERE grp = ?", (group,)
                 ).fetchall()
             finally:
-                db.execute("COMMIT")
+                if owned:
+                    db.execute("COMMIT")
         except sqlite3.Error:
             return {}, 0
         cards: dict[str, bytes] = {}
