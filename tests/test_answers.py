@@ -7,7 +7,7 @@ import re
 
 import pytest
 from click.testing import CliRunner
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import DATA, put, seed
@@ -300,3 +300,27 @@ def test_a_broken_directive_on_a_page_is_reported_at_its_own_line(run, deck_tree
         f"decks/Deck/page.txt:{line}: calc softmax: the value of x is not valid JSON; "
         "fix the directive's inputs"
     )
+
+
+_CODE = (
+    "import torch\nq = torch.tensor([[1.0, 0.0]])\nk = torch.tensor([[1.0, 0.0]])\n"
+    "v = torch.tensor([[1.0, 2.0]])\nw = torch.softmax(q @ k.T, dim=-1)\nout = w @ v"
+)
+_PIECES = [
+    "a", " ", "[", "]", "{{", "}}", "{{calc softmax x=[[1, 2]]}}", "{{ calc softmax x=[[1]]}}",
+    "Q=[[1, 0]] K=[[1, 0]] V=[[1, 2]]", "[[0.5]]", "tensor", "softmax", "unscaled", _CODE,
+]  # fmt: skip
+_TEXT = st.lists(st.sampled_from(_PIECES), max_size=4).map("".join)
+
+
+@given(st.dictionaries(st.sampled_from(["question", "answer", "hint", "code", "explanation", "id"]), _TEXT))
+@example({"question": "What does this print?", "code": _CODE, "answer": ""})
+@example({"question": "Q=[[1, 0]] K=[[1, 0]] V=[[1, 2]]", "answer": "[[9.0]]"})
+@example({"question": "x", "answer": "{{calc softmax x=[[1, 2]]}}"})
+def test_a_card_that_apply_leaves_alone_is_left_as_it_is_and_nothing_is_said(data):
+    line = ";".join(data.values())  # every text of the card is part of its line
+    raw = RawCard(1, "basic", dict(data))
+    report = Report()
+    answers.apply(raw, "x.txt", report)
+    if answers.leaves_alone(line, data):
+        assert raw.data == data and report.problems == [] and not report.counts

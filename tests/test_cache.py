@@ -418,3 +418,16 @@ def test_an_edit_saved_while_a_build_runs_reaches_the_next_build(tree, saved, mo
         assert b"query vector, second save (" in _collection((out / "Deck.apkg").read_bytes())
     else:
         assert image.read_bytes() in shipped
+
+
+def test_a_memo_read_inside_a_transaction_finds_its_cards_and_leaves_the_transaction_open(tree, own_cache):
+    store = cache.Cache(own_cache)
+    assert store.db is not None
+    groups = [grp for (grp,) in store.db.execute("SELECT grp FROM memo ORDER BY grp")]
+    expected = [store.memo_cards(grp) for grp in groups]
+    assert groups and all(cards for cards, _ in expected)
+    store.db.execute("BEGIN")
+    assert [store.memo_cards(grp) for grp in groups] == expected
+    assert store.db.in_transaction
+    store.db.execute("COMMIT")
+    store.close()

@@ -310,7 +310,7 @@ def test_the_whole_card_check_finds_exactly_what_the_field_by_field_check_finds(
     if longer and data:
         first = next(iter(data))
         data[first] = "y" * (MAX_FIELD_CHARS // 2 * longer + 1)
-    assert render._card_problem(data) == render._fields_problem(data)
+    assert render.card_problem(data) == render._fields_problem(data)
 
 
 @given(_LIMIT_TEXT)

@@ -241,6 +241,15 @@ def apply(raw: RawCard, path: str, report: Report) -> None:
     _verify(raw, path, report)
 
 
+def leaves_alone(line: str, data: dict[str, Any]) -> bool:
+    """Tell whether `apply` leaves a card whose every text is a part of `line` as it is, saying nothing.
+
+    No "{{" in the line: no directive in any field; no "[" in the question and no code: nothing
+    that `_verify` reads. False means only that `apply` must look.
+    """
+    return "{{" not in line and "code" not in data and "[" not in str(data.get("question") or "")
+
+
 def _expand(text: str, steps: list[calc.Step], path: str, lines: list[int], report: Report) -> str:
     """Replace every directive in `text` by its result; report each one at its line.
 

@@ -13,10 +13,11 @@ import marshal
 import os
 import re
 import sqlite3
+from bisect import bisect_left
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import closing
 from dataclasses import dataclass, field
-from functools import cached_property, lru_cache
+from functools import cached_property, lru_cache, partial
 from operator import itemgetter
 from pathlib import Path
 from types import ModuleType
@@ -34,7 +35,7 @@ from deckbuild.atomic import (
 )
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
 from deckbuild.lock import Entry, Lock
-from deckbuild.memo import Memo, Rendered, current_media, signature, unpack
+from deckbuild.memo import Memo, Rendered, current_media, signature, signature_of, unpack
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 
@@ -112,12 +113,16 @@ class Collection:
 
 
 def _tags(source: SourceFile, raw: RawCard) -> list[str]:
-    tags = [f"kind::{raw.kind}"]
-    level = raw.data.get("level")
+    return _tags_of(source, raw.kind, raw.data)
+
+
+def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
+    tags = [f"kind::{kind}"]
+    level = data.get("level")
     if level:
         tags.append(f"level::{level}")
     tags.append(source.tag)
-    tags.extend(raw.data.pop("tags", ()))
+    tags.extend(data.pop("tags", ()))
     return tags
 
 
@@ -149,9 +154,12 @@ def collect(
 
     report = report or Report()
     locks: dict[Path, Lock] = {}
-    found: list[Parsed | Pending | str] = []
-    lines_of: list[tuple[SourceFile, int]] = []
+    # Every card in the order read: valid, waiting to be validated, or why it is not (where).
+    found: list[Parsed | Pending | tuple[SourceFile, int, str]] = []
     read: list[tuple[SourceFile, list[RawCard], int]] = []
+    # Per file read, in order: the cards the memo took over as they were read (by line).
+    known: list[list[Parsed]] = []
+    remembers = memo is not None and memo.store.db is not None
     progress.stage("reading")
     for source in discover(paths, report):
         if source.root not in locks:
@@ -169,30 +177,52 @@ def collect(
             )
             continue
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
-        raws = importlib.import_module(fmt.module).read(source.display, lines, report)
-        report.count("read", len(raws))
+        reader = importlib.import_module(fmt.module)
+        if remembers and fmt.name == "semicolon":
+            assert memo is not None
+            take = _Known(_Recall(source, memo), locks[source.root])
+            raws = reader.read(source.display, lines, report, take)
+            known.append(take.found)
+        else:
+            raws = reader.read(source.display, lines, report)
+            known.append([])
+        count = len(raws) + len(known[-1])
+        report.count("read", count)
         progress.count("files")
-        progress.count("read", len(raws))
+        progress.count("read", count)
         raws = within_limits(raws, source.display, report)
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)
     progress.stage("memo")
-    for source, raws, _ in read:
-        root = _resolved(source.root)
+    # Each card the memo could not answer: where it is in `found`, to settle it in place.
+    pending_at: list[int] = []
+    pending: list[Pending] = []
+    for (source, raws, _), taken in zip(read, known, strict=True):
+        recall = _Recall(source, memo) if memo is not None else None
+        # The cards taken over and those read in full, back in the file's order.
+        at = 0
         for raw in raws:
+            upto = bisect_left(taken, raw.line, at, key=_line)
+            found += taken[at:upto]
+            at = upto
             answers.apply(raw, source.display, report)
-            lines_of.append((source, raw.line))
-            if memo is None:
-                found.append(_validate(source, raw, ""))
+            if recall is None:
+                valid = _validate(source, raw, "")
+                found.append(valid if isinstance(valid, Parsed) else (source, raw.line, valid))
+                continue
+            sig = signature(raw)
+            recalled = recall(raw.line, raw.kind, raw.data, sig) if "id" in raw.data else None
+            if recalled is not None:
+                found.append(recalled)
             else:
-                sig = signature(raw)
-                found.append(_recall(source, raw, sig, memo, root) or Pending(source, raw, sig))
-    pending = [p for p in found if isinstance(p, Pending)]
+                pending_at.append(len(found))
+                pending.append(Pending(source, raw, sig))
+                found.append(pending[-1])
+        found += taken[at:]
     if memo is not None:
         progress.count("memo", len(found) - len(pending))
         progress.stage("rendering")
-        at = [i for i, item in enumerate(found) if isinstance(item, Pending)]
         units, starts = _units(pending, memo.keeps)
         outcomes = (
             helpers.stream(units, len(pending))
@@ -203,25 +233,30 @@ def collect(
         # Each unit as it comes back, while the helpers render the others.
         for index, value in outcomes:
             start = starts[index]
-            for offset, done in enumerate(_parsed(pending[start : starts[index + 1]], value, memo)):
-                found[at[start + offset]] = done
-                rendered += not isinstance(done, str)
+            unit = pending[start : starts[index + 1]]
+            for offset, (item, done) in enumerate(zip(unit, _parsed(unit, value, memo), strict=True)):
+                if isinstance(done, Parsed):
+                    found[pending_at[start + offset]] = done
+                    rendered += 1
+                else:
+                    found[pending_at[start + offset]] = (item.source, item.raw.line, done)
         report.count("rendered", rendered)
         progress.count("rendered", rendered)
     cards: list[Parsed] = []
     seen: dict[str, Parsed] = {}
-    for (source, line), parsed in zip(lines_of, found, strict=True):
-        if isinstance(parsed, str):
-            report.error(source.display, line, parsed)
+    for parsed in found:
+        if not isinstance(parsed, Parsed):
+            assert isinstance(parsed, tuple)
+            source, line, why = parsed
+            report.error(source.display, line, why)
             report.count("skipped")
             continue
-        assert isinstance(parsed, Parsed)
         # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
         key = parsed.id.lower() if len(parsed.id) == 36 else parsed.id
         if key in seen:
             report.error(
-                source.display,
-                line,
+                parsed.source.display,
+                parsed.line,
                 f"UUID {parsed.id} is used twice: here and at {seen[key].where}; "
                 "give one of the cards a new UUID",
             )
@@ -232,27 +267,137 @@ def collect(
     return Collection(cards, locks, report)
 
 
+def _line(parsed: Parsed) -> int:
+    return parsed.line
+
+
 @lru_cache(maxsize=64)
 def _resolved(root: Path) -> Path:
     return root.resolve()
 
 
-def _recall(source: SourceFile, raw: RawCard, sig: str, memo: Memo, root: Path) -> Parsed | None:
-    """Take a card from the memo when an earlier run read exactly this text, images unchanged."""
-    if "id" not in raw.data:
-        return None
-    known = memo.lookup(source, sig)
-    if known is None:
-        return None
-    images = current_media(known.rendered.media, root) if known.rendered.media else {}
-    if images is None:
-        return None
-    tags = tuple(_tags(source, raw))
-    nid = notetype_of(raw.kind, raw.data).id
-    found = raw.data["id"]
-    parsed = Parsed(source, raw.line, found, tags, known.extra, sig, None, known.rendered, images, nid)
-    parsed.kept = raw.data.get("notetype")
-    return parsed
+class _Recall:
+    """Take the cards of one file from the memo that an earlier run read exactly so, images unchanged."""
+
+    __slots__ = ("cards", "memo", "origin", "root", "source", "used")
+
+    def __init__(self, source: SourceFile, memo: Memo) -> None:
+        self.source, self.root, self.memo = source, _resolved(source.root), memo
+        # Read at the first card: a file without one leaves its memo as it is.
+        self.cards: dict[str, bytes] | None = None
+        self.used: set[str] = set()
+        self.origin: dict[str, str | None] = {}
+
+    def __call__(self, line: int, kind: str, data: dict[str, Any], sig: str) -> Parsed | None:
+        """Return the card with an id read at `line` as the memo knows it, or None to validate it."""
+        found = self.entry(sig)
+        if found is None:
+            return None
+        rendered, extra, images = found
+        tags = tuple(_tags_of(self.source, kind, data))
+        nid = notetype_of(kind, data).id
+        parsed = Parsed(self.source, line, data["id"], tags, extra, sig, None, rendered, images, nid)
+        parsed.kept = data.get("notetype")
+        return parsed
+
+    def entry(self, sig: str) -> tuple[Rendered, dict[str, str | None], dict[str, Path]] | None:
+        """Return the rendering, lock extra and images remembered for a signature; None if none holds."""
+        if self.cards is None:
+            self.cards, self.used, self.origin = self.memo.table(self.source)
+        entry = self.cards.get(sig)
+        if entry is None:
+            return None
+        self.used.add(sig)
+        # Shipped without the sanitizer: only a group this cache's key signed was read; an
+        # entry of the wrong shape in it is rendered again and replaced.
+        if (decoded := cache.decode_memo(entry)) is None:
+            return None
+        fields, digest, problems, media, extra = decoded
+        images = current_media(media, self.root) if media else {}
+        if images is None:
+            return None
+        return (
+            Rendered(fields, digest, problems, media),
+            {**self.origin, **extra} if extra else self.origin,
+            images,
+        )
+
+
+class _Known:
+    """Take over the rows of a semicolon file that an earlier run read exactly as they are now.
+
+    Such a row would pass every step between reading and the memo unchanged and unremarked:
+    within the limits, its UUID in the lock as spelled, no directive or answer to compute (each
+    checked here, cheaply, on its fields as read or its one line). It goes from its fields to
+    the memo at once; any other row, or one the memo does not know, is read in full as before.
+    """
+
+    __slots__ = ("found", "notes", "recall")
+
+    def __init__(self, recall: _Recall, lock: Lock) -> None:
+        self.recall, self.notes = recall, lock.notes
+        self.found: list[Parsed] = []
+
+    def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool] | None:
+        """Return what takes over the rows of a section with these columns; None when nothing can."""
+        from deckbuild.answers import leaves_alone
+        from deckbuild.render import card_problem
+
+        if not self.recall.memo.holds(self.recall.source):
+            return None  # the memo holds none of this file's cards (a first build, an upgrade)
+        if columns.plain is not None:
+            return self._plain(*columns.plain)
+        return partial(self._row, columns, card_problem, leaves_alone)
+
+    def _row(
+        self,
+        columns: Any,
+        problem: Callable[[dict[str, Any]], str | None],
+        alone: Callable[[str, dict[str, Any]], bool],
+        line: int,
+        text: str,
+        fields: list[str],
+    ) -> bool:
+        """Take over one row when its card is known as it is; False leaves it to be read in full."""
+        data = columns.basic(fields)
+        # A UUID the lock holds as spelled keeps its case; any other is looked at in full.
+        if data is None or data["id"] not in self.notes or not alone(text, data) or problem(data):
+            return False
+        parsed = self.recall(line, "basic", data, signature_of("basic", data))
+        if parsed is None:
+            return False
+        self.found.append(parsed)
+        return True
+
+    def _plain(self, question_at: int, answer_at: int, uuid_at: int) -> Callable[[int, str, list[str]], bool]:
+        """Return what takes over a row of Question, Answer and UUID only, straight from its fields.
+
+        What `_Columns.card`, `card_problem`, `keep_case`, `answers.apply`, `signature` and
+        `_tags_of` do to such a row, each holds true of it by the checks here, or it is left.
+        """
+        from deckbuild.render import joined_within_limits
+
+        notes, found, entry, source = self.notes, self.found, self.recall.entry, self.recall.source
+        tags, nid = tuple(_tags_of(source, "basic", {})), notetype_of("basic", {}).id
+
+        def take(line: int, text: str, fields: list[str]) -> bool:
+            uuid = fields[uuid_at].strip()
+            question = fields[question_at].strip()
+            # No "{{": no cloze, no directive; no "[" in the question: no answer to check; no
+            # "\x1d": the signature below is the one `signature` gives; an empty UUID is no note's.
+            if uuid not in notes or "{{" in text or "[" in question or "\x1d" in text:
+                return False
+            joined = f"{uuid}\x1d{question}\x1d{fields[answer_at].strip()}"
+            if not joined_within_limits(joined):
+                return False
+            sig = "basic\x1eid\x1dquestion\x1danswer\x1e" + joined
+            hit = entry(sig)
+            if hit is None:
+                return False
+            found.append(Parsed(source, line, uuid, tags, hit[1], sig, None, hit[0], hit[2], nid))
+            return True
+
+        return take
 
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:

@@ -186,18 +186,24 @@ def encode_memo(entry: MemoEntry) -> bytes | None:
 
 def decode_memo(data: Any) -> MemoEntry | None:
     """Decode one card's entry from `memo_cards`; None when it is damaged, which is a cache miss."""
-    # Every unchanged card comes through here on a rebuild: the common shapes are checked inline.
+    # Every unchanged card comes through here on a rebuild: the common shapes are checked inline,
+    # and what is empty (most cards' problems, images and lock extras) is not looked into.
     try:
         fields, digest, found, shown, rest = marshal.loads(data)
-        if type(fields) is not list or len(fields) not in _WIDTHS or type(digest) is not str:
+        if (
+            type(fields) is not list
+            or type(digest) is not str
+            or type(found) is not list
+            or type(shown) is not list
+            or type(rest) is not dict
+            or len(fields) not in _WIDTHS
+        ):
             return None
         "".join(fields)  # raises TypeError unless every field is text
-        # What the lock keeps: text keys, text or null values.
-        if type(rest) is not dict or not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
-            return None
     except (TypeError, ValueError, EOFError, AttributeError, RecursionError):
         return None
-    if type(found) is not list or type(shown) is not list:
+    # What the lock keeps: text keys, text or null values.
+    if rest and not all(type(k) is str and _text_or_none(v) for k, v in rest.items()):
         return None
     if (found and not conforms(found, _PROBLEMS)) or (shown and not conforms(shown, _MEDIA)):
         return None
@@ -354,13 +360,28 @@ class Cache:
         The cards are entries by signature. Only rows this cache's key signed are decoded at
         all; any other is left out, a miss.
         """
-        if self.db is None:
+        db = self.db
+        if db is None:
             return {}, 0
         try:
-            row = self.db.execute("SELECT cards, seal FROM memo WHERE grp = ?", (group,)).fetchone()
-            edits = self.db.execute(
-                "SELECT sig, entry, seal FROM memo_delta WHERE grp = ?", (group,)
-            ).fetchall()
+            # The row and its edits from one snapshot. The row's bytes are read as a blob: SQLite
+            # then copies them from the file at once, in a third of the time a SELECT takes.
+            owned = not db.in_transaction
+            if owned:
+                db.execute("BEGIN")
+            try:
+                row = None
+                found = db.execute("SELECT rowid, seal, typeof(cards) FROM memo WHERE grp = ?", (group,))
+                for rowid, seal, kind in found.fetchall():
+                    if kind == "blob":  # any other was never written by a build: left out
+                        with db.blobopen("memo", "cards", rowid, readonly=True) as blob:
+                            row = (blob.read(), seal)
+                edits = db.execute(
+                    "SELECT sig, entry, seal FROM memo_delta WHERE grp = ?", (group,)
+                ).fetchall()
+            finally:
+                if owned:
+                    db.execute("COMMIT")
         except sqlite3.Error:
             return {}, 0
         cards: dict[str, bytes] = {}

@@ -41,17 +41,13 @@ class Rendered:
     media: list[list[Any]] = field(default_factory=list)
 
 
-@dataclass(slots=True)
-class Remembered:
-    """What the memo holds for one card: its rendering and what the lock keeps beside it."""
-
-    rendered: Rendered
-    extra: dict[str, str | None]
-
-
 def signature(raw: RawCard) -> str:
     """Return the exact text of a card as read: equal signatures render equally."""
-    data = raw.data
+    return signature_of(raw.kind, raw.data)
+
+
+def signature_of(kind: str, data: dict[str, Any]) -> str:
+    """Return the signature of a card of this kind with these fields (see `signature`)."""
     try:
         values = "\x1d".join(data.values())
     except TypeError:
@@ -59,10 +55,10 @@ def signature(raw: RawCard) -> str:
     # Only the separators the join put in: no value holds one, so the text splits back one way.
     if values is None or values.count("\x1d") != len(data) - 1:
         # Readers give str, int, bool, None, lists and dicts, whose repr is exact.
-        return repr((raw.kind, data))
+        return repr((kind, data))
     # All text without the separator (most cards): the same, exactly, at a third of the cost.
     # Kinds and field names are the readers' own words: no separator, no "(" to start with.
-    return raw.kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
+    return kind + "\x1e" + "\x1d".join(data) + "\x1e" + values
 
 
 def pack(rendered: Rendered, extra: dict[str, str | None]) -> tuple[Any, bool]:
@@ -115,8 +111,6 @@ class Memo:
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
-        # The file whose cards are being looked up: its entries, the signatures read, its origin.
-        self._current: tuple[SourceFile, dict[str, bytes], set[str], dict[str, str | None]] | None = None
 
     @staticmethod
     def group(source: SourceFile) -> str:
@@ -126,32 +120,32 @@ class Memo:
 
     def _group(self, source: SourceFile) -> str:
         """Return a source file's group, reading its entries the first time it is asked for."""
+        group = self._read(source)
+        if group not in self._used:
+            self._used[group] = set()
+        return group
+
+    def _read(self, source: SourceFile) -> str:
         group = self._groups.get(source.path)
         if group is None:
             group = self._groups[source.path] = self.group(source)
             self._loaded[group], self._edits[group] = self.store.memo_cards(group)
-            self._used[group] = set()
         return group
 
-    def lookup(self, source: SourceFile, sig: str) -> Remembered | None:
-        """Return what an earlier run made of this card, if anything."""
+    def holds(self, source: SourceFile) -> bool:
+        """Tell whether the memo holds any card of a source file; `save` takes no notice of asking."""
+        return self.store.db is not None and bool(self._loaded[self._read(source)])
+
+    def table(self, source: SourceFile) -> tuple[dict[str, bytes], set[str], dict[str, str | None]]:
+        """Return a file's entries as stored by signature, where to note those read, and its origin.
+
+        An entry is decoded with `cache.decode_memo` (a damaged one is a miss); one taken is added
+        to the set, so that `save` keeps it. Nothing writes to the origin: the cards of a file share it.
+        """
         if self.store.db is None:
-            return None
-        if self._current is None or self._current[0] is not source:
-            group = self._group(source)
-            # Shared by the cards of a file: nothing writes to it.
-            self._current = (source, self._loaded[group], self._used[group], {"origin": source.origin})
-        _, cards, used, origin = self._current
-        entry = cards.get(sig)
-        if entry is None:
-            return None
-        used.add(sig)
-        # Shipped without the sanitizer: only a group this cache's key signed was read; an
-        # entry of the wrong shape in it is rendered again and replaced.
-        if (decoded := cache.decode_memo(entry)) is None:
-            return None
-        fields, digest, problems, media, extra = decoded
-        return Remembered(Rendered(fields, digest, problems, media), {**origin, **extra} if extra else origin)
+            return {}, set(), {"origin": source.origin}
+        group = self._group(source)
+        return self._loaded[group], self._used[group], {"origin": source.origin}
 
     def remember(
         self, source: SourceFile, sig: str, rendered: Rendered, extra: dict[str, str | None]

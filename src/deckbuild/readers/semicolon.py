@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import re
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import Report
@@ -43,6 +43,11 @@ _ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-F
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
 End = tuple[int, int]
+# Asked about each one-line row without quotes before it is made a card: (line number, the line,
+# its fields); True when the caller took the row over, so no card is made. One per section,
+# given by the caller from the section's columns (None: it takes no row of the section).
+Take = Callable[[int, str, list[str]], bool]
+Known = Callable[["_Columns"], Take | None]
 
 
 class _Unbalanced(Exception):
@@ -178,17 +183,22 @@ def _records(lines: list[str], ends: list[End] | None = None) -> Iterator[tuple[
         after_blank = False
 
 
-def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
-    """Read every row of a semicolon file; record bad rows in `report`."""
+def read(path: str, lines: list[str], report: Report, known: Known | None = None) -> list[RawCard]:
+    """Read every row of a semicolon file; record bad rows in `report`.
+
+    A row that `known` takes over (a card an earlier run read as it is) is left to it.
+    """
     cards: list[RawCard] = []
     rows = 0
     order: list[str] | None = None
     columns: _Columns | None = None
+    take: Take | None = None
     i = 0
     after_blank = True
     while i < len(lines):
         line = lines[i]
-        if '"' in line:
+        plain = '"' not in line
+        if not plain:
             start = i
             try:
                 fields, i = split_record(lines, i)
@@ -215,6 +225,7 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
             header = _header_order(fields)
             if header is not None:
                 order, columns = header, _Columns(header)
+                take = None if known is None else known(columns)
                 continue
             looks_like_header = _looks_like_header(fields)
             if order is None or (looks_like_header and "question" in _names(fields)):
@@ -239,6 +250,8 @@ def read(path: str, lines: list[str], report: Report) -> list[RawCard]:
                 'put a field that contains ";" in double quotes',
             )
             continue
+        if plain and take is not None and take(lineno, line, fields):
+            continue
         card = columns.card(fields, path, lineno, report)
         if card is not None:
             cards.append(card)
@@ -259,6 +272,9 @@ class _Columns:
         self.tags = order.index("tags") if "tags" in order else None
         self.optional = [(name, order.index(name)) for name in ("hint", "extra", "notetype") if name in order]
         self.reverse = order.index("reverse") if "reverse" in order else None
+        # Where the question, answer and UUID are when a section has only these three columns.
+        plain = len(order) == 3 and not self.guid
+        self.plain = (self.question, self.answer, self.id) if plain and self.id is not None else None
 
     def card(self, fields: list[str], path: str, lineno: int, report: Report) -> RawCard | None:
         """Make a row's card, or report what is wrong with it and return None."""
@@ -267,15 +283,7 @@ class _Columns:
             report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
             return None
         question = fields[self.question].strip()
-        data: dict[str, object] = {"id": uuid, "question": question}
-        if self.guid:
-            data["anki_guid"] = True
-        data["answer"] = fields[self.answer].strip()
-        if self.tags is not None and (tags := fields[self.tags].strip()):
-            data["tags"] = tags.split()
-        for name, at in self.optional:
-            if value := fields[at].strip():
-                data[name] = value
+        data = self._data(uuid, question, fields)
         if self.reverse is not None:
             cell = fields[self.reverse].strip()
             reverse = cell.lower()
@@ -292,6 +300,37 @@ class _Columns:
             report.error(path, lineno, "a cloze card cannot be reversed; empty its Reverse cell")
             return None
         return RawCard(lineno, kind, data)
+
+    def _data(self, uuid: str, question: str, fields: list[str]) -> dict[str, object]:
+        data: dict[str, object] = {"id": uuid, "question": question}
+        if self.guid:
+            data["anki_guid"] = True
+        data["answer"] = fields[self.answer].strip()
+        if self.tags is not None and (tags := fields[self.tags].strip()):
+            data["tags"] = tags.split()
+        for name, at in self.optional:
+            if value := fields[at].strip():
+                data[name] = value
+        return data
+
+    def basic(self, fields: list[str]) -> dict[str, object] | None:
+        """Return the fields of a row that `card` makes a basic card without a word; else None.
+
+        The same card's fields, as `card` has them: a row without a UUID, with a cloze or a Reverse
+        cell that is neither yes nor no has something to say, and is left to it.
+        """
+        uuid = "" if self.id is None else fields[self.id].strip()
+        question = fields[self.question].strip()
+        if not uuid or "{{c" in question:
+            return None
+        data = self._data(uuid, question, fields)
+        if self.reverse is not None:
+            reverse = fields[self.reverse].strip().lower()
+            if reverse in _YES:
+                data["reverse"] = True
+            elif reverse not in _NO:
+                return None
+        return data
 
 
 def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:

@@ -1,0 +1,245 @@
+"""Rows the memo takes over as they are read: exactly what reading every row in full gives.
+
+`collect` hands a semicolon row straight to the memo when its cheap checks show that limits,
+UUID case, answers and signature would all leave it as read. These tests run `collect` with
+that fast path and without it (every row read in full) on generated files and locks, and
+require the same cards, signatures, problems, counts and memo entries read.
+"""
+
+from __future__ import annotations
+
+import json
+import tempfile
+import uuid
+from pathlib import Path
+from typing import Any
+
+import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
+
+from conftest import put, seed
+from deckbuild import build as build_module
+from deckbuild import cache
+from deckbuild.build import build, collect
+from deckbuild.errors import Report
+from deckbuild.lock import LOCK_FORMAT
+from deckbuild.memo import Memo, signature_of
+from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES
+from deckbuild.render import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits
+from memohelp import memo_groups
+
+# As UUIDs mostly are: a letter among their first digits (33 digits or dashes in a row start a
+# prefix too deep to take over, a card the fast path leaves).
+IDS = [str(uuid.UUID(int=(n + 1) * 0xA1B2C3D4E5F6A7B8C9D0E1F2A3B4C5D6 % 2**128, version=4)) for n in range(6)]
+# Pieces that each step between reading and the memo looks for, and text around them.
+PIECES = [
+    "a", "b c", " ", "\t", ";", '"', '""', "{{", "}}", "{{c1::x}}", "{{calc softmax x=[[1, 2]]}}",
+    "{{ calc softmax x=[[1]]}}", "[", "]", "(", "{", "Q=[[1, 0]] K=[[1, 0]] V=[[1, 2]]", "[[0.5]]",
+    "\x1d", "\x1e", "\x0c", "\r", "\u00a0", "\u0663", "-" * 33, "1" * 40, "> " * 20, "- " * 20, "1." * 17,
+    "(" * 33, "x" * 300, '"a\n{{c1::b}}"', '"\n' + "> " * 40 + '"', "yes", "no", "maybe", "tag1 tag2", "İ",
+    *IDS, IDS[0].upper(), IDS[1][:-1] + "X",
+    str(uuid.UUID(int=1)),
+]  # fmt: skip
+COLUMNS = ["Tags", "Hint", "Extra", "Reverse", "Notetype"]
+# Half of them plain text, so that many rows are taken over (and their columns' cells vary).
+PLAIN = ["a", "What is x?", " padded\t", "tag1 tag2", "yes", "no", "", "x" * 300, "1. a", "(b)"]
+cell = st.one_of(st.sampled_from(PLAIN), st.lists(st.sampled_from(PIECES), max_size=5).map("".join))
+
+
+_WIDTH = len(NOTE_TYPES[NOTE_TYPE_ID].fields)
+
+
+class _KnowsAll:
+    """A memo's entries that hold a rendering for every signature: every row is a memo hit."""
+
+    entry = cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [], {}))
+
+    def get(self, sig: str) -> bytes | None:
+        return self.entry
+
+
+class _Store:
+    db = object()
+
+
+class _Memo(Memo):
+    """A memo that knows every card, and remembers which signatures were read."""
+
+    def __init__(self) -> None:
+        super().__init__(_Store())  # type: ignore[arg-type]
+        self.read: dict[str, set[str]] = {}
+
+    def table(self, source: Any) -> tuple[Any, set[str], dict[str, str | None]]:
+        return _KnowsAll(), self.read.setdefault(source.display, set()), {"origin": source.origin}
+
+    def holds(self, source: Any) -> bool:
+        return True
+
+
+@st.composite
+def files(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
+    """A semicolon file (sections, odd rows and all), and the lock's notes by id."""
+    sections = []
+    for _ in range(draw(st.integers(1, 2))):
+        names = ["Question", "Answer", draw(st.sampled_from(["UUID", "GUID", "uuid"]))]
+        names += draw(st.lists(st.sampled_from(COLUMNS), unique=True, max_size=2))
+        order = draw(st.permutations(names))
+        id_at = next(n for n, name in enumerate(order) if name.lower() in ("uuid", "guid"))
+        rows = []
+        for _ in range(draw(st.integers(0, 6))):
+            cells = [draw(cell) for _ in order]
+            cells[id_at] = draw(st.sampled_from([*IDS, IDS[2].upper(), "", " " + IDS[3], cells[id_at]]))
+            rows.append(";".join(cells))
+        blank = draw(st.sampled_from(["\n", "\n\n"]))
+        sections.append(";".join(order) + "\n" + blank.join(rows))
+    text = "\n\n".join(sections) + "\n"
+    known = draw(st.lists(st.sampled_from([*IDS, IDS[4].upper()]), unique=True))
+    return text, {guid: draw(st.sampled_from(["D/a.txt", "D/b.txt"])) for guid in known}
+
+
+def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+    with monkeypatch.context() as patch:
+        if not fast:
+            patch.setattr(build_module._Known, "__call__", lambda self, columns: lambda *row: False)
+        memo = _Memo()
+        collection = collect([root], Report(), memo)
+    cards = [
+        (p.source.display, p.line, p.id, p.tags, p.extra, p.sig, p.rendered and p.rendered.fields, p.images,
+         p.notetype, p.kept, p.card)
+        for p in collection.cards
+    ]  # fmt: skip
+    report = collection.report
+    locks = {path: (sorted(lock.notes), sorted(lock.claimed)) for path, lock in collection.locks.items()}
+    return cards, report.problems, report.counts, report.notes, locks, memo.read
+
+
+def _tree(root: Path, text: str, notes: dict[str, str]) -> None:
+    put(root, "D/a.txt", text)
+    put(root, "D/b.txt", text.replace("\n", "\n\n", 1))
+    lock = {"deckbuild_lock": LOCK_FORMAT, "notetypes": {}}
+    lock["notes"] = {guid: {"hash": "0" * 16, "mod": 1, "origin": origin} for guid, origin in notes.items()}
+    put(root, "deckbuild.lock", json.dumps(lock))
+
+
+# A row each step between reading and the memo changes, or speaks about, in a plain section.
+EACH_STEP = [
+    "Q=[[1, 0]] K=[[1, 0]] V=[[1, 2]];",  # the answer is computed
+    "Q=[[1, 0]] K=[[1, 0]] V=[[1, 2]];[[9.0]]",  # the stated answer disagrees
+    "{{c1::x}};",  # a cloze
+    "x;{{calc softmax x=[[1, 2]]}}",  # a directive
+    "x;{{ calc softmax x=[[1]]}}",  # a near miss
+    "x;a\x1db",  # a signature of another shape
+    "x;" + "(" * (MAX_NESTING + 1),  # over the limits
+    "x;" + "> " * (MAX_NESTING + 1),
+    "> " * (MAX_NESTING + 1) + ";x",
+    'x;"a\n{{calc softmax x=[[1, 2]]}}"',  # quoted over two lines: a directive on the second
+    'x;"a\n' + "> " * (MAX_NESTING + 1) + '"',  # and too deep on the second
+    "x;" + "y" * MAX_FIELD_CHARS,
+]
+
+
+@given(files())
+@example((f"Question;Answer;UUID\nq;a;{IDS[0]}\nq2 [x];a;{IDS[1]}\n", {IDS[0]: "D/a.txt", IDS[1]: "D/a.txt"}))
+@example(("".join(f"Question;Answer;UUID\n{row};{IDS[0]}\n\n" for row in EACH_STEP), {IDS[0]: "D/a.txt"}))
+@example((f"Question;Answer;UUID\nq;a;{IDS[0].upper()}\nr;b;{IDS[1]}\n", {IDS[0]: "D/a.txt"}))
+@example((f"Question;Answer;GUID\nq;a;{IDS[0]}\n", {IDS[0]: "D/a.txt"}))
+@example((f"Question;Answer;UUID;Reverse\nq;a;{IDS[0]};maybe\nr;b;{IDS[1]};yes\n", {IDS[0]: "D/a.txt"}))
+@example((f"Question;Answer;UUID\nq;a;{IDS[0]}\nr;b;{IDS[0]}\n", {IDS[0]: "D/a.txt"}))
+@example((f"Question;Answer;UUID\nq;a; \nr;b;{IDS[0]}\n", {IDS[0]: "D/a.txt"}))
+def test_rows_taken_over_give_what_reading_them_in_full_gives(generated):
+    text, notes = generated
+    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "decks"
+        _tree(root, text, notes)
+        assert _outcome(root, True, monkeypatch) == _outcome(root, False, monkeypatch)
+
+
+def test_the_fast_path_takes_the_plain_rows_of_a_seed(deck_tree, monkeypatch):
+    """Not vacuous: most rows of a seed are taken over, and the result is the same."""
+    put(deck_tree, "D/003.txt", seed("003"))
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    taken = []
+    real = build_module._Known.__call__
+
+    def spy(self, columns):
+        take = real(self, columns)
+
+        def row(*args):
+            taken.append(take(*args))
+            return taken[-1]
+
+        return row
+
+    monkeypatch.setattr(build_module._Known, "__call__", spy)
+    fast = _outcome(deck_tree, True, monkeypatch)
+    assert sum(taken) > len(taken) // 2
+    assert fast == _outcome(deck_tree, False, monkeypatch)
+
+
+texts = st.lists(st.sampled_from([*PIECES[:31], "\n"]), max_size=8).map("".join)
+
+
+@given(st.lists(texts, min_size=1, max_size=4))
+@example(["a", "\u0663" * 33])
+@example(["x" * (MAX_FIELD_CHARS - 2), "ab"])
+@example(["(" * MAX_NESTING, "a"])
+def test_texts_within_limits_by_their_joined_text_are_within_them(values):
+    """Where the joined check passes, the full check finds nothing (never the other way round)."""
+    values = [v for v in values if "\x1d" not in v and "\n" not in v]
+    joined = "\x1d".join(values)
+    data = {f"k{n}": v for n, v in enumerate(values)}
+    if joined_within_limits(joined):
+        assert card_problem(data) is None
+
+
+@given(texts, texts, texts)
+def test_the_plain_signature_is_the_signature(uuid_, question, answer):
+    if "\x1d" in uuid_ + question + answer:
+        return
+    plain = "basic\x1eid\x1dquestion\x1danswer\x1e" + f"{uuid_}\x1d{question}\x1d{answer}"
+    assert plain == signature_of("basic", {"id": uuid_, "question": question, "answer": answer})
+
+
+def test_an_edited_card_still_reaches_the_package_and_the_rest_come_from_the_memo(deck_tree, own_cache):
+    path = put(deck_tree, "D/003.txt", seed("003"))
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    lines = path.read_text("utf-8").split("\n")
+    question, rest = lines[2].split(";", 1)
+    lines[2] = f"{question} edited;{rest}"
+    path.write_text("\n".join(lines), "utf-8")
+    result = build([deck_tree], deck_tree.parent / "out", now=1_750_000_100)
+    assert result.report.counts["rendered"] == 1
+    memo = Memo(cache.Cache(own_cache))
+    [source] = [s for s in build_module.discover([deck_tree], Report())]
+    assert any(f"{question} edited" in sig for sig in memo.table(source)[0])
+
+
+def test_a_file_the_memo_holds_nothing_of_is_read_in_full_at_no_cost(deck_tree, monkeypatch):
+    put(deck_tree, "D/003.txt", seed("003"))
+    asked = []
+    real = build_module._Known.__call__
+
+    def spy(self, columns):
+        asked.append(real(self, columns))
+        return asked[-1]
+
+    monkeypatch.setattr(build_module._Known, "__call__", spy)
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    first = len(asked)
+    assert first and asked == [None] * first  # no row-taker: a first build's memo holds nothing
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_100)
+    assert None not in asked[first:]
+
+
+def test_asking_whether_the_memo_holds_a_file_leaves_what_it_stores_as_it_was(deck_tree, own_cache):
+    put(deck_tree, "D/003.txt", seed("003"))
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    before = memo_groups(own_cache)
+    store = cache.Cache(own_cache)
+    memo = Memo(store)
+    [source] = build_module.discover([deck_tree], Report())
+    assert memo.holds(source)
+    memo.save()
+    store.close()
+    assert memo_groups(own_cache) == before
