@@ -7,13 +7,17 @@ import os
 import tempfile
 from pathlib import Path
 
+import pytest
 from click.testing import CliRunner
 from hypothesis import given
 from hypothesis import strategies as st
 
 from conftest import put, seed
+from deckbuild import lock as lock_module
 from deckbuild.build import build
 from deckbuild.cli import cli
+from deckbuild.errors import DeckbuildError
+from deckbuild.lock import MAX_MOD, PAGE_KINDS, Entry, Lock, _checked, _entry
 
 NOW = 1_700_000_000
 json_values = st.recursive(
@@ -87,3 +91,44 @@ def test_a_mangled_lock_gives_a_clear_error_or_a_correct_build(data):
     else:
         assert result.exit_code == 0, result.output
         assert json.loads(lock.read_text(encoding="utf-8"))["deckbuild_lock"] == 1
+
+
+entry_parts = (
+    json_values
+    | st.integers(min_value=-2, max_value=MAX_MOD + 2)
+    | st.sampled_from(["", "h", "Deck/a.txt", *sorted(PAGE_KINDS), "reversed", "anki:7"])
+    | st.lists(st.text(max_size=3), max_size=3)
+)
+# Rows near the common one (a hash, a mod, a file): a few keys changed, added or taken away.
+COMMON = {"hash": "3f4af9587d314eab", "mod": NOW, "origin": "Deck/a.txt"}
+entry_keys = st.sampled_from([*ENTRY_KEYS, "notetype"])
+entry_values = st.builds(
+    lambda extra, gone: {k: v for k, v in {**COMMON, **extra}.items() if k not in gone},
+    st.dictionaries(entry_keys, entry_parts, max_size=2),
+    st.sets(entry_keys, max_size=2),
+)
+
+
+@given(st.one_of(entry_values, json_values))
+def test_the_quick_reading_of_an_entry_is_the_checked_one(value):
+    assert _entry(value) == _checked(value)
+
+
+@given(st.lists(st.tuples(st.uuids().map(str) | st.text(max_size=6), entry_values), max_size=6))
+def test_a_lock_reads_the_same_through_the_quick_paths_or_none(rows):
+    """Every entry read the quick way is the entry, or the error, the full checks make of it."""
+    text = json.dumps({"deckbuild_lock": 1, "notetypes": {}, "notes": dict(rows)})
+    path = BASE / "quick.lock"
+    path.write_text(text, encoding="utf-8")
+    outcome = _load(path)
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(lock_module, "_entry", _checked)
+        assert _load(path) == outcome
+
+
+def _load(path: Path) -> tuple[dict[str, Entry], str] | str:
+    try:
+        lock = Lock.load(path)
+    except DeckbuildError as exc:
+        return str(exc)
+    return lock.notes, lock.text
