@@ -489,9 +489,10 @@ def _settle_unit(unit: Unit) -> bytes | list[Settled]:
 def _warm() -> None:
     """Import what validating and rendering need, before there is anything to do."""
     import deckbuild.models  # noqa: F401
-    from deckbuild.render import _markdown
+    from deckbuild.render import _markdown, compile_patterns
 
     _markdown()
+    compile_patterns()
 
 
 def start_helpers(jobs: int) -> Helpers:

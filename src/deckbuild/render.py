@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import unquote
 
 from deckbuild.errors import Report
@@ -20,11 +20,46 @@ if TYPE_CHECKING:
     from deckbuild.models import CardBase, Option, Step
     from deckbuild.readers import RawCard
 
+
+class _Deferred:
+    """A pattern compiled on its first use, which then takes its name's place in this module.
+
+    A build whose cards are all remembered renders nothing: compiling every pattern at import
+    cost it milliseconds for nothing. A helper that renders compiles them as it warms up.
+    """
+
+    __slots__ = ("args", "name")
+
+    def __init__(self, name: str, pattern: str, flags: int) -> None:
+        self.name, self.args = name, (pattern, flags)
+
+    def __getattr__(self, attr: str) -> Any:
+        return getattr(_compiled(self.name), attr)
+
+
+def _deferred(name: str, pattern: str, flags: int = 0) -> re.Pattern[str]:
+    return cast("re.Pattern[str]", _Deferred(name, pattern, flags))
+
+
+def _compiled(name: str) -> re.Pattern[str]:
+    value = globals()[name]
+    if isinstance(value, _Deferred):
+        value = globals()[name] = re.compile(*value.args)
+    return cast("re.Pattern[str]", value)
+
+
+def compile_patterns() -> None:
+    """Compile every pattern rendering uses, before the first card (as a helper warms up)."""
+    for name, value in list(globals().items()):
+        if isinstance(value, _Deferred):
+            _compiled(name)
+
+
 # Private-use characters: Markdown and the sanitizer leave them alone. A text that holds them
 # gets placeholders made of others it does not hold, so author text is never taken for one.
 _PH_OPEN, _PH_CLOSE = "\ue000", "\ue001"
 _PH_RE = re.compile(f"{_PH_OPEN}(\\d+){_PH_CLOSE}")
-_PRIVATE_RE = re.compile("[\ue000-\uf8ff\U000f0000-\U0010fffd]")
+_PRIVATE_RE = _deferred("_PRIVATE_RE", "[\ue000-\uf8ff\U000f0000-\U0010fffd]")
 # E000–E003 are the fixed marks below (placeholders, code, <br> in code spans).
 _PRIVATE_RANGES = ((0xE004, 0xF900), (0xF0000, 0xFFFFE), (0x100000, 0x10FFFE))
 
@@ -51,37 +86,41 @@ ALLOWED_STYLES = frozenset(
 )
 URL_SCHEMES = frozenset(("http", "https", "mailto"))
 # A link must say where it goes: a relative one would open a file of Anki's own media server.
-_LINK_RE = re.compile(r"(?i)^(?:https?://|mailto:)")
-_HREF_RE = re.compile(r' href="([^"]*)"')
+_LINK_RE = _deferred("_LINK_RE", r"(?i)^(?:https?://|mailto:)")
+_HREF_RE = _deferred("_HREF_RE", r' href="([^"]*)"')
 # A style value may hold words, numbers, lengths and #colours: no function such as url() or
 # expression(), no escape, no quote; and no colour a reader cannot see.
-_STYLE_ATTR_RE = re.compile(r' style="([^"]*)"')
-_STYLE_VALUE_RE = re.compile(r"^[\w\s#.,%-]*$")
-_ZERO_RE = re.compile(r"^\s*[0.]+\s*(?:[a-z]+|%)?\s*$", re.I)
-_INVISIBLE_RE = re.compile(r"(?i)\btransparent\b|#(?:[0-9a-f]{4}|[0-9a-f]{8})\b")
+_STYLE_ATTR_RE = _deferred("_STYLE_ATTR_RE", r' style="([^"]*)"')
+_STYLE_VALUE_RE = _deferred("_STYLE_VALUE_RE", r"^[\w\s#.,%-]*$")
+_ZERO_RE = _deferred("_ZERO_RE", r"^\s*[0.]+\s*(?:[a-z]+|%)?\s*$", re.I)
+_INVISIBLE_RE = _deferred("_INVISIBLE_RE", r"(?i)\btransparent\b|#(?:[0-9a-f]{4}|[0-9a-f]{8})\b")
 # A tag as the sanitizer writes it: attribute values always in double quotes, `"` escaped.
-_TAG_RE = re.compile(r'<(/?)([A-Za-z][A-Za-z0-9]*)(?:[^>"]|"[^"]*")*>')
+_TAG_RE = _deferred("_TAG_RE", r'<(/?)([A-Za-z][A-Za-z0-9]*)(?:[^>"]|"[^"]*")*>')
 # Anki plays or loads `[sound:…]` and `[anki:…]` found anywhere in a card's HTML.
-_AV_RE = re.compile(r"(?i)\[(?=sound:|anki:)")
+_AV_RE = _deferred("_AV_RE", r"(?i)\[(?=sound:|anki:)")
 CODE_STYLE = "friendly"
 
-_CODE_RE = re.compile(r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)")
-_INLINE_LANG_RE = re.compile(r"^#!([\w+-]+)\s+(.+)$", re.S)
+_CODE_RE = _deferred(
+    "_CODE_RE", r"(?ms)^[ \t]*(`{3,}|~{3,})[^\n]*\n.*?^[ \t]*\1[ \t]*$|(`+)(?!`)(.+?)(?<!`)\2(?!`)"
+)
+_INLINE_LANG_RE = _deferred("_INLINE_LANG_RE", r"^#!([\w+-]+)\s+(.+)$", re.S)
 # A lone space after a <br> (`a<br> - b`) goes with it; two or more indent the next line. Blanks
 # before one are taken from where their run starts (from inside a run, each try rescanned it:
 # quadratic), or none right after a <br> that took the lone space (`<br> <br>`).
-_BR_RE = re.compile(r"(?:(?<![ \t])[ \t]*|(?<=[ \t]))<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+_BR_RE = _deferred("_BR_RE", r"(?:(?<![ \t])[ \t]*|(?<=[ \t]))<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
 # A one- or two-backtick code span on one line that holds a <br>.
-_SPAN_BR_RE = re.compile(r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE)
+_SPAN_BR_RE = _deferred(
+    "_SPAN_BR_RE", r"(?<!`)(`{1,2})(?!`)[^\n]*?<br\s*/?>[^\n]*?(?<!`)\1(?!`)", re.IGNORECASE
+)
 # A list item (unordered, or ordered from 1 as CommonMark lets interrupt text), and a code fence.
-_ITEM_LINE_RE = re.compile(r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
-_FENCE_RE = re.compile(r"^ {0,3}(`{3,}|~{3,})")
-_COMMAND_RE = re.compile(r"\\([A-Za-z]+)")
-_MATH_START_RE = re.compile(r"\\.|\$")
+_ITEM_LINE_RE = _deferred("_ITEM_LINE_RE", r"(?m)^ *(?:[-*+]|\d{1,9}[.)]) ")
+_FENCE_RE = _deferred("_FENCE_RE", r"^ {0,3}(`{3,}|~{3,})")
+_COMMAND_RE = _deferred("_COMMAND_RE", r"\\([A-Za-z]+)")
+_MATH_START_RE = _deferred("_MATH_START_RE", r"\\.|\$")
 # Text that Markdown would leave as it is: no markup characters, no block syntax at a line start.
-_NOT_PLAIN_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
-_MARKUP_CHAR_RE = re.compile(r"[*_`#\[\]!<>&\\|~\u00a0\t]")
-_LINE_EDGE_RE = re.compile(r"^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+_NOT_PLAIN_RE = _deferred("_NOT_PLAIN_RE", r"[*_`#\[\]!<>&\\|~\u00a0\t]|^\s|\s$|^[-+=]|^\d+[.)]", re.M)
+_MARKUP_CHAR_RE = _deferred("_MARKUP_CHAR_RE", r"[*_`#\[\]!<>&\\|~\u00a0\t]")
+_LINE_EDGE_RE = _deferred("_LINE_EDGE_RE", r"^\s|\s$|^[-+=]|^\d+[.)]", re.M)
 
 
 def _not_plain(text: str) -> bool:
@@ -101,19 +140,19 @@ def _not_plain(text: str) -> bool:
 
 
 # One-backtick code spans on one line; what Markdown would treat differently stays with Markdown.
-_SPAN_RE = re.compile(r"`([^`\n]+)`")
+_SPAN_RE = _deferred("_SPAN_RE", r"`([^`\n]+)`")
 # (`&#0` too: Markdown ends a numeric reference in code with a ';' it adds, `&amp;#0;`.)
-_CODE_UNSAFE_RE = re.compile(r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]|&#")
+_CODE_UNSAFE_RE = _deferred("_CODE_UNSAFE_RE", r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]|&#")
 _CODE_MARK = "\ue002"
 # An escape (two characters, skipped whole) or a brace.
-_BRACE_RE = re.compile(r"\\.|[{}]", re.S)
+_BRACE_RE = _deferred("_BRACE_RE", r"\\.|[{}]", re.S)
 # Commands that come in pairs: (opener, closer, a pattern for each).
 _PAIRS = tuple(
     (f"\\{a}", f"\\{b}", re.compile(rf"\\{a}(?![A-Za-z])"), re.compile(rf"\\{b}(?![A-Za-z])"))
     for a, b in (("left", "right"), ("begin", "end"))
 )
 # A TeX token as MathJax reads one: a control word, a control symbol, or one character.
-_TOKEN_RE = re.compile(r"\\(?:([A-Za-z]+)|([()\[\]])|.)", re.S)
+_TOKEN_RE = _deferred("_TOKEN_RE", r"\\(?:([A-Za-z]+)|([()\[\]])|.)", re.S)
 _MORE = "a macro, which can build any command out of harmless pieces"
 # What MathJax in Anki would make of commands its "safe" extension exists to filter (Anki does
 # not load it): refused outright, whatever their case. Each with what it does and what to do.
@@ -146,11 +185,13 @@ _MATHML_TAGS = frozenset("""
     mmultiscripts mprescripts none maction
 """.split())  # noqa: SIM905
 # fmt: on
-_BARE_AMP_RE = re.compile(r"&(?!#?\w+;)")
+_BARE_AMP_RE = _deferred("_BARE_AMP_RE", r"&(?!#?\w+;)")
 _MATHML_UNSAFE = frozenset(("href", "style", "class", "id", "src", "actiontype"))
-_STRAY_SPACE_RE = re.compile(r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b")
-_IMG_SRC_RE = re.compile(r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
-_IMG_TAG_RE = re.compile(r"<img\b[^>]*>")
+_STRAY_SPACE_RE = _deferred(
+    "_STRAY_SPACE_RE", r"\\ (text|mathbf|mathrm|frac|sqrt|left|right|cdot|sum|dots)\b"
+)
+_IMG_SRC_RE = _deferred("_IMG_SRC_RE", r'(<img\b[^>]*?\bsrc=")([^"]*)(")')
+_IMG_TAG_RE = _deferred("_IMG_TAG_RE", r"<img\b[^>]*>")
 # Bounds on one field, so that a build's time stays linear in its input. Python-Markdown scans
 # from every `[`, backtick, `<` and `~` onwards (quadratic in their number), and recurses once per
 # level of lists, quotes and brackets; JSON and Python parsers recurse on brackets too.
@@ -164,13 +205,15 @@ _MARKUP_FREE = int(MAX_MARKUP_WORK**0.5)
 _SCANNED = "[`<~"
 _CODE_SCANNED = "`~"
 # Containers a line opens: quotes and list markers, with the indentation between them.
-_CONTAINERS_RE = re.compile(r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))*+[ \t]*+", re.M)
-_MARKER_RE = re.compile(r">|[-+*]|\d{1,9}[.)]")
+_CONTAINERS_RE = _deferred(
+    "_CONTAINERS_RE", r"^(?:[ \t]*+(?:>|(?:[-+*]|\d{1,9}[.)])(?=[ \t]|$)))*+[ \t]*+", re.M
+)
+_MARKER_RE = _deferred("_MARKER_RE", r">|[-+*]|\d{1,9}[.)]")
 # Every container level takes at least one character of a line's prefix.
-_DEEP_PREFIX_RE = re.compile(rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
+_DEEP_PREFIX_RE = _deferred("_DEEP_PREFIX_RE", rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
 # The same, searched for in text with a line break put in front: a literal first, which the
 # regex engine finds by scanning for it, where "^" is tried at every character.
-_DEEP_LINE_RE = re.compile(rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
+_DEEP_LINE_RE = _deferred("_DEEP_LINE_RE", rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
 _BRACKET_RE = re.compile(r"\\.|[\[\](){}]", re.S)  # an escape, like \( or \{, nests nothing
 _MOJIBAKE_RE = re.compile(
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
@@ -1097,7 +1140,7 @@ def _markdown_to_html(text: str) -> str:
 
 
 # A tag's start: `<` then a name, as an HTML parser reads one.
-_TAG_START_RE = re.compile(r"<(?=/?([A-Za-z][A-Za-z0-9-]*))")
+_TAG_START_RE = _deferred("_TAG_START_RE", r"<(?=/?([A-Za-z][A-Za-z0-9-]*))")
 
 
 def _tags_as_text(markup: str) -> str:
