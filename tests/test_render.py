@@ -6,6 +6,8 @@ Set UPDATE_GOLDEN=1 to rewrite the expected files, then read every change before
 from __future__ import annotations
 
 import os
+import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -305,3 +307,22 @@ def test_a_formula_of_common_commands_is_checked_without_loading_latex2mathml():
     common = "\\(\\frac{\\mathbf{Q}}{\\sqrt{d}}\\)"
     assert run(common) == "[] False\n"
     assert "unknown LaTeX command \\\\nosuch" in run(common + " and \\(\\nosuch\\)")
+
+
+def test_a_pattern_compiled_on_first_use_is_the_one_written_and_takes_its_name():
+    """In a fresh process: deferred until used, then exactly re.compile of what was written."""
+    script = """
+import re
+from deckbuild import render
+deferred = {n: v for n, v in vars(render).items() if isinstance(v, render._Deferred)}
+assert "_CODE_RE" in deferred and "_MOJIBAKE_RE" in deferred, sorted(deferred)
+assert render._BR_RE.sub("", "a<br>b") == "ab"
+assert type(render._BR_RE) is re.Pattern
+render.compile_patterns()
+for name, pending in deferred.items():
+    assert getattr(render, name) == re.compile(*pending.args), name
+print(len(deferred))
+"""
+    done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
+    assert done.returncode == 0, done.stderr
+    assert int(done.stdout) >= 30

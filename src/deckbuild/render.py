@@ -175,8 +175,8 @@ UNSAFE_MATH = {
     ),
 }  # fmt: skip
 # \bbox[…] and \enclose{…}[…] take options; a style (`:`) or an attribute (`=`) is refused.
-_OPTIONS_RE = re.compile(
-    r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
+_OPTIONS_RE = _deferred(
+    "_OPTIONS_RE", r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
 )
 # fmt: off
 _MATHML_TAGS = frozenset("""
@@ -215,9 +215,10 @@ _DEEP_PREFIX_RE = _deferred("_DEEP_PREFIX_RE", rf"^[ \t>+*\-\d.)]{{{MAX_NESTING 
 # regex engine finds by scanning for it, where "^" is tried at every character.
 _DEEP_LINE_RE = _deferred("_DEEP_LINE_RE", rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
 _BRACKET_RE = re.compile(r"\\.|[\[\](){}]", re.S)  # an escape, like \( or \{, nests nothing
-_MOJIBAKE_RE = re.compile(
+_MOJIBAKE_RE = _deferred(
+    "_MOJIBAKE_RE",
     "[\u0080-\u00ff\u0152\u0153\u0160\u0161\u0178\u017d\u017e\u0192\u02c6\u02dc\u2013\u2014"
-    "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}"
+    "\u2018-\u201e\u2020-\u2022\u2026\u2030\u2039\u203a\u20ac\u2122]{2,}",
 )
 
 
