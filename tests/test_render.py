@@ -262,6 +262,17 @@ def test_a_field_with_nothing_to_render_takes_the_shortcut_to_what_rendering_giv
         assert not report.problems
 
 
+BREAKY = ["a", " ", "  ", "\t", "\n", "<br>", "<BR/>", "<br \t/>", "<br\n>", "<br", ">", "<", "/", "-", "`"]
+
+
+@given(st.lists(st.sampled_from(BREAKY), max_size=30).map("".join))
+@example("a <br>  <br> <br>\t\tb")
+def test_breaks_become_lines_exactly_as_the_full_pattern_makes_them(text):
+    from deckbuild.render import _BR_RE, _breaks_as_lines
+
+    assert _breaks_as_lines(text) == _BR_RE.sub("\n", text)
+
+
 FORMULAIC = [*CODE_AND_LISTS, "\\(x<y\\)", "\\[a\\]", "$$b$$", "$c$", "\\\\(", "<br>", "\ue000", "&#xE000;"]
 formulaic = st.lists(st.sampled_from(FORMULAIC), max_size=20).map("".join)
 

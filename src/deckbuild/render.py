@@ -879,7 +879,7 @@ def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
             text = _SPAN_BR_RE.sub(
                 lambda m: _BR_RE.sub(lambda _: held.hold("<br>", "<br>"), m.group(0)), text
             )
-        text = _BR_RE.sub("\n", text)
+        text = _breaks_as_lines(text)
     if "\n" in text and _ITEM_LINE_RE.search(text):
         text = _lists(text)
     markup = _plain(text) or _plain_list(text)
@@ -902,6 +902,21 @@ def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
             else _put_back(markup, held, where, report)
         )
     return _defuse(markup)
+
+
+# A <br> and the lone blank after it, found by its `<`: _BR_RE is tried at every character.
+_BR_TAG_RE = re.compile(r"<br\s*/?>(?:[ \t](?![ \t]))?", re.IGNORECASE)
+
+
+def _breaks_as_lines(text: str) -> str:
+    """Write every `<br>` as a line break, as `_BR_RE.sub("\\n", text)` does, several times faster.
+
+    The blanks _BR_RE takes before a <br> are those ending the text before it: a lone blank the
+    <br> before took is never followed by another, so it never leaves blanks to start that text.
+    """
+    parts = _BR_TAG_RE.split(text)
+    last = parts.pop()
+    return "\n".join([part.rstrip(" \t") for part in parts] + [last])
 
 
 def _defuse(markup: str) -> str:
