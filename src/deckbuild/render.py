@@ -1180,52 +1180,65 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     # The model's own values, as model_dump gives them at the top level (nested options and steps
     # stay models, read below as attributes): no copy made per card.
     data = card.__dict__
+    get = data.get
 
+    # Only the fields a card has are rendered and set (the rest stay ""), in the order they
+    # always were, so that problems are reported in it: most cards have two or three of sixteen.
     def text(name: str, inline: bool = False) -> str:
-        value = data.get(name)
+        value = get(name)
         return render_text(value, where, report, inline) if value else ""
 
-    extra: list[str] = [text("extra")] if data.get("extra") else []
-    if data.get("quick_check"):
+    extra: list[str] = [text("extra")] if get("extra") else []
+    if get("quick_check"):
         extra.append(f'<div class="db-label">Quick check</div>{text("quick_check")}')
-    if data.get("mistakes"):
-        items = "".join(f"<li>{render_text(m, where, report, inline=True)}</li>" for m in data["mistakes"])
+    if mistakes := get("mistakes"):
+        items = "".join(f"<li>{render_text(m, where, report, inline=True)}</li>" for m in mistakes)
         extra.append(f'<div class="db-label">Common mistakes</div><ul>{items}</ul>')
-    if data.get("concepts"):
-        extra.append(f"<p>Your answer should cover {data['concepts']} key concepts.</p>")
+    if concepts := get("concepts"):
+        extra.append(f"<p>Your answer should cover {concepts} key concepts.</p>")
+    values = {"Front": text("question"), "Back": text("answer")}
+    if get("title") or get("type"):
+        values["Title"] = _title(data, where, report)
     # Looked up only where the kind has them: a missing attribute is slow on a pydantic model.
-    options = card.options if "options" in data else ()  # type: ignore[attr-defined]
-    steps = card.solution if "solution" in data else ()  # type: ignore[attr-defined]
-    code = data.get("code")
-    values = {
-        "Front": text("question"),
-        "Back": text("answer"),
-        "Title": _title(data, where, report),
-        "Options": options_html(options, where, report) if options else "",
-        "Correct": data.get("correct") or "",
-        "Explanation": text("explanation"),
-        "Hint": text("hint"),
-        "Solution": steps_html(steps, where, report) if steps else "",
-        "Code": highlight(code, data.get("code_language") or "python") if code else "",
-        "Extra": "".join(extra),
-        "Text": "",
-        "Level": escape(data["level"]) if data.get("level") else "",
-        "TimeLimit": escape(data["time_limit"]) if data.get("time_limit") else "",
-        "Kind": card.kind,
-        "Source": escape(origin),
-        "Status": "",
-    }
+    if "options" in data and (options := card.options):  # type: ignore[attr-defined]
+        values["Options"] = options_html(options, where, report)
+    if correct := get("correct"):
+        values["Correct"] = correct
+    if get("explanation"):
+        values["Explanation"] = text("explanation")
+    if get("hint"):
+        values["Hint"] = text("hint")
+    if "solution" in data and (steps := card.solution):  # type: ignore[attr-defined]
+        values["Solution"] = steps_html(steps, where, report)
+    if code := get("code"):
+        values["Code"] = highlight(code, get("code_language") or "python")
+    if extra:
+        values["Extra"] = "".join(extra)
+    level, kind_type = get("level"), get("type")
+    if level:
+        values["Level"] = escape(level)
+    if time_limit := get("time_limit"):
+        values["TimeLimit"] = escape(time_limit)
+    values["Kind"] = card.kind
+    values["Source"] = _escaped_origin(origin)
     # Fields written as plain text: MathJax would still typeset a \( or \[ in them, unchecked.
-    for name, value in (("level", data.get("level")), ("type", data.get("type")), ("source", origin)):
+    for name, value in (("level", level), ("type", kind_type), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
     if card.kind == "cloze":
         from deckbuild.cloze import render as render_cloze
 
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
-        values["Extra"] = text("answer") + values["Extra"]
+        values["Extra"] = text("answer") + values.get("Extra", "")
     # The card's note type lays the values out: its own fields, in its own order.
-    get = values.get
+    value_of = values.get
     return [
-        v if "[" not in (v := get(name, "")) else _defuse(v) for name in notetype_of(card.kind, data).fields
+        v if "[" not in (v := value_of(name, "")) else _defuse(v)
+        for name in notetype_of(card.kind, data).fields
     ]
+
+
+@lru_cache(maxsize=256)
+def _escaped_origin(origin: str) -> str:
+    # One per source file, where each of its cards escaped it again.
+    return escape(origin)
