@@ -1231,11 +1231,18 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
         values["Extra"] = text("answer") + values.get("Extra", "")
     # The card's note type lays the values out: its own fields, in its own order.
-    value_of = values.get
-    return [
-        v if "[" not in (v := value_of(name, "")) else _defuse(v)
-        for name in notetype_of(card.kind, data).fields
-    ]
+    slots = _slots(notetype_of(card.kind, data).fields)
+    fields = [""] * len(slots)
+    for name, value in values.items():
+        if (at := slots.get(name)) is not None:
+            fields[at] = value if "[" not in value else _defuse(value)
+    return fields
+
+
+@lru_cache(maxsize=16)
+def _slots(fields: tuple[str, ...]) -> dict[str, int]:
+    """Map each field of a note type to its place: a card sets a few, the rest stay empty."""
+    return {name: at for at, name in enumerate(fields)}
 
 
 @lru_cache(maxsize=256)
