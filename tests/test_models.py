@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-from typing import Annotated
-
 import pydantic
 import pytest
-from hypothesis import example, given
-from hypothesis import strategies as st
 
 from deckbuild.models import BasicCard, card_json, make_card
 
@@ -129,48 +125,3 @@ def test_nested_fields_tags_and_names_are_checked_too(over, message):
 @pytest.mark.parametrize("kept", ["\t", "\n", "\r", "\ufeff", "\ufffe", "\uffff", "\x85", "\u2028"])
 def test_text_anki_keeps_is_kept(kept):
     assert make_card(basic(answer=f"a{kept}b")).answer == f"a{kept}b"
-
-
-# Characters each check looks at: ones Anki cannot store (\x00, \x0b, a lone surrogate), blanks
-# a tag may not hold, and ones every check lets through.
-CHARS = ["a", " ", "\t", "\n", "\x00", "\x0b", "\ud800", "é"]
-CHECKED = st.lists(st.sampled_from(CHARS), max_size=6).map("".join)
-
-
-@given(CHECKED, CHECKED, st.lists(CHECKED, max_size=3))
-@example("", "\x00", ["a b", "\x00"])
-def test_the_fused_validators_refuse_exactly_what_the_chained_ones_did(question, deck, tags):
-    """Each text, name and tag is checked by one validator in place of two, with the same messages."""
-    from pydantic import AfterValidator, TypeAdapter, ValidationError
-
-    from deckbuild import models
-    from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE
-
-    def chained(pattern, advice, then):
-        return models._checked(pattern, advice), AfterValidator(then)
-
-    def tag_words(value):  # the tag check as it was before it was fused
-        if not value or models._SPACE_RE.search(value):
-            raise ValueError(f"invalid tag {value!r}; tags are non-empty and have no spaces")
-        return value
-
-    tag = chained(UNSAFE_RE, "rename the file, or delete the character", tag_words)
-
-    class Chained(pydantic.BaseModel):
-        question: Annotated[str, *chained(UNSAFE_RE, "delete it", models._text)]
-        deck: Annotated[str, *chained(UNSAFE_NAME_RE, "rename the file or folder", models._text)]
-        tags: tuple[Annotated[str, *tag], ...]
-
-    class Fused(pydantic.BaseModel):
-        question: models.Text
-        deck: Annotated[str, models._checked_text(UNSAFE_NAME_RE, "rename the file or folder")]
-        tags: tuple[models.Tag, ...]
-
-    def outcome(model):
-        try:
-            TypeAdapter(model).validate_python({"question": question, "deck": deck, "tags": tags})
-        except ValidationError as exc:
-            return [(e["type"], e["loc"], e["msg"]) for e in exc.errors()]
-        return None
-
-    assert outcome(Fused) == outcome(Chained)
