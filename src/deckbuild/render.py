@@ -374,6 +374,15 @@ def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
     text, held = _Held.for_text(text, where, report)
     if "`" not in text and "~~~" not in text:
         return _scan_math(text, where, report, held), held
+    if "#!" not in text and "\\" not in text and "$" not in text:
+        # No formula to take out and no code tagged with a language: nothing the code pattern
+        # finds would change, and it is tried at every character.
+        return text, held
+    return _extract_code(text, where, report, held), held
+
+
+def _extract_code(text: str, where: Where, report: Report, held: _Held) -> str:
+    """Take formulas out of the text between code spans and fences, and hold tagged inline code."""
     out: list[str] = []
     pos = 0
     for code in _CODE_RE.finditer(text):
@@ -387,7 +396,7 @@ def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
         )
         pos = code.end()
     out.append(_scan_math(text[pos:], where, report, held))
-    return "".join(out), held
+    return "".join(out)
 
 
 def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
