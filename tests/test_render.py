@@ -264,6 +264,34 @@ def test_a_field_with_nothing_to_render_takes_the_shortcut_to_what_rendering_giv
         assert not report.problems
 
 
+BREAKY = ["a", " ", "  ", "\t", "\n", "<br>", "<BR/>", "<br \t/>", "<br\n>", "<br", ">", "<", "/", "-", "`"]
+
+
+@given(st.lists(st.sampled_from(BREAKY), max_size=30).map("".join))
+@example("a <br>  <br> <br>\t\tb")
+def test_breaks_become_lines_exactly_as_the_full_pattern_makes_them(text):
+    from deckbuild.render import _BR_RE, _breaks_as_lines
+
+    assert _breaks_as_lines(text) == _BR_RE.sub("\n", text)
+
+
+CODEY = ["a", " ", "\n", "`", "``", "```", "```\n", "~~~", "~~~\n", "#!", "#!py x", "\\", "\\(x\\)", "$"]
+
+
+@given(st.lists(st.sampled_from(CODEY), max_size=25).map("".join))
+@example("`#!python print(1)` and $x$")
+@example("Run `#!python print(1)`")  # tagged code is highlighted, with no formula in the text
+def test_text_with_code_but_no_formula_or_tagged_code_is_taken_out_as_the_full_scan_takes_it(text):
+    from deckbuild.render import _extract_code, _Held, extract
+
+    where = Where("t.txt", 1)
+    fast_report, full_report, full = Report(), Report(), _Held()
+    fast, held = extract(text, where, fast_report)
+    assert fast == _extract_code(text, where, full_report, full)
+    assert (held.html, held.sources, held.formulas) == (full.html, full.sources, full.formulas)
+    assert fast_report.problems == full_report.problems
+
+
 FORMULAIC = [*CODE_AND_LISTS, "\\(x<y\\)", "\\[a\\]", "$$b$$", "$c$", "\\\\(", "<br>", "\ue000", "&#xE000;"]
 formulaic = st.lists(st.sampled_from(FORMULAIC), max_size=20).map("".join)
 
