@@ -159,7 +159,7 @@ def collect(
     read: list[tuple[SourceFile, list[RawCard], int]] = []
     # Per file read, in order: the cards the memo took over as they were read (by line).
     known: list[list[Parsed]] = []
-    remembers = memo is not None and memo.store.db is not None
+    remembers = memo is not None and memo.keeps
     progress.stage("reading")
     for source in discover(paths, report):
         if source.root not in locks:

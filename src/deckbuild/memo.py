@@ -161,7 +161,7 @@ class Memo:
         return self.store.db is not None
 
     def keep(self, source: SourceFile, entries: dict[str, bytes | None]) -> None:
-        """Keep freshly rendered cards of one file, by signature, as `entry` encoded them."""
+        """Keep freshly rendered cards of one file, by signature, as `pack` encoded them."""
         kept = {sig: encoded for sig, encoded in entries.items() if encoded is not None}
         if self.store.db is None or not kept:
             return
