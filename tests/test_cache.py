@@ -133,8 +133,10 @@ def test_help_does_not_import_the_heavy_libraries():
     code = (
         "import sys\nfrom deckbuild.cli import cli\ntry:\n    cli(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = {'genanki', 'markdown', 'pygments', 'nh3', 'pydantic', 'latex2mathml'}\n"
-        # Of deckbuild's own, only the command line and what it names in its signatures.
-        "ours = {'deckbuild', 'deckbuild.cli', 'deckbuild.errors', 'deckbuild.progress'}\n"
+        # Of deckbuild's own, only the command line and what it names in its signatures, and the
+        # one line for running out (which the entry point has imported already, as it must).
+        "ours = {'deckbuild', 'deckbuild.cli', 'deckbuild.errors', 'deckbuild.progress',\n"
+        "        'deckbuild.resources'}\n"
         "mine = [m for m in sys.modules if m.split('.')[0] in heavy or m.startswith('deckbuild')]\n"
         "print(sorted(m for m in mine if m not in ours))"
     )

@@ -19,8 +19,11 @@ import click
 from deckbuild import __version__
 from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable
 from deckbuild.progress import STAGES, Progress
+from deckbuild.resources import ran_out
 
 DEFAULT_DECKS = Path("decks")
+# What writing the output can meet that is no bug of ours: a full disk, a quota, a broken device.
+_OUTPUT_ERRORS = frozenset({errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG})
 F = TypeVar("F", bound=Callable[..., Any])
 # A build shows progress only once it has run this long, so that a quick one never flickers.
 PROGRESS_AFTER = 1.0
@@ -695,10 +698,15 @@ def main() -> None:
         # `deckbuild cards --json | head`: the reader has gone; nothing is wrong with the cards.
         sys.stderr.close()
         sys.exit(1)
-    except OSError as exc:
+    except (OSError, MemoryError) as exc:
+        # Out of file descriptors or memory, anywhere: one line that says so. Whatever was half
+        # made is in temporary files only; the packages and the lock are as they were.
+        if (message := ran_out(exc)) is not None:
+            sys.stderr.write(f"error: {message}\n")
+            sys.exit(1)
         # What is printed could not be written (`> /dev/full`); whatever was built stays built.
         # Any other OSError reaching here is a bug of ours: it must show, not pass for this one.
-        if exc.errno not in (errno.ENOSPC, errno.EDQUOT, errno.EIO, errno.EFBIG):
+        if not isinstance(exc, OSError) or exc.errno not in _OUTPUT_ERRORS:
             raise
         sys.stderr.write(f"error: cannot write the output ({exc.strerror or exc}); check where it goes\n")
         sys.exit(1)

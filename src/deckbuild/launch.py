@@ -13,6 +13,8 @@ import contextlib
 import os
 import sys
 
+from deckbuild.resources import ran_out
+
 # The commands that validate and render cards (and so take on a helper), by their first argument.
 RENDERING = frozenset({"build", "check", "preview", "release", "import"})
 
@@ -34,6 +36,12 @@ def main() -> None:
     except KeyboardInterrupt:
         # Ctrl-C before the command line is there to say it (click says the same later on).
         sys.stderr.write("Aborted!\n")
+        sys.exit(1)
+    except (OSError, MemoryError) as exc:
+        # Out of file descriptors, the first import or pipe fails: say so, as the command line would.
+        if (message := ran_out(exc)) is None:
+            raise
+        sys.stderr.write(f"error: {message}\n")
         sys.exit(1)
     run()
 
@@ -66,12 +74,20 @@ def prefork(warm: str, later: str) -> None:
     global spare
     if spare is not None or not hasattr(os, "fork"):
         return
-    down_read, down_write = os.pipe()
-    up_read, up_write = os.pipe()
-    twin_down_read, twin_down_write = os.pipe()
-    twin_up_read, twin_up_write = os.pipe()
+    pipes: list[int] = []
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        for _ in range(4):
+            pipes += os.pipe()
+        pid = os.fork()
+    except OSError:
+        # Out of file descriptors or processes: the command goes on without an early helper.
+        for fd in pipes:
+            os.close(fd)
+        return
+    down_read, down_write, up_read, up_write, twin_down_read, twin_down_write, twin_up_read, twin_up_write = (
+        pipes
+    )
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
         # Whatever happens here, the helper never returns into the command it was forked from.
         try:

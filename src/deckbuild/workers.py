@@ -131,10 +131,17 @@ def _spare_fds() -> tuple[int, ...]:
 
 def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Helper]) -> _Helper:
     """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes."""
-    down_read, down_write = os.pipe()
-    up_read, up_write = os.pipe()
+    pipes: list[int] = []
     parent = os.getpid()
-    pid = os.fork()
+    try:
+        for _ in range(2):
+            pipes += os.pipe()
+        pid = os.fork()
+    except OSError:
+        for fd in pipes:
+            os.close(fd)
+        raise
+    down_read, down_write, up_read, up_write = pipes
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
         try:  # never back into the build it was forked from
             # Only this helper's own ends stay open, so that its pipe ends with this process.
@@ -177,7 +184,10 @@ class Helpers:
         if (spare := _adopt(warm, later)) is not None:
             self._helpers.append(spare)
         while len(self._helpers) < count:
-            self._helpers.append(_fork(warm, later, self._helpers))
+            try:
+                self._helpers.append(_fork(warm, later, self._helpers))
+            except OSError:
+                break  # out of file descriptors or processes: fewer helpers, the rest done here
 
     def __enter__(self) -> Helpers:
         return self
