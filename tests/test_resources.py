@@ -5,12 +5,144 @@ from __future__ import annotations
 import errno
 import os
 import resource
+import shutil
 import sqlite3
+import subprocess
+import sys
+from collections.abc import Callable
+from pathlib import Path
 
 import pytest
 
+from conftest import DECKS
 from deckbuild import cli
 from deckbuild.resources import ran_out
+from test_importer import export, make_studied_collection
+
+# A phrase of seed 003's first answer, edited so that a build has a package and the lock to change.
+ANSWER = "The general purpose of attention mechanisms"
+# A sweep ends once the command has succeeded at this many limits in a row.
+SUCCESSES = 3
+# However many cores the machine has, a command succeeds well before this many more descriptors.
+MOST_ABOVE = 400
+
+
+def _limited(limit: int) -> Callable[[], None]:
+    return lambda: resource.setrlimit(resource.RLIMIT_NOFILE, (limit, limit))
+
+
+def _python_floor() -> int:
+    """Return the fewest open files Python itself starts with (its libraries, site, encodings)."""
+    for limit in range(3, 64):
+        started = subprocess.run(
+            [sys.executable, "-c", "pass"], preexec_fn=_limited(limit), capture_output=True
+        )
+        if started.returncode == 0:
+            return limit
+    raise AssertionError("Python does not start with fewer than 64 open files")
+
+
+def emfile(limit: int) -> str:
+    return (
+        f"error: too many open files (this process may have {limit} open at once); "
+        "raise the limit, for example with 'ulimit -n 4096', and run again\n"
+    )
+
+
+def _deckbuild(args: list[str], cwd: Path, limit: int | None = None) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "DECKBUILD_CACHE_DIR": str(cwd / "cache")}
+    return subprocess.run(
+        [sys.executable, "-m", "deckbuild", *args], cwd=cwd, env=env, capture_output=True, text=True,
+        timeout=120, preexec_fn=None if limit is None else _limited(limit),
+    )  # fmt: skip
+
+
+def _files(folder: Path, leave_out: tuple[str, ...]) -> dict[str, bytes]:
+    """Every file below `folder` (hidden and temporary ones too) by path, with its bytes."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file() and p.relative_to(folder).parts[0] not in leave_out
+    }
+
+
+def _edit(work: Path) -> None:
+    (source,) = [p for p in (work / "decks").rglob("003_*.txt")]
+    text = source.read_text(encoding="utf-8")
+    assert ANSWER in text
+    source.write_text(text.replace(ANSWER, "The edited purpose of attention mechanisms", 1), encoding="utf-8")
+
+
+def _no_uuid(work: Path) -> None:
+    (work / "decks" / "Transformers" / "new.txt").write_text(
+        "Question;Answer;UUID\nWhat is a key?;A vector;\n"
+    )
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The seeds built once with no limit (a warm cache, a good package and lock), and a release."""
+    work = tmp_path_factory.mktemp("good")
+    shutil.copytree(DECKS, work / "decks")
+    for args in (
+        ["build", "decks", "-o", "dist"],
+        ["release", "decks", "-o", "rel", "--release-version", "v1"],
+    ):
+        assert _deckbuild(args, work).returncode == 0
+    return work
+
+
+# Name: the command's arguments, how its copy of the good tree is changed first, what a failed run
+# may leave changed (besides the cache), and whether the cache it starts with is warm.
+SWEEPS: dict[str, tuple[list[str], Callable[[Path], None] | None, tuple[str, ...], bool]] = {
+    "build, cold cache": (["build", "decks", "-o", "dist"], _edit, (), False),
+    "build, warm cache": (["build", "decks", "-o", "dist"], _edit, (), True),
+    "build --no-cache": (["build", "decks", "-o", "dist", "--no-cache"], _edit, (), True),
+    "check": (["check", "decks"], _edit, (), True),
+    "preview": (["preview", "decks", "-o", "preview"], _edit, ("preview",), True),
+    "release": (["release", "decks", "-o", "rel", "--release-version", "v2"], None, (), True),
+    "import": (["import", "Biology.apkg", "-o", "imported"], None, (), False),
+    "ids": (["ids", "decks"], _no_uuid, (), False),
+}
+
+
+@pytest.mark.parametrize("name", list(SWEEPS))
+def test_every_limit_on_open_files_ends_in_success_or_one_line(name, good, tmp_path, collection):
+    """From the fewest files Python starts with, to where the command succeeds: never a traceback.
+
+    A run that fails prints only the line that says what ran out and what to do, exits with 1,
+    and leaves every file it could have changed (packages, lock, sources, release, import
+    folder) byte for byte as it was, with no temporary file beside them.
+    """
+    args, change, may_change, warm = SWEEPS[name]
+    if name == "import":
+        make_studied_collection(collection, tmp_path)
+        package = export(collection, tmp_path / "Biology.apkg")
+    leave_out = ("cache", *may_change)
+    in_a_row, failed, floor = 0, 0, _python_floor()
+    for limit in range(floor, floor + MOST_ABOVE):
+        work = tmp_path / str(limit)
+        shutil.copytree(good, work, ignore=None if warm else shutil.ignore_patterns("cache"))
+        if change is not None:
+            change(work)
+        if name == "import":
+            shutil.copyfile(package, work / package.name)
+        before = _files(work, leave_out)
+        result = _deckbuild(args, work, limit)
+        assert "Traceback" not in result.stderr, (limit, result.stderr)
+        if result.returncode == 0:
+            in_a_row += 1
+            if in_a_row == SUCCESSES:
+                break
+        else:
+            assert (result.returncode, result.stderr) == (1, emfile(limit))
+            assert _files(work, leave_out) == before, limit
+            in_a_row, failed = 0, failed + 1
+        shutil.rmtree(work)
+    else:
+        pytest.fail(f"{name} never succeeded")
+    # Low enough to fail at first (import and ids need only two files at a time beyond Python's own).
+    assert failed or args[0] in ("import", "ids")
 
 
 @pytest.mark.parametrize(

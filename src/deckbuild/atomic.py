@@ -18,6 +18,7 @@ from collections.abc import Iterator, Sequence
 from pathlib import Path
 
 from deckbuild.errors import DeckbuildError
+from deckbuild.resources import ran_out
 
 # secrets, shutil and signal are imported where they are used: a build that nothing changed
 # runs only `recover` from here, and importing them would cost it more than that does.
@@ -38,10 +39,16 @@ def checkpoint(name: str) -> None:
         os.kill(os.getpid(), signal.SIGKILL)
 
 
-def cannot_write(path: Path, exc: Exception) -> DeckbuildError:
-    """Turn a failed write (OSError, or SQLite's own error) into a message that says what to do."""
+def cannot_write(path: Path, exc: Exception) -> Exception:
+    """Turn a failed write (OSError, or SQLite's own error) into a message that says what to do.
+
+    Running out of file descriptors or memory is not the folder's fault: that error is given back
+    as it is, for the command line to say what ran out.
+    """
     from deckbuild.sources import display_path
 
+    if ran_out(exc):
+        return exc
     code = getattr(exc, "errno", None)
     if code in (errno.ENOSPC, errno.EDQUOT) or "full" in str(exc):
         todo = "free some space on that disk and run again"
@@ -184,6 +191,8 @@ def recover(folders: Sequence[Path]) -> list[str]:
             moves = [(Path(tmp), Path(target)) for tmp, target in body["moves"]]
             copies = [Path(c) for c in body["copies"]]
         except (OSError, ValueError, KeyError, TypeError) as exc:
+            if ran_out(exc):
+                raise
             raise DeckbuildError(
                 f"{display_path(journal)}:1: cannot read the journal of an interrupted build ({exc}); "
                 "delete it, restore the lock file from git and build again"
@@ -245,6 +254,8 @@ def exclusive(folder: Path) -> Iterator[None]:
     try:
         fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
     except OSError as exc:
+        if ran_out(exc):
+            raise
         from deckbuild.sources import display_path
 
         shown = display_path(folder)

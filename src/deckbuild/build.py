@@ -46,6 +46,7 @@ from deckbuild.record import Release as Release
 from deckbuild.record import _sha256, kept_files_above
 from deckbuild.record import build as build
 from deckbuild.record import no_cycle_collection as no_cycle_collection
+from deckbuild.resources import ran_out
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
@@ -1087,7 +1088,9 @@ class _Build:
         for file in files:
             try:
                 contents = read_package(file)
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error):
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error) as exc:
+                if ran_out(exc):
+                    raise
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
                 continue
             for guid, note in contents.notes.items():

@@ -18,6 +18,7 @@ from typing import Any
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.errors import DeckbuildError
 from deckbuild.package import PackageContents, PackagedNote, read_package
+from deckbuild.resources import ran_out
 from deckbuild.sources import display_path
 
 QUESTION_FIELD = 0
@@ -116,9 +117,13 @@ def read(path: Path) -> PackageContents:
         why = "not a zip file"
     except KeyError:
         why = "a zip file without collection.anki2"
-    except (sqlite3.Error, ValueError, TypeError, AttributeError, IndexError):
+    except (sqlite3.Error, ValueError, TypeError, AttributeError, IndexError) as exc:
+        if ran_out(exc):
+            raise
         why = "its collection cannot be read"
     except OSError as exc:
+        if ran_out(exc):
+            raise
         why = exc.strerror or str(exc)
     raise DeckbuildError(
         f"{display_path(path)}: not an Anki package ({why}); "

@@ -30,6 +30,7 @@ from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.notetype import NoteType
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
+from deckbuild.resources import ran_out
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path, file_kind, is_regular
 
 if TYPE_CHECKING:
@@ -602,6 +603,8 @@ def read_package(path: Path, tmp: Path) -> Package:
     try:
         archive = zipfile.ZipFile(path)
     except (zipfile.BadZipFile, OSError, ValueError) as exc:
+        if ran_out(exc):
+            raise
         why = (
             "not a zip file" if isinstance(exc, zipfile.BadZipFile | ValueError) else str(exc.strerror or exc)
         )
@@ -704,7 +707,9 @@ def _read_collection(db: Path, path: Path) -> Package:
     package = Package()
     try:
         conn = sqlite3.connect(f"file:{db}?mode=ro&immutable=1", uri=True)
-    except sqlite3.Error:
+    except sqlite3.Error as exc:
+        if ran_out(exc):
+            raise
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     try:
         # Everything read from the collection is converted here, where a hostile value is a message.
@@ -748,7 +753,9 @@ def _read_collection(db: Path, path: Path) -> Package:
         IndexError,
         RecursionError,
         OverflowError,
-    ):
+    ) as exc:
+        if ran_out(exc):
+            raise
         raise _refuse(path, "not an Anki package (its collection cannot be read)") from None
     finally:
         conn.close()
@@ -768,6 +775,8 @@ def read_text_export(path: Path) -> Package:
         with open(path, "rb") as handle:
             data = handle.read(MAX_SOURCE_BYTES + 1)
     except OSError as exc:
+        if ran_out(exc):
+            raise
         raise _refuse(path, f"cannot read it ({exc.strerror or exc})", "check the path") from None
     shown = display_path(path)
     if len(data) > MAX_SOURCE_BYTES:

@@ -20,6 +20,7 @@ from typing import Any
 
 from deckbuild.errors import Report
 from deckbuild.notetype import NOTE_TYPES, NoteType
+from deckbuild.resources import ran_out
 from deckbuild.sources import KEPT_NAME
 
 FILE_NAME = KEPT_NAME
@@ -175,6 +176,8 @@ def load(path: Path, shown: str, report: Report) -> dict[str, NoteType]:
     try:
         data = path.read_bytes()
     except OSError as exc:
+        if ran_out(exc):
+            raise
         report.error(shown, 0, f"cannot read it ({exc.strerror or exc}); check the file")
         return {}
     if len(data) > _MAX_BYTES:

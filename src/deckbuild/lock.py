@@ -17,6 +17,7 @@ from typing import Any
 from deckbuild.atomic import write_text
 from deckbuild.errors import ANKI_GUID, DeckbuildError
 from deckbuild.notetype import BY_LABEL
+from deckbuild.resources import ran_out
 from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
@@ -99,6 +100,8 @@ class Lock:
         try:
             raw = read_regular(path, limit=None)  # a FIFO lock never hangs a build
         except OSError as exc:
+            if ran_out(exc):
+                raise
             raise _damaged(path, 1, str(exc.strerror or exc), fix="") from None
         try:
             text = raw.decode("utf-8")

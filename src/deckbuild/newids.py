@@ -21,6 +21,7 @@ from pathlib import Path
 from deckbuild.errors import DeckbuildError, Report
 from deckbuild.readers import detect
 from deckbuild.readers.semicolon import _Unbalanced, missing_ids
+from deckbuild.resources import ran_out
 from deckbuild.sources import decode, discover
 
 BOM = b"\xef\xbb\xbf"
@@ -92,6 +93,8 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
             report.error(shown, exc.args[0] + 1, message)
             continue
         except OSError as exc:
+            if ran_out(exc):
+                raise
             report.error(shown, 1, f"cannot read: {exc.strerror or exc}; fix the file")
             continue
         if not rows:
@@ -110,6 +113,8 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
             )
             continue
         except OSError as exc:
+            if ran_out(exc):
+                raise
             report.error(shown, rows[0], f"cannot write: {exc.strerror or exc}; nothing was written")
             continue
         written.append(Written(shown, tuple(rows)))

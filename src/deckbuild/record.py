@@ -23,6 +23,7 @@ from deckbuild import cache
 from deckbuild.atomic import cannot_write, exclusive, recover
 from deckbuild.errors import DeckbuildError, Report
 from deckbuild.progress import QUIET, Progress
+from deckbuild.resources import ran_out
 from deckbuild.sources import (
     KEPT_NAME,
     LOCK_NAME,
@@ -226,7 +227,9 @@ def _fingerprint(
             # Past what any source may be (a large image, say): its size and time, never its bytes.
             stat = file.stat()
             own = f"\x02{stat.st_size}:{changed_stamp(stat)}".encode()
-        except OSError:
+        except OSError as exc:
+            if ran_out(exc):
+                raise
             own = b"\x01missing"
         digest.update(own)
         if seen is not None:

@@ -13,6 +13,7 @@ from urllib.parse import unquote
 
 from deckbuild.errors import Report
 from deckbuild.notetype import notetype_of
+from deckbuild.resources import ran_out
 
 if TYPE_CHECKING:
     from collections.abc import Iterator
@@ -884,6 +885,8 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             return ""
         except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
+            if ran_out(exc):
+                raise
             message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
             report.warn(where.path, where.line, message)
             return ""

@@ -13,6 +13,7 @@ from functools import cached_property
 from pathlib import Path
 
 from deckbuild.errors import Report
+from deckbuild.resources import ran_out
 
 LOCK_NAME = "deckbuild.lock"
 # The note types kept from an imported deck (deckbuild.kept), in a deck folder or one above it.
@@ -266,6 +267,8 @@ def _walk(folder: Path, report: Report) -> Iterable[Path]:
         with os.scandir(folder) as listing:
             entries = sorted(listing, key=lambda e: e.name)
     except OSError as exc:
+        if ran_out(exc):
+            raise
         # Its sources would go missing without a word, and their cards be retired.
         reason = exc.strerror or str(exc)
         message = f"cannot list folder: {reason}; fix its permissions or remove it"
@@ -368,6 +371,8 @@ def decode(source: SourceFile, report: Report) -> list[str] | None:
         )
         return None
     except OSError as exc:
+        if ran_out(exc):
+            raise
         report.error(shown, 1, f"cannot read: {_reason(source.path, exc)}; fix or remove the file")
         return None
     for bom, codec in ((b"\xff\xfe", "utf-16-le"), (b"\xfe\xff", "utf-16-be")):
