@@ -648,6 +648,8 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
         memo = Memo(store)
         collection = vet(paths, Report(), memo, helping)
         memo.save(helping)
+    if note := store.note():
+        collection.report.notes.append(note)
     if collection.report.failed(strict):
         raise BuildFailed(collection.report, strict)
     return collection.report

@@ -33,6 +33,17 @@ SECRET = "secret"
 _SECRET_SIZE = 32
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "webcolors", "genanki")
 _CHUNK = 500
+# How long, in seconds, a step waits for the cache while another process holds it (another build
+# storing its rows takes a moment). Past that the step goes on without the cache: a process that
+# holds it longer (a build stopped with Ctrl-Z, a tool left in a transaction) never stalls a build.
+BUSY_TIMEOUT = 2.0
+# SQLite's result codes for a database another connection holds (the low byte of extended codes).
+_HELD = frozenset({5, 6})  # SQLITE_BUSY, SQLITE_LOCKED
+
+
+def held(exc: BaseException) -> bool:
+    """Tell whether an SQLite error is the database being held by another connection."""
+    return (getattr(exc, "sqlite_errorcode", 0) or 0) & 0xFF in _HELD
 
 
 def cache_dir() -> Path:
@@ -260,6 +271,10 @@ class Cache:
         self.path: Path | None = None
         self.secret = b""
         self._saving: threading.Thread | None = None
+        # Whether a step found the cache held by another process and went on without it; and
+        # what else may find out later (the memo written elsewhere: a thread's or a helper's answer).
+        self.busy = False
+        self._written: list[Callable[[], Any]] = []
         if directory is None:
             return
         try:
@@ -268,9 +283,32 @@ class Cache:
             self.path = directory / "cache.sqlite"
             self.db = self._connect(self.path)
             self._create(self.db)
-        except (OSError, sqlite3.Error):
+        except (OSError, sqlite3.Error) as exc:
             # A cache that cannot be opened only costs time; the build itself must not fail.
+            if self.db is not None:
+                self.db.close()
             self.db = None
+            self._failed(exc)
+
+    def _failed(self, exc: BaseException) -> None:
+        """Note a step that found the cache held, so that no later step waits for it again."""
+        if not held(exc):
+            return
+        self.busy = True
+        if self.db is not None:
+            with contextlib.suppress(sqlite3.Error):
+                self.db.execute("PRAGMA busy_timeout = 0")
+
+    def note(self) -> str | None:
+        """Say that the build went on without the cache for some steps, and what to do; else None."""
+        self.wait()
+        if not self.busy and not any(answer() is True for answer in self._written):
+            return None
+        return (
+            f"note: the cache {self.path} is held by another process; this run went on without it "
+            "(same result; the next run may take longer); if no other deckbuild is running, end the "
+            "one holding it (a build stopped with Ctrl-Z: 'fg' or kill it) or delete the file"
+        )
 
     @staticmethod
     def _create(db: sqlite3.Connection) -> None:
@@ -336,7 +374,8 @@ class Cache:
                     with contextlib.suppress(TypeError, ValueError, RecursionError):
                         if conforms(decoded := json.loads(value), shapes[k]):
                             found[k] = decoded
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            self._failed(exc)
             return {}
         return found
 
@@ -350,9 +389,10 @@ class Cache:
             self.db.execute("BEGIN IMMEDIATE")
             self.db.executemany("INSERT OR REPLACE INTO entries (key, value, seal) VALUES (?, ?, ?)", rows)
             self.db.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 self.db.execute("ROLLBACK")
+            self._failed(exc)
 
     def memo_cards(self, group: str) -> tuple[dict[str, bytes], int]:
         """Return the remembered cards of one group (one source file), and how many edit rows it has.
@@ -382,7 +422,8 @@ class Cache:
             finally:
                 if owned:
                     db.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
+            self._failed(exc)
             return {}, 0
         cards: dict[str, bytes] = {}
         if row is not None and self._signed(row[1], group, row[0]):
@@ -403,8 +444,9 @@ class Cache:
         return hmac.compare_digest(seal, self.seal_cards(self.secret, label, body, kind))
 
     @staticmethod
-    def _connect(path: Path) -> sqlite3.Connection:
-        db = sqlite3.connect(path, timeout=60, isolation_level=None)
+    def _connect(path: Path, timeout: float | None = None) -> sqlite3.Connection:
+        # The module's value at the time of the call: a test sets it small.
+        db = sqlite3.connect(path, timeout=BUSY_TIMEOUT if timeout is None else timeout, isolation_level=None)
         db.execute("PRAGMA journal_mode=WAL")
         # Safe from corruption in WAL mode; a crash may only lose the last entries of a cache.
         db.execute("PRAGMA synchronous=NORMAL")
@@ -419,12 +461,29 @@ class Cache:
         if self.db is None or self.path is None or not changes:
             return
         self.wait()
-        self._saving = threading.Thread(target=self.write_memo, args=(self.path, self.secret, changes))
+        answer: list[bool] = []
+        args = (self.path, self.secret, changes, self.timeout)
+        self._saving = threading.Thread(target=lambda: answer.append(self.write_memo(*args)))
         self._saving.start()
+        self.written(lambda: bool(answer and answer[0]))
+
+    @property
+    def timeout(self) -> float:
+        """Return how long the next step may wait for the cache: not at all once it was found held."""
+        return 0.0 if self.busy else BUSY_TIMEOUT
+
+    def written(self, answer: Callable[[], Any]) -> None:
+        """Take the answer of a memo write done elsewhere (True: the cache was held), read by `note`."""
+        self._written.append(answer)
 
     @classmethod
-    def write_memo(cls, path: Path, secret: bytes, changes: list[MemoChange]) -> None:
-        """Apply memo changes on a connection of its own (from a thread or another process)."""
+    def write_memo(
+        cls, path: Path, secret: bytes, changes: list[MemoChange], timeout: float | None = None
+    ) -> bool:
+        """Apply memo changes on a connection of its own (from a thread or another process).
+
+        Return whether the cache was held by another process, so that nothing was stored.
+        """
         rows, emptied, edits = [], [], []
         for group, whole, new, dropped in changes:
             if whole is None:
@@ -437,9 +496,9 @@ class Cache:
             else:
                 emptied.append((group,))
         try:
-            db = cls._connect(path)
-        except sqlite3.Error:
-            return
+            db = cls._connect(path, timeout)
+        except sqlite3.Error as exc:
+            return held(exc)
         try:
             db.execute("BEGIN IMMEDIATE")
             # A group written whole holds its edits: its edit rows go.
@@ -448,11 +507,13 @@ class Cache:
             db.executemany("INSERT OR REPLACE INTO memo (grp, cards, seal) VALUES (?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO memo_delta VALUES (?, ?, ?, ?)", edits)
             db.execute("COMMIT")
-        except sqlite3.Error:
+        except sqlite3.Error as exc:
             with contextlib.suppress(sqlite3.Error):
                 db.execute("ROLLBACK")
+            return held(exc)
         finally:
             db.close()
+        return False
 
     def wait(self) -> None:
         """Finish storing what `update_memo` was given."""

@@ -193,6 +193,7 @@ class Memo:
         if not changes or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:
-            helping.submit(cache.Cache.write_memo, self.store.path, self.store.secret, changes)
+            args = (self.store.path, self.store.secret, changes, self.store.timeout)
+            self.store.written(helping.submit(cache.Cache.write_memo, *args))
         else:
             self.store.update_memo(changes)

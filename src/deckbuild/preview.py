@@ -139,6 +139,8 @@ def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
         values = render_all(collection, by_package)
         memo.save(helping)
     report = collection.report
+    if note := store.note():
+        report.notes.append(note)
     rendered = [
         (p, dict(zip(NOTE_TYPES[p.notetype].fields, f, strict=True)))
         for p, f in zip(collection.cards, values, strict=True)

@@ -154,6 +154,8 @@ def _build_held(
 
         workers = jobs or os.cpu_count() or 1
         report = Report(notes=repaired)
+        # Said once, whether the build fails or not, and never kept in its record.
+        held.callback(_note_busy, store, report)
         job = _Build(
             paths, outdir, now, previous, release, report=report, store=store, jobs=workers, progress=progress
         )
@@ -170,6 +172,12 @@ def _build_held(
             if _read_alike(before, after, wrote):
                 store.put_many({key: _record(result)})
         return result
+
+
+def _note_busy(store: cache.Cache, report: Report) -> None:
+    """Tell in the report that the build went on without a cache another process held."""
+    if note := store.note():
+        report.notes.append(note)
 
 
 def _read_alike(before: dict[Path, bytes], after: dict[Path, bytes], wrote: set[Path]) -> bool:

@@ -50,6 +50,8 @@ class _Helper:
     sender: threading.Thread | None = field(default=None, repr=False)
     # This process's ends of the pipes kept for the helper's twin (see `_twin`), until it is made.
     reserve: tuple[int, int] | None = None
+    # Where the answer of a call given with `submit` goes, once it is read.
+    submitted: list[Any] | None = field(default=None, repr=False)
 
     def fds(self) -> tuple[int, ...]:
         return (self.down, self.up, *(self.reserve or ()))
@@ -266,15 +268,21 @@ class Helpers:
                 return value
         return func(*args)
 
-    def submit(self, func: Callable[..., Any], *args: Any) -> None:
-        """Start `func(*args)` in a free helper without waiting (or run it here); close waits."""
+    def submit(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Start `func(*args)` in a free helper without waiting (or run it here); close waits.
+
+        Return what gives its answer once the helpers are closed (None until then, or if lost).
+        """
         helper = next((h for h in self._helpers if h.alive and not h.busy), None)
         if helper is not None:
             self._send(helper, func, args)
             if helper.sender is not None:
-                return
+                answer: list[Any] = []
+                helper.submitted = answer
+                return lambda: answer[0] if answer else None
             helper.busy = False
-        func(*args)
+        value = func(*args)
+        return lambda: value
 
     def _send(self, helper: _Helper, func: Callable[..., Any], args: tuple[Any, ...]) -> None:
         helper.busy = True
@@ -315,7 +323,9 @@ class Helpers:
         helpers, self._helpers = self._helpers, []
         for helper in helpers:
             if helper.busy and helper.alive:
-                self._answer(helper)
+                value = self._answer(helper)
+                if helper.submitted is not None and value is not _LOST:
+                    helper.submitted.append(value)
             _stop(helper)
 
 
