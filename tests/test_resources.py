@@ -152,6 +152,10 @@ def test_every_limit_on_open_files_ends_in_success_or_one_line(name, good, tmp_p
         (OSError(errno.ENFILE, "Too many open files in system"), "the system has too many files open"),
         (OSError(errno.ENOMEM, "Cannot allocate memory"), "out of memory; "),
         (MemoryError(), "out of memory; "),
+        (ImportError("/x/_core.so: failed to map segment from shared object"), "out of memory; "),
+        (RuntimeError("can't start new thread"), "cannot start another thread (out of memory, or too many"),
+        (ImportError("No module named 'nowhere'"), None),
+        (RuntimeError("any other"), None),
         (OSError(errno.ENOENT, "No such file"), None),
         (OSError(errno.ENOSPC, "No space left on device"), None),
         (ValueError("not a system error"), None),
@@ -183,7 +187,15 @@ def test_sqlite_that_cannot_open_a_file_ran_out_only_when_no_descriptor_is_left(
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
 
 
-@pytest.mark.parametrize("exc", [MemoryError(), OSError(errno.EMFILE, "Too many open files")])
+@pytest.mark.parametrize(
+    "exc",
+    [
+        MemoryError(),
+        OSError(errno.EMFILE, "Too many open files"),
+        ImportError("/x/_core.so: failed to map segment from shared object"),
+        RuntimeError("can't start new thread"),
+    ],
+)
 def test_the_command_line_says_what_ran_out_in_one_line(exc, monkeypatch, capsys):
     def run_out() -> None:
         raise exc
@@ -195,10 +207,15 @@ def test_the_command_line_says_what_ran_out_in_one_line(exc, monkeypatch, capsys
     assert capsys.readouterr().err == f"error: {ran_out(exc)}\n"
 
 
-def test_any_other_system_error_is_a_bug_and_shows(monkeypatch):
+@pytest.mark.parametrize(
+    "exc",
+    [OSError(errno.EBADF, "Bad file descriptor"), ImportError("No module named 'x'"), RuntimeError("x")],
+)
+def test_any_other_error_of_these_kinds_is_a_bug_and_shows(exc, monkeypatch):
     def fail() -> None:
-        raise OSError(errno.EBADF, "Bad file descriptor")
+        raise exc
 
     monkeypatch.setattr(cli, "cli", fail)
-    with pytest.raises(OSError, match="Bad file descriptor"):
+    with pytest.raises(type(exc)) as raised:
         cli.main()
+    assert raised.value is exc

@@ -698,7 +698,7 @@ def main() -> None:
         # `deckbuild cards --json | head`: the reader has gone; nothing is wrong with the cards.
         sys.stderr.close()
         sys.exit(1)
-    except (OSError, MemoryError) as exc:
+    except (OSError, MemoryError, ImportError, RuntimeError) as exc:
         # Out of file descriptors or memory, anywhere: one line that says so. Whatever was half
         # made is in temporary files only; the packages and the lock are as they were.
         if (message := ran_out(exc)) is not None:

@@ -10,9 +10,10 @@ from __future__ import annotations
 import errno
 import os
 
-# SQLite's result codes for a file it could not open and for memory it could not get.
+# SQLite's result code for a file it could not open (its memory errors are MemoryError).
 _SQLITE_CANTOPEN = 14
-_SQLITE_NOMEM = 7
+# What the dynamic loader says when there is no memory to map a compiled module into.
+_NO_ROOM_TO_LOAD = ("failed to map segment from shared object", "cannot allocate memory")
 
 
 def ran_out(exc: BaseException) -> str | None:
@@ -23,6 +24,13 @@ def ran_out(exc: BaseException) -> str | None:
     """
     if isinstance(exc, MemoryError):
         return _OUT_OF_MEMORY
+    if isinstance(exc, ImportError) and any(words in str(exc) for words in _NO_ROOM_TO_LOAD):
+        return _OUT_OF_MEMORY  # a compiled module that could not be mapped into memory
+    if isinstance(exc, RuntimeError) and str(exc) == "can't start new thread":
+        return (
+            "cannot start another thread (out of memory, or too many processes: 'ulimit -u'); "
+            "close some programs and run again"
+        )
     code = getattr(exc, "errno", None)
     if code is None and getattr(exc, "sqlite_errorcode", None) == _SQLITE_CANTOPEN:
         # SQLite says only that it could not open a file; if no descriptor is left, that is why.
