@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 
-from conftest import DECKS
+from conftest import DATA, DECKS, put
 from deckbuild import cli
 from deckbuild.resources import ran_out
 from test_importer import export, make_studied_collection
@@ -22,7 +22,7 @@ from test_importer import export, make_studied_collection
 # A phrase of seed 003's first answer, edited so that a build has a package and the lock to change.
 ANSWER = "The general purpose of attention mechanisms"
 # A sweep ends once the command has succeeded at this many limits in a row.
-SUCCESSES = 3
+SUCCESSES = 2
 # However many cores the machine has, a command succeeds well before this many more descriptors.
 MOST_ABOVE = 400
 
@@ -81,9 +81,12 @@ def _no_uuid(work: Path) -> None:
 
 @pytest.fixture(scope="module")
 def good(tmp_path_factory: pytest.TempPathFactory) -> Path:
-    """The seeds built once with no limit (a warm cache, a good package and lock), and a release."""
+    """The seeds built once with no limit (a warm cache, good packages and lock), and a release."""
     work = tmp_path_factory.mktemp("good")
     shutil.copytree(DECKS, work / "decks")
+    # A second package, with an image to read and package (in a helper, for most cards).
+    put(work / "decks", "Deck/constructs.txt", DATA / "anki" / "constructs.txt")
+    put(work / "decks", "Deck/img/diagram.png", DATA / "anki" / "diagram.png")
     for args in (
         ["build", "decks", "-o", "dist"],
         ["release", "decks", "-o", "rel", "--release-version", "v1"],
