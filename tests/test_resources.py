@@ -15,8 +15,8 @@ from pathlib import Path
 import pytest
 
 from conftest import DATA, DECKS, put
-from deckbuild import cli
-from deckbuild.resources import ran_out
+from deckbuild import cli, workers
+from deckbuild.resources import fork_with_pipes, ran_out
 from test_importer import export, make_studied_collection
 
 # A phrase of seed 003's first answer, edited so that a build has a package and the lock to change.
@@ -222,3 +222,50 @@ def test_any_other_error_of_these_kinds_is_a_bug_and_shows(exc, monkeypatch):
     with pytest.raises(type(exc)) as raised:
         cli.main()
     assert raised.value is exc
+
+
+def _doubled(unit: list[int]) -> list[int]:
+    return [2 * n for n in unit]
+
+
+def test_helpers_that_cannot_be_forked_leave_their_share_to_fewer(monkeypatch):
+    """Out of descriptors or processes, a command starts fewer helpers, and the work is all done."""
+    forked: list[int] = []
+
+    def scarce(count: int) -> tuple[int, list[int]]:
+        if forked:
+            raise OSError(errno.EMFILE, "Too many open files")
+        forked.append(count)
+        return fork_with_pipes(count)
+
+    monkeypatch.setattr(workers, "fork_with_pipes", scarce)
+    with workers.Helpers(3, lambda: None, _doubled) as helping:
+        assert len(helping._helpers) == 1
+        assert helping.run(list(range(2000))) == [2 * n for n in range(2000)]
+
+
+def test_pipes_made_before_the_descriptors_ran_out_are_closed_again():
+    soft, hard = resource.getrlimit(resource.RLIMIT_NOFILE)
+    held: list[int] = []
+
+    def fill() -> int:
+        """Open descriptors until none is left; return how many that took."""
+        before = len(held)
+        with pytest.raises(OSError):
+            while True:
+                held.append(os.open(os.devnull, os.O_RDONLY))
+        return len(held) - before
+
+    try:
+        resource.setrlimit(resource.RLIMIT_NOFILE, (256, hard))
+        fill()
+        for _ in range(4):  # room for two pipes, not for the third
+            os.close(held.pop())
+        with pytest.raises(OSError) as raised:
+            fork_with_pipes(3)
+        assert raised.value.errno == errno.EMFILE
+        assert fill() == 4  # the two pipes made were closed again
+    finally:
+        for fd in held:
+            os.close(fd)
+        resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))

@@ -3,7 +3,8 @@
 Importing pydantic, Markdown and Pygments takes a helper a quarter of a second. Forked here,
 before click is even imported, it is ready by the time a rebuild knows which cards changed,
 instead of that much later; a command that renders nothing stops it as it exits. Only `os`
-is needed for that here: a build that nothing changed pays for the fork, not for the helper's code.
+(and deckbuild.resources, which imports nothing more) is needed for that here: a build that
+nothing changed pays for the fork, not for the helper's code.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import contextlib
 import os
 import sys
 
-from deckbuild.resources import ran_out
+from deckbuild.resources import fork_with_pipes, ran_out
 
 # The commands that validate and render cards (and so take on a helper), by their first argument.
 RENDERING = frozenset({"build", "check", "preview", "release", "import"})
@@ -74,17 +75,11 @@ def prefork(warm: str, later: str) -> None:
     global spare
     if spare is not None or not hasattr(os, "fork"):
         return
-    pipes: list[int] = []
     parent = os.getpid()
     try:
-        for _ in range(4):
-            pipes += os.pipe()
-        pid = os.fork()
+        pid, pipes = fork_with_pipes(4)
     except OSError:
-        # Out of file descriptors or processes: the command goes on without an early helper.
-        for fd in pipes:
-            os.close(fd)
-        return
+        return  # out of file descriptors or processes: the command goes on without an early helper
     down_read, down_write, up_read, up_write, twin_down_read, twin_down_write, twin_up_read, twin_up_write = (
         pipes
     )

@@ -53,6 +53,23 @@ def ran_out(exc: BaseException) -> str | None:
 _OUT_OF_MEMORY = "out of memory; close some programs (or raise the limit 'ulimit -v') and run again"
 
 
+def fork_with_pipes(count: int) -> tuple[int, list[int]]:
+    """Make `count` pipes, then fork; return the pid (0 in the child) and both ends of each pipe.
+
+    Should descriptors or processes run out on the way, the pipes made are closed again and the
+    error raised: the caller goes on with fewer helpers, or says what ran out.
+    """
+    pipes: list[int] = []
+    try:
+        for _ in range(count):
+            pipes += os.pipe()
+        return os.fork(), pipes
+    except OSError:
+        for fd in pipes:
+            os.close(fd)
+        raise
+
+
 def _probe() -> int | None:
     """Return the errno of opening one more file now (EMFILE, ENFILE), or None when it opens."""
     try:

@@ -26,6 +26,8 @@ from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from deckbuild.resources import fork_with_pipes
+
 # How many cards a warm helper gets through while this process imports what it needs.
 HEAD_START = 700
 # Cards in one unit of work handed to a helper, and how many units a helper holds at a time:
@@ -133,16 +135,8 @@ def _spare_fds() -> tuple[int, ...]:
 
 def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Helper]) -> _Helper:
     """Fork a helper that warms up, then serves calls; `others` are helpers whose pipe ends it closes."""
-    pipes: list[int] = []
     parent = os.getpid()
-    try:
-        for _ in range(2):
-            pipes += os.pipe()
-        pid = os.fork()
-    except OSError:
-        for fd in pipes:
-            os.close(fd)
-        raise
+    pid, pipes = fork_with_pipes(2)
     down_read, down_write, up_read, up_write = pipes
     if pid == 0:  # pragma: no cover - the helper's own side; its results are tested
         try:  # never back into the build it was forked from
