@@ -13,9 +13,10 @@ from collections.abc import Callable
 from pathlib import Path
 
 import pytest
+from click.testing import CliRunner
 
 from conftest import DATA, DECKS, put
-from deckbuild import cli, workers
+from deckbuild import cli, package, workers
 from deckbuild.resources import fork_with_pipes, ran_out
 from test_importer import export, make_studied_collection
 
@@ -269,3 +270,30 @@ def test_pipes_made_before_the_descriptors_ran_out_are_closed_again():
         for fd in held:
             os.close(fd)
         resource.setrlimit(resource.RLIMIT_NOFILE, (soft, hard))
+
+
+@pytest.mark.parametrize("code", [errno.EACCES, errno.EMFILE])
+def test_a_package_whose_empty_collection_cannot_be_made_is_a_message_unless_files_ran_out(
+    code, deck_tree, tmp_path, monkeypatch
+):
+    """genanki's empty collection is made in a temporary file: failing that was once a traceback."""
+    put(
+        deck_tree,
+        "Deck/cards.txt",
+        "Question;Answer;UUID\nWhat?;That.;0cd84c0a-2434-41c5-941f-d3e47a46f00e\n",
+    )
+
+    def cannot(*args: object) -> None:
+        raise OSError(code, os.strerror(code))
+
+    monkeypatch.setattr(package, "shell", cannot)
+    result = CliRunner().invoke(cli.cli, ["build", str(deck_tree), "-o", str(tmp_path / "dist")])
+    if code == errno.EMFILE:  # left to the command line's one line (see above)
+        assert isinstance(result.exception, OSError) and result.exception.errno == errno.EMFILE
+    else:
+        assert result.exit_code == 1
+        assert result.stderr.endswith(
+            "Deck.apkg: cannot write (Permission denied); make the folder writable (or choose another one) "
+            "and run again\n"
+        )
+    assert not (tmp_path / "dist" / "Deck.apkg").exists()

@@ -784,7 +784,10 @@ class _Build:
             # genanki is imported by a helper that is done rendering, not here.
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
             kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
-            empty = Shell(*helping.call(shell, bare, notetype_mods, kept))
+            try:
+                empty = Shell(*helping.call(shell, bare, notetype_mods, kept))
+            except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made
+                raise cannot_write(target, exc) from None
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
         return _Plan(target, key, decks, notetype_mods, files, empty)
 

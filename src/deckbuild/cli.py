@@ -698,9 +698,10 @@ def main() -> None:
         # `deckbuild cards --json | head`: the reader has gone; nothing is wrong with the cards.
         sys.stderr.close()
         sys.exit(1)
-    except (OSError, MemoryError, ImportError, RuntimeError) as exc:
+    except Exception as exc:
         # Out of file descriptors or memory, anywhere: one line that says so. Whatever was half
-        # made is in temporary files only; the packages and the lock are as they were.
+        # made is in temporary files only; the packages and the lock are as they were. Anything
+        # else is raised again as it was.
         if (message := ran_out(exc)) is not None:
             sys.stderr.write(f"error: {message}\n")
             sys.exit(1)

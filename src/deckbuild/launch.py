@@ -38,7 +38,7 @@ def main() -> None:
         # Ctrl-C before the command line is there to say it (click says the same later on).
         sys.stderr.write("Aborted!\n")
         sys.exit(1)
-    except (OSError, MemoryError, ImportError, RuntimeError) as exc:
+    except Exception as exc:
         # Out of file descriptors, the first import or pipe fails: say so, as the command line would.
         if (message := ran_out(exc)) is None:
             raise
