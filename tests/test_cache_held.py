@@ -165,3 +165,12 @@ def test_once_a_step_found_the_cache_held_no_later_step_waits(tree, own_cache):
         assert store.note() == note(own_cache).rstrip("\n")
     finally:
         store.close()
+
+
+def test_a_release_goes_on_without_a_held_cache_and_says_so_once(tree, own_cache, tmp_path):
+    assert run("build", str(tree), "-o", str(tmp_path / "dist")).exit_code == 0  # the lock, committed
+    for holder in holding(own_cache, "writes"):
+        result = run("release", str(tree), "-o", str(tmp_path / "rel"), "--release-version", "v1")
+        assert holder.poll() is None and still_held(own_cache / "cache.sqlite")
+    assert result.exit_code == 0, result.output
+    assert result.stderr.count("note: the cache") == 1 and note(own_cache) in result.stderr
