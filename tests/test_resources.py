@@ -297,3 +297,19 @@ def test_a_package_whose_empty_collection_cannot_be_made_is_a_message_unless_fil
             "and run again\n"
         )
     assert not (tmp_path / "dist" / "Deck.apkg").exists()
+
+
+def test_a_memo_writer_thread_that_cannot_start_leaves_the_cache_closable(own_cache, monkeypatch):
+    """Out of memory for a thread's stack: that is what is raised, not a join of a thread never started."""
+    from deckbuild import cache
+
+    store = cache.Cache(own_cache)
+
+    def no_thread(self: object) -> None:
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(cache.threading.Thread, "start", no_thread)
+    with pytest.raises(RuntimeError) as raised:
+        store.update_memo([("g" * 64, {"sig": b"entry"}, {}, [])])
+    assert ran_out(raised.value) is not None
+    store.close()

@@ -463,8 +463,9 @@ class Cache:
         self.wait()
         answer: list[bool] = []
         args = (self.path, self.secret, changes, self.timeout)
-        self._saving = threading.Thread(target=lambda: answer.append(self.write_memo(*args)))
-        self._saving.start()
+        saving = threading.Thread(target=lambda: answer.append(self.write_memo(*args)))
+        saving.start()  # before it is kept: one that could not start is never waited for
+        self._saving = saving
         self.written(lambda: bool(answer and answer[0]))
 
     @property
