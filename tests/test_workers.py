@@ -552,3 +552,44 @@ def test_units_hold_at_most_unit_cards_of_one_file_each_in_order(tmp_path, monke
     assert starts == [0, 3, 5, 7]
     assert [unit[0] for unit in units] == [one, one, other]
     assert [[row[0] for row in marshal.loads(unit[1])] for unit in units] == [[0, 1, 2], [3, 4], [5, 6]]
+
+
+FIRST_CARDS_AFTER_WARMING_UP = """
+import marshal, random, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from synth import row
+from deckbuild import build
+from deckbuild.sources import SourceFile
+
+build._warm()
+before = set(sys.modules)
+root = Path(sys.argv[2])
+rows = []
+for n in range(24):
+    question, answer, uuid = row(n, random.Random(n)).rstrip("\\n").split(";")
+    rows.append((n + 2, "basic", {"id": uuid, "question": question, "answer": answer}, ""))
+settled = marshal.loads(build._settle_unit((SourceFile(root / "a.txt", root, "A", "A"), rows, False)))
+assert all(not isinstance(card, str) for card in settled), settled
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_warming_up_settles_a_valid_sample_card():
+    (settled,) = marshal.loads(build._practice())
+    assert not isinstance(settled, str), settled
+    assert settled[0] == build._SAMPLE["id"]
+
+
+def test_cards_settled_after_warming_up_import_nothing_more(tmp_path):
+    # A rebuild after one edit waits for its helper's first card: every import it would still
+    # need (Markdown's, nh3, the package module) is paid for while warming up instead.
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CARDS_AFTER_WARMING_UP, tests, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == []
+
