@@ -593,3 +593,35 @@ def test_cards_settled_after_warming_up_import_nothing_more(tmp_path):
     )
     assert done.stdout.split() == []
 
+
+def touch_then_square(job):
+    marker, items = job
+    Path(marker).touch()
+    return [x * x for x in items]
+
+
+def test_work_meanwhile_runs_once_while_the_helper_already_has_its_unit(tmp_path):
+    # A rebuild decodes the cards it took from the memo while its helper renders the edited one.
+    marker = tmp_path / "started"
+    seen = []
+
+    def meanwhile():
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(marker.exists())
+
+    with Helpers(1, nothing, touch_then_square) as helpers:
+        stream = helpers.stream([(str(marker), [1, 2, 3])], 3, meanwhile=meanwhile)
+        assert seen == []
+        assert list(stream) == [(0, [1, 4, 9])]
+    assert seen == [True], "the helper had its unit before this process went on"
+
+
+def test_work_meanwhile_runs_once_without_helpers_or_units():
+    seen = []
+    with Helpers(0, nothing, square_with_pid) as helpers:
+        assert list(helpers.stream([[2]], 1, meanwhile=lambda: seen.append(1))) == [(0, [(4, PARENT)])]
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        assert list(helpers.stream([], 0, meanwhile=lambda: seen.append(2))) == []
+    assert seen == [1, 2]
