@@ -625,3 +625,22 @@ def test_work_meanwhile_runs_once_without_helpers_or_units():
     with Helpers(1, nothing, square_with_pid) as helpers:
         assert list(helpers.stream([], 0, meanwhile=lambda: seen.append(2))) == []
     assert seen == [1, 2]
+
+
+def test_a_helper_warms_up_without_the_cycle_collector_then_has_it_as_it_was(tmp_path):
+    import gc
+
+    from deckbuild.record import no_cycle_collection
+
+    during = tmp_path / "during"
+
+    def warm():
+        during.write_text(str(gc.isenabled()))
+
+    assert gc.isenabled()
+    with Helpers(1, warm, square_with_pid) as helpers:
+        after = helpers.call(gc.isenabled)
+    assert (during.read_text(), after) == ("False", True)
+    # Forked while a build holds the collector off, it stays off there too.
+    with no_cycle_collection(), Helpers(1, warm, square_with_pid) as helpers:
+        assert helpers.call(gc.isenabled) is False
