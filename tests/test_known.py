@@ -51,11 +51,26 @@ _WIDTH = len(NOTE_TYPES[NOTE_TYPE_ID].fields)
 
 
 class _KnowsAll:
-    """A memo's entries that hold a rendering for every signature: every row is a memo hit."""
+    """A memo's entries that hold a rendering for every signature: every row is a memo hit.
+
+    The entries of cards whose signature holds one of `failing` do not hold once decoded: some
+    are damaged, some show an image that is gone. Those cards are rendered again.
+    """
 
     entry = cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [], {}))
+    FAILING = (
+        cache.encode_memo((["f"], "d", [], [], {})),  # as many fields as no note type has
+        b"\x00damaged",
+        cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [["gone.png", "gone.png", 1, 1]], {})),
+    )
+
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
+        self.failing = failing
 
     def get(self, sig: str) -> bytes | None:
+        for n, part in enumerate(self.failing):
+            if part in sig:
+                return self.FAILING[n % len(self.FAILING)]
         return self.entry
 
 
@@ -66,12 +81,18 @@ class _Store:
 class _Memo(Memo):
     """A memo that knows every card, and remembers which signatures were read."""
 
-    def __init__(self) -> None:
+    def __init__(self, failing: tuple[str, ...] = ()) -> None:
         super().__init__(_Store())  # type: ignore[arg-type]
         self.read: dict[str, set[str]] = {}
+        self.failing = failing
+        # The entries of cards rendered again, by file: what the memo would store of them.
+        self.kept: dict[str, dict[str, bytes | None]] = {}
 
     def table(self, source: Any) -> tuple[Any, set[str], dict[str, str | None]]:
-        return _KnowsAll(), self.read.setdefault(source.display, set()), {"origin": source.origin}
+        return _KnowsAll(self.failing), self.read.setdefault(source.display, set()), {"origin": source.origin}
+
+    def keep(self, source: Any, entries: dict[str, bytes | None]) -> None:
+        self.kept.setdefault(source.display, {}).update(entries)
 
     def holds(self, source: Any) -> bool:
         return True
@@ -98,11 +119,11 @@ def files(draw: st.DrawFn) -> tuple[str, dict[str, str]]:
     return text, {guid: draw(st.sampled_from(["D/a.txt", "D/b.txt"])) for guid in known}
 
 
-def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
+def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch, failing: tuple[str, ...] = ()) -> Any:
     with monkeypatch.context() as patch:
         if not fast:
             patch.setattr(build_module._Known, "__call__", lambda self, columns: lambda *row: False)
-        memo = _Memo()
+        memo = _Memo(failing)
         collection = collect([root], Report(), memo)
     cards = [
         (p.source.display, p.line, p.id, p.tags, p.extra, p.sig, p.rendered and p.rendered.fields, p.images,
@@ -111,7 +132,7 @@ def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch) -> Any:
     ]  # fmt: skip
     report = collection.report
     locks = {path: (sorted(lock.notes), sorted(lock.claimed)) for path, lock in collection.locks.items()}
-    return cards, report.problems, report.counts, report.notes, locks, memo.read
+    return cards, report.problems, report.counts, report.notes, locks, memo.read, memo.kept
 
 
 def _tree(root: Path, text: str, notes: dict[str, str]) -> None:
@@ -153,6 +174,25 @@ def test_rows_taken_over_give_what_reading_them_in_full_gives(generated):
         root = Path(tmp) / "decks"
         _tree(root, text, notes)
         assert _outcome(root, True, monkeypatch) == _outcome(root, False, monkeypatch)
+
+
+# What a failing entry's signature holds: a card's UUID, or its question is "q" or "a" (all of them).
+FAILING = [*IDS, "\x1dq\x1d", "a"]
+TWO_ROWS = f"Question;Answer;UUID\nq;a;{IDS[0]}\nr;b;{IDS[1]}\n"
+
+
+@given(files(), st.lists(st.sampled_from(FAILING), unique=True, min_size=1, max_size=4).map(tuple))
+@example((TWO_ROWS + f"q;a;{IDS[0]}\n", {IDS[0]: "D/a.txt"}), (IDS[0],))
+@example((TWO_ROWS.replace(";a;", ";;"), {IDS[0]: "D/a.txt", IDS[1]: "D/a.txt"}), ("\x1dq\x1d",))
+@example((TWO_ROWS, {IDS[0]: "D/a.txt", IDS[1]: "D/b.txt"}), ("a",))
+def test_rows_taken_over_whose_entries_do_not_hold_give_what_reading_them_in_full_gives(generated, failing):
+    """Damaged, or showing an image gone: such a card is validated and rendered, as if read in full."""
+    text, notes = generated
+    with pytest.MonkeyPatch.context() as monkeypatch, tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp) / "decks"
+        _tree(root, text, notes)
+        fast = _outcome(root, True, monkeypatch, failing)
+        assert fast == _outcome(root, False, monkeypatch, failing)
 
 
 def test_the_fast_path_takes_the_plain_rows_of_a_seed(deck_tree, monkeypatch):

@@ -4,7 +4,10 @@ from __future__ import annotations
 
 import pydantic
 import pytest
+from hypothesis import example, given
+from hypothesis import strategies as st
 
+from deckbuild import models
 from deckbuild.models import BasicCard, card_json, make_card
 
 UUID = "faac118b-14d2-4225-82ce-5a1c2b22f894"
@@ -125,3 +128,44 @@ def test_nested_fields_tags_and_names_are_checked_too(over, message):
 @pytest.mark.parametrize("kept", ["\t", "\n", "\r", "\ufeff", "\ufffe", "\uffff", "\x85", "\u2028"])
 def test_text_anki_keeps_is_kept(kept):
     assert make_card(basic(answer=f"a{kept}b")).answer == f"a{kept}b"
+
+
+BASE_ID = "00000000-0000-4000-8000-000000000000"
+# Every field any kind has, and one none has; values of each type a reader gives, right or wrong.
+FIELD_NAMES = sorted({name for model in models._MODELS.values() for name in model.model_fields} | {"stray"})
+VALUES = st.one_of(
+    st.sampled_from(["", " ", "a", "A", "G", "1:30", "x\x01", "basic", "easy", "tag two", "d:1", "a.txt"]),
+    st.sampled_from(
+        ["00000000-0000-4000-8000-000000000000", "not-a-uuid", "python", "{{c1::x}}", "{{c0::x}}"]
+    ),
+    st.none(),
+    st.booleans(),
+    st.integers(-2, 3),
+    st.lists(st.sampled_from(["t", "", "a b", "x\x01"]), max_size=3),
+    st.lists(
+        st.fixed_dictionaries({"letter": st.sampled_from(["A", "Z"]), "text": st.sampled_from(["o", ""])})
+    ),
+    st.lists(
+        st.fixed_dictionaries({"title": st.sampled_from(["s", "\x02"]), "text": st.just("t")}), max_size=2
+    ),
+)
+BASE = {"id": BASE_ID, "deck": "D", "source": "a.txt:1", "question": "q"}
+
+
+@given(st.sampled_from([*models.KINDS, "nope", ""]), st.dictionaries(st.sampled_from(FIELD_NAMES), VALUES))
+@example("basic", {"answer": "a"})
+@example("quiz", {"options": [{"letter": "Z", "text": ""}], "tags": ["a b"]})
+@example("basic", {"id": "1234", "anki_guid": True})
+def test_a_card_of_a_known_kind_is_validated_as_the_union_of_all_kinds_validates_it(kind, fields):
+    """Its kind's model alone (built when first needed): the same card, or the same message."""
+    data = {**BASE, **fields, "kind": kind}
+    try:
+        expected: object = models._card().validate_python(dict(data))
+    except pydantic.ValidationError as exc:
+        expected = models.describe(exc)
+    try:
+        got: object = make_card(dict(data))
+    except ValueError as exc:
+        got = str(exc)
+    assert got == expected
+    assert type(got) is type(expected)

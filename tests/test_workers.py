@@ -552,3 +552,95 @@ def test_units_hold_at_most_unit_cards_of_one_file_each_in_order(tmp_path, monke
     assert starts == [0, 3, 5, 7]
     assert [unit[0] for unit in units] == [one, one, other]
     assert [[row[0] for row in marshal.loads(unit[1])] for unit in units] == [[0, 1, 2], [3, 4], [5, 6]]
+
+
+FIRST_CARDS_AFTER_WARMING_UP = """
+import marshal, random, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from synth import row
+from deckbuild import build
+from deckbuild.sources import SourceFile
+
+build._warm()
+before = set(sys.modules)
+root = Path(sys.argv[2])
+rows = []
+for n in range(24):
+    question, answer, uuid = row(n, random.Random(n)).rstrip("\\n").split(";")
+    rows.append((n + 2, "basic", {"id": uuid, "question": question, "answer": answer}, ""))
+settled = marshal.loads(build._settle_unit((SourceFile(root / "a.txt", root, "A", "A"), rows, False)))
+assert all(not isinstance(card, str) for card in settled), settled
+print(" ".join(sorted(set(sys.modules) - before)))
+"""
+
+
+def test_warming_up_settles_a_valid_sample_card():
+    (settled,) = marshal.loads(build._practice())
+    assert not isinstance(settled, str), settled
+    assert settled[0] == build._SAMPLE["id"]
+
+
+def test_cards_settled_after_warming_up_import_nothing_more(tmp_path):
+    # A rebuild after one edit waits for its helper's first card: every import it would still
+    # need (Markdown's, nh3, the package module) is paid for while warming up instead.
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", FIRST_CARDS_AFTER_WARMING_UP, tests, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == []
+
+
+def touch_then_square(job):
+    marker, items = job
+    Path(marker).touch()
+    return [x * x for x in items]
+
+
+def test_work_meanwhile_runs_once_while_the_helper_already_has_its_unit(tmp_path):
+    # A rebuild decodes the cards it took from the memo while its helper renders the edited one.
+    marker = tmp_path / "started"
+    seen = []
+
+    def meanwhile():
+        deadline = time.monotonic() + 30
+        while not marker.exists() and time.monotonic() < deadline:
+            time.sleep(0.01)
+        seen.append(marker.exists())
+
+    with Helpers(1, nothing, touch_then_square) as helpers:
+        stream = helpers.stream([(str(marker), [1, 2, 3])], 3, meanwhile=meanwhile)
+        assert seen == []
+        assert list(stream) == [(0, [1, 4, 9])]
+    assert seen == [True], "the helper had its unit before this process went on"
+
+
+def test_work_meanwhile_runs_once_without_helpers_or_units():
+    seen = []
+    with Helpers(0, nothing, square_with_pid) as helpers:
+        assert list(helpers.stream([[2]], 1, meanwhile=lambda: seen.append(1))) == [(0, [(4, PARENT)])]
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        assert list(helpers.stream([], 0, meanwhile=lambda: seen.append(2))) == []
+    assert seen == [1, 2]
+
+
+def test_a_helper_warms_up_without_the_cycle_collector_then_has_it_as_it_was(tmp_path):
+    import gc
+
+    from deckbuild.record import no_cycle_collection
+
+    during = tmp_path / "during"
+
+    def warm():
+        during.write_text(str(gc.isenabled()))
+
+    assert gc.isenabled()
+    with Helpers(1, warm, square_with_pid) as helpers:
+        after = helpers.call(gc.isenabled)
+    assert (during.read_text(), after) == ("False", True)
+    # Forked while a build holds the collector off, it stays off there too.
+    with no_cycle_collection(), Helpers(1, warm, square_with_pid) as helpers:
+        assert helpers.call(gc.isenabled) is False

@@ -14,8 +14,8 @@ import os
 import re
 import sqlite3
 from bisect import bisect_left
-from collections.abc import Callable, Iterable, Sequence
-from contextlib import closing
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import closing, suppress
 from dataclasses import dataclass, field
 from functools import cached_property, lru_cache, partial
 from operator import itemgetter
@@ -160,6 +160,7 @@ def collect(
     read: list[tuple[SourceFile, list[RawCard], int]] = []
     # Per file read, in order: the cards the memo took over as they were read (by line).
     known: list[list[Parsed]] = []
+    takers: list[_Known] = []
     remembers = memo is not None and memo.keeps
     progress.stage("reading")
     for source in discover(paths, report):
@@ -184,6 +185,7 @@ def collect(
             take = _Known(_Recall(source, memo), locks[source.root])
             raws = reader.read(source.display, lines, report, take)
             known.append(take.found)
+            takers.append(take)
         else:
             raws = reader.read(source.display, lines, report)
             known.append([])
@@ -222,13 +224,20 @@ def collect(
                 found.append(pending[-1])
         found += taken[at:]
     if memo is not None:
-        progress.count("memo", len(found) - len(pending))
         progress.stage("rendering")
         units, starts = _units(pending, memo.keeps)
+        # The entries of the rows taken over are decoded once the cards to render are on their
+        # way: a rebuild after one edit does that while its helper renders the edited card.
+        redo: list[tuple[Parsed, RawCard]] = []
+
+        def settle_known() -> None:
+            for taker in takers:
+                redo.extend(taker.settle())
+
         outcomes = (
-            helpers.stream(units, len(pending))
+            helpers.stream(units, len(pending), meanwhile=settle_known)
             if helpers is not None
-            else ((index, _settle_unit(unit)) for index, unit in enumerate(units))
+            else _settled_here(units, settle_known)
         )
         rendered = 0
         # Each unit as it comes back, while the helpers render the others.
@@ -241,7 +250,10 @@ def collect(
                     rendered += 1
                 else:
                     found[pending_at[start + offset]] = (item.source, item.raw.line, done)
+        if redo:
+            rendered += _settle_again(found, redo, memo)
         report.count("rendered", rendered)
+        progress.count("memo", len(found) - len(pending) - len(redo))
         progress.count("rendered", rendered)
     cards: list[Parsed] = []
     seen: dict[str, Parsed] = {}
@@ -270,6 +282,41 @@ def collect(
 
 def _line(parsed: Parsed) -> int:
     return parsed.line
+
+
+def _settled_here(
+    units: list[Unit], meanwhile: Callable[[], None]
+) -> Iterator[tuple[int, bytes | list[Settled]]]:
+    """Settle units of work here, after `meanwhile`, as `Helpers.stream` does without helpers."""
+    meanwhile()
+    for index, unit in enumerate(units):
+        yield index, _settle_unit(unit)
+
+
+def _settle_again(
+    found: list[Parsed | Pending | tuple[SourceFile, int, str]],
+    redo: list[tuple[Parsed, RawCard]],
+    memo: Memo,
+) -> int:
+    """Validate and render here the cards taken over whose entries did not hold; return how many passed.
+
+    Each takes the place of its card in `found`, as if it had been read in full (a damaged entry,
+    an image changed since: rare, so never worth a helper).
+    """
+    at = {id(item): n for n, item in enumerate(found)}
+    pending = [Pending(parsed.source, raw, parsed.sig) for parsed, raw in redo]
+    units, starts = _units(pending, memo.keeps)
+    rendered = 0
+    for index, unit in enumerate(units):
+        part = pending[starts[index] : starts[index + 1]]
+        settled = _parsed(part, _settle_unit(unit), memo)
+        for (parsed, _), done in zip(redo[starts[index] : starts[index + 1]], settled, strict=True):
+            if isinstance(done, Parsed):
+                found[at[id(parsed)]] = done
+                rendered += 1
+            else:
+                found[at[id(parsed)]] = (parsed.source, parsed.line, done)
+    return rendered
 
 
 @lru_cache(maxsize=64)
@@ -303,12 +350,20 @@ class _Recall:
 
     def entry(self, sig: str) -> tuple[Rendered, dict[str, str | None], dict[str, Path]] | None:
         """Return the rendering, lock extra and images remembered for a signature; None if none holds."""
+        stored = self.stored(sig)
+        return None if stored is None else self.decoded(stored)
+
+    def stored(self, sig: str) -> bytes | None:
+        """Return a signature's entry as the memo stores it, noted as read; None if it has none."""
         if self.cards is None:
             self.cards, self.used, self.origin = self.memo.table(self.source)
         entry = self.cards.get(sig)
-        if entry is None:
-            return None
-        self.used.add(sig)
+        if entry is not None:
+            self.used.add(sig)
+        return entry
+
+    def decoded(self, entry: bytes) -> tuple[Rendered, dict[str, str | None], dict[str, Path]] | None:
+        """Return the rendering, lock extra and images of a stored entry; None if it does not hold."""
         # Shipped without the sanitizer: only a group this cache's key signed was read; an
         # entry of the wrong shape in it is rendered again and replaced.
         if (decoded := cache.decode_memo(entry)) is None:
@@ -331,13 +386,38 @@ class _Known:
     within the limits, its UUID in the lock as spelled, no directive or answer to compute (each
     checked here, cheaply, on its fields as read or its one line). It goes from its fields to
     the memo at once; any other row, or one the memo does not know, is read in full as before.
+    A plain row's entry is decoded later (`settle`), once the cards to render are on their way.
     """
 
-    __slots__ = ("found", "notes", "recall")
+    __slots__ = ("found", "later", "notes", "recall")
 
     def __init__(self, recall: _Recall, lock: Lock) -> None:
         self.recall, self.notes = recall, lock.notes
         self.found: list[Parsed] = []
+        # Plain rows taken, their entries not decoded yet: the card, its entry, question and answer.
+        self.later: list[tuple[Parsed, bytes, str, str]] = []
+
+    def settle(self) -> list[tuple[Parsed, RawCard]]:
+        """Decode the entries of the plain rows taken; return those that do not hold, as read in full."""
+        from deckbuild.readers import RawCard
+
+        decoded, failed = self.recall.decoded, []
+        for parsed, stored, question, answer in self.later:
+            hit = decoded(stored)
+            if hit is None:
+                # As reading the row in full gives it: every step on the way left it as it is.
+                failed.append(
+                    (
+                        parsed,
+                        RawCard(
+                            parsed.line, "basic", {"id": parsed.id, "question": question, "answer": answer}
+                        ),
+                    )
+                )
+                continue
+            parsed.rendered, parsed.extra, parsed.images = hit
+        self.later = []
+        return failed
 
     def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool] | None:
         """Return what takes over the rows of a section with these columns; None when nothing can."""
@@ -378,7 +458,8 @@ class _Known:
         """
         from deckbuild.render import joined_within_limits
 
-        notes, found, entry, source = self.notes, self.found, self.recall.entry, self.recall.source
+        notes, found, stored, source = self.notes, self.found, self.recall.stored, self.recall.source
+        later = self.later
         tags, nid = tuple(_tags_of(source, "basic", {})), notetype_of("basic", {}).id
 
         def take(line: int, text: str, fields: list[str]) -> bool:
@@ -388,14 +469,16 @@ class _Known:
             # "\x1d": the signature below is the one `signature` gives; an empty UUID is no note's.
             if uuid not in notes or "{{" in text or "[" in question or "\x1d" in text:
                 return False
-            joined = f"{uuid}\x1d{question}\x1d{fields[answer_at].strip()}"
+            answer = fields[answer_at].strip()
+            joined = f"{uuid}\x1d{question}\x1d{answer}"
             if not joined_within_limits(joined):
                 return False
             sig = "basic\x1eid\x1dquestion\x1danswer\x1e" + joined
-            hit = entry(sig)
-            if hit is None:
+            entry = stored(sig)
+            if entry is None:
                 return False
-            found.append(Parsed(source, line, uuid, tags, hit[1], sig, None, hit[0], hit[2], nid))
+            found.append(parsed := Parsed(source, line, uuid, tags, {}, sig, None, None, None, nid))
+            later.append((parsed, entry, question, answer))
             return True
 
         return take
@@ -487,13 +570,31 @@ def _settle_unit(unit: Unit) -> bytes | list[Settled]:
         return out
 
 
+# A card settled while warming up. A rebuild after one edit gives its helper one card, and that
+# card would otherwise pay for every first use on its way: importing the package module and
+# nh3, pydantic's and Markdown's first calls (milliseconds each, on the build's critical path).
+_SAMPLE = {"id": "00000000-0000-4000-8000-000000000000", "question": "Warm?", "answer": "A **card**<br>`x`"}
+
+
 def _warm() -> None:
-    """Import what validating and rendering need, before there is anything to do."""
+    """Import what validating and rendering need, and settle a sample card, before any work comes."""
     import deckbuild.models  # noqa: F401
     from deckbuild.render import _markdown, compile_patterns
 
     _markdown()
     compile_patterns()
+    _rendering()
+    # Only practice: whatever goes wrong here, the build's own first card meets and reports.
+    with suppress(Exception):
+        _practice()
+
+
+def _practice() -> bytes | list[Settled]:
+    """Settle the sample card as a helper settles a build's cards."""
+    root = Path(os.sep, "deckbuild-warm-up")
+    return _settle_unit(
+        (SourceFile(root / "warm.txt", root, "Warm", "Warm"), [(1, "basic", dict(_SAMPLE), "")], False)
+    )
 
 
 def start_helpers(jobs: int) -> Helpers:

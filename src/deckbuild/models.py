@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from functools import lru_cache
 from typing import Annotated, Any, Literal
 
 from pydantic import (
@@ -79,7 +80,9 @@ Level = Literal["beginner", "intermediate", "advanced", "expert", "easy", "mediu
 
 
 class _Frozen(BaseModel):
-    model_config = ConfigDict(frozen=True, extra="forbid")
+    # Each kind's validator is built when a card of that kind is first validated: a rebuild
+    # validates a card or two of one kind, and its helper waited for all of them to be built.
+    model_config = ConfigDict(frozen=True, extra="forbid", defer_build=True)
 
 
 class Option(_Frozen):
@@ -211,31 +214,46 @@ Card = Annotated[
     Field(discriminator="kind"),
 ]
 KINDS = ("basic", "recall", "quiz", "open", "practice", "challenge", "cloze")
-_CARD: TypeAdapter[Any] = TypeAdapter(Card)
+# Each kind's model, by the kind `Card` tells them apart by.
+_MODELS: dict[str, type[CardBase]] = {
+    model.model_fields["kind"].default: model
+    for model in (BasicCard, RecallCard, QuizCard, OpenCard, PracticeCard, ChallengeCard, ClozeCard)
+}
+
+
+@lru_cache(maxsize=1)
+def _card() -> TypeAdapter[Any]:
+    """Return the validator of any card, built once a card of no known kind asks for it."""
+    return TypeAdapter(Card)
 
 
 def make_card(data: dict[str, Any]) -> CardBase:
     """Validate `data` as a card; raise ValueError with a readable message."""
+    kind = data.get("kind")
+    model = _MODELS.get(kind) if type(kind) is str else None
     try:
-        card: CardBase = _CARD.validate_python(data)
+        # What `Card` does with a card of a known kind: its kind's model validates it.
+        card: CardBase = _card().validate_python(data) if model is None else model.model_validate(data)
     except ValidationError as exc:
-        raise ValueError(describe(exc)) from None
+        # Located as `Card` locates it, below the kind.
+        raise ValueError(describe(exc, () if model is None else (kind,))) from None
     return card
 
 
-def describe(exc: ValidationError) -> str:
+def describe(exc: ValidationError, within: tuple[Any, ...] = ()) -> str:
     """Turn a pydantic error into one short line a deck author understands."""
     parts = []
     for err in exc.errors():
+        loc = (*within, *err["loc"])
         if err["type"] == "unsafe_character":
-            parts.append(f"{_place(err['loc'])} {err['msg']}")
+            parts.append(f"{_place(loc)} {err['msg']}")
             continue
         if err["type"] == "value_error":
             # Our validators write whole sentences.
             parts.append(str(err["ctx"]["error"]))
             continue
         # The discriminator's own name is noise in the location.
-        where = ".".join(str(p) for p in err["loc"][1:] or err["loc"])
+        where = ".".join(str(p) for p in loc[1:] or loc)
         parts.append(f"{where}: {err['msg']}")
     return "; ".join(parts)
 

@@ -199,16 +199,20 @@ class Helpers:
             results[index] = value
         return [x for value in results for x in value]
 
-    def stream(self, units: list[Any], cards: int) -> Iterator[tuple[int, Any]]:
+    def stream(
+        self, units: list[Any], cards: int, meanwhile: Callable[[], None] = lambda: None
+    ) -> Iterator[tuple[int, Any]]:
         """Run the task on each unit of work; yield its index and result as each one is done.
 
         `cards` is how much work the units hold in all. A helper holds IN_FLIGHT units at a
         time and is given the next as it answers, so that one slowed down (by another process
         on its core) takes fewer, and this process can use each result while the rest are
-        rendered. A unit a helper could not answer is done here.
+        rendered. A unit a helper could not answer is done here. `meanwhile` runs here once
+        the helpers have their first units, before anything is yielded.
         """
         helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not units:
+            meanwhile()
             for index, unit in enumerate(units):
                 yield index, self.task(unit)
             return
@@ -222,6 +226,7 @@ class Helpers:
         streaming = _Stream(helpers, units, mine, self.task)
         try:
             streaming.start()
+            meanwhile()
             for index in range(mine):
                 yield index, self.task(units[index])
             yield from streaming.answers()
@@ -364,6 +369,9 @@ class _Stream:
             helper.busy, helper.sent = True, False
             for _ in range(IN_FLIGHT):
                 self._give(helper)
+            # What the pipe takes now: the helper starts on it while this process goes on.
+            if self.out[helper.up]:
+                self._write(helper)
 
     def _give(self, helper: _Helper) -> None:
         if not self.queue:
@@ -502,10 +510,16 @@ def _serve(
     down: int, up: int, warm: Callable[[], None], later: Callable[[], None]
 ) -> None:  # pragma: no cover
     try:
+        # Importing makes objects by the hundred thousand and next to no garbage: the cycle
+        # collector, run again and again as they are made, only slowed warming up (by a tenth).
+        collecting = gc.isenabled()
+        gc.disable()
         warm()
         # What warming up imported lives as long as the helper: the cycle collector need not
         # trace it again and again while cards are rendered (nor copy its pages into a twin).
         gc.freeze()
+        if collecting:
+            gc.enable()
         answered = False
         while True:
             func, args = _receive(down)
