@@ -174,7 +174,10 @@ def test_a_helper_prepares_for_later_once_it_has_answered_and_nothing_waits(tmp_
     marker = tmp_path / "later"
 
     def later():
-        marker.write_text(str(os.getpid()))
+        # Written whole before it shows: the test may look between the file's creation and its text.
+        partial = marker.with_suffix(".partial")
+        partial.write_text(str(os.getpid()))
+        os.replace(partial, marker)
 
     with Helpers(1, nothing, square_with_pid, later=later) as helpers:
         ((_, pid),) = helpers.run([1])
