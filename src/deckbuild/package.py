@@ -39,6 +39,12 @@ _DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
 # (a note: usn -1, no checksum, flags or data; a card: usn -1, new, never due or reviewed).
 NOTES_SQL = "INSERT INTO notes VALUES(?,?,?,?,-1,?,?,?,0,0,'')"
 CARDS_SQL = "INSERT INTO cards VALUES(?,?,?,?,?,-1,0,?,0,0,0,0,0,0,0,0,0,'')"
+# The same rows for a deck whose every note has one card, its first template's, and one queue:
+# made from the notes rows by SQLite itself, in the same order (the same bytes; a test checks).
+SPAN_SQL = (
+    "INSERT INTO cards SELECT id + 1, id, ?, ?, mod, -1, 0, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, '' "
+    "FROM notes WHERE id BETWEEN ? AND ? ORDER BY id"
+)
 
 
 class PackageRefused(DeckbuildError):
@@ -250,7 +256,11 @@ def start_package(
             conn.executemany(NOTES_SQL, notes)
         except UnicodeEncodeError:  # a lone surrogate: the gate, which runs later, says where
             raise _refused(decks, shown) from None
-        conn.executemany(CARDS_SQL, cards)
+        for part in cards:
+            if isinstance(part, _Span):
+                conn.execute(SPAN_SQL, part)
+            else:
+                conn.executemany(CARDS_SQL, part)
         del cards  # let go of before the database is copied out, for a lower peak of memory
         for _, sql in indexes:
             conn.execute(sql)
@@ -367,25 +377,38 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+class _Span(NamedTuple):
+    """The cards of a deck whose notes have one card each, alike (SPAN_SQL's parameters)."""
+
+    did: int
+    ord: int
+    queue: int
+    first: int  # the deck's first and last note id
+    last: int
+
+
 def _rows(
     decks: Sequence[DeckData], req: dict[str, list[Rule]], first_id: int, shown: str
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
+) -> tuple[list[tuple[Any, ...]], list[list[tuple[Any, ...]] | _Span], list[int]]:
     """Make the notes and cards rows, and each note's field count, for the gate (`_clean`).
 
     A row holds only what differs from note to note (NOTES_SQL and CARDS_SQL fill in the rest):
     a note's id, GUID, note type, mod, tags, fields and sort field; a card's id, note, deck,
-    template, mod and queue. Notes and their cards take ids from one counter, in order.
+    template, mod and queue. Notes and their cards take ids from one counter, in order. The
+    cards come per deck, in order: their rows, or a `_Span` when each note has one card alike.
     """
     notes: list[tuple[Any, ...]] = []
-    cards: list[tuple[Any, ...]] = []
+    cards: list[list[tuple[Any, ...]] | _Span] = []
     # Per note type: its field count (the gate counts separators by it), whether it is a cloze,
     # and genanki's card rule per template (Note._front_back_cards): which give a note a card.
     kinds: dict[int, tuple[int, bool, list[tuple[int, Callable[..., bool], Callable[..., Any]]]]] = {}
     widths: list[int] = []
     next_id = first_id
-    add_note, add_card, add_width = notes.append, cards.append, widths.append
+    add_note, add_width = notes.append, widths.append
     for deck in decks:
         did = deck_id(deck.name)
+        deck_cards: list[tuple[Any, ...]] = []
+        add_card, first_note = deck_cards.append, len(notes)
         for note in deck.notes:
             fields = note.fields
             kind = kinds.get(note.notetype)
@@ -416,6 +439,14 @@ def _rows(
                         next_id += 1
                         add_card((next_id, nid, did, ord_, mod, queue))
             next_id += 1
+        count = len(notes) - first_note
+        # As many cards as notes, each with the id after its note's: one card a note. Of one
+        # template and queue, each card is its note's row with the deck, template and queue.
+        alike = {(card[0] - card[1], card[3], card[5]) for card in deck_cards}
+        if count and len(deck_cards) == count and len(alike) == 1 and (one := alike.pop())[0] == 1:
+            cards.append(_Span(did, one[1], one[2], notes[first_note][0], notes[-1][0]))
+        elif deck_cards:
+            cards.append(deck_cards)
     return notes, cards, widths
 
 
