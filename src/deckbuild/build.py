@@ -747,9 +747,12 @@ class _Build:
             except BaseException:
                 discard([tmp for tmp, _ in [*staged, *locks]])
                 raise
-        self.progress.stage("committing")
-        commit(staged)
-        checkpoint("committed")
+            # Ended before the commit and reaped after it: each helper's exit, which lets go of
+            # all it imported, runs on another core meanwhile instead of before the commit.
+            helping.stop()
+            self.progress.stage("committing")
+            commit(staged)
+            checkpoint("committed")
         return result
 
     def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
