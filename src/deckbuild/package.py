@@ -9,21 +9,24 @@ import re
 import sqlite3
 import struct
 import sys
-import tempfile
 import threading
-import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from deckbuild.atomic import discard, stage
 from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
 from deckbuild.notetype import FIELDS as BASIC_FIELDS
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
+
+# zipfile and tempfile (shutil, bz2, lzma, random) cost a build 6 ms to import: a package is
+# written without them; only reading one, the empty collection and ZIP64 archives need them.
+if TYPE_CHECKING:
+    import zipfile
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -135,6 +138,8 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int], kept: Sequen
     `kept` are the note types kept from an imported deck that these ids name: a helper process
     that runs this has only deckbuild's own.
     """
+    import tempfile
+
     import genanki
 
     types = {**NOTE_TYPES, **{nt.id: nt for nt in kept}}
@@ -337,8 +342,10 @@ _SWITCH = 0.0002
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _END = struct.Struct("<4s4H2LH")
-# zipfile's version fields (DEFAULT_VERSION), and the Unix system its external attributes mean.
+# zipfile's version fields (DEFAULT_VERSION), its ZIP_DEFLATED, and the Unix system its
+# external attributes mean.
 _VERSION = 20
+_DEFLATED = 8
 _UNIX = 3
 _MODE = 0o644 << 16
 # Past this, zipfile adds ZIP64 records: such archives are left to it.
@@ -352,6 +359,8 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
     not several that each wait to take it back from a busy thread.
     """
     if sum(len(data) for _, data in entries) >= _ZIP64_AT or not all(name.isascii() for name, _ in entries):
+        import zipfile
+
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
             for name, data in entries:
@@ -367,8 +376,8 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
         packed = packer.compress(data) + packer.flush()
         crc, raw = zlib.crc32(data), name.encode("ascii")
         sizes = (crc, len(packed), len(data), len(raw))
-        header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0)
-        entry = (_VERSION, _UNIX, _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0, 0, 0, 0, _MODE)
+        header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, 0, _DEFLATED, time, date, *sizes, 0)
+        entry = (_VERSION, _UNIX, _VERSION, 0, 0, _DEFLATED, time, date, *sizes, 0, 0, 0, 0, _MODE)
         central.append(_CENTRAL.pack(b"PK\x01\x02", *entry, offset) + raw)
         parts += (header, raw, packed)
         offset += len(header) + len(raw) + len(packed)
@@ -550,6 +559,8 @@ def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
 
 
 def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
+    import zipfile
+
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3
@@ -561,6 +572,9 @@ def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def read_package(path: Path) -> PackageContents:
     """Read the notes and note types of an .apkg (any package Anki can import from genanki)."""
+    import tempfile
+    import zipfile
+
     contents = PackageContents()
     with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp, zipfile.ZipFile(path) as archive:
         db_path = Path(tmp) / "collection.anki2"
