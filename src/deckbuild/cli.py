@@ -29,7 +29,7 @@ REDRAW_EVERY = 0.1
 # What -v says of each stage whose counts do not say it.
 STAGE_LABELS = {
     "start-up": "Python, imports, locks, cache",
-    "helpers": "starting the helper processes",
+    "helpers": "starting the helpers, importing what reading needs",
     "fingerprint": "hashing the inputs, to find an unchanged build",
     "lock": "stamping the cards in the lock",
     "committing": "renaming packages and lock into place",
