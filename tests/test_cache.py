@@ -202,6 +202,47 @@ def test_the_command_line_leaves_python_no_cycle_collection_to_run_as_it_exits(t
     assert (out / "Deck.apkg").is_file()
 
 
+# Counts the collections of a whole command run from its start, and says whether the collector
+# was on while the command read its cards.
+_LAUNCHED = """
+import gc, sys
+runs = []
+gc.callbacks.append(lambda phase, info: runs.append(info["generation"]) if phase == "start" else None)
+import deckbuild.build
+collect = deckbuild.build.collect
+seen = []
+def watched(*args, **kwargs):
+    seen.append(gc.isenabled())
+    return collect(*args, **kwargs)
+deckbuild.build.collect = watched
+from deckbuild.launch import main
+sys.argv = ["deckbuild", *sys.argv[1:]]
+runs.clear()  # what importing the pipeline here ran is not the command's
+try:
+    main()
+except SystemExit as exc:
+    assert exc.code == 0, exc.code
+print(len(runs), seen, gc.isenabled())
+"""
+
+
+@pytest.mark.parametrize("command", ["build", "cards"])
+def test_a_build_from_the_command_line_runs_no_cycle_collection_from_start_up_on(tree, command):
+    # Start-up would trace its modules again and again, and a build's end every object it made;
+    # any other command runs with the collector on, as Python has it.
+    args = [command, str(tree), *(["-o", str(tree.parent / "out"), "-q"] if command == "build" else [])]
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
+    shown = subprocess.run(
+        [sys.executable, "-c", _LAUNCHED, *args], capture_output=True, text=True, env=env, check=True
+    )
+    runs, seen, enabled = shown.stdout.splitlines()[-1].split()
+    if command == "build":
+        assert runs == "0", "no collection at all, start-up and build alike"
+        assert (seen, enabled) == ("[False]", "True"), "on again once the run is over"
+    else:
+        assert int(runs) > 0 and (seen, enabled) == ("[True]", "True")
+
+
 def _collection(apkg: bytes) -> bytes:
     import io
     import zipfile

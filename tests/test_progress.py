@@ -144,7 +144,7 @@ def test_timings_give_each_stage_its_time_and_counts():
         "where the time went (2.250 s):",
         "    0.375 s  start-up     Python, imports, locks, cache",
         "    0.125 s  fingerprint  hashing the inputs, to find an unchanged build",
-        "    0.125 s  helpers      starting the helper processes",
+        "    0.125 s  helpers      starting the helpers, importing what reading needs",
         "    0.375 s  reading      60 card(s) in 1 file(s)",
         "    0.250 s  memo         59 card(s) from the memo",
         "    0.250 s  rendering    1 card(s) validated and rendered",

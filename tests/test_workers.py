@@ -146,6 +146,27 @@ def test_helpers_given_nothing_are_stopped_and_reaped():
             os.waitpid(pid, os.WNOHANG)
 
 
+def test_helpers_stopped_first_finish_what_they_were_given_and_are_reaped_on_close(tmp_path):
+    # A build ends its helpers before its commit and reaps them after it: stopping waits for
+    # work already handed over (the memo being stored), and only close waits for the exits.
+    helpers = Helpers(2, nothing, square_with_pid)
+    pids = [helper.pid for helper in helpers._helpers]
+    done = tmp_path / "done"
+    helpers.submit(slow_touch, done)
+    helpers.stop()
+    assert done.exists(), "the submitted call ran to its end first"
+    assert _wait_for(lambda: all(_gone(pid) for pid in pids), 30), "every helper ended"
+    helpers.close()
+    for pid in pids:
+        with pytest.raises(ChildProcessError):
+            os.waitpid(pid, os.WNOHANG)
+
+
+def slow_touch(path):
+    time.sleep(0.2)
+    path.touch()
+
+
 def test_without_helpers_everything_is_done_here():
     with Helpers(0, nothing, square_with_pid) as helpers:
         assert helpers.run([2, 3]) == [(4, PARENT), (9, PARENT)]

@@ -20,7 +20,7 @@ from pathlib import Path
 from deckbuild.errors import DeckbuildError
 from deckbuild.resources import ran_out
 
-# secrets, shutil and signal are imported where they are used: a build that nothing changed
+# shutil and signal are imported where they are used: a build that nothing changed
 # runs only `recover` from here, and importing them would cost it more than that does.
 
 # Every temporary file or folder deckbuild makes beside its output starts with this.
@@ -64,9 +64,8 @@ def cannot_write(path: Path, exc: Exception) -> Exception:
 
 def temp_name(folder: Path, suffix: str = "") -> Path:
     """Name a temporary file in `folder` that does not exist yet."""
-    import secrets
-
-    return folder / f"{TEMP_PREFIX}{secrets.token_hex(8)}{suffix}"
+    # What secrets.token_hex(8) returns, without importing secrets (and random) for it.
+    return folder / f"{TEMP_PREFIX}{os.urandom(8).hex()}{suffix}"
 
 
 def stage(folder: Path, data: bytes) -> Path:

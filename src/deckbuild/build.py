@@ -835,9 +835,11 @@ class _Build:
                     started = self.start(plan)
                     self.progress.count("unchanged" if started is None else "written")
                     result.packages.append(plan.target)
+                    if plan.sha256 is not None:
+                        result.digests[plan.target] = plan.sha256
                     if started is not None:
                         if compressing:
-                            self.stage_package(*compressing.pop(), staged)
+                            self.stage_package(*compressing.pop(), staged, result.digests)
                         compressing.append((plan, started))
                 # Packages and locks change together: all of them, or (killed before the journal) none.
                 for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
@@ -845,15 +847,18 @@ class _Build:
                     if text is not None:
                         locks.append((_stage(lock.path, text.encode("utf-8")), lock.path))
                 if compressing:
-                    self.stage_package(*compressing.pop(), staged)
+                    self.stage_package(*compressing.pop(), staged, result.digests)
                 staged += locks
                 checkpoint("staged")
             except BaseException:
                 discard([tmp for tmp, _ in [*staged, *locks]])
                 raise
-        self.progress.stage("committing")
-        commit(staged)
-        checkpoint("committed")
+            # Ended before the commit and reaped after it: each helper's exit, which lets go of
+            # all it imported, runs on another core meanwhile instead of before the commit.
+            helping.stop()
+            self.progress.stage("committing")
+            commit(staged)
+            checkpoint("committed")
         return result
 
     def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
@@ -878,7 +883,7 @@ class _Build:
         shell_key = cache.key("shell", shapes, mods, json.dumps(names))
         known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
         if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
-            return _Plan(target, key, decks, notetype_mods, files, None)
+            return _Plan(target, key, decks, notetype_mods, files, None, known[key]["sha256"])
         if shell_key in known:
             empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
         else:
@@ -890,7 +895,7 @@ class _Build:
             except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made
                 raise cannot_write(target, exc) from None
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        return _Plan(target, key, decks, notetype_mods, files, empty)
+        return _Plan(target, key, decks, notetype_mods, files, empty, None)
 
     def start(self, plan: _Plan) -> Callable[[], bytes] | None:
         """Start writing a planned package, unless the file there is already it.
@@ -907,14 +912,20 @@ class _Build:
         except (OSError, sqlite3.Error) as exc:
             raise cannot_write(plan.target, exc) from None
 
-    def stage_package(self, plan: _Plan, started: Callable[[], bytes], staged: _Moves) -> None:
-        """Write a started package beside its target, for `commit` to rename into place with the others."""
+    def stage_package(
+        self, plan: _Plan, started: Callable[[], bytes], staged: _Moves, digests: dict[Path, str]
+    ) -> None:
+        """Write a started package beside its target, for `commit` to rename into place with the others.
+
+        Its SHA-256 goes into `digests` too, for the build's record.
+        """
         try:
             data = started()
         except OSError as exc:
             raise cannot_write(plan.target, exc) from None
         staged.append((_stage(plan.target, data), plan.target))
-        self.store.put_many({plan.key: {"sha256": hashlib.sha256(data).hexdigest()}})
+        digests[plan.target] = hashlib.sha256(data).hexdigest()
+        self.store.put_many({plan.key: {"sha256": digests[plan.target]}})
         checkpoint(f"package-{len(staged)}")
 
     def deck(self, slug: str, name: str) -> DeckData:
@@ -1222,6 +1233,8 @@ class _Plan:
     notetype_mods: dict[int, int]
     files: list[tuple[str, Path]]
     empty: Shell | None
+    # The SHA-256 of the package already there, when it is unchanged.
+    sha256: str | None
 
 
 _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())

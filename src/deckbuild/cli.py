@@ -32,7 +32,7 @@ REDRAW_EVERY = 0.1
 # What -v says of each stage whose counts do not say it.
 STAGE_LABELS = {
     "start-up": "Python, imports, locks, cache",
-    "helpers": "starting the helper processes",
+    "helpers": "starting the helpers, importing what reading needs",
     "fingerprint": "hashing the inputs, to find an unchanged build",
     "lock": "stamping the cards in the lock",
     "committing": "renaming packages and lock into place",
@@ -263,8 +263,13 @@ def output_option(default: Path, help_text: str) -> Callable[[F], F]:
 
 @click.group(context_settings={"help_option_names": ["-h", "--help"]})
 @click.version_option(__version__, prog_name="deckbuild")
-def cli() -> None:
+@click.pass_context
+def cli(ctx: click.Context) -> None:
     """Keep flashcards as text and ship them to Anki."""
+    # deckbuild.launch starts the process with the cycle collector off; a build keeps it off to
+    # the end (the process ends with it), every other command runs as Python would.
+    if ctx.invoked_subcommand != "build":
+        gc.enable()
 
 
 version_option = click.version_option(__version__, prog_name="deckbuild")
@@ -716,3 +721,4 @@ def main() -> None:
         # object the run made (a twentieth of a build that nothing changed): all that needs closing
         # is closed by now, files, cache and helpers alike, and the exit still flushes and cleans up.
         gc.freeze()
+        gc.enable()  # off since start-up (deckbuild.launch): back on, with nothing of the run to trace

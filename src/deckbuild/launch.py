@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import atexit
 import contextlib
+import gc
 import os
 import sys
 
@@ -33,6 +34,11 @@ def main() -> None:
     try:
         if len(sys.argv) > 1 and sys.argv[1] in RENDERING and (os.cpu_count() or 1) > 1:
             prefork("deckbuild.build:_warm", "deckbuild.build:_warm_packaging")
+        # Start-up makes only objects that live as long as the process (modules, functions):
+        # the collector would trace them over and over for nothing. The command line turns it
+        # back on for every command but a build, which holds it off all along anyway (see
+        # deckbuild.record) and so is spared the collection it would run when it ends.
+        gc.disable()
         from deckbuild.cli import main as run
     except KeyboardInterrupt:
         # Ctrl-C before the command line is there to say it (click says the same later on).

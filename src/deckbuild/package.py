@@ -9,21 +9,24 @@ import re
 import sqlite3
 import struct
 import sys
-import tempfile
 import threading
-import zipfile
 import zlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
 from pathlib import Path
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from deckbuild.atomic import discard, stage
 from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
 from deckbuild.notetype import FIELDS as BASIC_FIELDS
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
+
+# zipfile and tempfile (shutil, bz2, lzma, random) cost a build 6 ms to import: a package is
+# written without them; only reading one, the empty collection and ZIP64 archives need them.
+if TYPE_CHECKING:
+    import zipfile
 
 # Zip entries carry this time instead of "now", so the same notes give the same bytes.
 ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
@@ -39,6 +42,12 @@ _DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
 # (a note: usn -1, no checksum, flags or data; a card: usn -1, new, never due or reviewed).
 NOTES_SQL = "INSERT INTO notes VALUES(?,?,?,?,-1,?,?,?,0,0,'')"
 CARDS_SQL = "INSERT INTO cards VALUES(?,?,?,?,?,-1,0,?,0,0,0,0,0,0,0,0,0,'')"
+# The same rows for a deck whose every note has one card, its first template's, and one queue:
+# made from the notes rows by SQLite itself, in the same order (the same bytes; a test checks).
+SPAN_SQL = (
+    "INSERT INTO cards SELECT id + 1, id, ?, ?, mod, -1, 0, ?, 0, 0, 0, 0, 0, 0, 0, 0, 0, '' "
+    "FROM notes WHERE id BETWEEN ? AND ? ORDER BY id"
+)
 
 
 class PackageRefused(DeckbuildError):
@@ -129,6 +138,8 @@ def shell(decks: Sequence[DeckData], notetype_mods: dict[int, int], kept: Sequen
     `kept` are the note types kept from an imported deck that these ids name: a helper process
     that runs this has only deckbuild's own.
     """
+    import tempfile
+
     import genanki
 
     types = {**NOTE_TYPES, **{nt.id: nt for nt in kept}}
@@ -250,7 +261,11 @@ def start_package(
             conn.executemany(NOTES_SQL, notes)
         except UnicodeEncodeError:  # a lone surrogate: the gate, which runs later, says where
             raise _refused(decks, shown) from None
-        conn.executemany(CARDS_SQL, cards)
+        for part in cards:
+            if isinstance(part, _Span):
+                conn.execute(SPAN_SQL, part)
+            else:
+                conn.executemany(CARDS_SQL, part)
         del cards  # let go of before the database is copied out, for a lower peak of memory
         for _, sql in indexes:
             conn.execute(sql)
@@ -327,8 +342,10 @@ _SWITCH = 0.0002
 _LOCAL = struct.Struct("<4s2B4HL2L2H")
 _CENTRAL = struct.Struct("<4s4B4HL2L5H2L")
 _END = struct.Struct("<4s4H2LH")
-# zipfile's version fields (DEFAULT_VERSION), and the Unix system its external attributes mean.
+# zipfile's version fields (DEFAULT_VERSION), its ZIP_DEFLATED, and the Unix system its
+# external attributes mean.
 _VERSION = 20
+_DEFLATED = 8
 _UNIX = 3
 _MODE = 0o644 << 16
 # Past this, zipfile adds ZIP64 records: such archives are left to it.
@@ -342,6 +359,8 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
     not several that each wait to take it back from a busy thread.
     """
     if sum(len(data) for _, data in entries) >= _ZIP64_AT or not all(name.isascii() for name, _ in entries):
+        import zipfile
+
         buffer = io.BytesIO()
         with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
             for name, data in entries:
@@ -357,8 +376,8 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
         packed = packer.compress(data) + packer.flush()
         crc, raw = zlib.crc32(data), name.encode("ascii")
         sizes = (crc, len(packed), len(data), len(raw))
-        header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0)
-        entry = (_VERSION, _UNIX, _VERSION, 0, 0, zipfile.ZIP_DEFLATED, time, date, *sizes, 0, 0, 0, 0, _MODE)
+        header = _LOCAL.pack(b"PK\x03\x04", _VERSION, 0, 0, _DEFLATED, time, date, *sizes, 0)
+        entry = (_VERSION, _UNIX, _VERSION, 0, 0, _DEFLATED, time, date, *sizes, 0, 0, 0, 0, _MODE)
         central.append(_CENTRAL.pack(b"PK\x01\x02", *entry, offset) + raw)
         parts += (header, raw, packed)
         offset += len(header) + len(raw) + len(packed)
@@ -367,25 +386,38 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
     return b"".join(parts)
 
 
+class _Span(NamedTuple):
+    """The cards of a deck whose notes have one card each, alike (SPAN_SQL's parameters)."""
+
+    did: int
+    ord: int
+    queue: int
+    first: int  # the deck's first and last note id
+    last: int
+
+
 def _rows(
     decks: Sequence[DeckData], req: dict[str, list[Rule]], first_id: int, shown: str
-) -> tuple[list[tuple[Any, ...]], list[tuple[Any, ...]], list[int]]:
+) -> tuple[list[tuple[Any, ...]], list[list[tuple[Any, ...]] | _Span], list[int]]:
     """Make the notes and cards rows, and each note's field count, for the gate (`_clean`).
 
     A row holds only what differs from note to note (NOTES_SQL and CARDS_SQL fill in the rest):
     a note's id, GUID, note type, mod, tags, fields and sort field; a card's id, note, deck,
-    template, mod and queue. Notes and their cards take ids from one counter, in order.
+    template, mod and queue. Notes and their cards take ids from one counter, in order. The
+    cards come per deck, in order: their rows, or a `_Span` when each note has one card alike.
     """
     notes: list[tuple[Any, ...]] = []
-    cards: list[tuple[Any, ...]] = []
+    cards: list[list[tuple[Any, ...]] | _Span] = []
     # Per note type: its field count (the gate counts separators by it), whether it is a cloze,
     # and genanki's card rule per template (Note._front_back_cards): which give a note a card.
     kinds: dict[int, tuple[int, bool, list[tuple[int, Callable[..., bool], Callable[..., Any]]]]] = {}
     widths: list[int] = []
     next_id = first_id
-    add_note, add_card, add_width = notes.append, cards.append, widths.append
+    add_note, add_width = notes.append, widths.append
     for deck in decks:
         did = deck_id(deck.name)
+        deck_cards: list[tuple[Any, ...]] = []
+        add_card, first_note = deck_cards.append, len(notes)
         for note in deck.notes:
             fields = note.fields
             kind = kinds.get(note.notetype)
@@ -416,6 +448,14 @@ def _rows(
                         next_id += 1
                         add_card((next_id, nid, did, ord_, mod, queue))
             next_id += 1
+        count = len(notes) - first_note
+        # As many cards as notes, each with the id after its note's: one card a note. Of one
+        # template and queue, each card is its note's row with the deck, template and queue.
+        alike = {(card[0] - card[1], card[3], card[5]) for card in deck_cards}
+        if count and len(deck_cards) == count and len(alike) == 1 and (one := alike.pop())[0] == 1:
+            cards.append(_Span(did, one[1], one[2], notes[first_note][0], notes[-1][0]))
+        elif deck_cards:
+            cards.append(deck_cards)
     return notes, cards, widths
 
 
@@ -519,6 +559,8 @@ def _getter(indices: list[int]) -> Callable[[Sequence[str]], tuple[str, ...]]:
 
 
 def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
+    import zipfile
+
     info = zipfile.ZipInfo(name, date_time=ZIP_EPOCH)
     info.compress_type = zipfile.ZIP_DEFLATED
     info.create_system = 3
@@ -530,6 +572,9 @@ def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
 
 def read_package(path: Path) -> PackageContents:
     """Read the notes and note types of an .apkg (any package Anki can import from genanki)."""
+    import tempfile
+    import zipfile
+
     contents = PackageContents()
     with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp, zipfile.ZipFile(path) as archive:
         db_path = Path(tmp) / "collection.anki2"

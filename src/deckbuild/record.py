@@ -44,6 +44,8 @@ class BuildResult:
     lock_changed: list[Path] = field(default_factory=list)
     # Files read besides the sources (images), for the record of an unchanged build.
     inputs: list[Path] = field(default_factory=list)
+    # The SHA-256 of each package as the build wrote or found it, so the record hashes none again.
+    digests: dict[Path, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -248,7 +250,7 @@ def _fingerprint(
 def _record(result: BuildResult) -> dict[str, Any]:
     report = result.report
     return {
-        "packages": [[str(p), _sha256(p)] for p in result.packages],
+        "packages": [[str(p), result.digests.get(p) or _sha256(p)] for p in result.packages],
         "inputs": [[str(p), *_stat(p)] for p in result.inputs],
         "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
         "notes": report.notes,

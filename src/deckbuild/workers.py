@@ -152,15 +152,23 @@ def _fork(warm: Callable[[], None], later: Callable[[], None], others: list[_Hel
     return _Helper(pid, down_write, up_read)
 
 
-def _stop(helper: _Helper) -> None:
-    """Close a helper's pipes and end it (an idle one waits for a call that will not come)."""
+def _stop(helper: _Helper, reap: bool = True) -> None:
+    """Close a helper's pipes and end it (an idle one waits for a call that will not come).
+
+    Unless `reap`, it is not waited for: its exit (tens of MB to let go of) goes on meanwhile.
+    """
     for fd in helper.fds():
         with contextlib.suppress(OSError):
             os.close(fd)
     with contextlib.suppress(ProcessLookupError):
         os.kill(helper.pid, signal.SIGKILL)
+    if reap:
+        _reap(helper.pid)
+
+
+def _reap(pid: int) -> None:
     with contextlib.suppress(ChildProcessError):
-        os.waitpid(helper.pid, 0)
+        os.waitpid(pid, 0)
 
 
 class Helpers:
@@ -175,6 +183,7 @@ class Helpers:
     ) -> None:
         self.task = task
         self._helpers: list[_Helper] = []
+        self._ending: list[int] = []  # stopped, not reaped yet
         if count < 1 or not hasattr(os, "fork"):
             return
         if (spare := _adopt(warm, later)) is not None:
@@ -317,15 +326,23 @@ class Helpers:
             return _LOST
         return value if status == "ok" else _LOST
 
-    def close(self) -> None:
-        """Wait for submitted work, then stop every helper."""
+    def stop(self) -> None:
+        """Wait for submitted work, then end every helper without waiting for it to exit."""
         helpers, self._helpers = self._helpers, []
         for helper in helpers:
             if helper.busy and helper.alive:
                 value = self._answer(helper)
                 if helper.submitted is not None and value is not _LOST:
                     helper.submitted.append(value)
-            _stop(helper)
+            _stop(helper, reap=False)
+            self._ending.append(helper.pid)
+
+    def close(self) -> None:
+        """Stop every helper (after its submitted work), and reap them all."""
+        self.stop()
+        ending, self._ending = self._ending, []
+        for pid in ending:
+            _reap(pid)
 
 
 _LOST = object()
