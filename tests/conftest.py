@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import gc
 import os
 import shutil
 from collections.abc import Iterator
@@ -66,3 +67,16 @@ def own_cache(tmp_path_factory: pytest.TempPathFactory, monkeypatch: pytest.Monk
     directory = tmp_path_factory.mktemp("cache")
     monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(directory))
     return directory
+
+
+@pytest.fixture(autouse=True)
+def collector_as_it_was() -> Iterator[None]:
+    """Put the cycle collector back as it was after each test."""
+    # Start-up (deckbuild.launch) turns it off, and the command line on again: a test that runs
+    # start-up without the command line would leave it off for the tests after it.
+    enabled = gc.isenabled()
+    yield
+    if enabled:
+        gc.enable()
+    else:
+        gc.disable()
