@@ -275,6 +275,30 @@ def test_breaks_become_lines_exactly_as_the_full_pattern_makes_them(text):
     assert _breaks_as_lines(text) == _BR_RE.sub("\n", text)
 
 
+# Lines of lists and of what is near one: items at the margin or indented, fences, text, blanks.
+LISTY = ["", "- a", "* b c", "+ ", "1. x", "123456789) y", "1234567890. z", "٣. d", "- ```", "```", "~~~",
+         "  - a", " 1. b", "a", " ", "\t", "- \t", "1.x", "-a", "\r", "- a\r"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(LISTY), max_size=8).map("\n".join))
+@example("- a\n- b\n")  # a `<br>` list of a one-line format, as its breaks become lines
+@example("a\n- b")  # a list right after text: not taken as it is
+def test_lines_of_items_at_the_margin_are_left_as_the_list_reading_leaves_them(text):
+    from deckbuild.render import _MARGIN_ITEMS_RE, _lists
+
+    if _MARGIN_ITEMS_RE.fullmatch(text):
+        assert _lists(text) == text
+
+
+def test_the_seeds_lists_take_the_shortcut_past_the_list_reading():
+    from conftest import seed
+    from deckbuild.render import _MARGIN_ITEMS_RE, _breaks_as_lines
+
+    rows = seed("003").read_text(encoding="utf-8").splitlines()[1:]
+    lists = [row.split(";")[1] for row in rows if row.count(";") == 2 and row.split(";")[1].startswith("- ")]
+    assert len(lists) >= 3 and all(_MARGIN_ITEMS_RE.fullmatch(_breaks_as_lines(a)) for a in lists)
+
+
 CODEY = ["a", " ", "\n", "`", "``", "```", "```\n", "~~~", "~~~\n", "#!", "#!py x", "\\", "\\(x\\)", "$"]
 
 

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import unquote
 
 from deckbuild.errors import Report
@@ -235,8 +235,7 @@ class Where:
     missing: list[Path] = field(default_factory=list, compare=False, hash=False)
 
 
-@dataclass(frozen=True)
-class Math:
+class Math(NamedTuple):
     """A formula found in text, with its delimiters as Anki's MathJax wants them."""
 
     body: str
@@ -933,7 +932,7 @@ def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
                 lambda m: _BR_RE.sub(lambda _: held.hold("<br>", "<br>"), m.group(0)), text
             )
         text = _breaks_as_lines(text)
-    if "\n" in text and _ITEM_LINE_RE.search(text):
+    if "\n" in text and _ITEM_LINE_RE.search(text) and not _MARGIN_ITEMS_RE.fullmatch(text):
         text = _lists(text)
     markup = _plain(text) or _plain_list(text)
     # The shortcuts' own tags hold no placeholder and no link, and no formula is left in text.
@@ -1070,6 +1069,12 @@ def _link(match: re.Match[str], where: Where, report: Report) -> str:
         f"link {target} is not a web or mail address, so it was removed; write it in full (https://…)",
     )
     return ""
+
+
+# Lines that are each empty or an item at the margin (the `<br>` lists of one-line formats): no
+# list follows text and none is indented, so _lists would leave them as they are.
+_MARGIN_ITEM = r"(?:[-*+]|\d{1,9}[.)]) [^\n]*"
+_MARGIN_ITEMS_RE = _deferred("_MARGIN_ITEMS_RE", rf"(?:{_MARGIN_ITEM})?(?:\n(?:{_MARGIN_ITEM})?)*")
 
 
 def _lists(text: str) -> str:
