@@ -237,6 +237,19 @@ def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(
     assert [w for w, _ in tokens if w] == [t[1:] for t in whole if t[1:].isalpha() and t[1:].isascii()]
 
 
+@given(formulas, st.booleans())
+@example("\\href{x}{y} \\foo {", False)  # an error, a warning, unbalanced braces
+def test_a_formula_checked_again_gets_the_problems_a_first_check_finds(body, display):
+    from deckbuild.render import Math, _check_math, check_math
+
+    formula, where = Math(body, display), Where("t.txt", 7)
+    first, again = Report(), Report()
+    _check_math(formula, where, first)
+    check_math(formula, Where("other.txt", 1), Report())  # remembered from another card
+    check_math(formula, where, again)
+    assert again.problems == first.problems
+
+
 @given(st.text(alphabet=st.sampled_from("[({ \t>-+*1.)`<~x\n"), max_size=32))
 def test_a_field_too_short_to_break_a_limit_is_passed_without_counting(text):
     from deckbuild.render import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting

@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import unquote
 
-from deckbuild.errors import Report
+from deckbuild.errors import Report, Severity
 from deckbuild.notetype import notetype_of
 
 if TYPE_CHECKING:
@@ -540,6 +540,23 @@ def _inline_dollar_end(text: str, start: int) -> int:
 
 
 def check_math(formula: Math, where: Where, report: Report) -> None:
+    """Check a formula the way MathJax will read it; record what is wrong."""
+    # What is wrong with a formula depends on the formula alone: one that cards repeat (`\\(x\\)`,
+    # `\\(d_k\\)`) is checked once per process.
+    for severity, message in _math_problems(formula):
+        add = report.error if severity is Severity.ERROR else report.warn
+        add(where.path, where.line, message)
+
+
+@lru_cache(maxsize=4096)
+def _math_problems(formula: Math) -> tuple[tuple[Severity, str], ...]:
+    """Return what `_check_math` finds wrong with a formula, in order."""
+    found = Report()
+    _check_math(formula, Where("", 0), found)
+    return tuple((problem.severity, problem.message) for problem in found.problems)
+
+
+def _check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # MathJax reads the text a browser makes of the field: character references decoded.
     body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
