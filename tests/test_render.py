@@ -250,6 +250,26 @@ def test_a_formula_checked_again_gets_the_problems_a_first_check_finds(body, dis
     assert again.problems == first.problems
 
 
+def test_a_line_prefix_starts_with_a_character_the_one_line_test_names():
+    import re
+
+    from deckbuild.render import _PREFIX_CHARS
+
+    # The class _DEEP_PREFIX_RE repeats, tried on every character: the shortcut for one line
+    # asks the first character for it in C.
+    prefix = re.compile(r"[ \t>+*\-\d.)]")
+    taken = [c for c in map(chr, range(0x110000)) if prefix.match(c)]
+    assert taken == [c for c in map(chr, range(0x110000)) if c in _PREFIX_CHARS or c.isdecimal()]
+
+
+@given(st.lists(st.sampled_from([*" \t>+*-.)1٣x[({\n", "-" * 33, "٣" * 40]), max_size=12).map("".join))
+def test_the_nesting_suspicion_is_the_counts_or_the_full_prefix_search(text):
+    from deckbuild.render import _DEEP_PREFIX_RE, MAX_NESTING, _may_nest_too_deeply
+
+    counted = text.count("[") + text.count("(") + text.count("{") > MAX_NESTING
+    assert _may_nest_too_deeply(text) == (counted or _DEEP_PREFIX_RE.search(text) is not None)
+
+
 @given(st.text(alphabet=st.sampled_from("[({ \t>-+*1.)`<~x\n"), max_size=32))
 def test_a_field_too_short_to_break_a_limit_is_passed_without_counting(text):
     from deckbuild.render import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting

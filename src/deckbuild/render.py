@@ -211,6 +211,7 @@ _CONTAINERS_RE = _deferred(
 _MARKER_RE = _deferred("_MARKER_RE", r">|[-+*]|\d{1,9}[.)]")
 # Every container level takes at least one character of a line's prefix.
 _DEEP_PREFIX_RE = _deferred("_DEEP_PREFIX_RE", rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
+_PREFIX_CHARS = " \t>+*-.)"  # and any decimal digit (\d)
 # The same, searched for in text with a line break put in front: a literal first, which the
 # regex engine finds by scanning for it, where "^" is tried at every character.
 _DEEP_LINE_RE = _deferred("_DEEP_LINE_RE", rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
@@ -389,7 +390,11 @@ def _may_nest_too_deeply(text: str) -> bool:
     # Cheap, in C: deeper than the limit takes more opening brackets, or a longer line prefix.
     if text.count("[") + text.count("(") + text.count("{") > MAX_NESTING:
         return True
-    return (_DEEP_PREFIX_RE.search(text) if "\n" in text else _DEEP_PREFIX_RE.match(text)) is not None
+    if "\n" in text:
+        return _DEEP_PREFIX_RE.search(text) is not None
+    # One line (most fields): a deep prefix starts at its first character, so one of its kind.
+    first = text[:1]
+    return (first in _PREFIX_CHARS or first.isdecimal()) and _DEEP_PREFIX_RE.match(text) is not None
 
 
 def nesting(text: str) -> int:
