@@ -239,6 +239,7 @@ def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(
 
 @given(formulas, st.booleans())
 @example("\\href{x}{y} \\foo {", False)  # an error, a warning, unbalanced braces
+@example("\\foo{" + "x" * 300, True)  # too long to be remembered: checked each time
 def test_a_formula_checked_again_gets_the_problems_a_first_check_finds(body, display):
     from deckbuild.render import Math, _check_math, check_math
 
@@ -248,6 +249,20 @@ def test_a_formula_checked_again_gets_the_problems_a_first_check_finds(body, dis
     check_math(formula, Where("other.txt", 1), Report())  # remembered from another card
     check_math(formula, where, again)
     assert again.problems == first.problems
+
+
+def test_only_formulas_short_enough_are_remembered():
+    from deckbuild.render import MAX_REMEMBERED_FORMULA, Math, _math_problems, check_math
+
+    def asked() -> int:
+        info = _math_problems.cache_info()
+        return info.hits + info.misses
+
+    before = asked()
+    check_math(Math("x" * (MAX_REMEMBERED_FORMULA + 1), False), Where("t.txt", 1), Report())
+    assert asked() == before
+    check_math(Math("x" * MAX_REMEMBERED_FORMULA, False), Where("t.txt", 1), Report())
+    assert asked() == before + 1
 
 
 def test_a_line_prefix_starts_with_a_character_the_one_line_test_names():

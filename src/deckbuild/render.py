@@ -546,11 +546,17 @@ def _inline_dollar_end(text: str, start: int) -> int:
 
 def check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
-    # What is wrong with a formula depends on the formula alone: one that cards repeat (`\\(x\\)`,
-    # `\\(d_k\\)`) is checked once per process.
+    # What is wrong with a formula depends on the formula alone: one that cards repeat (`\(x\)`,
+    # `\(d_k\)`) is checked once per process. A long one is seldom repeated: not kept in memory.
+    if len(formula.body) > MAX_REMEMBERED_FORMULA:
+        _check_math(formula, where, report)
+        return
     for severity, message in _math_problems(formula):
         add = report.error if severity is Severity.ERROR else report.warn
         add(where.path, where.line, message)
+
+
+MAX_REMEMBERED_FORMULA = 200  # characters: the 4096 formulas remembered hold a few MiB at most
 
 
 @lru_cache(maxsize=4096)
