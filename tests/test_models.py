@@ -169,3 +169,36 @@ def test_a_card_of_a_known_kind_is_validated_as_the_union_of_all_kinds_validates
         got = str(exc)
     assert got == expected
     assert type(got) is type(expected)
+
+
+def test_printable_text_holds_no_character_the_checks_search_for():
+    # The checks pass printable text without searching it: true only while every character their
+    # patterns find, and every blank but " ", is one str.isprintable() refuses. Tried one by one,
+    # which covers every text (a text is printable when each of its characters is).
+    from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE
+    from deckbuild.models import _SPACE_RE
+
+    printable = [c for c in map(chr, range(0x110000)) if c.isprintable()]
+    assert len(printable) > 100_000  # the shortcut covers nearly all text
+    for pattern in (UNSAFE_RE, UNSAFE_NAME_RE):
+        assert pattern.search("".join(printable)) is None
+    assert _SPACE_RE.findall("".join(printable)) == [" "]
+
+
+ANY_CHARACTER = st.characters(blacklist_categories=())  # surrogates too
+
+
+@given(st.text(ANY_CHARACTER, max_size=12), st.sampled_from(("question", "deck", "tags")))
+def test_a_field_is_refused_exactly_when_its_pattern_finds_a_character(text, name):
+    from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE
+    from deckbuild.models import _SPACE_RE
+
+    value = [f"kind::{text}"] if name == "tags" else f"x{text}"
+    pattern = UNSAFE_NAME_RE if name == "deck" else UNSAFE_RE
+    found = pattern.search(f"x{text}") or (name == "tags" and _SPACE_RE.search(text))
+    try:
+        make_card(basic(**{name: value}))
+    except ValueError as refused:
+        assert found, refused
+    else:
+        assert not found

@@ -237,6 +237,54 @@ def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(
     assert [w for w, _ in tokens if w] == [t[1:] for t in whole if t[1:].isalpha() and t[1:].isascii()]
 
 
+@given(formulas, st.booleans())
+@example("\\href{x}{y} \\foo {", False)  # an error, a warning, unbalanced braces
+@example("\\foo{" + "x" * 300, True)  # too long to be remembered: checked each time
+def test_a_formula_checked_again_gets_the_problems_a_first_check_finds(body, display):
+    from deckbuild.render import Math, _check_math, check_math
+
+    formula, where = Math(body, display), Where("t.txt", 7)
+    first, again = Report(), Report()
+    _check_math(formula, where, first)
+    check_math(formula, Where("other.txt", 1), Report())  # remembered from another card
+    check_math(formula, where, again)
+    assert again.problems == first.problems
+
+
+def test_only_formulas_short_enough_are_remembered():
+    from deckbuild.render import MAX_REMEMBERED_FORMULA, Math, _math_problems, check_math
+
+    def asked() -> int:
+        info = _math_problems.cache_info()
+        return info.hits + info.misses
+
+    before = asked()
+    check_math(Math("x" * (MAX_REMEMBERED_FORMULA + 1), False), Where("t.txt", 1), Report())
+    assert asked() == before
+    check_math(Math("x" * MAX_REMEMBERED_FORMULA, False), Where("t.txt", 1), Report())
+    assert asked() == before + 1
+
+
+def test_a_line_prefix_starts_with_a_character_the_one_line_test_names():
+    import re
+
+    from deckbuild.render import _PREFIX_CHARS
+
+    # The class _DEEP_PREFIX_RE repeats, tried on every character: the shortcut for one line
+    # asks the first character for it in C.
+    prefix = re.compile(r"[ \t>+*\-\d.)]")
+    taken = [c for c in map(chr, range(0x110000)) if prefix.match(c)]
+    assert taken == [c for c in map(chr, range(0x110000)) if c in _PREFIX_CHARS or c.isdecimal()]
+
+
+@given(st.lists(st.sampled_from([*" \t>+*-.)1٣x[({\n", "-" * 33, "٣" * 40]), max_size=12).map("".join))
+def test_the_nesting_suspicion_is_the_counts_or_the_full_prefix_search(text):
+    from deckbuild.render import _DEEP_PREFIX_RE, MAX_NESTING, _may_nest_too_deeply
+
+    counted = text.count("[") + text.count("(") + text.count("{") > MAX_NESTING
+    assert _may_nest_too_deeply(text) == (counted or _DEEP_PREFIX_RE.search(text) is not None)
+
+
 @given(st.text(alphabet=st.sampled_from("[({ \t>-+*1.)`<~x\n"), max_size=32))
 def test_a_field_too_short_to_break_a_limit_is_passed_without_counting(text):
     from deckbuild.render import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting
@@ -273,6 +321,30 @@ def test_breaks_become_lines_exactly_as_the_full_pattern_makes_them(text):
     from deckbuild.render import _BR_RE, _breaks_as_lines
 
     assert _breaks_as_lines(text) == _BR_RE.sub("\n", text)
+
+
+# Lines of lists and of what is near one: items at the margin or indented, fences, text, blanks.
+LISTY = ["", "- a", "* b c", "+ ", "1. x", "123456789) y", "1234567890. z", "٣. d", "- ```", "```", "~~~",
+         "  - a", " 1. b", "a", " ", "\t", "- \t", "1.x", "-a", "\r", "- a\r"]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(LISTY), max_size=8).map("\n".join))
+@example("- a\n- b\n")  # a `<br>` list of a one-line format, as its breaks become lines
+@example("a\n- b")  # a list right after text: not taken as it is
+def test_lines_of_items_at_the_margin_are_left_as_the_list_reading_leaves_them(text):
+    from deckbuild.render import _MARGIN_ITEMS_RE, _lists
+
+    if _MARGIN_ITEMS_RE.fullmatch(text):
+        assert _lists(text) == text
+
+
+def test_the_seeds_lists_take_the_shortcut_past_the_list_reading():
+    from conftest import seed
+    from deckbuild.render import _MARGIN_ITEMS_RE, _breaks_as_lines
+
+    rows = seed("003").read_text(encoding="utf-8").splitlines()[1:]
+    lists = [row.split(";")[1] for row in rows if row.count(";") == 2 and row.split(";")[1].startswith("- ")]
+    assert len(lists) >= 3 and all(_MARGIN_ITEMS_RE.fullmatch(_breaks_as_lines(a)) for a in lists)
 
 
 CODEY = ["a", " ", "\n", "`", "``", "```", "```\n", "~~~", "~~~\n", "#!", "#!py x", "\\", "\\(x\\)", "$"]

@@ -486,18 +486,20 @@ class _Known:
 
 def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
     """Validate a card; return it, or what is wrong with it."""
+    return _validate_row(source, raw.line, raw.kind, raw.data, sig)
+
+
+def _validate_row(source: SourceFile, line: int, kind: str, raw: dict[str, Any], sig: str) -> Parsed | str:
+    """Validate a card read at `line` with these fields; return it, or what is wrong with it."""
     models, ids = _validating()
-    data = {**raw.data, "kind": raw.kind, "deck": source.deck, "source": f"{source.display}:{raw.line}"}
-    data["tags"] = _tags(source, raw)
+    data = {**raw, "kind": kind, "deck": source.deck, "source": f"{source.display}:{line}"}
+    data["tags"] = _tags_of(source, kind, raw)
     try:
         card = models.make_card(data)
     except ValueError as exc:
         return str(exc)
-    nid = notetype_of(raw.kind, raw.data).id
-    kept = raw.data.get("notetype")
-    return Parsed(
-        source, raw.line, card.id, card.tags, ids.lock_extra(source, card), sig, card, notetype=nid, kept=kept
-    )
+    extra, nid = ids.lock_extra(source, card), notetype_of(kind, raw).id
+    return Parsed(source, line, card.id, card.tags, extra, sig, card, None, None, nid, raw.get("notetype"))
 
 
 # The modules a card's validation and rendering need, imported once: an import statement run per
@@ -550,19 +552,20 @@ def _units(pending: list[Pending], keep: bool) -> tuple[list[Unit], list[int]]:
 def _settle_unit(unit: Unit) -> bytes | list[Settled]:
     """Validate and render a unit's cards (in a helper, or here), and encode their memo entries."""
     from deckbuild.memo import pack
-    from deckbuild.readers import RawCard
 
     source, payload, keep = unit
     rows: list[tuple[int, str, dict[str, Any], str]] = (
         marshal.loads(payload) if isinstance(payload, bytes) else payload
     )
+    # The cards of a unit are of one file: where its images are looked for is worked out once.
+    folder = source.path.parent
     out: list[Settled] = []
     for line, kind, data, sig in rows:
-        parsed = _validate(source, RawCard(line, kind, data), sig)
+        parsed = _validate_row(source, line, kind, data, sig)
         if isinstance(parsed, str):
             out.append(parsed)
             continue
-        packed, keeps = pack(_render_one(parsed), parsed.extra)
+        packed, keeps = pack(_render_one(parsed, folder), parsed.extra)
         out.append((parsed.id, parsed.tags, parsed.extra, parsed.notetype, packed, keep and keeps))
     try:
         return marshal.dumps(out)
@@ -657,9 +660,17 @@ def content_hash(fields: Sequence[str], tags: Sequence[str], source_field: int |
             learned[source_field] = ""
         else:
             learned = [*fields[:source_field], "", *fields[source_field + 1 :]]
-    shown = " ".join([t for t in tags if not t.startswith(SOURCE_TAG)])
-    blob = "\x1f".join(learned) + "\x1e" + shown
-    return hashlib.sha256(blob.encode("utf-8")).hexdigest()[:16]
+    # The cards of a file share their tags: each such tuple is joined once.
+    shown = _shown_tags(tags) if type(tags) is tuple else _shown(tags)
+    blob = "\x1f".join(learned) + shown
+    return hashlib.sha256(blob.encode("utf-8")).digest()[:8].hex()
+
+
+def _shown(tags: Sequence[str]) -> str:
+    return "\x1e" + " ".join([t for t in tags if not t.startswith(SOURCE_TAG)])
+
+
+_shown_tags = lru_cache(maxsize=256)(_shown)
 
 
 def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
@@ -669,15 +680,22 @@ def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
 
 
 def render_card(
-    parsed: Parsed, report: Report, media: dict[str, Path], missing: list[Path] | None = None
+    parsed: Parsed,
+    report: Report,
+    media: dict[str, Path],
+    missing: list[Path] | None = None,
+    folder: Path | None = None,
 ) -> list[str]:
-    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`."""
+    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`.
+
+    `folder` is the one its source file is in, when the caller knows it already.
+    """
     render = _rendering()[0]
     card, source = parsed.model, parsed.source
     where = render.Where(
         source.display,
         parsed.line,
-        source.path.parent,
+        source.path.parent if folder is None else folder,
         source.root,
         media,
         [] if missing is None else missing,
@@ -686,13 +704,13 @@ def render_card(
     return fields
 
 
-def _render_one(parsed: Parsed) -> Rendered:
+def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
     package = _rendering()[1]
     report = Report()
     media: dict[str, Path] = {}
     missing: list[Path] = []
-    fields = render_card(parsed, report, media, missing)
+    fields = render_card(parsed, report, media, missing, folder)
     if fault := package.field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
@@ -708,7 +726,7 @@ def _render_one(parsed: Parsed) -> Rendered:
             deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
         # An image not found, named "": the memo renders the card again once a file is there.
         deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
-    problems = [[p.severity.value, p.message] for p in report.problems]
+    problems = [[p.severity.value, p.message] for p in report.problems] if report.problems else []
     return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 
 

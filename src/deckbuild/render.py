@@ -8,10 +8,10 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import unquote
 
-from deckbuild.errors import Report
+from deckbuild.errors import Report, Severity
 from deckbuild.notetype import notetype_of
 from deckbuild.resources import ran_out
 
@@ -212,6 +212,7 @@ _CONTAINERS_RE = _deferred(
 _MARKER_RE = _deferred("_MARKER_RE", r">|[-+*]|\d{1,9}[.)]")
 # Every container level takes at least one character of a line's prefix.
 _DEEP_PREFIX_RE = _deferred("_DEEP_PREFIX_RE", rf"^[ \t>+*\-\d.)]{{{MAX_NESTING + 1},}}", re.M)
+_PREFIX_CHARS = " \t>+*-.)"  # and any decimal digit (\d)
 # The same, searched for in text with a line break put in front: a literal first, which the
 # regex engine finds by scanning for it, where "^" is tried at every character.
 _DEEP_LINE_RE = _deferred("_DEEP_LINE_RE", rf"\n[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
@@ -236,8 +237,7 @@ class Where:
     missing: list[Path] = field(default_factory=list, compare=False, hash=False)
 
 
-@dataclass(frozen=True)
-class Math:
+class Math(NamedTuple):
     """A formula found in text, with its delimiters as Anki's MathJax wants them."""
 
     body: str
@@ -391,7 +391,11 @@ def _may_nest_too_deeply(text: str) -> bool:
     # Cheap, in C: deeper than the limit takes more opening brackets, or a longer line prefix.
     if text.count("[") + text.count("(") + text.count("{") > MAX_NESTING:
         return True
-    return (_DEEP_PREFIX_RE.search(text) if "\n" in text else _DEEP_PREFIX_RE.match(text)) is not None
+    if "\n" in text:
+        return _DEEP_PREFIX_RE.search(text) is not None
+    # One line (most fields): a deep prefix starts at its first character, so one of its kind.
+    first = text[:1]
+    return (first in _PREFIX_CHARS or first.isdecimal()) and _DEEP_PREFIX_RE.match(text) is not None
 
 
 def nesting(text: str) -> int:
@@ -542,6 +546,29 @@ def _inline_dollar_end(text: str, start: int) -> int:
 
 
 def check_math(formula: Math, where: Where, report: Report) -> None:
+    """Check a formula the way MathJax will read it; record what is wrong."""
+    # What is wrong with a formula depends on the formula alone: one that cards repeat (`\(x\)`,
+    # `\(d_k\)`) is checked once per process. A long one is seldom repeated: not kept in memory.
+    if len(formula.body) > MAX_REMEMBERED_FORMULA:
+        _check_math(formula, where, report)
+        return
+    for severity, message in _math_problems(formula):
+        add = report.error if severity is Severity.ERROR else report.warn
+        add(where.path, where.line, message)
+
+
+MAX_REMEMBERED_FORMULA = 200  # characters: the 4096 formulas remembered hold a few MiB at most
+
+
+@lru_cache(maxsize=4096)
+def _math_problems(formula: Math) -> tuple[tuple[Severity, str], ...]:
+    """Return what `_check_math` finds wrong with a formula, in order."""
+    found = Report()
+    _check_math(formula, Where("", 0), found)
+    return tuple((problem.severity, problem.message) for problem in found.problems)
+
+
+def _check_math(formula: Math, where: Where, report: Report) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # MathJax reads the text a browser makes of the field: character references decoded.
     body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
@@ -936,7 +963,7 @@ def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
                 lambda m: _BR_RE.sub(lambda _: held.hold("<br>", "<br>"), m.group(0)), text
             )
         text = _breaks_as_lines(text)
-    if "\n" in text and _ITEM_LINE_RE.search(text):
+    if "\n" in text and _ITEM_LINE_RE.search(text) and not _MARGIN_ITEMS_RE.fullmatch(text):
         text = _lists(text)
     markup = _plain(text) or _plain_list(text)
     # The shortcuts' own tags hold no placeholder and no link, and no formula is left in text.
@@ -1073,6 +1100,12 @@ def _link(match: re.Match[str], where: Where, report: Report) -> str:
         f"link {target} is not a web or mail address, so it was removed; write it in full (https://…)",
     )
     return ""
+
+
+# Lines that are each empty or an item at the margin (the `<br>` lists of one-line formats): no
+# list follows text and none is indented, so _lists would leave them as they are.
+_MARGIN_ITEM = r"(?:[-*+]|\d{1,9}[.)]) [^\n]*"
+_MARGIN_ITEMS_RE = _deferred("_MARGIN_ITEMS_RE", rf"(?:{_MARGIN_ITEM})?(?:\n(?:{_MARGIN_ITEM})?)*")
 
 
 def _lists(text: str) -> str:
