@@ -113,10 +113,6 @@ class Collection:
     report: Report
 
 
-def _tags(source: SourceFile, raw: RawCard) -> list[str]:
-    return _tags_of(source, raw.kind, raw.data)
-
-
 def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
     tags = [f"kind::{kind}"]
     level = data.get("level")
