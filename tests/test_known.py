@@ -26,7 +26,7 @@ from deckbuild.errors import Report
 from deckbuild.lock import LOCK_FORMAT
 from deckbuild.memo import Memo, signature_of
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES
-from deckbuild.render import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits
+from deckbuild.render import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits, suspect_lines
 from memohelp import memo_groups
 
 # As UUIDs mostly are: a letter among their first digits (33 digits or dashes in a row start a
@@ -231,6 +231,32 @@ def test_texts_within_limits_by_their_joined_text_are_within_them(values):
     data = {f"k{n}": v for n, v in enumerate(values)}
     if joined_within_limits(joined):
         assert card_problem(data) is None
+
+
+# Lines of a semicolon file as the fast path meets them: fields with brackets, prefix runs after
+# any whitespace, other scripts' digits, lengths at the limit.
+line_texts = st.lists(
+    st.sampled_from([*PIECES[:31], "\u3000", "\u2003", "٣" * 11, "x" * (MAX_FIELD_CHARS // 3), "(a) " * 11]),
+    max_size=10,
+).map("".join)
+
+
+@given(st.lists(line_texts, max_size=6))
+@example(["a;b;" + "(" * MAX_NESTING, "(" * (MAX_NESTING + 1)])
+@example(["\u00a0" + "\u0663" * (MAX_NESTING + 1) + ";a;b", "a;" + "> " * (MAX_NESTING // 2 + 1) + ";b"])
+@example(["x" * MAX_FIELD_CHARS + ";;", "x" * MAX_FIELD_CHARS + ";", ";" + "x" * (MAX_FIELD_CHARS - 1)])
+@example(["a;" + "\t>" * (MAX_NESTING // 2 + 1) + ";b", "a;b;" + "1." * (MAX_NESTING // 2 + 1) + ")"])
+def test_a_line_outside_the_suspect_lines_holds_only_cards_within_the_limits(lines):
+    """Every card made of a line's fields that `joined_within_limits` refuses is on a suspect line.
+
+    All of a line's fields joined have every length, bracket and field start any of its cards has.
+    """
+    lines = [piece for line in lines for piece in line.split("\n")]  # as the file's lines
+    suspect = suspect_lines(lines)
+    for n, line in enumerate(lines):
+        joined = "\x1d".join(field.strip() for field in line.split(";"))
+        if "\x1d" not in line and not joined_within_limits(joined):
+            assert n in suspect, line
 
 
 @given(texts, texts, texts)

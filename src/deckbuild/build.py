@@ -178,7 +178,7 @@ def collect(
         reader = importlib.import_module(fmt.module)
         if remembers and fmt.name == "semicolon":
             assert memo is not None
-            take = _Known(_Recall(source, memo), locks[source.root])
+            take = _Known(_Recall(source, memo), locks[source.root], lines)
             raws = reader.read(source.display, lines, report, take)
             known.append(take.found)
             takers.append(take)
@@ -385,10 +385,12 @@ class _Known:
     A plain row's entry is decoded later (`settle`), once the cards to render are on their way.
     """
 
-    __slots__ = ("found", "later", "notes", "recall")
+    __slots__ = ("found", "later", "lines", "notes", "recall", "suspect")
 
-    def __init__(self, recall: _Recall, lock: Lock) -> None:
-        self.recall, self.notes = recall, lock.notes
+    def __init__(self, recall: _Recall, lock: Lock, lines: list[str]) -> None:
+        self.recall, self.notes, self.lines = recall, lock.notes, lines
+        # The lines whose cards may be over the limits (render.suspect_lines), once a plain section asks.
+        self.suspect: set[int] | None = None
         self.found: list[Parsed] = []
         # Plain rows taken, their entries not decoded yet: the card, its entry, question and answer.
         self.later: list[tuple[Parsed, bytes, str, str]] = []
@@ -452,10 +454,13 @@ class _Known:
         What `_Columns.card`, `card_problem`, `keep_case`, `answers.apply`, `signature` and
         `_tags_of` do to such a row, each holds true of it by the checks here, or it is left.
         """
-        from deckbuild.render import joined_within_limits
+        from deckbuild.render import joined_within_limits, suspect_lines
 
         notes, found, stored, source = self.notes, self.found, self.recall.stored, self.recall.source
         later = self.later
+        if self.suspect is None:
+            self.suspect = suspect_lines(self.lines)
+        suspect = self.suspect
         tags, nid = tuple(_tags_of(source, "basic", {})), notetype_of("basic", {}).id
 
         def take(line: int, text: str, fields: list[str]) -> bool:
@@ -467,7 +472,8 @@ class _Known:
                 return False
             answer = fields[answer_at].strip()
             joined = f"{uuid}\x1d{question}\x1d{answer}"
-            if not joined_within_limits(joined):
+            # A row is one line: `line` counts from 1.
+            if line - 1 in suspect and not joined_within_limits(joined):
                 return False
             sig = "basic\x1eid\x1dquestion\x1danswer\x1e" + joined
             entry = stored(sig)

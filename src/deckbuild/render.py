@@ -353,6 +353,38 @@ _DEEP_JOINED_RE = re.compile(rf"\x1d[ \t>+*\-\d.)]{{{MAX_NESTING + 1}}}")
 _BRACKETS_OVER_RE = re.compile(rf"(?:[^\[({{]*+[\[({{]){{{MAX_NESTING + 1}}}")
 
 
+# For `suspect_lines`, per byte of UTF-8: the brackets that open (all else deleted but line
+# breaks); and "x" for what a deep prefix is made of, any non-ASCII byte too (\d takes in every
+# script's digits), "_" for anything else.
+_OPENING = bytes(b for b in range(256) if b not in b"[({\n")
+_PREFIX_MARKS = bytes(
+    ord("\n") if b == ord("\n") else ord("x") if b in b" \t>+*-0123456789.)" or b >= 0x80 else ord("_")
+    for b in range(256)
+)
+_DEEP_RUN = b"x" * (MAX_NESTING + 1)
+
+
+def suspect_lines(lines: list[str]) -> set[int]:
+    """Return the indexes of the lines a card read from one line may be over the limits in.
+
+    `joined_within_limits` holds for every card whose fields are all on a line outside this set:
+    such a card has at most the line's length and brackets, and a deep prefix at the start of a
+    field is a run of prefix characters in the line. Worked out for a whole file in a few passes
+    in C, not a check per card.
+    """
+    found: set[int] = set()
+    if max(map(len, lines), default=0) > MAX_FIELD_CHARS:
+        found.update(n for n, line in enumerate(lines) if len(line) > MAX_FIELD_CHARS)
+    data = "\n".join(lines).encode("utf-8", "surrogatepass")
+    opening = data.translate(None, _OPENING).split(b"\n")
+    if max(map(len, opening)) > MAX_NESTING:
+        found.update(n for n, part in enumerate(opening) if len(part) > MAX_NESTING)
+    marks = data.translate(_PREFIX_MARKS)
+    if _DEEP_RUN in marks:
+        found.update(n for n, part in enumerate(marks.split(b"\n")) if _DEEP_RUN in part)
+    return found
+
+
 def joined_within_limits(joined: str) -> bool:
     """Tell whether a card whose texts, joined by "\x1d", are `joined` is surely within the limits.
 
