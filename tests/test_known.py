@@ -58,10 +58,17 @@ class _KnowsAll:
     """
 
     entry = cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [], {}))
+    # Entries that hold but are not plain (a problem told, a lock extra kept): a signature that
+    # holds "b" or "x" takes one of these.
+    HOLDING = (
+        cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [["warning", "a problem"]], [], {})),
+        cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [], {"deck": "Other"})),
+    )
     FAILING = (
         cache.encode_memo((["f"], "d", [], [], {})),  # as many fields as no note type has
         b"\x00damaged",
         cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [], [["gone.png", "gone.png", 1, 1]], {})),
+        cache.encode_memo(([f"f{n}" for n in range(_WIDTH)], "d", [["a problem, wrongly shaped"]], [], {})),
     )
 
     def __init__(self, failing: tuple[str, ...] = ()) -> None:
@@ -71,6 +78,9 @@ class _KnowsAll:
         for n, part in enumerate(self.failing):
             if part in sig:
                 return self.FAILING[n % len(self.FAILING)]
+        for n, part in enumerate(("b", "x")):
+            if part in sig.rsplit("\x1e", 1)[-1]:
+                return self.HOLDING[n]
         return self.entry
 
 
@@ -126,7 +136,7 @@ def _outcome(root: Path, fast: bool, monkeypatch: pytest.MonkeyPatch, failing: t
         memo = _Memo(failing)
         collection = collect([root], Report(), memo)
     cards = [
-        (p.source.display, p.line, p.id, p.tags, p.extra, p.sig, p.rendered and p.rendered.fields, p.images,
+        (p.source.display, p.line, p.id, p.tags, p.extra, p.sig, p.rendered, p.images,
          p.notetype, p.kept, p.card)
         for p in collection.cards
     ]  # fmt: skip
@@ -185,6 +195,7 @@ TWO_ROWS = f"Question;Answer;UUID\nq;a;{IDS[0]}\nr;b;{IDS[1]}\n"
 @example((TWO_ROWS + f"q;a;{IDS[0]}\n", {IDS[0]: "D/a.txt"}), (IDS[0],))
 @example((TWO_ROWS.replace(";a;", ";;"), {IDS[0]: "D/a.txt", IDS[1]: "D/a.txt"}), ("\x1dq\x1d",))
 @example((TWO_ROWS, {IDS[0]: "D/a.txt", IDS[1]: "D/b.txt"}), ("a",))
+@example((TWO_ROWS, {IDS[0]: "D/a.txt", IDS[1]: "D/a.txt"}), (IDS[5], IDS[4], IDS[3], "a"))
 def test_rows_taken_over_whose_entries_do_not_hold_give_what_reading_them_in_full_gives(generated, failing):
     """Damaged, or showing an image gone: such a card is validated and rendered, as if read in full."""
     text, notes = generated

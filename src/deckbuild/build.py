@@ -400,7 +400,19 @@ class _Known:
         from deckbuild.readers import RawCard
 
         decoded, failed = self.recall.decoded, []
+        origin, loads, widths = self.recall.origin, marshal.loads, cache.MEMO_WIDTHS
         for parsed, stored, question, answer in self.later:
+            # Most entries: text fields and nothing else (no problem, image or lock extra), which
+            # `decoded` would take as they are; any other goes through it.
+            try:
+                fields, digest, found, shown, rest = loads(stored)
+                "".join(fields)  # raises TypeError unless every field is text
+            except (TypeError, ValueError, EOFError, AttributeError, RecursionError):
+                fields = None
+            plain = type(fields) is list and type(digest) is str and found == shown == [] and rest == {}
+            if plain and len(fields) in widths:
+                parsed.rendered, parsed.extra, parsed.images = Rendered(fields, digest, [], []), origin, {}
+                continue
             hit = decoded(stored)
             if hit is None:
                 # As reading the row in full gives it: every step on the way left it as it is.

@@ -148,7 +148,7 @@ MemoEntry = tuple[list[str], str, list[list[str]], list[list[Any]], dict[str, st
 _PROBLEMS: Shape = [[str, str]]
 _MEDIA: Shape = [[str, str, int, int]]
 # A note has as many fields as one of the note types.
-_WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
+MEMO_WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
 
 
 # A group's memo to store: the group; all its cards, to write as its one row, or None to add
@@ -207,7 +207,7 @@ def decode_memo(data: Any) -> MemoEntry | None:
             or type(found) is not list
             or type(shown) is not list
             or type(rest) is not dict
-            or len(fields) not in _WIDTHS
+            or len(fields) not in MEMO_WIDTHS
         ):
             return None
         "".join(fields)  # raises TypeError unless every field is text
