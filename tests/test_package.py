@@ -204,11 +204,51 @@ def _zipfile_bytes(entries):
     )
 )
 def test_a_package_is_zipped_to_the_bytes_zipfile_writes(entries):
-    # The archive is written by hand so that compressing is one call in a thread: any entries,
-    # names (non-ASCII ones are left to zipfile) and data alike, give zipfile's bytes.
+    # The archive is written by hand so that compressing is one call in a thread: any entries of
+    # up to a piece (package.PIECE), names (non-ASCII ones are left to zipfile) and data alike,
+    # give zipfile's bytes.
     from deckbuild.package import zip_bytes
 
     assert zip_bytes(entries) == _zipfile_bytes(entries)
+
+
+@given(
+    st.one_of(st.binary(max_size=5000), st.binary(min_size=1, max_size=40).map(lambda b: b * 400)),
+    st.integers(1, 2000),
+)
+def test_an_entry_deflated_in_pieces_inflates_to_itself_the_same_bytes_on_any_number_of_cores(data, piece):
+    import zlib
+
+    from deckbuild import package
+
+    packed = []
+    with pytest.MonkeyPatch.context() as patch:
+        patch.setattr(package, "PIECE", piece)
+        for cores in (1, 2, 3, 16):
+            patch.setattr(package.os, "cpu_count", lambda cores=cores: cores)
+            packed.append(package.deflate(data))
+    assert len(set(packed)) == 1
+    assert zlib.decompress(packed[0], -15) == data
+    if len(data) <= piece:  # one piece: one stream, as zlib writes it
+        assert packed[0] == zlib.compress(data, 1, -15)
+
+
+def test_anki_imports_a_collection_deflated_in_pieces(collection, tmp_path, monkeypatch):
+    from ankihelp import import_package, notes_by_guid
+    from deckbuild import package
+
+    monkeypatch.setattr(package, "PIECE", 16 * 1024)
+    notes = [_note([f"Question {n} " * 8, f"Answer {n} " * 8, *[""] * (len(FIELDS) - 2)]) for n in range(400)]
+    notes = [note._replace(guid=f"guid{n}") for n, note in enumerate(notes)]
+    apkg = tmp_path / "Deck.apkg"
+    write_package(apkg, [DeckData("Deck", notes)], 1)
+    with zipfile.ZipFile(apkg) as z:
+        assert z.getinfo("collection.anki2").file_size > 8 * package.PIECE
+    assert import_package(collection, apkg).new == 400
+    found = notes_by_guid(collection)
+    assert {guid: list(note.fields[:2]) for guid, note in found.items()} == {
+        note.guid: list(note.fields[:2]) for note in notes
+    }
 
 
 def test_a_build_compresses_the_seeds_to_the_bytes_zipfile_writes(deck_tree, tmp_path):
