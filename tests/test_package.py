@@ -277,7 +277,7 @@ def test_a_failure_while_compressing_reaches_whoever_waits_for_the_bytes():
     from deckbuild.package import _Zipping
 
     before = sys.getswitchinterval()
-    zipping = _Zipping([("collection.anki2", "not bytes")])  # type: ignore[list-item]
+    zipping = _Zipping(lambda: [("collection.anki2", "not bytes")])  # type: ignore[list-item]
     with pytest.raises(TypeError):
         zipping.result()
     assert sys.getswitchinterval() == before

@@ -953,7 +953,7 @@ class _Build:
         """
         try:
             data = started()
-        except OSError as exc:
+        except (OSError, sqlite3.Error) as exc:  # the collection is finished while it is compressed
             raise cannot_write(plan.target, exc) from None
         staged.append((_stage(plan.target, data), plan.target))
         digests[plan.target] = hashlib.sha256(data).hexdigest()

@@ -12,6 +12,7 @@ import sys
 import threading
 import zlib
 from collections.abc import Callable, Sequence
+from contextlib import suppress
 from dataclasses import dataclass, field
 from itertools import chain
 from operator import itemgetter
@@ -232,10 +233,11 @@ def start_package(
     empty: Shell | None,
     shown: str,
 ) -> Callable[[], bytes]:
-    """Build the database of `decks` and gate its notes; return what waits for the .apkg's bytes.
+    """Start the database of `decks` and gate its notes; return what waits for the .apkg's bytes.
 
-    The package is compressed in a thread (zlib lets go of the GIL) while this one gates the
-    notes, and then does whatever the caller does before it asks for the bytes.
+    The notes rows are inserted here; the cards rows, Anki's indexes and the compressing then go
+    on in a thread (SQLite and zlib let go of the GIL) while this one gates the notes, and then
+    does whatever the caller does before it asks for the bytes.
     """
     if isinstance(notetype_mods, int):  # only the basic note type
         notetype_mods = {NOTE_TYPE_ID: notetype_mods}
@@ -244,7 +246,8 @@ def start_package(
     stamp = max([*notetype_mods.values(), *mods])
     notes, cards, widths = _rows(decks, empty.req, stamp * 1000, shown)
     # In memory, not a file written and read back: the same pages SQLite would write to disk.
-    conn = sqlite3.connect(":memory:")
+    # Handed to the thread once the notes are in: never used by two threads at once.
+    conn = sqlite3.connect(":memory:", check_same_thread=False)
     try:
         conn.deserialize(empty.db)
         # The rows genanki's per-note loop writes, in the same order and with the same ids,
@@ -261,45 +264,57 @@ def start_package(
             conn.executemany(NOTES_SQL, notes)
         except UnicodeEncodeError:  # a lone surrogate: the gate, which runs later, says where
             raise _refused(decks, shown) from None
-        for part in cards:
-            if isinstance(part, _Span):
-                conn.execute(SPAN_SQL, part)
-            else:
-                conn.executemany(CARDS_SQL, part)
-        del cards  # let go of before the database is copied out, for a lower peak of memory
-        for _, sql in indexes:
-            conn.execute(sql)
-        conn.commit()
-        db = conn.serialize()
-    finally:
+    except BaseException:
         conn.close()
-    names = {str(i): name for i, (name, _) in enumerate(media)}
-    entries = [("collection.anki2", db), ("media", json.dumps(names, sort_keys=True).encode("utf-8"))]
-    entries += [(str(i), media_path.read_bytes()) for i, (_, media_path) in enumerate(media)]
-    del db
+        raise
+
+    # The thread's own from here: let go of once inserted, for a lower peak of memory.
+    rest = [cards]
+    del cards
+
+    def entries() -> list[tuple[str, bytes]]:
+        """Finish the database in the thread, and return the archive's entries."""
+        try:
+            for part in rest.pop():
+                if isinstance(part, _Span):
+                    conn.execute(SPAN_SQL, part)
+                else:
+                    conn.executemany(CARDS_SQL, part)
+            for _, sql in indexes:
+                conn.execute(sql)
+            conn.commit()
+            db = conn.serialize()
+        finally:
+            conn.close()
+        names = {str(i): name for i, (name, _) in enumerate(media)}
+        found = [("collection.anki2", db), ("media", json.dumps(names, sort_keys=True).encode("utf-8"))]
+        return found + [(str(i), media_path.read_bytes()) for i, (_, media_path) in enumerate(media)]
+
     zipping = _Zipping(entries)
-    # The gate, while the package is compressed: a note Anki would refuse means no bytes at all.
+    # The gate, while the package is finished and compressed: a note Anki would refuse means no bytes.
     tags = list(chain.from_iterable(chain.from_iterable(map(_TAGS, deck.notes) for deck in decks)))
     clean = _clean(notes, widths, tags)
     del notes
     if not clean or any(_deck_fault(deck.name) for deck in decks):
-        zipping.result()
+        with suppress(Exception):
+            zipping.result()
         raise _refused(decks, shown)
     return zipping.result
 
 
 class _Zipping:
-    """A zip archive being compressed in a thread; `result` waits for its bytes.
+    """A zip archive made and compressed in a thread; `result` waits for its bytes.
 
-    zlib lets go of the GIL while it compresses, but takes it back a few times (its output grows
-    in blocks): while any archive is compressed, a thread waiting for the GIL gets it sooner.
+    `entries` makes the archive's entries there. zlib lets go of the GIL while it compresses, but
+    takes it back a few times (its output grows in blocks): while any archive is compressed, a
+    thread waiting for the GIL gets it sooner.
     """
 
     live = 0
     interval = 0.0
     guard = threading.Lock()
 
-    def __init__(self, entries: list[tuple[str, bytes]]) -> None:
+    def __init__(self, entries: Callable[[], list[tuple[str, bytes]]]) -> None:
         self.data = b""
         self.error: BaseException | None = None
         with _Zipping.guard:
@@ -314,9 +329,9 @@ class _Zipping:
             self._done()
             raise
 
-    def _run(self, entries: list[tuple[str, bytes]]) -> None:
+    def _run(self, entries: Callable[[], list[tuple[str, bytes]]]) -> None:
         try:
-            self.data = zip_bytes(entries)
+            self.data = zip_bytes(entries())
         except BaseException as exc:  # handed to whoever waits for the bytes
             self.error = exc
         finally:
