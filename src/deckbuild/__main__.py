@@ -2,6 +2,6 @@
 
 from __future__ import annotations
 
-from deckbuild.launch import main
+from deckbuild.launch import entry
 
-main()
+entry()

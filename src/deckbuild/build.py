@@ -824,6 +824,9 @@ class _Build:
     jobs: int = 1
     warned: set[str] = field(default_factory=set)
     progress: Progress = QUIET
+    # Where what the build made goes once it is done, when the caller ends its process right
+    # after (record.build's `leftovers`); None: freed as usual.
+    leftovers: list[object] | None = None
 
     def run(self, frozen: bool, strict: bool, dry_run: bool = False) -> BuildResult:
         self.progress.stage("helpers")
@@ -891,6 +894,8 @@ class _Build:
             self.progress.stage("committing")
             commit(staged)
             checkpoint("committed")
+            if self.leftovers is not None:
+                self.leftovers.append((collection, memo, media, plans))
         return result
 
     def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:

@@ -319,6 +319,7 @@ def build(
     if quiet and verbose:
         raise click.UsageError("--quiet and --verbose ask for opposite things; give one of them")
     progress = _progress_line(show=not quiet)
+    from deckbuild.launch import leftovers
     from deckbuild.record import Release
     from deckbuild.record import build as run
 
@@ -326,6 +327,7 @@ def build(
         result = run(
             _paths(paths), outdir, now=int(time.time()), frozen=frozen, strict=strict, previous=previous,
             release=Release(deck_version, notes_url), use_cache=not no_cache, progress=progress,
+            leftovers=leftovers(),
         )  # fmt: skip
     finally:
         progress.finish()  # before any problem is printed

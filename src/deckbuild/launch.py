@@ -26,6 +26,52 @@ _SIGKILL = 9
 # ends of its pipes (to it, from it) and of the pipes kept for its twin (to, from); the
 # functions it warms up and prepares with ("module:function"); the process that forked it.
 spare: tuple[int, tuple[int, int, int, int], str, str, int] | None = None
+# Where a command keeps what it made until the process ends, when it runs as the program
+# (`entry`); None when the command line runs inside another program (tests call `main`).
+_leftovers: list[object] | None = None
+
+
+def entry() -> None:
+    """Run the command line as the program, and end the process at once when it is done."""
+    global _leftovers
+    _leftovers = []
+    try:
+        main()
+    except SystemExit as done:
+        _end(done)
+        raise
+    _end(SystemExit(0))
+
+
+def leftovers() -> list[object] | None:
+    """Return where a command may leave what it made for the process's end, or None to free it.
+
+    Python's own ending frees every object one at a time, a build's tens of thousands among them
+    (a twentieth of a rebuild); `entry` ends the process with os._exit instead, and the
+    operating system takes the memory back at once.
+    """
+    return _leftovers
+
+
+def _end(done: SystemExit) -> None:
+    """End the process now with `done`'s status, once its output is out and its exit handlers ran.
+
+    Nothing is left to close by then: files, the cache and helpers are closed where they were
+    used. Returns, for Python's own ending, when there is a message to print or output that
+    cannot be written: that ending says so as it always has.
+    """
+    if done.code is not None and not isinstance(done.code, int):
+        return
+    try:
+        sys.stdout.flush()
+        sys.stderr.flush()
+    except (OSError, ValueError):
+        return
+    atexit._run_exitfuncs()
+    with contextlib.suppress(OSError, ValueError):  # what an exit handler printed, if anything
+        sys.stdout.flush()
+        sys.stderr.flush()
+    os._exit(done.code or 0)
 
 
 def main() -> None:

@@ -93,11 +93,15 @@ def build(
     use_cache: bool = True,
     jobs: int | None = None,
     progress: Progress = QUIET,
+    leftovers: list[object] | None = None,
 ) -> BuildResult:
     """Build one .apkg per deck below `paths` into `outdir`, one build per deck tree at a time.
 
     A dry run writes the packages but leaves the lock file as it is. `progress` hears each
-    stage as it starts, and the counts as they grow.
+    stage as it starts, and the counts as they grow. A caller that ends its process right after
+    gives `leftovers`, a list it keeps until then: what the build made goes there, for the
+    operating system to take back at once, rather than freed object by object (tens of
+    thousands of them, a twentieth of a rebuild).
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
@@ -112,7 +116,7 @@ def build(
         with no_cycle_collection():
             return _build_held(
                 paths, roots, outdir, now, frozen, strict, previous, release, dry_run, use_cache, jobs,
-                progress,
+                progress, leftovers,
             )  # fmt: skip
     except BaseException:
         for folder in made:
@@ -134,6 +138,7 @@ def _build_held(
     use_cache: bool,
     jobs: int | None,
     progress: Progress = QUIET,
+    leftovers: list[object] | None = None,
 ) -> BuildResult:
     """Build with every deck tree and the output folder held, after repairing what a kill left."""
     with ExitStack() as held:
@@ -159,9 +164,12 @@ def _build_held(
         # Said once, whether the build fails or not, and never kept in its record.
         held.callback(_note_busy, store, report)
         job = _Build(
-            paths, outdir, now, previous, release, report=report, store=store, jobs=workers, progress=progress
-        )
+            paths, outdir, now, previous, release, report=report, store=store, jobs=workers,
+            progress=progress, leftovers=leftovers,
+        )  # fmt: skip
         result = job.run(frozen, strict, dry_run)
+        if leftovers is not None:
+            leftovers.append(job)
         if record:
             progress.stage("recording")
             after: dict[Path, bytes] = {}
