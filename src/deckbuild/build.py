@@ -1001,7 +1001,7 @@ class _Build:
         labels = {nid: None if nid == NOTE_TYPE_ID else nt.label for nid, nt in NOTE_TYPES.items()}
         now, source, stamped = self.now, None, set[int]()
         checked: set[tuple[Path, int]] = set()
-        new_note = NoteData._make  # made in C from a tuple: no keyword handling for every card
+        new_note = partial(tuple.__new__, NoteData)  # made in C from a tuple, all seven fields
         for parsed in collection.cards:
             rendered = parsed.rendered
             assert rendered is not None

@@ -473,6 +473,8 @@ def _rows(
     widths: list[int] = []
     next_id = first_id
     add_note, add_width = notes.append, widths.append
+    # The notes of a file share their tags: each tuple of them is written out once.
+    shown_tags: dict[tuple[str, ...], str] = {}
     for deck in decks:
         did = deck_id(deck.name)
         deck_cards: list[tuple[Any, ...]] = []
@@ -493,7 +495,13 @@ def _rows(
             width, cloze, tests = kind
             if len(fields) != width:
                 raise _refused(decks, shown)
-            nid, mod, tags = next_id, note.mod, f" {' '.join(note.tags)} "
+            note_tags = note.tags
+            tags = shown_tags.get(note_tags) if type(note_tags) is tuple else None
+            if tags is None:
+                tags = f" {' '.join(note_tags)} "
+                if type(note_tags) is tuple:
+                    shown_tags[note_tags] = tags
+            nid, mod = next_id, note.mod
             add_note((nid, note.guid, note.notetype, mod, tags, "\x1f".join(fields), fields[0]))
             add_width(width)
             queue = -1 if note.suspended else 0
