@@ -858,24 +858,29 @@ class _Build:
             self.report_moves(collection)
             self.progress.stage("packaging")
             plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
-            # A helper stores the new memo rows while this process writes the packages.
-            memo.save(helping)
             staged: list[tuple[Path, Path]] = []
             locks: list[tuple[Path, Path]] = []
             try:
-                # Each package is compressed in a thread while this one builds the next package's
-                # database, and the last one while the lock files are staged.
+                # Each package is finished and compressed in a thread while this one builds the
+                # next package's database, and the last one while the memo and lock files are.
                 compressing: list[tuple[_Plan, Callable[[], bytes]]] = []
-                for plan in plans:
-                    started = self.start(plan)
-                    self.progress.count("unchanged" if started is None else "written")
-                    result.packages.append(plan.target)
-                    if plan.sha256 is not None:
-                        result.digests[plan.target] = plan.sha256
-                    if started is not None:
-                        if compressing:
-                            self.stage_package(*compressing.pop(), staged, result.digests)
-                        compressing.append((plan, started))
+                try:
+                    for plan in plans:
+                        started = self.start(plan)
+                        self.progress.count("unchanged" if started is None else "written")
+                        result.packages.append(plan.target)
+                        if plan.sha256 is not None:
+                            result.digests[plan.target] = plan.sha256
+                        if started is not None:
+                            if compressing:
+                                self.stage_package(*compressing.pop(), staged, result.digests)
+                            compressing.append((plan, started))
+                except DeckbuildError:  # a package refused or not written: its cards stay rendered
+                    memo.save(helping)
+                    raise
+                # A helper stores the new memo rows: what this process sends it takes none of its
+                # time while the last package is finished in its thread.
+                memo.save(helping)
                 # Packages and locks change together: all of them, or (killed before the journal) none.
                 for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
                     text = lock.pending()
