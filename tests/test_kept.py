@@ -86,6 +86,18 @@ def test_a_row_is_built_on_the_note_type_it_names_with_its_id_templates_and_mod(
     assert lock["notes"]["g1"]["notetype"] == f"anki:{BASIC.id}"
 
 
+def test_a_later_build_in_the_same_process_forgets_the_note_types_kept_before(tmp_path):
+    from deckbuild.notetype import NOTE_TYPES
+
+    build([deck(tmp_path / "kept", "q;a;g1;Basic\n")], tmp_path / "one", now=NOW, use_cache=False)
+    assert BASIC.id in NOTE_TYPES
+    plain = tmp_path / "plain/decks/Bio"
+    plain.mkdir(parents=True)
+    (plain / "cards.txt").write_text(f"Question;Answer;UUID\nq;a;{'0' * 8}-0000-4000-8000-{'0' * 12}\n")
+    build([plain.parent], tmp_path / "two", now=NOW, use_cache=False)
+    assert BASIC.id not in NOTE_TYPES
+
+
 def test_the_same_sources_give_the_same_bytes(tmp_path):
     decks = deck(tmp_path, "q;a;g1;Basic\n")
     build([decks], tmp_path / "one", now=NOW, use_cache=False)

@@ -13,6 +13,7 @@ import marshal
 import os
 import re
 import sqlite3
+import sys
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
@@ -144,7 +145,7 @@ def collect(
     With a memo, a card read exactly as in an earlier run takes that run's rendering; the
     others are validated and rendered at once, by `helpers` when there are any.
     """
-    from deckbuild import answers, ids
+    from deckbuild import ids
     from deckbuild.readers import describe_formats
     from deckbuild.readers import detect as detect_format
     from deckbuild.render import within_limits
@@ -198,6 +199,8 @@ def collect(
     pending_at: list[int] = []
     pending: list[Pending] = []
     for (source, raws, _), taken in zip(read, known, strict=True):
+        if raws:  # a file whose rows the memo all took (a rebuild) never needs the answers
+            from deckbuild import answers
         recall = _Recall(source, memo) if memo is not None else None
         # The cards taken over and those read in full, back in the file's order.
         at = 0
@@ -1312,8 +1315,6 @@ def keep_types(collection: Collection) -> None:
     A row's note type is the one of that name in the nearest `notetypes.json` from its folder up
     to its deck root. Every such file found there is checked, used or not.
     """
-    from deckbuild import kept
-
     report = collection.report
     files: dict[Path, list[Path]] = {}
     # Each source file once (a file's cards come together), not a path made and hashed per card.
@@ -1324,9 +1325,18 @@ def keep_types(collection: Collection) -> None:
             folder = last.path.parent
             if folder not in files:
                 files[folder] = kept_files_above(folder, last.root)
+    found_files = sorted({f for found in files.values() for f in found})
+    if not found_files and not any(parsed.kept for parsed in collection.cards):
+        # Nothing kept here. The module (3 ms to import) is needed only to forget the kept note
+        # types of an earlier build in this process, and there are some only if it ran.
+        if (kept_module := sys.modules.get("deckbuild.kept")) is not None:
+            kept_module.register([])
+        return
+    from deckbuild import kept
+
     loaded: dict[Path, dict[str, Any]] = {}
     by_id: dict[int, tuple[Any, Path]] = {}
-    for path in sorted({f for found in files.values() for f in found}):
+    for path in found_files:
         loaded[path] = kept.load(path, display_path(path), report)
         for nt in loaded[path].values():
             other = by_id.setdefault(nt.id, (nt, path))
