@@ -364,6 +364,42 @@ def _decks(draw):
 
 
 @given(_decks())
+def test_each_deck_s_cards_are_genanki_s_rule_note_by_note_spans_or_rows(decks):
+    # Written out plainly: each note takes the next id, then each of its cards one more, as
+    # genanki's loop gives them; a deck's cards as _rows gives them (a span spelled out) match.
+    from deckbuild import package
+    from deckbuild.notetype import NOTE_TYPES, deck_id
+
+    mods = {nid: 1 for nid in NOTE_TYPES if not NOTE_TYPES[nid].columns}
+    req = package.shell(decks, mods).req
+    notes, cards, _ = package._rows(decks, req, 1000, "x")
+    given_rows = []
+    for part in cards:
+        if isinstance(part, package._Span):
+            did, ord_, queue, first, last = part
+            part = [(n[0] + 1, n[0], did, ord_, n[3], queue) for n in notes if first <= n[0] <= last]
+        given_rows.append(part)
+    expected, next_id = [], 1000
+    for deck in decks:
+        rows = []
+        for note in deck.notes:
+            nt, nid = NOTE_TYPES[note.notetype], next_id
+            if nt.cloze:
+                ords = package.cloze_ords(note.fields[0])
+            else:
+                rules = req[str(nt.id)]
+                test = {"any": any, "all": all}
+                ords = [o for o, mode, need in rules if test[mode](note.fields[i] for i in need)]
+            for ord_ in ords:
+                next_id += 1
+                rows.append((next_id, nid, deck_id(deck.name), ord_, note.mod, -1 if note.suspended else 0))
+            next_id += 1
+        if rows:
+            expected.append(rows)
+    assert given_rows == expected
+
+
+@given(_decks())
 def test_cards_made_by_sqlite_from_the_notes_are_the_bytes_of_cards_written_row_by_row(decks):
     # A deck whose notes have one card each, alike, has its cards made by one INSERT ... SELECT:
     # the package must be the one that writing each card's row itself gives.
