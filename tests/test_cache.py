@@ -474,3 +474,50 @@ def test_a_memo_read_inside_a_transaction_finds_its_cards_and_leaves_the_transac
     assert store.db.in_transaction
     store.db.execute("COMMIT")
     store.close()
+
+
+def _old_cache(folder) -> None:
+    """Write a cache as the format before this one left it: default pages, a row in a table."""
+    import sqlite3
+
+    folder.mkdir(parents=True, exist_ok=True)
+    db = sqlite3.connect(folder / "cache.sqlite", isolation_level=None)
+    db.execute("PRAGMA journal_mode=WAL")
+    db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, seal TEXT NOT NULL)")
+    db.execute("INSERT INTO entries VALUES ('k', '{}', 'old')")
+    db.execute(f"PRAGMA user_version = {cache.CACHE_FORMAT - 1}")
+    db.close()
+
+
+def _pages(store: cache.Cache) -> tuple[int, str]:
+    assert store.db is not None
+    return store.db.execute("PRAGMA page_size").fetchone()[0], store.db.execute("PRAGMA journal_mode").fetchone()[0]
+
+
+def test_a_new_cache_and_one_of_an_older_format_get_the_large_pages(tmp_path):
+    fresh = cache.Cache(tmp_path / "fresh")
+    assert _pages(fresh) == (cache.PAGE_SIZE, "wal")
+    fresh.close()
+    _old_cache(tmp_path / "old")
+    store = cache.Cache(tmp_path / "old")
+    assert _pages(store) == (cache.PAGE_SIZE, "wal")
+    store.put_many({"key": {"sha256": "x"}})
+    assert store.get_many({"key": cache.PACKAGE_RECORD}) == {"key": {"sha256": "x"}}
+    store.close()
+
+
+def test_an_older_cache_another_process_has_open_keeps_its_pages_and_still_works(tmp_path):
+    import sqlite3
+
+    _old_cache(tmp_path / "old")
+    other = sqlite3.connect(tmp_path / "old" / "cache.sqlite", isolation_level=None)
+    other.execute("BEGIN")
+    other.execute("SELECT COUNT(*) FROM sqlite_master").fetchone()  # a reader, mid-transaction
+    try:
+        store = cache.Cache(tmp_path / "old")
+        assert _pages(store) == (4096, "wal")
+        store.put_many({"key": {"sha256": "x"}})
+        assert store.get_many({"key": cache.PACKAGE_RECORD}) == {"key": {"sha256": "x"}}
+        store.close()
+    finally:
+        other.close()
