@@ -491,7 +491,8 @@ def _old_cache(folder) -> None:
 
 def _pages(store: cache.Cache) -> tuple[int, str]:
     assert store.db is not None
-    return store.db.execute("PRAGMA page_size").fetchone()[0], store.db.execute("PRAGMA journal_mode").fetchone()[0]
+    db = store.db
+    return db.execute("PRAGMA page_size").fetchone()[0], db.execute("PRAGMA journal_mode").fetchone()[0]
 
 
 def test_a_new_cache_and_one_of_an_older_format_get_the_large_pages(tmp_path):

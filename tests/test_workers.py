@@ -191,6 +191,20 @@ def test_calls_run_in_a_free_helper_and_submitted_work_is_finished_by_close(tmp_
     assert marker.read_text() == str(pid)
 
 
+def test_a_question_asked_runs_in_a_free_helper_while_this_process_goes_on_or_here_once_answered():
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        answer = helpers.ask(pid_and, "x")
+        assert not helpers.free, "the helper is busy until its answer is read"
+        assert helpers.call(pid_and, "y") == (PARENT, "y")  # meanwhile: this process
+        pid, value = answer()
+        assert value == "x" and pid != PARENT
+        os.kill(pid, signal.SIGKILL)  # a helper lost: the question is answered here
+        os.waitpid(pid, 0)
+        assert helpers.ask(pid_and, "z")() == (PARENT, "z")
+    with Helpers(0, nothing, square_with_pid) as none:
+        assert none.ask(pid_and, "w")() == (PARENT, "w")
+
+
 def test_a_helper_prepares_for_later_once_it_has_answered_and_nothing_waits(tmp_path):
     marker = tmp_path / "later"
 

@@ -915,31 +915,35 @@ class _Build:
         decks = [self.packages[slug][name] for name in sorted(self.packages[slug])]
         files = sorted(media.get(slug, {}).items())
         notetype_mods = self.notetype_mods[slug]
-        digest = hashlib.sha256()
+        mods = notetype_mods_key(notetype_mods)
+        target = self.outdir / f"{slug}.apkg"
         names = [[deck.name, deck.description] for deck in decks]
+        shapes = ",".join(NOTE_TYPES[nid].digest for nid in sorted(notetype_mods))
+        shell_key = cache.key("shell", shapes, mods, json.dumps(names))
+        stored = self.store.get_many({shell_key: cache.SHELL_RECORD}).get(shell_key)
+        if stored is None:
+            # genanki is imported by a helper that is done rendering, not here; it makes the
+            # empty collection while this process names the package.
+            bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
+            kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
+            made = helping.ask(shell, bare, notetype_mods, kept)
+        digest = hashlib.sha256()
         at = {nid: source_at(nid) for nid in notetype_mods}
         for deck in decks:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
             digest.update(_note_keys(deck.notes, at).encode())
-        mods = notetype_mods_key(notetype_mods)
         key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
-        target = self.outdir / f"{slug}.apkg"
-        shapes = ",".join(NOTE_TYPES[nid].digest for nid in sorted(notetype_mods))
-        shell_key = cache.key("shell", shapes, mods, json.dumps(names))
-        known = self.store.get_many({key: cache.PACKAGE_RECORD, shell_key: cache.SHELL_RECORD})
-        if key in known and target.is_file() and _sha256(target) == known[key]["sha256"]:
-            return _Plan(target, key, decks, notetype_mods, files, None, known[key]["sha256"])
-        if shell_key in known:
-            empty = Shell(base64.b64decode(known[shell_key]["db"]), known[shell_key]["req"])
-        else:
-            # genanki is imported by a helper that is done rendering, not here.
-            bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
-            kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
+        if stored is None:
             try:
-                empty = Shell(*helping.call(shell, bare, notetype_mods, kept))
+                empty = Shell(*made())
             except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made
                 raise cannot_write(target, exc) from None
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
+        else:
+            empty = Shell(base64.b64decode(stored["db"]), stored["req"])
+        known = self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
+        if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
+            return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"])
         return _Plan(target, key, decks, notetype_mods, files, empty, None)
 
     def start(self, plan: _Plan) -> Callable[[], bytes] | None:

@@ -268,13 +268,25 @@ class Helpers:
 
     def call(self, func: Callable[..., Any], *args: Any) -> Any:
         """Run `func(*args)` in a free helper, or here; return what it returns."""
+        return self.ask(func, *args)()
+
+    def ask(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:
+        """Start `func(*args)` in a free helper; return what waits for what it returns.
+
+        Without a free helper, or when the helper is lost, it runs here once asked for.
+        """
         helper = next((h for h in self._helpers if h.alive and not h.busy), None)
         if helper is not None:
             self._send(helper, func, args)
-            value = self._answer(helper)
-            if value is not _LOST:
-                return value
-        return func(*args)
+
+        def answer() -> Any:
+            if helper is not None:
+                value = self._answer(helper)
+                if value is not _LOST:
+                    return value
+            return func(*args)
+
+        return answer
 
     def submit(self, func: Callable[..., Any], *args: Any) -> Callable[[], Any]:
         """Start `func(*args)` in a free helper without waiting (or run it here); close waits.
