@@ -363,6 +363,19 @@ def _decks(draw):
     return decks
 
 
+def _spelled(notes, cards):
+    """Each deck's cards rows, a span (package._Span) written out row by row as SPAN_SQL makes them."""
+    from deckbuild import package
+
+    spelled = []
+    for part in cards:
+        if isinstance(part, package._Span):
+            did, ord_, queue, first, last = part
+            part = [(n[0] + 1, n[0], did, ord_, n[3], queue) for n in notes if first <= n[0] <= last]
+        spelled.append(part)
+    return spelled
+
+
 @given(_decks())
 def test_each_deck_s_cards_are_genanki_s_rule_note_by_note_spans_or_rows(decks):
     # Written out plainly: each note takes the next id, then each of its cards one more, as
@@ -373,12 +386,7 @@ def test_each_deck_s_cards_are_genanki_s_rule_note_by_note_spans_or_rows(decks):
     mods = {nid: 1 for nid in NOTE_TYPES if not NOTE_TYPES[nid].columns}
     req = package.shell(decks, mods).req
     notes, cards, _ = package._rows(decks, req, 1000, "x")
-    given_rows = []
-    for part in cards:
-        if isinstance(part, package._Span):
-            did, ord_, queue, first, last = part
-            part = [(n[0] + 1, n[0], did, ord_, n[3], queue) for n in notes if first <= n[0] <= last]
-        given_rows.append(part)
+    given_rows = _spelled(notes, cards)
     expected, next_id = [], 1000
     for deck in decks:
         rows = []
@@ -411,13 +419,7 @@ def test_cards_made_by_sqlite_from_the_notes_are_the_bytes_of_cards_written_row_
 
     def row_by_row(*args):
         notes, cards, widths = rows(*args)
-        spelled = []
-        for part in cards:
-            if isinstance(part, package._Span):
-                did, ord_, queue, first, last = part
-                part = [(n[0] + 1, n[0], did, ord_, n[3], queue) for n in notes if first <= n[0] <= last]
-            spelled.append(part)
-        return notes, spelled, widths
+        return notes, _spelled(notes, cards), widths
 
     fast = package.package_bytes(decks, mods, [], None, "x")
     package._rows = row_by_row
