@@ -9,13 +9,15 @@ require the same cards, signatures, problems, counts and memo entries read.
 from __future__ import annotations
 
 import json
+import marshal
 import tempfile
 import uuid
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 import pytest
-from hypothesis import example, given
+from hypothesis import example, given, settings
 from hypothesis import strategies as st
 
 from conftest import put, seed
@@ -242,6 +244,49 @@ def test_texts_within_limits_by_their_joined_text_are_within_them(values):
     data = {f"k{n}": v for n, v in enumerate(values)}
     if joined_within_limits(joined):
         assert card_problem(data) is None
+
+
+# Entries as a damaged or planted memo row could hold them (a row signed by this cache's key
+# holds only what `pack` wrote; these are what the decoder must still answer safely).
+_WIDTHS = sorted({len(nt.fields) for nt in NOTE_TYPES.values()})
+_texts = st.text(max_size=4)
+_fields = st.one_of(
+    st.sampled_from(_WIDTHS).flatmap(lambda n: st.lists(_texts, min_size=n, max_size=n)),
+    st.lists(st.one_of(_texts, st.integers(), st.none()), max_size=_WIDTH + 1),
+    _texts,
+    st.tuples(*[_texts] * _WIDTH),
+)
+_small = st.sampled_from([[], (), {}, frozenset(), None, "", 0, 1])
+_entries = st.one_of(
+    st.tuples(
+        _fields,
+        st.one_of(_texts, st.binary(max_size=2), st.none()),
+        st.one_of(_small, st.just([["warning", "a"]]), st.just([["bad"]])),
+        st.one_of(_small, st.just([["a.png", "a.png", 1, 1]])),
+        st.one_of(_small, st.just({"deck": "x"}), st.just({1: "x"}), st.just({"deck": 1})),
+    ).map(marshal.dumps),
+    st.lists(st.one_of(_fields, _texts), min_size=5, max_size=5).map(marshal.dumps),
+    st.binary(max_size=12),
+)
+
+
+@settings(max_examples=400)
+@given(st.lists(_entries, max_size=6))
+def test_settling_an_entry_gives_what_the_full_decoder_gives_for_any_bytes(stored):
+    """The plain-entry shortcut in `_Known.settle`: the same rendering, extras and images, or a miss."""
+    recall = object.__new__(build_module._Recall)
+    recall.origin, recall.root = {"origin": "D/a.txt"}, Path("/nonexistent")
+    known = object.__new__(build_module._Known)
+    known.recall = recall
+    cards = [SimpleNamespace(line=1, id="u") for _ in stored]
+    known.later = [(card, entry, "q", "a") for card, entry in zip(cards, stored, strict=True)]
+    failed = {id(card) for card, _ in known.settle()}
+    for card, entry in zip(cards, stored, strict=True):
+        hit = recall.decoded(entry)
+        assert (id(card) in failed) == (hit is None)
+        if hit is not None:
+            assert (card.rendered, card.extra, card.images) == hit
+            assert [type(f) for f in card.rendered.fields] == [type(f) for f in hit[0].fields]
 
 
 # Lines of a semicolon file as the fast path meets them: fields with brackets, prefix runs after

@@ -96,3 +96,26 @@ def test_the_program_s_status_and_output_are_what_python_s_own_ending_gives(deck
     assert fast.stdout == slow.stdout
     # -v says how long each stage took: the same stages, in the same order.
     assert re.sub(r"\d+\.\d+ s", "_ s", fast.stderr) == re.sub(r"\d+\.\d+ s", "_ s", slow.stderr)
+
+
+# Programs that run the module in their own process: a profiler (the README's speed section
+# profiles builds so), and runpy as any program may. Each must go on after the command.
+_EMBEDDERS = {
+    "cProfile": ["-m", "cProfile", "-m", "deckbuild", "--version"],
+    "runpy": [
+        "-c",
+        "import runpy, sys\nsys.argv = ['deckbuild', '--version']\ntry:\n"
+        "    runpy.run_module('deckbuild', run_name='__main__')\nexcept SystemExit as done:\n"
+        "    print('the program goes on after status', done.code)",
+    ],
+}
+
+
+@pytest.mark.parametrize("embedder", sorted(_EMBEDDERS))
+def test_a_program_that_runs_the_module_in_its_own_process_is_not_ended_by_it(tmp_path, embedder):
+    ran = subprocess.run(
+        [sys.executable, *_EMBEDDERS[embedder]], cwd=tmp_path, capture_output=True, text=True, timeout=120
+    )
+    assert ran.returncode == 0, ran.stderr
+    assert ran.stdout.startswith("deckbuild, version ")
+    assert ("function calls" in ran.stdout) if embedder == "cProfile" else ran.stdout.endswith("status 0\n")

@@ -933,17 +933,18 @@ class _Build:
             digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
             digest.update(_note_keys(deck.notes, at).encode())
         key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
-        if stored is None:
+        known = self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
+        if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
+            # Unchanged: an empty collection asked for is never taken (closing the helpers reads it).
+            return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"])
+        if stored is not None:
+            empty = Shell(base64.b64decode(stored["db"]), stored["req"])
+        else:
             try:
                 empty = Shell(*made())
             except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made
                 raise cannot_write(target, exc) from None
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        else:
-            empty = Shell(base64.b64decode(stored["db"]), stored["req"])
-        known = self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
-        if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
-            return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"])
         return _Plan(target, key, decks, notetype_mods, files, empty, None)
 
     def start(self, plan: _Plan) -> Callable[[], bytes] | None:

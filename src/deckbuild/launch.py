@@ -58,10 +58,12 @@ def _end(done: SystemExit) -> None:
 
     Nothing is left to close by then: files, the cache and helpers are closed where they were
     used. Returns, for Python's own ending, when there is a message to print or output that
-    cannot be written: that ending says so as it always has.
+    cannot be written (that ending says so as it always has), and under a profiler or tracer.
     """
     if done.code is not None and not isinstance(done.code, int):
         return
+    if sys.getprofile() is not None or sys.gettrace() is not None:
+        return  # a profiler, tracer or coverage run wants to see the end, and report after it
     try:
         sys.stdout.flush()
         sys.stderr.flush()
