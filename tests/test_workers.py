@@ -682,3 +682,24 @@ def test_a_helper_warms_up_without_the_cycle_collector_then_has_it_as_it_was(tmp
     # Forked while a build holds the collector off, it stays off there too.
     with no_cycle_collection(), Helpers(1, warm, square_with_pid) as helpers:
         assert helpers.call(gc.isenabled) is False
+
+
+def test_a_helper_warming_up_skips_its_sample_card_when_work_has_come_already(monkeypatch):
+    # The sample card only pays first calls ahead of the work: work already waiting pays them itself.
+    from deckbuild import build as build_module
+
+    practiced: list[bool] = []
+    monkeypatch.setattr(build_module, "_practice", lambda: practiced.append(True))
+    assert not workers.work_waiting()  # outside a helper, nothing ever waits
+    read, write = os.pipe()
+    try:
+        monkeypatch.setattr(workers, "_calls", read)
+        build_module._warm()
+        assert practiced == [True] and not workers.work_waiting()
+        os.write(write, b"a call")
+        assert workers.work_waiting()
+        build_module._warm()
+        assert practiced == [True], "work was waiting: no sample card"
+    finally:
+        os.close(read)
+        os.close(write)

@@ -604,9 +604,14 @@ def _warm() -> None:
     _markdown()
     compile_patterns()
     _rendering()
-    # Only practice: whatever goes wrong here, the build's own first card meets and reports.
-    with suppress(Exception):
-        _practice()
+    # Only practice, and only while no work has come: work waiting already pays those first calls
+    # with its own first card, which the sample would only hold up. Whatever goes wrong here, the
+    # build's own first card meets and reports.
+    from deckbuild.workers import work_waiting
+
+    if not work_waiting():
+        with suppress(Exception):
+            _practice()
 
 
 def _practice() -> bytes | list[Settled]:

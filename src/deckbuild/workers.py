@@ -63,6 +63,8 @@ class _Helper:
 # for its twin.
 _own: tuple[int, int] = (-1, -1)
 _reserve: tuple[int, int] | None = None
+# In any helper: the pipe its calls come down, while it serves them (see `work_waiting`).
+_calls = -1
 # A batch this big gets the start-up helper's twin (an already warm copy of it), and this
 # process, which has not imported the renderers, takes no share of it.
 TWIN_AT = HEAD_START
@@ -535,9 +537,21 @@ def _watch(parent: int) -> None:  # pragma: no cover - runs in the helper
     os._exit(0)
 
 
+def work_waiting() -> bool:
+    """Tell whether a call has reached this helper and waits for it (False outside a helper)."""
+    if _calls < 0:
+        return False
+    try:
+        return bool(select.select([_calls], [], [], 0)[0])
+    except (OSError, ValueError):
+        return False
+
+
 def _serve(
     down: int, up: int, warm: Callable[[], None], later: Callable[[], None]
 ) -> None:  # pragma: no cover
+    global _calls
+    _calls = down
     try:
         # Importing makes objects by the hundred thousand and next to no garbage: the cycle
         # collector, run again and again as they are made, only slowed warming up (by a tenth).
