@@ -429,3 +429,19 @@ def test_cards_made_by_sqlite_from_the_notes_are_the_bytes_of_cards_written_row_
         assert package.package_bytes(decks, mods, [], None, "x") == fast
     finally:
         package._rows = rows
+
+
+def test_deflating_in_pieces_with_no_thread_to_be_had_gives_the_same_bytes(monkeypatch):
+    import threading
+
+    from deckbuild import package
+
+    data = bytes(range(256)) * 20_000  # five pieces
+    both = package.deflate(data)
+
+    def refuse(self):
+        raise RuntimeError("can't start new thread")
+
+    monkeypatch.setattr(package.os, "cpu_count", lambda: 4)
+    monkeypatch.setattr(threading.Thread, "start", refuse)
+    assert package.deflate(data) == both

@@ -432,9 +432,14 @@ def deflate(data: bytes) -> bytes:
             failed.append(exc)
 
     if len(starts) > 1:
-        helpers = [threading.Thread(target=pack) for _ in range(min(os.cpu_count() or 1, len(starts)) - 1)]
-        for thread in helpers:
-            thread.start()
+        helpers: list[threading.Thread] = []
+        for _ in range(min(os.cpu_count() or 1, len(starts)) - 1):
+            try:
+                helpers.append(thread := threading.Thread(target=pack))
+                thread.start()
+            except RuntimeError:  # no thread to be had: fewer share the pieces, the same bytes
+                helpers.pop()
+                break
         pack()
         for thread in helpers:
             thread.join()
