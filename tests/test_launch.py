@@ -108,6 +108,13 @@ _EMBEDDERS = {
         "    runpy.run_module('deckbuild', run_name='__main__')\nexcept SystemExit as done:\n"
         "    print('the program goes on after status', done.code)",
     ],
+    # The program itself, run under a tracer (as coverage runs it): Python's own ending.
+    "tracer": [
+        "-c",
+        "import sys\nsys.settrace(lambda *args: None)\nsys.argv = ['deckbuild', '--version']\n"
+        "from deckbuild.launch import entry\ntry:\n    entry()\nexcept SystemExit as done:\n"
+        "    print('the program goes on after status', done.code)",
+    ],
 }
 
 
