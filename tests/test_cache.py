@@ -111,6 +111,24 @@ def test_an_unchanged_package_is_not_written_again(tree):
     assert "unchanged" not in report.counts and target.read_bytes() != b"damaged"
 
 
+def test_a_package_written_after_an_edit_is_known_as_unchanged_by_the_next_build(deck_tree):
+    # A package holding a note of a new mod is named once it is on its way (no earlier build can
+    # have written it): the next build, which changes only the other package, must know it.
+    put(deck_tree, "One/cards.txt", "Question;Answer;UUID\nQ1;A1;11111111-1111-4111-8111-111111111111\n")
+    put(deck_tree, "Two/cards.txt", "Question;Answer;UUID\nQ2;A2;22222222-2222-4222-8222-222222222222\n")
+    out = deck_tree.parent / "out"
+    build([deck_tree], out, now=NOW)
+    put(deck_tree, "One/cards.txt", "Question;Answer;UUID\nQ1;A1 edited;11111111-1111-4111-8111-111111111111\n")
+    edited = build([deck_tree], out, now=NOW + 10)
+    assert "unchanged" in edited.report.counts  # Two
+    one = out / "One.apkg"
+    stamp = one.stat().st_mtime_ns
+    put(deck_tree, "Two/cards.txt", "Question;Answer;UUID\nQ2;A2 edited;22222222-2222-4222-8222-222222222222\n")
+    result = build([deck_tree], out, now=NOW + 20)
+    assert result.report.counts["unchanged"] == 1 and one.stat().st_mtime_ns == stamp
+    assert result.digests[one] == edited.digests[one]
+
+
 def test_the_cache_lives_where_deckbuild_cache_dir_says_and_no_cache_skips_it(tree, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(elsewhere))

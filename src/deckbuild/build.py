@@ -826,6 +826,8 @@ class _Build:
     # Per package: the mod time of each note type its notes use, by note type id.
     notetype_mods: dict[str, dict[int, int]] = field(default_factory=dict)
     stamped: set[tuple[str, Path, int]] = field(default_factory=set)
+    # Packages holding a note given a new mod in this build: no earlier build wrote one of them.
+    fresh: set[str] = field(default_factory=set)
     # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
     moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
@@ -932,13 +934,10 @@ class _Build:
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
             kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
             made = helping.ask(shell, bare, notetype_mods, kept)
-        digest = hashlib.sha256()
-        at = {nid: source_at(nid) for nid in notetype_mods}
-        for deck in decks:
-            digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
-            digest.update(_note_keys(deck.notes, at).encode())
-        key = cache.key("package", mods, "\x1f".join(n for n, _ in files), digest.hexdigest())
-        known = self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
+        # A package with a note of a new mod was never written before: its key is worked out
+        # while it is compressed (`stage_package`), not looked up first.
+        key = None if slug in self.fresh else _package_key(decks, notetype_mods, files)
+        known = None if key is None else self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
         if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
             # Unchanged: an empty collection asked for is never taken (closing the helpers reads it).
             return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"])
@@ -974,13 +973,14 @@ class _Build:
 
         Its SHA-256 goes into `digests` too, for the build's record.
         """
+        key = plan.key or _package_key(plan.decks, plan.notetype_mods, plan.files)
         try:
             data = started()
         except (OSError, sqlite3.Error) as exc:  # the collection is finished while it is compressed
             raise cannot_write(plan.target, exc) from None
         staged.append((_stage(plan.target, data), plan.target))
         digests[plan.target] = hashlib.sha256(data).hexdigest()
-        self.store.put_many({plan.key: {"sha256": digests[plan.target]}})
+        self.store.put_many({key: {"sha256": digests[plan.target]}})
         checkpoint(f"package-{len(staged)}")
 
     def deck(self, slug: str, name: str) -> DeckData:
@@ -1061,6 +1061,8 @@ class _Build:
                 if known is not None and known.notetype != label:
                     self.check_type(parsed, known)
                 mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
+                if known is None or mod != known.mod:
+                    self.fresh.add(slug)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
 
@@ -1283,7 +1285,8 @@ class _Plan:
     """One package to write: where, what, and its empty collection (None: it is unchanged)."""
 
     target: Path
-    key: str
+    # What the cache knows the package by; None until it is written, for a package never written before.
+    key: str | None
     decks: list[DeckData]
     notetype_mods: dict[int, int]
     files: list[tuple[str, Path]]
@@ -1293,6 +1296,21 @@ class _Plan:
 
 
 _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())
+
+
+def _package_key(
+    decks: Sequence[DeckData], notetype_mods: dict[int, int], files: Sequence[tuple[str, Path]]
+) -> str:
+    """Return what the cache knows a package by: its note types' mods, media names, decks and notes."""
+    from deckbuild.package import notetype_mods_key
+
+    digest = hashlib.sha256()
+    at = {nid: source_at(nid) for nid in notetype_mods}
+    for deck in decks:
+        digest.update(f"\x1d{deck.name}\x1e{deck.description}".encode())
+        digest.update(_note_keys(deck.notes, at).encode())
+    names = "\x1f".join(name for name, _ in files)
+    return cache.key("package", notetype_mods_key(notetype_mods), names, digest.hexdigest())
 
 
 def _field(fields: Sequence[str], at: int | None) -> str:

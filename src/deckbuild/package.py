@@ -427,8 +427,9 @@ def deflate(data: bytes) -> bytes:
         try:
             for n in taken:
                 start = starts[n]
+                window = view[max(0, start - _WINDOW) : start]
                 packer = (
-                    isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, -15, zdict=view[max(0, start - _WINDOW) : start])
+                    isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, -15, zdict=window)
                     if start
                     else isal_zlib.compressobj(LEVEL, isal_zlib.DEFLATED, -15)
                 )
