@@ -118,12 +118,14 @@ def test_a_package_written_after_an_edit_is_known_as_unchanged_by_the_next_build
     put(deck_tree, "Two/cards.txt", "Question;Answer;UUID\nQ2;A2;22222222-2222-4222-8222-222222222222\n")
     out = deck_tree.parent / "out"
     build([deck_tree], out, now=NOW)
-    put(deck_tree, "One/cards.txt", "Question;Answer;UUID\nQ1;A1 edited;11111111-1111-4111-8111-111111111111\n")
+    one_row = "Q1;A1 edited;11111111-1111-4111-8111-111111111111"
+    put(deck_tree, "One/cards.txt", f"Question;Answer;UUID\n{one_row}\n")
     edited = build([deck_tree], out, now=NOW + 10)
     assert "unchanged" in edited.report.counts  # Two
     one = out / "One.apkg"
     stamp = one.stat().st_mtime_ns
-    put(deck_tree, "Two/cards.txt", "Question;Answer;UUID\nQ2;A2 edited;22222222-2222-4222-8222-222222222222\n")
+    two_row = "Q2;A2 edited;22222222-2222-4222-8222-222222222222"
+    put(deck_tree, "Two/cards.txt", f"Question;Answer;UUID\n{two_row}\n")
     result = build([deck_tree], out, now=NOW + 20)
     assert result.report.counts["unchanged"] == 1 and one.stat().st_mtime_ns == stamp
     assert result.digests[one] == edited.digests[one]

@@ -14,6 +14,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+import orjson
+
 from deckbuild.atomic import write_text
 from deckbuild.errors import ANKI_GUID, DeckbuildError
 from deckbuild.notetype import BY_LABEL
@@ -21,6 +23,8 @@ from deckbuild.resources import ran_out
 from deckbuild.sources import read_regular
 
 LOCK_FORMAT = 1
+# What a lock file holds: its format, and its two tables.
+_TABLES = frozenset(("deckbuild_lock", "notetypes", "notes"))
 # A mod is a time in whole seconds; past the year 9999 it is damage, not a time.
 MAX_MOD = 253_402_300_799
 _TEXT_KEYS = ("origin", "kind", "key", "deck")
@@ -107,12 +111,29 @@ class Lock:
             text = raw.decode("utf-8")
         except UnicodeDecodeError as exc:
             raise _damaged(path, raw.count(b"\n", 0, exc.start) + 1, "not UTF-8 text") from None
+        # orjson reads a lock in a third of the time Python's parser takes, and where both read
+        # a lock, they read the same. Anything orjson refuses, that fails a check after it (an
+        # integer past 64 bits is a float to orjson), or that no check looks at (a key of its
+        # own, which may be nested deeper than Python's parser goes) is read again by Python's
+        # parser, whose reading and messages decide.
+        try:
+            data = orjson.loads(raw)
+            if type(data) is dict and data.keys() <= _TABLES:
+                return cls._filled(path, text, data)
+        except (orjson.JSONDecodeError, DeckbuildError):
+            pass
         try:
             data = json.loads(text)
         except (ValueError, RecursionError) as exc:  # JSONDecodeError, a number too long, too deep
             line = getattr(exc, "lineno", 1)
             conflict = " (an unresolved merge conflict?)" if "\n<<<<<<< " in "\n" + text else ""
             raise _damaged(path, line, f"not valid JSON{conflict}: {getattr(exc, 'msg', exc)}") from None
+        return cls._filled(path, text, data)
+
+    @classmethod
+    def _filled(cls, path: Path, text: str, data: Any) -> Lock:
+        """Make the lock of `text`, read as `data`, or raise what is wrong with it."""
+        lock = cls(path)
         if not isinstance(data, dict):
             raise _damaged(path, 1, f"not a lock file: the file holds {_shape(data)}, not an object")
         if data.get("deckbuild_lock") != LOCK_FORMAT:
