@@ -118,6 +118,17 @@ def slow_length(items):
     return [len(x) for x in items]
 
 
+def test_idle_work_runs_once_while_this_process_waits_for_its_helpers(monkeypatch):
+    monkeypatch.setattr(workers, "UNIT", 1)
+    seen: list[object] = []
+    with Helpers(1, nothing, slow_length) as helpers:
+        units = [["ab"], ["c"], ["def"]]
+        for index, value in helpers.stream(units, 3, idle=lambda: seen.append("idle")):
+            seen.append((index, value))
+    # Before the first answer (a helper takes 0.2 s a unit), never again; the answers unchanged.
+    assert seen == ["idle", (0, [2]), (1, [1]), (2, [3])]
+
+
 def test_a_stream_left_midway_is_closed_without_waiting_for_its_helpers(monkeypatch):
     import threading
 

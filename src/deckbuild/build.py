@@ -234,7 +234,7 @@ def collect(
                 redo.extend(taker.settle())
 
         outcomes = (
-            helpers.stream(units, len(pending), meanwhile=settle_known)
+            helpers.stream(units, len(pending), meanwhile=settle_known, idle=_prepare_packaging)
             if helpers is not None
             else _settled_here(units, settle_known)
         )
@@ -627,6 +627,13 @@ def start_helpers(jobs: int) -> Helpers:
     from deckbuild.workers import Helpers
 
     return Helpers(jobs - 1, _warm, _settle_unit, later=_warm_packaging)
+
+
+def _prepare_packaging() -> None:
+    """Import what writing packages needs here, while this process waits for its helpers anyway."""
+    import base64  # noqa: F401
+
+    import deckbuild.package  # noqa: F401
 
 
 def _warm_packaging() -> None:

@@ -86,8 +86,15 @@ def serve_spare(
     """Be the helper forked at start-up: warm up, then serve calls, keeping pipes for a twin."""
     global _own, _reserve
     _own, _reserve = (down, up), reserve
-    _die_with(parent)
-    _serve(down, up, lambda: _resolve(warm)(), lambda: _resolve(later)())
+
+    def warm_up() -> None:
+        _resolve(warm)()
+        # Only after warming up: asking Linux costs ctypes (2-3 ms), which would hold up an edited
+        # card. Forked before any folder lock is taken, a helper that outlives its build meanwhile
+        # holds none, and it ends here or at its pipe's end.
+        _die_with(parent)
+
+    _serve(down, up, warm_up, lambda: _resolve(later)())
 
 
 def _twin() -> int:
@@ -211,7 +218,11 @@ class Helpers:
         return [x for value in results for x in value]
 
     def stream(
-        self, units: list[Any], cards: int, meanwhile: Callable[[], None] = lambda: None
+        self,
+        units: list[Any],
+        cards: int,
+        meanwhile: Callable[[], None] = lambda: None,
+        idle: Callable[[], None] | None = None,
     ) -> Iterator[tuple[int, Any]]:
         """Run the task on each unit of work; yield its index and result as each one is done.
 
@@ -219,7 +230,8 @@ class Helpers:
         time and is given the next as it answers, so that one slowed down (by another process
         on its core) takes fewer, and this process can use each result while the rest are
         rendered. A unit a helper could not answer is done here. `meanwhile` runs here once
-        the helpers have their first units, before anything is yielded.
+        the helpers have their first units, before anything is yielded; `idle` runs here once,
+        when this process would first wait for a helper's answer (not at all if it never would).
         """
         helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not units:
@@ -234,7 +246,7 @@ class Helpers:
         # nothing when a warm twin takes its share instead.
         mine = 0 if twin else max(0, (cards - HEAD_START * len(helpers)) // (len(helpers) + 1))
         mine = len(units) * mine // cards
-        streaming = _Stream(helpers, units, mine, self.task)
+        streaming = _Stream(helpers, units, mine, self.task, idle)
         try:
             streaming.start()
             meanwhile()
@@ -375,9 +387,14 @@ class _Stream:
     """Units of work handed to helpers a few at a time, and their answers read as they come."""
 
     def __init__(
-        self, helpers: list[_Helper], units: list[Any], start: int, task: Callable[[Any], Any]
+        self,
+        helpers: list[_Helper],
+        units: list[Any],
+        start: int,
+        task: Callable[[Any], Any],
+        idle: Callable[[], None] | None = None,
     ) -> None:
-        self.units, self.task = units, task
+        self.units, self.task, self.idle = units, task, idle
         self.queue = deque(range(start, len(units)))
         self.helpers = helpers
         # Per helper (by its pipe from it): the units it was given and has not answered, in order;
@@ -429,7 +446,13 @@ class _Stream:
             if not working:
                 break
             writing = [h.down for h in working if self.out[h.up]]
-            readable, writable, _ = select.select([h.up for h in working], writing, [])
+            # Only a look while there is `idle` work: it is done when nothing is ready, not after.
+            waiting = [h.up for h in working]
+            readable, writable, _ = select.select(waiting, writing, [], None if self.idle is None else 0)
+            if self.idle is not None and not readable and not writable:
+                idle, self.idle = self.idle, None
+                idle()
+                continue
             for helper in working:
                 if helper.down in writable:
                     self._write(helper)
