@@ -8,6 +8,7 @@ import re
 import tempfile
 from pathlib import Path
 
+import orjson
 import pytest
 from click.testing import CliRunner
 from hypothesis import given, settings
@@ -193,10 +194,10 @@ def test_a_lock_reads_the_same_with_orjson_as_with_pythons_parser_alone(data):
     outcome = _load(path)
 
     def refuse(raw):
-        raise lock_module.orjson.JSONDecodeError("refused", "", 0)
+        raise orjson.JSONDecodeError("refused", "", 0)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lock_module.orjson, "loads", refuse)
+        patch.setattr(orjson, "loads", refuse)
         assert _load(path) == outcome
 
 
@@ -216,8 +217,8 @@ def test_a_lock_nested_past_pythons_parser_reads_as_that_parser_reads_it(where):
     assert isinstance(outcome, str) and "not valid JSON: maximum recursion depth exceeded" in outcome
 
     def refuse(raw):
-        raise lock_module.orjson.JSONDecodeError("refused", "", 0)
+        raise orjson.JSONDecodeError("refused", "", 0)
 
     with pytest.MonkeyPatch.context() as patch:
-        patch.setattr(lock_module.orjson, "loads", refuse)
+        patch.setattr(orjson, "loads", refuse)
         assert _load(path) == outcome

@@ -14,8 +14,6 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-import orjson
-
 from deckbuild.atomic import write_text
 from deckbuild.errors import ANKI_GUID, DeckbuildError
 from deckbuild.notetype import BY_LABEL
@@ -115,7 +113,10 @@ class Lock:
         # a lock, they read the same. Anything orjson refuses, that fails a check after it (an
         # integer past 64 bits is a float to orjson), or that no check looks at (a key of its
         # own, which may be nested deeper than Python's parser goes) is read again by Python's
-        # parser, whose reading and messages decide.
+        # parser, whose reading and messages decide. Imported here: a build that nothing
+        # changed reads no lock.
+        import orjson
+
         try:
             data = orjson.loads(raw)
             if type(data) is dict and data.keys() <= _TABLES:
