@@ -220,6 +220,24 @@ def test_a_package_is_zipped_to_the_bytes_zipfile_writes(entries):
     assert zip_bytes(entries) == _zipfile_bytes(entries)
 
 
+def test_an_archive_of_zip64_size_is_left_to_zipfile_and_zlib(monkeypatch):
+    # Past a gigabyte an archive needs ZIP64 records, which deckbuild does not write itself.
+    import io
+
+    from deckbuild import package
+
+    entries = [("collection.anki2", b"notes " * 5000), ("media", b"{}"), ("0", b"\x89PNG")]
+    buffer = io.BytesIO()
+    with zipfile.ZipFile(buffer, "w", compression=zipfile.ZIP_DEFLATED) as out:
+        for name, data in entries:
+            package._add(out, name, data)
+    monkeypatch.setattr(package, "_ZIP64_AT", 1)  # a gigabyte, as far as the test is concerned
+    archive = package.zip_bytes(entries)
+    assert archive == buffer.getvalue()
+    with zipfile.ZipFile(io.BytesIO(archive)) as z:
+        assert [(info.filename, z.read(info)) for info in z.infolist()] == entries
+
+
 @given(
     st.one_of(st.binary(max_size=5000), st.binary(min_size=1, max_size=40).map(lambda b: b * 400)),
     st.integers(1, 2000),
