@@ -148,3 +148,24 @@ def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monk
     build([tree], tree.parent / "out", now=NOW + 10, jobs=1)
     group = {s.path.name: Memo.group(s) for s in discover([tree], Report())}
     assert written == [[group["new.txt"]], [group["003.txt"]]], "the files left as they were are not written"
+
+
+def test_a_run_stores_its_memo_once_however_often_it_is_saved(tmp_path, monkeypatch):
+    """A build saves while it waits for a helper, and again on its way out: the second writes nothing."""
+    stored: list[list[str]] = []
+    real = Cache.update_memo
+
+    def recording(self, changes):
+        stored.append([change[0] for change in changes])
+        return real(self, changes)
+
+    monkeypatch.setattr(Cache, "update_memo", recording)
+    store = Cache(tmp_path / "cache")
+    memo = Memo(store)
+    source = SourceFile(tmp_path / "d" / "x.txt", tmp_path / "d", "D", "D")
+    memo.remember(source, "sig", Rendered(["a", "b"], "h"), {"origin": "x.txt"})
+    memo.save()
+    memo.save()
+    store.close()
+    assert stored == [[Memo.group(source)]]
+    assert list(memo_groups(tmp_path / "cache")[Memo.group(source)]) == ["sig"]

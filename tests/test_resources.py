@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import errno
+import marshal
 import os
 import resource
 import shutil
@@ -310,6 +311,6 @@ def test_a_memo_writer_thread_that_cannot_start_leaves_the_cache_closable(own_ca
 
     monkeypatch.setattr(cache.threading.Thread, "start", no_thread)
     with pytest.raises(RuntimeError) as raised:
-        store.update_memo([("g" * 64, {"sig": b"entry"}, {}, [])])
+        store.update_memo([("g" * 64, marshal.dumps({"sig": b"entry"}), {}, [])])
     assert ran_out(raised.value) is not None
     store.close()

@@ -874,7 +874,10 @@ class _Build:
             result.inputs = sorted({p for files in media.values() for p in files.values()})
             self.report_moves(collection)
             self.progress.stage("packaging")
-            plans = [self.plan(slug, media, helping) for slug in sorted(self.packages)]
+            # The memo goes to a helper while this process would wait for another to make an
+            # empty collection (as in a cold build), else while the last package is compressed.
+            save = partial(memo.save, helping)
+            plans = [self.plan(slug, media, helping, save) for slug in sorted(self.packages)]
             staged: list[tuple[Path, Path]] = []
             locks: list[tuple[Path, Path]] = []
             try:
@@ -895,8 +898,8 @@ class _Build:
                 except DeckbuildError:  # a package refused or not written: its cards stay rendered
                     memo.save(helping)
                     raise
-                # A helper stores the new memo rows: what this process sends it takes none of its
-                # time while the last package is finished in its thread.
+                # Unless stored already: what this process sends a helper takes none of its time
+                # while the last package is finished in its thread.
                 memo.save(helping)
                 # Packages and locks change together: all of them, or (killed before the journal) none.
                 for lock in [] if dry_run else sorted(collection.locks.values(), key=lambda k: k.path):
@@ -920,8 +923,17 @@ class _Build:
                 self.leftovers.append((collection, memo, media, plans))
         return result
 
-    def plan(self, slug: str, media: dict[str, dict[str, Path]], helping: Helpers) -> _Plan:
-        """Name a package by what it holds, and fetch its empty collection unless it is unchanged."""
+    def plan(
+        self,
+        slug: str,
+        media: dict[str, dict[str, Path]],
+        helping: Helpers,
+        meanwhile: Callable[[], None] = lambda: None,
+    ) -> _Plan:
+        """Name a package by what it holds, and fetch its empty collection unless it is unchanged.
+
+        `meanwhile` runs before waiting for a helper to make that collection.
+        """
         import base64
 
         from deckbuild.package import DeckData, Shell, notetype_mods_key, shell
@@ -951,6 +963,7 @@ class _Build:
         if stored is not None:
             empty = Shell(base64.b64decode(stored["db"]), stored["req"])
         else:
+            meanwhile()
             try:
                 empty = Shell(*made())
             except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made

@@ -156,9 +156,10 @@ _MEDIA: Shape = [[str, str, int, int]]
 MEMO_WIDTHS = frozenset(len(nt.fields) for nt in NOTE_TYPES.values())
 
 
-# A group's memo to store: the group; all its cards, to write as its one row, or None to add
-# to that row instead; then the entries to add and the signatures it no longer holds.
-MemoChange = tuple[str, dict[str, bytes] | None, dict[str, bytes], list[str]]
+# A group's memo to store: the group; its one row, all its cards as marshal wrote them (b"":
+# none left, the group goes), or None to add to that row instead; then the entries to add and
+# the signatures it no longer holds.
+MemoChange = tuple[str, bytes | None, dict[str, bytes], list[str]]
 
 
 def _memo_cards(row: bytes) -> dict[str, bytes]:
@@ -509,8 +510,7 @@ class Cache:
                     seal = cls.seal_cards(secret, _edit_label(group, sig), _edit_body(entry), _EDIT)
                     edits.append((group, sig, entry, seal))
             elif whole:
-                blob = marshal.dumps(whole)
-                rows.append((group, blob, cls.seal_cards(secret, group, blob)))
+                rows.append((group, whole, cls.seal_cards(secret, group, whole)))
             else:
                 emptied.append((group,))
         try:

