@@ -624,6 +624,44 @@ print(" ".join(sorted(set(sys.modules) - before)))
 """
 
 
+WARMING_UP_WITH_WORK_WAITING = """
+import marshal, random, sys
+from pathlib import Path
+sys.path.insert(0, sys.argv[1])
+from synth import row
+from deckbuild import build, workers
+from deckbuild.sources import SourceFile
+
+workers.work_waiting = lambda: True
+build._warm()
+warmed = "markdown" in sys.modules
+root = Path(sys.argv[2])
+rows = []
+for n in range(8):
+    question, answer, uuid = row(n, random.Random(n)).rstrip("\\n").split(";")
+    rows.append((n + 2, "basic", {"id": uuid, "question": question, "answer": answer}, ""))
+source = SourceFile(root / "a.txt", root, "A", "A")
+settled = marshal.loads(build._settle_unit((source, rows, False)))
+assert all(not isinstance(card, str) for card in settled), settled
+plain = "markdown" in sys.modules
+bold = [(20, "basic", {"id": build._SAMPLE["id"], "question": "Q?", "answer": "A **bold** word"}, "")]
+(card,) = marshal.loads(build._settle_unit((source, bold, False)))
+print(warmed, plain, "<strong>bold</strong>" in str(card[4]))
+"""
+
+
+def test_warming_up_stops_once_work_waits_and_markdown_comes_when_a_card_needs_it(tmp_path):
+    # A rebuild's one edited card waited for Markdown's import, which it seldom needs.
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", WARMING_UP_WITH_WORK_WAITING, tests, str(tmp_path)],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
+    assert done.stdout.split() == ["False", "False", "True"]
+
+
 def test_warming_up_settles_a_valid_sample_card():
     (settled,) = marshal.loads(build._practice())
     assert not isinstance(settled, str), settled

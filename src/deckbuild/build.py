@@ -594,32 +594,42 @@ def _settle_unit(unit: Unit) -> bytes | list[Settled]:
 # card would otherwise pay for every first use on its way: importing the package module and
 # nh3, pydantic's and Markdown's first calls (milliseconds each, on the build's critical path).
 _SAMPLE = {"id": "00000000-0000-4000-8000-000000000000", "question": "Warm?", "answer": "A **card**<br>`x`"}
+_WARM_ROOT = Path(os.sep, "deckbuild-warm-up")
+_WARM_SOURCE = SourceFile(_WARM_ROOT / "warm.txt", _WARM_ROOT, "Warm", "Warm")
 
 
 def _warm() -> None:
-    """Import what validating and rendering need, and settle a sample card, before any work comes."""
-    import deckbuild.models  # noqa: F401
+    """Make ready what validating and rendering a card needs, in the order a card needs it.
+
+    Warming stops as soon as work is waiting: the work's first card pays for what is left as it
+    needs it, instead of waiting for all of it. Markdown comes late: few cards need it (a card
+    without markup is rendered without it), and a rebuild's one edited card seldom does.
+    """
+    from deckbuild.workers import work_waiting
+
+    # Validating the sample builds the basic card's validator (and runs pydantic's plugin
+    # look-up), which every card of a semicolon file needs first. Whatever goes wrong in these
+    # steps, the build's own first card meets and reports.
+    with suppress(Exception):
+        _validate_row(_WARM_SOURCE, 1, "basic", dict(_SAMPLE), "")
+    for step in (_rendering, _rendering_markdown, _practice):
+        if work_waiting():
+            return
+        with suppress(Exception):
+            step()
+
+
+def _rendering_markdown() -> None:
+    """Make Markdown ready, and compile every pattern rendering uses."""
     from deckbuild.render import _markdown, compile_patterns
 
     _markdown()
     compile_patterns()
-    _rendering()
-    # Only practice, and only while no work has come: work waiting already pays those first calls
-    # with its own first card, which the sample would only hold up. Whatever goes wrong here, the
-    # build's own first card meets and reports.
-    from deckbuild.workers import work_waiting
-
-    if not work_waiting():
-        with suppress(Exception):
-            _practice()
 
 
 def _practice() -> bytes | list[Settled]:
     """Settle the sample card as a helper settles a build's cards."""
-    root = Path(os.sep, "deckbuild-warm-up")
-    return _settle_unit(
-        (SourceFile(root / "warm.txt", root, "Warm", "Warm"), [(1, "basic", dict(_SAMPLE), "")], False)
-    )
+    return _settle_unit((_WARM_SOURCE, [(1, "basic", dict(_SAMPLE), "")], False))
 
 
 def start_helpers(jobs: int) -> Helpers:
