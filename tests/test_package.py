@@ -388,7 +388,8 @@ def _decks(draw):
             text = st.sampled_from(["", "x", "{{c1::a}}", "{{c2::b}} {{c1::a}}"])
             fields = draw(st.lists(text, min_size=len(nt.fields), max_size=len(nt.fields)))
             flag = draw(st.booleans()) if suspended is None else suspended
-            notes.append(NoteData(f"g{d}-{n}", fields, ("t",), draw(st.integers(1, 2**31)), "h", flag, nt.id))
+            tags = draw(st.sampled_from([("t",), ("a", "b::c"), ()]))
+            notes.append(NoteData(f"g{d}-{n}", fields, tags, draw(st.integers(1, 2**31)), "h", flag, nt.id))
         decks.append(DeckData(f"Deck{d}", notes))
     return decks
 
@@ -435,6 +436,31 @@ def test_each_deck_s_cards_are_genanki_s_rule_note_by_note_spans_or_rows(decks):
         if rows:
             expected.append(rows)
     assert given_rows == expected
+
+
+@given(_decks())
+def test_the_rows_of_decks_whose_notes_get_one_card_alike_are_those_the_loop_makes(decks):
+    # Such a deck's notes rows are made in C (package._one_card_each); with that turned off,
+    # the loop over its notes makes them: every row, card and field count is the same.
+    from deckbuild import package
+    from deckbuild.notetype import NOTE_TYPES
+
+    mods = {nid: 1 for nid in NOTE_TYPES if not NOTE_TYPES[nid].columns}
+    req = package.shell(decks, mods).req
+    notes, cards, widths = package._rows(decks, req, 1000, "x")
+    fast = package._one_card_each
+    package._one_card_each = lambda *args: None
+    try:
+        looped = package._rows(decks, req, 1000, "x")
+    finally:
+        package._one_card_each = fast
+    assert (notes, _spelled(notes, cards), widths) == (looped[0], _spelled(*looped[:2]), looped[2])
+    expected = [
+        (n[0], note.guid, note.notetype, note.mod, f" {' '.join(note.tags)} ", "\x1f".join(note.fields))
+        for n, note in zip(notes, (note for deck in decks for note in deck.notes), strict=True)
+    ]
+    assert [row[:6] for row in notes] == expected
+    assert [row[6] for row in notes] == [note.fields[0] for deck in decks for note in deck.notes]
 
 
 @given(_decks())
