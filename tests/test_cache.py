@@ -131,6 +131,25 @@ def test_a_package_written_after_an_edit_is_known_as_unchanged_by_the_next_build
     assert result.digests[one] == edited.digests[one]
 
 
+def test_a_package_whose_file_is_gone_is_written_again_and_known_by_the_next_build(deck_tree):
+    # A package with no file there is written without looking it up (a cold build into an empty
+    # folder), and named once it is on its way: the next build must still know it unchanged.
+    put(deck_tree, "One/cards.txt", "Question;Answer;UUID\nQ1;A1;11111111-1111-4111-8111-111111111111\n")
+    put(deck_tree, "Two/cards.txt", "Question;Answer;UUID\nQ2;A2;22222222-2222-4222-8222-222222222222\n")
+    out = deck_tree.parent / "out"
+    first = build([deck_tree], out, now=NOW)
+    one = out / "One.apkg"
+    one.unlink()
+    again = build([deck_tree], out, now=NOW + 10)
+    assert again.report.counts["unchanged"] == 1  # Two
+    assert again.digests[one] == first.digests[one]
+    stamp = one.stat().st_mtime_ns
+    edited = "Question;Answer;UUID\nQ2;A2 edited;22222222-2222-4222-8222-222222222222\n"
+    put(deck_tree, "Two/cards.txt", edited)
+    result = build([deck_tree], out, now=NOW + 20)
+    assert result.report.counts["unchanged"] == 1 and one.stat().st_mtime_ns == stamp
+
+
 def test_the_cache_lives_where_deckbuild_cache_dir_says_and_no_cache_skips_it(tree, tmp_path, monkeypatch):
     elsewhere = tmp_path / "elsewhere"
     monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(elsewhere))

@@ -963,9 +963,11 @@ class _Build:
             bare = [DeckData(deck.name, description=deck.description) for deck in decks]  # names suffice
             kept = [NOTE_TYPES[nid] for nid in sorted(notetype_mods) if NOTE_TYPES[nid].columns]
             made = helping.ask(shell, bare, notetype_mods, kept)
-        # A package with a note of a new mod was never written before: its key is worked out
-        # while it is compressed (`stage_package`), not looked up first.
-        key = None if slug in self.fresh else _package_key(decks, notetype_mods, files)
+        # A package with a note of a new mod was never written before, and one with no file there
+        # has to be written: its key is worked out while it is compressed (`stage_package`), not
+        # looked up first.
+        written = slug not in self.fresh and target.is_file()
+        key = _package_key(decks, notetype_mods, files) if written else None
         known = None if key is None else self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
         if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
             # Unchanged: an empty collection asked for is never taken (closing the helpers reads it).
