@@ -438,6 +438,52 @@ def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
         assert not Path(f"/proc/{twin}").exists() and not Path(f"/proc/{spare}").exists()
 
 
+def test_a_twin_asked_ahead_of_its_batch_takes_a_share_of_it():
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
+    assert launch.spare is not None
+    spare = launch.spare[0]
+    items = list(range(workers.TWIN_AT + 1))
+    with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
+        helpers.expect(len(items))
+        asked = len(helpers._helpers)
+        results = helpers.run(items)
+        pids = {pid for _, pid in results}
+        assert asked == 1 and len(helpers._helpers) == 2, "forked meanwhile, taken on with the batch"
+        assert [r for r, _ in results] == [x * x for x in items]
+        assert spare in pids and len(pids) == 2 and PARENT not in pids
+
+
+def test_a_twin_asked_for_a_batch_that_never_comes_is_ended_with_the_others():
+    launch.prefork("test_workers:nothing", "test_workers:nothing")
+    helpers = Helpers(1, nothing, square_with_pid, later=nothing)
+    helpers.expect(workers.TWIN_AT + 1)
+    helpers.stop()
+    ending = list(helpers._ending)
+    helpers.close()
+    assert len(ending) == 2, "the start-up helper and the twin it forked"
+    if Path("/proc/self/stat").exists():
+        assert not any(Path(f"/proc/{pid}").exists() for pid in ending), "both ended and reaped"
+    alone = Helpers(0, nothing, square_with_pid)
+    alone.expect(workers.TWIN_AT + 1)  # no start-up helper to fork one
+    assert alone._twinning is not None and alone._twinning() is None
+
+
+def test_a_build_expects_a_batch_only_of_files_the_memo_holds_nothing_of(deck_tree, tmp_path, monkeypatch):
+    # A first build's cards all go to the helpers; a rebuild's memo answers most of them.
+    from synth import write_deck
+
+    expected: list[int] = []
+    real = Helpers.expect
+    monkeypatch.setattr(Helpers, "expect", lambda self, cards: (expected.append(cards), real(self, cards))[1])
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    source = write_deck(deck_tree / "Deck" / "cards.txt", workers.TWIN_AT + 100)
+    first = build.build([deck_tree], tmp_path / "out", now=1_700_000_000, jobs=2)
+    source.write_text(source.read_text("utf-8").replace("step 3 of", "step three of"), "utf-8")
+    again = build.build([deck_tree], tmp_path / "out", now=1_700_000_100, jobs=2)
+    assert expected == [workers.TWIN_AT + 100, 0]
+    assert first.report.counts["rendered"] == workers.TWIN_AT + 100 and again.report.counts["rendered"] == 1
+
+
 def test_a_small_batch_makes_no_twin():
     launch.prefork("test_workers:nothing", "test_workers:nothing")
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:

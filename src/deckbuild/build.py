@@ -194,6 +194,10 @@ def collect(
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)
+    if helpers is not None:
+        # The cards of files the memo holds nothing of (a first build): all go to the helpers.
+        # Where it holds some, the memo stage tells first how many it cannot answer.
+        helpers.expect(sum(len(raws) for source, raws, _ in read if memo is None or not memo.holds(source)))
     progress.stage("memo")
     # Each card the memo could not answer: where it is in `found`, to settle it in place.
     pending_at: list[int] = []

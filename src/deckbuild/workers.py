@@ -193,6 +193,8 @@ class Helpers:
         self.task = task
         self._helpers: list[_Helper] = []
         self._ending: list[int] = []  # stopped, not reaped yet
+        # The twin asked for ahead of its batch (`expect`): what takes it on once it is there.
+        self._twinning: Callable[[], _Helper | None] | None = None
         if count < 1 or not hasattr(os, "fork"):
             return
         if (spare := _adopt(warm, later)) is not None:
@@ -233,14 +235,16 @@ class Helpers:
         the helpers have their first units, before anything is yielded; `idle` runs here once,
         when this process would first wait for a helper's answer (not at all if it never would).
         """
+        # A twin asked for ahead of the batch joins the helpers here (and its maker is free again).
+        asked, self._twinning = self._twinning, None
+        twin = asked() if asked is not None else None
         helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not units:
             meanwhile()
             for index, unit in enumerate(units):
                 yield index, self.task(unit)
             return
-        twin = self._twin() if cards > TWIN_AT else None
-        if twin is not None:
+        if asked is None and cards > TWIN_AT and (twin := self._twin()) is not None:
             helpers.append(twin)
         # This process starts cold, so it takes less: nothing at all for a handful of cards, and
         # nothing when a warm twin takes its share instead.
@@ -258,22 +262,39 @@ class Helpers:
         for index in streaming.lost:
             yield index, self.task(units[index])
 
+    def expect(self, cards: int) -> None:
+        """Make ready now for a batch of about this many cards that `stream` will be given later.
+
+        A batch big enough for the start-up helper's warm twin has it forked meanwhile, not
+        when the batch comes: the units then go out to both at once.
+        """
+        if cards > TWIN_AT and self._twinning is None:
+            self._twinning = self._ask_twin()
+
     def _twin(self) -> _Helper | None:
         """Have the start-up helper fork its warm twin, and take the twin on; None if it cannot."""
+        return self._ask_twin()()
+
+    def _ask_twin(self) -> Callable[[], _Helper | None]:
+        """Ask the start-up helper to fork its warm twin; return what takes the twin on (None if none)."""
         helper = next((h for h in self._helpers if h.reserve and h.alive and not h.busy), None)
         if helper is None or helper.reserve is None:
-            return None
+            return lambda: None
         reserve, helper.reserve = helper.reserve, None
         _become_subreaper()  # where there is no prctl, init reaps the twin
         self._send(helper, _twin, ())
-        pid = self._answer(helper)
-        if not isinstance(pid, int):
-            for fd in reserve:
-                os.close(fd)
-            return None
-        twin = _Helper(pid, *reserve)
-        self._helpers.append(twin)
-        return twin
+
+        def take() -> _Helper | None:
+            pid = self._answer(helper)
+            if not isinstance(pid, int):
+                for fd in reserve:
+                    os.close(fd)
+                return None
+            twin = _Helper(pid, *reserve)
+            self._helpers.append(twin)
+            return twin
+
+        return take
 
     @property
     def free(self) -> bool:
@@ -354,6 +375,9 @@ class Helpers:
 
     def stop(self) -> None:
         """Wait for submitted work, then end every helper without waiting for it to exit."""
+        asked, self._twinning = self._twinning, None
+        if asked is not None:  # a twin no batch came for: taken on, to be ended with the others
+            asked()
         helpers, self._helpers = self._helpers, []
         for helper in helpers:
             if helper.busy and helper.alive:
