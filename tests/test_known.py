@@ -315,6 +315,27 @@ def test_a_line_outside_the_suspect_lines_holds_only_cards_within_the_limits(lin
             assert n in suspect, line
 
 
+@settings(max_examples=300)
+@given(files(), st.lists(line_texts, max_size=3))
+@example(("Question;Answer;UUID\n" + "x" * MAX_FIELD_CHARS + ";a;" + IDS[0] + "\n", {}), [])
+@example(("Question;Answer;UUID\nq;" + "(" * (MAX_NESTING + 1) + ";" + IDS[0] + "\n", {}), [])
+@example(("Question;Answer;UUID\nq;a;" + IDS[0] + "\n", {}), ["q;" + "> " * (MAX_NESTING // 2 + 1) + ";u"])
+def test_a_first_build_skips_the_check_of_cards_on_lines_outside_the_suspect_ones_alike(generated, more):
+    """Cards read in full from a semicolon file: kept and reported as the check of every card has it."""
+    from deckbuild.readers import semicolon
+    from deckbuild.render import within_limits
+
+    text, _ = generated
+    lines = (text + "\n".join(f"{line};{IDS[5]}" for line in more)).split("\n")
+    if more:
+        lines.insert(len(lines) - len(more), "")  # a section of their own, under the first header
+        lines.insert(len(lines) - len(more), lines[0])
+    raws = semicolon.read("D/a.txt", lines, Report())
+    fast, full = Report(), Report()
+    assert within_limits(raws, "D/a.txt", fast, lines) == within_limits(raws, "D/a.txt", full)
+    assert (fast.problems, fast.counts) == (full.problems, full.counts)
+
+
 @given(texts, texts, texts)
 def test_the_plain_signature_is_the_signature(uuid_, question, answer):
     if "\x1d" in uuid_ + question + answer:

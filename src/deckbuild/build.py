@@ -190,7 +190,7 @@ def collect(
         report.count("read", count)
         progress.count("files")
         progress.count("read", count)
-        raws = within_limits(raws, source.display, report)
+        raws = within_limits(raws, source.display, report, lines if fmt.name == "semicolon" else None)
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)

@@ -313,15 +313,23 @@ def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> st
     return None
 
 
-def within_limits(raws: list[RawCard], path: str, report: Report) -> list[RawCard]:
+def within_limits(
+    raws: list[RawCard], path: str, report: Report, lines: list[str] | None = None
+) -> list[RawCard]:
     """Keep the cards whose every field is within the limits; report (and count) the others skipped.
 
     Checked as soon as a card is read: matching ids, computing answers (JSON) and parsing code
-    would otherwise meet the same input unbounded.
+    would otherwise meet the same input unbounded. `lines` are the file's, when each card was
+    read from the fields of the line it starts at unless that line holds a quote (a semicolon
+    file): a card of such a line outside `suspect_lines` is within the limits without a check.
     """
+    suspect = suspect_lines(lines) if lines is not None and raws else None
+    text = lines or []
     kept = []
     for raw in raws:
-        if (problem := card_problem(raw.data)) is None:
+        # The fields of a card read from one line are parts of it, as `suspect_lines` has it.
+        sure = suspect is not None and raw.line - 1 not in suspect and '"' not in text[raw.line - 1]
+        if sure or (problem := card_problem(raw.data)) is None:
             kept.append(raw)
         else:
             report.error(path, raw.line, problem)
