@@ -206,19 +206,22 @@ def collect(
         if raws:  # a file whose rows the memo all took (a rebuild) never needs the answers
             from deckbuild import answers
         recall = _Recall(source, memo) if memo is not None else None
+        # A file the memo holds nothing of (a first build) has every card looked up in vain.
+        remembered = memo is not None and memo.holds(source)
         # The cards taken over and those read in full, back in the file's order.
         at = 0
         for raw in raws:
-            upto = bisect_left(taken, raw.line, at, key=_line)
-            found += taken[at:upto]
-            at = upto
+            if taken:
+                upto = bisect_left(taken, raw.line, at, key=_line)
+                found += taken[at:upto]
+                at = upto
             answers.apply(raw, source.display, report)
             if recall is None:
                 valid = _validate(source, raw, "")
                 found.append(valid if isinstance(valid, Parsed) else (source, raw.line, valid))
                 continue
             sig = signature(raw)
-            recalled = recall(raw.line, raw.kind, raw.data, sig) if "id" in raw.data else None
+            recalled = recall(raw.line, raw.kind, raw.data, sig) if remembered and "id" in raw.data else None
             if recalled is not None:
                 found.append(recalled)
             else:
