@@ -132,7 +132,9 @@ def test_signatures_are_equal_exactly_when_the_cards_are_read_alike(one, other):
     assert signature(RawCard(1, kind, data)) == signature(RawCard(3, kind, dict(data)))
 
 
-def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monkeypatch):
+@pytest.fixture
+def memo_writes(monkeypatch) -> list[list[str]]:
+    """The groups of each memo write a build hands to a thread of its own (as with jobs=1)."""
     written: list[list[str]] = []
     real = Cache.update_memo
 
@@ -141,6 +143,11 @@ def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monk
         return real(self, changes)
 
     monkeypatch.setattr(Cache, "update_memo", recording)
+    return written
+
+
+def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, memo_writes):
+    written = memo_writes
     put(tree, "Deck/new.txt", "Question;Answer;UUID\nQ?;A.;d1111111-1111-4111-8111-111111111111\n")
     build([tree], tree.parent / "added", now=NOW + 5, jobs=1)
     source = tree / "Deck" / "003.txt"
@@ -150,16 +157,8 @@ def test_only_the_file_whose_cards_changed_has_its_memo_written_again(tree, monk
     assert written == [[group["new.txt"]], [group["003.txt"]]], "the files left as they were are not written"
 
 
-def test_a_run_stores_its_memo_once_however_often_it_is_saved(tmp_path, monkeypatch):
+def test_a_run_stores_its_memo_once_however_often_it_is_saved(tmp_path, memo_writes):
     """A build saves while it waits for a helper, and again on its way out: the second writes nothing."""
-    stored: list[list[str]] = []
-    real = Cache.update_memo
-
-    def recording(self, changes):
-        stored.append([change[0] for change in changes])
-        return real(self, changes)
-
-    monkeypatch.setattr(Cache, "update_memo", recording)
     store = Cache(tmp_path / "cache")
     memo = Memo(store)
     source = SourceFile(tmp_path / "d" / "x.txt", tmp_path / "d", "D", "D")
@@ -167,5 +166,5 @@ def test_a_run_stores_its_memo_once_however_often_it_is_saved(tmp_path, monkeypa
     memo.save()
     memo.save()
     store.close()
-    assert stored == [[Memo.group(source)]]
+    assert memo_writes == [[Memo.group(source)]]
     assert list(memo_groups(tmp_path / "cache")[Memo.group(source)]) == ["sig"]

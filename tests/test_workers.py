@@ -419,38 +419,30 @@ def test_one_core_forks_no_helper_at_start_up(monkeypatch):
     assert launch.spare is None
 
 
-def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin():
+@pytest.mark.parametrize("ahead", [False, True], ids=["asked-with-the-batch", "asked-ahead"])
+def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin(ahead):
+    # Asked for ahead (`expect`, as a first build does), the twin is forked while this process goes
+    # on, and taken on when the batch comes.
     launch.prefork("test_workers:nothing", "test_workers:nothing")
     assert launch.spare is not None
     spare = launch.spare[0]
     items = list(range(workers.TWIN_AT + 1))
     with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
+        if ahead:
+            helpers.expect(len(items))
+            assert len(helpers._helpers) == 1 and helpers._twinning is not None
         results = helpers.run(items)
         pids = [pid for _, pid in results]
         twin = next(pid for pid in pids if pid != spare)
         assert [r for r, _ in results] == [x * x for x in items]
         assert pids[0] == spare and twin != PARENT, "the twin took a share"
         assert PARENT not in pids, "this process, cold, took no share"
+        assert len(helpers._helpers) == 2 and helpers._twinning is None
         assert helpers.call(pid_and, "x")[0] in (spare, twin), "both take calls afterwards"
     # Ended and reaped, both: the twin too, though the start-up helper forked it (no zombie is
     # left for a first process that never reaps, as in a container).
     if Path("/proc/self/stat").exists():
         assert not Path(f"/proc/{twin}").exists() and not Path(f"/proc/{spare}").exists()
-
-
-def test_a_twin_asked_ahead_of_its_batch_takes_a_share_of_it():
-    launch.prefork("test_workers:nothing", "test_workers:nothing")
-    assert launch.spare is not None
-    spare = launch.spare[0]
-    items = list(range(workers.TWIN_AT + 1))
-    with Helpers(1, nothing, square_with_pid, later=nothing) as helpers:
-        helpers.expect(len(items))
-        asked = len(helpers._helpers)
-        results = helpers.run(items)
-        pids = {pid for _, pid in results}
-        assert asked == 1 and len(helpers._helpers) == 2, "forked meanwhile, taken on with the batch"
-        assert [r for r, _ in results] == [x * x for x in items]
-        assert spare in pids and len(pids) == 2 and PARENT not in pids
 
 
 def test_a_twin_asked_for_a_batch_that_never_comes_is_ended_with_the_others():
@@ -696,16 +688,18 @@ print(warmed, plain, "<strong>bold</strong>" in str(card[4]))
 """
 
 
-def test_warming_up_stops_once_work_waits_and_markdown_comes_when_a_card_needs_it(tmp_path):
-    # A rebuild's one edited card waited for Markdown's import, which it seldom needs.
+def _printed_by_a_fresh_process(script: str, tmp_path: Path) -> list[str]:
+    """Run `script` in an interpreter of its own (given the tests' folder, `tmp_path`); return its words."""
     tests = str(Path(__file__).parent)
     done = subprocess.run(
-        [sys.executable, "-c", WARMING_UP_WITH_WORK_WAITING, tests, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
+        [sys.executable, "-c", script, tests, str(tmp_path)], capture_output=True, text=True, check=True
     )
-    assert done.stdout.split() == ["False", "False", "True"]
+    return done.stdout.split()
+
+
+def test_warming_up_stops_once_work_waits_and_markdown_comes_when_a_card_needs_it(tmp_path):
+    # A rebuild's one edited card waited for Markdown's import, which it seldom needs.
+    assert _printed_by_a_fresh_process(WARMING_UP_WITH_WORK_WAITING, tmp_path) == ["False", "False", "True"]
 
 
 def test_warming_up_settles_a_valid_sample_card():
@@ -717,14 +711,7 @@ def test_warming_up_settles_a_valid_sample_card():
 def test_cards_settled_after_warming_up_import_nothing_more(tmp_path):
     # A rebuild after one edit waits for its helper's first card: every import it would still
     # need (Markdown's, nh3, the package module) is paid for while warming up instead.
-    tests = str(Path(__file__).parent)
-    done = subprocess.run(
-        [sys.executable, "-c", FIRST_CARDS_AFTER_WARMING_UP, tests, str(tmp_path)],
-        capture_output=True,
-        text=True,
-        check=True,
-    )
-    assert done.stdout.split() == []
+    assert _printed_by_a_fresh_process(FIRST_CARDS_AFTER_WARMING_UP, tmp_path) == []
 
 
 def touch_then_square(job):
