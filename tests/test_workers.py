@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import deque
 from pathlib import Path
 
 import pytest
@@ -40,6 +41,13 @@ def die_in_a_helper(items):
 
 def nothing():
     pass
+
+
+def warm_until_work_comes():
+    """Warm up as a helper does, a step at a time, until work reaches it (or a few seconds pass)."""
+    deadline = time.monotonic() + 5
+    while not workers.work_waiting() and time.monotonic() < deadline:
+        time.sleep(0.001)
 
 
 @pytest.mark.parametrize("count", [1, 2])
@@ -445,6 +453,23 @@ def test_a_big_batch_is_shared_by_the_start_up_helper_and_its_warm_twin(ahead):
         assert not Path(f"/proc/{twin}").exists() and not Path(f"/proc/{spare}").exists()
 
 
+def test_a_twin_asked_for_while_its_helper_warms_up_takes_no_call_its_helper_read_ahead():
+    # Warming up, the start-up helper reads ahead the twin's call and any call after it, and then
+    # serves them in order: the twin, forked meanwhile, must not serve those calls a second time.
+    launch.prefork("test_workers:warm_until_work_comes", "test_workers:nothing")
+    assert launch.spare is not None
+    spare = launch.spare[0]
+    with Helpers(1, warm_until_work_comes, square_with_pid, later=nothing) as helpers:
+        helpers.expect(workers.TWIN_AT + 1)
+        first = helpers._helpers[0]
+        workers._write(first.down, workers._frame((pid_and, ("early",))))
+        asked, helpers._twinning = helpers._twinning, None
+        assert asked is not None and (twin := asked()) is not None
+        assert workers._receive(first.up) == ("ok", (spare, "early"))
+        one, other = helpers.ask(pid_and, "x"), helpers.ask(pid_and, "y")
+        assert {one(), other()} == {(spare, "x"), (twin.pid, "y")}
+
+
 def test_a_twin_asked_for_a_batch_that_never_comes_is_ended_with_the_others():
     launch.prefork("test_workers:nothing", "test_workers:nothing")
     helpers = Helpers(1, nothing, square_with_pid, later=nothing)
@@ -772,16 +797,23 @@ def test_a_helper_warming_up_skips_its_sample_card_when_work_has_come_already(mo
 
     practiced: list[bool] = []
     monkeypatch.setattr(build_module, "_practice", lambda: practiced.append(True))
+    monkeypatch.setattr(workers, "_early", deque())
     assert not workers.work_waiting()  # outside a helper, nothing ever waits
     read, write = os.pipe()
     try:
         monkeypatch.setattr(workers, "_calls", read)
         build_module._warm()
         assert practiced == [True] and not workers.work_waiting()
-        os.write(write, b"a call")
+        # A first build asks for the twin ahead of its cards: that is no work to stop warming for.
+        os.write(write, workers._frame((workers._twin, ())))
+        build_module._warm()
+        assert practiced == [True, True] and not workers.work_waiting()
+        os.write(write, workers._frame((pid_and, ("x",))))
         assert workers.work_waiting()
         build_module._warm()
-        assert practiced == [True], "work was waiting: no sample card"
+        assert practiced == [True, True], "work was waiting: no sample card"
+        # Both calls read while warming up are served first, in the order they came.
+        assert [func for func, _ in workers._early] == [workers._twin, pid_and]
     finally:
         os.close(read)
         os.close(write)

@@ -63,8 +63,10 @@ class _Helper:
 # for its twin.
 _own: tuple[int, int] = (-1, -1)
 _reserve: tuple[int, int] | None = None
-# In any helper: the pipe its calls come down, while it serves them (see `work_waiting`).
+# In any helper: the pipe its calls come down, while it serves them (see `work_waiting`), and
+# the calls read from it while warming up, served first.
 _calls = -1
+_early: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
 # A batch this big gets the start-up helper's twin (an already warm copy of it), and this
 # process, which has not imported the renderers, takes no share of it.
 TWIN_AT = HEAD_START
@@ -113,6 +115,7 @@ def _twin() -> int:
         try:  # never back into the helper's loop it was copied from
             for fd in _own:
                 os.close(fd)
+            _early.clear()  # calls the helper it was copied from read ahead are that helper's
             _die_with(parent)
             # Warm already; the helper it was copied from alone prepares for later (imports genanki).
             _serve(down, up, lambda: None, lambda: None)
@@ -585,13 +588,23 @@ def _watch(parent: int) -> None:  # pragma: no cover - runs in the helper
 
 
 def work_waiting() -> bool:
-    """Tell whether a call has reached this helper and waits for it (False outside a helper)."""
+    """Tell whether work has reached this helper and waits for it (False outside a helper).
+
+    A call to fork the twin is not such work: a first build asks for it ahead of its cards, and
+    the twin is a copy of this helper as warm as it gets. Calls read here are served first.
+    """
     if _calls < 0:
         return False
+    if any(func is not _twin for func, _ in _early):
+        return True
     try:
-        return bool(select.select([_calls], [], [], 0)[0])
-    except (OSError, ValueError):
-        return False
+        while select.select([_calls], [], [], 0)[0]:
+            _early.append(_receive(_calls))
+            if _early[-1][0] is not _twin:
+                return True
+    except (OSError, ValueError, EOFError, pickle.UnpicklingError):
+        return True  # the pipe is broken: serving finds out at once, warming further is for nothing
+    return False
 
 
 def _serve(
@@ -612,7 +625,7 @@ def _serve(
             gc.enable()
         answered = False
         while True:
-            func, args = _receive(down)
+            func, args = _early.popleft() if _early else _receive(down)
             if func is not _prepare:
                 try:
                     reply: tuple[str, Any] = ("ok", func(*args))
