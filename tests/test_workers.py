@@ -137,6 +137,27 @@ def test_idle_work_runs_once_while_this_process_waits_for_its_helpers(monkeypatc
     assert seen == ["idle", (0, [2]), (1, [1]), (2, [3])]
 
 
+def warm_slowly():
+    time.sleep(0.3)
+
+
+def test_idle_work_runs_once_while_this_process_waits_for_a_twin_asked_ahead():
+    # A first build's stream begins by taking on the twin it asked for, which waits for the
+    # start-up helper to warm up: the idle work is done in that wait, once.
+    launch.prefork("test_workers:warm_slowly", "test_workers:nothing")
+    seen: list[object] = []
+    items = list(range(workers.TWIN_AT + 1))
+    units = [items[i : i + workers.UNIT] for i in range(0, len(items), workers.UNIT)]
+    with Helpers(1, warm_slowly, square_with_pid, later=nothing) as helpers:
+        helpers.expect(len(items))
+        idle = lambda: seen.append(f"idle with {len(helpers._helpers)}")  # noqa: E731
+        for index, _ in helpers.stream(units, len(items), idle=idle):
+            seen.append(index)
+        assert len(helpers._helpers) == 2, "the twin was taken on"
+    assert seen[0] == "idle with 1", "while the twin was not there yet"
+    assert sorted(seen[1:]) == list(range(len(units))), "once, and the answers all there"
+
+
 def test_a_stream_left_midway_is_closed_without_waiting_for_its_helpers(monkeypatch):
     import threading
 

@@ -197,7 +197,7 @@ class Helpers:
         self._helpers: list[_Helper] = []
         self._ending: list[int] = []  # stopped, not reaped yet
         # The twin asked for ahead of its batch (`expect`): what takes it on once it is there.
-        self._twinning: Callable[[], _Helper | None] | None = None
+        self._twinning: Callable[..., _Helper | None] | None = None
         if count < 1 or not hasattr(os, "fork"):
             return
         if (spare := _adopt(warm, later)) is not None:
@@ -238,9 +238,20 @@ class Helpers:
         the helpers have their first units, before anything is yielded; `idle` runs here once,
         when this process would first wait for a helper's answer (not at all if it never would).
         """
-        # A twin asked for ahead of the batch joins the helpers here (and its maker is free again).
+        # A twin asked for ahead of the batch joins the helpers here (and its maker is free again);
+        # while it is not there yet, the idle work is done.
         asked, self._twinning = self._twinning, None
-        twin = asked() if asked is not None else None
+        twin = None
+        if asked is not None:
+            idled: list[bool] = []
+
+            def wait() -> None:
+                if idle is not None:
+                    idled.append(True)
+                    idle()
+
+            twin = asked(wait)
+            idle = None if idled else idle
         helpers = [h for h in self._helpers if h.alive and not h.busy]
         if not helpers or not units:
             meanwhile()
@@ -278,16 +289,21 @@ class Helpers:
         """Have the start-up helper fork its warm twin, and take the twin on; None if it cannot."""
         return self._ask_twin()()
 
-    def _ask_twin(self) -> Callable[[], _Helper | None]:
-        """Ask the start-up helper to fork its warm twin; return what takes the twin on (None if none)."""
+    def _ask_twin(self) -> Callable[..., _Helper | None]:
+        """Ask the start-up helper to fork its warm twin; return what takes the twin on (None if none).
+
+        That takes a function to run first when the twin is not there yet (this process would wait).
+        """
         helper = next((h for h in self._helpers if h.reserve and h.alive and not h.busy), None)
         if helper is None or helper.reserve is None:
-            return lambda: None
+            return lambda meanwhile=None: None
         reserve, helper.reserve = helper.reserve, None
         _become_subreaper()  # where there is no prctl, init reaps the twin
         self._send(helper, _twin, ())
 
-        def take() -> _Helper | None:
+        def take(meanwhile: Callable[[], None] | None = None) -> _Helper | None:
+            if meanwhile is not None and not _ready(helper.up):
+                meanwhile()
             pid = self._answer(helper)
             if not isinstance(pid, int):
                 for fd in reserve:
@@ -585,6 +601,14 @@ def _watch(parent: int) -> None:  # pragma: no cover - runs in the helper
     while os.getppid() == parent:
         time.sleep(WATCH_SECONDS)
     os._exit(0)
+
+
+def _ready(fd: int) -> bool:
+    """Tell whether a pipe has something to read now."""
+    try:
+        return bool(select.select([fd], [], [], 0)[0])
+    except (OSError, ValueError):
+        return True  # reading finds out what is wrong at once
 
 
 def work_waiting() -> bool:
