@@ -272,6 +272,7 @@ _entries = st.one_of(
 
 @settings(max_examples=400)
 @given(st.lists(_entries, max_size=6))
+@example([_KnowsAll.entry])  # plain: the shortcut's own case
 def test_settling_an_entry_gives_what_the_full_decoder_gives_for_any_bytes(stored):
     """The plain-entry shortcut in `_Known.settle`: the same rendering, extras and images, or a miss."""
     recall = object.__new__(build_module._Recall)
