@@ -345,6 +345,34 @@ def test_the_plain_signature_is_the_signature(uuid_, question, answer):
     assert plain == signature_of("basic", {"id": uuid_, "question": question, "answer": answer})
 
 
+REBUILT_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from deckbuild.build import build
+build([Path(sys.argv[1])], Path(sys.argv[2]), now=1_750_000_100, jobs=1)
+print("deckbuild.answers" in sys.modules, "deckbuild.calc" in sys.modules)
+"""
+
+
+def test_a_rebuild_that_reads_no_row_in_full_never_imports_the_answers(deck_tree, own_cache):
+    # A card removed: every other row is taken from the memo as it was read, and nothing is
+    # left for the answers module (and the calculator) to look at.
+    import subprocess
+    import sys
+
+    from synth import write_deck
+
+    path = write_deck(deck_tree / "D" / "cards.txt", 20)  # rows the plain path takes, all of them
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    text = path.read_text("utf-8").rstrip("\n")
+    path.write_text(text[: text.rindex("\n")] + "\n", "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", REBUILT_IN_A_FRESH_PROCESS, str(deck_tree), str(deck_tree.parent / "out")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["False", "False"]
+
+
 def test_an_edited_card_still_reaches_the_package_and_the_rest_come_from_the_memo(deck_tree, own_cache):
     path = put(deck_tree, "D/003.txt", seed("003"))
     build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)

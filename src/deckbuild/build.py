@@ -441,13 +441,14 @@ class _Known:
 
     def __call__(self, columns: Any) -> Callable[[int, str, list[str]], bool] | None:
         """Return what takes over the rows of a section with these columns; None when nothing can."""
-        from deckbuild.answers import leaves_alone
-        from deckbuild.render import card_problem
-
         if not self.recall.memo.holds(self.recall.source):
             return None  # the memo holds none of this file's cards (a first build, an upgrade)
         if columns.plain is not None:
             return self._plain(*columns.plain)
+        # Only here: a rebuild whose every row the plain path takes never imports the answers.
+        from deckbuild.answers import leaves_alone
+        from deckbuild.render import card_problem
+
         return partial(self._row, columns, card_problem, leaves_alone)
 
     def _row(
