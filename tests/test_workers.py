@@ -483,6 +483,8 @@ def test_a_twin_asked_for_while_its_helper_warms_up_takes_no_call_its_helper_rea
     with Helpers(1, warm_until_work_comes, square_with_pid, later=nothing) as helpers:
         helpers.expect(workers.TWIN_AT + 1)
         first = helpers._helpers[0]
+        assert first.sender is not None
+        first.sender.join()  # the twin's call is written whole: this one comes after it
         workers._write(first.down, workers._frame((pid_and, ("early",))))
         asked, helpers._twinning = helpers._twinning, None
         assert asked is not None and (twin := asked()) is not None
