@@ -177,12 +177,16 @@ def collect(
             continue
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
         reader = importlib.import_module(fmt.module)
+        # A semicolon file's suspect lines (render.suspect_lines), once the memo's takeover or the
+        # limits ask for them.
+        suspect: set[int] | None = None
         if remembers and fmt.name == "semicolon":
             assert memo is not None
             take = _Known(_Recall(source, memo), locks[source.root], lines)
             raws = reader.read(source.display, lines, report, take)
             known.append(take.found)
             takers.append(take)
+            suspect = take.suspect
         else:
             raws = reader.read(source.display, lines, report)
             known.append([])
@@ -190,7 +194,8 @@ def collect(
         report.count("read", count)
         progress.count("files")
         progress.count("read", count)
-        raws = within_limits(raws, source.display, report, lines if fmt.name == "semicolon" else None)
+        semicolon = fmt.name == "semicolon"
+        raws = within_limits(raws, source.display, report, lines if semicolon else None, suspect)
         read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(read, locks, report)

@@ -314,16 +314,24 @@ def field_problem(text: str, scanned: str = _SCANNED, name: str = "field") -> st
 
 
 def within_limits(
-    raws: list[RawCard], path: str, report: Report, lines: list[str] | None = None
+    raws: list[RawCard],
+    path: str,
+    report: Report,
+    lines: list[str] | None = None,
+    suspect: set[int] | None = None,
 ) -> list[RawCard]:
     """Keep the cards whose every field is within the limits; report (and count) the others skipped.
 
     Checked as soon as a card is read: matching ids, computing answers (JSON) and parsing code
     would otherwise meet the same input unbounded. `lines` are the file's, when each card was
     read from the fields of the line it starts at unless that line holds a quote (a semicolon
-    file): a card of such a line outside `suspect_lines` is within the limits without a check.
+    file): a card of such a line outside `suspect_lines` (worked out here unless `suspect`
+    gives them) is within the limits without a check.
     """
-    suspect = suspect_lines(lines) if lines is not None and raws else None
+    if lines is None or not raws:
+        suspect = None
+    elif suspect is None:
+        suspect = suspect_lines(lines)
     text = lines or []
     kept = []
     for raw in raws:
