@@ -493,6 +493,33 @@ def test_a_twin_asked_for_while_its_helper_warms_up_takes_no_call_its_helper_rea
         assert {one(), other()} == {(spare, "x"), (twin.pid, "y")}
 
 
+UNREADABLE_CALL_WHILE_WARMING_UP = """
+import os, sys
+sys.path.insert(0, sys.argv[1])
+from deckbuild import launch, workers
+from test_workers import nothing, square_with_pid, warm_until_work_comes
+launch.prefork("test_workers:warm_until_work_comes", "test_workers:nothing")
+helpers = workers.Helpers(1, warm_until_work_comes, square_with_pid, later=nothing)
+first = helpers._helpers[0]
+workers._write(first.down, (7).to_bytes(workers._SIZE, "big") + b"garbage")  # no pickle
+results = helpers.run(list(range(10)))
+assert [r for r, _ in results] == [x * x for x in range(10)], results
+print({pid for _, pid in results} == {os.getpid()})
+helpers.close()
+"""
+
+
+def test_a_call_a_warming_helper_cannot_read_ends_it_and_the_work_is_done_here():
+    # Read ahead while warming up, it must end the helper as reading it in the serving loop
+    # does: the process that sent it then never waits for an answer that cannot come.
+    tests = str(Path(__file__).parent)
+    done = subprocess.run(
+        [sys.executable, "-c", UNREADABLE_CALL_WHILE_WARMING_UP, tests],
+        capture_output=True, text=True, check=True, timeout=60,
+    )  # fmt: skip
+    assert done.stdout.split() == ["True"]
+
+
 def test_a_twin_asked_for_a_batch_that_never_comes_is_ended_with_the_others():
     launch.prefork("test_workers:nothing", "test_workers:nothing")
     helpers = Helpers(1, nothing, square_with_pid, later=nothing)

@@ -193,7 +193,7 @@ class Memo:
             else:
                 whole = {sig: entry for sig, entry in loaded.items() if sig in used}
                 whole.update(new)
-                # Encoded here, in a third of the time pickling the entries to a helper takes.
+                # Encoded here: the helper given it only seals and stores it.
                 changes.append((group, marshal.dumps(whole) if whole else b"", {}, []))
         self._new.clear()
         if not changes or self.store.path is None or self.store.db is None:

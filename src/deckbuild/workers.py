@@ -621,13 +621,12 @@ def work_waiting() -> bool:
         return False
     if any(func is not _twin for func, _ in _early):
         return True
-    try:
-        while select.select([_calls], [], [], 0)[0]:
-            _early.append(_receive(_calls))
-            if _early[-1][0] is not _twin:
-                return True
-    except (OSError, ValueError, EOFError, pickle.UnpicklingError):
-        return True  # the pipe is broken: serving finds out at once, warming further is for nothing
+    while _ready(_calls):
+        # A pipe or a call that cannot be read ends the helper here, as serving it would: the
+        # process that sent it then does that work itself, never waits for an answer.
+        _early.append(_receive(_calls))
+        if _early[-1][0] is not _twin:
+            return True
     return False
 
 
