@@ -614,8 +614,9 @@ _WARM_SOURCE = SourceFile(_WARM_ROOT / "warm.txt", _WARM_ROOT, "Warm", "Warm")
 def _warm() -> None:
     """Make ready what validating and rendering a card needs, in the order a card needs it.
 
-    Warming stops as soon as work is waiting: the work's first card pays for what is left as it
-    needs it, instead of waiting for all of it. Markdown comes late: few cards need it (a card
+    Warming stops as soon as work is waiting (a request to fork the twin is not work: see
+    `workers.work_waiting`): the work's first card pays for what is left as it needs it, instead
+    of waiting for all of it. Markdown comes late: few cards need it (a card
     without markup is rendered without it), and a rebuild's one edited card seldom does.
     """
     from deckbuild.workers import work_waiting
