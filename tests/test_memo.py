@@ -168,3 +168,32 @@ def test_a_run_stores_its_memo_once_however_often_it_is_saved(tmp_path, memo_wri
     store.close()
     assert memo_writes == [[Memo.group(source)]]
     assert list(memo_groups(tmp_path / "cache")[Memo.group(source)]) == ["sig"]
+
+
+def test_the_memo_is_stored_while_a_helper_makes_the_empty_collection_else_beside_the_package(
+    deck_tree, monkeypatch
+):
+    """A cold build waits for a helper to make the empty collection: the memo goes out then."""
+    from deckbuild import build as build_module
+
+    order: list[str] = []
+    real_save, real_start = Memo.save, build_module._Build.start
+
+    def save(self, helping=None):
+        order.append("save")
+        return real_save(self, helping)
+
+    def start(self, plan):
+        order.append("package")
+        return real_start(self, plan)
+
+    monkeypatch.setattr(Memo, "save", save)
+    monkeypatch.setattr(build_module._Build, "start", start)
+    row = "Q1;A1;11111111-1111-4111-8111-111111111111"
+    source = put(deck_tree, "Deck/a.txt", f"Question;Answer;UUID\n{row}\n")
+    build([deck_tree], deck_tree.parent / "out", now=NOW, jobs=2)
+    assert order[:2] == ["save", "package"], "no empty collection in the cache yet"
+    order.clear()
+    source.write_text(source.read_text("utf-8").replace("A1", "A1 edited"), "utf-8")
+    build([deck_tree], deck_tree.parent / "out", now=NOW + 10, jobs=2)
+    assert order[:2] == ["package", "save"], "the empty collection comes from the cache"
