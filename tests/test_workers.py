@@ -535,6 +535,82 @@ def test_a_twin_asked_for_a_batch_that_never_comes_is_ended_with_the_others():
     assert alone._twinning is not None and alone._twinning() is None
 
 
+def warm_until_told_few(marker):
+    """Warm up until told that only a few cards will come (or a few seconds pass); say which."""
+
+    def warm():
+        deadline = time.monotonic() + 5
+        while not workers.few_expected() and time.monotonic() < deadline:
+            time.sleep(0.001)
+        Path(marker).write_text(str(workers.few_expected()))
+
+    return warm
+
+
+def test_a_helper_warming_up_is_told_that_only_a_few_cards_will_come(tmp_path):
+    marker = tmp_path / "few"
+    with Helpers(1, warm_until_told_few(marker), square_with_pid) as helpers:
+        helpers.expect_few()
+        helpers.expect_few()  # said once
+        # No answer comes for it, and it is no call: the next call's answer is its own.
+        assert [r for r, _ in helpers.call(square_with_pid, [3])] == [9]
+        assert helpers.call(workers.few_expected) is True
+        streamed = sorted((i, [r for r, _ in unit]) for i, unit in helpers.stream([[2], [4]], 2))
+        assert streamed == [(0, [4]), (1, [16])]
+    assert marker.read_text() == "True"
+    assert workers.few_expected() is False  # outside a helper
+    # A helper done warming up takes no notice of it.
+    with Helpers(1, nothing, square_with_pid) as helpers:
+        assert [r for r, _ in helpers.call(square_with_pid, [2])] == [4]
+        helpers.expect_few()
+        assert [r for r, _ in helpers.call(square_with_pid, [5])] == [25]
+
+
+def test_a_helper_told_that_a_few_cards_will_come_warms_up_what_any_card_needs_and_stops(monkeypatch):
+    # Markdown's import (15-25 ms) came before a rebuild's edited card, which seldom needs it.
+    from deckbuild import build as build_module
+
+    steps: list[str] = []
+    monkeypatch.setattr(build_module, "_validate_row", lambda *args: steps.append("validate"))
+    for name in ("_rendering", "_rendering_markdown", "_practice"):
+        monkeypatch.setattr(build_module, name, lambda name=name: steps.append(name))
+    monkeypatch.setattr(workers, "_early", deque())
+    monkeypatch.setattr(workers, "_few", False)
+    read, write = os.pipe()
+    try:
+        monkeypatch.setattr(workers, "_calls", read)
+        build_module._warm()
+        assert steps == ["validate", "_rendering", "_rendering_markdown", "_practice"]
+        steps.clear()
+        os.write(write, workers._frame((workers._few_coming, ())))
+        build_module._warm()
+        assert steps == ["validate", "_rendering"]
+        # The word is no call to serve, and no work that would stop warming up.
+        assert not workers._early and not workers.work_waiting() and workers.few_expected()
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_only_a_rebuild_tells_its_helpers_that_few_cards_will_come(deck_tree, tmp_path, monkeypatch):
+    from synth import write_deck
+
+    told: list[int] = []
+    real = Helpers.expect_few
+    monkeypatch.setattr(Helpers, "expect_few", lambda self: (told.append(len(told)), real(self))[1])
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    source = write_deck(deck_tree / "Deck" / "cards.txt", 40)
+    build.build([deck_tree], tmp_path / "out", now=1_700_000_000, jobs=2)
+    assert told == []
+    source.write_text(source.read_text("utf-8").replace("step 3 of", "step three of"), "utf-8")
+    again = build.build([deck_tree], tmp_path / "out", now=1_700_000_100, jobs=2)
+    assert told and again.report.counts["rendered"] == 1
+    # Without a cache there is no memo to hold anything: nothing is said.
+    told.clear()
+    build.build([deck_tree], tmp_path / "out2", now=1_700_000_200, jobs=2, use_cache=False)
+    assert told == []
+
+
 def test_a_build_expects_a_batch_only_of_files_the_memo_holds_nothing_of(deck_tree, tmp_path, monkeypatch):
     # A first build's cards all go to the helpers; a rebuild's memo answers most of them.
     from synth import write_deck

@@ -175,6 +175,9 @@ def collect(
                 "fix the file or move it out of the deck folder",
             )
             continue
+        if remembers and helpers is not None and memo is not None and memo.holds(source):
+            # A rebuild: said before its helper warms up what its few changed cards seldom need.
+            helpers.expect_few()
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
         reader = importlib.import_module(fmt.module)
         # A semicolon file's suspect lines (render.suspect_lines), once the memo's takeover or the
@@ -617,9 +620,10 @@ def _warm() -> None:
     Warming stops as soon as work is waiting (a request to fork the twin is not work: see
     `workers.work_waiting`): the work's first card pays for what is left as it needs it, instead
     of waiting for all of it. Markdown comes late: few cards need it (a card
-    without markup is rendered without it), and a rebuild's one edited card seldom does.
+    without markup is rendered without it), and a rebuild's one edited card seldom does: told
+    that a rebuild's few cards will come (`workers.few_expected`), warming stops before it.
     """
-    from deckbuild.workers import work_waiting
+    from deckbuild.workers import few_expected, work_waiting
 
     # Validating the sample builds the basic card's validator (and runs pydantic's plugin
     # look-up), which every card of a semicolon file needs first. Whatever goes wrong in these
@@ -627,7 +631,9 @@ def _warm() -> None:
     with suppress(Exception):
         _validate_row(_WARM_SOURCE, 1, "basic", dict(_SAMPLE), "")
     for step in (_rendering, _rendering_markdown, _practice):
-        if work_waiting():
+        # Told that a rebuild's few cards will come, the helper stops before Markdown: importing
+        # it takes 15-25 ms, which an edited card that arrives meanwhile waits for in vain.
+        if work_waiting() or (step is not _rendering and few_expected()):
             return
         with suppress(Exception):
             step()

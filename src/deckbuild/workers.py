@@ -67,6 +67,8 @@ _reserve: tuple[int, int] | None = None
 # the calls read from it while warming up, served first.
 _calls = -1
 _early: deque[tuple[Callable[..., Any], tuple[Any, ...]]] = deque()
+# In any helper: told that only a few cards will come (`Helpers.expect_few`).
+_few = False
 # A batch this big gets the start-up helper's twin (an already warm copy of it), and this
 # process, which has not imported the renderers, takes no share of it.
 TWIN_AT = HEAD_START
@@ -198,6 +200,7 @@ class Helpers:
         self._ending: list[int] = []  # stopped, not reaped yet
         # The twin asked for ahead of its batch (`expect`): what takes it on once it is there.
         self._twinning: Callable[..., _Helper | None] | None = None
+        self._few_told = False
         if count < 1 or not hasattr(os, "fork"):
             return
         if (spare := _adopt(warm, later)) is not None:
@@ -284,6 +287,20 @@ class Helpers:
         """
         if cards > TWIN_AT and self._twinning is None:
             self._twinning = self._ask_twin()
+
+    def expect_few(self) -> None:
+        """Tell the helpers that only a few cards will come (a rebuild): see `few_expected`.
+
+        Said once, ahead of the cards, and answered by no word: a helper done warming up
+        takes no notice of it.
+        """
+        if self._few_told:
+            return
+        self._few_told = True
+        for helper in self._helpers:
+            if helper.alive and not helper.busy:
+                with contextlib.suppress(OSError):  # a few bytes into an empty pipe never block
+                    _write(helper.down, _frame((_few_coming, ())))
 
     def _twin(self) -> _Helper | None:
         """Have the start-up helper fork its warm twin, and take the twin on; None if it cannot."""
@@ -424,6 +441,10 @@ def _unit(task: Callable[[Any], Any], unit: Any) -> Any:
 
 def _prepare() -> None:  # pragma: no cover - never called: it tells a helper the stream is over
     """Stand for the word that tells a helper to prepare for later; it sends no answer."""
+
+
+def _few_coming() -> None:  # pragma: no cover - never called: a helper reads it as a flag
+    """Stand for the word that tells a helper only a few cards will come; it sends no answer."""
 
 
 class _Stream:
@@ -617,6 +638,7 @@ def work_waiting() -> bool:
     A call to fork the twin is not such work: a first build asks for it ahead of its cards, and
     the twin is a copy of this helper as warm as it gets. Calls read here are served first.
     """
+    global _few
     if _calls < 0:
         return False
     if any(func is not _twin for func, _ in _early):
@@ -624,10 +646,24 @@ def work_waiting() -> bool:
     while _ready(_calls):
         # A pipe or a call that cannot be read ends the helper here, as serving it would: the
         # process that sent it then does that work itself, never waits for an answer.
-        _early.append(_receive(_calls))
-        if _early[-1][0] is not _twin:
+        call = _receive(_calls)
+        if call[0] is _few_coming:
+            _few = True
+            continue
+        _early.append(call)
+        if call[0] is not _twin:
             return True
     return False
+
+
+def few_expected() -> bool:
+    """Tell whether this helper was told that only a few cards will come (False outside a helper).
+
+    A rebuild says so as soon as it finds the memo holds its files: warming up need not go on to
+    what most cards need but a rebuild's few edited ones seldom do (Markdown, say).
+    """
+    work_waiting()  # reads that word, if it came meanwhile
+    return _few
 
 
 def _serve(
@@ -649,6 +685,8 @@ def _serve(
         answered = False
         while True:
             func, args = _early.popleft() if _early else _receive(down)
+            if func is _few_coming:
+                continue  # said for warming up, which is over
             if func is not _prepare:
                 try:
                     reply: tuple[str, Any] = ("ok", func(*args))
