@@ -34,7 +34,7 @@ from deckbuild.atomic import (
     recover,
     stage,
 )
-from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report
+from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report, field_fault
 from deckbuild.lock import Entry, Lock
 from deckbuild.memo import Memo, Rendered, current_media, signature, signature_of, unpack
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
@@ -545,10 +545,10 @@ def _validating() -> tuple[ModuleType, ModuleType]:
 
 
 @lru_cache(maxsize=1)
-def _rendering() -> tuple[ModuleType, ModuleType]:
-    from deckbuild import package, render
+def _rendering() -> ModuleType:
+    from deckbuild import render
 
-    return render, package
+    return render
 
 
 # Cards given to a helper at a time: one file's, its cards as marshal packs them (a pickled
@@ -749,7 +749,7 @@ def render_card(
 
     `folder` is the one its source file is in, when the caller knows it already.
     """
-    render = _rendering()[0]
+    render = _rendering()
     card, source = parsed.model, parsed.source
     where = render.Where(
         source.display,
@@ -765,12 +765,11 @@ def render_card(
 
 def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
-    package = _rendering()[1]
     report = Report()
     media: dict[str, Path] = {}
     missing: list[Path] = []
     fields = render_card(parsed, report, media, missing, folder)
-    if fault := package.field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
+    if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
             parsed.source.display,

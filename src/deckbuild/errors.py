@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from enum import StrEnum
 
@@ -21,6 +22,25 @@ _PATTERNS = {
 # ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
 # without a blank is kept, as the learners' notes are matched by it byte for byte.
 ANKI_GUID = r"[!-~]{1,100}"
+
+
+# The C0 controls and DEL that Anki drops from a note's fields, tags and deck names without a word.
+DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
+
+
+def field_fault(fields: Sequence[str], names: Sequence[str]) -> str | None:
+    """Name a character Anki cannot keep in a note's fields, if any (in C when there is none)."""
+    try:
+        data = "\n".join(fields).encode("utf-8")
+        if len(data.translate(None, DROPPED + b"\x1f")) == len(data):
+            return None
+    except UnicodeEncodeError:
+        pass
+    unsafe = __getattr__("UNSAFE_RE")
+    for name, text in zip(names, fields, strict=False):
+        if found := unsafe.search(text):
+            return f"the field {name} holds {unsafe_character(found.group())}"
+    return None
 
 
 def unsafe_character(char: str) -> str:

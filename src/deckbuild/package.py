@@ -21,8 +21,7 @@ from typing import TYPE_CHECKING, Any, NamedTuple
 from isal import isal_zlib
 
 from deckbuild.atomic import discard, stage
-from deckbuild.errors import UNSAFE_NAME_RE, UNSAFE_RE, DeckbuildError, printable, unsafe_character
-from deckbuild.notetype import FIELDS as BASIC_FIELDS
+from deckbuild.errors import DROPPED, UNSAFE_NAME_RE, DeckbuildError, field_fault, printable, unsafe_character
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES, NoteType, deck_id
 
 # zipfile and tempfile (shutil, bz2, lzma, random) cost a build 6 ms to import: a package is
@@ -39,7 +38,6 @@ ZIP_EPOCH = (1980, 1, 1, 0, 0, 0)
 # How many refused notes a message names, and how many rows the gate checks at a time.
 _SHOWN = 10
 _CHUNK = 1000
-_DROPPED = bytes([*range(0x09), 0x0B, 0x0C, *range(0x0E, 0x1F), 0x7F])
 # The rows genanki writes: what every note and card has alike is written here, not bound per row
 # (a note: usn -1, no checksum, flags or data; a card: usn -1, new, never due or reviewed).
 NOTES_SQL = "INSERT INTO notes VALUES(?,?,?,?,-1,?,?,?,0,0,'')"
@@ -628,7 +626,7 @@ def _clean(notes: list[tuple[Any, ...]], widths: list[int], tags: list[str]) -> 
 
 def _kept(data: bytes) -> bool:
     """Tell whether UTF-8 text holds none of the control characters Anki drops."""
-    return len(data.translate(None, _DROPPED)) == len(data)
+    return len(data.translate(None, DROPPED)) == len(data)
 
 
 def _refused(decks: Sequence[DeckData], name: str) -> PackageRefused:
@@ -655,20 +653,6 @@ def _deck_fault(name: str) -> str | None:
         return f"the name holds {unsafe_character(found.group())}"
     if any(not part.strip() for part in name.split("::")):
         return "the name has an empty part"
-    return None
-
-
-def field_fault(fields: Sequence[str], names: Sequence[str] = BASIC_FIELDS) -> str | None:
-    """Name a character Anki cannot keep in a note's fields, if any (in C when there is none)."""
-    try:
-        data = "\n".join(fields).encode("utf-8")
-        if len(data.translate(None, _DROPPED + b"\x1f")) == len(data):
-            return None
-    except UnicodeEncodeError:
-        pass
-    for name, text in zip(names, fields, strict=False):
-        if found := UNSAFE_RE.search(text):
-            return f"the field {name} holds {unsafe_character(found.group())}"
     return None
 
 
