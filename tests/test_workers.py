@@ -260,6 +260,21 @@ def test_a_helper_prepares_for_later_once_it_has_answered_and_nothing_waits(tmp_
         assert marker.read_text() == str(pid)
 
 
+def test_a_helper_told_that_few_cards_will_come_never_prepares_for_later(tmp_path):
+    # A rebuild's helper imported genanki after its one card, on a core the build was using.
+    marker = tmp_path / "later"
+
+    def later():
+        marker.write_text("prepared")
+
+    with Helpers(1, nothing, square_with_pid, later=later) as helpers:
+        helpers.expect_few()
+        assert [r for r, _ in helpers.run([1])] == [1]
+        # The helper prepares before it reads its next call: answered, this one shows whether it did.
+        assert [r for r, _ in helpers.call(square_with_pid, [2])] == [4]
+        assert not marker.exists()
+
+
 def with_gate_open(items):
     return [(x, Path(os.environ[GATE]).exists()) for x in items]
 

@@ -4,9 +4,9 @@ Helpers are forked before the sources are read, and import pydantic, Markdown an
 another core while this process reads and looks up cards: a rebuild after one edit pays for
 none of those imports itself, and a cold build renders on every core. Cards reach them in
 units, a few at a time, the next as each is answered (`Helpers.stream`). Once a helper has
-answered a call, or has no unit left, it prepares for what comes later (`later`), and takes
-calls until it is closed. Where fork is missing, or a helper dies, the work is done in this
-process instead.
+answered a call, or has no unit left, it prepares for what comes later (`later`) unless told
+that only a few cards will come, and takes calls until it is closed. Where fork is missing, or
+a helper dies, the work is done in this process instead.
 """
 
 from __future__ import annotations
@@ -291,8 +291,10 @@ class Helpers:
     def expect_few(self) -> None:
         """Tell the helpers that only a few cards will come (a rebuild): see `few_expected`.
 
-        Said once, ahead of the cards, and answered by no word: a helper done warming up
-        takes no notice of it.
+        Said once, ahead of the cards, and answered by no word. A helper so told neither warms
+        up what few cards need nor prepares for later (`later`): a rebuild's empty collection
+        is almost always in the cache, and genanki's import would only take a core from this
+        process meanwhile.
         """
         if self._few_told:
             return
@@ -669,7 +671,7 @@ def few_expected() -> bool:
 def _serve(
     down: int, up: int, warm: Callable[[], None], later: Callable[[], None]
 ) -> None:  # pragma: no cover
-    global _calls
+    global _calls, _few
     _calls = down
     try:
         # Importing makes objects by the hundred thousand and next to no garbage: the cycle
@@ -686,17 +688,21 @@ def _serve(
         while True:
             func, args = _early.popleft() if _early else _receive(down)
             if func is _few_coming:
-                continue  # said for warming up, which is over
+                _few = True
+                continue
             if func is not _prepare:
                 try:
                     reply: tuple[str, Any] = ("ok", func(*args))
                 except Exception as exc:
                     reply = ("failed", repr(exc))
                 _send(up, reply)
-            # Once it has answered a call, or a stream of units is over (the next would wait).
+            # Once it has answered a call, or a stream of units is over (the next would wait);
+            # never for a few cards (a rebuild), which seldom need it and would only share a core
+            # with the process that waits for them.
             if not answered and func is not _twin and func is not _unit:
                 answered = True
-                later()
+                if not _few:
+                    later()
     except BaseException:
         pass
     finally:
