@@ -4,7 +4,7 @@
 
 First the math scanner alone (`extract`, no limits applied), at sizes far past the field
 limit: its ratios must stay near 2. Then, for each token, it renders fields of n, 2n, 4n, …
-copies up to the largest field the limits accept (`deckbuild.render.field_problem`), and one
+copies up to the largest field the limits accept (`deckbuild.limits.field_problem`), and one
 size beyond, which must be refused. It prints each time and its ratio to the size before:
 about 2 is linear, about 4 quadratic. Whatever is quadratic must stay cheap at the limit: the
 last column, the time of the largest accepted field, is the most one field can cost, so a
@@ -18,7 +18,8 @@ import argparse
 import time
 
 from deckbuild.errors import Report
-from deckbuild.render import MAX_FIELD_CHARS, Where, extract, field_problem, render_text
+from deckbuild.limits import MAX_FIELD_CHARS, field_problem
+from deckbuild.render import Where, extract, render_text
 
 TOKENS = [
     "\\(", "\\[", "\\\\[", "$", "$$", "$a ", "`", "``", "``a`", "```\n", "~~~\na\n", "a\n```x\n",

@@ -25,10 +25,10 @@ from deckbuild import build as build_module
 from deckbuild import cache
 from deckbuild.build import build, collect
 from deckbuild.errors import Report
+from deckbuild.limits import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits, suspect_lines
 from deckbuild.lock import LOCK_FORMAT
 from deckbuild.memo import Memo, signature_of
 from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES
-from deckbuild.render import MAX_FIELD_CHARS, MAX_NESTING, card_problem, joined_within_limits, suspect_lines
 from memohelp import memo_groups
 
 # As UUIDs mostly are: a letter among their first digits (33 digits or dashes in a row start a
@@ -323,8 +323,8 @@ def test_a_line_outside_the_suspect_lines_holds_only_cards_within_the_limits(lin
 @example(("Question;Answer;UUID\nq;a;" + IDS[0] + "\n", {}), ["q;" + "> " * (MAX_NESTING // 2 + 1) + ";u"])
 def test_a_first_build_skips_the_check_of_cards_on_lines_outside_the_suspect_ones_alike(generated, more):
     """Cards read in full from a semicolon file: kept and reported as the check of every card has it."""
+    from deckbuild.limits import within_limits
     from deckbuild.readers import semicolon
-    from deckbuild.render import within_limits
 
     text, _ = generated
     lines = (text + "\n".join(f"{line};{IDS[5]}" for line in more)).split("\n")

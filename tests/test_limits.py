@@ -17,24 +17,13 @@ from hypothesis import strategies as st
 
 from ankihelp import import_package, notes_by_guid
 from conftest import put
-from deckbuild import render
+from deckbuild import limits, render
 from deckbuild.build import collect, render_all
 from deckbuild.cli import cli
 from deckbuild.errors import Report
+from deckbuild.limits import MAX_FIELD_CHARS, MAX_MARKUP_WORK, MAX_NESTING, field_problem, nesting
 from deckbuild.models import Option, Step
-from deckbuild.render import (
-    MAX_FIELD_CHARS,
-    MAX_MARKUP_WORK,
-    MAX_NESTING,
-    MAX_SHOWN_FORMULA,
-    Where,
-    extract,
-    field_problem,
-    nesting,
-    options_html,
-    render_text,
-    steps_html,
-)
+from deckbuild.render import MAX_SHOWN_FORMULA, Where, extract, options_html, render_text, steps_html
 
 WHERE = Where("deck.txt", 3)
 # Every token with a meaning to Markdown, LaTeX or HTML, and runs of them that scanners start on.
@@ -310,10 +299,10 @@ def test_the_whole_card_check_finds_exactly_what_the_field_by_field_check_finds(
     if longer and data:
         first = next(iter(data))
         data[first] = "y" * (MAX_FIELD_CHARS // 2 * longer + 1)
-    assert render.card_problem(data) == render._fields_problem(data)
+    assert limits.card_problem(data) == limits._fields_problem(data)
 
 
 @given(_LIMIT_TEXT)
 def test_the_deep_prefix_is_found_after_a_line_break_exactly_where_it_starts_a_line(text):
-    found = render._DEEP_PREFIX_RE.search(text) is not None
-    assert (render._DEEP_LINE_RE.search("\n" + text) is not None) == found
+    found = limits._DEEP_PREFIX_RE.search(text) is not None
+    assert (limits._DEEP_LINE_RE.search("\n" + text) is not None) == found

@@ -268,7 +268,7 @@ def test_only_formulas_short_enough_are_remembered():
 def test_a_line_prefix_starts_with_a_character_the_one_line_test_names():
     import re
 
-    from deckbuild.render import _PREFIX_CHARS
+    from deckbuild.limits import _PREFIX_CHARS
 
     # The class _DEEP_PREFIX_RE repeats, tried on every character: the shortcut for one line
     # asks the first character for it in C.
@@ -279,7 +279,7 @@ def test_a_line_prefix_starts_with_a_character_the_one_line_test_names():
 
 @given(st.lists(st.sampled_from([*" \t>+*-.)1٣x[({\n", "-" * 33, "٣" * 40]), max_size=12).map("".join))
 def test_the_nesting_suspicion_is_the_counts_or_the_full_prefix_search(text):
-    from deckbuild.render import _DEEP_PREFIX_RE, MAX_NESTING, _may_nest_too_deeply
+    from deckbuild.limits import _DEEP_PREFIX_RE, MAX_NESTING, _may_nest_too_deeply
 
     counted = text.count("[") + text.count("(") + text.count("{") > MAX_NESTING
     assert _may_nest_too_deeply(text) == (counted or _DEEP_PREFIX_RE.search(text) is not None)
@@ -287,7 +287,7 @@ def test_the_nesting_suspicion_is_the_counts_or_the_full_prefix_search(text):
 
 @given(st.text(alphabet=st.sampled_from("[({ \t>-+*1.)`<~x\n"), max_size=32))
 def test_a_field_too_short_to_break_a_limit_is_passed_without_counting(text):
-    from deckbuild.render import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting
+    from deckbuild.limits import MAX_MARKUP_WORK, MAX_NESTING, _may_nest_too_deeply, nesting
 
     # field_problem passes any text of at most MAX_NESTING characters at once: none can fail.
     assert not (_may_nest_too_deeply(text) and nesting(text) > MAX_NESTING)

@@ -146,9 +146,9 @@ def collect(
     others are validated and rendered at once, by `helpers` when there are any.
     """
     from deckbuild import ids
+    from deckbuild.limits import within_limits
     from deckbuild.readers import describe_formats
     from deckbuild.readers import detect as detect_format
-    from deckbuild.render import within_limits
 
     report = report or Report()
     locks: dict[Path, Lock] = {}
@@ -180,7 +180,7 @@ def collect(
             helpers.expect_few()
         # Imported when a file needs it: a tree of semicolon files never loads the page reader.
         reader = importlib.import_module(fmt.module)
-        # A semicolon file's suspect lines (render.suspect_lines), once the memo's takeover or the
+        # A semicolon file's suspect lines (limits.suspect_lines), once the memo's takeover or the
         # limits ask for them.
         suspect: set[int] | None = None
         if remembers and fmt.name == "semicolon":
@@ -407,7 +407,7 @@ class _Known:
 
     def __init__(self, recall: _Recall, lock: Lock, lines: list[str]) -> None:
         self.recall, self.notes, self.lines = recall, lock.notes, lines
-        # The lines whose cards may be over the limits (render.suspect_lines), once a plain section asks.
+        # The lines whose cards may be over the limits (limits.suspect_lines), once a plain section asks.
         self.suspect: set[int] | None = None
         self.found: list[Parsed] = []
         # Plain rows taken, their entries not decoded yet: the card, its entry, question and answer.
@@ -455,7 +455,7 @@ class _Known:
             return self._plain(*columns.plain)
         # Only here: a rebuild whose every row the plain path takes never imports the answers.
         from deckbuild.answers import leaves_alone
-        from deckbuild.render import card_problem
+        from deckbuild.limits import card_problem
 
         return partial(self._row, columns, card_problem, leaves_alone)
 
@@ -485,7 +485,7 @@ class _Known:
         What `_Columns.card`, `card_problem`, `keep_case`, `answers.apply`, `signature` and
         `_tags_of` do to such a row, each holds true of it by the checks here, or it is left.
         """
-        from deckbuild.render import joined_within_limits, suspect_lines
+        from deckbuild.limits import joined_within_limits, suspect_lines
 
         notes, found, stored, source = self.notes, self.found, self.recall.stored, self.recall.source
         later = self.later

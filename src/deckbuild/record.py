@@ -72,10 +72,10 @@ class Release:
     notes_url: str | None = None
 
     def description(self) -> str:
+        if not self.version:
+            return "Built with deckbuild."  # every build but a release's: no need to import html
         import html
 
-        if not self.version:
-            return "Built with deckbuild."
         link = f' · <a href="{html.escape(self.notes_url)}">release notes</a>' if self.notes_url else ""
         return f"Version {html.escape(self.version)}{link}"
 
