@@ -258,7 +258,7 @@ def test_strict_turns_warnings_into_failure(run, deck_tree):
 
 
 def test_a_missing_image_in_web_text_is_a_warning_the_card_kept_and_an_error_under_strict(run, deck_tree):
-    from deckbuild.package import read_package
+    from deckbuild.packaged import read_package
 
     web = "Look:<img src=plot.png onerror=alert(1)> here"  # as copied from a page, its file left behind
     put(deck_tree, "Deck/web.txt", f"Question;Answer;UUID\n{web};A;{U1}\n")

@@ -18,8 +18,8 @@ from conftest import DATA, put
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.cli import cli
 from deckbuild.diff import compare, visible, word_diff
-from deckbuild.package import PackageContents, PackagedNote, PackagedNoteType
-from deckbuild.package import read_package as read_contents
+from deckbuild.packaged import PackageContents, PackagedNote, PackagedNoteType
+from deckbuild.packaged import read_package as read_contents
 
 NOW = int(time.time()) - 10_000
 KEPT, CHANGED, REMOVED, ADDED = (

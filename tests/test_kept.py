@@ -16,7 +16,7 @@ from deckbuild.build import build
 from deckbuild.cli import cli
 from deckbuild.importer import quote
 from deckbuild.notetype import NoteType
-from deckbuild.package import read_package
+from deckbuild.packaged import read_package
 from hostile import dangers
 
 NOW = 1_800_000_000

@@ -10,7 +10,7 @@ from conftest import put, seed
 from deckbuild.build import _whole_hash, build
 from deckbuild.errors import DeckbuildError
 from deckbuild.lock import Lock
-from deckbuild.package import read_package
+from deckbuild.packaged import read_package
 
 
 def test_mod_moves_only_when_the_hash_changes(tmp_path):

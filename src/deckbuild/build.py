@@ -1303,7 +1303,7 @@ class _Build:
         """Every note of ours that an earlier package holds, the newest of each."""
         import zipfile
 
-        from deckbuild.package import read_package
+        from deckbuild.packaged import read_package
 
         found: dict[str, Any] = {}
         candidates = [*self.previous, self.outdir]

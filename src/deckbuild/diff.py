@@ -17,7 +17,7 @@ from typing import Any
 
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.errors import DeckbuildError
-from deckbuild.package import PackageContents, PackagedNote, read_package
+from deckbuild.packaged import PackageContents, PackagedNote, read_package
 from deckbuild.resources import ran_out
 from deckbuild.sources import display_path
 

@@ -79,38 +79,6 @@ _NOTETYPE = itemgetter(NoteData._fields.index("notetype"))
 _FIRST = itemgetter(0)
 
 
-@dataclass(frozen=True)
-class PackagedNote:
-    """A note as a package holds it."""
-
-    guid: str
-    notetype: str
-    fields: tuple[str, ...]
-    tags: tuple[str, ...]
-    deck: str
-    mod: int
-
-
-@dataclass(frozen=True)
-class PackagedNoteType:
-    """A note type as a package holds it."""
-
-    id: str
-    name: str
-    fields: tuple[str, ...]
-    templates: tuple[tuple[str, str, str], ...]
-    css: str
-    mod: int
-
-
-@dataclass
-class PackageContents:
-    """What a package holds: its notes and note types."""
-
-    notes: dict[str, PackagedNote] = field(default_factory=dict)
-    notetypes: dict[str, PackagedNoteType] = field(default_factory=dict)
-
-
 @dataclass
 class DeckData:
     """One Anki deck in a package."""
@@ -686,46 +654,3 @@ def _add(out: zipfile.ZipFile, name: str, data: bytes) -> None:
     info.external_attr = 0o644 << 16
     # zlib's fastest level, for archives of ZIP64 size only (see `zip_bytes`).
     out.writestr(info, data, compresslevel=1)
-
-
-def read_package(path: Path) -> PackageContents:
-    """Read the notes and note types of an .apkg (any package Anki can import from genanki)."""
-    import tempfile
-    import zipfile
-
-    contents = PackageContents()
-    with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp, zipfile.ZipFile(path) as archive:
-        db_path = Path(tmp) / "collection.anki2"
-        db_path.write_bytes(archive.read("collection.anki2"))
-        conn = sqlite3.connect(db_path)
-        try:
-            models_json, decks_json = conn.execute("SELECT models, decks FROM col").fetchone()
-            deck_names = {str(k): v["name"] for k, v in json.loads(decks_json).items()}
-            for key, model in json.loads(models_json).items():
-                contents.notetypes[str(key)] = PackagedNoteType(
-                    str(key),
-                    model["name"],
-                    tuple(f["name"] for f in sorted(model["flds"], key=lambda f: f["ord"])),
-                    tuple(
-                        (t["name"], t["qfmt"], t["afmt"])
-                        for t in sorted(model["tmpls"], key=lambda t: t["ord"])
-                    ),
-                    model.get("css", ""),
-                    int(model.get("mod", 0)),
-                )
-            rows = conn.execute(
-                "SELECT n.guid, n.mid, n.flds, n.tags, n.mod, MIN(c.did) FROM notes n "
-                "LEFT JOIN cards c ON c.nid = n.id GROUP BY n.id ORDER BY n.id"
-            )
-            for guid, mid, flds, tags, mod, did in rows:
-                contents.notes[guid] = PackagedNote(
-                    guid,
-                    str(mid),
-                    tuple(flds.split("\x1f")),
-                    tuple(tags.split()),
-                    deck_names.get(str(did), ""),
-                    mod,
-                )
-        finally:
-            conn.close()
-    return contents

@@ -11,7 +11,7 @@ from deckbuild.atomic import write_text
 from deckbuild.build import Release, build
 from deckbuild.diff import compare, load, to_markdown
 from deckbuild.errors import Report
-from deckbuild.package import PackageContents, read_package
+from deckbuild.packaged import PackageContents, read_package
 
 SUMS = "SHA256SUMS"
 NOTES = "RELEASE_NOTES.md"
