@@ -178,9 +178,7 @@ def test_any_text_is_either_a_valid_cloze_or_a_named_problem_and_markers_round_t
 
 
 def test_a_malformed_opener_beside_good_clozes_is_named():
-    assert problem("{{c1::a}} and {{c2:b}}") == (
-        "a malformed cloze ('{{c2:b}}'); write it as {{c1::text}}"
-    )
+    assert problem("{{c1::a}} and {{c2:b}}") == ("a malformed cloze ('{{c2:b}}'); write it as {{c1::text}}")
 
 
 def test_a_removed_cloze_card_is_retired_in_its_own_note_type(deck_tree, tmp_path, collection, monkeypatch):

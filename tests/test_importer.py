@@ -157,8 +157,10 @@ def test_a_studied_deck_moves_to_deckbuild_and_back_with_every_guid_and_review(
     kept_types = json.loads((tmp_path / "decks/Biology/notetypes.json").read_text(encoding="utf-8"))
     names = sorted(t["name"] for t in kept_types["notetypes"])
     assert names == ["Basic", "Basic (and reversed card)", "Cloze"]
-    assert (tmp_path / "decks/Biology/cards.txt").read_text(encoding="utf-8").startswith(
-        "Question;Answer;GUID;Tags;Reverse;Notetype\n"
+    assert (
+        (tmp_path / "decks/Biology/cards.txt")
+        .read_text(encoding="utf-8")
+        .startswith("Question;Answer;GUID;Tags;Reverse;Notetype\n")
     )
     learner_types = note_types(collection)
 

@@ -490,9 +490,7 @@ def test_renaming_a_field_or_template_is_refused_as_anki_would_skip_every_note(
     types.write_text(types.read_text(encoding="utf-8").replace(*change.split("|")), encoding="utf-8")
     result = run("build", "decks", "-o", "v2", "--no-cache")
     assert result.exit_code == 1
-    assert (
-        f"decks/Bio/cards.txt:2: {RENAMED}\n"
-    ) in result.stderr
+    assert (f"decks/Bio/cards.txt:2: {RENAMED}\n") in result.stderr
     # Why: built anyway (the lock and the import's stamp gone), the learner's note is skipped and
     # no edit reaches it again.
     (tmp_path / "decks/deckbuild.lock").unlink()

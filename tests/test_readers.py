@@ -40,7 +40,7 @@ def test_a_new_format_is_one_new_file(tmp_path, monkeypatch):
     (package / "helper.py").write_text("X = 1\n")
     (package / "pipes.py").write_text(
         textwrap.dedent(
-            '''
+            """
             from deckbuild.readers import RawCard
 
             DETECT = {
@@ -53,7 +53,7 @@ def test_a_new_format_is_one_new_file(tmp_path, monkeypatch):
             def read(path, lines, report):
                 return [RawCard(n + 1, "basic", dict(zip(("question", "answer"), l.split("|"))))
                         for n, l in enumerate(lines[1:], 1) if l]
-            '''
+            """
         )
     )
     monkeypatch.syspath_prepend(str(tmp_path))

@@ -306,4 +306,3 @@ def kept_files_above(path: Path, root: Path) -> list[Path]:
 def _sha256(path: Path) -> str:
     with open(path, "rb") as file:
         return hashlib.file_digest(file, "sha256").hexdigest()
-
