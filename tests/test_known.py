@@ -373,6 +373,35 @@ def test_a_rebuild_that_reads_no_row_in_full_never_imports_the_answers(deck_tree
     assert done.stdout.split() == ["False", "False"]
 
 
+EDITED_IN_A_FRESH_PROCESS = """
+import sys
+from pathlib import Path
+from deckbuild.build import build
+done = build([Path(sys.argv[1])], Path(sys.argv[2]), now=1_750_000_100, jobs=2)
+renderers = ("deckbuild.render", "html", "markdown")
+print(done.report.counts["rendered"], *(name in sys.modules for name in renderers))
+"""
+
+
+def test_a_rebuild_checks_its_edited_card_against_the_limits_without_importing_the_renderers(
+    deck_tree, own_cache
+):
+    # Its helper renders the edited card; this process only checks it against the field limits.
+    import subprocess
+    import sys
+
+    from synth import write_deck
+
+    path = write_deck(deck_tree / "D" / "cards.txt", 20)
+    build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
+    path.write_text(path.read_text("utf-8").replace("step 3 of", "step three of"), "utf-8")
+    done = subprocess.run(
+        [sys.executable, "-c", EDITED_IN_A_FRESH_PROCESS, str(deck_tree), str(deck_tree.parent / "out")],
+        capture_output=True, text=True, check=True,
+    )  # fmt: skip
+    assert done.stdout.split() == ["1", "False", "False", "False"]
+
+
 def test_an_edited_card_still_reaches_the_package_and_the_rest_come_from_the_memo(deck_tree, own_cache):
     path = put(deck_tree, "D/003.txt", seed("003"))
     build([deck_tree], deck_tree.parent / "out", now=1_750_000_000)
