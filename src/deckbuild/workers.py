@@ -291,10 +291,10 @@ class Helpers:
     def expect_few(self) -> None:
         """Tell the helpers that only a few cards will come (a rebuild): see `few_expected`.
 
-        Said once, ahead of the cards, and answered by no word. A helper so told neither warms
-        up what few cards need nor prepares for later (`later`): a rebuild's empty collection
-        is almost always in the cache, and genanki's import would only take a core from this
-        process meanwhile.
+        Said once, ahead of the cards, and answered by no word. A helper so told warms up only
+        what any card needs, and never prepares for later (`later`): a rebuild's empty
+        collection is almost always in the cache, and genanki's import would only take a core
+        from this process meanwhile.
         """
         if self._few_told:
             return
