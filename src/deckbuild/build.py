@@ -57,6 +57,7 @@ from deckbuild.sources import (
     discover,
     display_path,
     find_root,
+    read_regular,
 )
 
 # Reading, rendering and packaging are imported where a build first needs them: a build that
@@ -158,12 +159,18 @@ def collect(
     # Per file read, in order: the cards the memo took over as they were read (by line).
     known: list[list[Parsed]] = []
     takers: list[_Known] = []
+    # Each semicolon file's bytes as read, kept whole for the next build (deckbuild.patch).
+    files: dict[Path, bytes] = {}
     remembers = memo is not None and memo.keeps
     progress.stage("reading")
     for source in discover(paths, report):
         if source.root not in locks:
             locks[source.root] = Lock.load(source.root / LOCK_NAME)
-        lines = decode(source, report)
+        try:
+            data: bytes | None = read_regular(source.path)
+        except OSError:
+            data = None  # read again, and told why it cannot be, as a source's lines are
+        lines = decode(source, report, data)
         if lines is None:
             continue
         fmt = detect_format(lines)
@@ -183,6 +190,8 @@ def collect(
         # A semicolon file's suspect lines (limits.suspect_lines), once the memo's takeover or the
         # limits ask for them.
         suspect: set[int] | None = None
+        if fmt.name == "semicolon" and data is not None:
+            files[source.path] = data
         if remembers and fmt.name == "semicolon":
             assert memo is not None
             take = _Known(_Recall(source, memo), locks[source.root], lines)
@@ -238,6 +247,9 @@ def collect(
                 found.append(pending[-1])
         found += taken[at:]
     if memo is not None:
+        # The next build tells a file's edited rows by its bytes as read now (deckbuild.patch).
+        for path, data in files.items():
+            memo.keep_file(path, data)
         progress.stage("rendering")
         units, starts = _units(pending, memo.keeps)
         # The entries of the rows taken over are decoded once the cards to render are on their
@@ -918,6 +930,7 @@ class _Build:
                         started = self.start(plan)
                         self.progress.count("unchanged" if started is None else "written")
                         result.packages.append(plan.target)
+                        result.shells[plan.target] = plan.shell
                         if plan.sha256 is not None:
                             result.digests[plan.target] = plan.sha256
                         if started is not None:
@@ -990,7 +1003,7 @@ class _Build:
         known = None if key is None else self.store.get_many({key: cache.PACKAGE_RECORD}).get(key)
         if known is not None and target.is_file() and _sha256(target) == known["sha256"]:
             # Unchanged: an empty collection asked for is never taken (closing the helpers reads it).
-            return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"])
+            return _Plan(target, key, decks, notetype_mods, files, None, known["sha256"], shell_key)
         if stored is not None:
             empty = Shell(base64.b64decode(stored["db"]), stored["req"])
         else:
@@ -1000,7 +1013,7 @@ class _Build:
             except (OSError, sqlite3.Error) as exc:  # its temporary collection could not be made
                 raise cannot_write(target, exc) from None
             self.store.put_many({shell_key: {"db": base64.b64encode(empty.db).decode(), "req": empty.req}})
-        return _Plan(target, key, decks, notetype_mods, files, empty, None)
+        return _Plan(target, key, decks, notetype_mods, files, empty, None, shell_key)
 
     def start(self, plan: _Plan) -> Callable[[], bytes] | None:
         """Start writing a planned package, unless the file there is already it.
@@ -1344,6 +1357,8 @@ class _Plan:
     empty: Shell | None
     # The SHA-256 of the package already there, when it is unchanged.
     sha256: str | None
+    # What the cache knows its empty collection by, for the next build to patch it (deckbuild.patch).
+    shell: str = ""
 
 
 _OWN_TYPES = frozenset(nt.id for nt in BY_LABEL.values())

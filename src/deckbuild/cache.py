@@ -454,6 +454,24 @@ class Cache:
                     cards[sig] = entry
         return cards, len(edits)
 
+    def stored_file(self, group: str) -> bytes | None:
+        """Return a file's bytes kept whole as a memo row (`Memo.keep_file`), if this cache signed it."""
+        db = self.db
+        if db is None:
+            return None
+        try:
+            found = db.execute(
+                "SELECT rowid, seal, typeof(cards) FROM memo WHERE grp = ?", (group,)
+            ).fetchall()
+            for rowid, seal, kind in found:
+                if kind == "blob":
+                    with db.blobopen("memo", "cards", rowid, readonly=True) as blob:
+                        data = blob.read()
+                    return data if self._signed(seal, group, data) else None
+        except sqlite3.Error as exc:
+            self._failed(exc)
+        return None
+
     def _signed(self, seal: Any, label: str, body: Any, kind: bytes = b"memo") -> bool:
         # A damaged row can hold anything SQLite stores: text, a number, a non-ASCII seal.
         if type(body) is not bytes or type(seal) is not str or not seal.isascii():

@@ -111,6 +111,8 @@ class Memo:
         self._used: dict[str, set[str]] = {}
         self._new: dict[str, dict[str, bytes]] = {}
         self._groups: dict[Path, str] = {}
+        # Source files kept whole, by group (`keep_file`).
+        self._files: dict[str, bytes] = {}
         self._saved = False
 
     @staticmethod
@@ -170,6 +172,16 @@ class Memo:
         self._new.setdefault(group, {}).update(kept)
         self._used[group].update(kept)
 
+    @staticmethod
+    def file_group(path: Path) -> str:
+        """Name the group a source file is kept whole in (deckbuild.patch reads it back)."""
+        return cache.key("file", str(path))
+
+    def keep_file(self, path: Path, data: bytes) -> None:
+        """Keep a source file's bytes as read, for the next build to tell its edited rows by."""
+        if self.store.db is not None:
+            self._files[self.file_group(path)] = data
+
     def save(self, helping: Helpers | None = None) -> None:
         """Store what changed in each group: as edit rows while they are few, else the group whole.
 
@@ -196,6 +208,8 @@ class Memo:
                 # Encoded here: the helper given it only seals and stores it.
                 changes.append((group, marshal.dumps(whole) if whole else b"", {}, []))
         self._new.clear()
+        # A file kept whole is a row of its own, signed and stored as a group written whole is.
+        changes += [(group, data, {}, []) for group, data in sorted(self._files.items())]
         if not changes or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:

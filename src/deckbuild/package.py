@@ -16,7 +16,7 @@ from dataclasses import dataclass, field
 from itertools import chain, repeat
 from operator import itemgetter
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any, NamedTuple, cast
 
 from isal import isal_zlib
 
@@ -374,6 +374,139 @@ def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
     size = sum(map(len, central))
     parts += (*central, _END.pack(b"PK\x05\x06", 0, 0, len(entries), len(entries), size, offset, 0))
     return b"".join(parts)
+
+
+# What inflating damaged data raises (isal's stub types it as an instance, not the class it is).
+_INFLATE_FAILED = cast("type[Exception]", isal_zlib.error)
+
+
+def read_entries(data: bytes) -> list[tuple[str, bytes]] | None:
+    """Return the entries of an archive `zip_bytes` wrote, in order; None for any other archive.
+
+    Read by the records `zip_bytes` writes, not by zipfile: a package this build wrote itself
+    (its SHA-256 recorded) is read back in the time inflating it takes.
+    """
+    entries: list[tuple[str, bytes]] = []
+    at = 0
+    try:
+        while data.startswith(b"PK\x03\x04", at):
+            _, _, _, flags, method, _, _, crc, packed, size, length, extra = _LOCAL.unpack_from(data, at)
+            start = at + _LOCAL.size + length + extra
+            name = data[at + _LOCAL.size : start - extra].decode("utf-8")
+            if method != _DEFLATED or flags & ~_UTF8 or start + packed > len(data):
+                return None
+            raw = isal_zlib.decompress(data[start : start + packed], -15)
+            if len(raw) != size or isal_zlib.crc32(raw) != crc:
+                return None
+            entries.append((name, raw))
+            at = start + packed
+    except (struct.error, UnicodeDecodeError, _INFLATE_FAILED):
+        return None
+    # Then the central directory, and the end record that counts the entries.
+    end = len(data) - _END.size
+    if not entries or not data.startswith(b"PK\x01\x02", at) or not data.startswith(b"PK\x05\x06", end):
+        return None
+    return entries if _END.unpack_from(data, end)[4] == len(entries) else None
+
+
+# Every note of the earlier collection between two ids, its id moved on (deckbuild.patch).
+_COPY_NOTES = (
+    "INSERT INTO main.notes SELECT id + ?, guid, mid, mod, usn, tags, flds, sfld, csum, flags, data "
+    "FROM old.notes WHERE id > ? AND id < ? ORDER BY id"
+)
+# Every card of the earlier collection, its ids moved on, with its note's mod as written now.
+_COPY_CARDS = (
+    "INSERT INTO main.cards SELECT c.id + ?1, c.nid + ?1, c.did, c.ord, n.mod, c.usn, c.type, c.queue, "
+    "c.due, c.ivl, c.factor, c.reps, c.lapses, c.left, c.odue, c.odid, c.flags, c.data "
+    "FROM old.cards AS c JOIN main.notes AS n ON n.id = c.nid + ?1 ORDER BY c.id"
+)
+
+
+def patch_package(
+    entries: list[tuple[str, bytes]], empty: Shell, changes: Sequence[NoteData]
+) -> bytes | None:
+    """Return the .apkg of `entries` (`read_entries`) with these notes changed in place; None if it cannot.
+
+    The bytes are those `package_bytes` writes from every note (a test holds the two to it):
+    the same empty collection, the same rows inserted in the same order and transactions, the
+    same indexes. Only notes of the basic note type with one card each are changed so, each
+    keeping its GUID, tags and place, and only their mods may move on. None: the caller writes
+    the package whole instead.
+    """
+    if not entries or entries[0][0] != "collection.anki2" or not changes:
+        return None
+    by_guid = {note.guid: note for note in changes}
+    if len(by_guid) != len(changes) or any(
+        note.notetype != NOTE_TYPE_ID
+        or note.suspended
+        or len(note.fields) != len(NOTE_TYPES[NOTE_TYPE_ID].fields)
+        for note in changes
+    ):
+        return None
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(empty.db)
+        conn.execute("ATTACH DATABASE ':memory:' AS old")
+        conn.deserialize(entries[0][1], name="old")
+        first, count = conn.execute("SELECT min(id), count(*) FROM old.notes").fetchone()
+        marks = ",".join("?" * len(by_guid))
+        found = conn.execute(
+            f"SELECT id, guid, mid, tags FROM old.notes WHERE guid IN ({marks})", list(by_guid)
+        )
+        rows = sorted(found.fetchall())
+        if not count or first % 1000 or len(rows) != len(by_guid):
+            return None
+        # The stamp the package was written with (`start_package`: its note types' and notes'
+        # latest mod) is its first note's id over a thousand; a note's mod only moves on.
+        stamp = max(first // 1000, *(note.mod for note in changes))
+        found = conn.execute(
+            f"SELECT nid, count(*) FROM old.cards WHERE nid IN ({marks}) GROUP BY nid", [r[0] for r in rows]
+        )
+        cards = dict(found.fetchall())
+        # The basic note type's one template, and the fields its card needs (`_rows`' rule).
+        rules = empty.req.get(str(NOTE_TYPE_ID), [])
+        if len(rules) != 1:
+            return None
+        _, mode, need = rules[0]
+        test, needed = (any if mode == "any" else all), _getter(need)
+        out: list[tuple[Any, ...]] = []
+        for nid, guid, mid, tags in rows:
+            note = by_guid[guid]
+            # One card before and after, with the tags the note had.
+            if mid != NOTE_TYPE_ID or cards.get(nid) != 1 or tags != f" {' '.join(note.tags)} ":
+                return None
+            if not test(needed(note.fields)):
+                return None
+            # The note's row as `_rows` makes it.
+            out.append((nid, guid, mid, note.mod, tags, "\x1f".join(note.fields), note.fields[0]))
+        widths = [len(NOTE_TYPES[NOTE_TYPE_ID].fields)] * len(out)
+        if not _clean(out, widths, [tag for row in out for tag in by_guid[row[1]].tags]):
+            return None
+        delta = stamp * 1000 - first
+        conn.execute("PRAGMA journal_mode=OFF")
+        indexes = conn.execute(
+            "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+            "AND tbl_name IN ('notes', 'cards') ORDER BY name"
+        ).fetchall()
+        for index, _ in indexes:
+            conn.execute(f'DROP INDEX main."{index}"')
+        after = first - 1
+        for row in out:
+            conn.execute(_COPY_NOTES, (delta, after, row[0]))
+            conn.execute(NOTES_SQL, (row[0] + delta, *row[1:]))
+            after = row[0]
+        conn.execute(_COPY_NOTES, (delta, after, 1 << 62))
+        conn.execute(_COPY_CARDS, (delta,))
+        for _, sql in indexes:
+            conn.execute(sql)
+        conn.commit()
+        conn.execute("DETACH DATABASE old")
+        db = conn.serialize()
+    except sqlite3.Error:
+        return None
+    finally:
+        conn.close()
+    return zip_bytes([("collection.anki2", db), *entries[1:]])
 
 
 # A large entry is deflated in pieces of this many bytes, side by side on every core, each piece

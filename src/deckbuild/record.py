@@ -46,6 +46,8 @@ class BuildResult:
     inputs: list[Path] = field(default_factory=list)
     # The SHA-256 of each package as the build wrote or found it, so the record hashes none again.
     digests: dict[Path, str] = field(default_factory=dict)
+    # What the cache knows each package's empty collection by, for the next build to patch it.
+    shells: dict[Path, str] = field(default_factory=dict)
 
 
 @contextmanager
@@ -156,20 +158,30 @@ def _build_held(
         if record and (done := _replay(store, _fingerprint(paths, roots, previous, options, before))):
             done.report.notes[:0] = repaired
             return done
-        # Only now the pipeline, and what it reads, renders and packages with.
-        from deckbuild.build import _Build
+        from deckbuild import patch
 
         workers = jobs or os.cpu_count() or 1
         report = Report(notes=repaired)
         # Said once, whether the build fails or not, and never kept in its record.
         held.callback(_note_busy, store, report)
-        job = _Build(
-            paths, outdir, now, previous, release, report=report, store=store, jobs=workers,
-            progress=progress, leftovers=leftovers,
-        )  # fmt: skip
-        result = job.run(frozen, strict, dry_run)
-        if leftovers is not None:
-            leftovers.append(job)
+        base = patch.base_key(paths, options)
+        # A few rows edited in place since the last clean build: that build's packages are patched.
+        result = (
+            patch.rebuild(store, base, paths, now, before, workers, report, progress)
+            if record and not frozen and not previous and not repaired
+            else None
+        )
+        if result is None:
+            # Only now the pipeline, and what it reads, renders and packages with.
+            from deckbuild.build import _Build
+
+            job = _Build(
+                paths, outdir, now, previous, release, report=report, store=store, jobs=workers,
+                progress=progress, leftovers=leftovers,
+            )  # fmt: skip
+            result = job.run(frozen, strict, dry_run)
+            if leftovers is not None:
+                leftovers.append(job)
         if record:
             progress.stage("recording")
             after: dict[Path, bytes] = {}
@@ -181,6 +193,7 @@ def _build_held(
             wrote = {*(r / LOCK_NAME for r in roots), *(Path(os.path.abspath(p)) for p in result.packages)}
             if _read_alike(before, after, wrote):
                 store.put_many({key: _record(result)})
+                patch.remember(store, base, after, result)
         return result
 
 

@@ -353,11 +353,12 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
         seen.setdefault(key, folder)
 
 
-def decode(source: SourceFile, report: Report) -> list[str] | None:
-    """Read a source as lines of text, or record why it cannot be read."""
+def decode(source: SourceFile, report: Report, data: bytes | None = None) -> list[str] | None:
+    """Read a source as lines of text, or record why it cannot be read; `data`: its bytes, read already."""
     shown = source.display
     try:
-        data = read_regular(source.path)
+        if data is None:
+            data = read_regular(source.path)
     except NotRegular as exc:
         # Named on the command line, or swapped in after the folder was listed.
         report.warn(shown, 0, f"not a regular file ({exc.kind}), skipped; move it out of the deck folder")
