@@ -9,6 +9,7 @@ spy tells whether the warm build patched.
 from __future__ import annotations
 
 import shutil
+import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
@@ -19,7 +20,7 @@ from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
 from conftest import DATA, put
-from deckbuild import package, patch
+from deckbuild import cache, package, patch
 from deckbuild.errors import BuildFailed
 from deckbuild.record import build
 from deckbuild.sources import LOCK_NAME
@@ -259,6 +260,62 @@ def test_a_changed_package_or_lock_is_built_in_full(tmp_path, patched):
     lock.write_text(lock.read_text("utf-8").replace('"mod": ', '"mod":  ', 1), "utf-8")
     builds.build(edit("Alpha/cards.txt", 2, answer="Two."))
     assert not patched
+
+
+Damage = Callable[[cache.Cache, sqlite3.Connection], object]
+
+
+def _files(builds: Builds, change: Damage) -> None:
+    signer = cache.Cache(builds.cache)
+    assert signer.db is not None
+    with signer.db:
+        assert signer.db.execute("SELECT COUNT(*) FROM files").fetchone()[0] == 3, "each semicolon file kept"
+        change(signer, signer.db)
+    signer.close()
+
+
+def _resigned(kind: bytes, body: Callable[[bytes], bytes]) -> Damage:
+    """Write every kept file's row anew, signed with the cache's own key."""
+
+    def run(signer: cache.Cache, db: sqlite3.Connection) -> None:
+        for grp, data in db.execute("SELECT grp, data FROM files").fetchall():
+            new = body(data)
+            seal = signer.seal_cards(signer.secret, grp, new, kind)
+            db.execute("UPDATE files SET data = ?, seal = ? WHERE grp = ?", (new, seal, grp))
+
+    return run
+
+
+def _rotate(db: sqlite3.Connection) -> None:
+    """Give each kept file the row (bytes and seal) of the next."""
+    rows = db.execute("SELECT grp, data, seal FROM files ORDER BY grp").fetchall()
+    for (grp, _, _), (_, data, seal) in zip(rows, rows[1:] + rows[:1], strict=True):
+        db.execute("UPDATE files SET data = ?, seal = ? WHERE grp = ?", (data, seal, grp))
+
+
+@pytest.mark.parametrize(
+    "damage",
+    [
+        lambda signer, db: db.execute("DELETE FROM files"),
+        lambda signer, db: db.execute("UPDATE files SET data = substr(data, 1, length(data) - 3)"),
+        lambda signer, db: db.execute("UPDATE files SET seal = 'é'"),
+        lambda signer, db: db.execute("UPDATE files SET data = 'text, not bytes'"),
+        # Rows of one file under another's name: each is signed with its own file's name.
+        lambda signer, db: _rotate(db),
+        # Signed as a memo row, not as a file: one kind of row never passes for another.
+        _resigned(b"memo", lambda data: data),
+        # Signed with the cache's key, as if deckbuild had kept the wrong bytes.
+        _resigned(b"file", lambda data: data.replace(b"Item", b"Itam", 1)),
+    ],
+)
+def test_a_kept_file_the_cache_cannot_vouch_for_means_a_full_build(damage, tmp_path, patched):
+    builds = Builds(tmp_path)
+    _files(builds, damage)
+    builds.build(edit("Alpha/cards.txt", 2, answer="Two."))
+    assert not patched
+    # That build kept the files again: the next edit patches.
+    builds.build(edit("Alpha/cards.txt", 3, answer="Three."))
+    assert patched
 
 
 def test_after_a_build_with_a_note_an_edit_is_built_in_full(tmp_path, patched):

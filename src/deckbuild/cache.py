@@ -21,14 +21,14 @@ import os
 import sqlite3
 import sys
 import threading
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from functools import lru_cache
 from pathlib import Path
 from typing import Any
 
 from deckbuild.notetype import NOTE_TYPES
 
-CACHE_FORMAT = 6
+CACHE_FORMAT = 7
 # SQLite's largest page. A file's memo row is megabytes, written and read as one blob: in pages
 # sixteen times fewer than the default's, a 10,000-card file's row is stored in 6-15 ms instead
 # of 30-40, and the write-ahead log reaches the size at which SQLite folds it into the database
@@ -175,6 +175,8 @@ def _memo_cards(row: bytes) -> dict[str, bytes]:
 
 # Signed apart from whole rows, so that neither kind of row can pass for the other.
 _EDIT = b"memo-edit"
+# And a source file kept whole, apart from both.
+_FILE = b"file"
 
 
 def _edit_label(group: str, sig: str) -> str:
@@ -326,6 +328,7 @@ class Cache:
             db.execute("DROP TABLE IF EXISTS entries")
             db.execute("DROP TABLE IF EXISTS memo")
             db.execute("DROP TABLE IF EXISTS memo_delta")
+            db.execute("DROP TABLE IF EXISTS files")
             db.execute("CREATE TABLE entries (key TEXT PRIMARY KEY, value TEXT NOT NULL, seal TEXT NOT NULL)")
             # One row per source file: its cards' entries by signature, signed as a whole.
             db.execute("CREATE TABLE memo (grp TEXT PRIMARY KEY, cards BLOB NOT NULL, seal TEXT NOT NULL)")
@@ -335,6 +338,8 @@ class Cache:
                 "CREATE TABLE memo_delta (grp TEXT NOT NULL, sig TEXT NOT NULL, entry BLOB, "
                 "seal TEXT NOT NULL, PRIMARY KEY (grp, sig)) WITHOUT ROWID"
             )
+            # Each semicolon source as the last build read it, whole and signed (deckbuild.patch).
+            db.execute("CREATE TABLE files (grp TEXT PRIMARY KEY, data BLOB NOT NULL, seal TEXT NOT NULL)")
             db.execute(f"PRAGMA user_version = {CACHE_FORMAT}")
         db.execute("COMMIT")
         if db.execute("PRAGMA page_size").fetchone()[0] != PAGE_SIZE:
@@ -455,19 +460,17 @@ class Cache:
         return cards, len(edits)
 
     def stored_file(self, group: str) -> bytes | None:
-        """Return a file's bytes kept whole as a memo row (`Memo.keep_file`), if this cache signed it."""
+        """Return a source file's bytes as `Memo.keep_file` kept them, if this cache's key signed them."""
         db = self.db
         if db is None:
             return None
         try:
-            found = db.execute(
-                "SELECT rowid, seal, typeof(cards) FROM memo WHERE grp = ?", (group,)
-            ).fetchall()
-            for rowid, seal, kind in found:
+            found = db.execute("SELECT rowid, seal, typeof(data) FROM files WHERE grp = ?", (group,))
+            for rowid, seal, kind in found.fetchall():
                 if kind == "blob":
-                    with db.blobopen("memo", "cards", rowid, readonly=True) as blob:
+                    with db.blobopen("files", "data", rowid, readonly=True) as blob:
                         data = blob.read()
-                    return data if self._signed(seal, group, data) else None
+                    return data if self._signed(seal, group, data, _FILE) else None
         except sqlite3.Error as exc:
             self._failed(exc)
         return None
@@ -488,17 +491,17 @@ class Cache:
         db.execute("PRAGMA synchronous=NORMAL")
         return db
 
-    def update_memo(self, changes: list[MemoChange]) -> None:
+    def update_memo(self, changes: list[MemoChange], files: Sequence[tuple[str, bytes]] = ()) -> None:
         """Store memo changes (edit rows, groups written whole or dropped), while the build goes on.
 
         The writing happens on its own connection in a thread (SQLite and the hash let go of the
         GIL) and is finished by `close`.
         """
-        if self.db is None or self.path is None or not changes:
+        if self.db is None or self.path is None or not (changes or files):
             return
         self.wait()
         answer: list[bool] = []
-        args = (self.path, self.secret, changes, self.timeout)
+        args = (self.path, self.secret, changes, self.timeout, files)
         saving = threading.Thread(target=lambda: answer.append(self.write_memo(*args)))
         saving.start()  # before it is kept: one that could not start is never waited for
         self._saving = saving
@@ -515,12 +518,19 @@ class Cache:
 
     @classmethod
     def write_memo(
-        cls, path: Path, secret: bytes, changes: list[MemoChange], timeout: float | None = None
+        cls,
+        path: Path,
+        secret: bytes,
+        changes: list[MemoChange],
+        timeout: float | None = None,
+        files: Sequence[tuple[str, bytes]] = (),
     ) -> bool:
-        """Apply memo changes on a connection of its own (from a thread or another process).
+        """Apply memo changes, and keep source files whole, on a connection of its own.
 
-        Return whether the cache was held by another process, so that nothing was stored.
+        Run from a thread or another process. Return whether the cache was held by another
+        process, so that nothing was stored.
         """
+        kept = [(group, data, cls.seal_cards(secret, group, data, _FILE)) for group, data in files]
         rows, emptied, edits = [], [], []
         for group, whole, new, dropped in changes:
             if whole is None:
@@ -542,8 +552,9 @@ class Cache:
             db.executemany("DELETE FROM memo WHERE grp = ?", emptied)
             db.executemany("INSERT OR REPLACE INTO memo (grp, cards, seal) VALUES (?, ?, ?)", rows)
             db.executemany("INSERT OR REPLACE INTO memo_delta VALUES (?, ?, ?, ?)", edits)
+            db.executemany("INSERT OR REPLACE INTO files (grp, data, seal) VALUES (?, ?, ?)", kept)
             db.execute("COMMIT")
-            if rows:
+            if rows or kept:
                 # A file's memo row is folded into the database here, beside the build, not by
                 # the build's own connection as the last to close (12 ms of its end for 5 MB).
                 # Stored either way: whatever stops it leaves that to the next connection.

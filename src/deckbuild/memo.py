@@ -208,12 +208,11 @@ class Memo:
                 # Encoded here: the helper given it only seals and stores it.
                 changes.append((group, marshal.dumps(whole) if whole else b"", {}, []))
         self._new.clear()
-        # A file kept whole is a row of its own, signed and stored as a group written whole is.
-        changes += [(group, data, {}, []) for group, data in sorted(self._files.items())]
-        if not changes or self.store.path is None or self.store.db is None:
+        files = sorted(self._files.items())
+        if not (changes or files) or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:
-            args = (self.store.path, self.store.secret, changes, self.store.timeout)
+            args = (self.store.path, self.store.secret, changes, self.store.timeout, files)
             self.store.written(helping.submit(cache.Cache.write_memo, *args))
         else:
-            self.store.update_memo(changes)
+            self.store.update_memo(changes, files)

@@ -307,14 +307,14 @@ class _Edit:
         changes: list[cache.MemoChange] = [
             (g, None, new, dropped) for g, (new, dropped) in sorted(memo.items())
         ]
-        changes += [(Memo.file_group(path), data, {}, []) for path, data in sorted(self.files.items())]
+        files = [(Memo.file_group(path), data) for path, data in sorted(self.files.items())]
         if self.store.path is None or self.store.db is None:
             return
         if helping.free:  # stored by a helper while this process writes the packages
-            args = (self.store.path, self.store.secret, changes, self.store.timeout)
+            args = (self.store.path, self.store.secret, changes, self.store.timeout, files)
             self.store.written(helping.submit(cache.Cache.write_memo, *args))
         else:
-            self.store.update_memo(changes)
+            self.store.update_memo(changes, files)
 
     def target(self, slug: str) -> Path:
         """Return where the last build wrote the package `slug`."""
