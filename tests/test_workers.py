@@ -618,7 +618,8 @@ def test_only_a_rebuild_tells_its_helpers_that_few_cards_will_come(deck_tree, tm
     build.build([deck_tree], tmp_path / "out", now=1_700_000_000, jobs=2)
     assert told == []
     source.write_text(source.read_text("utf-8").replace("step 3 of", "step three of"), "utf-8")
-    again = build.build([deck_tree], tmp_path / "out", now=1_700_000_100, jobs=2)
+    # Into another folder: a rebuild into the same one would patch its package (deckbuild.patch).
+    again = build.build([deck_tree], tmp_path / "out2", now=1_700_000_100, jobs=2)
     assert told and again.report.counts["rendered"] == 1
     # Without a cache there is no memo to hold anything: nothing is said.
     told.clear()
@@ -637,7 +638,8 @@ def test_a_build_expects_a_batch_only_of_files_the_memo_holds_nothing_of(deck_tr
     source = write_deck(deck_tree / "Deck" / "cards.txt", workers.TWIN_AT + 100)
     first = build.build([deck_tree], tmp_path / "out", now=1_700_000_000, jobs=2)
     source.write_text(source.read_text("utf-8").replace("step 3 of", "step three of"), "utf-8")
-    again = build.build([deck_tree], tmp_path / "out", now=1_700_000_100, jobs=2)
+    # Into another folder: a rebuild into the same one would patch its package (deckbuild.patch).
+    again = build.build([deck_tree], tmp_path / "out2", now=1_700_000_100, jobs=2)
     assert expected == [workers.TWIN_AT + 100, 0]
     assert first.report.counts["rendered"] == workers.TWIN_AT + 100 and again.report.counts["rendered"] == 1
 
