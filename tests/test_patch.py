@@ -19,10 +19,10 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
-from conftest import DATA, put
+from conftest import DECKS, put
 from deckbuild import cache, package, patch
 from deckbuild.errors import BuildFailed
-from deckbuild.record import build
+from deckbuild.record import BuildResult, build
 from deckbuild.sources import LOCK_NAME
 from test_incremental import _cache_at
 
@@ -76,6 +76,7 @@ class Builds:
         self.work, self.root, self.step = work, work / "decks", 0
         make_tree(self.root)
         self.out, self.cache = work / "dist", work / "cache"
+        self.last: BuildResult | None = None
         with _cache_at(self.cache):
             result = build([self.root], self.out, now=NOW)
         assert not result.report.problems
@@ -108,17 +109,20 @@ class Builds:
             except BuildFailed as failed:
                 # Failing alike: for the same problems, writing nothing.
                 assert isinstance(cold, BuildFailed), f"step {self.step}: only the warm build failed"
-                assert failed.report.problems == cold.report.problems
+                # As told (sorted): which of two files' problems is found first depends on the cache.
+                assert failed.report.sorted_problems() == cold.report.sorted_problems()
                 assert (self.root / LOCK_NAME).read_bytes() == lock == cold_lock
                 assert {p: p.read_bytes() for p in self.out.iterdir()} == written
                 shutil.rmtree(before)
                 return
         assert not isinstance(cold, BuildFailed), f"step {self.step}: only the cold build failed"
+        self.last = warm
         assert [p.name for p in warm.packages] == [p.name for p in cold.packages]
         for mine, theirs in zip(warm.packages, cold.packages, strict=True):
             assert mine.read_bytes() == theirs.read_bytes(), f"step {self.step}: {mine.name} differs"
         assert (self.root / LOCK_NAME).read_bytes() == cold_lock, f"step {self.step}: the lock differs"
-        assert (warm.report.problems, warm.report.notes) == (cold.report.problems, cold.report.notes)
+        told = warm.report.sorted_problems(), warm.report.notes
+        assert told == (cold.report.sorted_problems(), cold.report.notes)
         # All but what the cache spared: cards rendered, packages found as they were.
         spared = ("rendered", "unchanged")
         assert {k: v for k, v in warm.report.counts.items() if k not in spared} == {
@@ -318,18 +322,40 @@ def test_a_kept_file_the_cache_cannot_vouch_for_means_a_full_build(damage, tmp_p
     assert patched
 
 
-def test_after_a_build_with_a_note_an_edit_is_built_in_full(tmp_path, patched):
+SEED_PAGE = DECKS / "Transformers" / "Attention Mechanism" / "001_aaf2eeed6736086d.txt"
+
+
+def test_after_a_build_that_gave_new_ids_an_edit_is_built_in_full(tmp_path, patched):
     builds = Builds(tmp_path)
-    builds.build(lambda root: put(root, "Beta/quiz.txt", DATA / "quizpage" / "other_topic.txt"))
+    # A seed page: its warnings and its inferred answers are told by every build that reads it.
+    builds.build(lambda root: put(root, "Beta/quiz.txt", SEED_PAGE))
     builds.build(edit("Alpha/cards.txt", 2, answer="Two."))
     assert not patched
+    builds.build(edit("Alpha/cards.txt", 3, answer="Three."))
+    assert patched
+    page = str(builds.root / "Beta" / "quiz.txt")
+    assert builds.last is not None
+    assert builds.last.report.notes == [f"{page}: 5 of 5 quiz answers inferred from the explanations"]
+    assert [(p.path, p.line) for p in builds.last.report.sorted_problems()] == [(page, 67), (page, 133)]
 
 
-def test_after_a_build_with_a_warning_an_edit_is_built_in_full(tmp_path, patched):
+def test_a_warning_in_a_file_not_edited_is_told_again_by_a_patch(tmp_path, patched):
     builds = Builds(tmp_path)
     builds.build(edit("Alpha/cards.txt", 1, answer="See ![missing](nowhere.png)."))
-    builds.build(edit("Alpha/cards.txt", 2, answer="Two."))
+    builds.build(edit("Beta/cards.txt", 4, answer="See ![gone](gone.png)."))
     assert not patched
+    # Alpha's file, and Beta's, were last built with a warning: an edit to either is built in full.
+    builds.build(edit("Alpha/cards.txt", 2, answer="Two."))
+    builds.build(edit("Beta/cards.txt", 2, answer="Two."))
+    assert not patched
+    builds.build(edit("Alpha/more.txt", 2, answer="More."))
+    assert patched
+    assert builds.last is not None
+    told = builds.last.report.sorted_problems()
+    assert [(p.path.removeprefix(str(builds.root)), p.line) for p in told] == [
+        ("/Alpha/cards.txt", 2),
+        ("/Beta/cards.txt", 5),
+    ]
 
 
 # Text a row's question or answer may hold: no ";", no quote, no line break (the row stays one

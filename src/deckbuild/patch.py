@@ -3,10 +3,11 @@
 A rebuild whose only changes since the last clean build are rows of `Question;Answer;UUID`
 sections edited in place (each row on its line, with its UUID, in the same file) renders just
 those rows, and writes each package they are in by copying every other note and card row from
-the one the last build wrote, ids moved on, in SQLite itself. Anything else (a row added,
-removed or moved, a header, a new file, a problem or note in the last build, the lock or a
-package changed since) is built in full: `rebuild` answers None and has written nothing. The
-bytes are those a full build writes; tests hold the two paths to it, edit by edit.
+the one the last build wrote, ids moved on, in SQLite itself. The last build's warnings about
+files not edited are told again. Anything else (a row added, removed or moved, a header, a new
+file, any other problem or note in the last build, the lock or a package changed since) is built
+in full: `rebuild` answers None and has written nothing. The bytes are those a full build
+writes; tests hold the two paths to it, edit by edit.
 """
 
 from __future__ import annotations
@@ -15,6 +16,7 @@ import base64
 import hashlib
 import json
 import marshal
+import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -37,12 +39,14 @@ _BASE: cache.Shape = {
     "packages": [[str, str, str]],
     "inputs": [[str, int, int]],
     "counts": {str: int},
-    "problems": int,
-    "notes": int,
+    "problems": [[str, int, str, str]],
+    "notes": [str],
 }
 # At most this many rows edited, in at most this many files: past that, a build is built in full.
 MAX_ROWS = 64
 MAX_FILES = 8
+# The one note told of a file as it reads (`readers.quizpage`), whatever else a build did.
+_INFERRED = re.compile(r"(.+): \d+ of \d+ quiz answers inferred from the explanations")
 # A row edited: its file, line, UUID, question and answer, and its signature before and now.
 _Row = tuple[SourceFile, int, str, str, str, str, str]
 
@@ -66,8 +70,8 @@ def remember(store: cache.Cache, base: str, seen: dict[Path, bytes], result: Bui
         ],
         "inputs": [[str(p), *_stat(p)] for p in result.inputs],
         "counts": report.counts,
-        "problems": len(report.problems),
-        "notes": len(report.notes),
+        "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
+        "notes": report.notes,
     }
     store.put_many({base: state})
 
@@ -88,9 +92,7 @@ def rebuild(
     nothing, for any build that is not such an edit.
     """
     state = store.get_many({base: _BASE}).get(base)
-    # A problem or note of a file not edited would be told again by a full build, not by a patch;
-    # and a note may tell of what that build changed (new ids, moves, retired cards) instead.
-    if state is None or state["problems"] or state["notes"]:
+    if state is None:
         return None
     try:
         return _Edit(store, state, paths, now, seen, report, progress).run(jobs)
@@ -147,7 +149,27 @@ class _Edit:
         sources = {source.path: source for source in discover(self.paths, found)}
         if found.problems or any(p not in sources for p in changed):
             raise _NotAnEdit  # a lock, a note type file, an image: only sources are edited
+        self.tell_again({s.display for p, s in sources.items() if p not in changed})
         return [sources[p] for p in changed]
+
+    def tell_again(self, unchanged: set[str]) -> None:
+        """Report the last build's warnings and notes again; raise unless a full build would too.
+
+        Those a full build tells again are the ones its reading and rendering find in a file it
+        reads as it was: a warning at a line of such a file, a note that answers were inferred
+        on such a page. Any other (an error, a file edited now, new ids, a move, a retired
+        card, a skipped file) tells of this build's changes or of more than one file.
+        """
+        for path, line, severity, _ in self.state["problems"]:
+            if severity != "warning" or line < 1 or path not in unchanged:
+                raise _NotAnEdit
+        for note in self.state["notes"]:
+            told = _INFERRED.fullmatch(note)
+            if told is None or told[1] not in unchanged:
+                raise _NotAnEdit
+        for path, line, _, message in self.state["problems"]:
+            self.report.warn(path, line, message)
+        self.report.notes.extend(self.state["notes"])
 
     def edited_rows(self, source: SourceFile) -> list[_Row]:
         """Return the rows of a file edited in place; raise if anything else in it changed."""
