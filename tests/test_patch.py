@@ -21,7 +21,7 @@ from hypothesis import strategies as st
 from ankihelp import card_states, import_package, notes_by_guid, study_all
 from conftest import DECKS, put
 from deckbuild import cache, package, patch
-from deckbuild.errors import BuildFailed
+from deckbuild.errors import BuildFailed, LockChanged
 from deckbuild.record import BuildResult, build
 from deckbuild.sources import LOCK_NAME
 from test_incremental import _cache_at
@@ -403,6 +403,36 @@ def test_an_edit_patched_into_the_package_updates_anki_in_place_and_keeps_every_
     assert len(notes) == 9
     assert "A learned projection." in notes[guid]["Back"]
     assert card_states(collection) == before
+
+
+def _warm(builds: Builds, **options: object) -> None:
+    with _cache_at(builds.cache):
+        build([builds.root], builds.out, now=NOW + 3600, **options)  # type: ignore[arg-type]
+
+
+def test_a_build_with_previous_releases_or_another_option_is_built_in_full(tmp_path, patched):
+    builds = Builds(tmp_path)
+    shutil.copytree(builds.out, tmp_path / "release")
+    edit("Alpha/cards.txt", 2, answer="Two.")(builds.root)
+    _warm(builds, previous=[tmp_path / "release"])
+    edit("Alpha/cards.txt", 3, answer="Three.")(builds.root)
+    _warm(builds, dry_run=True)
+    _warm(builds, strict=True)
+    assert not patched
+    # The next build with the same options patches what the last one wrote.
+    edit("Alpha/cards.txt", 4, answer="Four.")(builds.root)
+    _warm(builds, strict=True)
+    assert patched
+
+
+def test_a_frozen_build_is_built_in_full_and_refuses_to_change_the_lock(tmp_path, patched):
+    builds = Builds(tmp_path)
+    lock = (builds.root / LOCK_NAME).read_bytes()
+    edit("Alpha/cards.txt", 2, answer="Two.")(builds.root)
+    with pytest.raises(LockChanged):
+        _warm(builds, frozen=True)
+    assert not patched
+    assert (builds.root / LOCK_NAME).read_bytes() == lock
 
 
 def test_the_base_key_names_the_paths_and_options() -> None:
