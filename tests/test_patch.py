@@ -339,6 +339,32 @@ def test_after_a_build_that_gave_new_ids_an_edit_is_built_in_full(tmp_path, patc
     assert [(p.path, p.line) for p in builds.last.report.sorted_problems()] == [(page, 67), (page, 133)]
 
 
+@pytest.mark.parametrize("kind", list(FULL))
+def test_a_build_in_full_after_a_page_s_notes_and_warnings_tells_them_once(kind, tmp_path, patched):
+    builds = Builds(tmp_path)
+    builds.build(lambda root: put(root, "Beta/quiz.txt", SEED_PAGE))
+    builds.build(edit("Alpha/more.txt", 1, answer="No new ids now."))
+    # Past the point where a patch would tell them, it finds that it cannot: told once, as cold.
+    builds.build(FULL[kind])
+    assert not patched
+
+
+def _image(root: Path) -> None:
+    (root / "Alpha" / ".img").mkdir()
+    (root / "Alpha" / ".img" / "p.png").write_bytes(b"\x89PNG\r\n\x1a\n" + bytes(64))
+
+
+@pytest.mark.parametrize("then", [edit("Beta/cards.txt", 2, answer="Two."), lambda root: None])
+def test_an_image_not_found_then_there_now_is_shown_though_no_fingerprint_sees_it(then, tmp_path, patched):
+    builds = Builds(tmp_path)
+    builds.build(edit("Alpha/cards.txt", 1, answer="See ![p](.img/p.png)."))
+    assert builds.last is not None and builds.last.report.problems
+    # In a hidden folder, which the fingerprint of a build does not hash.
+    builds.build(both(_image, then))
+    assert not patched
+    assert builds.last.report.problems == []
+
+
 def test_a_warning_in_a_file_not_edited_is_told_again_by_a_patch(tmp_path, patched):
     builds = Builds(tmp_path)
     builds.build(edit("Alpha/cards.txt", 1, answer="See ![missing](nowhere.png)."))

@@ -113,6 +113,8 @@ class Collection:
     cards: list[Parsed]
     locks: dict[Path, Lock]
     report: Report
+    # Images the cards name that were not found (`render_all`).
+    missing: set[Path] = field(default_factory=set)
 
 
 def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
@@ -818,6 +820,9 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
             add(parsed.source.display, parsed.line, message)
         if parsed.images:
             media.setdefault(parsed.source.package, {}).update(parsed.images)
+        if parsed.rendered.media and len(parsed.images) < len(parsed.rendered.media):
+            root = _resolved(parsed.source.root)
+            collection.missing.update(root / rel for name, rel, _, _ in parsed.rendered.media if not name)
         out.append(parsed.rendered.fields)
     return out
 
@@ -913,6 +918,7 @@ class _Build:
                 )
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
+            result.missing = sorted(collection.missing)
             self.report_moves(collection)
             self.progress.stage("packaging")
             # The memo goes to a helper while this process would wait for another to make an

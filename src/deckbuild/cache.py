@@ -119,6 +119,7 @@ def _base64(value: Any) -> bool:
 BUILD_RECORD: Shape = {
     "packages": [[str, str]],
     "inputs": [[str, int, int]],
+    "missing": [str],
     "problems": [[str, int, str, str]],
     "notes": [str],
     "counts": {str: int},

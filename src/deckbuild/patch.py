@@ -16,6 +16,7 @@ import base64
 import hashlib
 import json
 import marshal
+import os
 import re
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -38,6 +39,7 @@ _BASE: cache.Shape = {
     # Each package: where, its SHA-256, what the cache knows its empty collection by.
     "packages": [[str, str, str]],
     "inputs": [[str, int, int]],
+    "missing": [str],
     "counts": {str: int},
     "problems": [[str, int, str, str]],
     "notes": [str],
@@ -69,6 +71,7 @@ def remember(store: cache.Cache, base: str, seen: dict[Path, bytes], result: Bui
             [str(p), result.digests.get(p) or _sha256(p), result.shells.get(p, "")] for p in result.packages
         ],
         "inputs": [[str(p), *_stat(p)] for p in result.inputs],
+        "missing": [str(p) for p in result.missing],
         "counts": report.counts,
         "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
         "notes": report.notes,
@@ -145,6 +148,8 @@ class _Edit:
                 raise _NotAnEdit
         except OSError:
             raise _NotAnEdit from None
+        if any(os.path.lexists(p) for p in self.state["missing"]):
+            raise _NotAnEdit  # an image the last build did not find: the cards naming it show it now
         found = Report()
         sources = {source.path: source for source in discover(self.paths, found)}
         if found.problems or any(p not in sources for p in changed):
@@ -153,7 +158,7 @@ class _Edit:
         return [sources[p] for p in changed]
 
     def tell_again(self, unchanged: set[str]) -> None:
-        """Report the last build's warnings and notes again; raise unless a full build would too.
+        """Raise unless a full build would tell the last build's warnings and notes again.
 
         Those a full build tells again are the ones its reading and rendering find in a file it
         reads as it was: a warning at a line of such a file, a note that answers were inferred
@@ -167,9 +172,6 @@ class _Edit:
             told = _INFERRED.fullmatch(note)
             if told is None or told[1] not in unchanged:
                 raise _NotAnEdit
-        for path, line, _, message in self.state["problems"]:
-            self.report.warn(path, line, message)
-        self.report.notes.extend(self.state["notes"])
 
     def edited_rows(self, source: SourceFile) -> list[_Row]:
         """Return the rows of a file edited in place; raise if anything else in it changed."""
@@ -298,6 +300,11 @@ class _Edit:
             result.shells[path] = shell
             result.digests[path] = hashlib.sha256(written[path]).hexdigest() if path in written else digest
         result.inputs = [Path(p) for p, _, _ in self.state["inputs"]]
+        result.missing = [Path(p) for p in self.state["missing"]]
+        # Told only now that nothing can turn this into a build in full, which tells its own.
+        for path, line, _, message in self.state["problems"]:
+            self.report.warn(path, line, message)
+        self.report.notes.extend(self.state["notes"])
         result.lock_changed = [lock.path for lock in locks.values() if lock.changed]
         counts = {**self.state["counts"], "rendered": len(rows)}
         counts.pop("unchanged", None)

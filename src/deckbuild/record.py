@@ -44,6 +44,8 @@ class BuildResult:
     lock_changed: list[Path] = field(default_factory=list)
     # Files read besides the sources (images), for the record of an unchanged build.
     inputs: list[Path] = field(default_factory=list)
+    # Images the cards name that were not found: once one is there, no record or patch answers.
+    missing: list[Path] = field(default_factory=list)
     # The SHA-256 of each package as the build wrote or found it, so the record hashes none again.
     digests: dict[Path, str] = field(default_factory=dict)
     # What the cache knows each package's empty collection by, for the next build to patch it.
@@ -273,6 +275,7 @@ def _record(result: BuildResult) -> dict[str, Any]:
     return {
         "packages": [[str(p), result.digests.get(p) or _sha256(p)] for p in result.packages],
         "inputs": [[str(p), *_stat(p)] for p in result.inputs],
+        "missing": [str(p) for p in result.missing],
         "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
         "notes": report.notes,
         "counts": report.counts,
@@ -296,12 +299,18 @@ def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
             return None
     except OSError:
         return None
+    # An image named but not found then, there now (perhaps where no fingerprint looks: a hidden
+    # folder, a deck tree not built): the cards that name it show it now.
+    if any(os.path.lexists(p) for p in record["missing"]):
+        return None
     report = Report(
         notes=list(record["notes"]), counts={**record["counts"], "unchanged": len(record["packages"])}
     )
     for path, line, severity, message in record["problems"]:
         (report.error if severity == "error" else report.warn)(path, line, message)
-    return BuildResult([Path(p) for p, _ in record["packages"]], report)
+    done = BuildResult([Path(p) for p, _ in record["packages"]], report)
+    done.missing = [Path(p) for p in record["missing"]]
+    return done
 
 
 def kept_files_above(path: Path, root: Path) -> list[Path]:
