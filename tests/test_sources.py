@@ -376,6 +376,29 @@ def test_an_image_over_the_size_limit_is_left_out_without_reading_it(deck_tree):
     assert (deck_tree.parent / "dist" / "D.apkg").stat().st_size < 1_000_000
 
 
+@pytest.mark.parametrize("second", ["Alpha", "ALPHA"])
+def test_two_deck_trees_with_a_folder_of_one_deck_name_are_refused_by_name(tmp_path, monkeypatch, second):
+    monkeypatch.chdir(tmp_path)
+    put(tmp_path, "one/Alpha/c.txt", "Question;Answer;UUID\nQ1?;A.;aaaaaaaa-0000-4000-8000-000000000001\n")
+    put(
+        tmp_path, f"two/{second}/c.txt", "Question;Answer;UUID\nQ2?;A.;aaaaaaaa-0000-4000-8000-000000000002\n"
+    )
+    for tree in ("one", "two"):
+        put(tmp_path, f"{tree}/{LOCK_NAME}", '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+    result = CliRunner().invoke(cli, ["build", "one", "two", "-o", "out", "--no-cache"])
+    why = (
+        "is also the deck of one/Alpha, in another deck tree"
+        if second == "Alpha"
+        else "is Alpha to Anki, which ignores case"
+    )
+    assert (result.exit_code, result.output) == (
+        1,
+        f"two/{second}/c.txt:1: deck {second} {why}; rename one of the two folders\n"
+        "1 error(s), 0 warning(s)\n",
+    )
+    assert not (tmp_path / "out").exists()
+
+
 def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
     monkeypatch.chdir(deck_tree.parent)
     for n, folder in enumerate(["D/A", "D/a", "D/ B ", "D/x::y", "D/x/y"]):

@@ -327,7 +327,7 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
     Anki compares deck names without case and trims the blanks around each part, and `::`
     separates parts: `A` and `a`, ` A ` and `A`, `x::y` and `x/y` would all become one deck.
     """
-    seen: dict[str, Path] = {}
+    seen: dict[str, tuple[Path, Path]] = {}
     first: dict[Path, SourceFile] = {}
     for s in sources:
         first.setdefault(s.path.parent, s)
@@ -344,13 +344,16 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
             )  # fmt: skip
             continue
         key = "::".join(parts).casefold()
-        if key in seen and seen[key] != folder:
-            report.error(
-                source.display, 1,
-                f"deck {source.deck} is {deck_name(source.root, seen[key])} to Anki, which ignores case; "
-                "rename one of the two folders",
-            )  # fmt: skip
-        seen.setdefault(key, folder)
+        root, other = seen.setdefault(key, (source.root, folder))
+        if other != folder:
+            # Two deck trees built at once may each hold a folder of the same name.
+            name = deck_name(root, other)
+            why = (
+                f"is also the deck of {display_path(other)}, in another deck tree"
+                if name == source.deck
+                else f"is {name} to Anki, which ignores case"
+            )
+            report.error(source.display, 1, f"deck {source.deck} {why}; rename one of the two folders")
 
 
 def decode(source: SourceFile, report: Report, data: bytes | None = None) -> list[str] | None:
