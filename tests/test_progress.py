@@ -314,3 +314,23 @@ def test_start_up_counts_from_when_the_process_started_not_from_when_deckbuild_w
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert 0.3 <= float(out.stdout) < 60  # the sleep came before the import: a lower bound, not a speed
+
+
+def test_verbose_says_when_rows_edited_in_place_were_patched(deck_tree, monkeypatch):
+    rows = [f"Q{i}?;A{i}.;aaaaaaaa-0000-4000-8000-{i:012d}" for i in range(5)]
+    source = put(deck_tree, "Plain/cards.txt", "Question;Answer;UUID\n" + "\n".join(rows) + "\n")
+    monkeypatch.chdir(deck_tree.parent)
+    build = ["build", "decks/Plain", "-v"]
+    assert CliRunner().invoke(cli, build).exit_code == 0
+    source.write_text(source.read_text("utf-8").replace("A2.", "Two."), "utf-8")
+    result = CliRunner().invoke(cli, build)
+    assert result.exit_code == 0
+    said = _stages(result.stderr)
+    # No memo and no lock stage of their own: the edited rows are stamped as they are rendered.
+    patched = ["start-up", "fingerprint", "reading", "rendering", "packaging", "committing", "recording"]
+    assert list(said) == patched
+    assert said["reading"] == "1 card(s) in 1 file(s)"
+    assert said["rendering"] == "1 card(s) validated and rendered"
+    assert said["packaging"] == "1 package(s) written, 0 unchanged"
+    assert result.stderr.endswith("  1 row(s) edited in place: patched into the last package(s)\n")
+    assert result.stdout == "wrote dist/Plain.apkg\n5 card(s) read, 5 packaged, 0 skipped, 0 incomplete\n"

@@ -140,6 +140,8 @@ class ProgressLine(Progress):
                 lines.append(f"  {seconds[name]:7.3f} s  {name:<12} {detail[name]}")
         if "reading" not in seconds and "fingerprint" in seconds:
             lines.append("  nothing changed since the last build: answered from its record")
+        if patched := counts.get("patched"):
+            lines.append(f"  {patched} row(s) edited in place: patched into the last package(s)")
         return lines
 
 

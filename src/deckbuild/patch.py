@@ -305,6 +305,16 @@ class _Edit:
         for path, line, _, message in self.state["problems"]:
             self.report.warn(path, line, message)
         self.report.notes.extend(self.state["notes"])
+        # What this build did, for -v and the progress line: the edited rows alone were read.
+        for what, n in (
+            ("files", len({row[0].path for row in rows})),
+            ("read", len(rows)),
+            ("rendered", len(rows)),
+            ("written", len(written)),
+            ("unchanged", len(self.state["packages"]) - len(written)),
+            ("patched", len(rows)),
+        ):
+            self.progress.count(what, n)
         result.lock_changed = [lock.path for lock in locks.values() if lock.changed]
         counts = {**self.state["counts"], "rendered": len(rows)}
         counts.pop("unchanged", None)

@@ -28,7 +28,7 @@ class Progress:
         """A stage (one of STAGES) starts; the one before it ends."""
 
     def count(self, what: str, n: int = 1) -> None:
-        """Add `n` to a count: files, read, memo, rendered, written, unchanged."""
+        """Add `n` to a count: files, read, memo, rendered, written, unchanged, patched."""
 
 
 QUIET = Progress()
