@@ -365,6 +365,62 @@ def test_an_image_not_found_then_there_now_is_shown_though_no_fingerprint_sees_i
     assert builds.last.report.problems == []
 
 
+PNG = b"\x89PNG\r\n\x1a\n" + bytes(64)
+
+
+def _big(folder: str) -> Callable[[Path], None]:
+    def run(root: Path) -> None:
+        (root / "Alpha" / folder).mkdir(exist_ok=True)
+        with (root / "Alpha" / folder / "p.png").open("wb") as big:
+            big.truncate(101 * 1024**2)  # sparse: over the limit, taking no disk
+
+    return run
+
+
+def _shrunk(folder: str) -> Callable[[Path], None]:
+    return lambda root: (root / "Alpha" / folder / "p.png").write_bytes(PNG)
+
+
+@pytest.mark.parametrize("folder", ["img", ".img"])
+@pytest.mark.parametrize("then", [edit("Beta/cards.txt", 2, answer="Two."), lambda root: None])
+def test_an_image_left_out_as_too_large_then_shrunk_is_shown(folder, then, tmp_path, patched):
+    builds = Builds(tmp_path)
+    builds.build(both(_big(folder), edit("Alpha/cards.txt", 1, answer=f"See ![p]({folder}/p.png).")))
+    assert builds.last is not None and "larger than" in builds.last.report.problems[0].message
+    # Shrunk (in a hidden folder, where no fingerprint looks): the memo, a record or a patch
+    # that answered with the card as it was would leave the image out.
+    builds.build(both(_shrunk(folder), then))
+    assert not patched
+    assert builds.last.report.problems == []
+
+
+def _linked(target: str) -> Callable[[Path], None]:
+    def run(root: Path) -> None:
+        link = root / "Alpha" / ".img"
+        (root / "Alpha" / target).mkdir(exist_ok=True)
+        if link.is_symlink():
+            link.unlink()
+        link.symlink_to(target)
+
+    return run
+
+
+@pytest.mark.parametrize("then", [edit("Beta/cards.txt", 2, answer="Two."), lambda root: None])
+def test_an_image_not_found_through_a_link_is_shown_once_the_link_leads_to_it(then, tmp_path, patched):
+    builds = Builds(tmp_path)
+    builds.build(both(_linked(".empty"), edit("Alpha/cards.txt", 1, answer="See ![p](.img/p.png).")))
+    assert builds.last is not None and "not found" in builds.last.report.problems[0].message
+
+    def full(root: Path) -> None:
+        (root / "Alpha" / ".full").mkdir()
+        (root / "Alpha" / ".full" / "p.png").write_bytes(PNG)
+        _linked(".full")(root)
+
+    builds.build(both(full, then))
+    assert not patched
+    assert builds.last.report.problems == []
+
+
 def test_a_warning_in_a_file_not_edited_is_told_again_by_a_patch(tmp_path, patched):
     builds = Builds(tmp_path)
     builds.build(edit("Alpha/cards.txt", 1, answer="See ![missing](nowhere.png)."))

@@ -796,8 +796,9 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
         for name, path in sorted(media.items()):
             stat = path.stat()
             deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
-        # An image not found, named "": the memo renders the card again once a file is there.
-        deps += [["", path.relative_to(root).as_posix(), -1, -1] for path in sorted(set(missing))]
+        # An image left out, named "" (as the card names it, perhaps through a link, so not
+        # always below the root as resolved): the memo renders the card again.
+        deps += [["", Path(os.path.relpath(path, root)).as_posix(), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems] if report.problems else []
     return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 

@@ -89,6 +89,8 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
 
     found = {}
     for name, relative, size, mtime in media:
+        if not name:
+            return None  # an image left out of the card (not found, too large): rendered again
         path = root / relative
         try:
             stat = path.stat()

@@ -211,7 +211,8 @@ class Where:
     folder: Path | None = None
     root: Path | None = None
     media: dict[str, Path] = field(default_factory=dict, compare=False, hash=False)
-    # Local images named but not found: the build renders the card again once they exist.
+    # Local images named but left out (not found, too large, unreadable), as named (through any
+    # link): the memo renders their cards again, and no record or patch answers once one is there.
     missing: list[Path] = field(default_factory=list, compare=False, hash=False)
 
 
@@ -740,8 +741,9 @@ def _images(markup: str, where: Where, report: Report) -> str:
             return tag.group(0)
         if where.folder is None or where.root is None:
             return tag.group(0)
+        named = where.folder / unquote(src)
         try:
-            target = (where.folder / unquote(src)).resolve()
+            target = named.resolve()
         except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
             report.error(where.path, where.line, f"image {src} is a link in a loop; fix the link")
             return ""
@@ -751,7 +753,7 @@ def _images(markup: str, where: Where, report: Report) -> str:
         if not target.is_file():
             message = f"image {src} not found, left out of the card; add the file or fix the path"
             report.warn(where.path, where.line, message)
-            where.missing.append(target)
+            where.missing.append(named)
             return ""
         try:
             name = media_name(target)
@@ -759,12 +761,14 @@ def _images(markup: str, where: Where, report: Report) -> str:
             size = f"{MAX_MEDIA_BYTES >> 20} MiB"
             message = f"image {src} is larger than {size}, left out of the card; shrink it"
             report.warn(where.path, where.line, message)
+            where.missing.append(named)
             return ""
         except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
             if ran_out(exc):
                 raise
             message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
             report.warn(where.path, where.line, message)
+            where.missing.append(named)
             return ""
         where.media[name] = target
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
