@@ -88,3 +88,23 @@ def test_bytes_moved_from_one_file_to_the_next_change_the_fingerprint(tmp_path):
     a.write_bytes(b"x" + b"\x00" + os.fsencode(b) + b"\x00" + b"y")
     b.unlink()
     assert fingerprint(root) != before
+
+
+@pytest.mark.parametrize("edited", [False, True], ids=["unchanged", "a row edited"])
+def test_a_build_from_another_folder_names_the_files_from_there(tmp_path, monkeypatch, edited):
+    from deckbuild.record import build
+
+    row = "Question;Answer;UUID\nQ?;{};aaaaaaaa-0000-4000-8000-00000000000{}\n"
+    put(tmp_path, "decks/A/c.txt", row.format("See ![p](p.png).", 1))
+    put(tmp_path, "decks/B/c.txt", row.format("A.", 2))
+    put(tmp_path, f"decks/{LOCK_NAME}", '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+    monkeypatch.chdir(tmp_path)
+    for now in (1_700_000_000, 1_700_000_060):  # the second with nothing new to note
+        first = build([tmp_path / "decks"], tmp_path / "out", now=now)
+    assert [p.path for p in first.report.problems] == ["decks/A/c.txt"]
+    if edited:
+        b = tmp_path / "decks" / "B" / "c.txt"
+        b.write_text(b.read_text("utf-8").replace(";A.;", ";B.;"), "utf-8")
+    monkeypatch.chdir(tmp_path / "decks")
+    again = build([tmp_path / "decks"], tmp_path / "out", now=1_700_000_120)
+    assert [p.path for p in again.report.problems] == ["A/c.txt"]

@@ -153,7 +153,8 @@ def _build_held(
         # What a killed build left: finished if it got as far as its journal, else swept away.
         repaired = recover(folders)
         store = held.enter_context(closing(cache.Cache(cache.cache_dir() if use_cache else None)))
-        options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url]
+        # The working directory too: the report names files relative to it (`display_path`).
+        options = [frozen, strict, str(outdir.resolve()), release.version, release.notes_url, os.getcwd()]
         record = store.db is not None and not dry_run
         progress.stage("fingerprint")
         before: dict[Path, bytes] = {}
