@@ -421,6 +421,26 @@ def test_an_image_not_found_through_a_link_is_shown_once_the_link_leads_to_it(th
     assert builds.last.report.problems == []
 
 
+@pytest.mark.parametrize("link", ["img", ".img"])
+@pytest.mark.parametrize("then", [edit("Beta/cards.txt", 2, answer="Two."), lambda root: None])
+def test_an_image_shown_through_a_link_changes_when_the_link_leads_elsewhere(link, then, tmp_path, patched):
+    builds = Builds(tmp_path)
+
+    def to(target: str, data: bytes) -> Callable[[Path], None]:
+        def run(root: Path) -> None:
+            (root / "Alpha" / target).mkdir()
+            (root / "Alpha" / target / "p.png").write_bytes(data)
+            if (root / "Alpha" / link).is_symlink():
+                (root / "Alpha" / link).unlink()
+            (root / "Alpha" / link).symlink_to(target)
+
+        return run
+
+    builds.build(both(to(".one", PNG), edit("Alpha/cards.txt", 1, answer=f"See ![p]({link}/p.png).")))
+    builds.build(both(to(".two", PNG + b"another image"), then))
+    assert not patched
+
+
 def test_a_warning_in_a_file_not_edited_is_told_again_by_a_patch(tmp_path, patched):
     builds = Builds(tmp_path)
     builds.build(edit("Alpha/cards.txt", 1, answer="See ![missing](nowhere.png)."))

@@ -794,8 +794,8 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     if media or missing:
         root = _resolved(parsed.source.root)
         for name, path in sorted(media.items()):
-            stat = path.stat()
-            deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
+            stat, relative = path.stat(), Path(os.path.relpath(path, root)).as_posix()
+            deps.append([name, relative, stat.st_size, changed_stamp(stat)])
         # An image left out, named "" (as the card names it, perhaps through a link, so not
         # always below the root as resolved): the memo renders the card again.
         deps += [["", Path(os.path.relpath(path, root)).as_posix(), -1, -1] for path in sorted(set(missing))]

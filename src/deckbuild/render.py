@@ -770,7 +770,7 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             where.missing.append(named)
             return ""
-        where.media[name] = target
+        where.media[name] = named  # watched as named: a link that leads elsewhere is an edit
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
     # Whole tags, so that a missing image leaves no broken <img> behind.
