@@ -226,12 +226,7 @@ def start_package(
         # about ten times faster. The database is thrown away if anything fails: no journal.
         conn.execute("PRAGMA journal_mode=OFF")
         # Indexes built once after the rows, not kept up to date row by row.
-        indexes = conn.execute(
-            "SELECT name, sql FROM sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('notes', 'cards') ORDER BY name"
-        ).fetchall()
-        for index, _ in indexes:
-            conn.execute(f'DROP INDEX "{index}"')
+        indexes = _drop_indexes(conn)
         try:
             conn.executemany(NOTES_SQL, notes)
         except UnicodeEncodeError:  # a lone surrogate: the gate, which runs later, says where
@@ -338,6 +333,17 @@ _MODE = 0o644 << 16
 _UTF8 = 0x800
 # Past this, zipfile adds ZIP64 records: such archives are left to it.
 _ZIP64_AT = 1 << 30
+
+
+def _drop_indexes(conn: sqlite3.Connection) -> list[tuple[str, str]]:
+    """Drop the notes' and cards' indexes, to be built once after the rows; return them."""
+    indexes: list[tuple[str, str]] = conn.execute(
+        "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
+        "AND tbl_name IN ('notes', 'cards') ORDER BY name"
+    ).fetchall()
+    for index, _ in indexes:
+        conn.execute(f'DROP INDEX main."{index}"')
+    return indexes
 
 
 def zip_bytes(entries: Sequence[tuple[str, bytes]]) -> bytes:
@@ -484,12 +490,7 @@ def patch_package(
             return None
         delta = stamp * 1000 - first
         conn.execute("PRAGMA journal_mode=OFF")
-        indexes = conn.execute(
-            "SELECT name, sql FROM main.sqlite_master WHERE type = 'index' AND sql IS NOT NULL "
-            "AND tbl_name IN ('notes', 'cards') ORDER BY name"
-        ).fetchall()
-        for index, _ in indexes:
-            conn.execute(f'DROP INDEX main."{index}"')
+        indexes = _drop_indexes(conn)
         after = first - 1
         for row in out:
             conn.execute(_COPY_NOTES, (delta, after, row[0]))
