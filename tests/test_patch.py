@@ -537,6 +537,19 @@ def test_a_frozen_build_is_built_in_full_and_refuses_to_change_the_lock(tmp_path
     assert (builds.root / LOCK_NAME).read_bytes() == lock
 
 
+def test_more_rows_or_files_edited_than_a_patch_takes_are_built_in_full(tmp_path, patched, monkeypatch):
+    monkeypatch.setattr(patch, "MAX_ROWS", 2)
+    monkeypatch.setattr(patch, "MAX_FILES", 1)
+    builds = Builds(tmp_path)
+    rows = [edit("Alpha/cards.txt", n, answer=f"Row {n}.") for n in (1, 2, 3)]
+    builds.build(both(*rows))
+    builds.build(both(edit("Alpha/cards.txt", 1, answer="One."), edit("Beta/cards.txt", 1, answer="One.")))
+    assert not patched
+    # As many as it takes, in one file: patched.
+    builds.build(both(edit("Alpha/cards.txt", 1, answer="A."), edit("Alpha/cards.txt", 2, answer="B.")))
+    assert patched
+
+
 def test_the_base_key_names_the_paths_and_options() -> None:
     one = patch.base_key([Path("/a")], [False, False, "/out", None, None])
     assert one != patch.base_key([Path("/b")], [False, False, "/out", None, None])
