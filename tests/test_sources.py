@@ -11,6 +11,7 @@ import socket
 import subprocess
 import sys
 import tempfile
+import zipfile
 from pathlib import Path
 
 import pytest
@@ -354,6 +355,55 @@ def test_an_image_that_is_a_link_loop_is_an_error_not_a_traceback(deck_tree):
     assert result.returncode == 1
     assert result.stderr == (
         "decks/D/a.txt:2: image img/loop.png is a link in a loop; fix the link\n1 error(s), 0 warning(s)\n"
+    )
+
+
+@pytest.mark.parametrize(
+    "link, target, src",
+    [
+        # `..` after a link is followed from where the link leads, never cut off as text.
+        (".lnk", "x/y/z", ".lnk/../../../secret.png"),
+        (".lnk", ".sub/e", ".lnk/../secret.png"),
+        (".img", "a/b", ".img/../../secret.png"),
+    ],
+)
+def test_an_image_is_the_file_its_path_leads_to_never_one_outside_the_deck(deck_tree, link, target, src):
+    inside = b"\x89PNG inside the deck"
+    outside = b"\x89PNG outside the deck"
+    (deck_tree.parent / "secret.png").write_bytes(outside)  # beside the deck tree
+    (deck_tree / "D" / "secret.png").parent.mkdir(parents=True, exist_ok=True)
+    (deck_tree / "D" / "secret.png").write_bytes(outside)  # where the text alone would lead
+    put(deck_tree, "D/a.txt", f"Question;Answer;UUID\nq ![k]({src});a;aaaaaaaa-1111-4111-8111-111111111111\n")
+    (deck_tree / "D" / target).mkdir(parents=True)
+    os.symlink(target, deck_tree / "D" / link)
+    followed = Path(os.path.realpath(deck_tree / "D" / src))
+    followed.write_bytes(inside)
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    assert (result.returncode, result.stderr) == (0, "")
+    with zipfile.ZipFile(deck_tree.parent / "dist" / "D.apkg") as package:
+        names = json.loads(package.read("media"))
+        assert [package.read(n) for n in names] == [inside]
+
+
+@pytest.mark.parametrize(
+    "src, message",
+    [
+        ("img/p%00.png", "image img/p%00.png names no file (a NUL character); fix the path"),
+        (
+            "img/" + "p" * 300 + ".png",
+            "warning: image img/" + "p" * 300 + ".png cannot be read (File name too long), "
+            "left out of the card; fix the path",
+        ),
+    ],
+)
+def test_an_image_path_no_system_takes_is_a_message_not_a_traceback(deck_tree, src, message):
+    (deck_tree / "D" / "img").mkdir(parents=True)
+    put(deck_tree, "D/a.txt", f"Question;Answer;UUID\nq ![k]({src});a;aaaaaaaa-1111-4111-8111-111111111111\n")
+    result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
+    error = "warning" not in message
+    assert (result.returncode, result.stderr) == (
+        int(error),
+        f"decks/D/a.txt:2: {message}\n{int(error)} error(s), {int(not error)} warning(s)\n",
     )
 
 

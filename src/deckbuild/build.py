@@ -794,11 +794,12 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     if media or missing:
         root = _resolved(parsed.source.root)
         for name, path in sorted(media.items()):
-            stat, relative = path.stat(), Path(os.path.relpath(path, root)).as_posix()
-            deps.append([name, relative, stat.st_size, changed_stamp(stat)])
-        # An image left out, named "" (as the card names it, perhaps through a link, so not
-        # always below the root as resolved): the memo renders the card again.
-        deps += [["", Path(os.path.relpath(path, root)).as_posix(), -1, -1] for path in sorted(set(missing))]
+            stat = path.stat()
+            deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
+        # An image left out, named "": the memo renders the card again. Kept as the card names it,
+        # absolute but with any `..` left for the system to follow through links as it did (the
+        # root joined to it is then ignored); never a file read.
+        deps += [["", str(path.absolute()), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems] if report.problems else []
     return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 

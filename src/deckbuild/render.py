@@ -741,7 +741,11 @@ def _images(markup: str, where: Where, report: Report) -> str:
             return tag.group(0)
         if where.folder is None or where.root is None:
             return tag.group(0)
-        named = where.folder / unquote(src)
+        relative = unquote(src)
+        if "\x00" in relative:  # no system takes it in a file name
+            report.error(where.path, where.line, f"image {src} names no file (a NUL character); fix the path")
+            return ""
+        named = where.folder / relative
         try:
             target = named.resolve()
         except (OSError, RuntimeError):  # a link loop (RuntimeError before Python 3.13)
@@ -750,7 +754,16 @@ def _images(markup: str, where: Where, report: Report) -> str:
         if not target.is_relative_to(where.root.resolve()):
             report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
             return match.group(1) + match.group(3) + tag.group(0)[match.end() :]
-        if not target.is_file():
+        try:
+            found = target.is_file()
+        except OSError as exc:  # a name longer than the system takes
+            if ran_out(exc):
+                raise
+            message = f"image {src} cannot be read ({exc.strerror}), left out of the card; fix the path"
+            report.warn(where.path, where.line, message)
+            where.missing.append(named)
+            return ""
+        if not found:
             message = f"image {src} not found, left out of the card; add the file or fix the path"
             report.warn(where.path, where.line, message)
             where.missing.append(named)
@@ -770,7 +783,7 @@ def _images(markup: str, where: Where, report: Report) -> str:
             report.warn(where.path, where.line, message)
             where.missing.append(named)
             return ""
-        where.media[name] = named  # watched as named: a link that leads elsewhere is an edit
+        where.media[name] = target  # the file checked to be inside the deck folder is the one packaged
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
     # Whole tags, so that a missing image leaves no broken <img> behind.
