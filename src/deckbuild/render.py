@@ -754,35 +754,28 @@ def _images(markup: str, where: Where, report: Report) -> str:
         if not target.is_relative_to(where.root.resolve()):
             report.error(where.path, where.line, f"image {src} is outside the deck folder; move it inside")
             return match.group(1) + match.group(3) + tag.group(0)[match.end() :]
+
+        def left_out(why: str, fix: str = "fix the path") -> str:
+            report.warn(where.path, where.line, f"image {src} {why}, left out of the card; {fix}")
+            where.missing.append(named)
+            return ""
+
         try:
             found = target.is_file()
         except OSError as exc:  # a name longer than the system takes
             if ran_out(exc):
                 raise
-            message = f"image {src} cannot be read ({exc.strerror}), left out of the card; fix the path"
-            report.warn(where.path, where.line, message)
-            where.missing.append(named)
-            return ""
+            return left_out(f"cannot be read ({exc.strerror})")
         if not found:
-            message = f"image {src} not found, left out of the card; add the file or fix the path"
-            report.warn(where.path, where.line, message)
-            where.missing.append(named)
-            return ""
+            return left_out("not found", "add the file or fix the path")
         try:
             name = media_name(target)
         except TooLarge:
-            size = f"{MAX_MEDIA_BYTES >> 20} MiB"
-            message = f"image {src} is larger than {size}, left out of the card; shrink it"
-            report.warn(where.path, where.line, message)
-            where.missing.append(named)
-            return ""
+            return left_out(f"is larger than {MAX_MEDIA_BYTES >> 20} MiB", "shrink it")
         except OSError as exc:  # swapped for a FIFO or a device since, or removed: never read
             if ran_out(exc):
                 raise
-            message = f"image {src} cannot be read ({exc}), left out of the card; put the image file there"
-            report.warn(where.path, where.line, message)
-            where.missing.append(named)
-            return ""
+            return left_out(f"cannot be read ({exc})", "put the image file there")
         where.media[name] = target  # the file checked to be inside the deck folder is the one packaged
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
