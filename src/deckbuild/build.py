@@ -113,7 +113,7 @@ class Collection:
     cards: list[Parsed]
     locks: dict[Path, Lock]
     report: Report
-    # Images the cards name that were not found (`render_all`).
+    # Images the cards name that were left out: not found, too large, unreadable (`render_all`).
     missing: set[Path] = field(default_factory=set)
 
 

@@ -32,7 +32,7 @@ if TYPE_CHECKING:
     from deckbuild.package import NoteData, Shell
     from deckbuild.workers import Helpers
 
-# What the last clean build leaves for the next one to patch from (`remember`).
+# What the last clean build leaves for the next one to patch from (`state`): its record, and more.
 _BASE: cache.Shape = {
     # Every file its fingerprint hashed, as it left them, and how (record._fingerprint).
     "files": [[str, str]],
@@ -62,21 +62,14 @@ def base_key(paths: list[Path], options: list[Any]) -> str:
     return cache.key("patch", json.dumps([str(p) for p in paths] + options))
 
 
-def remember(store: cache.Cache, base: str, seen: dict[Path, bytes], result: BuildResult) -> None:
-    """Keep what the next build needs to patch this one's packages: what it read, and wrote."""
-    report = result.report
-    state = {
-        "files": [[str(p), own.hex()] for p, own in seen.items()],
-        "packages": [
-            [str(p), result.digests.get(p) or _sha256(p), result.shells.get(p, "")] for p in result.packages
-        ],
-        "inputs": [[str(p), *_stat(p)] for p in result.inputs],
-        "missing": [str(p) for p in result.missing],
-        "counts": report.counts,
-        "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
-        "notes": report.notes,
-    }
-    store.put_many({base: state})
+def state(seen: dict[Path, bytes], result: BuildResult, record: dict[str, Any]) -> dict[str, Any]:
+    """Return what the next build needs to patch this one's packages: its `record`, and more.
+
+    `seen` is how its fingerprint hashed each file it read; each package gains its empty
+    collection's key.
+    """
+    packages = [[p, digest, result.shells.get(Path(p), "")] for p, digest in record["packages"]]
+    return {**record, "files": [[str(p), own.hex()] for p, own in seen.items()], "packages": packages}
 
 
 def rebuild(

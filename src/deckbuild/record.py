@@ -44,7 +44,7 @@ class BuildResult:
     lock_changed: list[Path] = field(default_factory=list)
     # Files read besides the sources (images), for the record of an unchanged build.
     inputs: list[Path] = field(default_factory=list)
-    # Images the cards name that were not found: once one is there, no record or patch answers.
+    # Images the cards name that were left out: once one is there, no record or patch answers.
     missing: list[Path] = field(default_factory=list)
     # The SHA-256 of each package as the build wrote or found it, so the record hashes none again.
     digests: dict[Path, str] = field(default_factory=dict)
@@ -195,8 +195,8 @@ def _build_held(
             # for text the packages may not hold. The next build then builds it for real.
             wrote = {*(r / LOCK_NAME for r in roots), *(Path(os.path.abspath(p)) for p in result.packages)}
             if _read_alike(before, after, wrote):
-                store.put_many({key: _record(result)})
-                patch.remember(store, base, after, result)
+                kept = _record(result)
+                store.put_many({key: kept, base: patch.state(after, result, kept)})
         return result
 
 
