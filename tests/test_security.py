@@ -5,7 +5,10 @@ from __future__ import annotations
 import os
 import sqlite3
 import stat
+import subprocess
+import sys
 import time
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -194,6 +197,71 @@ def test_the_cache_key_is_private_and_one_others_could_touch_is_replaced(own_cac
     assert store.db is not None and store.secret != first
     assert stat.S_IMODE(key.stat().st_mode) == 0o600
     store.close()
+
+
+def _mode(path: Path) -> int:
+    return stat.S_IMODE(path.stat().st_mode)
+
+
+def test_the_cache_is_readable_by_its_owner_alone_whatever_the_umask(deck_tree, tmp_path, monkeypatch):
+    put(deck_tree, "Deck/cards.txt", DATA / "anki" / "constructs.txt")
+    folder = tmp_path / "fresh" / "deckbuild"
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(folder))
+    old = os.umask(0)
+    try:
+        result = build([deck_tree], tmp_path / "dist", now=NOW)
+        store = Cache(folder)  # open, as a build's is, while its journals are there
+        try:
+            journals = sorted(p.name for p in folder.iterdir() if p.name.startswith("cache.sqlite-"))
+            assert journals == ["cache.sqlite-shm", "cache.sqlite-wal"]
+            made = {p.name: _mode(p) for p in folder.iterdir()}
+        finally:
+            store.close()
+    finally:
+        os.umask(old)
+    assert result.report.counts["packaged"] > 0
+    assert _mode(folder) == 0o700
+    assert made == dict.fromkeys(("secret", "cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm"), 0o600)
+
+
+def test_a_cache_an_earlier_version_left_readable_is_made_private(own_cache):
+    Cache(own_cache).close()
+    database = own_cache / "cache.sqlite"
+    journals = [own_cache / "cache.sqlite-wal", own_cache / "cache.sqlite-shm"]
+    for path in (database, *journals):
+        path.touch()
+        path.chmod(0o664)
+    store = Cache(own_cache)
+    try:
+        assert store.db is not None
+        assert [_mode(p) for p in (database, *journals)] == [0o600, 0o600, 0o600]
+    finally:
+        store.close()
+
+
+def test_making_the_cache_private_keeps_the_locks_of_an_open_connection(own_cache):
+    # Closing any descriptor of a file lets go of every POSIX lock this process holds on it: a
+    # second cache opened in the process must not free the first one's lock for other processes.
+    first = Cache(own_cache)
+    try:
+        assert first.db is not None
+        first.db.execute("BEGIN IMMEDIATE")
+        for name in ("cache.sqlite", "cache.sqlite-wal", "cache.sqlite-shm"):
+            (own_cache / name).chmod(0o644)
+        Cache(own_cache).close()
+        probe = (
+            "import sqlite3, sys\n"
+            "db = sqlite3.connect(sys.argv[1], timeout=0, isolation_level=None)\n"
+            "try:\n    db.execute('BEGIN IMMEDIATE')\n"
+            "except sqlite3.OperationalError as exc:\n    print(exc)\n"
+            "else:\n    print('taken')\n"
+        )
+        where = str(own_cache / "cache.sqlite")
+        found = subprocess.run([sys.executable, "-c", probe, where], capture_output=True, text=True)
+        assert found.stdout.strip() == "database is locked"
+        first.db.execute("COMMIT")
+    finally:
+        first.close()
 
 
 @pytest.mark.parametrize(

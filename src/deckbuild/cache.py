@@ -272,6 +272,27 @@ def _make_secret(path: Path) -> None:
         draft.unlink()
 
 
+def private(path: Path) -> None:
+    """Make the database at `path` (created empty if need be) and its journals readable by its owner alone.
+
+    Created before SQLite opens it, which gives the journals it makes the database's own mode; one
+    an earlier version made readable by others is made private by its path (closing a descriptor
+    of it would let go of the locks any connection of this process holds on it).
+    """
+    if os.name == "nt":
+        return
+    for name in (path, path.with_name(path.name + "-wal"), path.with_name(path.name + "-shm")):
+        try:
+            found = os.stat(name)
+        except FileNotFoundError:
+            if name == path:
+                with contextlib.suppress(FileExistsError):
+                    os.close(os.open(name, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600))
+            continue
+        if found.st_mode & 0o077 and found.st_uid == os.getuid():
+            os.chmod(name, found.st_mode & 0o7700)
+
+
 class Cache:
     """The cache, or a stand-in that remembers nothing (--no-cache, or an unusable cache)."""
 
@@ -287,9 +308,12 @@ class Cache:
         if directory is None:
             return
         try:
-            directory.mkdir(parents=True, exist_ok=True)
+            # The cache holds every card's rendering and each semicolon source whole: only its
+            # owner may read it, as only its owner may read the sources' own folders, perhaps.
+            directory.mkdir(mode=0o700, parents=True, exist_ok=True)
             self.secret = secret(directory)
             self.path = directory / "cache.sqlite"
+            private(self.path)
             self.db = self._connect(self.path)
             self._create(self.db)
         except (OSError, sqlite3.Error) as exc:
