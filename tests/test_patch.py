@@ -13,6 +13,7 @@ import sqlite3
 import uuid
 from collections.abc import Callable
 from pathlib import Path
+from typing import Any
 
 import pytest
 from hypothesis import HealthCheck, given, settings
@@ -20,7 +21,7 @@ from hypothesis import strategies as st
 
 from ankihelp import card_states, import_package, notes_by_guid, study_all
 from conftest import DECKS, put
-from deckbuild import cache, package, patch
+from deckbuild import cache, package, patch, record
 from deckbuild.errors import BuildFailed, LockChanged
 from deckbuild.record import BuildResult, build
 from deckbuild.sources import LOCK_NAME
@@ -435,6 +436,79 @@ def test_an_image_not_found_past_a_link_and_dotdot_is_shown_once_there(then, tmp
     builds.build(both(lambda root: (root / "Alpha" / ".h" / "q.png").write_bytes(PNG), then))
     assert not patched
     assert builds.last.report.problems == []
+
+
+def _image_in(folder: str, shade: int) -> Callable[[Path], None]:
+    def run(root: Path) -> None:
+        (root / "Alpha" / folder).mkdir(parents=True, exist_ok=True)
+        (root / "Alpha" / folder / "p.png").write_bytes(PNG + bytes([shade]))
+
+    return run
+
+
+THEN = [
+    lambda root: None,  # the link alone: a record would answer
+    edit("Beta/cards.txt", 2, answer="Two."),  # and a row elsewhere: a patch would
+    edit("Alpha/cards.txt", 2, answer="Also."),  # a row beside the card: the memo would
+]
+
+
+@pytest.mark.parametrize("then", THEN)
+def test_an_image_shown_through_a_link_retargeted_since_is_the_one_it_leads_to_now(then, tmp_path, patched):
+    builds = Builds(tmp_path)
+    first = both(_image_in(".one", 1), _image_in(".two", 2), _linked(".one"))
+    builds.build(both(first, edit("Alpha/cards.txt", 1, answer="See ![p](.img/p.png).")))
+    assert builds.last is not None and builds.last.report.problems == []
+    # The same name in another folder, another image: the card shows that one now, as cold.
+    builds.build(both(_linked(".two"), then))
+    assert not patched
+    builds.build(both(_linked(".one"), then))
+    assert not patched
+
+
+@pytest.mark.parametrize("then", THEN)
+def test_an_image_shown_past_a_link_and_dotdot_retargeted_since_is_the_one_it_leads_to_now(
+    then, tmp_path, patched
+):
+    builds = Builds(tmp_path)
+
+    def linked(target: str) -> Callable[[Path], None]:
+        def run(root: Path) -> None:
+            link = root / "Alpha" / ".lnk"
+            if link.is_symlink():
+                link.unlink()
+            link.symlink_to(target)
+
+        return run
+
+    # `.lnk/../p.png` is the p.png beside the folder the link leads to.
+    first = both(_image_in(".a/in", 1), _image_in(".b/in", 2), _image_in(".a", 3), _image_in(".b", 4))
+    builds.build(both(first, linked(".a/in"), edit("Alpha/cards.txt", 1, answer="See ![q](.lnk/../p.png).")))
+    assert builds.last is not None and builds.last.report.problems == []
+    builds.build(both(linked(".b/in"), then))
+    assert not patched
+
+
+def test_an_image_shown_through_a_link_that_still_leads_there_is_answered_from_the_record(
+    tmp_path, patched, monkeypatch
+):
+    answered: list[bool] = []
+    real = record._replay
+
+    def spy(*args: Any) -> BuildResult | None:
+        done = real(*args)
+        answered.append(done is not None)
+        return done
+
+    monkeypatch.setattr(record, "_replay", spy)
+    builds = Builds(tmp_path)
+    first = both(_image_in(".one", 1), _linked(".one"))
+    builds.build(both(first, edit("Alpha/cards.txt", 1, answer="See ![p](.img/p.png).")))
+    answered.clear()
+    builds.build(lambda root: None)
+    assert answered[-1] is True  # the warm build, after the cold one
+    builds.build(edit("Beta/cards.txt", 2, answer="Two."))
+    assert patched
 
 
 def test_a_warning_in_a_file_not_edited_is_told_again_by_a_patch(tmp_path, patched):

@@ -36,7 +36,7 @@ from deckbuild.atomic import (
 )
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report, field_fault
 from deckbuild.lock import Entry, Lock
-from deckbuild.memo import Memo, Rendered, current_media, signature, signature_of, unpack
+from deckbuild.memo import LINKED, Memo, Rendered, current_media, signature, signature_of, unpack
 from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 
@@ -115,6 +115,8 @@ class Collection:
     report: Report
     # Images the cards name that were left out: not found, too large, unreadable (`render_all`).
     missing: set[Path] = field(default_factory=set)
+    # Images shown through a link or a `..`: each path as named, and the file it led to.
+    linked: set[tuple[Path, Path]] = field(default_factory=set)
 
 
 def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
@@ -758,10 +760,12 @@ def render_card(
     media: dict[str, Path],
     missing: list[Path] | None = None,
     folder: Path | None = None,
+    linked: list[tuple[Path, Path]] | None = None,
 ) -> list[str]:
     """Render a card's note fields; images it shows are added to `media`, those not found to `missing`.
 
-    `folder` is the one its source file is in, when the caller knows it already.
+    `folder` is the one its source file is in, when the caller knows it already; images shown
+    through a link or a `..` go to `linked` too, as named and as found.
     """
     render = _rendering()
     card, source = parsed.model, parsed.source
@@ -772,6 +776,7 @@ def render_card(
         source.root,
         media,
         [] if missing is None else missing,
+        [] if linked is None else linked,
     )
     fields: list[str] = render.note_fields(card, source.origin, report, where)
     return fields
@@ -782,7 +787,8 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     report = Report()
     media: dict[str, Path] = {}
     missing: list[Path] = []
-    fields = render_card(parsed, report, media, missing, folder)
+    linked: list[tuple[Path, Path]] = []
+    fields = render_card(parsed, report, media, missing, folder, linked)
     if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
@@ -790,12 +796,16 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
             parsed.line,
             f"{fault} once rendered, from an HTML entity such as &#31; in the source; remove it",
         )
-    deps = []
+    deps: list[list[Any]] = []
     if media or missing:
         root = _resolved(parsed.source.root)
         for name, path in sorted(media.items()):
             stat = path.stat()
             deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
+        # A path as named that reached its image through a link or a `..`, and the file it led to
+        # (joined by NUL, which no path holds): the memo renders the card again once it leads elsewhere.
+        for named, target in sorted(set(linked)):
+            deps.append(["", f"{named.absolute()}\x00{target}", LINKED, LINKED])
         # An image left out, named "": the memo renders the card again. Kept as the card names it,
         # absolute but with any `..` left for the system to follow through links as it did (the
         # root joined to it is then ignored); never a file read.
@@ -823,8 +833,15 @@ def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> lis
         if parsed.images:
             media.setdefault(parsed.source.package, {}).update(parsed.images)
         if parsed.rendered.media and len(parsed.images) < len(parsed.rendered.media):
-            root = _resolved(parsed.source.root)
-            collection.missing.update(root / rel for name, rel, _, _ in parsed.rendered.media if not name)
+            root, deps = _resolved(parsed.source.root), parsed.rendered.media
+            for name, named, size, _ in deps:
+                if name:
+                    continue
+                if size == LINKED:
+                    named, _, target = named.partition("\x00")
+                    collection.linked.add((Path(named), Path(target)))
+                else:
+                    collection.missing.add(root / named)
         out.append(parsed.rendered.fields)
     return out
 
@@ -921,6 +938,7 @@ class _Build:
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
             result.missing = sorted(collection.missing)
+            result.linked = sorted(collection.linked)
             self.report_moves(collection)
             self.progress.stage("packaging")
             # The memo goes to a helper while this process would wait for another to make an

@@ -120,6 +120,7 @@ BUILD_RECORD: Shape = {
     "packages": [[str, str]],
     "inputs": [[str, int, int]],
     "missing": [str],
+    "linked": [[str, str]],
     "problems": [[str, int, str, str]],
     "notes": [str],
     "counts": {str: int},

@@ -11,6 +11,7 @@ written again, and an edit writes a row or two, not the whole file's memo.
 from __future__ import annotations
 
 import marshal
+import os
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -28,6 +29,9 @@ MAX_EDIT_ROWS = 64
 EDIT_SHARE = 8
 # Fields are stored joined, as Anki stores them; a field holding the separator is never stored.
 _SEP = "\x1f"
+# The size (and time) of an image entry ["", "path as named\x00file it led to", LINKED, LINKED]:
+# an image shown that the path as named reached through a link or a `..` (one left out has -1).
+LINKED = -2
 
 
 @dataclass(slots=True)
@@ -90,7 +94,11 @@ def current_media(media: list[list[Any]], root: Path) -> dict[str, Path] | None:
     found = {}
     for name, relative, size, mtime in media:
         if not name:
-            return None  # an image left out of the card (not found, too large): rendered again
+            # A path as named that still leads to the file it led to (see LINKED) holds.
+            named, _, target = relative.partition("\x00")
+            if size == LINKED and target and os.path.realpath(named) == target:
+                continue
+            return None  # an image left out of the card (not found, too large), or led elsewhere now
         path = root / relative
         try:
             stat = path.stat()

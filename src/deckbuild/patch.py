@@ -25,7 +25,7 @@ from deckbuild import cache
 from deckbuild.errors import DeckbuildError, Report
 from deckbuild.lock import Entry, Lock
 from deckbuild.progress import QUIET, Progress
-from deckbuild.record import BuildResult, _sha256, _stat
+from deckbuild.record import BuildResult, _sha256, _stat, still_linked
 from deckbuild.sources import LOCK_NAME, SourceFile, decode, discover, read_regular
 
 if TYPE_CHECKING:
@@ -40,6 +40,7 @@ _BASE: cache.Shape = {
     "packages": [[str, str, str]],
     "inputs": [[str, int, int]],
     "missing": [str],
+    "linked": [[str, str]],
     "counts": {str: int},
     "problems": [[str, int, str, str]],
     "notes": [str],
@@ -143,6 +144,8 @@ class _Edit:
             raise _NotAnEdit from None
         if any(os.path.lexists(p) for p in self.state["missing"]):
             raise _NotAnEdit  # an image the last build did not find: the cards naming it show it now
+        if not still_linked(self.state["linked"]):
+            raise _NotAnEdit  # a link retargeted: the cards showing an image through it show another
         found = Report()
         sources = {source.path: source for source in discover(self.paths, found)}
         if found.problems or any(p not in sources for p in changed):
@@ -294,6 +297,7 @@ class _Edit:
             result.digests[path] = hashlib.sha256(written[path]).hexdigest() if path in written else digest
         result.inputs = [Path(p) for p, _, _ in self.state["inputs"]]
         result.missing = [Path(p) for p in self.state["missing"]]
+        result.linked = [(Path(named), Path(target)) for named, target in self.state["linked"]]
         # Told only now that nothing can turn this into a build in full, which tells its own.
         for path, line, _, message in self.state["problems"]:
             self.report.warn(path, line, message)

@@ -46,6 +46,9 @@ class BuildResult:
     inputs: list[Path] = field(default_factory=list)
     # Images the cards name that were left out: once one is there, no record or patch answers.
     missing: list[Path] = field(default_factory=list)
+    # Images shown through a link or a `..`: each path as named and the file it led to. Once one
+    # leads elsewhere (a link retargeted), no record or patch answers.
+    linked: list[tuple[Path, Path]] = field(default_factory=list)
     # The SHA-256 of each package as the build wrote or found it, so the record hashes none again.
     digests: dict[Path, str] = field(default_factory=dict)
     # What the cache knows each package's empty collection by, for the next build to patch it.
@@ -277,6 +280,7 @@ def _record(result: BuildResult) -> dict[str, Any]:
         "packages": [[str(p), result.digests.get(p) or _sha256(p)] for p in result.packages],
         "inputs": [[str(p), *_stat(p)] for p in result.inputs],
         "missing": [str(p) for p in result.missing],
+        "linked": [[str(named), str(target)] for named, target in result.linked],
         "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
         "notes": report.notes,
         "counts": report.counts,
@@ -302,7 +306,7 @@ def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
         return None
     # An image named but not found then, there now (perhaps where no fingerprint looks: a hidden
     # folder, a deck tree not built): the cards that name it show it now.
-    if any(os.path.lexists(p) for p in record["missing"]):
+    if any(os.path.lexists(p) for p in record["missing"]) or not still_linked(record["linked"]):
         return None
     report = Report(
         notes=list(record["notes"]), counts={**record["counts"], "unchanged": len(record["packages"])}
@@ -311,7 +315,13 @@ def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
         (report.error if severity == "error" else report.warn)(path, line, message)
     done = BuildResult([Path(p) for p, _ in record["packages"]], report)
     done.missing = [Path(p) for p in record["missing"]]
+    done.linked = [(Path(named), Path(target)) for named, target in record["linked"]]
     return done
+
+
+def still_linked(linked: list[list[str]]) -> bool:
+    """Tell whether each image path as named, reached through a link or a `..`, leads where it did."""
+    return all(os.path.realpath(named) == target for named, target in linked)
 
 
 def kept_files_above(path: Path, root: Path) -> list[Path]:

@@ -214,6 +214,9 @@ class Where:
     # Local images named but left out (not found, too large, unreadable), as named (through any
     # link): the memo renders their cards again, and no record or patch answers once one is there.
     missing: list[Path] = field(default_factory=list, compare=False, hash=False)
+    # Images shown that their path as named reaches only through a link or a `..`, with the file
+    # it reached: a link retargeted since leads elsewhere, and the memo and the record look again.
+    linked: list[tuple[Path, Path]] = field(default_factory=list, compare=False, hash=False)
 
 
 class Math(NamedTuple):
@@ -777,6 +780,8 @@ def _images(markup: str, where: Where, report: Report) -> str:
                 raise
             return left_out(f"cannot be read ({exc})", "put the image file there")
         where.media[name] = target  # the file checked to be inside the deck folder is the one packaged
+        if str(named.absolute()) != str(target):
+            where.linked.append((named, target))
         return match.group(1) + html.escape(name) + match.group(3) + tag.group(0)[match.end() :]
 
     # Whole tags, so that a missing image leaves no broken <img> behind.
