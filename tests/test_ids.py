@@ -7,6 +7,8 @@ import shutil
 import zipfile
 
 import pytest
+from hypothesis import HealthCheck, given, settings
+from hypothesis import strategies as st
 
 from conftest import put, seed
 from deckbuild.build import build, collect
@@ -252,3 +254,60 @@ def test_ids_free_for_moved_cards_are_indexed_once_per_lock_however_many_files(d
         put(deck_tree, f"D/page{n}.txt", _recall_page([f"What is item {n}?"]))
     assert len(collect([deck_tree]).cards) == 20
     assert len(calls) == 1
+
+
+def _repeated_page(answers):
+    """A recall page whose cards all ask one question, each with its own answer."""
+    return "Recall & Review\n" + "".join(
+        f"beginner\nWhat does this term mean?\n{a}\nClick to reveal answer\n" for a in answers
+    )
+
+
+TERMS = [f"Term {n}: what it means, in {n} words." for n in range(6)]
+
+
+def _ids_by_answer(root):
+    return {c.card.answer: c.id for c in collect([root]).cards}
+
+
+def test_an_unchanged_page_repeating_a_question_keeps_every_id_and_the_lock(deck_tree, tmp_path):
+    put(deck_tree, "D/page.txt", _repeated_page(TERMS))
+    build([deck_tree], tmp_path / "a", now=1000, use_cache=False)
+    lock = (deck_tree / "deckbuild.lock").read_bytes()
+    first = _ids_by_answer(deck_tree)
+    again = build([deck_tree], tmp_path / "b", now=2000, use_cache=False)
+    assert again.lock_changed == [] and (deck_tree / "deckbuild.lock").read_bytes() == lock
+    assert _ids_by_answer(deck_tree) == first
+    assert (tmp_path / "a" / "D.apkg").read_bytes() == (tmp_path / "b" / "D.apkg").read_bytes()
+
+
+@settings(max_examples=30, deadline=None, suppress_health_check=[HealthCheck.function_scoped_fixture])
+@given(kept=st.lists(st.sampled_from(range(len(TERMS))), unique=True, min_size=1), edit=st.integers(-1, 5))
+def test_cards_sharing_a_question_keep_their_ids_whichever_are_deleted_or_moved(tmp_path_factory, kept, edit):
+    root = tmp_path_factory.mktemp("tree") / "decks"
+    out = root.parent / "out"
+    put(root, "D/page.txt", _repeated_page(TERMS))
+    build([root], out, now=1000, use_cache=False)
+    before = _ids_by_answer(root)
+    answers = [TERMS[n] for n in kept]  # some deleted, the rest in any order
+    edited = edit if 0 <= edit < len(kept) and kept == sorted(kept) else None  # edited in place
+    if edited is not None:
+        answers[edited] += " Edited."
+    put(root, "D/page.txt", _repeated_page(answers))
+    build([root], out, now=2000, use_cache=False, previous=[out])
+    after, lock = _ids_by_answer(root), lock_notes(root)
+    for at, n in enumerate(kept):
+        if at != edited:
+            assert after[answers[at]] == before[TERMS[n]], f"{answers[at]!r} changed id"
+            assert lock[before[TERMS[n]]]["mod"] == 1000, "an unchanged card's note moved"
+    if edited is not None:
+        # Its own id, unless a card deleted beside it could as well have been the one edited.
+        low = kept[edited - 1] if edited else -1
+        high = kept[edited + 1] if edited + 1 < len(kept) else len(TERMS)
+        own = before[TERMS[kept[edited]]]
+        if all(n in kept for n in range(low + 1, high)):
+            assert after[answers[edited]] == own
+        else:
+            assert after[answers[edited]] in {own} | {before[TERMS[n]] for n in range(low + 1, high)}
+    retired = {g for g, e in lock.items() if "fields" in e}
+    assert retired == set(before.values()) - set(after.values())  # the deleted cards' ids

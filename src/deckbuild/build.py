@@ -166,6 +166,8 @@ def collect(
     # Each semicolon file's bytes as read, kept whole for the next build (deckbuild.patch).
     files: dict[Path, bytes] = {}
     remembers = memo is not None and memo.keeps
+    # Whether any file is a quiz page, whose cards get their ids from the lock by their question.
+    pages = False
     progress.stage("reading")
     for source in discover(paths, report):
         if source.root not in locks:
@@ -196,6 +198,7 @@ def collect(
         suspect: set[int] | None = None
         if fmt.name == "semicolon" and data is not None:
             files[source.path] = data
+        pages = pages or fmt.name != "semicolon"
         if remembers and fmt.name == "semicolon":
             assert memo is not None
             take = _Known(_Recall(source, memo), locks[source.root], lines)
@@ -285,6 +288,8 @@ def collect(
         report.count("rendered", rendered)
         progress.count("memo", len(found) - len(pending) - len(redo))
         progress.count("rendered", rendered)
+    if pages:
+        _by_content(found, locks)
     cards: list[Parsed] = []
     seen: dict[str, Parsed] = {}
     for parsed in found:
@@ -312,6 +317,36 @@ def collect(
 
 def _line(parsed: Parsed) -> int:
     return parsed.line
+
+
+def _by_content(found: list[Parsed | Pending | tuple[SourceFile, int, str]], locks: dict[Path, Lock]) -> None:
+    """Give the cards of a page that share a question the ids of their content (`ids.by_content`).
+
+    Such cards are rendered here when they are not yet: their content hashes tell them apart.
+    """
+    from deckbuild import ids
+
+    groups: dict[tuple[Path, str, str, str], list[Parsed]] = {}
+    for parsed in found:
+        if isinstance(parsed, Parsed) and (key := parsed.extra.get("key")) is not None:
+            origin, kind = parsed.extra.get("origin") or "", parsed.extra.get("kind") or ""
+            groups.setdefault((parsed.source.root, origin, kind, key), []).append(parsed)
+    for (root, origin, kind, key), members in groups.items():
+        lock = locks[root]
+        left = lock.free_by_key().get((kind, key), [])
+        if len(members) + len(left) < 2 or not (left or any(p.id in lock.notes for p in members)):
+            continue  # one card of its question, or a first build: nothing to tell apart
+        held: list[tuple[str, tuple[str, ...]]] = []
+        for parsed in members:
+            if parsed.rendered is None:
+                _render_here(parsed)
+            assert parsed.rendered is not None
+            fields = parsed.rendered.fields
+            held.append((parsed.id, (parsed.rendered.digest, _whole_hash(fields, parsed.tags))))
+        given = ids.by_content(lock, origin, kind, key, held, left)
+        for parsed, guid in zip(members, given, strict=True):
+            parsed.id = guid
+        left[:] = [g for g in left if g not in lock.claimed]
 
 
 def _settled_here(
@@ -814,14 +849,19 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
 
 
+def _render_here(parsed: Parsed) -> None:
+    """Render a card in this process, with the images it shows."""
+    parsed.rendered = _render_one(parsed)
+    root = _resolved(parsed.source.root)
+    parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media if name}
+
+
 def render_all(collection: Collection, media: dict[str, dict[str, Path]]) -> list[list[str]]:
     """Render the cards not rendered yet, record every card's problems, gather its images."""
     cards, report = collection.cards, collection.report
     misses = [p for p in cards if p.rendered is None]
     for parsed in misses:
-        parsed.rendered = _render_one(parsed)
-        root = _resolved(parsed.source.root)
-        parsed.images = {name: root / relative for name, relative, _, _ in parsed.rendered.media if name}
+        _render_here(parsed)
     if misses:
         report.count("rendered", len(misses))
     out = []

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import re
 import uuid
+from collections import deque
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -160,16 +161,13 @@ def settle(
     original still holds.
     """
     moved_of: dict[str, int] = {}
-    # Once per lock, as every file has claimed its own by now: popped as cards take them.
-    free_of: dict[Path, dict[tuple[str | None, str | None], list[str]]] = {}
     for source, raws, _ in read:
         lock = lock_of[source.root]
         for raw in raws:
             if "id" in raw.data:
                 continue
-            if source.root not in free_of:
-                free_of[source.root] = lock.unclaimed_by_key()
-            found = free_of[source.root].get((raw.kind, raw.key))
+            # Once per lock, as every file has claimed its own by now: popped as cards take them.
+            found = lock.free_by_key().get((raw.kind, raw.key))
             if found:
                 raw.data["id"] = found.pop(0)
                 lock.claimed.add(raw.data["id"])
@@ -209,6 +207,69 @@ def settle(
             report.notes.append(
                 f"{source.display}: {moved} card(s) moved here from another file keep their ids"
             )
+
+
+def by_content(
+    lock: Lock,
+    origin: str,
+    kind: str,
+    key: str,
+    members: list[tuple[str, tuple[str, ...]]],
+    left: list[str],
+) -> list[str]:
+    """Return the ids the cards of one page that share a question take: each the one of its content.
+
+    A question says which ids such cards may have, not which is whose. `members` are the cards'
+    ids as `assign` and `settle` gave them, with the hashes their content may have in the lock
+    (the content hash, and the whole-note hash of older locks), in the page's order; `left` are
+    the ids of cards with that question no card claimed (one deleted, say). A card whose content a
+    lock entry has takes that entry's id; each other one takes the first id left that the page
+    first numbered after the card before it (an edited card, its own). Neither a deleted card nor
+    a rebuild moves reviews between them.
+    """
+    ids = [guid for guid, _ in members]
+    origins = {origin}
+    origins.update(entry.origin for g in ids if (entry := lock.notes.get(g)) is not None and entry.origin)
+    pool = list(dict.fromkeys([*ids, *(g for g in left if lock.notes[g].origin in origins)]))
+    if len(pool) < 2 or not any(g in lock.notes for g in pool):
+        return ids  # nothing to tell them apart by (a first build)
+    # The order `settle` numbered them in, where their ids say it (others after, as sorted).
+    numbered: dict[str, int] = {}
+    for place in sorted(origins):
+        for n in range(len(pool) + 8):
+            name = f"{place}\n{kind}\n{key}\n{n}".encode("utf-8", "backslashreplace").decode()
+            numbered.setdefault(str(uuid.uuid5(ID_NAMESPACE, name)), n)
+    order = sorted(pool, key=lambda g: (g not in numbered, numbered.get(g, 0), g))
+    by_hash: dict[str, deque[str]] = {}
+    for guid in order:
+        if (entry := lock.notes.get(guid)) is not None:
+            by_hash.setdefault(entry.hash, deque()).append(guid)
+    given: list[str | None] = []
+    used: set[str] = set()
+    for _, hashes in members:
+        found = None
+        for digest in hashes:
+            same = by_hash.get(digest)
+            while same and same[0] in used:
+                same.popleft()
+            if same:
+                found = same.popleft()
+                used.add(found)
+                break
+        given.append(found)
+    # A card edited in place takes the first id left after the card before it: its own.
+    rank = {guid: at for at, guid in enumerate(order)}
+    rest = [g for g in order if g not in used]
+    out: list[str] = []
+    for found in given:
+        if found is None:
+            after = rank[out[-1]] if out else -1
+            found = next((g for g in rest if rank[g] > after), rest[0])
+            rest.remove(found)
+        out.append(found)
+    lock.claimed.difference_update(ids)
+    lock.claimed.update(out)
+    return out
 
 
 def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: Report) -> dict[str, Entry]:

@@ -86,6 +86,7 @@ class Lock:
     # Ids given to cards in this run, which no other file may take over.
     claimed: set[str] = field(default_factory=set, repr=False)
     _spellings: dict[str, str] | None = field(default=None, repr=False)
+    _free: dict[tuple[str | None, str | None], list[str]] | None = field(default=None, repr=False)
 
     def spellings(self) -> dict[str, str]:
         """Return every note id by its lower-case form (Anki's GUIDs are case-sensitive, UUIDs not)."""
@@ -162,6 +163,15 @@ class Lock:
                 target[key] = entry
         lock.text = text
         return lock
+
+    def free_by_key(self) -> dict[tuple[str | None, str | None], list[str]]:
+        """Return `unclaimed_by_key` as first asked for once every file took its own ids.
+
+        Made once per lock: those who take an id from it pop it from its list.
+        """
+        if self._free is None:
+            self._free = self.unclaimed_by_key()
+        return self._free
 
     def unclaimed_by_key(self) -> dict[tuple[str | None, str | None], list[str]]:
         """Return the page cards' ids no card of this build has claimed, by kind and question."""
