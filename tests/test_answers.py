@@ -66,6 +66,15 @@ def test_a_stated_answer_that_disagrees_is_reported(run, deck_tree):
     )
 
 
+def test_an_answer_in_words_to_a_question_giving_q_k_and_v_is_the_author_s(run, deck_tree):
+    # It asks for the output's shape, not the output: neither replaced nor checked as a matrix.
+    put(deck_tree, "Deck/page.txt", DATA / "answers" / "answer_in_words.txt")
+    (card,) = cards(run, "decks")
+    assert card["answer"] == "One row and two columns: 1 x 2."
+    result = run("check", "decks")
+    assert result.exit_code == 0, result.output
+
+
 def test_seed_001_practice_3_is_verified_and_seed_004_problem_1_computed(run, deck_tree):
     put(deck_tree, "A/001.txt", seed("001"))
     put(deck_tree, "B/004.txt", seed("004"))

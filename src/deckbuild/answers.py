@@ -327,6 +327,8 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
         return  # not an attention question after all: nothing to check
     answer = raw.data.get("answer")
     start = answer.find("[") if isinstance(answer, str) else -1
+    if start == -1 and isinstance(answer, str) and answer.strip():
+        return  # an answer in words (the output's shape, say): the author's, never replaced
     if start == -1:
         raw.data["answer"] = calc.fmt(result.output, DIGITS)
         _add_steps(raw, calc.attention_steps(result, DIGITS))
