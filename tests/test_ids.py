@@ -311,3 +311,22 @@ def test_cards_sharing_a_question_keep_their_ids_whichever_are_deleted_or_moved(
             assert after[answers[edited]] in {own} | {before[TERMS[n]] for n in range(low + 1, high)}
     retired = {g for g, e in lock.items() if "fields" in e}
     assert retired == set(before.values()) - set(after.values())  # the deleted cards' ids
+
+
+def test_in_anki_repeated_questions_keep_their_reviews_through_rebuilds(deck_tree, tmp_path, collection):
+    from ankihelp import card_states, import_package, notes_by_guid, study_all
+
+    put(deck_tree, "D/page.txt", _repeated_page(TERMS))
+    build([deck_tree], tmp_path / "a", now=1000, use_cache=False)
+    import_package(collection, tmp_path / "a" / "D.apkg")
+    study_all(collection)
+    studied = {n.fields[1]: (guid, n.id) for guid, n in notes_by_guid(collection).items()}
+    states = card_states(collection)
+    # Built again unchanged (no cache), then with the first card deleted: each note keeps its text.
+    build([deck_tree], tmp_path / "b", now=2000, use_cache=False)
+    put(deck_tree, "D/page.txt", _repeated_page(TERMS[1:]))
+    build([deck_tree], tmp_path / "c", now=3000, use_cache=False, previous=[tmp_path / "b"])
+    for step in ("b", "c"):
+        import_package(collection, tmp_path / step / "D.apkg")
+        assert {n.fields[1]: (guid, n.id) for guid, n in notes_by_guid(collection).items()} == studied
+        assert card_states(collection) == states  # every review kept, on the card it was made on
