@@ -7,6 +7,7 @@ import sqlite3
 import tempfile
 import time
 import zipfile
+from pathlib import Path
 
 import pytest
 from click.testing import CliRunner
@@ -189,6 +190,159 @@ def test_a_retired_card_that_comes_back_is_live_again(tree, tmp_path):
     lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
     assert "fields" not in lock[REMOVED] and lock[REMOVED]["mod"] >= NOW + 120
     assert result.report.counts["retired"] == 1 and "fields" in lock[ADDED], "the added card left again"
+
+
+ROW = f"What is 1+1?;2<br>two;{REMOVED}\n"
+
+
+def leave(tree, to=None):
+    """Take the row of REMOVED out of Deck/cards.txt, into another file of the tree when `to` is given."""
+    source = tree / "Deck" / "cards.txt"
+    text = source.read_text(encoding="utf-8")
+    assert ROW in text
+    source.write_text(text.replace(ROW, ""), encoding="utf-8")
+    if to is not None:
+        put(tree, to, "Question;Answer;UUID\n" + ROW)
+
+
+@pytest.mark.parametrize("to", ["Deck/other.txt", "Deck/Sub/other.txt", "Elsewhere/other.txt"])
+def test_building_one_file_never_retires_a_card_moved_to_a_file_it_did_not_read(
+    tree, tmp_path, collection, to
+):
+    (v1,) = build([tree], tmp_path / "dist", now=NOW).packages
+    import_package(collection, v1)
+    study_all(collection)
+    states = card_states(collection)
+    leave(tree, to)
+    one = build([tree / "Deck" / "cards.txt"], tmp_path / "dist", now=NOW + 60)
+    assert "retired" not in one.report.counts
+    assert one.report.notes == [
+        f"decks/Deck/cards.txt: card {REMOVED} moved to a file this build did not read; it stays live there"
+    ]
+    lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    assert "fields" not in lock[REMOVED], "the lock keeps it live"
+    import_package(collection, one.packages[0])
+    notes = notes_by_guid(collection)
+    assert RETIRED_TAG not in notes[REMOVED].tags and notes[REMOVED]["Status"] == ""
+    assert card_states(collection) == states
+    whole = build([tree], tmp_path / "dist", now=NOW + 120)
+    assert "retired" not in whole.report.counts
+    assert any(
+        n.startswith(f"decks/{to}: 1 card(s) moved here from decks/Deck/cards.txt")
+        for n in whole.report.notes
+    )
+
+
+def test_a_card_gone_from_the_file_built_and_from_the_tree_is_retired_after_a_build_that_found_it_moved(
+    tree, tmp_path
+):
+    build([tree], tmp_path / "dist", now=NOW)
+    leave(tree, "Deck/other.txt")
+    assert (
+        "retired" not in build([tree / "Deck" / "cards.txt"], tmp_path / "dist", now=NOW + 60).report.counts
+    )
+    (tree / "Deck" / "other.txt").unlink()  # the build of the same file, unchanged, must not be replayed
+    again = build([tree / "Deck" / "cards.txt"], tmp_path / "dist", now=NOW + 120)
+    assert again.report.counts["retired"] == 1
+    assert f"decks/Deck/cards.txt: retired card {REMOVED} (What is 1+1?)" in again.report.notes
+
+
+def test_a_card_gone_from_the_file_built_is_not_retired_while_other_files_of_its_tree_have_errors(
+    tree, tmp_path
+):
+    build([tree], tmp_path / "dist", now=NOW)
+    leave(tree)
+    # The row it was moved to, perhaps, but without its UUID's column: no id can be read there.
+    put(tree, "Deck/broken.txt", "Question;Answer;UUID\nWhat is 1+1?;2<br>two\n")
+    result = run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist"))
+    assert result.exit_code == 0, result.output
+    assert (
+        f"decks/Deck/cards.txt: warning: card {REMOVED} is gone from this file, but files of the deck tree "
+        "decks have errors, so it may have moved there: it is not retired; fix them and build again"
+    ) in result.stderr.splitlines()
+    assert "retired" not in result.stdout
+    (tree / "Deck" / "broken.txt").unlink()
+    assert "1 retired" in run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist")).stdout
+
+
+FILES = ["Deck/a.txt", "Deck/b.txt", "Deck/Sub/c.txt", "Other/d.txt"]
+GUIDS = [f"{n:08x}-0000-4000-8000-{n:012x}" for n in range(1, 9)]
+
+
+def _write(root, placed):
+    """Write each file of FILES with the cards placed in it (a file left with none is removed)."""
+    for name in FILES:
+        rows = [f"What is card {g[-2:]}?;Card {g[-2:]};{g}\n" for g in GUIDS if placed.get(g) == name]
+        if rows:
+            put(root, name, "Question;Answer;UUID\n" + "".join(rows))
+        elif (root / name).exists():
+            (root / name).unlink()
+            for folder in (root / name).parents:
+                if folder == root or any(folder.iterdir()):
+                    break
+                folder.rmdir()  # a folder with no source left is gone, as an author would leave it
+
+
+@given(st.data())
+def test_a_partial_build_retires_only_cards_gone_from_the_whole_tree(data):
+    before = {g: data.draw(st.sampled_from(FILES), label=f"file of {g[-2:]}") for g in GUIDS}
+    after = {
+        g: data.draw(st.sampled_from([f, None, *FILES]), label=f"then {g[-2:]}")  # None: deleted
+        for g, f in before.items()
+    }
+    with tempfile.TemporaryDirectory() as temp:
+        root = Path(temp) / "decks"
+        _write(root, before)
+        build([root], Path(temp) / "dist", now=NOW)
+        _write(root, after)
+        present = sorted({f for f in after.values() if f is not None} | {"Deck", "Other", "Deck/Sub"})
+        present = [p for p in present if (root / p).exists()]
+        built = data.draw(
+            st.lists(st.sampled_from(present), min_size=1, max_size=2, unique=True), label="built"
+        )
+        partial = build([root / b for b in built], Path(temp) / "dist", now=NOW + 60)
+        lock = json.loads((root / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+        retired = {g for g, e in lock.items() if "fields" in e}
+        gone = {g for g, f in after.items() if f is None}
+        scope = {g for g in gone if any(before[g] == b or before[g].startswith(b + "/") for b in built)}
+        assert retired == scope, "only cards gone from the tree, of the files built, are retired"
+        assert partial.report.counts.get("retired", 0) == len(scope)
+        assert _retired_in(partial.packages) == scope, "a package carries each, even from a folder now empty"
+        for apkg in partial.packages:
+            for guid, note in read_contents(apkg).notes.items():
+                assert (RETIRED_TAG in note.tags) == (guid in gone), f"{guid} in {apkg.name}"
+        whole = build([root], Path(temp) / "dist", now=NOW + 120)
+        lock = json.loads((root / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+        assert {g for g, e in lock.items() if "fields" in e} == gone
+        assert whole.report.counts.get("retired", 0) == len(gone)
+        assert _retired_in(whole.packages) == gone
+
+
+def _retired_in(packages):
+    return {g for apkg in packages for g, n in read_contents(apkg).notes.items() if RETIRED_TAG in n.tags}
+
+
+def test_a_deck_folder_deleted_whole_ships_its_cards_retired_in_its_own_package(tree, tmp_path, collection):
+    put(tree, "Other/cards.txt", "Question;Answer;UUID\n" + ROW.replace(REMOVED, GUIDS[0]))
+    first = build([tree], tmp_path / "dist", now=NOW)
+    assert sorted(p.name for p in first.packages) == ["Deck.apkg", "Other.apkg"]
+    for apkg in first.packages:
+        import_package(collection, apkg)
+    study_all(collection)
+    states = card_states(collection)
+    (tree / "Other" / "cards.txt").unlink()
+    (tree / "Other").rmdir()
+    result = build([tree], tmp_path / "dist", now=NOW + 60)
+    assert result.report.counts["retired"] == 1
+    assert f"decks/Other/cards.txt: retired card {GUIDS[0]} (What is 1+1?)" in result.report.notes
+    other = tmp_path / "dist" / "Other.apkg"
+    assert other in result.packages
+    import_package(collection, other)
+    note = notes_by_guid(collection)[GUIDS[0]]
+    assert RETIRED_TAG in note.tags and note["Status"].startswith(
+        "Retired: this card is no longer in the deck."
+    )
+    assert card_states(collection) == states, "the learner keeps its reviews until they delete it"
 
 
 def test_the_deck_description_shows_the_version_and_notes_link(tree, tmp_path):

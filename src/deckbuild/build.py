@@ -58,6 +58,7 @@ from deckbuild.sources import (
     display_path,
     find_root,
     read_regular,
+    source_of,
 )
 
 # Reading, rendering and packaging are imported where a build first needs them: a build that
@@ -152,8 +153,6 @@ def collect(
     """
     from deckbuild import ids
     from deckbuild.limits import within_limits
-    from deckbuild.readers import describe_formats
-    from deckbuild.readers import detect as detect_format
 
     report = report or Report()
     locks: dict[Path, Lock] = {}
@@ -169,25 +168,7 @@ def collect(
     # Whether any file is a quiz page, whose cards get their ids from the lock by their question.
     pages = False
     progress.stage("reading")
-    for source in discover(paths, report):
-        if source.root not in locks:
-            locks[source.root] = Lock.load(source.root / LOCK_NAME)
-        try:
-            data: bytes | None = read_regular(source.path)
-        except OSError:
-            data = None  # read again, and told why it cannot be, as a source's lines are
-        lines = decode(source, report, data)
-        if lines is None:
-            continue
-        fmt = detect_format(lines)
-        if fmt is None:
-            report.error(
-                source.display,
-                1,
-                f"not a deck source: neither {describe_formats()}; "
-                "fix the file or move it out of the deck folder",
-            )
-            continue
+    for source, data, lines, fmt in _sources(paths, report, locks):
         if remembers and helpers is not None and memo is not None and memo.holds(source):
             # A rebuild: said before its helper warms up what its few changed cards seldom need.
             helpers.expect_few()
@@ -299,8 +280,7 @@ def collect(
             report.error(source.display, line, why)
             report.count("skipped")
             continue
-        # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
-        key = parsed.id.lower() if len(parsed.id) == 36 else parsed.id
+        key = _id_key(parsed.id)
         if key in seen:
             report.error(
                 parsed.source.display,
@@ -313,6 +293,67 @@ def collect(
         seen[key] = parsed
         cards.append(parsed)
     return Collection(cards, locks, report)
+
+
+def _sources(
+    paths: Iterable[Path], report: Report, locks: dict[Path, Lock], seen: list[Path] | None = None
+) -> Iterator[tuple[SourceFile, bytes | None, list[str], Any]]:
+    """Yield each source below `paths` with its bytes, lines and format; report those that have none.
+
+    Each deck root's lock is loaded into `locks` as its first source comes; `seen` gets every
+    source's path, read or not.
+    """
+    from deckbuild.readers import describe_formats
+    from deckbuild.readers import detect as detect_format
+
+    for source in discover(paths, report):
+        if seen is not None:
+            seen.append(source.path)
+        if source.root not in locks:
+            locks[source.root] = Lock.load(source.root / LOCK_NAME)
+        try:
+            data: bytes | None = read_regular(source.path)
+        except OSError:
+            data = None  # read again, and told why it cannot be, as a source's lines are
+        lines = decode(source, report, data)
+        if lines is None:
+            continue
+        fmt = detect_format(lines)
+        if fmt is None:
+            report.error(
+                source.display,
+                1,
+                f"not a deck source: neither {describe_formats()}; "
+                "fix the file or move it out of the deck folder",
+            )
+            continue
+        yield source, data, lines, fmt
+
+
+def ids_in_tree(root: Path, seen: list[Path]) -> set[str] | None:
+    """Return the id of every card below a deck root, as a build would give them; None if some file fails.
+
+    Nothing is rendered: ids come from the sources and the lock alone. `seen` gets each source's path.
+    """
+    from deckbuild import ids
+    from deckbuild.limits import within_limits
+
+    report = Report()
+    locks: dict[Path, Lock] = {}
+    read: list[tuple[SourceFile, list[RawCard], int]] = []
+    for source, _, lines, fmt in _sources([root], report, locks, seen):
+        raws = importlib.import_module(fmt.module).read(source.display, lines, report)
+        raws = within_limits(raws, source.display, report, lines if fmt.name == "semicolon" else None)
+        read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
+    ids.settle(read, locks, report)
+    if report.errors:
+        return None
+    return {_id_key(str(raw.data["id"])) for _, raws, _ in read for raw in raws if "id" in raw.data}
+
+
+def _id_key(guid: str) -> str:
+    # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
+    return guid.lower() if len(guid) == 36 else guid
 
 
 def _line(parsed: Parsed) -> int:
@@ -945,6 +986,10 @@ class _Build:
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
     warned: set[str] = field(default_factory=set)
+    # The ids of each deck root's whole tree, read once some of its files were built (`lives_on`),
+    # and the files read for them.
+    elsewhere: dict[Path, set[str] | None] = field(default_factory=dict)
+    read_too: list[Path] = field(default_factory=list)
     progress: Progress = QUIET
     # Where what the build made goes once it is done, when the caller ends its process right
     # after (record.build's `leftovers`); None: freed as usual.
@@ -976,7 +1021,7 @@ class _Build:
                     f"{names} is out of date; run 'deckbuild build' without --frozen and commit it"
                 )
             result = BuildResult(report=self.report, lock_changed=changed)
-            result.inputs = sorted({p for files in media.values() for p in files.values()})
+            result.inputs = sorted({*(p for files in media.values() for p in files.values()), *self.read_too})
             result.missing = sorted(collection.missing)
             result.linked = sorted(collection.linked)
             self.report_moves(collection)
@@ -1307,12 +1352,52 @@ class _Build:
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
         """Tell whether this build read the file a lock entry came from."""
+        return any(_covers(root, path, origin) for path in self.paths)
+
+    def home(self, root: Path, entry: Entry) -> str | None:
+        """Name the package of a retired card whose deck no card of this build opened one for.
+
+        Its deck's folder lost its last card (or went): the package is the one that folder's
+        cards went to, or learners would never hear that the card left.
+        """
+        if entry.origin is None:
+            return None
         for path in self.paths:
-            if not path.is_relative_to(root):
-                continue
-            rel = path.relative_to(root).as_posix()
-            if rel == "." or (origin is not None and (origin == rel or origin.startswith(rel + "/"))):
-                return True
+            if _covers(root, path, entry.origin):
+                source = source_of(path, root, root / entry.origin)
+                self.anchors.setdefault(source.package, source.package_deck)
+                return source.package
+        return None
+
+    def whole(self, root: Path) -> bool:
+        """Tell whether this build read the whole tree of a deck root."""
+        return any(_covers(root, path, None) for path in self.paths)
+
+    def lives_on(self, root: Path, guid: str, entry: Entry) -> bool:
+        """Tell whether a card gone from the files built is still in its deck tree (or may be).
+
+        A build of some files of a tree cannot tell a card removed from one moved to a file it
+        did not read: that tree is read (not rendered), and nothing is retired when it fails.
+        """
+        if self.whole(root):
+            return False
+        if root not in self.elsewhere:
+            # What it read answers for this build as its sources do (record.build's inputs).
+            self.elsewhere[root] = ids_in_tree(root, self.read_too)
+        ids = self.elsewhere[root]
+        where = _origin_shown(root, entry)
+        if ids is None:
+            self.report.warn(
+                where, 0,
+                f"card {guid} is gone from this file, but files of the deck tree {display_path(root)} have "
+                "errors, so it may have moved there: it is not retired; fix them and build again",
+            )  # fmt: skip
+            return True
+        if _id_key(guid) in ids:
+            self.report.notes.append(
+                f"{where}: card {guid} moved to a file this build did not read; it stays live there"
+            )
+            return True
         return False
 
     def retire(self, root: Path, lock: Lock, current: set[str]) -> None:
@@ -1322,7 +1407,7 @@ class _Build:
         for guid in sorted(lock.notes.keys() - current):
             entry = lock.notes[guid]
             if not entry.retired:
-                if not self.in_scope(root, entry.origin):
+                if not self.in_scope(root, entry.origin) or self.lives_on(root, guid, entry):
                     continue
                 if not self.mark_retired(root, lock, guid, entry):
                     continue
@@ -1336,7 +1421,7 @@ class _Build:
                 ),
                 None,
             )
-            if slug is None:
+            if slug is None and (slug := self.home(root, entry)) is None:
                 continue
             nid = BY_LABEL[entry.notetype or "basic"].id
             if (slug, lock.path, nid) not in self.stamped:
@@ -1351,13 +1436,13 @@ class _Build:
         from deckbuild.render import Where, vet_shipped
 
         assert entry.fields is not None
-        where = Where(display_path(root / entry.origin) if entry.origin else display_path(root), 0)
+        where = Where(_origin_shown(root, entry), 0)
         return [vet_shipped(f, where, self.report) if f else f for f in entry.fields]
 
     def mark_retired(self, root: Path, lock: Lock, guid: str, entry: Entry) -> bool:
         """Record a card that just left the sources as retired, with its last shipped content."""
         shipped = self.shipped.get(guid)
-        where = display_path(root / entry.origin) if entry.origin else display_path(root)
+        where = _origin_shown(root, entry)
         if shipped is None:
             self.report.warn(
                 where, 0,
@@ -1408,6 +1493,19 @@ class _Build:
 
 # Staged files and the targets they are renamed over.
 _Moves = list[tuple[Path, Path]]
+
+
+def _origin_shown(root: Path, entry: Entry) -> str:
+    """Show the file a lock entry came from, or its deck root when the lock does not say."""
+    return display_path(root / entry.origin) if entry.origin else display_path(root)
+
+
+def _covers(root: Path, path: Path, origin: str | None) -> bool:
+    """Tell whether a build of `path` reads the file of the deck root `root` named by `origin`."""
+    if not path.is_relative_to(root):
+        return False
+    rel = path.relative_to(root).as_posix()
+    return rel == "." or (origin is not None and (origin == rel or origin.startswith(rel + "/")))
 
 
 @dataclass(frozen=True)

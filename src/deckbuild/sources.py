@@ -239,6 +239,15 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def source_of(given: Path, root: Path, file: Path) -> SourceFile:
+    """Describe a file of the deck tree at `root` as found below `given`, a path built."""
+    folder = file.parent
+    anchor = given if given.is_dir() else folder
+    if anchor == root and folder != root:
+        anchor = root / folder.relative_to(root).parts[0]
+    return SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor), not given.is_dir())
+
+
 def deck_name(root: Path, folder: Path) -> str:
     """Name the Anki deck of `folder`: its path below the root, joined with '::'."""
     parts = folder.relative_to(root).parts
@@ -308,13 +317,9 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
         else:
             files = [path]
         for file in files:
-            folder = file.parent
-            anchor = path if path.is_dir() else folder
-            if anchor == root and folder != root:
-                anchor = root / folder.relative_to(root).parts[0]
             found.setdefault(
                 file,
-                SourceFile(file, root, deck_name(root, folder), deck_name(root, anchor), not path.is_dir()),
+                source_of(path, root, file),
             )
     sources = [found[p] for p in sorted(found)]
     _check_deck_names(sources, report)
