@@ -17,6 +17,11 @@ from deckbuild.notetype import BASIC, BY_LABEL, NOTE_TYPES, REVERSED
 NOW = 1_700_000_000
 U1 = "11111111-1111-4111-8111-111111111111"
 U2 = "22222222-2222-4222-8222-222222222222"
+CHANGED_TYPE = (
+    "decks/Deck/cards.txt:3: this card was a basic card and is now a reversed card: Anki cannot change "
+    "a note's type on import and would skip it, keeping the old one; to change it, empty its UUID "
+    "and run 'deckbuild ids' (the old card is then retired)\n1 error(s), 0 warning(s)\n"
+)
 
 
 def test_note_types_have_fixed_distinct_ids_and_the_basic_one_is_as_shipped():
@@ -80,11 +85,7 @@ def test_changing_a_cards_note_type_is_an_error_at_its_line(deck_tree, monkeypat
     path.write_text(path.read_text().replace(f";;{U2}", f";yes;{U2}"))
     result = CliRunner().invoke(cli, ["build", "decks"])
     assert result.exit_code == 1
-    assert result.stderr == (
-        "decks/Deck/cards.txt:3: this card was a basic card and is now a reversed card: Anki cannot change "
-        "a note's type on import and would skip it, keeping the old one; to change it, empty its UUID "
-        "and run 'deckbuild ids' (the old card is then retired)\n1 error(s), 0 warning(s)\n"
-    )
+    assert result.stderr == CHANGED_TYPE
     assert (deck_tree / "deckbuild.lock").read_bytes() == lock
 
 
@@ -104,6 +105,28 @@ def test_a_new_uuid_retires_the_old_card_and_ships_the_new_type(deck_tree, tmp_p
     assert "deckbuild::retired" in notes[U2].tags
     (new,) = [n for g, n in notes.items() if g not in (U1, U2)]
     assert new.note_type()["name"] == "deckbuild card and reversed" and len(new.cards()) == 2
+
+
+def test_a_retired_card_back_on_another_note_type_is_refused(deck_tree, tmp_path, collection, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    path = _tree(deck_tree, reverse_second="")
+    text = path.read_text()
+    assert CliRunner().invoke(cli, ["build", "decks"]).exit_code == 0
+    import_package(collection, deck_tree.parent / "dist" / "Deck.apkg")
+    path.write_text(text.replace(f"Capital of France?;Paris;;{U2}\n", ""))
+    assert f"retired card {U2}" in CliRunner().invoke(cli, ["build", "decks"]).stderr
+    import_package(collection, deck_tree.parent / "dist" / "Deck.apkg")
+    lock = (deck_tree / "deckbuild.lock").read_bytes()
+    path.write_text(text.replace(f";;{U2}", f";yes;{U2}"))
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert result.exit_code == 1
+    assert result.stderr == CHANGED_TYPE
+    assert (deck_tree / "deckbuild.lock").read_bytes() == lock
+    # What it stops: without the lock's word, Anki would skip the note and the learner keep it retired.
+    (deck_tree / "deckbuild.lock").unlink()
+    assert CliRunner().invoke(cli, ["build", "decks", "-o", str(tmp_path / "unlocked")]).exit_code == 0
+    assert import_package(collection, tmp_path / "unlocked" / "Deck.apkg").conflicting == 1
+    assert "deckbuild::retired" in notes_by_guid(collection)[U2].tags
 
 
 def test_a_bad_reverse_value_is_named(deck_tree, monkeypatch):
@@ -154,7 +177,7 @@ def _changed_type_reference(cards, locks):
     refused = []
     for parsed in cards:
         entry = locks[parsed.source.root].notes.get(parsed.id)
-        if entry is None or entry.retired or (parsed.kept and parsed.kept_fields is None):
+        if entry is None or (parsed.kept and parsed.kept_fields is None):
             continue
         if (entry.notetype or "basic") != NOTE_TYPES[parsed.notetype].label:
             assert (entry.notetype or "basic") in by_label or entry.notetype.startswith("anki:")

@@ -1295,9 +1295,11 @@ class _Build:
             )  # fmt: skip
 
     def check_type(self, parsed: Parsed, entry: Entry) -> None:
-        """Refuse a card whose note type is not the one its lock entry names."""
-        if entry.retired:
-            return
+        """Refuse a card whose note type is not the one its lock entry names, retired or not.
+
+        Learners keep a retired card's note as it was: one that comes back on another note type
+        would be skipped by their Anki, and stay marked for deletion.
+        """
         if parsed.kept and parsed.kept_fields is None:
             return  # its note type could not be read: that error says what to do
         label = entry.notetype or "basic"
