@@ -172,6 +172,16 @@ def test_cards_json_lists_every_card_with_its_source(run, deck_tree):
             "only_header.txt",
             "decks/Deck/only_header.txt:1: only a header, no cards; add rows or remove the file",
         ),
+        (
+            "own_tag.txt",
+            "decks/Deck/own_tag.txt:2: the tag 'deckbuild::retired' is one deckbuild sets itself "
+            "(deckbuild::…, kind::…, source::…): learners' searches and release notes rely on it; rename it",
+        ),
+        (
+            "empty_tag_part.txt",
+            "decks/Deck/empty_tag_part.txt:2: invalid tag 'ml::::attention': a part between '::' is empty "
+            "(Anki would name it 'blank'); remove the extra '::'",
+        ),
     ],
 )
 @pytest.mark.parametrize("command", ["check", "build", "cards"])

@@ -5,9 +5,10 @@ from __future__ import annotations
 import json
 import shutil
 import zipfile
+from pathlib import Path
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from conftest import put, seed
@@ -170,6 +171,46 @@ def test_the_gate_refuses_a_note_anki_would_refuse_and_keeps_the_old_package(tmp
     assert str(info.value) == f"Deck.apkg: {fault}{REFUSED_TAIL}"
     assert target.read_bytes() == before
     assert [p.name for p in tmp_path.iterdir()] == ["Deck.apkg"], "no temporary file is left behind"
+
+
+@given(st.lists(st.text(":ab", min_size=1, max_size=7), min_size=1, max_size=3))
+@example([":"])
+@example(["a:::b", "a:::"])
+@example(["a::::b"])
+def test_the_gate_passes_a_tag_exactly_when_anki_keeps_it_as_it_is(tags):
+    # Anki itself is the judge: the tags it keeps, the gate passes; those it renames (an empty
+    # part of the hierarchy becomes "blank"), the gate refuses, and says so.
+    import tempfile
+
+    from anki.collection import Collection
+
+    from ankihelp import import_package, notes_by_guid
+
+    tags = list(dict.fromkeys(tags))
+    with tempfile.TemporaryDirectory() as temp:
+        target = Path(temp) / "Deck.apkg"
+        try:
+            write_package(target, [DeckData("D", [_note(tags=tuple(tags))])], 1)
+        except PackageRefused as refused:
+            (bad,) = [t for t in tags if "" in t.split("::")][:1]
+            assert f"the tag {bad!r} has an empty part between '::'" in str(refused)
+            written = False
+        else:
+            written = True
+        # What Anki makes of the same tags, from a package written without the gate.
+        col = Collection(str(Path(temp) / "c.anki2"))
+        try:
+            note = col.new_note(col.models.by_name("Basic"))
+            note["Front"] = "Q"
+            note.tags = tags
+            col.add_note(note, col.decks.id("D"))
+            kept = sorted(col.get_note(note.id).tags) == sorted(tags)
+            if written:
+                import_package(col, target)
+                assert sorted(notes_by_guid(col)[GUID].tags) == sorted(tags)
+        finally:
+            col.close()
+        assert written == kept
 
 
 def test_the_gate_names_ten_faults_and_counts_the_rest(tmp_path):

@@ -5,6 +5,8 @@ from __future__ import annotations
 import re
 
 import pytest
+from hypothesis import given
+from hypothesis import strategies as st
 
 from conftest import DATA, seed
 from deckbuild.errors import Report
@@ -111,3 +113,34 @@ def test_format_is_detected_by_content_not_extension():
     assert detect(["questoin;answer;uuid"]) == "semicolon"
     assert detect(["Recall & Review", "beginner"]) == "quizpage"
     assert detect(["just some notes", "nothing else"]) is None
+
+
+OWN = (
+    "is one deckbuild sets itself (deckbuild::…, kind::…, source::…): learners' searches and release "
+    "notes rely on it; rename it"
+)
+
+
+def test_a_tag_deckbuild_sets_itself_is_an_error_at_its_row():
+    cards, report = read_data("own_tags.txt")
+    assert [(p.line, p.message) for p in report.problems] == [
+        (2, f"the tag 'Deckbuild::Retired' {OWN}"),
+        (3, f"the tag 'source::notes' {OWN}"),
+        (4, f"the tag 'KIND::basic' {OWN}"),
+    ]
+    assert [c.data["tags"] for c in cards] == [["deckbuilder", "level::easy", "ml::sources::x"]]
+
+
+@given(
+    st.sampled_from(["deckbuild::", "kind::", "source::"]).flatmap(
+        lambda own: st.tuples(*(st.sampled_from([c.lower(), c.upper()]) for c in own))
+    ),
+    st.text("abc:", max_size=5),
+)
+def test_no_spelling_of_deckbuilds_own_tags_reaches_a_card(prefix, rest):
+    # Anki compares tags without case: `Deckbuild::RETIRED` is found by tag:deckbuild::retired.
+    tag = "".join(prefix) + rest
+    report = Report()
+    cards = semicolon.read("t.txt", ["Question;Answer;UUID;Tags", f"Q;A;{U1};{tag}"], report)
+    assert cards == []
+    assert [p.message for p in report.problems] == [f"the tag {tag!r} {OWN}"]

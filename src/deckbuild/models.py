@@ -70,6 +70,10 @@ def _tag(value: str) -> str:
     # No blank but " " is printable (a test tries every character): printable text needs no search.
     if not value or (" " in value if value.isprintable() else _SPACE_RE.search(value)):
         raise ValueError(f"invalid tag {value!r}; tags are non-empty and have no spaces")
+    if "::" in value and "" in value.split("::"):
+        # Anki names an empty part of a tag's hierarchy "blank": the learner's tag would differ.
+        why = "a part between '::' is empty (Anki would name it 'blank'); remove the extra '::'"
+        raise ValueError(f"invalid tag {value!r}: {why}")
     return value
 
 

@@ -723,7 +723,18 @@ def _clean(notes: list[tuple[Any, ...]], widths: list[int], tags: list[str]) -> 
             return False
         # Splitting finds empty tags and whitespace inside one (tab and U+001F included).
         found += tag_text.split()
+        # A part of a tag's hierarchy left empty, which Anki renames "blank": each row's tags
+        # are " a b ", so these three find every one (and a few tags that have none, told apart).
+        if (" ::" in tag_text or ":: " in tag_text or "::::" in tag_text) and any(
+            _empty_part(t) for t in tag_text.split()
+        ):
+            return False
     return found == tags
+
+
+def _empty_part(tag: str) -> bool:
+    """Tell whether a tag has an empty part between '::', which Anki would rename 'blank'."""
+    return "::" in tag and "" in tag.split("::")
 
 
 def _kept(data: bytes) -> bool:
@@ -769,6 +780,8 @@ def _note_fault(fields: Sequence[str], tags: Sequence[str], notetype: NoteType |
     for tag in tags:
         if not tag or tag.split() != [tag] or UNSAFE_NAME_RE.search(tag):
             return f"the tag {tag!r} is empty or holds a space or control character"
+        if _empty_part(tag):
+            return f"the tag {tag!r} has an empty part between '::', which Anki would rename 'blank'"
     return None
 
 

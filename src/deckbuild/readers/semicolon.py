@@ -260,6 +260,12 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
     return cards
 
 
+# Tags deckbuild gives cards itself, in any case (Anki compares tags without it): an author's
+# `deckbuild::retired` would tell learners to delete a live card, and `source::` is left out of
+# a card's content hash, so an edit of one would never reach them.
+OWN_TAGS = ("deckbuild::", "kind::", "source::")
+
+
 class _Columns:
     """Where a section's header puts each column: a row becomes a card without a dict per row."""
 
@@ -284,6 +290,14 @@ class _Columns:
             return None
         question = fields[self.question].strip()
         data = self._data(uuid, question, fields)
+        tags = fields[self.tags].split() if self.tags is not None else []
+        if own := next((t for t in tags if t.lower().startswith(OWN_TAGS)), None):
+            report.error(
+                path, lineno,
+                f"the tag {own!r} is one deckbuild sets itself (deckbuild::…, kind::…, source::…): "
+                "learners' searches and release notes rely on it; rename it",
+            )  # fmt: skip
+            return None
         if self.reverse is not None:
             cell = fields[self.reverse].strip()
             reverse = cell.lower()
