@@ -426,3 +426,25 @@ print(len(deferred))
     done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, check=False)
     assert done.returncode == 0, done.stderr
     assert int(done.stdout) >= 30
+
+
+SCHEME = st.from_regex(r"[A-Za-z][A-Za-z0-9+.\-]{0,9}", fullmatch=True)
+
+
+@given(
+    SCHEME,
+    st.text("abc/:(1)", max_size=8),
+    st.sampled_from(["[x]({url})", '<a href="{url}">x</a>', "<a href='{url}'>x</a>", "<a href={url}>x</a>"]),
+)
+@example("javascript", "alert(1)", "[x]({url})")
+@example("ftp", "//host/f", '<a href="{url}">x</a>')
+@example("data", "text/html,x", "<a href={url}>x</a>")
+def test_a_link_keeps_its_address_or_the_author_hears_why(scheme, rest, form):
+    report = Report()
+    url = f"{scheme}:{rest}"
+    html = render_text(form.format(url=url), Where("f.md", 4), report)
+    if ' href="' in html:
+        assert scheme.lower() in ("http", "https", "mailto") and report.problems == []
+    elif "<a " in html:  # a link (Markdown reads some of these as text: `[x](a:()`)
+        assert [(p.line, p.severity.value) for p in report.problems] == [(4, "warning")], (url, html)
+        assert "address" in report.problems[0].message

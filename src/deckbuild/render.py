@@ -891,7 +891,11 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
         if held.html and held.opener in markup_tag:
             markup_tag = held.pattern.sub(lambda m: escape(_piece(held.sources, m)), markup_tag)
         if name == "a" and not closing:
-            markup_tag = _HREF_RE.sub(lambda m: _link(m, where, report), markup_tag)
+            if ' href="' in markup_tag:
+                markup_tag = _HREF_RE.sub(lambda m: _link(m, where, report), markup_tag)
+            else:
+                # The sanitizer took its address: a scheme it does not keep (javascript:, data:, ftp:).
+                report.warn(where.path, where.line, _NO_ADDRESS)
         out.append(markup_tag)
         pos = tag.end()
     text = markup[pos:]
@@ -951,6 +955,12 @@ def _pieces_in(text: str, held: _Held) -> str:
 def _piece(pieces: list[str], match: re.Match[str]) -> str:
     index = int(match.group(1))
     return pieces[index] if index < len(pieces) else ""
+
+
+_NO_ADDRESS = (
+    "a link that is not to a web or mail address (javascript:, data:, ftp:, …) lost its address; "
+    "write it in full (https://…), or as text"
+)
 
 
 def _link(match: re.Match[str], where: Where, report: Report) -> str:
