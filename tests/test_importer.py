@@ -521,7 +521,7 @@ def test_a_media_file_or_collection_over_the_limit_is_not_unpacked(tmp_path, col
     monkeypatch.chdir(tmp_path)
     monkeypatch.setattr(importer, "MAX_MEDIA_BYTES", 10)
     result = run("import", "big.apkg")
-    assert result.exit_code == 0
+    assert result.exit_code == 0, result.stderr
     assert "big.apkg: warning: media file 'big.png' is too large (100 bytes); left out" in result.stderr
     assert sorted(p.name for p in Path("decks/Biology").iterdir()) == ["cards.txt", "notetypes.json"]
     monkeypatch.setattr(importer, "MAX_COLLECTION_BYTES", 1000)

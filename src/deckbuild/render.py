@@ -1159,7 +1159,12 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         extra.append(f'<div class="db-label">Common mistakes</div><ul>{items}</ul>')
     if concepts := get("concepts"):
         extra.append(f"<p>Your answer should cover {concepts} key concepts.</p>")
-    values = {"Front": text("question"), "Back": text("answer")}
+    # Whether a side's image was left out (not found, too large): its warning says what to do.
+    before = len(where.missing)
+    values = {"Front": text("question")}
+    between = len(where.missing)
+    values["Back"] = text("answer")
+    left_out = {"Front": between > before, "Back": len(where.missing) > between}
     if get("title") or get("type"):
         values["Title"] = _title(data, where, report)
     # Looked up only where the kind has them: a missing attribute is slow on a pydantic model.
@@ -1188,18 +1193,58 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     for name, value in (("level", level), ("type", kind_type), ("source", origin)):
         if value and ("\\(" in value or "\\[" in value):
             report.error(where.path, where.line, f"{name} {value} holds \\( or \\[; remove it")
+    notetype = notetype_of(card.kind, data)
     if card.kind == "cloze":
         from deckbuild.cloze import render as render_cloze
 
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
         values["Extra"] = text("answer") + values.get("Extra", "")
+        _check_clozes(data["question"], values["Text"], where, report)
+    else:
+        # What each card of the note shows first: nothing there is a blank card for learners.
+        for name, what in (("Front", "question"), ("Back", "answer (the front of its reversed card)")):
+            shown = (name == "Front" or notetype.label == "reversed") and not left_out[name]
+            if shown and not _shows_something(values[name]):
+                report.error(where.path, where.line, f"the {what} {_SHOWS_NOTHING}")
     # The card's note type lays the values out: its own fields, in its own order.
-    slots = _slots(notetype_of(card.kind, data).fields)
+    slots = _slots(notetype.fields)
     fields = [""] * len(slots)
     for name, value in values.items():
         if (at := slots.get(name)) is not None:
             fields[at] = value if "[" not in value else _defuse(value)
     return fields
+
+
+_SHOWS_NOTHING = (
+    "shows nothing once rendered (only an HTML comment, a tag a card does not keep, or blanks); "
+    "write it as text"
+)
+# Characters that show nothing, beyond those str.isspace() knows: zero-width ones and the BOM.
+_UNSEEN = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+_ANY_TAG_RE = _deferred("_ANY_TAG_RE", r"<[^>]*>")
+
+
+def _shows_something(markup: str) -> bool:
+    """Tell whether rendered HTML shows a learner anything: an image, or a character that is seen."""
+    if "<img" in markup:
+        return True
+    text = html.unescape(_ANY_TAG_RE.sub("", markup)) if "<" in markup or "&" in markup else markup
+    return any(not c.isspace() and c not in _UNSEEN for c in text)
+
+
+def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> None:
+    """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML."""
+    from deckbuild.cloze import numbers
+
+    if lost := sorted(set(numbers(source)) - set(numbers(_ANY_TAG_RE.sub("", rendered)))):
+        inside = any(re.search(r"\{\{c\d+::", tag) for tag in _ANY_TAG_RE.findall(rendered))
+        shown = ", ".join(f"{{{{c{n}::" for n in lost)
+        place = (
+            "inside an HTML tag (an image's alt, a link's title), where Anki's cloze would break the card"
+            if inside
+            else "inside an HTML comment or a tag a card does not keep, so Anki would make no card of it"
+        )
+        report.error(where.path, where.line, f"the cloze {shown} is {place}; put it in the text")
 
 
 @lru_cache(maxsize=16)
