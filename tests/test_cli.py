@@ -194,6 +194,28 @@ def test_bad_input_is_one_line_with_file_and_line_and_exit_1(run, deck_tree, com
     assert not (deck_tree.parent / "dist").exists()
 
 
+@pytest.mark.parametrize(
+    ("where", "out", "shown"), [(".", [], "dist"), ("..", ["-o", "decks/out"], "decks/out")]
+)
+def test_an_output_folder_inside_the_deck_tree_is_refused_before_anything_is_written(
+    run, deck_tree, monkeypatch, where, out, shown
+):
+    # Its packages would be read as sources by the next build, `check` and `--no-cache`.
+    put(deck_tree, "cards.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
+    monkeypatch.chdir(deck_tree / where)
+    tree = "." if where == "." else "decks"
+    result = run("build", tree, *out)
+    assert result.exit_code == 1
+    assert result.stderr == (
+        f"error: the output folder {shown} is inside the deck tree {tree}, where every file is read as a "
+        "source; build into a folder outside it (-o ../dist)\n"
+    )
+    assert sorted(p.name for p in deck_tree.iterdir()) == ["cards.txt"], "no package, no lock"
+    assert run("build", tree, "-o", "../elsewhere" if where == "." else "elsewhere").exit_code == 0
+    assert run("build", tree, "-o", f"{tree}/.hidden").exit_code == 0, "a hidden folder is never read"
+    assert run("check", tree).exit_code == 0
+
+
 def test_a_uuid_used_in_two_decks_names_both_places(run, deck_tree):
     put(deck_tree, "A/one.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
     put(deck_tree, "B/two.txt", f"Question;Answer;UUID\nQ2;A2;{U2}\nQ3;A3;{U1}\n")
