@@ -219,6 +219,9 @@ _CHROME_LINES = re.compile(
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[a-z0-9]{3,}")
+# What a line holds once the whitespace and the characters that show nothing at its ends are gone.
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+_EDGES = re.compile(rf"^[\s{INVISIBLE}]+|[\s{INVISIBLE}]+$")
 # Words a card keeps as a field's value or name rather than as text.
 _FIELD_WORDS = {"you", "got", "step", "option", "remaining", "hint", "left"}
 
@@ -235,7 +238,7 @@ def check_accounting(lines, page, report):
     warned_at = {p.line for p in report.problems}
     run_start = None
     for i, (line, use) in enumerate(zip(lines, page.uses, strict=True)):
-        text = line.strip()
+        text = _EDGES.sub("", line)
         assert use, f"line {i + 1} {text!r} is not accounted for"
         if use == quizpage.BLANK:
             assert not text
@@ -247,7 +250,7 @@ def check_accounting(lines, page, report):
             assert run_start in warned_at, f"line {i + 1} {text!r} is in no warning"
             continue
         if use == quizpage.CHROME:
-            before = next((x.strip() for x in reversed(lines[:i]) if x.strip()), "")
+            before = next((_EDGES.sub("", x) for x in reversed(lines[:i]) if _EDGES.sub("", x)), "")
             after_header = re.match(r"^challenge - \d+ problems?$", before, re.I)
             assert _CHROME_LINES.match(text) or after_header, f"line {i + 1} {text!r} dropped as chrome"
             continue
@@ -469,3 +472,48 @@ def test_a_recall_question_not_shaped_like_one_is_the_first_line_even_if_an_answ
     (card,) = page.cards
     assert card.data == {"question": "Layer norm versus batch norm", "answer": "\n".join(answer)}
     assert report.problems == []
+
+
+def test_a_line_of_only_invisible_characters_is_blank():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "invisible_blank_lines.txt"))
+    assert content(page.cards) == [
+        ("recall", {"question": "What is a hash?", "answer": "A digest of the input.", "level": "beginner"}),
+        ("recall", {"question": "What is a salt?", "answer": "Random input mixed into the hash."}),
+        (
+            "quiz",
+            {
+                "question": "Which hash is broken?",
+                "options": [{"letter": "A", "text": "MD5"}, {"letter": "B", "text": "SHA-256"}],
+                "explanation": "Option A: collisions for MD5 are cheap to find.",
+                "correct": "A",
+                "correct_inferred": True,
+                "answer": "MD5",
+            },
+        ),
+        (
+            "open",
+            {
+                "question": "Explain why a salt defeats rainbow tables.",
+                "hint": "Think about precomputed tables.",
+                "concepts": 2,
+            },
+        ),
+    ]
+    assert report.problems == []
+
+
+@given(st.data())
+def test_a_line_of_invisible_characters_reads_as_an_empty_line(data):
+    """Zero-width spaces, joiners, byte-order marks and no-break spaces alone on a line are blank."""
+    lines = data.draw(st.sampled_from([lines_of(p) for p in SEED_PAGES + PAGES]))
+    invisible = st.text(st.sampled_from([*INVISIBLE, "\xa0", " ", "\t"]), min_size=1, max_size=4)
+    spaced, empty = list(lines), list(lines)
+    for _ in range(data.draw(st.integers(1, 8))):
+        at = data.draw(st.integers(0, len(spaced)))
+        spaced.insert(at, data.draw(invisible))
+        empty.insert(at, "")
+    page, report = read_lines(spaced)
+    expected, expected_report = read_lines(empty)
+    assert content(page.cards) == content(expected.cards)
+    assert [str(p) for p in report.problems] == [str(p) for p in expected_report.problems]
+    check_accounting(spaced, page, report)

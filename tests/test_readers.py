@@ -29,6 +29,8 @@ def test_detection_by_content_through_the_registry():
     assert detect(["  Practice  ", "1. What?"]).name == "quizpage"
     assert detect(["Challenge - 3 Problems"]).name == "quizpage"
     assert detect(["Practice makes perfect"]) is None
+    # What a browser copies around a heading that shows nothing is not part of it.
+    assert detect(["\u200b", "\ufeffPractice\u200b", "1. What?"]).name == "quizpage"
     assert detect_name(["a;b;c"]) == "semicolon"
     assert describe_formats() == "a Question;Answer;UUID file nor a quiz page"
 

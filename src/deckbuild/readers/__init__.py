@@ -16,6 +16,15 @@ from typing import Any
 
 # `DETECT = {...}` at the start of a line, up to the first line that is only "}".
 _DECLARATION = re.compile(r"^DETECT = (\{.*?^\})", re.MULTILINE | re.DOTALL)
+# Whitespace, and the characters a browser copies that show nothing: zero-width space and
+# joiners, word joiner, byte-order mark. A line of only these looks blank, so it is blank.
+_INVISIBLE = r"[\s\u200b\u200c\u200d\u2060\ufeff]+"
+_EDGES_RE = re.compile(rf"^{_INVISIBLE}|{_INVISIBLE}$")
+
+
+def visible(line: str) -> str:
+    """Strip a line of whitespace and invisible characters at both ends."""
+    return _EDGES_RE.sub("", line)
 
 
 @dataclass
@@ -52,7 +61,7 @@ class Format:
             return True
         if self.any_line is not None:
             search = self.any_line.search
-            return any(search(line.strip()) for line in lines)
+            return any(search(visible(line)) for line in lines)
         return False
 
 
@@ -85,7 +94,7 @@ def scan(folder: Path, package: str) -> tuple[Format, ...]:
 
 def detect(lines: list[str]) -> Format | None:
     """Return the format of a file's text, or None when no reader recognises it."""
-    first = next((line for line in lines if line.strip()), "")
+    first = next((line for line in lines if visible(line)), "")
     return next((f for f in formats() if f.recognises(lines, first)), None)
 
 

@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from deckbuild.errors import Report
-from deckbuild.readers import RawCard
+from deckbuild.readers import RawCard, visible
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
 # How deckbuild.readers recognises a page without importing this module: section and chrome
@@ -151,9 +151,11 @@ class _Reader:
         self.path = path
         self.lines = lines
         self.report = report
-        self.at = [i for i, line in enumerate(lines) if line.strip()]
-        self.t = [lines[i].strip() for i in self.at]
-        self.uses = [BLANK if not line.strip() else "" for line in lines]
+        # A line of only a zero-width space or a byte-order mark is as blank as an empty one.
+        shown = [visible(line) for line in lines]
+        self.at = [i for i, text in enumerate(shown) if text]
+        self.t = [shown[i] for i in self.at]
+        self.uses = [BLANK if not text else "" for text in shown]
         # A copy with a blank line between every line: blank lines mean nothing, even in code.
         self.double_spaced = len(self.at) > 1 and all(
             b - a >= 2 for a, b in zip(self.at, self.at[1:], strict=False)
@@ -611,10 +613,10 @@ class _Reader:
         """The lines between a fence's markers as copied, blank lines kept unless double-spaced."""
         first = self.at[fence] + 1
         last = self.at[close] if close < len(self.at) else self.at[-1] + 1
-        raw = [line.rstrip() for line in self.lines[first:last]]
+        raw = [line.rstrip() if visible(line) else "" for line in self.lines[first:last]]
         if self.double_spaced:
-            raw = [line for line in raw if line.strip()]
-        indents = [len(line) - len(line.lstrip()) for line in raw if line.strip()]
+            raw = [line for line in raw if line]
+        indents = [len(line) - len(line.lstrip()) for line in raw if line]
         cut = min(indents, default=0)
         return "\n".join(line[cut:] for line in raw).strip("\n")
 
