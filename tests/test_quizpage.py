@@ -517,3 +517,66 @@ def test_a_line_of_invisible_characters_reads_as_an_empty_line(data):
     assert content(page.cards) == content(expected.cards)
     assert [str(p) for p in report.problems] == [str(p) for p in expected_report.problems]
     check_accounting(spaced, page, report)
+
+
+UNREVEALED = (
+    "it was copied before its answer was revealed; it was not packaged: "
+    "reveal the answer on the page and copy it again"
+)
+
+
+def test_a_recall_card_copied_before_its_answer_was_revealed_is_reported_not_packaged():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "unrevealed_recall.txt"))
+    assert content(page.cards) == [
+        (
+            "recall",
+            {
+                "question": "What is a hash function?",
+                "answer": "A function that maps data of any size to a fixed-size digest.",
+                "level": "beginner",
+            },
+        ),
+        (
+            "recall",
+            {"question": "How hard is it to reverse a good hash?", "answer": "Hard", "level": "medium"},
+        ),
+        (
+            "recall",
+            {
+                "question": "Is SHA-1 still safe for signatures?",
+                "answer": "No. Practical collisions exist, so signatures over SHA-1 can be forged.",
+                "level": "hard",
+            },
+        ),
+    ]
+    assert [str(p) for p in report.warnings] == [
+        f"page.txt:6: warning: recall card 'What is a salt?' has no answer: {UNREVEALED}",
+        f"page.txt:9: warning: recall card 'What is a pepper?' has no answer: {UNREVEALED}",
+        "page.txt:16: warning: recall card of level 'advanced' has no question nor answer: " + UNREVEALED,
+        "page.txt:18: warning: unrecognised text 'Share this page' ignored; is it part of a card?",
+        "page.txt:19: warning: recall card 'Why are passwords hashed slowly?' has no answer: " + UNREVEALED,
+        f"page.txt:21: warning: recall card 'Rainbow tables' has no answer: {UNREVEALED}",
+    ]
+    assert report.counts["incomplete"] == 5
+
+
+RECALL_PAGES = [
+    lines_of(p) for p in SEED_PAGES + PAGES if "Click to reveal answer" in p.read_text(encoding="utf-8")
+]
+
+
+@given(st.data())
+def test_recall_cards_whose_answers_were_not_revealed_are_each_reported_and_the_others_kept(data):
+    """Take the answers out of any recall cards of a real page: those are warnings, never cards."""
+    lines = data.draw(st.sampled_from(RECALL_PAGES))
+    whole, whole_report = read_lines(lines)
+    recall = [c for c in whole.cards if c.kind == "recall"]
+    hidden = data.draw(st.lists(st.sampled_from(recall), min_size=1, unique_by=id))
+    gone = {n for c in hidden for n in c.field_lines["answer"]}
+    page, report = read_lines([line for n, line in enumerate(lines, 1) if n not in gone])
+    assert content(page.cards) == [(c.kind, c.data) for c in whole.cards if c not in hidden]
+    assert [p.message for p in report.warnings if UNREVEALED in p.message] == [
+        f"recall card {c.data['question'][:60]!r} has no answer: {UNREVEALED}"
+        for c in sorted(hidden, key=lambda c: c.line)
+    ]
+    assert report.counts["incomplete"] == len(hidden) + whole_report.counts.get("incomplete", 0)

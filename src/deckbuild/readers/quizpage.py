@@ -41,7 +41,8 @@ USUAL_MISTAKES = 3
 # The language of code that names none: the site's code is Python.
 DEFAULT_LANGUAGE = "python"
 
-_LEVEL_RE = re.compile(r"^(beginner|intermediate|advanced|expert)$", re.IGNORECASE)
+# A recall card's level line: the page's levels, or the difficulties its Practice section uses.
+_LEVEL_RE = re.compile(rf"^({'|'.join(LEVELS + DIFFICULTIES)})$", re.IGNORECASE)
 _REVEAL_RE = re.compile(r"^click to reveal answer$", re.IGNORECASE)
 _VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
 _CONCEPTS_RE = re.compile(r"^you got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
@@ -142,6 +143,8 @@ class _Item:
     end: int  # index after the item's last line
     card: RawCard
     explanation: list[int] = field(default_factory=list)
+    # Why the item cannot be packaged (a recall card copied before its answer was revealed).
+    problem: str = ""
 
 
 class _Reader:
@@ -281,6 +284,10 @@ class _Reader:
             last.explanation = list(range(last.end, min(end, last.end + max(1, longest))))
             last.end = floor = last.end + len(last.explanation)
         for item in items:
+            if item.problem:
+                self.warn(item.start, item.problem, range(item.start, item.end))
+                self.report.count("incomplete")
+                continue
             if item.card.kind == "quiz" and not self._finish_quiz(item):
                 continue
             marks = [
@@ -350,6 +357,8 @@ class _Reader:
         """Level (optional), question, answer lines: told apart by the level line, else by shape."""
         t = self.t
         levels = [k for k in body[:-2] if _LEVEL_RE.match(t[k])]
+        if not levels and (unrevealed := self._unrevealed(body, a)):
+            return unrevealed
         if levels:
             first, question = levels[-1], levels[-1] + 1
         else:
@@ -374,6 +383,33 @@ class _Reader:
             "answer": self.lines_at(range(question + 1, a)),
         }
         return _Item(first, a + 1, card)
+
+    def _unrevealed(self, body: list[int], a: int) -> _Item | None:
+        """A recall card copied before its answer was shown: a level, then at most its question.
+
+        Without a level, a lone line is such a question (the page always shows the question, the
+        answer only once revealed), and so is a last line that asks ("…?") after none that does.
+        """
+        t = self.t
+        if not body:
+            return None
+        level = next((k for k in reversed(body[-2:]) if _LEVEL_RE.match(t[k])), None)
+        asked = t[body[-1]].endswith("?") and not any(_QUESTION_RE.search(t[k]) for k in body[:-1])
+        if level is None and not (asked or len(body) == 1):
+            return None
+        if level == body[-1] and len(body) >= 2 and _QUESTION_RE.search(t[body[-2]]):
+            return None  # a question answered in one word that names a level ("Easy")
+        first = body[-1] if level is None else level
+        if first == a - 1 and level is not None:
+            what = f"recall card of level {t[first]!r} has no question nor answer"
+        else:
+            what = f"recall card {t[a - 1][:60]!r} has no answer"
+        card = RawCard(self.line(first), "recall", {"question": t[a - 1]})
+        problem = (
+            f"{what}: it was copied before its answer was revealed; it was not packaged: "
+            "reveal the answer on the page and copy it again"
+        )
+        return _Item(first, a + 1, card, problem=problem)
 
     def _finish_quiz(self, item: _Item) -> bool:
         """Give a quiz its explanation and answer; an item with neither is incomplete."""
