@@ -580,3 +580,44 @@ def test_recall_cards_whose_answers_were_not_revealed_are_each_reported_and_the_
         for c in sorted(hidden, key=lambda c: c.line)
     ]
     assert report.counts["incomplete"] == len(hidden) + whole_report.counts.get("incomplete", 0)
+
+
+def test_an_open_prompt_without_a_hint_takes_no_line_of_the_item_before_it():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "open_prompt_without_hint.txt"))
+    assert [(c.kind, c.data["question"], c.data.get("hint")) for c in page.cards if c.kind != "recall"] == [
+        ("open", "Describe what a hash table stores.", None),
+        ("quiz", "Which hash is broken?", None),
+        ("open", "Explain why a salt defeats rainbow tables.", None),
+        ("quiz", "Which hash is slow on purpose?", None),
+        ("open", "What makes a hash function collision resistant?", None),
+        (
+            "open",
+            "Explain how a hash table resolves collisions.",
+            "Think about what happens when two keys share a bucket.",
+        ),
+    ]
+    quizzes = [c.data for c in page.cards if c.kind == "quiz"]
+    assert [q["explanation"] for q in quizzes] == [
+        "Option A: collisions for MD5 are cheap to find.",
+        "bcrypt repeats its work many times.\nThat makes guessing passwords expensive.",
+    ]
+    assert report.problems == []
+
+
+OPEN_PAGES = [lines_of(p) for p in SEED_PAGES + PAGES if "concepts." in p.read_text(encoding="utf-8")]
+
+
+@given(st.data())
+def test_open_prompts_whose_hints_are_gone_keep_their_prompts_and_every_other_card(data):
+    """Take the hints out of any open prompts of a real page: the same cards, those without a hint."""
+    lines = data.draw(st.sampled_from(OPEN_PAGES))
+    whole, whole_report = read_lines(lines)
+    prompts = [c for c in whole.cards if c.kind == "open" and c.data.get("hint")]
+    bare = data.draw(st.lists(st.sampled_from(prompts), min_size=1, unique_by=id))
+    gone = {n for c in bare for n in c.field_lines["hint"]}
+    page, report = read_lines([line for n, line in enumerate(lines, 1) if n not in gone])
+    expected = [
+        (c.kind, {k: v for k, v in c.data.items() if k != "hint" or c not in bare}) for c in whole.cards
+    ]
+    assert content(page.cards) == expected
+    assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]

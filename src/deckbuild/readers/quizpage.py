@@ -262,27 +262,33 @@ class _Reader:
         while floor < end and _CHROME_RE.match(t[floor]):
             self.use([floor], CHROME)
             floor += 1
+        waiting: _Item | None = None  # a quiz whose explanation runs up to the next item
         for a in range(floor, end):
             if not _is_anchor(t[a]):
                 continue
-            item = self._item_at(floor, a)
+            # A quiz's explanation is at least a line: the next item never starts on it.
+            reserve = 1 if waiting is not None else 0
+            item = self._item_at(floor, a, reserve)
+            if waiting is not None:
+                stop = min(a, floor + reserve) if item is None else item.start
+                waiting.explanation = list(range(waiting.end, stop))
+                waiting.end = floor = stop
+                waiting = None
             if item is None:
                 self.stray(floor, a)
                 self.warn(a, f"{t[a]!r} without the question before it; item skipped")
                 floor = a + 1
                 continue
-            if items and items[-1].card.kind == "quiz":
-                items[-1].explanation = list(range(items[-1].end, item.start))
-                items[-1].end = floor = item.start
             self.stray(floor, item.start)
             items.append(item)
             floor = item.end
-        if items and items[-1].card.kind == "quiz":
+            if item.card.kind == "quiz":
+                waiting = item
+        if waiting is not None:
             # Nothing bounds the last explanation: it is as long as the section's others.
             longest = max((len(i.explanation) for i in items[:-1] if i.card.kind == "quiz"), default=1)
-            last = items[-1]
-            last.explanation = list(range(last.end, min(end, last.end + max(1, longest))))
-            last.end = floor = last.end + len(last.explanation)
+            waiting.explanation = list(range(waiting.end, min(end, waiting.end + max(1, longest))))
+            waiting.end = floor = waiting.end + len(waiting.explanation)
         for item in items:
             if item.problem:
                 self.warn(item.start, item.problem, range(item.start, item.end))
@@ -306,17 +312,21 @@ class _Reader:
             return
         self.stray(start, end)
 
-    def _item_at(self, floor: int, a: int) -> _Item | None:
+    def _item_at(self, floor: int, a: int, reserve: int = 0) -> _Item | None:
+        """The item anchored at line `a`, read back to `floor`; the first `reserve` lines are not its."""
         t = self.t
         anchor = t[a]
-        body = list(range(floor, a))
+        body = list(range(floor + reserve, a))
         data: dict[str, object]
         if _REVEAL_RE.match(anchor):
             return self._recall(body, a)
         if concepts := _CONCEPTS_RE.match(anchor):
             if not body:
                 return None
-            if len(body) >= 2:
+            # A prompt asks ("Explain…", "…?"); a hint does not ("Think about…"): a last line that
+            # asks after one that does not is a prompt without a hint.
+            asks = [bool(_QUESTION_RE.search(t[k])) for k in body[-2:]]
+            if len(body) >= 2 and asks != [False, True]:
                 start, data = body[-2], {"question": t[body[-2]], "hint": t[body[-1]]}
             else:
                 start, data = body[-1], {"question": t[body[-1]]}
