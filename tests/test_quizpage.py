@@ -215,7 +215,7 @@ _CHROME_LINES = re.compile(
     r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|practice|\(\d+/\d+\)|"
     r"challenge - \d+ problems?|get all challenges correct.*|test your skills.*|click to reveal answer|"
     r"[✗✓✔✘×]?\s*(in)?correct!?|attempts:|(beginner|intermediate|advanced|expert)\d+:\d\dremaining|"
-    r"💡 hint|solution|final answer:|quick check:|common mistakes:|```\w*)$",
+    r"💡 hint|solution|final answer:|quick check:|common mistakes:|```\w*|question \d+ of \d+)$",
     re.IGNORECASE,
 )
 _WORD = re.compile(r"[a-z0-9]{3,}")
@@ -257,7 +257,7 @@ def check_accounting(lines, page, report):
         kind, _, at = use.partition(" ")
         assert kind == "card" and int(at) in cards, use
         words = set(_WORD.findall(cards[int(at)])) | _FIELD_WORDS
-        unglued = re.sub(r"^[A-F](?=[A-Z][a-z])", "", text)  # a glued option letter: AThe -> The
+        unglued = re.sub(r"^[A-F](?=[A-Za-z])", "", text)  # a glued option letter: AThe -> The
         missing = min((set(_WORD.findall(t.lower())) - words for t in (text, unglued)), key=len)
         assert not missing, f"line {i + 1} {text!r}: {missing} not in its card"
 
@@ -621,3 +621,150 @@ def test_open_prompts_whose_hints_are_gone_keep_their_prompts_and_every_other_ca
     ]
     assert content(page.cards) == expected
     assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]
+
+
+def test_options_labelled_any_common_way_each_stay_with_their_own_question():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "option_labels.txt"))
+    quizzes = [c.data for c in page.cards if c.kind == "quiz"]
+    assert [(q["question"], [o["text"] for o in q.get("options", [])]) for q in quizzes] == [
+        ("Which function maps scores to probabilities?", ["softmax", "relu", "tanh"]),
+        ("Which of these is a loss function?", ["cross-entropy", "dropout", "batch normalization"]),
+        ("Which optimizer adapts a learning rate per parameter?", ["Adam", "plain SGD"]),
+        (
+            "What turns logits into probabilities?",
+            ["softmax of the logits", "argmax of the logits", "max pooling"],
+        ),
+        ("What does this code print?\nprint(sum([1, 2, 3]))", ["6", "123", "an error"]),
+        ("Which activation is zero for negative inputs?", ["sigmoid", "ReLU"]),
+        ("Which norm works per token?", []),
+    ]
+    assert [q.get("explanation", q.get("answer")) for q in quizzes] == [
+        "Option A: softmax normalises the scores so that they sum to 1.",
+        "Cross-entropy is a loss function; the others regularise or normalise.",
+        "Adam keeps running moments of each parameter's gradient.",
+        "The softmax of the logits turns them into probabilities.",
+        "sum adds the numbers, so it prints 6.",
+        "ReLU is max(0, x), so it is zero for every negative input.",
+        "Layer normalization computes its statistics over each token's own features.",
+    ]
+    assert [str(p) for p in report.problems] == [
+        "page.txt:49: warning: quiz question 'Which layer has no learned weights?': its options could not be "
+        "read (lettered B, C, not A, B, … in order); it was not packaged: check its options on the page and "
+        "copy it again"
+    ]
+    assert report.counts["incomplete"] == 1
+    (practice,) = [c.data for c in page.cards if c.kind == "practice"]
+    assert (practice["options"], practice["correct"]) == (
+        [{"letter": "A", "text": "sigmoid"}, {"letter": "B", "text": "ReLU"}],
+        "B",
+    )
+
+
+# How pages label a quiz's options; {L} the letter, {l} in small, {T} the text with a capital.
+OPTION_STYLES = [
+    "{L}. {t}",
+    "{L}) {t}",
+    "({L}) {t}",
+    "{l}) {t}",
+    "({l}) {t}",
+    "{l}. {t}",
+    "[{L}] {t}",
+    "{L}: {t}",
+    "{L} - {t}",
+    "{L} {t}",
+    "{L}{T}",
+    "{L}{t}",
+]
+_TERMS = [
+    "softmax",
+    "relu",
+    "adam",
+    "dropout",
+    "pooling",
+    "attention",
+    "embedding",
+    "gradient",
+    "token",
+    "layer",
+]
+_CODE = [
+    "print(x)",
+    "x = [1, 2, 3]",
+    "y = f(x) * 2",
+    "for i in x:",
+    "total += i",
+    "def f(x):",
+    "return x + 1",
+]
+
+
+@st.composite
+def quiz_pages(draw, styles=OPTION_STYLES):
+    """A section of quizzes whose options are labelled one way: its lines, each quiz as written,
+    and the lines of each quiz's options."""
+    style = draw(st.sampled_from(styles))
+    words = st.lists(st.sampled_from(_TERMS), min_size=1, max_size=3).map(" ".join)
+    lines, quizzes, option_lines = ["Recall & Review"], [], []
+    count = draw(st.integers(1, 5))
+    # The last explanation, which nothing bounds, is read as long as the others.
+    explained = draw(st.integers(1, 2)) if count > 1 else 1
+    for number in range(1, count + 1):
+        if draw(st.booleans()):
+            lines.append(f"Question {number} of {count}")
+        question = [f"Which {draw(words)} is meant?", *draw(st.lists(st.sampled_from(_CODE), max_size=3))]
+        texts = draw(
+            st.sampled_from([0, 2, 3, 4, 5, 6]).flatmap(lambda n: st.lists(words, min_size=n, max_size=n))
+        )
+        capital = "{T}" in style
+        options = [
+            (letter, text[0].upper() + text[1:] if capital else text)
+            for letter, text in zip("ABCDEF", texts, strict=False)
+        ]
+        explanation = [f"The {draw(words)} is meant, not the {draw(words)}." for _ in range(explained)]
+        lines += question
+        option_lines.append(list(range(len(lines), len(lines) + len(options))))
+        lines += [style.format(L=ltr, l=ltr.lower(), t=x, T=x) for ltr, x in options]
+        lines += [draw(st.sampled_from(["✗ Incorrect", "✓ Correct"])), *explanation]
+        quizzes.append(("\n".join(question), options, "\n".join(explanation)))
+    return lines, quizzes, option_lines
+
+
+def read_quizzes(cards):
+    return [
+        (
+            c.data["question"],
+            [(o["letter"], o["text"]) for o in c.data.get("options", [])],
+            c.data.get("explanation", c.data.get("answer")),
+        )
+        for c in cards
+    ]
+
+
+@given(quiz_pages())
+def test_quizzes_are_read_whatever_labels_their_options_carry(page):
+    lines, quizzes, _ = page
+    got, report = read_lines(lines)
+    assert read_quizzes(got.cards) == quizzes
+    assert report.problems == []
+    check_accounting(lines, got, report)
+
+
+# A lost option leaves lines that still read as options from A, or as words, with a small letter glued.
+@given(quiz_pages([s for s in OPTION_STYLES if s != "{L}{t}"]), st.data())
+def test_a_quiz_that_lost_an_option_before_its_last_is_reported_and_its_neighbours_kept(page, data):
+    """Its options are not A, B, … in order: that quiz is a warning, no line of it goes to another."""
+    lines, quizzes, option_lines = page
+    hurt = [n for n, at in enumerate(option_lines) if len(at) >= 3]
+    if not hurt:
+        return
+    n = data.draw(st.sampled_from(hurt))
+    gone = data.draw(st.sampled_from(option_lines[n][:-1]))
+    cut = lines[:gone] + lines[gone + 1 :]
+    got, report = read_lines(cut)
+    assert read_quizzes(got.cards) == quizzes[:n] + quizzes[n + 1 :]
+    (problem,) = report.warnings
+    assert problem.message.startswith(
+        f"quiz question {quizzes[n][0].splitlines()[0]!r}: its options could not be read"
+    )
+    assert report.counts["incomplete"] == 1
+    check_accounting(cut, got, report)

@@ -46,15 +46,23 @@ _LEVEL_RE = re.compile(rf"^({'|'.join(LEVELS + DIFFICULTIES)})$", re.IGNORECASE)
 _REVEAL_RE = re.compile(r"^click to reveal answer$", re.IGNORECASE)
 _VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
 _CONCEPTS_RE = re.compile(r"^you got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
-# "A. Text", "A) Text", "A Text", or glued "AText" (then the text starts with a capital, a digit
-# or a sign, so that a word like "Attempts:" is not option A).
-_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:[.)]\s*|\s+|(?=[A-Z0-9\[(\"'$\\-]))(\S.*)$")
+# An option's letter and text, as the pages lay them out. Labelled: "A. Text", "A) Text",
+# "(A) Text", "[A] Text", "A: Text", "A - Text", the letter in either case ("a) text"; a small
+# letter and a dot or colon want a space after them, so that "e.g. this" is no option E).
+_LABELLED_OPTION_RE = re.compile(
+    r"^(?:[(\[]([A-Fa-f])[)\]]\s*|([A-F])[.):]\s*|([a-f])\)\s*|([a-f])[.:]\s+|([A-Fa-f])\s+[-–—]\s+)(\S.*)$"
+)
+# Unlabelled: "A Text", or glued "AText" as the quiz's buttons copy, the text starting with a
+# capital, a digit or a sign ...
+_GLUED_OPTION_RE = re.compile(r"^([A-F])(?:\s+|(?=[A-Z0-9\[(\"'$\\-]))(\S.*)$")
+# ... or with a small letter ("Asoftmax"): any word does that ("Attempts:"), so such a line is an
+# option only in a run of options from A, and never when it asks or announces ("…?", "…:").
+_GLUED_SMALL_RE = re.compile(r"^([A-F])([a-z].*[^?:])$")
 _PAGE_START_RE = re.compile(r"^(jump into concepts.*|recall & review)$", re.IGNORECASE)
 _PRACTICE_RE = re.compile(r"^practice$", re.IGNORECASE)
 _COUNTER_RE = re.compile(r"^\((\d+)\s*/\s*(\d+)\)$")
 _NUMBERED_RE = re.compile(r"^(\d+)\.\s+(.*)$")
 _DIFFICULTY_RE = re.compile(r"^(easy|medium|hard)$", re.IGNORECASE)
-_OPTION_RE = re.compile(r"^([A-F])[.)]\s+(.*)$")
 _STEP_RE = re.compile(r"^step\s+(\d+)\s*:\s*(.*)$", re.IGNORECASE)
 _FINAL_RE = re.compile(r"^(.*?)\s*->\s*option\s+([A-F])\.?$", re.IGNORECASE)
 _CHALLENGE_RE = re.compile(r"^challenge\s*-\s*(\d+)\s+problems?$", re.IGNORECASE)
@@ -74,10 +82,18 @@ _QUESTION_RE = re.compile(
     r"explain|describe|define|name|list|compare|give|state|outline)\b",
     re.IGNORECASE,
 )
-# Lines the pages print around the cards; dropped without a word.
+# Lines the pages print around the cards; dropped without a word. An explanation or a question
+# never runs across one ("Question 2 of 5" heads each question on some pages).
 _CHROME_RE = re.compile(
     r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|quiz|"
-    r"open[- ]ended( questions)?|get all challenges correct.*|test your skills.*)$",
+    r"open[- ]ended( questions)?|get all challenges correct.*|test your skills.*|"
+    r"question\s+\d+\s*(?:of|/)\s*\d+)$",
+    re.IGNORECASE,
+)
+# A line that asks: it ends in "?", or starts like a question and ends in ":" ("What does this
+# print:"). A quiz's question runs from the last such line down to its options (code under it).
+_ASKS_RE = re.compile(
+    r"\?$|^(what|why|how|when|where|which|who|whom|whose|explain|describe|define|compare|give|state)\b.*:$",
     re.IGNORECASE,
 )
 # Words of a challenge's category line, or of a fence, that name a language other than Python.
@@ -271,8 +287,8 @@ class _Reader:
             item = self._item_at(floor, a, reserve)
             if waiting is not None:
                 stop = min(a, floor + reserve) if item is None else item.start
-                waiting.explanation = list(range(waiting.end, stop))
-                waiting.end = floor = stop
+                waiting.explanation = self._explanation(waiting.end, stop)
+                waiting.end = floor = waiting.end + len(waiting.explanation)
                 waiting = None
             if item is None:
                 self.stray(floor, a)
@@ -287,7 +303,7 @@ class _Reader:
         if waiting is not None:
             # Nothing bounds the last explanation: it is as long as the section's others.
             longest = max((len(i.explanation) for i in items[:-1] if i.card.kind == "quiz"), default=1)
-            waiting.explanation = list(range(waiting.end, min(end, waiting.end + max(1, longest))))
+            waiting.explanation = self._explanation(waiting.end, min(end, waiting.end + max(1, longest)))
             waiting.end = floor = waiting.end + len(waiting.explanation)
         for item in items:
             if item.problem:
@@ -296,12 +312,20 @@ class _Reader:
                 continue
             if item.card.kind == "quiz" and not self._finish_quiz(item):
                 continue
+            # A quiz's "Question 2 of 5" may sit between its question and its options.
+            chrome = _CHROME_RE if item.card.kind == "quiz" else _REVEAL_RE
             marks = [
-                k for k in range(item.start, item.end) if _REVEAL_RE.match(t[k]) or _VERDICT_RE.match(t[k])
+                k
+                for k in range(item.start, item.end)
+                if _REVEAL_RE.match(t[k]) or _VERDICT_RE.match(t[k]) or chrome.match(t[k])
             ]
             self.use(marks, CHROME)
             self.add(item.card, range(item.start, item.end))
         self._tail(floor, end)
+
+    def _explanation(self, start: int, stop: int) -> list[int]:
+        """The lines of a quiz's explanation in [start, stop): up to page chrome, if any."""
+        return list(range(start, next((k for k in range(start, stop) if _CHROME_RE.match(self.t[k])), stop)))
 
     def _tail(self, start: int, end: int) -> None:
         """Text after a section's last item: an item the copy stops inside, or text of no card."""
@@ -338,30 +362,77 @@ class _Reader:
             }
             return _Item(start, a + 1, card)
         # A verdict: options (if the page kept them) right above it, the question above those.
-        options: list[tuple[str, str]] = []
-        j = len(body) - 1
-        expected = None
-        while j >= 0:
-            match = _GLUED_OPTION_RE.match(t[body[j]])
-            if not match:
-                break
-            letter = match.group(1)
-            if expected is not None and letter != expected:
-                break
-            options.insert(0, (letter, match.group(2)))
-            j -= 1
-            if letter == "A":
-                break
-            expected = chr(ord(letter) - 1)
-        if not options or options[0][0] != "A" or len(options) < 2:
-            options, j = [], len(body) - 1
-        if j < 0:
+        options, cut, readable = self._options(body)
+        asked = self._question_start(body[:cut])
+        if not readable:
+            # Options, but not A, B, … in order: the block cannot be read, and is reported whole
+            # rather than read as a question or as another item's explanation.
+            start = body[cut] if asked is None else asked
+            letters = ", ".join(found[0] for k in body[cut:] if (found := _option(t[k])))
+            problem = (
+                f"quiz question {t[start][:60]!r}: its options could not be read (lettered {letters}, "
+                "not A, B, … in order); it was not packaged: check its options on the page and copy it again"
+            )
+            card = RawCard(self.line(start), "quiz", {"question": t[start]})
+            return _Item(start, a + 1, card, problem=problem)
+        if asked is None:
             return None
-        start = body[j]
-        data = {"question": t[start], "options": [{"letter": ltr, "text": x} for ltr, x in options]}
+        start = asked
+        question = [k for k in body[body.index(start) : cut] if not _CHROME_RE.match(t[k])]
+        data = {
+            "question": "\n".join(t[k] for k in question),
+            "options": [{"letter": ltr, "text": x} for ltr, x in options],
+        }
         card = RawCard(self.line(start), "quiz", data)
-        card.field_lines = {"question": self.lines_at([start])}
+        card.field_lines = {"question": self.lines_at(question)}
         return _Item(start, a + 1, card)
+
+    def _options(self, body: list[int]) -> tuple[list[tuple[str, str]], int, bool]:
+        """The options right above a verdict, A first; where they start in `body`; whether readable.
+
+        Without options (the copy lost them) this gives none, starting at the verdict.
+        """
+        t = self.t
+        run: list[tuple[str, str]] = []
+        for k in reversed(body):
+            found = _option(t[k]) or _glued_small(t[k])
+            if found is None or (run and found[0] != chr(ord(run[0][0]) - 1)):
+                break
+            run.insert(0, found)
+            if found[0] == "A":
+                break
+        if len(run) >= 2 and run[0][0] == "A":
+            return run, len(body) - len(run), True
+        # Lines shaped as options right above the verdict, in order but not a run from A: some
+        # were lost. So is a line labelled as one ("B. …", "(c) …"). A lone glued line may be a
+        # word ("DNA…"), and one that asks is the question (the page lost its options).
+        cut, below = len(body), "~"  # "~" sorts after every letter
+        while cut and (found := _option(t[body[cut - 1]])) and not t[body[cut - 1]].endswith("?"):
+            if found[0] >= below:
+                break  # letters go down the page: this line is above the options
+            cut, below = cut - 1, found[0]
+        shaped = len(body) - cut
+        readable = shaped == 0 or (shaped == 1 and not _labelled(t[body[-1]]))
+        return [], len(body) if readable else cut, readable
+
+    def _question_start(self, lines: list[int]) -> int | None:
+        """Where a quiz's question starts in `lines`, which end where its options (or verdict) start.
+
+        The question is the last line, or, when that line does not ask, the last line that does and
+        the lines under it (code the question shows). It never reaches above page chrome.
+        """
+        t = self.t
+        lines = list(lines)
+        while lines and _CHROME_RE.match(t[lines[-1]]):
+            lines.pop()  # "Question 2 of 5" between the question and its options
+        chrome = [i for i, k in enumerate(lines) if _CHROME_RE.match(t[k])]
+        if chrome:
+            lines = lines[chrome[-1] + 1 :]
+        if not lines:
+            return None
+        if _ASKS_RE.search(t[lines[-1]]):
+            return lines[-1]
+        return next((k for k in reversed(lines) if _ASKS_RE.search(t[k])), lines[-1])
 
     def _recall(self, body: list[int], a: int) -> _Item | None:
         """Level (optional), question, answer lines: told apart by the level line, else by shape."""
@@ -501,8 +572,8 @@ class _Reader:
         }
         i += 1
         options = []
-        while i < end and (opt := _OPTION_RE.match(t[i])):
-            options.append({"letter": opt.group(1), "text": opt.group(2)})
+        while i < end and (found := _labelled(t[i])):
+            options.append({"letter": found[0], "text": found[1]})
             i += 1
         if not options:
             return "options"
@@ -688,6 +759,29 @@ class _Reader:
                 "code in this challenge is not valid Python even after restoring its lines; "
                 "check it on the page",
             )
+
+
+def _labelled(line: str) -> tuple[str, str] | None:
+    """The letter (upper case) and text of an option line with a label ("A.", "(b)")."""
+    found = _LABELLED_OPTION_RE.match(line)
+    if found is None:
+        return None
+    *letters, text = found.groups()
+    return next(x for x in letters if x).upper(), text
+
+
+def _option(line: str) -> tuple[str, str] | None:
+    """The letter and text of an option line, labelled or glued to a capital."""
+    if found := _labelled(line):
+        return found
+    glued = _GLUED_OPTION_RE.match(line)
+    return (glued.group(1), glued.group(2)) if glued else None
+
+
+def _glued_small(line: str) -> tuple[str, str] | None:
+    """The letter and text of a line that may be an option glued to a small letter ("Asoftmax")."""
+    found = _GLUED_SMALL_RE.match(line)
+    return (found.group(1), found.group(2)) if found else None
 
 
 def _is_anchor(line: str) -> bool:
