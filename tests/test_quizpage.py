@@ -768,3 +768,14 @@ def test_a_quiz_that_lost_an_option_before_its_last_is_reported_and_its_neighbou
     )
     assert report.counts["incomplete"] == 1
     check_accounting(cut, got, report)
+
+
+def test_a_practice_part_labelled_again_is_no_text_of_the_part_before_it():
+    """A spliced copy: 'Quick Check:' then a second 'Final Answer:'. The item lacks its Quick Check."""
+    lines = lines_of(DATA / "quizpage" / "practice_repeated_label.txt")
+    page, report = read_lines(lines)
+    assert page.cards == []
+    assert str(report.warnings[0]).startswith(
+        "page.txt:3: warning: practice question 1 is incomplete (no Quick Check;"
+    )
+    check_accounting(lines, page, report)

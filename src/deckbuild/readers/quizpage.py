@@ -824,6 +824,11 @@ def _sections(t: list[str], start: int, end: int) -> tuple[dict[str, list[int]],
                 current.append(k)
             else:
                 labels.append(k)
+        elif label:
+            # A part the item has had already: what follows, up to a new part, is of no part (a
+            # spliced copy), never the text of the part before it.
+            current = None
+            loose.append(k)
         elif current is not None:
             current.append(k)
         else:
