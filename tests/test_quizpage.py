@@ -779,3 +779,52 @@ def test_a_practice_part_labelled_again_is_no_text_of_the_part_before_it():
         "page.txt:3: warning: practice question 1 is incomplete (no Quick Check;"
     )
     check_accounting(lines, page, report)
+
+
+def test_numbered_lists_inside_a_practice_question_stay_in_it():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "practice_numbered_lists.txt"))
+    first, second, third = (c.data for c in page.cards)
+    assert [first["number"], second["number"], third["number"]] == [1, 2, 3]
+    assert first["solution"][0]["text"] == "1. Multiply first: 3 * 4 = 12\n2. Then add: 2 + 12 = 14"
+    assert second["question"].splitlines() == [
+        "Which of these statements are true?",
+        "1. Addition is commutative",
+        "2. Subtraction is commutative",
+        "3. Multiplication is associative",
+    ]
+    assert second["mistakes"] == [
+        "1. Thinking subtraction commutes",
+        "2. Confusing associative with commutative",
+        "3. Picking all three",
+    ]
+    assert third["question"] == "What is 10 - 4?"
+    assert report.problems == []
+
+
+PRACTICE_PAGES = [lines_of(p) for p in SEED_PAGES + PAGES if "\nPractice\n" in p.read_text(encoding="utf-8")]
+
+
+@given(st.data())
+def test_a_numbered_list_in_a_practice_question_or_solution_is_part_of_it(data):
+    """Numbered lines (1., 2., … as the questions are) added to a question or its last step."""
+    lines = data.draw(st.sampled_from(PRACTICE_PAGES))
+    whole, whole_report = read_lines(lines)
+    practice = [c for c in whole.cards if c.kind == "practice"]
+    card = data.draw(st.sampled_from(practice))
+    where = data.draw(st.sampled_from(["question", "solution"]))
+    ends = re.compile(r"^(easy|medium|hard)$" if where == "question" else r"^Final Answer:", re.IGNORECASE)
+    at = next(k for k in range(card.line, len(lines)) if ends.match(lines[k].strip()))
+    first = data.draw(st.integers(1, 4))
+    listed = [
+        f"{n}. {data.draw(st.sampled_from(_TERMS))} comes next"
+        for n in range(first, first + data.draw(st.integers(1, 4)))
+    ]
+    page, report = read_lines(lines[:at] + listed + lines[at:])
+    expected = content(whole.cards)
+    data_ = expected[whole.cards.index(card)][1]
+    if where == "question":
+        data_["question"] = "\n".join([data_["question"], *listed])
+    else:
+        data_["solution"][-1]["text"] = "\n".join([data_["solution"][-1]["text"], *listed])
+    assert content(page.cards) == expected
+    assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]

@@ -533,13 +533,7 @@ class _Reader:
             announced = int(counter.group(2))
             self.use([i], CHROME)
             i += 1
-        starts: list[int] = []
-        expected = 1
-        for j in range(i, end):
-            match = _NUMBERED_RE.match(t[j])
-            if match and int(match.group(1)) == expected:
-                starts.append(j)
-                expected += 1
+        starts = self._numbered_questions(i, end)
         self.stray(i, starts[0] if starts else end)
         mistakes: list[int] = []
         for n, s in enumerate(starts):
@@ -553,6 +547,43 @@ class _Reader:
                 mistakes.append(len(done.data.get("mistakes", ())))
         if announced is not None:
             self.announced(start, announced, len(starts), "practice questions")
+
+    def _numbered_questions(self, start: int, end: int) -> list[int]:
+        """The lines that start Practice questions 1, 2, …, not a numbered list inside one.
+
+        A question runs to its difficulty line, and a list goes on from the line before ("2."
+        under "1."). In a question's options or Solution, the next number starts a question
+        only if a difficulty line follows it before any label, option or numbered line.
+        """
+        t = self.t
+        starts: list[int] = []
+        part = ""  # the part of the current question a line is in: a label's name, or these two
+        for j in range(start, end):
+            number = _NUMBERED_RE.match(t[j])
+            if number and int(number.group(1)) == len(starts) + 1:
+                before = _NUMBERED_RE.match(t[j - 1]) if starts and j - 1 != starts[-1] else None
+                goes_on = before is not None and int(before.group(1)) == len(starts)
+                answered = part not in ("question", "options", "solution")
+                asks = part != "question" and self._difficulty_follows(j, end)
+                if not goes_on and (answered or asks):
+                    starts.append(j)
+                    part = "question"
+                    continue
+            label = _label(t[j])
+            if label:
+                part = label[0]
+            elif part == "question" and _DIFFICULTY_RE.match(t[j]):
+                part = "options"
+        return starts
+
+    def _difficulty_follows(self, k: int, end: int) -> bool:
+        """Tell whether line `k` is a question's first line: its difficulty comes before its parts."""
+        for j in range(k + 1, end):
+            if _DIFFICULTY_RE.match(self.t[j]):
+                return True
+            if _label(self.t[j]) or _labelled(self.t[j]) or _NUMBERED_RE.match(self.t[j]):
+                return False
+        return False
 
     def _practice_item(self, start: int, end: int, mistakes_limit: int | None) -> RawCard | str:
         """Read one Practice item; return what is missing when the copy stops inside it."""
