@@ -828,3 +828,44 @@ def test_a_numbered_list_in_a_practice_question_or_solution_is_part_of_it(data):
         data_["solution"][-1]["text"] = "\n".join([data_["solution"][-1]["text"], *listed])
     assert content(page.cards) == expected
     assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]
+
+
+def test_a_challenge_without_its_type_line_takes_no_line_of_the_challenge_before_it():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "challenge_without_type.txt"))
+    assert [(c.line, c.data["type"], c.data["title"], c.data["explanation"]) for c in page.cards] == [
+        (5, "Challenge", "Length of a digest", "It has 64: 32 bytes, two hex characters each."),
+        (
+            14,
+            "Debug",
+            "A salt reused",
+            "Equal passwords get equal hashes, so one cracked hash cracks them all.",
+        ),
+        (
+            24,
+            "Challenge",
+            "Slow on purpose",
+            "Each guess costs an attacker as much time as it costs the server once.",
+        ),
+    ]
+    assert report.problems == []
+
+
+CHALLENGE_PAGES = [lines_of(p) for p in SEED_PAGES + PAGES if "remaining\n" in p.read_text(encoding="utf-8")]
+
+
+@given(st.data())
+def test_challenges_whose_type_lines_are_gone_are_read_as_before_with_no_type(data):
+    """Take the type lines out of any challenges of a real page: the same challenges, untyped."""
+    lines = data.draw(st.sampled_from(CHALLENGE_PAGES))
+    whole, whole_report = read_lines(lines)
+    challenges = [c for c in whole.cards if c.kind == "challenge"]
+    untyped = data.draw(st.lists(st.sampled_from(challenges), min_size=1, unique_by=id))
+    gone = {c.line for c in untyped}  # a challenge's line is its type line's
+    page, report = read_lines([line for n, line in enumerate(lines, 1) if n not in gone])
+    expected = content(whole.cards)
+    for c in untyped:
+        fields = expected[whole.cards.index(c)][1]
+        fields["type"] = "Challenge"
+        fields["tags"] = [t for t in fields["tags"] if not t.startswith("type::")]
+    assert content(page.cards) == expected
+    assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]

@@ -76,6 +76,8 @@ _CATEGORY_RE = re.compile(r"^[A-Za-z][\w+#-]{0,23}$")
 _FENCE_RE = re.compile(r"^```\s*([\w+#-]*)\s*$")
 _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
+# A challenge's type without its icon: up to four words, each with a capital ("Predict Output").
+_TYPE_NAME_RE = re.compile(r"^[A-Z][\w+#&/-]*(?: [A-Z][\w+#&/-]*){0,3}$")
 # A line shaped like a question or a prompt: it ends with "?" or starts like one.
 _QUESTION_RE = re.compile(
     r"(\?$)|^(what|why|how|when|where|which|who|whom|whose|"
@@ -661,31 +663,44 @@ class _Reader:
         announced = int(header.group(1))
         self.use([start], CHROME)
         timers = [k for k in range(start + 1, end) if _TIMER_RE.match(t[k])]
-        first = timers[0] - 1 if timers else end
+        # Where each challenge starts: its type line, if the line above its timer is one.
+        heads = [timer - 1 if self._typed(start, timer) else timer for timer in timers]
+        first = heads[0] if heads else end
         if start + 1 < first:
             self.use([start + 1], CHROME)  # the badge's name
         self.stray(start + 1, first)
         explained: list[int] = []
-        for n, timer in enumerate(timers):
+        for n, (head, timer) in enumerate(zip(heads, timers, strict=True)):
             last = n + 1 == len(timers)
-            block_end = end if last else timers[n + 1] - 1
+            block_end = end if last else heads[n + 1]
             limit = max(max(explained, default=1), 1) if last else None
-            done = self._challenge(timer, block_end, limit)
-            head = timer - 1 if timer - 1 > start else timer
+            done = self._challenge(head, timer, block_end, limit)
             if isinstance(done, str):
                 self.incomplete(head, f"challenge {n + 1} is incomplete", range(head, block_end), done)
             else:
                 explained.append(len(done.data["explanation"].splitlines()))
         self.announced(start, announced, len(timers), "problems")
 
-    def _challenge(self, timer_k: int, end: int, explanation_limit: int | None) -> RawCard | str:
-        """Read one challenge; return what is missing when the copy stops inside it."""
+    def _typed(self, start: int, timer: int) -> bool:
+        """Tell whether the line above a challenge's timer is its type, not the challenge before it.
+
+        A type is a short name after an icon ("🔧 Debug"), or in capitals ("Predict Output") but
+        for the badge's name right under the heading; the last line of an explanation is a sentence.
+        """
+        if timer - 1 <= start or _CHROME_RE.match(self.t[timer - 1]):
+            return False
+        line = self.t[timer - 1]
+        name = _ICON_RE.sub("", line).strip()
+        if ord(line[0]) > 127 and not line[0].isalnum():
+            return len(name.split()) <= 4 and name[-1:].isalnum()
+        return timer - 1 > start + 1 and bool(_TYPE_NAME_RE.match(line))
+
+    def _challenge(self, head: int, timer_k: int, end: int, explanation_limit: int | None) -> RawCard | str:
+        """Read one challenge from `head` (its type line, or its timer); say what is missing if cut."""
         t = self.t
         timer = _TIMER_RE.match(t[timer_k])
         assert timer is not None
-        has_type = timer_k > 0 and not self.used(timer_k - 1)
-        kind_line = _ICON_RE.sub("", t[timer_k - 1]).strip() if has_type else ""
-        head = timer_k - 1 if has_type else timer_k
+        kind_line = _ICON_RE.sub("", t[head]).strip() if head < timer_k else ""
         attempts_at = next((k for k in range(timer_k + 1, end) if _ATTEMPTS_RE.match(t[k])), None)
         if attempts_at is None or attempts_at - timer_k < 3:
             return "'Attempts:' after its title and question"
