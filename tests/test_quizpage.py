@@ -869,3 +869,47 @@ def test_challenges_whose_type_lines_are_gone_are_read_as_before_with_no_type(da
         fields["tags"] = [t for t in fields["tags"] if not t.startswith("type::")]
     assert content(page.cards) == expected
     assert [p.message for p in report.problems] == [p.message for p in whole_report.problems]
+
+
+def test_an_option_named_only_to_be_denied_is_never_inferred_the_answer():
+    page, report = read_lines(lines_of(DATA / "quizpage" / "infer_negated.txt"))
+    assert [c.data.get("correct") for c in page.cards] == ["A", None, "B", None, "B"]
+    assert report.notes == ["page.txt: 3 of 5 quiz answers inferred from the explanations"]
+
+
+_SAYS = [
+    "Option {x} is correct.",
+    "The answer is {x}.",
+    "Option {x}: {w}.",
+    "Answer: ({x}).",
+    "So option {x} it is.",
+]
+_DENIES = [
+    "Option {y} is incorrect.",
+    "Option {y} is wrong because {w}.",
+    "It is not option {y}.",
+    "Unlike option {y}, {w} holds.",
+    "Option {y} does not {w}.",
+    "Option {y} isn't right: {w}.",
+    "{w}, rather than option {y}.",
+    "Options {y} and {z} are both wrong.",
+]
+
+
+@given(st.data())
+def test_the_answer_is_inferred_from_the_one_option_named_without_denial(data):
+    """Explanations that name options: one said and none denied is the answer; otherwise none."""
+    letters = "ABCD"
+    options = [(ltr, f"{ltr.lower()} {data.draw(st.sampled_from(_TERMS))}") for ltr in letters]
+    words = st.lists(st.sampled_from(_TERMS), min_size=1, max_size=3).map(" ".join)
+    said = data.draw(st.lists(st.sampled_from(letters), max_size=2, unique=True))
+    denied = data.draw(st.lists(st.sampled_from([x for x in letters if x not in said]), max_size=3))
+    sentences = [data.draw(st.sampled_from(_SAYS)).format(x=x, w=data.draw(words)) for x in said]
+    for y in denied:
+        z = data.draw(st.sampled_from([x for x in letters if x not in said]))
+        sentences.append(data.draw(st.sampled_from(_DENIES)).format(y=y, z=z, w=data.draw(words)))
+    if not sentences:
+        return
+    explanation = " ".join(data.draw(st.permutations(sentences)))
+    expected = said[0] if len(said) == 1 else None
+    assert quizpage.infer_correct(explanation, options) == expected, explanation

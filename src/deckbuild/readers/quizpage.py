@@ -895,11 +895,59 @@ def _words(text: str) -> set[str]:
     return words
 
 
+# An explanation naming options: "Option B", "option (C)", "the answer is C", "Answer: C",
+# "Options A and C", "options A, B or D".
+_LETTER = r"\(?[A-F]\)?"
+_NAMED_RE = re.compile(
+    rf"\b(?i:options?|choices?|answers?)(?:\s+is|\s*:)?\s+({_LETTER}(?:\s*(?:,|/|&|\band\b|\bor\b|\bnor\b)\s*{_LETTER})*)"
+    r"(?![\w-])"
+)
+# Where the clause around a named option ends: punctuation, or a word that starts another clause
+# ("and" does not: "Options A and C are wrong" denies both).
+_CLAUSE_END_RE = re.compile(r"[.;:!?,()]|\b(?:but|while|whereas|because|since|although)\b", re.IGNORECASE)
+_NEGATION = r"not|never|neither|nor|incorrect|wrong|false|invalid|mistaken|mistake|cannot|fails?|\w+n't"
+# Words that deny what a clause says of the option it names: "Option A is incorrect", "is not
+# option A", "rather than option A".
+_DENIED_AFTER_RE = re.compile(rf"\b(?:{_NEGATION})\b", re.IGNORECASE)
+_DENIED_BEFORE_RE = re.compile(
+    rf"\b(?:{_NEGATION}|unlike|than|instead of|except|rule out|rules out|eliminates?)\s+(?:\w+\s+){{0,2}}$",
+    re.IGNORECASE,
+)
+
+
+def _named(explanation: str) -> tuple[set[str], set[str]]:
+    """The letters an explanation names as the answer, and those it names only to deny them.
+
+    What is said of a named option is its clause, which stops at another named option too.
+    """
+    said: set[str] = set()
+    denied: set[str] = set()
+    named = list(_NAMED_RE.finditer(explanation))
+    for n, found in enumerate(named):
+        after = explanation[found.end() : named[n + 1].start() if n + 1 < len(named) else None]
+        stop = _CLAUSE_END_RE.search(after)
+        after = after[: stop.start()] if stop else after
+        before = explanation[named[n - 1].end() if n else 0 : found.start()]
+        starts = [m.end() for m in _CLAUSE_END_RE.finditer(before)]
+        before = before[starts[-1] :] if starts else before
+        letters = set(re.findall(r"[A-F]", found.group(1)))
+        if _DENIED_AFTER_RE.search(after) or _DENIED_BEFORE_RE.search(before):
+            denied |= letters
+        else:
+            said |= letters
+    return said, denied
+
+
 def infer_correct(explanation: str, options: list[tuple[str, str]]) -> str | None:
     """Name the option an explanation clearly points to, or None when it is not clear."""
-    said = re.search(r"\b(?i:option|answer(?: is)?)\s+([A-F])\b", explanation)
-    if said and said.group(1) in {letter for letter, _ in options}:
-        return said.group(1)
+    letters = {letter for letter, _ in options}
+    said, denied = _named(explanation)
+    if said or denied:
+        # An explanation that names options tells the answer only by naming one, and no other,
+        # without denying it: "Option A is incorrect" names no answer, and words it shares
+        # with option A would point there.
+        named = said & letters
+        return named.pop() if len(named) == 1 and not named & denied and said <= letters else None
     told = _words(explanation)
     scores = sorted(
         (
