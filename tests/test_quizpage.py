@@ -913,3 +913,15 @@ def test_the_answer_is_inferred_from_the_one_option_named_without_denial(data):
     explanation = " ".join(data.draw(st.permutations(sentences)))
     expected = said[0] if len(said) == 1 else None
     assert quizpage.infer_correct(explanation, options) == expected, explanation
+
+
+def test_a_page_whose_first_line_holds_two_semicolons_is_read_as_a_page(monkeypatch):
+    cards, stderr = cards_json(DATA / "quizpage" / "semicolons_first_line.txt", monkeypatch)
+    assert [(c["kind"], c["question"]) for c in cards] == [
+        ("recall", "What is a hash function?"),
+        ("quiz", "Which hash is broken?"),
+    ]
+    assert stderr.splitlines()[0] == (
+        "semicolons_first_line.txt:1: warning: unrecognised text 'Hashing; salts; peppers' ignored; "
+        "is it part of a card?"
+    )

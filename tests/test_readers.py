@@ -8,8 +8,17 @@ import subprocess
 import sys
 import textwrap
 
+from hypothesis import given
+from hypothesis import strategies as st
+
+from conftest import DATA, seed
 from deckbuild.readers import describe_formats, detect, formats, scan
 from deckbuild.sources import detect as detect_name
+
+QUIZ_PAGES = [
+    p.read_text(encoding="utf-8").splitlines()
+    for p in [seed(n) for n in ("000", "001", "002", "004")] + sorted((DATA / "quizpage").glob("*.txt"))
+]
 
 
 def test_every_reader_declares_a_format_and_its_declaration_is_the_modules_own():
@@ -33,6 +42,32 @@ def test_detection_by_content_through_the_registry():
     assert detect(["\u200b", "\ufeffPractice\u200b", "1. What?"]).name == "quizpage"
     assert detect_name(["a;b;c"]) == "semicolon"
     assert describe_formats() == "a Question;Answer;UUID file nor a quiz page"
+
+
+UUID = "d33e3f45-53d6-4d4d-860c-b337569cd772"
+
+
+def test_two_semicolons_in_a_first_line_yield_to_a_quiz_pages_marks_but_a_header_or_uuid_does_not():
+    page = ["Hashing; salts; peppers", "What is a salt?", "Random input.", "Click to reveal answer"]
+    assert detect(page).name == "quizpage"
+    assert detect(["a;b;c", "d;e;f"]).name == "semicolon"
+    # Words a page prints, inside a row rather than a line of their own, are no page's mark.
+    assert (
+        detect(["What does 'Attempts: 2' mean?;Two tries;", "Is ✓ Correct a verdict?;Yes;"]).name
+        == "semicolon"
+    )
+    # A header, in any order of its columns, or a UUID for a field makes the file sure.
+    assert detect(["Answer;Question;UUID", "Click to reveal answer"]).name == "semicolon"
+    assert detect([f"What is a salt?;Random input;{UUID}", "Practice"]).name == "semicolon"
+    assert detect([f'"What; is a salt?";"Random; input";"{UUID}"', "Practice"]).name == "semicolon"
+
+
+@given(
+    st.sampled_from(QUIZ_PAGES), st.lists(st.text(alphabet="ab ;,.?!", max_size=12), min_size=3, max_size=6)
+)
+def test_a_quiz_page_is_a_quiz_page_whatever_its_first_line_holds(page, pieces):
+    first = ";".join(pieces)
+    assert detect([first, *page]).name == "quizpage"
 
 
 def test_a_new_format_is_one_new_file(tmp_path, monkeypatch):

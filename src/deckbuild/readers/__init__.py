@@ -41,6 +41,10 @@ class RawCard:
     field_lines: dict[str, list[int]] = field(default_factory=dict)
 
 
+# How well a format recognises a text (Format.recognition).
+SURE, LIKELY = 2, 1
+
+
 @dataclass(frozen=True)
 class Format:
     """A source format as its reader declares it: how to recognise its text, and where to read it."""
@@ -49,20 +53,31 @@ class Format:
     module: str
     # What the format is called in messages ("a Question;Answer;UUID file").
     what: str
-    # Readers are asked in this order (then by name); the first that recognises the text reads it.
+    # Readers are asked in this order (then by name); the first that recognises the text reads it,
+    # the first that is sure of it (its marks) before the first that finds it likely.
     order: int
-    # Recognised when the first non-blank line matches, or when any line (stripped) does.
+    # Sure of the text when the first non-blank line matches, or when any line (stripped) does.
     first_line: re.Pattern[str] | None
     any_line: re.Pattern[str] | None
+    # Finds it likely when one of these does: a shape other text may have too (two semicolons).
+    likely_first_line: re.Pattern[str] | None = None
+    likely_any_line: re.Pattern[str] | None = None
+
+    def recognition(self, lines: list[str], first: str) -> int:
+        """How surely text whose first non-blank line is `first` is in this format: SURE, LIKELY or 0."""
+        for strength, on_first, on_any in (
+            (SURE, self.first_line, self.any_line),
+            (LIKELY, self.likely_first_line, self.likely_any_line),
+        ):
+            if on_first is not None and on_first.search(first):
+                return strength
+            if on_any is not None and any(on_any.search(visible(line)) for line in lines):
+                return strength
+        return 0
 
     def recognises(self, lines: list[str], first: str) -> bool:
-        """Tell whether text whose first non-blank line is `first` is in this format."""
-        if self.first_line is not None and self.first_line.search(first):
-            return True
-        if self.any_line is not None:
-            search = self.any_line.search
-            return any(search(visible(line)) for line in lines)
-        return False
+        """Tell whether text whose first non-blank line is `first` may be in this format."""
+        return self.recognition(lines, first) > 0
 
 
 @lru_cache(maxsize=1)
@@ -87,6 +102,8 @@ def scan(folder: Path, package: str) -> tuple[Format, ...]:
                 spec.get("order", 50),
                 re.compile(spec["first_line"], re.IGNORECASE) if "first_line" in spec else None,
                 re.compile(spec["any_line"]) if "any_line" in spec else None,
+                re.compile(spec["likely_first_line"], re.IGNORECASE) if "likely_first_line" in spec else None,
+                re.compile(spec["likely_any_line"]) if "likely_any_line" in spec else None,
             )
         )
     return tuple(sorted(found, key=lambda f: (f.order, f.name)))
@@ -95,7 +112,10 @@ def scan(folder: Path, package: str) -> tuple[Format, ...]:
 def detect(lines: list[str]) -> Format | None:
     """Return the format of a file's text, or None when no reader recognises it."""
     first = next((line for line in lines if visible(line)), "")
-    return next((f for f in formats() if f.recognises(lines, first)), None)
+    found = [(f.recognition(lines, first), f) for f in formats()]
+    # A format sure of the text wins over one that finds it likely: a quiz page whose first line
+    # happens to hold two semicolons is a quiz page.
+    return next((f for strength in (SURE, LIKELY) for s, f in found if s == strength), None)
 
 
 def describe_formats() -> str:

@@ -21,11 +21,17 @@ from deckbuild.readers import RawCard, visible
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
 # How deckbuild.readers recognises a page without importing this module: section and chrome
-# lines that only quiz pages carry, any line of the text (stripped). Keep it a literal.
+# lines that only quiz pages carry, any line of the text (stripped). Surely when one is such a
+# line whole, likely when one holds such words. Keep it a literal.
 DETECT = {
     "what": "a quiz page",
     "order": 20,
     "any_line": (
+        r"^(?:Recall & Review|Click to reveal answer|[✗✓✔✘×]\s*(?:In)?correct!?"
+        r"|You got \d*\s*/\s*\d+ concepts?\.?|Attempts:?|Challenge - \d+ Problems?|Practice"
+        r"|(?:beginner|intermediate|advanced|expert)\d{1,2}:\d\dremaining)$"
+    ),
+    "likely_any_line": (
         r"Recall & Review|Click to reveal answer|✗ Incorrect|✓ Correct|You got /|Attempts:"
         r"|^Challenge - \d+ Problems?$|^Practice$"
     ),

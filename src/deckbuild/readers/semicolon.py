@@ -9,12 +9,20 @@ from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
-# How deckbuild.readers recognises this format without importing it: a first line that
-# starts with a Question column, or holds two semicolons. Keep it a literal.
+# How deckbuild.readers recognises this format without importing it: surely by a first line
+# that is a header (it starts with a Question column, or names only known columns) or has a
+# UUID for a field; likely by a first line holding two semicolons, which a quiz page's marks
+# outweigh. Keep it a literal.
 DETECT = {
     "what": "a Question;Answer;UUID file",
     "order": 10,
-    "first_line": r"^\s*\"?question\"?\s*;|;.*;",
+    "first_line": (
+        r"^\s*\"?question\"?\s*;"
+        r"|^\s*\"?(question|answer|uuid|guid|tags|hint|extra|reverse|notetype)\"?"
+        r"(\s*;\s*\"?(question|answer|uuid|guid|tags|hint|extra|reverse|notetype)\"?)+\s*$"
+        r"|;\s*\"?[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}\"?\s*(;|$)"
+    ),
+    "likely_first_line": r";.*;",
 }
 
 HEADER = "Question;Answer;UUID"
