@@ -466,3 +466,56 @@ def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
         "decks/D/x::y/c.txt:1: folder name 'x::y' would not be its own deck in Anki ('::' splits deck names, "
         "blanks around a name are dropped); rename the folder",
     ]
+
+
+# Letters whose spellings Anki takes for one: by case, and composed (NFC) or not (NFD).
+_NAME = st.lists(st.sampled_from(["a", "A", "\u00e9", "e\u0301", "\u00c9"]), min_size=1, max_size=3).map(
+    "".join
+)
+
+
+@given(st.lists(_NAME, min_size=1, max_size=3, unique=True), st.booleans())
+def test_folders_are_refused_exactly_when_anki_takes_their_decks_for_one(names, in_root):
+    # Anki is the judge: two deck names it gives one id are one deck, whatever deckbuild thinks.
+    from anki.collection import Collection
+
+    from deckbuild.sources import discover
+
+    with tempfile.TemporaryDirectory() as temp:
+        root = Path(temp) / "decks"
+        for n, name in enumerate(names):
+            put(
+                root,
+                f"{name}/c.txt",
+                f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
+            )
+        decks = list(names)
+        if in_root:
+            put(root, "r.txt", "Question;Answer;UUID\nR?;A.;aaaaaaaa-0000-4000-8000-00000000000f\n")
+            decks.append("decks")
+        col = Collection(str(Path(temp) / "c.anki2"))
+        try:
+            ids = [col.decks.id(name) for name in decks]
+        finally:
+            col.close()
+        report = Report()
+        discover([root], report)
+        assert bool(report.errors) == (len(set(ids)) < len(ids)), (decks, [p.message for p in report.errors])
+
+
+def test_the_root_decks_name_and_a_folder_of_it_in_another_case_are_refused(deck_tree, monkeypatch):
+    put(deck_tree, "a.txt", "Question;Answer;UUID\nQ1?;A.;aaaaaaaa-0000-4000-8000-000000000001\n")
+    put(deck_tree, "Decks/b.txt", "Question;Answer;UUID\nQ2?;A.;aaaaaaaa-0000-4000-8000-000000000002\n")
+    put(deck_tree, "Caf\u00e9/c.txt", "Question;Answer;UUID\nQ3?;A.;aaaaaaaa-0000-4000-8000-000000000003\n")
+    put(deck_tree, "Cafe\u0301/d.txt", "Question;Answer;UUID\nQ4?;A.;aaaaaaaa-0000-4000-8000-000000000004\n")
+    monkeypatch.chdir(deck_tree.parent)
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/Caf\u00e9/c.txt:1: deck Caf\u00e9 is Cafe\u0301 to Anki, which keeps accented letters "
+        "composed (NFC): one of the two names is written decomposed; rename one of the two folders\n"
+        "decks/Decks/b.txt:1: deck Decks is decks to Anki, which ignores case; rename one of the two "
+        "folders\n"
+        "2 error(s), 0 warning(s)\n",
+    )
+    assert not (deck_tree.parent / "dist").exists()

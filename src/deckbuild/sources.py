@@ -7,6 +7,7 @@ import hashlib
 import os
 import re
 import stat
+import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
 from functools import cached_property
@@ -337,9 +338,8 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
     for s in sources:
         first.setdefault(s.path.parent, s)
     for folder, source in sorted(first.items()):
-        if folder == source.root:
-            continue
-        parts = folder.relative_to(source.root).parts
+        # Files right in the root are the deck named after it, which a folder may match too.
+        parts = folder.relative_to(source.root).parts or (source.root.name,)
         bad = next((p for p in parts if "::" in p or p != p.strip() or not p.strip()), None)
         if bad is not None:
             report.error(
@@ -348,7 +348,9 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
                 "around a name are dropped); rename the folder",
             )  # fmt: skip
             continue
-        key = "::".join(parts).casefold()
+        # Anki keeps text in Unicode's composed form (NFC): a name written decomposed (as macOS
+        # writes file names) is the same deck as one written composed.
+        key = unicodedata.normalize("NFC", "::".join(parts)).casefold()
         root, other = seen.setdefault(key, (source.root, folder))
         if other != folder:
             # Two deck trees built at once may each hold a folder of the same name.
@@ -357,6 +359,9 @@ def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
                 f"is also the deck of {display_path(other)}, in another deck tree"
                 if name == source.deck
                 else f"is {name} to Anki, which ignores case"
+                if unicodedata.normalize("NFC", name) != unicodedata.normalize("NFC", source.deck)
+                else f"is {name} to Anki, which keeps accented letters composed (NFC): one of the two "
+                "names is written decomposed"
             )
             report.error(source.display, 1, f"deck {source.deck} {why}; rename one of the two folders")
 
