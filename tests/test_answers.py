@@ -34,7 +34,31 @@ def test_a_directive_in_a_semicolon_file_becomes_the_answer_with_its_steps(run, 
     first, second = cards(run, "decks")
     assert first["answer"].startswith("[[1.5379, 2.5379]]\n\n1. Scores S = Q Kᵀ: S = [[1, 0]]\n")
     assert "4. Weighted sum of values: output = weights · V = [[1.5379, 2.5379]]" in first["answer"]
-    assert second["answer"].startswith("[[0.5, 0.5]]")
+    assert second["answer"].startswith("[0.5, 0.5]\n\n1. Subtract the maximum")
+
+
+_NUMBERS = st.lists(st.integers(-9, 9), min_size=1, max_size=4)
+
+
+@given(
+    st.sampled_from(["softmax", "layernorm"]),
+    st.one_of(_NUMBERS, _NUMBERS.flatmap(lambda row: st.lists(st.just(row), min_size=1, max_size=3))),
+)
+@example("softmax", [1, 2, 3])
+@example("layernorm", [[1, 2], [3, 5]])
+def test_a_directive_answers_as_deckbuild_calc_does(operation, values):
+    # A list in gives a list out, a matrix a matrix, with the same steps, whichever way it is asked.
+    raw = RawCard(2, "basic", {"question": "Q?", "answer": f"{{{{calc {operation} x={values}}}}}"})
+    answers.apply(raw, "f.txt", Report())
+    flag = [json.dumps(values)] if operation == "softmax" else ["--input", json.dumps(values)]
+    shown = CliRunner().invoke(cli, ["calc", operation, *flag]).stdout.splitlines()
+    assert raw.data["answer"].split("\n")[0] == shown[-1].removeprefix("Answer: ")
+    steps = raw.data["answer"].split("\n")[2:]
+    worked = [
+        f"{t.removeprefix('Step ')}: {line.strip()}"
+        for t, line in zip(shown[:-1:2], shown[1:-1:2], strict=True)
+    ]
+    assert steps == [w.replace(": ", ". ", 1) for w in worked]
 
 
 def test_a_directive_on_a_quiz_page_works_the_same(run, deck_tree):

@@ -19,7 +19,7 @@ import re
 from collections.abc import Callable
 from typing import Any
 
-from deckbuild import calc
+from deckbuild import calc, worked
 from deckbuild.errors import Report
 from deckbuild.readers import RawCard
 
@@ -57,16 +57,15 @@ def _multihead(a: dict[str, Any]) -> tuple[Any, list[calc.Step]]:
     return result.output, calc.multihead_steps(result, DIGITS)
 
 
+# As `deckbuild calc` works them: a list in gives a list out, with the same steps.
 def _softmax(a: dict[str, Any]) -> tuple[Any, list[calc.Step]]:
-    rows = calc.softmax_rows(calc.as_matrix(a.get("x"), "x"))
-    return rows, [
-        ("Step 1: Subtract each row's maximum, exponentiate, divide by the row's sum", calc.fmt(rows, DIGITS))
-    ]
+    data, steps = worked.softmax(a.get("x"), "x")
+    return data["output"], steps
 
 
 def _layernorm(a: dict[str, Any]) -> tuple[Any, list[calc.Step]]:
-    out = calc.layer_norm(a.get("x"), a.get("gamma"), a.get("beta"), a.get("eps", 1e-5))
-    return out, [("Step 1: (x - mean) / sqrt(variance + eps) · gamma + beta, per row", calc.fmt(out, DIGITS))]
+    data, steps = worked.layer_norm(a.get("x"), a.get("gamma"), a.get("beta"), a.get("eps", 1e-5))
+    return data["output"], steps
 
 
 def _posenc(a: dict[str, Any]) -> tuple[Any, list[calc.Step]]:

@@ -20,9 +20,9 @@ def _like(given: Any, data: dict[str, Any]) -> dict[str, Any]:
     return data
 
 
-def softmax(values: Any) -> tuple[dict[str, Any], list[Step]]:
+def softmax(values: Any, name: str = "VALUES") -> tuple[dict[str, Any], list[Step]]:
     """Softmax of a list, or of each row of a matrix, with its max, shift, exponentials and sum."""
-    rows = calc.as_matrix(values, "VALUES")
+    rows = calc.as_matrix(values, name)
     output = calc.softmax_rows(rows)
     shifted = [[x - max(row) for x in row] for row in rows]
     if not all(math.isfinite(x) for row in shifted for x in row):
