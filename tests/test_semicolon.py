@@ -144,3 +144,19 @@ def test_no_spelling_of_deckbuilds_own_tags_reaches_a_card(prefix, rest):
     cards = semicolon.read("t.txt", ["Question;Answer;UUID;Tags", f"Q;A;{U1};{tag}"], report)
     assert cards == []
     assert [p.message for p in report.problems] == [f"the tag {tag!r} {OWN}"]
+
+
+@given(st.text('ab ";\n', min_size=1, max_size=12))
+def test_a_quoted_field_reads_as_written_or_is_an_error_at_its_row(text):
+    # Written with its quotes doubled, any text comes back as it is; written with a lone quote
+    # inside, it comes back as it is or the row is an error: never moved text, unwarned.
+    # With a lone quote, only text that is one field on one line (";" and line breaks split rows
+    # otherwise, each with its own error), and without "" (already a doubled quote as written).
+    for field, doubled in ((text.replace('"', '""'), True), (text, False)):
+        if not doubled and ('""' in f'"{text}"' or ";" in text or "\n" in text):
+            continue
+        report = Report()
+        lines = ["Question;Answer;UUID", *f'"{field}";A;{U1}'.split("\n")]
+        cards = semicolon.read("t.txt", lines, report)
+        if doubled or not report.errors:
+            assert [c.data["question"] for c in cards] == [text.strip()], (field, report.problems)

@@ -62,11 +62,14 @@ class _Unbalanced(Exception):
     """A quoted field that never closes."""
 
 
-def split_record(lines: list[str], start: int, ends: list[End] | None = None) -> tuple[list[str], int]:
+def split_record(
+    lines: list[str], start: int, ends: list[End] | None = None, stray: list[int] | None = None
+) -> tuple[list[str], int]:
     """Split the record starting at lines[start] into fields; return them and the next index.
 
     A field in double quotes may hold ';', a doubled quote for a quote, and line breaks.
-    With `ends`, also record where each field's text ends (inside its closing quote).
+    With `ends`, also record where each field's text ends (inside its closing quote); with
+    `stray`, the index of each line where text follows a field's closing quote.
     """
     line = lines[start]
     if '"' not in line:
@@ -109,6 +112,8 @@ def split_record(lines: list[str], start: int, ends: list[End] | None = None) ->
                 break
             rest = line.find(";", pos)
             tail = line[pos:] if rest == -1 else line[pos:rest]
+            if stray is not None and tail.strip():
+                stray.append(i)
             fields.append("".join(buf) + tail)
             if rest == -1:
                 return fields, i + 1
@@ -208,8 +213,9 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
         plain = '"' not in line
         if not plain:
             start = i
+            stray: list[int] = []
             try:
-                fields, i = split_record(lines, i)
+                fields, i = split_record(lines, i, stray=stray)
             except _Unbalanced:
                 report.error(
                     path,
@@ -218,6 +224,16 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
                     'close it, or write a quote inside a quoted field as ""',
                 )
                 return cards
+            if stray:
+                # `"a "b" c"` would quietly read as `a b" c"`: the author meant a quote inside.
+                report.error(
+                    path,
+                    stray[0] + 1,
+                    "text after a quoted field's closing quote; write a quote inside a quoted field "
+                    'as "", or put the whole field in quotes',
+                )
+                after_blank = False
+                continue
         elif not line or line.isspace():
             after_blank = True
             i += 1
