@@ -170,9 +170,11 @@ def test_a_moved_file_restamps_no_unchanged_note_and_anki_keeps_the_old_deck(
         fresh.close()
 
 
+@pytest.mark.parametrize("lock_lost", [False, True])
 def test_a_uuid_whose_case_changed_keeps_the_spelling_learners_have(
-    seed_tree, tmp_path, collection, monkeypatch
+    seed_tree, tmp_path, collection, monkeypatch, lock_lost
 ):
+    # With the lock lost too, the last release's package (--previous) still has the spelling.
     monkeypatch.chdir(seed_tree)
     import_package(collection, build_tree(seed_tree, tmp_path / "v1", NOW))
     study_all(collection)
@@ -181,7 +183,11 @@ def test_a_uuid_whose_case_changed_keeps_the_spelling_learners_have(
     source.write_text(
         source.read_text(encoding="utf-8").replace(LEARNERS_GUID, LEARNERS_GUID.upper()), encoding="utf-8"
     )
-    result = build([seed_tree], tmp_path / "v2", now=NOW + 60)
+    if lock_lost:
+        (seed_tree / "deckbuild.lock").unlink()
+    result = build(
+        [seed_tree], tmp_path / "v2", now=NOW + 60, previous=[tmp_path / "v1"] if lock_lost else []
+    )
     warnings = [str(p) for p in result.report.warnings if "case" in p.message]
     line = next(
         n

@@ -1007,6 +1007,7 @@ class _Build:
             if self.report.failed(strict):
                 self.check_notetypes(collection)  # its problems are told too
                 raise BuildFailed(self.report, strict)
+            self.keep_shipped_case(collection)
             self.add_all(collection)  # which refuses a card whose note type changed, as that does
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
@@ -1181,6 +1182,27 @@ class _Build:
                 f"deck {name} holds cards of the sources and retired cards alike; rename its folder",
             )  # fmt: skip
         return decks[name]
+
+    def keep_shipped_case(self, collection: Collection) -> None:
+        """Spell a UUID the lock does not know as an earlier package does, when only its case differs.
+
+        As `ids.keep_case` does from the lock: a lock lost or reset still leaves the spelling
+        learners have in the packages this build replaces (or `--previous`).
+        """
+        spelled: dict[str, str] | None = None
+        for parsed in collection.cards:
+            if len(parsed.id) != 36 or parsed.id in collection.locks[parsed.source.root].notes:
+                continue
+            if parsed.card is not None and parsed.card.anki_guid:
+                continue  # a GUID kept from Anki is case-sensitive: another case is another note
+            if spelled is None:
+                spelled = {guid.lower(): guid for guid in self.shipped if len(guid) == 36}
+            known = spelled.get(parsed.id.lower())
+            if known is not None and known != parsed.id:
+                from deckbuild.ids import case_kept
+
+                self.report.warn(parsed.source.display, parsed.line, case_kept(parsed.id, known))
+                parsed.id = known
 
     def add_all(self, collection: Collection) -> None:
         """Stamp every card in its lock and put it in its deck's notes.

@@ -60,13 +60,16 @@ def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Repor
             continue  # a GUID kept from Anki is case-sensitive: another case is another note
         known = lock.spellings().get(guid.lower())
         if known is not None:
-            report.warn(
-                source.display,
-                raw.line,
-                f"UUID {guid} differs only in case from {known}, the id learners already have "
-                f"(Anki would make it a second card); kept {known}: write it that way in the source",
-            )
+            report.warn(source.display, raw.line, case_kept(guid, known))
             raw.data["id"] = known
+
+
+def case_kept(guid: str, known: str) -> str:
+    """Say that a UUID keeps the spelling learners have, not the one the source gives it."""
+    return (
+        f"UUID {guid} differs only in case from {known}, the id learners already have "
+        f"(Anki would make it a second card); kept {known}: write it that way in the source"
+    )
 
 
 def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> int:
