@@ -742,12 +742,20 @@ def test_a_note_type_that_could_load_something_is_not_kept_and_learners_change_i
     assert "the dog (m)" in notes_by_guid(collection)[note.guid]["Back"]
 
 
+# A text export holds no note types: a collection that has its notes keeps their own types.
+TEXT_EXPORT_TYPES = (
+    "{name}: warning: note type 'Basic' is not kept (a text export names its note types but does not "
+    "hold them): its notes get deckbuild's note types, which learners who have them change once by hand"
+)
+
+
 def test_notes_whose_text_would_be_lost_are_not_imported_but_counted(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     text_export("g1\tBasic\tq\ta\tstray text", "g2\tBasic\tq2\t", "g3\tBasic\tq3\ta3")
     result = run("import", "notes.txt", "-o", "out")
     assert result.exit_code == 0
-    assert result.stderr.splitlines()[:2] == [
+    assert result.stderr.splitlines()[:3] == [
+        TEXT_EXPORT_TYPES.format(name="notes.txt"),
         "notes.txt: warning: note type 'Basic': 1 note(s) not imported: a field the card does not show "
         "holds text deckbuild has no column for",
         "notes.txt: warning: note type 'Basic': 1 note(s) not imported: its answer is empty",
@@ -951,7 +959,8 @@ def test_notes_the_build_refuses_are_left_out_by_guid_with_its_reason(tmp_path, 
         "decks: warning: note g2 left out: the build refuses it: formula \\(\\def\\R{x}\\R\\) uses \\def, "
         "which MathJax turns into a macro, which can build any command out of harmless pieces; "
         "write the formula out in full\n"
-        "0 error(s), 3 warning(s)\n"
+        f"{TEXT_EXPORT_TYPES.format(name=name)}\n"
+        "0 error(s), 4 warning(s)\n"
     )
     assert result.stdout.endswith("1 note(s) imported into 1 file(s), 0 image(s)\n")
     assert run("build", "decks", "-o", "dist").exit_code == 0
@@ -1253,3 +1262,29 @@ def test_an_export_with_no_note_deckbuild_can_represent_says_why_and_writes_noth
     )
     assert not Path("decks").exists()
     assert not list(Path().glob(".deckbuild-*"))  # nor anything unpacked beside it
+
+
+_FIELD_PIECES = st.sampled_from(
+    [" ", "\t", "\n", "<br>", "<BR/>", "<br />", "<div>", "</div>", "<DIV>", "&nbsp;", "\u200b", "\xa0",
+     "<b> </b>", "<p></p>", "\u3000", "x", "<img src=a.png>", "<span></span>"]
+)  # fmt: skip
+
+
+@functools.lru_cache(maxsize=1)
+def _optional_reversed():
+    from anki.collection import Collection
+
+    col = Collection(os.path.join(tempfile.mkdtemp(), "judge.anki2"))
+    return col, col.models.by_name("Basic (optional reversed card)")
+
+
+@given(st.lists(_FIELD_PIECES, max_size=4).map("".join))
+def test_an_add_reverse_field_gives_a_reverse_card_exactly_when_anki_makes_one(value):
+    # Anki is the judge: the note it makes has a second card exactly when the import writes Reverse.
+    from deckbuild.importer import _filled
+
+    col, model = _optional_reversed()
+    note = col.new_note(model)
+    note["Front"], note["Back"], note["Add Reverse"] = "f", "b", value
+    col.add_note(note, col.decks.id("Default"))
+    assert _filled(value) == (len(note.cards()) == 2), repr(value)

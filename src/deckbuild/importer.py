@@ -186,12 +186,22 @@ def to_row(note: Note, shape: Shape) -> Row | str:
         return "a cloze note without a cloze deletion"
     if not cloze and not answer:
         return "its answer is empty"
-    reverse = shape.kind == "reversed" and (shape.reverse_if is None or _visible(fields[shape.reverse_if]))
+    reverse = shape.kind == "reversed" and (shape.reverse_if is None or _filled(fields[shape.reverse_if]))
     return Row(question, answer, note.guid, " ".join(note.tags), reverse)
 
 
 def _visible(text: str) -> bool:
     return bool(re.sub(r"<(?!img)[^>]*>|&nbsp;|\s", "", text))
+
+
+# What Anki takes for an empty field when it decides which cards a note has: blanks, <br> and
+# <div> tags only. `&nbsp;`, a zero-width space or `<b> </b>` fill it (tested against Anki).
+_EMPTY_FIELD_RE = re.compile(r"(?:[ \t\n\r\f\v]|</?(?:br|div) ?/?>)*", re.IGNORECASE)
+
+
+def _filled(text: str) -> bool:
+    """Tell whether Anki counts a field as filled, as a conditional card's template asks."""
+    return _EMPTY_FIELD_RE.fullmatch(text) is None
 
 
 # ---------------------------------------------------------------- HTML to source text
@@ -859,6 +869,9 @@ def read_text_export(path: Path) -> Package:
                 notetype,
                 STOCK.get(notetype, "deckbuild knows only Anki's stock note types by name in a text export"),
             )
+            # Named, never held: notes with the same GUIDs in a collection keep their own note
+            # type, which Anki will not change on import (it skips them as conflicting).
+            package.refused.setdefault(notetype, "a text export names its note types but does not hold them")
     except csv.Error as exc:
         raise DeckbuildError(
             f"{shown}:{body_start + reader.line_num}: cannot read this row ({exc}); fix it"
