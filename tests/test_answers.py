@@ -185,6 +185,48 @@ def test_challenge_code_is_computed_with_the_scale_it_uses(run, deck_tree, code,
     assert card["answer"] == answer
 
 
+def test_a_stated_answer_is_checked_against_the_value_its_question_asks_for(run, deck_tree):
+    # Weights, unscaled scores, or the output after prose in brackets: each checked as what it is.
+    put(deck_tree, "Deck/asked.txt", DATA / "answers" / "asked_values.txt")
+    result = run("check", "decks")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/Deck/asked.txt:5: the stated answer [[0.5, 0.5]] disagrees with the computed attention "
+        "weights [[0.6698, 0.3302]]; fix the answer or its inputs\n1 error(s), 0 warning(s)\n",
+    )
+    assert "3 stated answer(s) verified" not in result.stdout  # a failed check prints no summary
+
+
+PRINTS = {
+    "print(w @ v)": "output",
+    "out = w @ v\nprint(w)": "weights",
+    "out = w @ v\nprint(out.round())": "output",
+    "out = w @ v\nprint(scores)": "scores",
+    "out = w @ v\nreturn w": "weights",
+}
+
+
+@pytest.mark.parametrize("shown", sorted(PRINTS))
+def test_challenge_code_gets_the_output_as_its_answer_only_when_it_prints_the_output(run, deck_tree, shown):
+    # The steps end with the output: code printing the weights or the scores asks for something else.
+    program = (
+        "import math\nimport torch\nq = torch.tensor([[1.0, 0.0]])\n"
+        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+        "scores = q @ k.T / math.sqrt(2)\n"
+        f"w = torch.softmax(scores, dim=-1)\n{shown}"
+    )
+    if "return" in shown:
+        program = "def f():\n" + "\n".join("    " + line for line in program.splitlines())
+    page = (
+        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
+        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
+        "✗ Incorrect\nThe first value gets more weight.\n"
+    )
+    put(deck_tree, "Deck/page.txt", page)
+    (card,) = cards(run, "decks")
+    assert card.get("answer") == ("[[1.6605, 2.6605]]" if PRINTS[shown] == "output" else None)
+
+
 @pytest.mark.parametrize(
     ("answer", "message"),
     [

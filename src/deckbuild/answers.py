@@ -317,36 +317,81 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
     given = _given_qkv(question) or _tensors_in_code(raw.data.get("code"))
     if given is None:
         return
-    q, k, v, scale = given
+    q, k, v, scale, asked = given
     if _UNSCALED_RE.search(question):
         scale = 1.0
     try:
         result = calc.attention(q, k, v, scale=scale)
     except calc.CalcError:
         return  # not an attention question after all: nothing to check
+    # What the question (or the code, by what it prints) asks for: one of these, or any of them.
+    asked = asked or _asked_in(question)
+    wanted = {
+        "output": [("output", result.output)],
+        "weights": [("weights", result.weights)],
+        "scores": [("scores", result.scores), ("scaled scores", result.scaled_scores)],
+    }
+    candidates = wanted[asked] if asked else [c for each in wanted.values() for c in each]
     answer = raw.data.get("answer")
-    start = answer.find("[") if isinstance(answer, str) else -1
-    if start == -1 and isinstance(answer, str) and answer.strip():
+    found = _stated(answer) if isinstance(answer, str) else None
+    if found is None and isinstance(answer, str) and answer.strip():
         return  # an answer in words (the output's shape, say): the author's, never replaced
-    if start == -1:
+    if found is None:
+        if asked not in (None, "output"):
+            return  # the steps show the output; a value asked for before it is the author's to state
         raw.data["answer"] = calc.fmt(result.output, DIGITS)
         _add_steps(raw, calc.attention_steps(result, DIGITS))
         report.count("computed")
         return
-    assert isinstance(answer, str)
-    stated = _literal(answer, start)
+    shown, stated = found
     digits = _decimals(stated)
-    if not _agrees(stated, result.output, digits):
+    if not any(_agrees(stated, value, digits) for _, value in candidates):
+        computed = "; ".join(f"{name} {calc.fmt(value, max(digits, DIGITS))}" for name, value in candidates)
         report.error(
             path,
             raw.line,
-            f"the stated answer {answer[start:].split(']]')[0]}]] disagrees with the computed attention "
-            f"output {calc.fmt(result.output, max(digits, DIGITS))}; fix the answer or its inputs",
+            f"the stated answer {shown} disagrees with the computed attention {computed}; "
+            "fix the answer or its inputs",
         )
     report.count("verified")
 
 
-def _given_qkv(question: str) -> tuple[Any, Any, Any, float | None] | None:
+# What a question asks for, by the words it uses: exactly one of them, or it is not told.
+_ASKED_RE = {
+    "output": re.compile(r"\boutputs?\b", re.IGNORECASE),
+    "weights": re.compile(r"\bweights?\b", re.IGNORECASE),
+    "scores": re.compile(r"\bscores?\b", re.IGNORECASE),
+}
+
+
+def _asked_in(question: str) -> str | None:
+    """Tell which attention value a question asks for, when it names exactly one."""
+    named = [kind for kind, pattern in _ASKED_RE.items() if pattern.search(question)]
+    return named[0] if len(named) == 1 else None
+
+
+def _stated(answer: str) -> tuple[str, Any] | None:
+    """The first matrix or row of numbers an answer states, as written and as read; None if none."""
+    start = answer.find("[")
+    while start != -1:
+        value = _literal(answer, start)
+        if isinstance(value, list) and value:
+            try:
+                calc.as_matrix(value, "answer")
+            except calc.CalcError:
+                pass
+            else:
+                _, end = calc.JsonDecoder().raw_decode(answer, start)
+                return answer[start:end], value
+        start = answer.find("[", start + 1)  # prose in brackets first: "[see the steps]"
+    return None
+
+
+# Query, key and value, the scale (None: 1/sqrt(d_k)), and what is asked for, when it is told.
+Given = tuple[Any, Any, Any, "float | None", "str | None"]
+
+
+def _given_qkv(question: str) -> Given | None:
     """Q, K and V written as matrices in the question, as Practice questions give them."""
     found = []
     for name in ("Q", "K", "V"):
@@ -356,7 +401,7 @@ def _given_qkv(question: str) -> tuple[Any, Any, Any, float | None] | None:
         found.append(_literal(question, match.end()))
     if any(f is None for f in found):
         return None
-    return found[0], found[1], found[2], None
+    return found[0], found[1], found[2], None, None
 
 
 _TENSOR_CALLS = frozenset({"tensor", "Tensor", "FloatTensor", "array", "asarray"})
@@ -370,8 +415,8 @@ def _called(node: ast.AST) -> str:
     return str(getattr(node.func, "attr", getattr(node.func, "id", "")))
 
 
-def _tensors_in_code(code: Any) -> tuple[Any, Any, Any, float | None] | None:
-    """Query, key and value tensors that a challenge's code builds from literals, and the scale.
+def _tensors_in_code(code: Any) -> Given | None:
+    """Query, key and value tensors a challenge's code builds from literals, the scale, what it prints.
 
     The scores are what the code passes to softmax, traced back through its assignments: the
     matrix product in them names the query and key (`q @ k.T`, `torch.matmul(q, k.T)`), the
@@ -419,7 +464,40 @@ def _tensors_in_code(code: Any) -> tuple[Any, Any, Any, float | None] | None:
     )
     if not (query in literals and key in literals and value in literals):
         return None
-    return literals[query], literals[key], literals[value], _scale(chain)
+    return (
+        literals[query],
+        literals[key],
+        literals[value],
+        _scale(chain),
+        _printed(tree, assigned, softmax, chain),
+    )
+
+
+def _printed(
+    tree: ast.AST, assigned: dict[str, list[ast.AST]], softmax: ast.AST, chain: list[ast.AST]
+) -> str | None:
+    """Tell which attention value the code prints or returns: the output, the weights or the scores."""
+    weights = {name for name, values in assigned.items() if any(softmax in ast.walk(v) for v in values)}
+    products = [n for n in ast.walk(tree) if _operands(n) and _uses(_operands(n)[0], weights, softmax)]  # type: ignore[index]
+    outputs = {
+        name for name, values in assigned.items() if any(p in ast.walk(v) for v in values for p in products)
+    }
+    scores = {n.id for n in chain if isinstance(n, ast.Name)} - weights - outputs
+    shown = [n.args[0] for n in ast.walk(tree) if _called(n) == "print" and n.args]  # type: ignore[attr-defined]
+    shown += [n.value for n in ast.walk(tree) if isinstance(n, ast.Return) and n.value is not None]
+    kinds = set()
+    for expr in shown:
+        for node in ast.walk(expr):
+            if node in products or (isinstance(node, ast.Name) and node.id in outputs):
+                kinds.add("output")
+            elif node is softmax or (isinstance(node, ast.Name) and node.id in weights):
+                kinds.add("weights")
+            elif isinstance(node, ast.Name) and node.id in scores:
+                kinds.add("scores")
+            else:
+                continue
+            break
+    return kinds.pop() if len(kinds) == 1 else None
 
 
 def _trace(start: ast.AST, assigned: dict[str, list[ast.AST]], literals: dict[str, Any]) -> list[ast.AST]:
