@@ -448,3 +448,33 @@ def test_a_link_keeps_its_address_or_the_author_hears_why(scheme, rest, form):
     elif "<a " in html:  # a link (Markdown reads some of these as text: `[x](a:()`)
         assert [(p.line, p.severity.value) for p in report.problems] == [(4, "warning")], (url, html)
         assert "address" in report.problems[0].message
+
+
+_FIELD_PIECES = [
+    "<p>",
+    "</p>",
+    "<b>",
+    "&nbsp;",
+    "&amp;",
+    "&#8203;",
+    "\u200b",
+    " ",
+    "x",
+    "<br>",
+    "\u00ad",
+    "&",
+    ">",
+]
+
+
+@given(st.lists(st.sampled_from([*_FIELD_PIECES, '<span title="a>b">', "\n"]), max_size=6).map("".join))
+def test_a_field_shows_something_exactly_when_its_text_holds_a_seen_character(markup):
+    # The quick look at the markup gives the answer reading its text in full would.
+    import html as html_module
+    import re
+
+    from deckbuild.render import _shows_something
+
+    text = html_module.unescape(re.sub(r"<[^>]*>", "", markup))
+    seen = any(not c.isspace() and c not in "\u200b\u200c\u200d\u2060\ufeff\u00ad" for c in text)
+    assert _shows_something(markup) == seen
