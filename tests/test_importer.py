@@ -1288,3 +1288,24 @@ def test_an_add_reverse_field_gives_a_reverse_card_exactly_when_anki_makes_one(v
     note["Front"], note["Back"], note["Add Reverse"] = "f", "b", value
     col.add_note(note, col.decks.id("Default"))
     assert _filled(value) == (len(note.cards()) == 2), repr(value)
+
+
+def test_a_package_deckbuild_built_is_not_read_back_into_sources(tmp_path, monkeypatch):
+    from conftest import put
+
+    put(
+        tmp_path / "decks",
+        "Deck/cards.txt",
+        "Question;Answer;UUID\nQ?;A.;aaaaaaaa-0000-4000-8000-000000000001\n",
+    )
+    monkeypatch.chdir(tmp_path)
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    result = run("import", "dist/Deck.apkg", "-o", "again")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "dist/Deck.apkg: warning: note type 'deckbuild card': 1 note(s) not imported: its templates are not "
+        "a plain front/back card, reversed or not\n"
+        "error: dist/Deck.apkg: holds no note deckbuild can represent (the warnings say why); "
+        "nothing was written\n",
+    )
+    assert not Path("again").exists()
