@@ -1014,6 +1014,8 @@ class _Build:
             current = {p.id for p in collection.cards}
             for root, lock in sorted(collection.locks.items()):
                 self.retire(root, lock, current)
+            if self.report.failed(strict):
+                raise BuildFailed(self.report, strict)  # retiring warns too: --strict hears it
 
             changed = [lock.path for lock in collection.locks.values() if lock.changed]
             if frozen and changed:
