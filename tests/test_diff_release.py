@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import sqlite3
 import tempfile
 import time
@@ -648,3 +649,33 @@ def test_forget_takes_a_uuid_given_twice_once(tree, tmp_path):
     assert result.exit_code == 0, result.output
     assert result.stdout == f"forgot {REMOVED}\n"
     assert REMOVED not in (tree / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+@pytest.mark.parametrize("odd", ["broken link", "name not UTF-8"])
+def test_a_partial_build_beside_an_odd_file_ends_in_a_message_never_a_traceback(tree, tmp_path, odd):
+    build([tree], tmp_path / "dist", now=NOW)
+    leave(tree)
+    if odd == "broken link":
+        (tree / "Deck" / "broken.txt").symlink_to("nowhere.txt")
+    else:
+        (tree / "Deck" / os.fsdecode(b"caf\xe9.txt")).write_text(
+            f"Question;Answer;UUID\nQ?;A.;{GUIDS[1]}\n", encoding="utf-8"
+        )
+    for _ in range(2):  # the second is answered from the record when there is one
+        result = run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist"))
+        assert result.exception is None or isinstance(result.exception, SystemExit), result.exception
+        assert "Traceback" not in result.output
+
+
+def test_strict_fails_on_a_warning_raised_while_retiring_and_writes_nothing(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    before = (tmp_path / "dist" / "Deck.apkg").read_bytes()
+    edit(tree)
+    # No earlier package for this output folder: the card cannot be retired, and that is a warning.
+    result = run("build", "decks", "-o", str(tmp_path / "other"), "--strict")
+    assert result.exit_code == 1
+    assert (
+        f"warning: card {REMOVED} is gone from the sources, but no earlier package holds it" in result.stderr
+    )
+    assert not (tmp_path / "other").exists()
+    assert (tmp_path / "dist" / "Deck.apkg").read_bytes() == before
