@@ -20,6 +20,7 @@ from conftest import DATA, put
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.cli import cli
 from deckbuild.diff import compare, visible, word_diff
+from deckbuild.errors import BuildFailed
 from deckbuild.packaged import PackageContents, PackagedNote, PackagedNoteType
 from deckbuild.packaged import read_package as read_contents
 
@@ -218,7 +219,8 @@ def test_building_one_file_never_retires_a_card_moved_to_a_file_it_did_not_read(
     one = build([tree / "Deck" / "cards.txt"], tmp_path / "dist", now=NOW + 60)
     assert "retired" not in one.report.counts
     assert one.report.notes == [
-        f"decks/Deck/cards.txt: card {REMOVED} moved to a file this build did not read; it stays live there"
+        f"decks/Deck/cards.txt: card {REMOVED} moved to a file this build did not read; it stays live there, "
+        "and this build's package carries it as last shipped until that file is built"
     ]
     lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
     assert "fields" not in lock[REMOVED], "the lock keeps it live"
@@ -248,20 +250,38 @@ def test_a_card_gone_from_the_file_built_and_from_the_tree_is_retired_after_a_bu
     assert f"decks/Deck/cards.txt: retired card {REMOVED} (What is 1+1?)" in again.report.notes
 
 
-def test_a_card_gone_from_the_file_built_is_not_retired_while_other_files_of_its_tree_have_errors(
+def test_a_card_moved_then_deleted_before_its_new_file_is_built_is_still_retired(tree, tmp_path):
+    # The partial build's package carries it as last shipped: the only copy a later build retires it from.
+    (first,) = build([tree], tmp_path / "dist", now=NOW).packages
+    shipped = read_contents(first).notes[REMOVED]
+    leave(tree, "Other/other.txt")
+    (part,) = build([tree / "Deck"], tmp_path / "dist", now=NOW + 60).packages
+    assert read_contents(part).notes[REMOVED] == shipped, "carried as it was: learners see no change"
+    (tree / "Other" / "other.txt").unlink()
+    (tree / "Other").rmdir()
+    whole = build([tree], tmp_path / "dist", now=NOW + 120)
+    assert whole.report.counts["retired"] == 1
+    assert _retired_in(whole.packages) == {REMOVED}
+
+
+def test_a_card_gone_from_the_file_built_stops_the_build_while_other_files_of_its_tree_have_errors(
     tree, tmp_path
 ):
+    # Not retired, and no package written without it: its last shipped content stays for later.
     build([tree], tmp_path / "dist", now=NOW)
+    before = (tmp_path / "dist" / "Deck.apkg").read_bytes()
     leave(tree)
     # The row it was moved to, perhaps, but without its UUID's column: no id can be read there.
     put(tree, "Deck/broken.txt", "Question;Answer;UUID\nWhat is 1+1?;2<br>two\n")
     result = run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist"))
-    assert result.exit_code == 0, result.output
-    assert (
-        f"decks/Deck/cards.txt: warning: card {REMOVED} is gone from this file, but files of the deck tree "
-        "decks have errors, so it may have moved there: it is not retired; fix them and build again"
-    ) in result.stderr.splitlines()
-    assert "retired" not in result.stdout
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"decks/Deck/cards.txt: card {REMOVED} is gone from this file, but files of the deck tree decks "
+        "have errors, so it may have moved there; fix them, or build the whole tree to see them\n"
+        "1 error(s), 0 warning(s)\n",
+    )
+    assert (tmp_path / "dist" / "Deck.apkg").read_bytes() == before
+    assert not (tmp_path / "dist" / "Deck-cards.apkg").exists()
     (tree / "Deck" / "broken.txt").unlink()
     assert "1 retired" in run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist")).stdout
 
@@ -679,3 +699,80 @@ def test_strict_fails_on_a_warning_raised_while_retiring_and_writes_nothing(tree
     )
     assert not (tmp_path / "other").exists()
     assert (tmp_path / "dist" / "Deck.apkg").read_bytes() == before
+
+
+def test_a_partial_build_refuses_a_uuid_a_file_it_did_not_name_still_uses(tree, tmp_path):
+    build([tree], tmp_path / "dist", now=NOW)
+    put(tree, "Other/copy.txt", "Question;Answer;UUID\n" + ROW.replace("1+1", "a copy"))
+    result = run("build", "decks/Other", "-o", str(tmp_path / "dist"))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        f"decks/Other/copy.txt:2: UUID {REMOVED} is used twice: here and at decks/Deck/cards.txt:2; "
+        "give one of the cards a new UUID\n1 error(s), 0 warning(s)\n",
+    )
+    assert not (tmp_path / "dist" / "Other.apkg").exists()
+
+
+RECALL = "beginner\n{q}\n{a}\nClick to reveal answer\n"
+
+
+def test_a_partial_build_never_gives_a_page_card_the_id_a_page_it_did_not_name_keeps(deck_tree, tmp_path):
+    # As a full build does: the copied question gets a new id, the original keeps its own.
+    put(deck_tree, "P/p.txt", "Recall & Review\n" + RECALL.format(q="What is beta?", a="The second letter."))
+    put(deck_tree, "Q/q.txt", "Recall & Review\n" + RECALL.format(q="What is gamma?", a="The third letter."))
+    build([deck_tree], tmp_path / "dist", now=NOW)
+    before = json.loads((deck_tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    (original,) = [g for g, e in before.items() if e["key"] == "what is beta?"]
+    with (deck_tree / "Q" / "q.txt").open("a", encoding="utf-8") as page:
+        page.write(RECALL.format(q="What is beta?", a="A kind of radiation."))
+    build([deck_tree / "Q"], tmp_path / "dist", now=NOW + 60)
+    build([deck_tree], tmp_path / "dist", now=NOW + 120)
+    after = json.loads((deck_tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    assert after[original]["origin"] == "P/p.txt" and after[original]["mod"] == before[original]["mod"]
+    (copy,) = [g for g, e in after.items() if e["key"] == "what is beta?" and g != original]
+    assert after[copy]["origin"] == "Q/q.txt"
+
+
+PAGES = ["P/p.txt", "P/Sub/s.txt", "Q/q.txt"]
+QUESTIONS = ["What is alpha?", "What is beta?", "What is gamma?"]
+
+
+def _pages(root, placed):
+    for page in PAGES:
+        cards = [RECALL.format(q=q, a=f"{q} ({page}, {n})") for n, q in enumerate(placed.get(page, []))]
+        if cards:
+            put(root, page, "Recall & Review\n" + "".join(cards))
+        elif (root / page).exists():
+            (root / page).unlink()
+
+
+_PLACED = st.fixed_dictionaries({p: st.lists(st.sampled_from(QUESTIONS), max_size=3) for p in PAGES}).filter(
+    lambda placed: any(placed.values())
+)
+
+
+@given(_PLACED, _PLACED, st.sampled_from(["P", "P/Sub", "Q", *PAGES]))
+def test_a_partial_build_gives_the_cards_it_builds_the_ids_a_full_build_gives_them(before, after, built):
+    import shutil
+
+    with tempfile.TemporaryDirectory() as temp:
+        one, two = Path(temp) / "one" / "decks", Path(temp) / "two" / "decks"
+        _pages(one, before)
+        build([one], Path(temp) / "one" / "dist", now=NOW)
+        _pages(one, after)
+        if not (one / built).exists():
+            return
+        shutil.copytree(one.parent, two.parent, dirs_exist_ok=True)
+        try:
+            build([one / built], Path(temp) / "one" / "dist", now=NOW + 60)
+        except BuildFailed:
+            return  # a card gone while another page has errors: nothing written, said at its line
+        build([two], Path(temp) / "two" / "dist", now=NOW + 60)
+        scope = [p for p in PAGES if p == built or p.startswith(built + "/")]
+        ours, full = (json.loads((r / "deckbuild.lock").read_text())["notes"] for r in (one, two))
+        built_here = {g: (e["origin"], e["key"]) for g, e in full.items() if e.get("origin") in scope}
+        assert {g: (ours[g]["origin"], ours[g]["key"]) for g in built_here if g in ours} == built_here
+        # Any other entry still naming a file built is a card that moved to a file not built.
+        for guid, entry in ours.items():
+            if entry.get("origin") in scope and guid not in built_here and "fields" not in entry:
+                assert full[guid]["origin"] not in scope

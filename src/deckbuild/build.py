@@ -118,6 +118,10 @@ class Collection:
     missing: set[Path] = field(default_factory=set)
     # Images shown through a link or a `..`: each path as named, and the file it led to.
     linked: set[tuple[Path, Path]] = field(default_factory=set)
+    # A build of part of a deck tree reads the rest for ids alone (`_rest_of_trees`): per deck
+    # root, the ids found there (None when a file of it has errors), and the files read.
+    elsewhere: dict[Path, set[str] | None] = field(default_factory=dict)
+    read_too: list[Path] = field(default_factory=list)
 
 
 def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
@@ -168,7 +172,9 @@ def collect(
     # Whether any file is a quiz page, whose cards get their ids from the lock by their question.
     pages = False
     progress.stage("reading")
-    for source, data, lines, fmt in _sources(paths, report, locks):
+    paths = list(paths)
+    listed = discover(paths, report)
+    for source, data, lines, fmt in _sources(listed, report, locks):
         if remembers and helpers is not None and memo is not None and memo.holds(source):
             # A rebuild: said before its helper warms up what its few changed cards seldom need.
             helpers.expect_few()
@@ -196,9 +202,25 @@ def collect(
         progress.count("read", count)
         semicolon = fmt.name == "semicolon"
         raws = within_limits(raws, source.display, report, lines if semicolon else None, suspect)
-        read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
+        read.append((source, raws, 0))  # its ids once every file is read, in the tree's order
+    # The rest of each deck tree built in part: its files take their own ids too, so that a card
+    # read here never takes the id of one that is there, and one moved there is not retired.
+    rest = _rest_of_trees(paths, listed, locks)
+    aside = {s.path for s in rest.sources}
+    # Each file takes its own ids in the order a build of its whole tree takes them: a renamed
+    # page takes over the entries of a file that is gone, and the first file to ask gets them.
+    everything = sorted([*read, *rest.read], key=_tree_order)
+    rematched = {
+        source.path: ids.assign(
+            source, raws, locks[source.root], rest.report if source.path in aside else report
+        )
+        for source, raws, _ in everything
+    }
+    read = [(source, raws, rematched[source.path]) for source, raws, _ in read]
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
-    ids.settle(read, locks, report)
+    ids.settle(sorted([*read, *rest.read], key=_tree_order), locks, report, aside)
+    if rest.report.errors:
+        rest.failed.update(s.root for s in rest.sources)
     if helpers is not None:
         # The cards of files the memo holds nothing of (a first build): all go to the helpers.
         # Where it holds some, the memo stage tells first how many it cannot answer.
@@ -272,7 +294,7 @@ def collect(
     if pages:
         _by_content(found, locks)
     cards: list[Parsed] = []
-    seen: dict[str, Parsed] = {}
+    seen: dict[str, str] = rest.where()
     for parsed in found:
         if not isinstance(parsed, Parsed):
             assert isinstance(parsed, tuple)
@@ -285,30 +307,84 @@ def collect(
             report.error(
                 parsed.source.display,
                 parsed.line,
-                f"UUID {parsed.id} is used twice: here and at {seen[key].where}; "
-                "give one of the cards a new UUID",
+                f"UUID {parsed.id} is used twice: here and at {seen[key]}; give one of the cards a new UUID",
             )
             report.count("skipped")
             continue
-        seen[key] = parsed
+        seen[key] = parsed.where
         cards.append(parsed)
-    return Collection(cards, locks, report)
+    return Collection(cards, locks, report, elsewhere=rest.ids(), read_too=[s.path for s in rest.sources])
+
+
+@dataclass
+class _Rest:
+    """The files of deck trees built in part that the build did not name, read for ids alone."""
+
+    sources: list[SourceFile] = field(default_factory=list)
+    read: list[tuple[SourceFile, list[RawCard], int]] = field(default_factory=list)
+    # The deck roots any of whose files could not be read in full, or has a card that is not valid.
+    failed: set[Path] = field(default_factory=set)
+    roots: set[Path] = field(default_factory=set)
+    # What taking their ids finds wrong there: not this build's to report.
+    report: Report = field(default_factory=Report)
+
+    def where(self) -> dict[str, str]:
+        """Where each id of these files is: `path:line`."""
+        return {_id_key(str(r.data["id"])): f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws}
+
+    def ids(self) -> dict[Path, set[str] | None]:
+        """Each deck root's ids found here; None for a root with a file that failed."""
+        found: dict[Path, set[str] | None] = {root: set() for root in self.roots}
+        for source, raws, _ in self.read:
+            if (ids := found[source.root]) is not None:
+                ids.update(_id_key(str(raw.data["id"])) for raw in raws)
+        return {root: None if root in self.failed else ids for root, ids in found.items()}
+
+
+def _rest_of_trees(paths: list[Path], listed: list[SourceFile], locks: dict[Path, Lock]) -> _Rest:
+    """Read the other files of each deck tree some of whose files are built, for their ids alone.
+
+    A build of one file or folder must tell a card moved from it from one removed, and never
+    give a card of its own the id a card elsewhere in the tree keeps: nothing there is rendered,
+    and what is wrong there is not this build's to report.
+    """
+    from deckbuild.limits import within_limits
+
+    rest = _Rest()
+    named = {s.path for s in listed}
+    given = [Path(os.path.abspath(p)) for p in paths]
+    whole = {p for p in given if find_root(p) == p}
+    for root in sorted({s.root for s in listed} - whole):
+        rest.roots.add(root)
+        aside = Report()
+        others = [s for s in discover([root], aside) if s.path not in named]
+        rest.sources += others
+        for source, _, lines, fmt in _sources(others, aside, locks):
+            raws = importlib.import_module(fmt.module).read(source.display, lines, aside)
+            raws = within_limits(raws, source.display, aside, lines if fmt.name == "semicolon" else None)
+            rest.read.append((source, raws, 0))
+        if aside.errors:
+            rest.failed.add(root)
+    return rest
+
+
+def _tree_order(entry: tuple[SourceFile, list[RawCard], int]) -> tuple[str, tuple[str, ...]]:
+    """Order files as a walk of their deck tree lists them: ids are settled in that order."""
+    source = entry[0]
+    return str(source.root), source.path.relative_to(source.root).parts
 
 
 def _sources(
-    paths: Iterable[Path], report: Report, locks: dict[Path, Lock], seen: list[Path] | None = None
+    sources: Iterable[SourceFile], report: Report, locks: dict[Path, Lock]
 ) -> Iterator[tuple[SourceFile, bytes | None, list[str], Any]]:
-    """Yield each source below `paths` with its bytes, lines and format; report those that have none.
+    """Yield each source with its bytes, lines and format; report those that have none.
 
-    Each deck root's lock is loaded into `locks` as its first source comes; `seen` gets every
-    source's path, read or not.
+    Each deck root's lock is loaded into `locks` as its first source comes.
     """
     from deckbuild.readers import describe_formats
     from deckbuild.readers import detect as detect_format
 
-    for source in discover(paths, report):
-        if seen is not None:
-            seen.append(source.path)
+    for source in sources:
         if source.root not in locks:
             locks[source.root] = Lock.load(source.root / LOCK_NAME)
         try:
@@ -328,27 +404,6 @@ def _sources(
             )
             continue
         yield source, data, lines, fmt
-
-
-def ids_in_tree(root: Path, seen: list[Path]) -> set[str] | None:
-    """Return the id of every card below a deck root, as a build would give them; None if some file fails.
-
-    Nothing is rendered: ids come from the sources and the lock alone. `seen` gets each source's path.
-    """
-    from deckbuild import ids
-    from deckbuild.limits import within_limits
-
-    report = Report()
-    locks: dict[Path, Lock] = {}
-    read: list[tuple[SourceFile, list[RawCard], int]] = []
-    for source, _, lines, fmt in _sources([root], report, locks, seen):
-        raws = importlib.import_module(fmt.module).read(source.display, lines, report)
-        raws = within_limits(raws, source.display, report, lines if fmt.name == "semicolon" else None)
-        read.append((source, raws, ids.assign(source, raws, locks[source.root], report)))
-    ids.settle(read, locks, report)
-    if report.errors:
-        return None
-    return {_id_key(str(raw.data["id"])) for _, raws, _ in read for raw in raws if "id" in raw.data}
 
 
 def _id_key(guid: str) -> str:
@@ -986,10 +1041,8 @@ class _Build:
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
     jobs: int = 1
     warned: set[str] = field(default_factory=set)
-    # The ids of each deck root's whole tree, read once some of its files were built (`lives_on`),
-    # and the files read for them.
+    # The ids of the rest of each deck tree built in part, as `collect` found them (`lives_on`).
     elsewhere: dict[Path, set[str] | None] = field(default_factory=dict)
-    read_too: list[Path] = field(default_factory=list)
     progress: Progress = QUIET
     # Where what the build made goes once it is done, when the caller ends its process right
     # after (record.build's `leftovers`); None: freed as usual.
@@ -1012,6 +1065,7 @@ class _Build:
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
             current = {p.id for p in collection.cards}
+            self.elsewhere = collection.elsewhere
             for root, lock in sorted(collection.locks.items()):
                 self.retire(root, lock, current)
             if self.report.failed(strict):
@@ -1024,7 +1078,7 @@ class _Build:
                     f"{names} is out of date; run 'deckbuild build' without --frozen and commit it"
                 )
             result = BuildResult(report=self.report, lock_changed=changed)
-            result.inputs = sorted({*(p for files in media.values() for p in files.values()), *self.read_too})
+            result.inputs = sorted({p for files in media.values() for p in files.values()})
             result.missing = sorted(collection.missing)
             result.linked = sorted(collection.linked)
             self.report_moves(collection)
@@ -1395,36 +1449,64 @@ class _Build:
                 return source.package
         return None
 
-    def whole(self, root: Path) -> bool:
-        """Tell whether this build read the whole tree of a deck root."""
-        return any(_covers(root, path, None) for path in self.paths)
-
     def lives_on(self, root: Path, guid: str, entry: Entry) -> bool:
         """Tell whether a card gone from the files built is still in its deck tree (or may be).
 
         A build of some files of a tree cannot tell a card removed from one moved to a file it
         did not read: that tree is read (not rendered), and nothing is retired when it fails.
         """
-        if self.whole(root):
-            return False
         if root not in self.elsewhere:
-            # What it read answers for this build as its sources do (record.build's inputs).
-            self.elsewhere[root] = ids_in_tree(root, self.read_too)
+            return False  # the whole tree was read
         ids = self.elsewhere[root]
         where = _origin_shown(root, entry)
         if ids is None:
-            self.report.warn(
+            # An error: this build's package would no longer hold the card, the only copy of its
+            # last shipped content that a later build could retire it with.
+            self.report.error(
                 where, 0,
                 f"card {guid} is gone from this file, but files of the deck tree {display_path(root)} have "
-                "errors, so it may have moved there: it is not retired; fix them and build again",
+                "errors, so it may have moved there; fix them, or build the whole tree to see them",
             )  # fmt: skip
             return True
         if _id_key(guid) in ids:
             self.report.notes.append(
-                f"{where}: card {guid} moved to a file this build did not read; it stays live there"
+                f"{where}: card {guid} moved to a file this build did not read; it stays live there, "
+                "and this build's package carries it as last shipped until that file is built"
             )
             return True
         return False
+
+    def carry(self, root: Path, lock: Lock, guid: str, entry: Entry) -> None:
+        """Keep a card that moved to a file not built in its package, as it was last shipped.
+
+        That package holds its last shipped content: were the card removed from its new file
+        before that file is built, a later build could not retire it otherwise.
+        """
+        from deckbuild.package import NoteData
+        from deckbuild.render import Where, vet_shipped
+
+        shipped = self.shipped.get(guid)
+        if shipped is None:
+            return
+        slug = self.package_of(shipped.deck) or self.home(root, entry)
+        if slug is None:
+            return
+        nid = int(shipped.notetype)
+        if (slug, lock.path, nid) not in self.stamped:
+            self.stamp_notetype(slug, lock, nid)
+        where = Where(_origin_shown(root, entry), 0)
+        fields = [vet_shipped(f, where, self.report) if f else f for f in shipped.fields]
+        source_at = NOTE_TYPES[nid].index("Source") if "Source" in NOTE_TYPES[nid].fields else None
+        digest = content_hash(fields, shipped.tags, source_at)
+        self.deck(slug, shipped.deck).notes.append(
+            NoteData(guid, fields, list(shipped.tags), shipped.mod, digest, False, nid)
+        )
+
+    def package_of(self, deck: str) -> str | None:
+        """Name the package this build makes that holds a deck, if any."""
+        return next(
+            (s for s, a in sorted(self.anchors.items()) if deck == a or deck.startswith(a + "::")), None
+        )
 
     def retire(self, root: Path, lock: Lock, current: set[str]) -> None:
         """Carry every card that left the sources into its package, marked retired."""
@@ -1433,20 +1515,16 @@ class _Build:
         for guid in sorted(lock.notes.keys() - current):
             entry = lock.notes[guid]
             if not entry.retired:
-                if not self.in_scope(root, entry.origin) or self.lives_on(root, guid, entry):
+                if not self.in_scope(root, entry.origin):
+                    continue
+                if self.lives_on(root, guid, entry):
+                    self.carry(root, lock, guid, entry)
                     continue
                 if not self.mark_retired(root, lock, guid, entry):
                     continue
                 entry = lock.notes[guid]
             assert entry.deck is not None and entry.fields is not None and entry.tags is not None
-            slug = next(
-                (
-                    s
-                    for s, a in sorted(self.anchors.items())
-                    if entry.deck == a or entry.deck.startswith(a + "::")
-                ),
-                None,
-            )
+            slug = self.package_of(entry.deck)
             if slug is None and (slug := self.home(root, entry)) is None:
                 continue
             nid = BY_LABEL[entry.notetype or "basic"].id

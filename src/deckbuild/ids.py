@@ -155,9 +155,14 @@ def _alike(pending: list[RawCard], entries: list[tuple[str, Entry]]) -> int:
 
 
 def settle(
-    read: list[tuple[SourceFile, list[RawCard], int]], lock_of: dict[Path, Lock], report: Report
+    read: list[tuple[SourceFile, list[RawCard], int]],
+    lock_of: dict[Path, Lock],
+    report: Report,
+    aside: set[Path] | frozenset[Path] = frozenset(),
 ) -> None:
     """Give the cards no file's own lock entries matched an id: a moved card's, else a new one.
+
+    The files in `aside` (read for their ids alone, not built) take ids as any other, unreported.
 
     Runs once every file has taken its own entries, so that a card moved to another file (a
     page split in two) keeps its id and reviews, while a copied card never takes the id its
@@ -201,6 +206,8 @@ def settle(
             used.add(candidate)
             lock.claimed.add(candidate)
             new += 1
+        if source.path in aside:
+            continue
         moved = moved_of.get(source.display, 0)
         report.count("ids_new", new)
         report.count("ids_rematched", rematched)

@@ -185,9 +185,11 @@ def _build_held(
         held.callback(_note_busy, store, report)
         base = patch.base_key(paths, options)
         # A few rows edited in place since the last clean build: that build's packages are patched.
+        # A build of part of a deck tree reads the rest of it too, which a patch would not.
+        whole = all(find_root(p) == p for p in paths)
         result = (
             patch.rebuild(store, base, paths, now, before, workers, report, progress)
-            if record and not frozen and not previous and not repaired
+            if record and not frozen and not previous and not repaired and whole
             else None
         )
         if result is None:
@@ -267,7 +269,8 @@ def _fingerprint(
     files = [r / LOCK_NAME for r in roots]
     # The note types kept from an imported deck, read from a folder above the paths too.
     files += sorted({f for p in paths for f in kept_files_above(p, find_root(p))})
-    for path in [*paths, *previous]:
+    # Each whole deck tree, not only the paths: a build of part of one reads the rest for ids.
+    for path in [*roots, *previous]:
         if path.is_dir():
             for folder, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
