@@ -442,3 +442,29 @@ def test_a_version_or_link_that_is_not_one_printable_line_is_a_usage_error(run, 
         message = f"{value!r} is not a web address: it holds a blank; leave the blanks out"
     assert " ".join(message.split()) in " ".join(result.stderr.split())
     assert not (deck_tree.parent / "dist").exists() and not (deck_tree.parent / "r").exists()
+
+
+def test_a_preview_inside_the_deck_tree_is_refused_as_a_build_is(run, deck_tree, monkeypatch):
+    put(deck_tree, "cards.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
+    monkeypatch.chdir(deck_tree)
+    result = run("preview", ".")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: the output folder preview is inside the deck tree ., where every file is read as a "
+        "source; build into a folder outside it (-o ../dist)\n",
+    )
+    assert sorted(p.name for p in deck_tree.iterdir()) == ["cards.txt"]
+
+
+@pytest.mark.parametrize(
+    "order", [("decks/A/Sub", "decks/A"), ("decks/A", "decks/A/Sub"), ("decks/A/a.txt", "decks")]
+)
+def test_paths_given_together_make_the_same_packages_in_any_order(run, deck_tree, order):
+    put(deck_tree, "A/a.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
+    put(deck_tree, "A/Sub/s.txt", f"Question;Answer;UUID\nQ2;A2;{U2}\n")
+    assert run("build", "decks", "-o", "first").exit_code == 0  # its lock makes decks the deck root
+    result = run("build", *order, "-o", "out")
+    assert result.exit_code == 0, result.output
+    assert sorted(p.name for p in (deck_tree.parent / "out").iterdir()) == ["A.apkg"]
+    with zipfile.ZipFile(deck_tree.parent / "out" / "A.apkg") as z:
+        assert z.read("collection.anki2").count(b"kind::basic") == 2

@@ -29,6 +29,7 @@ from deckbuild.sources import (
     LOCK_NAME,
     TooLarge,
     changed_stamp,
+    check_outdir,
     digest_regular,
     display_path,
     find_root,
@@ -112,7 +113,7 @@ def build(
     """
     paths = [Path(os.path.abspath(p)) for p in paths]
     roots = sorted({find_root(p) for p in paths})
-    _check_outdir(outdir, roots)
+    check_outdir(outdir, roots)
     _check_previous(previous)
     # Made now, to hold it while building; a failing build removes it again (nothing written).
     made = [d for d in (outdir, *outdir.parents) if not d.exists()]
@@ -131,18 +132,6 @@ def build(
             with suppress(OSError):
                 folder.rmdir()
         raise
-
-
-def _check_outdir(outdir: Path, roots: Sequence[Path]) -> None:
-    """Refuse an output folder a deck tree would read: its packages would be taken for sources."""
-    where = Path(os.path.abspath(outdir)).resolve()
-    for root in roots:
-        top = root.resolve()
-        if where.is_relative_to(top) and not any(p.startswith(".") for p in where.relative_to(top).parts):
-            raise DeckbuildError(
-                f"the output folder {display_path(outdir)} is inside the deck tree {display_path(root)}, "
-                "where every file is read as a source; build into a folder outside it (-o ../dist)"
-            )
 
 
 def _build_held(

@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from functools import cached_property
 from pathlib import Path
 
-from deckbuild.errors import Report
+from deckbuild.errors import DeckbuildError, Report
 from deckbuild.resources import ran_out
 
 LOCK_NAME = "deckbuild.lock"
@@ -240,6 +240,18 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def check_outdir(outdir: Path, roots: Iterable[Path]) -> None:
+    """Refuse an output folder a deck tree would read: its packages would be taken for sources."""
+    where = Path(os.path.abspath(outdir)).resolve()
+    for root in roots:
+        top = root.resolve()
+        if where.is_relative_to(top) and not any(p.startswith(".") for p in where.relative_to(top).parts):
+            raise DeckbuildError(
+                f"the output folder {display_path(outdir)} is inside the deck tree {display_path(root)}, "
+                "where every file is read as a source; build into a folder outside it (-o ../dist)"
+            )
+
+
 def source_of(given: Path, root: Path, file: Path) -> SourceFile:
     """Describe a file of the deck tree at `root` as found below `given`, a path built."""
     folder = file.parent
@@ -296,7 +308,9 @@ def _walk(folder: Path, report: Report) -> Iterable[Path]:
 def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
     """List every source below `paths`, in a stable order, each once."""
     found: dict[Path, SourceFile] = {}
-    for given in paths:
+    # The widest path first: a file under two of them goes to the package of the wider one,
+    # whichever order they were given in (a package of part of a deck never replaces the whole).
+    for given in sorted(paths, key=lambda p: len(Path(os.path.abspath(p)).parts)):
         path = Path(os.path.abspath(given))
         if not path.exists() and not path.is_symlink():
             report.error(display_path(path), 0, "no such file or folder; check the path")
