@@ -1219,36 +1219,51 @@ _SHOWS_NOTHING = (
     "shows nothing once rendered (only an HTML comment, a tag a card does not keep, or blanks); "
     "write it as text"
 )
-# Characters that show nothing, beyond those str.isspace() knows: zero-width ones and the BOM.
-_UNSEEN = frozenset("\u200b\u200c\u200d\u2060\ufeff\u00ad")
+# Characters that show nothing, beyond blanks and format characters (Unicode's Cf: zero-width
+# spaces, direction marks, the BOM, tag characters): fillers drawn as empty space.
+_UNSEEN = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0")
 _ANY_TAG_RE = _deferred("_ANY_TAG_RE", r"<[^>]*>")
-
-
-# A character that is seen, in text between tags (not an entity, which the slow path unescapes).
-_SEEN_RE = _deferred("_SEEN_RE", "(?:^|>)[^<&]*?[^\\s<&\u200b\u200c\u200d\u2060\ufeff\u00ad]")
+# An image that names a file (the sanitizer leaves `<img>` without a `src` it refused).
+_IMAGE_RE = _deferred("_IMAGE_RE", r'<img\b[^>]*\ssrc="[^"]+"')
+# A printable ASCII character in text between tags (not an entity: the slow path reads those).
+_SEEN_RE = _deferred("_SEEN_RE", "(?:^|>)[^<&]*?[!-%'-;=?-~]")
 
 
 def _shows_something(markup: str) -> bool:
     """Tell whether rendered HTML shows a learner anything: an image, or a character that is seen."""
-    if "<img" in markup or _SEEN_RE.search(markup):
+    if _SEEN_RE.search(markup) or ("<img" in markup and _IMAGE_RE.search(markup)):
         return True  # nearly every card, at once
     text = html.unescape(_ANY_TAG_RE.sub("", markup)) if "<" in markup or "&" in markup else markup
-    return any(not c.isspace() and c not in _UNSEEN for c in text)
+    return any(_seen(c) for c in text)
+
+
+def _seen(char: str) -> bool:
+    """Tell whether a character is drawn: not a blank, a format character, a lone mark or a filler."""
+    import unicodedata
+
+    return not (char.isspace() or char in _UNSEEN or unicodedata.category(char) in ("Cf", "Mn", "Me", "Cc"))
 
 
 def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> None:
     """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML."""
     from deckbuild.cloze import numbers
 
-    if lost := sorted(set(numbers(source)) - set(numbers(_ANY_TAG_RE.sub("", rendered)))):
-        inside = any(re.search(r"\{\{c\d+::", tag) for tag in _ANY_TAG_RE.findall(rendered))
+    inside = sorted({n for tag in _ANY_TAG_RE.findall(rendered) for n in numbers(tag)})
+    if inside:
+        # Anki puts its cloze markup wherever the cloze is, even inside an attribute.
+        shown = ", ".join(f"{{{{c{n}::" for n in inside)
+        report.error(
+            where.path, where.line,
+            f"the cloze {shown} is inside an HTML tag (an image's alt, a link's address or title), "
+            "where Anki's cloze would break the card; put it in the text",
+        )  # fmt: skip
+    elif lost := sorted(set(numbers(source)) - set(numbers(_ANY_TAG_RE.sub("", rendered)))):
         shown = ", ".join(f"{{{{c{n}::" for n in lost)
-        place = (
-            "inside an HTML tag (an image's alt, a link's title), where Anki's cloze would break the card"
-            if inside
-            else "inside an HTML comment or a tag a card does not keep, so Anki would make no card of it"
-        )
-        report.error(where.path, where.line, f"the cloze {shown} is {place}; put it in the text")
+        report.error(
+            where.path, where.line,
+            f"the cloze {shown} is inside an HTML comment or a tag a card does not keep, so Anki "
+            "would make no card of it; put it in the text",
+        )  # fmt: skip
 
 
 @lru_cache(maxsize=16)
