@@ -776,3 +776,24 @@ def test_a_partial_build_gives_the_cards_it_builds_the_ids_a_full_build_gives_th
         for guid, entry in ours.items():
             if entry.get("origin") in scope and guid not in built_here and "fields" not in entry:
                 assert full[guid]["origin"] not in scope
+
+
+def test_tags_come_composed_and_a_retired_cards_old_tags_as_anki_keeps_them(tree, tmp_path, collection):
+    # A decomposed tag (as macOS writes file names) is the composed one to Anki; a retired card's
+    # tags from an older lock may hold an empty part, which learners' Anki named "blank".
+    put(tree, "Deck/cafe\u0301.txt", f"Question;Answer;UUID;Tags\nQ?;A.;{GUIDS[2]};re\u0301sume\u0301\n")
+    build([tree], tmp_path / "dist", now=NOW)
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)
+    lock_path = tree / "deckbuild.lock"
+    lock = json.loads(lock_path.read_text(encoding="utf-8"))
+    lock["notes"][REMOVED]["tags"].append("ml::::x")
+    lock_path.write_text(json.dumps(lock, indent=1, sort_keys=True) + "\n", encoding="utf-8")
+    result = build([tree], tmp_path / "again", now=NOW + 120)
+    (apkg,) = result.packages
+    notes = read_contents(apkg).notes
+    assert "ml::blank::x" in notes[REMOVED].tags
+    assert {"r\u00e9sum\u00e9", "source::caf\u00e9"} <= set(notes[GUIDS[2]].tags)
+    import_package(collection, apkg)
+    for guid, note in notes_by_guid(collection).items():
+        assert sorted(note.tags) == sorted(notes[guid].tags), "Anki keeps every tag as shipped"

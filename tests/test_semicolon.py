@@ -131,9 +131,13 @@ def test_a_tag_deckbuild_sets_itself_is_an_error_at_its_row():
     assert [c.data["tags"] for c in cards] == [["deckbuilder", "level::easy", "ml::sources::x"]]
 
 
+# Letters that fold into another as Anki's tag search may take them: long s, Kelvin sign.
+FOLDED = {"s": "\u017f", "k": "\u212a"}
+
+
 @given(
     st.sampled_from(["deckbuild::", "kind::", "source::"]).flatmap(
-        lambda own: st.tuples(*(st.sampled_from([c.lower(), c.upper()]) for c in own))
+        lambda own: st.tuples(*(st.sampled_from([c.lower(), c.upper(), *FOLDED.get(c, "")]) for c in own))
     ),
     st.text("abc:", max_size=5),
 )

@@ -14,6 +14,7 @@ import os
 import re
 import sqlite3
 import sys
+import unicodedata
 from bisect import bisect_left
 from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import closing, suppress
@@ -130,7 +131,11 @@ def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
     if level:
         tags.append(f"level::{level}")
     tags.append(source.tag)
-    tags.extend(data.pop("tags", ()))
+    # Composed (NFC), as Anki keeps them: a decomposed tag would differ from the learner's.
+    tags.extend(
+        t if unicodedata.is_normalized("NFC", t) else unicodedata.normalize("NFC", t)
+        for t in data.pop("tags", ())
+    )
     return tags
 
 
@@ -1499,7 +1504,7 @@ class _Build:
         source_at = NOTE_TYPES[nid].index("Source") if "Source" in NOTE_TYPES[nid].fields else None
         digest = content_hash(fields, shipped.tags, source_at)
         self.deck(slug, shipped.deck).notes.append(
-            NoteData(guid, fields, list(shipped.tags), shipped.mod, digest, False, nid)
+            NoteData(guid, fields, _as_anki_keeps(shipped.tags), shipped.mod, digest, False, nid)
         )
 
     def package_of(self, deck: str) -> str | None:
@@ -1531,7 +1536,15 @@ class _Build:
             if (slug, lock.path, nid) not in self.stamped:
                 self.stamp_notetype(slug, lock, nid)
             self.retired_deck(slug).notes.append(
-                NoteData(guid, self.vetted(root, entry), entry.tags, entry.mod, entry.hash, True, nid)
+                NoteData(
+                    guid,
+                    self.vetted(root, entry),
+                    _as_anki_keeps(entry.tags),
+                    entry.mod,
+                    entry.hash,
+                    True,
+                    nid,
+                )
             )
             self.report.count("retired")
 
@@ -1597,6 +1610,19 @@ class _Build:
 
 # Staged files and the targets they are renamed over.
 _Moves = list[tuple[Path, Path]]
+
+
+def _as_anki_keeps(tags: Sequence[str]) -> list[str]:
+    """Write tags read from a lock or package as learners' Anki keeps them: composed, no empty part.
+
+    An earlier version let a tag with an empty part (`ml::::x`) through, which Anki named
+    `ml::blank::x` on import: shipping that spelling changes nothing for them, and passes the gate.
+    """
+    out = []
+    for tag in tags:
+        tag = unicodedata.normalize("NFC", tag)
+        out.append("::".join(part or "blank" for part in tag.split("::")) if "::" in tag else tag)
+    return out
 
 
 def _origin_shown(root: Path, entry: Entry) -> str:

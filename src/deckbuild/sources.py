@@ -76,7 +76,8 @@ class SourceFile:
     @cached_property
     def tag(self) -> str:
         """Return the tag naming this file on every card it holds."""
-        return "source::" + "_".join(self.path.stem.split())
+        # Composed (NFC), as Anki keeps tags: a name macOS wrote decomposed gives the same tag.
+        return unicodedata.normalize("NFC", "source::" + "_".join(self.path.stem.split()))
 
     @cached_property
     def origin(self) -> str:

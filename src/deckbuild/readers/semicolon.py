@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import re
+import unicodedata
 from collections.abc import Callable, Iterator
 
 from deckbuild.cloze import LOOKS_LIKE
@@ -315,7 +316,10 @@ class _Columns:
         question = fields[self.question].strip()
         data = self._data(uuid, question, fields)
         tags = fields[self.tags].split() if self.tags is not None else []
-        if own := next((t for t in tags if t.lower().startswith(OWN_TAGS)), None):
+        # Folded as Anki compares tags, and then some: `ſource::` and `Kind::` (a Kelvin sign) too.
+        if own := next(
+            (t for t in tags if unicodedata.normalize("NFKC", t).casefold().startswith(OWN_TAGS)), None
+        ):
             report.error(
                 path, lineno,
                 f"the tag {own!r} is one deckbuild sets itself (deckbuild::…, kind::…, source::…): "
