@@ -1309,3 +1309,21 @@ def test_a_package_deckbuild_built_is_not_read_back_into_sources(tmp_path, monke
         "nothing was written\n",
     )
     assert not Path("again").exists()
+
+
+def test_a_tag_deckbuild_sets_itself_is_left_out_and_its_note_comes_along(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    headers = "#separator:tab\n#html:true\n#guid column:1\n#notetype column:2\n#tags column:5\n"
+    text_export("g1\tBasic\tCell?\tA unit of life.\tbio source::textbook Kind::x", headers=headers)
+    result = run("import", "notes.txt", "-o", "out")
+    assert result.exit_code == 0, result.output
+    assert (
+        "notes.txt: warning: tags deckbuild sets itself left out of the Tags column: Kind::x ×1, "
+        "source::textbook ×1; each card gets its own kind:: and source:: tags (rename yours in Anki "
+        "first to keep them)"
+    ) in result.stderr.splitlines()
+    assert (
+        Path("out/notes/cards.txt").read_text(encoding="utf-8").splitlines()[1]
+        == "Cell?;A unit of life.;g1;bio"
+    )
+    assert run("build", "out", "-o", "dist").exit_code == 0

@@ -18,6 +18,7 @@ import re
 import shutil
 import sqlite3
 import tempfile
+import unicodedata
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -188,6 +189,13 @@ def to_row(note: Note, shape: Shape) -> Row | str:
         return "its answer is empty"
     reverse = shape.kind == "reversed" and (shape.reverse_if is None or _filled(fields[shape.reverse_if]))
     return Row(question, answer, note.guid, " ".join(note.tags), reverse)
+
+
+def _own_tag(tag: str) -> bool:
+    """Tell whether a tag is one deckbuild sets itself, which a source may not hold."""
+    from deckbuild.readers.semicolon import OWN_TAGS
+
+    return unicodedata.normalize("NFKC", tag).casefold().startswith(OWN_TAGS)
 
 
 def _visible(text: str) -> bool:
@@ -938,6 +946,7 @@ def _plan(
     dropped: Counter[str] = Counter()
     sound = controls = 0
     seen: dict[str, int] = {}
+    owned: Counter[str] = Counter()
     for note in package.notes:
         where = f"{shown}:{note.line}" if note.line else shown
         if not _GUID_RE.fullmatch(note.guid):
@@ -965,6 +974,10 @@ def _plan(
             continue
         if note.notetype in package.kept_types:
             row.notetype = note.notetype
+        if row.tags and (own := [t for t in row.tags.split() if _own_tag(t)]):
+            # The build refuses them in a source (it sets them itself): the note comes along without.
+            row.tags = " ".join(t for t in row.tags.split() if not _own_tag(t))
+            owned.update(own)
         for text in note.fields:
             dropped.update(dropped_tags(text))
             sound += "[sound:" in text
@@ -997,6 +1010,13 @@ def _plan(
             0,
             f"left out of the fields, with what they held: {names} (cards run no script)",
         )
+    if owned:
+        names = ", ".join(f"{tag} ×{n}" for tag, n in sorted(owned.items()))
+        report.warn(
+            shown, 0,
+            f"tags deckbuild sets itself left out of the Tags column: {names}; each card gets its own "
+            "kind:: and source:: tags (rename yours in Anki first to keep them)",
+        )  # fmt: skip
     if controls:
         report.warn(shown, 0, f"{controls} note(s) held control characters Anki does not keep; removed")
     if sound:
