@@ -131,11 +131,11 @@ def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
     if level:
         tags.append(f"level::{level}")
     tags.append(source.tag)
-    # Composed (NFC), as Anki keeps them: a decomposed tag would differ from the learner's.
-    tags.extend(
-        t if unicodedata.is_normalized("NFC", t) else unicodedata.normalize("NFC", t)
-        for t in data.pop("tags", ())
-    )
+    if own := data.pop("tags", None):
+        # Composed (NFC), as Anki keeps them: a decomposed tag would differ from the learner's.
+        tags.extend(
+            t if unicodedata.is_normalized("NFC", t) else unicodedata.normalize("NFC", t) for t in own
+        )
     return tags
 
 
@@ -299,7 +299,8 @@ def collect(
     if pages:
         _by_content(found, locks)
     cards: list[Parsed] = []
-    seen: dict[str, str] = rest.where()
+    # Where each id is: a card of this build, or a place elsewhere in its tree (`path:line`).
+    seen: dict[str, Parsed | str] = dict(rest.where())
     for parsed in found:
         if not isinstance(parsed, Parsed):
             assert isinstance(parsed, tuple)
@@ -309,14 +310,16 @@ def collect(
             continue
         key = _id_key(parsed.id)
         if key in seen:
+            other = seen[key]
             report.error(
                 parsed.source.display,
                 parsed.line,
-                f"UUID {parsed.id} is used twice: here and at {seen[key]}; give one of the cards a new UUID",
+                f"UUID {parsed.id} is used twice: here and at "
+                f"{other if isinstance(other, str) else other.where}; give one of the cards a new UUID",
             )
             report.count("skipped")
             continue
-        seen[key] = parsed.where
+        seen[key] = parsed
         cards.append(parsed)
     return Collection(cards, locks, report, elsewhere=rest.ids(), read_too=[s.path for s in rest.sources])
 

@@ -18,7 +18,6 @@ import re
 import shutil
 import sqlite3
 import tempfile
-import unicodedata
 import zipfile
 from collections import Counter
 from dataclasses import dataclass, field, replace
@@ -30,6 +29,7 @@ from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
 from deckbuild.notetype import NoteType
+from deckbuild.readers.semicolon import own_tag
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.resources import ran_out
 from deckbuild.sources import MAX_SOURCE_BYTES, display_path, file_kind, is_regular
@@ -189,13 +189,6 @@ def to_row(note: Note, shape: Shape) -> Row | str:
         return "its answer is empty"
     reverse = shape.kind == "reversed" and (shape.reverse_if is None or _filled(fields[shape.reverse_if]))
     return Row(question, answer, note.guid, " ".join(note.tags), reverse)
-
-
-def _own_tag(tag: str) -> bool:
-    """Tell whether a tag is one deckbuild sets itself, which a source may not hold."""
-    from deckbuild.readers.semicolon import OWN_TAGS
-
-    return unicodedata.normalize("NFKC", tag).casefold().startswith(OWN_TAGS)
 
 
 def _visible(text: str) -> bool:
@@ -974,9 +967,9 @@ def _plan(
             continue
         if note.notetype in package.kept_types:
             row.notetype = note.notetype
-        if row.tags and (own := [t for t in row.tags.split() if _own_tag(t)]):
+        if row.tags and (own := [t for t in row.tags.split() if own_tag(t)]):
             # The build refuses them in a source (it sets them itself): the note comes along without.
-            row.tags = " ".join(t for t in row.tags.split() if not _own_tag(t))
+            row.tags = " ".join(t for t in row.tags.split() if not own_tag(t))
             owned.update(own)
         for text in note.fields:
             dropped.update(dropped_tags(text))

@@ -1160,11 +1160,11 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     if concepts := get("concepts"):
         extra.append(f"<p>Your answer should cover {concepts} key concepts.</p>")
     # Whether a side's image was left out (not found, too large): its warning says what to do.
-    before = len(where.missing)
-    values = {"Front": text("question")}
-    between = len(where.missing)
-    values["Back"] = text("answer")
-    left_out = {"Front": between > before, "Back": len(where.missing) > between}
+    missing = where.missing
+    before = len(missing)
+    front = text("question")
+    between = len(missing)
+    values = {"Front": front, "Back": text("answer")}
     if get("title") or get("type"):
         values["Title"] = _title(data, where, report)
     # Looked up only where the kind has them: a missing attribute is slow on a pydantic model.
@@ -1202,10 +1202,12 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         _check_clozes(data["question"], values["Text"], where, report)
     else:
         # What each card of the note shows first: nothing there is a blank card for learners.
-        for name, what in (("Front", "question"), ("Back", "answer (the front of its reversed card)")):
-            shown = (name == "Front" or notetype.label == "reversed") and not left_out[name]
-            if shown and not _shows_something(values[name]):
-                report.error(where.path, where.line, f"the {what} {_SHOWS_NOTHING}")
+        if between == before and not _shows_something(front):
+            report.error(where.path, where.line, f"the question {_SHOWS_NOTHING}")
+        if notetype.label == "reversed" and len(missing) == between and not _shows_something(values["Back"]):
+            report.error(
+                where.path, where.line, f"the answer (the front of its reversed card) {_SHOWS_NOTHING}"
+            )
     # The card's note type lays the values out: its own fields, in its own order.
     slots = _slots(notetype.fields)
     fields = [""] * len(slots)

@@ -291,6 +291,12 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
 OWN_TAGS = ("deckbuild::", "kind::", "source::")
 
 
+def own_tag(tag: str) -> bool:
+    """Tell whether a tag is one deckbuild sets itself, which a source may not hold."""
+    # Folded as Anki compares tags, and then some: `ſource::` and `Kind::` (a Kelvin sign) too.
+    return unicodedata.normalize("NFKC", tag).casefold().startswith(OWN_TAGS)
+
+
 class _Columns:
     """Where a section's header puts each column: a row becomes a card without a dict per row."""
 
@@ -315,11 +321,8 @@ class _Columns:
             return None
         question = fields[self.question].strip()
         data = self._data(uuid, question, fields)
-        tags = fields[self.tags].split() if self.tags is not None else []
-        # Folded as Anki compares tags, and then some: `ſource::` and `Kind::` (a Kelvin sign) too.
-        if own := next(
-            (t for t in tags if unicodedata.normalize("NFKC", t).casefold().startswith(OWN_TAGS)), None
-        ):
+        tags = fields[self.tags].split() if self.tags is not None else None
+        if tags and (own := next((t for t in tags if own_tag(t)), None)):
             report.error(
                 path, lineno,
                 f"the tag {own!r} is one deckbuild sets itself (deckbuild::…, kind::…, source::…): "
