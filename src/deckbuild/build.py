@@ -1254,8 +1254,12 @@ class _Build:
         learners have in the packages this build replaces (or `--previous`).
         """
         spelled: dict[str, str] | None = None
+        source, notes = None, {}
         for parsed in collection.cards:
-            if len(parsed.id) != 36 or parsed.id in collection.locks[parsed.source.root].notes:
+            if parsed.source is not source:  # a file's cards come together: one lock look-up each
+                source = parsed.source
+                notes = collection.locks[source.root].notes
+            if parsed.id in notes or len(parsed.id) != 36:
                 continue
             if parsed.card is not None and parsed.card.anki_guid:
                 continue  # a GUID kept from Anki is case-sensitive: another case is another note
