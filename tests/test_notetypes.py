@@ -246,3 +246,12 @@ def test_the_note_type_check_skips_per_card_work_only_where_the_full_rule_passes
         found.append(report.problems)
         assert [p.line for p in report.problems] == _changed_type_reference(*_typed_cards(rows))
     assert found[0] == found[1]
+
+
+def test_check_refuses_a_changed_note_type_as_build_does(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    path = _tree(deck_tree, reverse_second="")
+    assert CliRunner().invoke(cli, ["build", "decks"]).exit_code == 0
+    path.write_text(path.read_text().replace(f";;{U2}", f";yes;{U2}"))
+    result = CliRunner().invoke(cli, ["check", "decks"])
+    assert (result.exit_code, result.stderr) == (1, CHANGED_TYPE)

@@ -1005,6 +1005,8 @@ def check(paths: Iterable[Path], strict: bool = False, use_cache: bool = True) -
         memo = Memo(store)
         collection = vet(paths, Report(), memo, helping)
         memo.save(helping)
+    # A card whose note type changed, live or retired, as a build refuses it.
+    _Build(list(paths), Path(), 0, (), Release(), report=collection.report).check_notetypes(collection)
     if note := store.note():
         collection.report.notes.append(note)
     if collection.report.failed(strict):
