@@ -1246,6 +1246,15 @@ def _seen(char: str) -> bool:
     return not (char.isspace() or char in _UNSEEN or unicodedata.category(char) in ("Cf", "Mn", "Me", "Cc"))
 
 
+# An innermost cloze: its number, and its text up to its closing braces (a hint after "::").
+_INNERMOST_RE = _deferred("_INNERMOST_RE", r"\{\{c(\d+)::((?:(?!\{\{c\d+::).)*?)\}\}", re.S)
+
+
+def _hides_nothing(text: str) -> bool:
+    """Tell whether a cloze's text (before any hint) shows nothing: its card would ask for nothing."""
+    return not _shows_something(text.split("::", 1)[0])
+
+
 def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> None:
     """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML."""
     from deckbuild.cloze import numbers
@@ -1258,6 +1267,15 @@ def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> N
             where.path, where.line,
             f"the cloze {shown} is inside an HTML tag (an image's alt, a link's address or title), "
             "where Anki's cloze would break the card; put it in the text",
+        )  # fmt: skip
+    elif empty := sorted(
+        {int(m.group(1)) for m in _INNERMOST_RE.finditer(rendered) if _hides_nothing(m.group(2))}
+    ):
+        shown = ", ".join(f"{{{{c{n}::" for n in empty)
+        report.error(
+            where.path, where.line,
+            f"the cloze {shown} hides nothing once rendered (empty, or only a comment or blanks); "
+            "write what it hides",
         )  # fmt: skip
     elif lost := sorted(set(numbers(source)) - set(numbers(_ANY_TAG_RE.sub("", rendered)))):
         shown = ", ".join(f"{{{{c{n}::" for n in lost)
