@@ -276,8 +276,9 @@ def test_a_card_gone_from_the_file_built_stops_the_build_while_other_files_of_it
     result = run("build", "decks/Deck/cards.txt", "-o", str(tmp_path / "dist"))
     assert (result.exit_code, result.stderr) == (
         1,
-        f"decks/Deck/cards.txt: card {REMOVED} is gone from this file, but files of the deck tree decks "
-        "have errors, so it may have moved there; fix them, or build the whole tree to see them\n"
+        f"decks/Deck/cards.txt: card {REMOVED} is gone from this file, but a file of the deck tree decks "
+        "has errors (first at decks/Deck/broken.txt:2), so it may have moved there; fix them, or build the "
+        "whole tree to see them\n"
         "1 error(s), 0 warning(s)\n",
     )
     assert (tmp_path / "dist" / "Deck.apkg").read_bytes() == before

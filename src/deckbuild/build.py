@@ -121,7 +121,7 @@ class Collection:
     linked: set[tuple[Path, Path]] = field(default_factory=set)
     # A build of part of a deck tree reads the rest for ids alone (`_rest_of_trees`): per deck
     # root, the ids found there (None when a file of it has errors), and the files read.
-    elsewhere: dict[Path, set[str] | None] = field(default_factory=dict)
+    elsewhere: dict[Path, set[str] | str] = field(default_factory=dict)
     read_too: list[Path] = field(default_factory=list)
 
 
@@ -225,7 +225,11 @@ def collect(
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(sorted([*read, *rest.read], key=_tree_order), locks, report, aside)
     if rest.report.errors:
-        rest.failed.update(s.root for s in rest.sources)
+        by_shown = {s.display: s.root for s in rest.sources}
+        for problem in rest.report.errors:
+            rest.failed.setdefault(
+                by_shown.get(problem.path, rest.sources[0].root), f"{problem.path}:{problem.line}"
+            )
     if helpers is not None:
         # The cards of files the memo holds nothing of (a first build): all go to the helpers.
         # Where it holds some, the memo stage tells first how many it cannot answer.
@@ -331,7 +335,8 @@ class _Rest:
     sources: list[SourceFile] = field(default_factory=list)
     read: list[tuple[SourceFile, list[RawCard], int]] = field(default_factory=list)
     # The deck roots any of whose files could not be read in full, or has a card that is not valid.
-    failed: set[Path] = field(default_factory=set)
+    # (The first place wrong in each, `path:line`.)
+    failed: dict[Path, str] = field(default_factory=dict)
     roots: set[Path] = field(default_factory=set)
     # What taking their ids finds wrong there: not this build's to report.
     report: Report = field(default_factory=Report)
@@ -340,13 +345,12 @@ class _Rest:
         """Where each id of these files is: `path:line`."""
         return {_id_key(str(r.data["id"])): f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws}
 
-    def ids(self) -> dict[Path, set[str] | None]:
-        """Each deck root's ids found here; None for a root with a file that failed."""
-        found: dict[Path, set[str] | None] = {root: set() for root in self.roots}
+    def ids(self) -> dict[Path, set[str] | str]:
+        """Each deck root's ids found here; for a root with a file that failed, where it did."""
+        found: dict[Path, set[str]] = {root: set() for root in self.roots}
         for source, raws, _ in self.read:
-            if (ids := found[source.root]) is not None:
-                ids.update(_id_key(str(raw.data["id"])) for raw in raws)
-        return {root: None if root in self.failed else ids for root, ids in found.items()}
+            found[source.root].update(_id_key(str(raw.data["id"])) for raw in raws)
+        return {root: self.failed.get(root, ids) for root, ids in found.items()}
 
 
 def _rest_of_trees(paths: list[Path], listed: list[SourceFile], locks: dict[Path, Lock]) -> _Rest:
@@ -372,7 +376,8 @@ def _rest_of_trees(paths: list[Path], listed: list[SourceFile], locks: dict[Path
             raws = within_limits(raws, source.display, aside, lines if fmt.name == "semicolon" else None)
             rest.read.append((source, raws, 0))
         if aside.errors:
-            rest.failed.add(root)
+            first = aside.errors[0]
+            rest.failed[root] = f"{first.path}:{first.line}"
     return rest
 
 
@@ -1052,7 +1057,7 @@ class _Build:
     jobs: int = 1
     warned: set[str] = field(default_factory=set)
     # The ids of the rest of each deck tree built in part, as `collect` found them (`lives_on`).
-    elsewhere: dict[Path, set[str] | None] = field(default_factory=dict)
+    elsewhere: dict[Path, set[str] | str] = field(default_factory=dict)
     progress: Progress = QUIET
     # Where what the build made goes once it is done, when the caller ends its process right
     # after (record.build's `leftovers`); None: freed as usual.
@@ -1473,13 +1478,14 @@ class _Build:
             return False  # the whole tree was read
         ids = self.elsewhere[root]
         where = _origin_shown(root, entry)
-        if ids is None:
+        if isinstance(ids, str):
             # An error: this build's package would no longer hold the card, the only copy of its
             # last shipped content that a later build could retire it with.
             self.report.error(
                 where, 0,
-                f"card {guid} is gone from this file, but files of the deck tree {display_path(root)} have "
-                "errors, so it may have moved there; fix them, or build the whole tree to see them",
+                f"card {guid} is gone from this file, but a file of the deck tree {display_path(root)} has "
+                f"errors (first at {ids}), so it may have moved there; fix them, or build the whole "
+                "tree to see them",
             )  # fmt: skip
             return True
         if _id_key(guid) in ids:
