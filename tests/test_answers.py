@@ -399,3 +399,54 @@ def test_a_card_that_apply_leaves_alone_is_left_as_it_is_and_nothing_is_said(dat
     answers.apply(raw, "x.txt", report)
     if answers.leaves_alone(line, data):
         assert raw.data == data and report.problems == [] and not report.counts
+
+
+GIVEN = "Given Q=[[1,0]], K=[[1,0],[0,1]], V=[[1,2],[3,4]],"
+
+
+@pytest.mark.parametrize(
+    ("question", "answer"),
+    [
+        (f"{GIVEN} what is the output with the usual scale 1/sqrt(d_k)?", "[[1.6605, 2.6605]]"),
+        (f"{GIVEN} what is the output with a scale of 1/√2?", "[[1.6605, 2.6605]]"),
+        (f"{GIVEN} what are the attention scores after softmax?", "[[0.6698, 0.3302]]"),
+        (f"{GIVEN} what is the output of softmax(QKᵀ/√d_k)?", "[[0.6698, 0.3302]]"),
+        (f"{GIVEN} what is the attention distribution?", "[[0.6698, 0.3302]]"),
+    ],
+)
+def test_a_right_answer_to_what_is_asked_is_never_refused(run, deck_tree, question, answer):
+    put(deck_tree, "Deck/q.txt", semicolon((question, answer)))
+    result = run("check", "decks")
+    assert result.exit_code == 0, result.output
+
+
+@pytest.mark.parametrize(
+    "question",
+    [
+        f"{GIVEN} compute softmax(QK^T/sqrt(d_k)).",
+        f"{GIVEN} what is the attention matrix?",
+        f"{GIVEN} what now?",
+    ],
+)
+def test_an_empty_answer_is_filled_only_when_the_output_is_asked_for(run, deck_tree, question):
+    put(deck_tree, "Deck/q.txt", semicolon((question, "")))
+    result = run("check", "decks")
+    assert result.exit_code == 1 and "the answer is empty" in result.stderr
+
+
+@pytest.mark.parametrize("printed", ["output.shape", "output.sum()", "output[0, 1]", "output.argmax(dim=-1)"])
+def test_challenge_code_printing_something_made_from_the_output_gets_no_answer(run, deck_tree, printed):
+    program = (
+        "import math\nimport torch\nq = torch.tensor([[1.0, 0.0]])\n"
+        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+        "scores = q @ k.T / math.sqrt(2)\nw = torch.softmax(scores, dim=-1)\n"
+        f"output = w @ v\nprint({printed})"
+    )
+    page = (
+        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
+        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
+        "✗ Incorrect\nThe first value gets more weight.\n"
+    )
+    put(deck_tree, "Deck/page.txt", page)
+    (card,) = cards(run, "decks")
+    assert card.get("answer") is None

@@ -30,7 +30,8 @@ _ARG_RE = re.compile(r"\s*([A-Za-z_]\w*)\s*=\s*")
 _OPERATION_RE = re.compile(r"\s+(\w+)")
 _GIVEN_RE = {name: re.compile(rf"\b{name}\s*=\s*(?=\[)") for name in ("Q", "K", "V")}
 _UNSCALED_RE = re.compile(
-    r"\b(unscaled|without scaling|no scaling|not scaled|scale\s*(?:=|of)?\s*1(?![\d.]))", re.IGNORECASE
+    r"\b(unscaled|without scaling|no scaling|not scaled|scale\s*(?:=|of)?\s*1(?![\d.]|\s*/|\s*÷))",
+    re.IGNORECASE,
 )
 TEXT_FIELDS = ("question", "answer", "explanation", "hint", "code")
 DIGITS = 4
@@ -326,6 +327,8 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
         return  # not an attention question after all: nothing to check
     # What the question (or the code, by what it prints) asks for: one of these, or any of them.
     asked = asked or _asked_in(question)
+    if asked == "something else":
+        return  # the code prints another value (a shape, a sum): the author's to state
     wanted = {
         "output": [("output", result.output)],
         "weights": [("weights", result.weights)],
@@ -337,8 +340,8 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
     if found is None and isinstance(answer, str) and answer.strip():
         return  # an answer in words (the output's shape, say): the author's, never replaced
     if found is None:
-        if asked not in (None, "output"):
-            return  # the steps show the output; a value asked for before it is the author's to state
+        if asked != "output":
+            return  # only an answer asked for as the output (the steps end with it) is filled in
         raw.data["answer"] = calc.fmt(result.output, DIGITS)
         _add_steps(raw, calc.attention_steps(result, DIGITS))
         report.count("computed")
@@ -359,7 +362,12 @@ def _verify(raw: RawCard, path: str, report: Report) -> None:
 # What a question asks for, by the words it uses: exactly one of them, or it is not told.
 _ASKED_RE = {
     "output": re.compile(r"\boutputs?\b", re.IGNORECASE),
-    "weights": re.compile(r"\bweights?\b", re.IGNORECASE),
+    # The weights go by several names: after softmax, its output, the attention distribution.
+    "weights": re.compile(
+        r"\bweights?\b|\b(?:after|of|from)\s+(?:the\s+)?softmax\b|\bsoftmax\s*\(|"
+        r"\battention\s+(?:distribution|matrix|probabilit)",
+        re.IGNORECASE,
+    ),
     "scores": re.compile(r"\bscores?\b", re.IGNORECASE),
 }
 
@@ -487,17 +495,24 @@ def _printed(
     shown += [n.value for n in ast.walk(tree) if isinstance(n, ast.Return) and n.value is not None]
     kinds = set()
     for expr in shown:
-        for node in ast.walk(expr):
-            if node in products or (isinstance(node, ast.Name) and node.id in outputs):
-                kinds.add("output")
-            elif node is softmax or (isinstance(node, ast.Name) and node.id in weights):
-                kinds.add("weights")
-            elif isinstance(node, ast.Name) and node.id in scores:
-                kinds.add("scores")
-            else:
-                continue
-            break
-    return kinds.pop() if len(kinds) == 1 else None
+        # The value itself, or through a method that keeps its numbers (`out.round(4)`); its
+        # shape, sum or one element is another value, which nothing here computes.
+        while _called(expr) in _KEEPS_VALUES and isinstance(expr.func, ast.Attribute):
+            expr = expr.func.value
+        if expr in products or (isinstance(expr, ast.Name) and expr.id in outputs):
+            kinds.add("output")
+        elif expr is softmax or (isinstance(expr, ast.Name) and expr.id in weights):
+            kinds.add("weights")
+        elif isinstance(expr, ast.Name) and expr.id in scores:
+            kinds.add("scores")
+        else:
+            kinds.add("something else")
+    if not kinds:
+        return None
+    return kinds.pop() if len(kinds) == 1 else "something else"
+
+
+_KEEPS_VALUES = frozenset({"round", "detach", "numpy", "tolist", "cpu", "clone", "float", "double"})
 
 
 def _trace(start: ast.AST, assigned: dict[str, list[ast.AST]], literals: dict[str, Any]) -> list[ast.AST]:
