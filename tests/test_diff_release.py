@@ -798,3 +798,18 @@ def test_tags_come_composed_and_a_retired_cards_old_tags_as_anki_keeps_them(tree
     import_package(collection, apkg)
     for guid, note in notes_by_guid(collection).items():
         assert sorted(note.tags) == sorted(notes[guid].tags), "Anki keeps every tag as shipped"
+
+
+def test_a_partial_build_of_two_trees_never_retires_a_card_moved_from_one_to_the_other(tmp_path):
+    for tree in ("one", "two"):
+        put(tmp_path / tree, "deckbuild.lock", '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+    put(tmp_path / "one", "A/a.txt", f"Question;Answer;UUID\nQ1?;A1;{GUIDS[0]}\nQ2?;A2;{GUIDS[1]}\n")
+    put(tmp_path / "two", "B/b.txt", f"Question;Answer;UUID\nQ3?;A3;{GUIDS[2]}\n")
+    build([tmp_path / "one", tmp_path / "two"], tmp_path / "dist", now=NOW)
+    put(tmp_path / "one", "A/a.txt", f"Question;Answer;UUID\nQ1?;A1;{GUIDS[0]}\n")
+    put(tmp_path / "two", "B/c.txt", f"Question;Answer;UUID\nQ2?;A2;{GUIDS[1]}\n")
+    result = build(
+        [tmp_path / "one" / "A" / "a.txt", tmp_path / "two" / "B" / "b.txt"], tmp_path / "dist", now=NOW + 60
+    )
+    assert "retired" not in result.report.counts
+    assert not _retired_in(result.packages)

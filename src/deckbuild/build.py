@@ -1474,10 +1474,17 @@ class _Build:
         A build of some files of a tree cannot tell a card removed from one moved to a file it
         did not read: that tree is read (not rendered), and nothing is retired when it fails.
         """
+        where = _origin_shown(root, entry)
+        # Moved to a file not built, in its own tree or in another built in part at once.
+        if any(isinstance(ids, set) and _id_key(guid) in ids for ids in self.elsewhere.values()):
+            self.report.notes.append(
+                f"{where}: card {guid} moved to a file this build did not read; it stays live there, "
+                "and this build's package carries it as last shipped until that file is built"
+            )
+            return True
         if root not in self.elsewhere:
             return False  # the whole tree was read
         ids = self.elsewhere[root]
-        where = _origin_shown(root, entry)
         if isinstance(ids, str):
             # An error: this build's package would no longer hold the card, the only copy of its
             # last shipped content that a later build could retire it with.
@@ -1487,12 +1494,6 @@ class _Build:
                 f"errors (first at {ids}), so it may have moved there; fix them, or build the whole "
                 "tree to see them",
             )  # fmt: skip
-            return True
-        if _id_key(guid) in ids:
-            self.report.notes.append(
-                f"{where}: card {guid} moved to a file this build did not read; it stays live there, "
-                "and this build's package carries it as last shipped until that file is built"
-            )
             return True
         return False
 
