@@ -83,7 +83,7 @@ def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) 
         return 0
     for raw in pending:
         raw.key = key_of(raw.kind, raw.data)
-    known = {g: e for g, e in sorted(lock.notes.items()) if e.origin == source.origin}
+    known = lock.by_origin(source.origin)
     if not any(e.key is not None for e in known.values()):
         known = _moved_from(source, pending, lock, report) or known
     taken: set[str] = set()

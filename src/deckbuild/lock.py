@@ -87,6 +87,7 @@ class Lock:
     claimed: set[str] = field(default_factory=set, repr=False)
     _spellings: dict[str, str] | None = field(default=None, repr=False)
     _free: dict[tuple[str | None, str | None], list[str]] | None = field(default=None, repr=False)
+    _by_origin: dict[str | None, dict[str, Entry]] | None = field(default=None, repr=False)
 
     def spellings(self) -> dict[str, str]:
         """Return every note id by its lower-case form (Anki's GUIDs are case-sensitive, UUIDs not)."""
@@ -164,6 +165,19 @@ class Lock:
         lock.text = text
         return lock
 
+    def by_origin(self, origin: str) -> dict[str, Entry]:
+        """Return the entries of the cards of one file, in id order.
+
+        Indexed once: a build reading every file of a large tree would otherwise scan the whole
+        lock once per file.
+        """
+        if self._by_origin is None:
+            index: dict[str | None, dict[str, Entry]] = {}
+            for guid, entry in sorted(self.notes.items()):
+                index.setdefault(entry.origin, {})[guid] = entry
+            self._by_origin = index
+        return dict(self._by_origin.get(origin, {}))
+
     def free_by_key(self) -> dict[tuple[str | None, str | None], list[str]]:
         """Return `unclaimed_by_key` as first asked for once every file took its own ids.
 
@@ -190,10 +204,12 @@ class Lock:
                 if getattr(old, name) != value:
                     setattr(old, name, value)
                     self.changed.append(guid)
+                    self._by_origin = None
             return old.mod
         # Strictly newer than before, even when the clock is behind or two builds share a second.
         mod = now if old is None else max(now, old.mod + 1)
         entries[guid] = Entry(digest, mod, **extra)
+        self._by_origin = None
         self.changed.append(guid)
         return mod
 
