@@ -330,3 +330,22 @@ def test_in_anki_repeated_questions_keep_their_reviews_through_rebuilds(deck_tre
         import_package(collection, tmp_path / step / "D.apkg")
         assert {n.fields[1]: (guid, n.id) for guid, n in notes_by_guid(collection).items()} == studied
         assert card_states(collection) == states  # every review kept, on the card it was made on
+
+
+def test_cards_names_the_ids_the_package_gives_cards_sharing_a_question(deck_tree, tmp_path, monkeypatch):
+    from click.testing import CliRunner
+
+    from deckbuild.cli import cli
+    from deckbuild.packaged import read_package
+
+    card = "beginner\nWhat does this term mean?\n{}\nClick to reveal answer\n"
+    put(
+        deck_tree,
+        "A/r.txt",
+        "Recall & Review\n" + card.format("Alpha: the first") + card.format("Beta: the second"),
+    )
+    (apkg,) = build([deck_tree], tmp_path / "dist", now=1_750_000_000).packages
+    shipped = {note.fields[1]: guid for guid, note in read_package(apkg).notes.items()}
+    monkeypatch.chdir(deck_tree.parent)
+    listed = json.loads(CliRunner().invoke(cli, ["cards", "decks", "--json"]).stdout)
+    assert {shipped[f"<p>{c['answer']}</p>"]: c["id"] for c in listed} == {g: g for g in shipped.values()}

@@ -383,12 +383,13 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
         raise BuildFailed(collection.report)
     _print_report(collection.report)
     if as_json:
-        data = [card_json(p.model) for p in collection.cards]
+        # The id each card takes (cards sharing a question take theirs by content, after validation).
+        data = [{**card_json(p.model), "id": p.id} for p in collection.cards]
         click.echo(json.dumps(data, indent=2, ensure_ascii=False))
     else:
         for parsed in collection.cards:
             card = parsed.model
-            click.echo(f"{card.source}\t{card.kind}\t{card.id}\t{card.question.splitlines()[0]}")
+            click.echo(f"{card.source}\t{card.kind}\t{parsed.id}\t{card.question.splitlines()[0]}")
 
 
 @cli.command()
