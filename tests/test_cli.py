@@ -468,3 +468,17 @@ def test_paths_given_together_make_the_same_packages_in_any_order(run, deck_tree
     assert sorted(p.name for p in (deck_tree.parent / "out").iterdir()) == ["A.apkg"]
     with zipfile.ZipFile(deck_tree.parent / "out" / "A.apkg") as z:
         assert z.read("collection.anki2").count(b"kind::basic") == 2
+
+
+def test_a_lock_inside_a_deck_tree_is_refused_rather_than_giving_its_cards_other_ids(run, deck_tree):
+    # A first build of one file, with no lock anywhere, makes that file's folder a deck root.
+    page = "Recall & Review\nbeginner\nWhat is a key?\nThe vector matched.\nClick to reveal answer\n"
+    put(deck_tree, "Basics/intro.txt", page)
+    assert run("build", "decks/Basics/intro.txt", "-o", "one").exit_code == 0
+    result = run("build", "decks", "-o", "two")
+    assert result.exit_code == 1
+    assert result.stderr.splitlines()[0] == (
+        "decks/Basics/deckbuild.lock: a lock inside the deck tree: decks/Basics was built as a deck tree "
+        "of its own; build it alone, or delete this lock (its cards then get the ids of the larger tree)"
+    )
+    assert not (deck_tree.parent / "two").exists()

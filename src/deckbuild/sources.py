@@ -283,7 +283,7 @@ def is_source_name(name: str) -> bool:
     )
 
 
-def _walk(folder: Path, report: Report) -> Iterable[Path]:
+def _walk(folder: Path, report: Report, top: bool = True) -> Iterable[Path]:
     # Sorted so that output never depends on directory order; links to folders are not
     # followed, which also keeps a symlink loop from recursing forever.
     try:
@@ -301,9 +301,17 @@ def _walk(folder: Path, report: Report) -> Iterable[Path]:
         if entry.name.startswith("."):
             continue
         if entry.is_dir(follow_symlinks=False):
-            yield from _walk(Path(entry.path), report)
+            yield from _walk(Path(entry.path), report, top=False)
         elif is_source_name(entry.name):
             yield Path(entry.path)
+        elif entry.name == LOCK_NAME and not top:
+            # A deck root of its own inside this tree (a build of one of its files made it):
+            # its cards would take other ids here, and learners get them twice.
+            report.error(
+                display_path(Path(entry.path)), 0,
+                f"a lock inside the deck tree: {display_path(folder)} was built as a deck tree of its own; "
+                "build it alone, or delete this lock (its cards then get the ids of the larger tree)",
+            )  # fmt: skip
 
 
 def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
