@@ -1243,7 +1243,15 @@ def _seen(char: str) -> bool:
     """Tell whether a character is drawn: not a blank, a format character, a lone mark or a filler."""
     import unicodedata
 
+    if char in _DRAWN_FORMAT:
+        return True
     return not (char.isspace() or char in _UNSEEN or unicodedata.category(char) in ("Cf", "Mn", "Me", "Cc"))
+
+
+# Format characters that are drawn all the same: Arabic number signs, the end of ayah, and kin.
+_DRAWN_FORMAT = frozenset(
+    "\u0600\u0601\u0602\u0603\u0604\u0605\u06dd\u070f\u0890\u0891\u08e2\U000110bd\U000110cd"
+)
 
 
 # An innermost cloze: its number, and its text up to its closing braces (a hint after "::").
