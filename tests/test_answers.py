@@ -154,6 +154,15 @@ def test_every_directive_counts_as_a_computed_answer(run, deck_tree):
     assert result.stdout == "ok: 1 card(s) checked; 2 answer(s) computed, 0 stated answer(s) verified\n"
 
 
+def challenge_page(program):
+    """A quiz page of one Predict Output challenge whose code is `program`."""
+    return (
+        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
+        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
+        "✗ Incorrect\nThe first value gets more weight.\n"
+    )
+
+
 @pytest.mark.parametrize(
     ("code", "answer"),
     [
@@ -175,12 +184,7 @@ def test_challenge_code_is_computed_with_the_scale_it_uses(run, deck_tree, code,
         f"v = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n{code}\n"
         "w = F.softmax(scores, dim=-1)\nprint(w @ v)"
     )
-    page = (
-        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
-        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
-        "✗ Incorrect\nThe first value gets more weight.\n"
-    )
-    put(deck_tree, "Deck/page.txt", page)
+    put(deck_tree, "Deck/page.txt", challenge_page(program))
     (card,) = cards(run, "decks")
     assert card["answer"] == answer
 
@@ -217,12 +221,7 @@ def test_challenge_code_gets_the_output_as_its_answer_only_when_it_prints_the_ou
     )
     if "return" in shown:
         program = "def f():\n" + "\n".join("    " + line for line in program.splitlines())
-    page = (
-        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
-        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
-        "✗ Incorrect\nThe first value gets more weight.\n"
-    )
-    put(deck_tree, "Deck/page.txt", page)
+    put(deck_tree, "Deck/page.txt", challenge_page(program))
     (card,) = cards(run, "decks")
     assert card.get("answer") == ("[[1.6605, 2.6605]]" if PRINTS[shown] == "output" else None)
 
@@ -442,11 +441,6 @@ def test_challenge_code_printing_something_made_from_the_output_gets_no_answer(r
         "scores = q @ k.T / math.sqrt(2)\nw = torch.softmax(scores, dim=-1)\n"
         f"output = w @ v\nprint({printed})"
     )
-    page = (
-        "Challenge - 1 Problems\nBadge\n❓ Predict Output\nintermediate2:00remaining\nAttention by hand\n"
-        f"What does this print?\n```python\n{program}\n```\nAttempts:\n2 left\n💡 Hint\nSoftmax the scores.\n"
-        "✗ Incorrect\nThe first value gets more weight.\n"
-    )
-    put(deck_tree, "Deck/page.txt", page)
+    put(deck_tree, "Deck/page.txt", challenge_page(program))
     (card,) = cards(run, "decks")
     assert card.get("answer") is None

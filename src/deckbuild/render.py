@@ -1263,6 +1263,10 @@ def _hides_nothing(text: str) -> bool:
     return not _shows_something(text.split("::", 1)[0])
 
 
+def _cloze_openers(numbers: list[int]) -> str:
+    return ", ".join(f"{{{{c{n}::" for n in numbers)
+
+
 def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> None:
     """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML."""
     from deckbuild.cloze import numbers
@@ -1270,7 +1274,7 @@ def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> N
     inside = sorted({n for tag in _ANY_TAG_RE.findall(rendered) for n in numbers(tag)})
     if inside:
         # Anki puts its cloze markup wherever the cloze is, even inside an attribute.
-        shown = ", ".join(f"{{{{c{n}::" for n in inside)
+        shown = _cloze_openers(inside)
         report.error(
             where.path, where.line,
             f"the cloze {shown} is inside an HTML tag (an image's alt, a link's address or title), "
@@ -1279,14 +1283,14 @@ def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> N
     elif empty := sorted(
         {int(m.group(1)) for m in _INNERMOST_RE.finditer(rendered) if _hides_nothing(m.group(2))}
     ):
-        shown = ", ".join(f"{{{{c{n}::" for n in empty)
+        shown = _cloze_openers(empty)
         report.error(
             where.path, where.line,
             f"the cloze {shown} hides nothing once rendered (empty, or only a comment or blanks); "
             "write what it hides",
         )  # fmt: skip
     elif lost := sorted(set(numbers(source)) - set(numbers(_ANY_TAG_RE.sub("", rendered)))):
-        shown = ", ".join(f"{{{{c{n}::" for n in lost)
+        shown = _cloze_openers(lost)
         report.error(
             where.path, where.line,
             f"the cloze {shown} is inside an HTML comment or a tag a card does not keep, so Anki "
