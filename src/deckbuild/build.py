@@ -120,9 +120,8 @@ class Collection:
     # Images shown through a link or a `..`: each path as named, and the file it led to.
     linked: set[tuple[Path, Path]] = field(default_factory=set)
     # A build of part of a deck tree reads the rest for ids alone (`_rest_of_trees`): per deck
-    # root, the ids found there (None when a file of it has errors), and the files read.
+    # root, the ids found there (where a file of it has errors, the first place wrong).
     elsewhere: dict[Path, set[str] | str] = field(default_factory=dict)
-    read_too: list[Path] = field(default_factory=list)
 
 
 def _tags_of(source: SourceFile, kind: str, data: dict[str, Any]) -> list[str]:
@@ -325,7 +324,7 @@ def collect(
             continue
         seen[key] = parsed
         cards.append(parsed)
-    return Collection(cards, locks, report, elsewhere=rest.ids(), read_too=[s.path for s in rest.sources])
+    return Collection(cards, locks, report, elsewhere=rest.ids())
 
 
 @dataclass
@@ -1255,7 +1254,7 @@ class _Build:
         return decks[name]
 
     def keep_shipped_case(self, collection: Collection) -> None:
-        """Spell a UUID the lock does not know as an earlier package does, when only its case differs.
+        """Spell a UUID as an earlier package does, when only its case differs and there is no lock.
 
         As `ids.keep_case` does from the lock: a lock lost or reset still leaves the spelling
         learners have in the packages this build replaces (or `--previous`).
@@ -1266,7 +1265,9 @@ class _Build:
             if parsed.source is not source:  # a file's cards come together: one lock look-up each
                 source = parsed.source
                 notes = collection.locks[source.root].notes
-            if parsed.id in notes or len(parsed.id) != 36:
+            # Only a lock lost (or never kept) holds nothing: a card merely new to a lock never
+            # costs a read of the packages this build replaces.
+            if notes or len(parsed.id) != 36:
                 continue
             if parsed.card is not None and parsed.card.anki_guid:
                 continue  # a GUID kept from Anki is case-sensitive: another case is another note
