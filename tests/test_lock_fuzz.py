@@ -19,7 +19,7 @@ from deckbuild import lock as lock_module
 from deckbuild.build import build
 from deckbuild.cli import cli
 from deckbuild.errors import DeckbuildError
-from deckbuild.lock import MAX_MOD, PAGE_KINDS, Entry, Lock, _checked, _entry
+from deckbuild.lock import MAX_MOD, PAGE_KINDS, Entry, Lock, _checked, _entry, _row, _row_as_json
 
 NOW = 1_700_000_000
 json_values = st.recursive(
@@ -126,6 +126,33 @@ def test_a_lock_reads_the_same_through_the_quick_paths_or_none(rows):
     with pytest.MonkeyPatch.context() as patch:
         patch.setattr(lock_module, "_entry", _checked)
         assert _load(path) == outcome
+
+
+class _Text(str):
+    """A string of a subclass, as no lock reading makes."""
+
+
+# Any text at all: quotes, backslashes, control characters, lone surrogates, astral characters.
+any_text = st.text() | st.text(alphabet=st.characters(codec=None, exclude_categories=()), max_size=8)
+some_text = st.none() | any_text | any_text.map(_Text) | st.integers() | st.lists(any_text, max_size=2)
+written_entries = st.builds(
+    Entry,
+    hash=any_text | st.integers(),
+    mod=st.integers() | st.booleans(),
+    origin=some_text,
+    kind=some_text,
+    key=some_text,
+    deck=some_text,
+    fields=st.none() | st.lists(any_text, max_size=3),
+    tags=st.none() | st.lists(any_text, max_size=3),
+    notetype=some_text,
+)
+
+
+@given(st.one_of(any_text, st.uuids().map(str)), written_entries)
+def test_an_entry_line_is_written_as_json_dumps_writes_it(key, entry):
+    """The quick writing of a lock line gives the bytes json.dumps gives, for any entry and key."""
+    assert _row(key, entry) == _row_as_json(key, entry)
 
 
 def _load(path: Path) -> tuple[dict[str, Entry], str] | str:
