@@ -950,14 +950,38 @@ def test_a_helper_warming_up_skips_its_sample_card_when_work_has_come_already(mo
         monkeypatch.setattr(workers, "_calls", read)
         build_module._warm()
         assert practiced == [True] and not workers.work_waiting()
-        # A first build asks for the twin ahead of its cards: that is no work to stop warming for.
-        os.write(write, workers._frame((workers._twin, ())))
-        build_module._warm()
-        assert practiced == [True, True] and not workers.work_waiting()
         os.write(write, workers._frame((pid_and, ("x",))))
         assert workers.work_waiting()
         build_module._warm()
-        assert practiced == [True, True], "work was waiting: no sample card"
+        assert practiced == [True], "work was waiting: no sample card"
+        assert [func for func, _ in workers._early] == [pid_and]
+    finally:
+        os.close(read)
+        os.close(write)
+
+
+def test_a_helper_asked_for_its_twin_stops_warming_before_markdown(monkeypatch):
+    # A first build asks for the twin ahead of its many cards: the twin is forked at once, not
+    # after Markdown's import (15-25 ms), which each of the two makes when a card needs it.
+    from deckbuild import build as build_module
+
+    steps: list[str] = []
+    monkeypatch.setattr(build_module, "_validate_row", lambda *args: steps.append("validate"))
+    for name in ("_rendering", "_rendering_markdown", "_practice"):
+        monkeypatch.setattr(build_module, name, lambda name=name: steps.append(name))
+    monkeypatch.setattr(workers, "_early", deque())
+    monkeypatch.setattr(workers, "_few", False)
+    assert not workers.twin_asked()  # outside a helper, nobody asks
+    read, write = os.pipe()
+    try:
+        monkeypatch.setattr(workers, "_calls", read)
+        os.write(write, workers._frame((workers._twin, ())))
+        build_module._warm()
+        assert steps == ["validate", "_rendering"]
+        # The request is no work that stops warming before the renderers, and is served first.
+        assert not workers.work_waiting() and workers.twin_asked()
+        os.write(write, workers._frame((pid_and, ("x",))))
+        assert workers.work_waiting()
         # Both calls read while warming up are served first, in the order they came.
         assert [func for func, _ in workers._early] == [workers._twin, pid_and]
     finally:

@@ -781,8 +781,11 @@ def _warm() -> None:
     of waiting for all of it. Markdown comes late: few cards need it (a card
     without markup is rendered without it), and a rebuild's one edited card seldom does: told
     that a rebuild's few cards will come (`workers.few_expected`), warming stops before it.
+    Asked for its twin (`workers.twin_asked`: a first build's many cards come next), it stops
+    there too: the twin is forked at once, and each of the two imports Markdown when one of its
+    cards needs it, on its own core, rather than both waiting for it here.
     """
-    from deckbuild.workers import few_expected, work_waiting
+    from deckbuild.workers import few_expected, twin_asked, work_waiting
 
     # Validating the sample builds the basic card's validator (and runs pydantic's plugin
     # look-up), which every card of a semicolon file needs first. Whatever goes wrong in these
@@ -792,7 +795,7 @@ def _warm() -> None:
     for step in (_rendering, _rendering_markdown, _practice):
         # Told that a rebuild's few cards will come, the helper stops before Markdown: importing
         # it takes 15-25 ms, which an edited card that arrives meanwhile waits for in vain.
-        if work_waiting() or (step is not _rendering and few_expected()):
+        if work_waiting() or (step is not _rendering and (few_expected() or twin_asked())):
             return
         with suppress(Exception):
             step()

@@ -668,6 +668,12 @@ def few_expected() -> bool:
     return _few
 
 
+def twin_asked() -> bool:
+    """Tell whether this helper was asked to fork its twin and has not yet (False outside a helper)."""
+    work_waiting()  # reads that call, if it came meanwhile
+    return any(func is _twin for func, _ in _early)
+
+
 def _serve(
     down: int, up: int, warm: Callable[[], None], later: Callable[[], None]
 ) -> None:  # pragma: no cover
