@@ -14,6 +14,7 @@ from click.testing import CliRunner
 from conftest import put
 from deckbuild import launch
 from deckbuild.cli import cli
+from deckbuild.readers import RawCard
 
 U = "00000000-0000-4000-8000-{:012d}"
 
@@ -81,6 +82,22 @@ def test_a_build_run_as_the_program_leaves_what_it_made_for_the_end_and_inside_a
     put(deck_tree, "D/a.txt", f"Question;Answer;UUID\nQ?;Another answer.;{U.format(1)}\n")
     assert CliRunner().invoke(cli, ["build", "decks", "-q"]).exit_code == 0
     assert kept, "the build's collection, memo and packages are kept for the process's end"
+    # A build in full keeps the cards as read too (freeing them one by one delayed its packaging).
+    kept.clear()
+    put(deck_tree, "D/b.txt", f"Question;Answer;UUID\nQ2?;A.;{U.format(2)}\n")
+    assert CliRunner().invoke(cli, ["build", "decks", "-q", "--no-cache"]).exit_code == 0
+    assert {raw.data["question"] for raw in _raw_cards(kept)} == {"Q?", "Q2?"}
+
+
+def _raw_cards(value: object) -> list[RawCard]:
+    """Every card as read held in `value`, through lists, tuples and dicts."""
+    if isinstance(value, RawCard):
+        return [value]
+    if isinstance(value, list | tuple):
+        return [raw for item in value for raw in _raw_cards(item)]
+    if isinstance(value, dict):
+        return [raw for item in value.values() for raw in _raw_cards(item)]
+    return []
 
 
 @pytest.mark.parametrize("command", [["build", "decks"], ["build", "decks", "-v"], ["--version"]])

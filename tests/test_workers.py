@@ -310,7 +310,7 @@ from deckbuild import build, launch, workers
 decks, out, pid_file, fallback = sys.argv[1:]
 if fallback == "fallback":
     workers.set_death_signal = lambda: False  # as where prctl is missing: the watcher must do
-def stalled(paths, report=None, memo=None, helpers=None, progress=None):
+def stalled(paths, report=None, memo=None, helpers=None, progress=None, leftovers=None):
     Path(pid_file).write_text(" ".join(str(h.pid) for h in helpers._helpers))
     time.sleep(600)
 build.collect = stalled

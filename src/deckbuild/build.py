@@ -153,11 +153,15 @@ def collect(
     memo: Memo | None = None,
     helpers: Helpers | None = None,
     progress: Progress = QUIET,
+    leftovers: list[object] | None = None,
 ) -> Collection:
     """Read and validate every card below `paths`; record every problem in the report.
 
     With a memo, a card read exactly as in an earlier run takes that run's rendering; the
-    others are validated and rendered at once, by `helpers` when there are any.
+    others are validated and rendered at once, by `helpers` when there are any. What was read
+    on the way (each card as read, the units sent) goes to `leftovers` when the caller ends its
+    process right after (see `_Build.leftovers`): freeing it card by card took a cold build of
+    10,000 cards 3 ms between rendering and packaging.
     """
     from deckbuild import ids
     from deckbuild.limits import within_limits
@@ -324,6 +328,8 @@ def collect(
             continue
         seen[key] = parsed
         cards.append(parsed)
+    if leftovers is not None:
+        leftovers.append((read, known, pending, found, files, rest))
     return Collection(cards, locks, report, elsewhere=rest.ids())
 
 
@@ -1069,7 +1075,9 @@ class _Build:
         self.progress.stage("helpers")
         with start_helpers(self.jobs) as helping:
             memo = Memo(self.store)
-            collection = collect(self.paths, self.report, memo, helping, progress=self.progress)
+            collection = collect(
+                self.paths, self.report, memo, helping, progress=self.progress, leftovers=self.leftovers
+            )
             media: dict[str, dict[str, Path]] = {}
             render_all(collection, media)
             keep_types(collection)
