@@ -689,6 +689,17 @@ def _validate(source: SourceFile, raw: RawCard, sig: str) -> Parsed | str:
 
 def _validate_row(source: SourceFile, line: int, kind: str, raw: dict[str, Any], sig: str) -> Parsed | str:
     """Validate a card read at `line` with these fields; return it, or what is wrong with it."""
+    valid = _validated(source, line, kind, raw)
+    if isinstance(valid, str):
+        return valid
+    card, extra, nid = valid
+    return Parsed(source, line, card.id, card.tags, extra, sig, card, None, None, nid, raw.get("notetype"))
+
+
+def _validated(
+    source: SourceFile, line: int, kind: str, raw: dict[str, Any]
+) -> tuple[CardBase, dict[str, str | None], int] | str:
+    """Validate a card read at `line`; return it, its lock extra and note type, or what is wrong."""
     models, ids = _validating()
     data = {**raw, "kind": kind, "deck": source.deck, "source": f"{source.display}:{line}"}
     data["tags"] = _tags_of(source, kind, raw)
@@ -696,8 +707,7 @@ def _validate_row(source: SourceFile, line: int, kind: str, raw: dict[str, Any],
         card = models.make_card(data)
     except ValueError as exc:
         return str(exc)
-    extra, nid = ids.lock_extra(source, card), notetype_of(kind, raw).id
-    return Parsed(source, line, card.id, card.tags, extra, sig, card, None, None, nid, raw.get("notetype"))
+    return card, ids.lock_extra(source, card), notetype_of(kind, raw).id
 
 
 # The modules a card's validation and rendering need, imported once: an import statement run per
@@ -758,13 +768,14 @@ def _settle_unit(unit: Unit) -> bytes | list[Settled]:
     # The cards of a unit are of one file: where its images are looked for is worked out once.
     folder = source.path.parent
     out: list[Settled] = []
-    for line, kind, data, sig in rows:
-        parsed = _validate_row(source, line, kind, data, sig)
-        if isinstance(parsed, str):
-            out.append(parsed)
+    for line, kind, data, _ in rows:
+        valid = _validated(source, line, kind, data)
+        if isinstance(valid, str):
+            out.append(valid)
             continue
-        packed, keeps = pack(_render_one(parsed, folder), parsed.extra)
-        out.append((parsed.id, parsed.tags, parsed.extra, parsed.notetype, packed, keep and keeps))
+        card, extra, nid = valid
+        packed, keeps = pack(_rendered(source, line, card, nid, folder), extra)
+        out.append((card.id, card.tags, extra, nid, packed, keep and keeps))
     try:
         return marshal.dumps(out)
     except ValueError:
@@ -919,11 +930,24 @@ def render_card(
     `folder` is the one its source file is in, when the caller knows it already; images shown
     through a link or a `..` go to `linked` too, as named and as found.
     """
+    return _fields(parsed.source, parsed.line, parsed.model, report, media, missing, folder, linked)
+
+
+def _fields(
+    source: SourceFile,
+    line: int,
+    card: CardBase,
+    report: Report,
+    media: dict[str, Path],
+    missing: list[Path] | None = None,
+    folder: Path | None = None,
+    linked: list[tuple[Path, Path]] | None = None,
+) -> list[str]:
+    """Render the note fields of a card read at `line` of `source` (see `render_card`)."""
     render = _rendering()
-    card, source = parsed.model, parsed.source
     where = render.Where(
         source.display,
-        parsed.line,
+        line,
         source.path.parent if folder is None else folder,
         source.root,
         media,
@@ -936,21 +960,28 @@ def render_card(
 
 def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
     """Render one card into what the memo keeps: fields, hash, problems, images it shows."""
+    return _rendered(parsed.source, parsed.line, parsed.model, parsed.notetype, folder)
+
+
+def _rendered(
+    source: SourceFile, line: int, card: CardBase, notetype: int, folder: Path | None = None
+) -> Rendered:
+    """Render a card read at `line` of `source` as `_render_one` does."""
     report = Report()
     media: dict[str, Path] = {}
     missing: list[Path] = []
     linked: list[tuple[Path, Path]] = []
-    fields = render_card(parsed, report, media, missing, folder, linked)
-    if fault := field_fault(fields, NOTE_TYPES[parsed.notetype].fields):
+    fields = _fields(source, line, card, report, media, missing, folder, linked)
+    if fault := field_fault(fields, NOTE_TYPES[notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
-            parsed.source.display,
-            parsed.line,
+            source.display,
+            line,
             f"{fault} once rendered, from an HTML entity such as &#31; in the source; remove it",
         )
     deps: list[list[Any]] = []
     if media or missing:
-        root = _resolved(parsed.source.root)
+        root = _resolved(source.root)
         for name, path in sorted(media.items()):
             stat = path.stat()
             deps.append([name, path.relative_to(root).as_posix(), stat.st_size, changed_stamp(stat)])
@@ -963,7 +994,7 @@ def _render_one(parsed: Parsed, folder: Path | None = None) -> Rendered:
         # root joined to it is then ignored); never a file read.
         deps += [["", str(path.absolute()), -1, -1] for path in sorted(set(missing))]
     problems = [[p.severity.value, p.message] for p in report.problems] if report.problems else []
-    return Rendered(fields, content_hash(fields, parsed.tags, source_at(parsed.notetype)), problems, deps)
+    return Rendered(fields, content_hash(fields, card.tags, source_at(notetype)), problems, deps)
 
 
 def _render_here(parsed: Parsed) -> None:
