@@ -237,6 +237,30 @@ def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(
     assert [w for w, _ in tokens if w] == [t[1:] for t in whole if t[1:].isalpha() and t[1:].isascii()]
 
 
+def _balanced_as_counted(body: str) -> bool:
+    """The brace check as it was first written: a depth counted brace by brace, escapes skipped."""
+    import re
+
+    depth = 0
+    for brace in re.findall(r"\\.|[{}]", body, re.S):
+        if len(brace) == 1:
+            depth += 1 if brace == "{" else -1
+            if depth < 0:
+                return False
+    return depth == 0
+
+
+@given(formulas | st.text(alphabet="{}\\x \n", max_size=30))
+@example("\\{")  # an escaped brace is no brace
+@example("\\\\{}")  # an escaped backslash, then two braces
+@example("{\\")  # a backslash at the end escapes nothing
+@example("}{")
+def test_braces_pair_up_as_a_depth_counted_brace_by_brace_says(body):
+    from deckbuild.render import _balanced
+
+    assert _balanced(body) == _balanced_as_counted(body)
+
+
 @given(formulas, st.booleans())
 @example("\\href{x}{y} \\foo {", False)  # an error, a warning, unbalanced braces
 @example("\\foo{" + "x" * 300, True)  # too long to be remembered: checked each time

@@ -143,8 +143,8 @@ _SPAN_RE = _deferred("_SPAN_RE", r"`([^`\n]+)`")
 # (`&#0` too: Markdown ends a numeric reference in code with a ';' it adds, `&amp;#0;`.)
 _CODE_UNSAFE_RE = _deferred("_CODE_UNSAFE_RE", r"[\t\u00a0\x00-\x08\x0b-\x1f\x7f]|&#")
 _CODE_MARK = "\ue002"
-# An escape (two characters, skipped whole) or a brace.
-_BRACE_RE = _deferred("_BRACE_RE", r"\\.|[{}]", re.S)
+# An escape (two characters, skipped whole) or any character but a brace: what `_balanced` drops.
+_NOT_BRACE_RE = _deferred("_NOT_BRACE_RE", r"\\.?|[^{}\\]+", re.S)
 # Commands that come in pairs: (opener, closer, a pattern for each).
 _PAIRS = tuple(
     (f"\\{a}", f"\\{b}", re.compile(rf"\\{a}(?![A-Za-z])"), re.compile(rf"\\{b}(?![A-Za-z])"))
@@ -430,13 +430,7 @@ def _check_math(formula: Math, where: Where, report: Report) -> None:
         shown = shown[: MAX_SHOWN_FORMULA - 3] + "…" + shown[-2:]
     if "\\" in body and not _safe_math(body, shown, where, report):
         return
-    depth = 0
-    for brace in _BRACE_RE.findall(body):
-        if len(brace) == 1:
-            depth += 1 if brace == "{" else -1
-            if depth < 0:
-                break
-    if depth != 0:
+    if not _balanced(body):
         report.error(where.path, where.line, f"unbalanced braces in formula {shown}; match every {{ with }}")
         return
     if "\\ " in body and (stray := _STRAY_SPACE_RE.search(body)):
@@ -462,6 +456,15 @@ def _check_math(formula: Math, where: Where, report: Report) -> None:
         )
 
 
+def _balanced(body: str) -> bool:
+    """Tell whether a formula's braces (not escaped ones, like \\{) pair up, each } after its {."""
+    # Its braces alone, in order: they pair up when taking out each adjacent "{}" leaves nothing.
+    braces = _NOT_BRACE_RE.sub("", body) if "{" in body or "}" in body else ""
+    while "{}" in braces:
+        braces = braces.replace("{}", "")
+    return not braces
+
+
 def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
     refused = False
@@ -476,7 +479,10 @@ def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
             f"formula {shown} holds \\{delimiter}, where MathJax would start or end a formula; remove it",
         )
         refused = True
-    for name in dict.fromkeys(word for word, _ in tokens if word):
+    words = [word for word, _ in tokens if word]
+    # Nearly every formula uses none of them: each name is looked at only when one is there.
+    unsafe_named = words and not UNSAFE_MATH.keys().isdisjoint([word.lower() for word in words])
+    for name in dict.fromkeys(words) if unsafe_named else ():
         if (unsafe := UNSAFE_MATH.get(name.lower())) is not None:
             what, fix = unsafe
             message = f"formula {shown} uses \\{name}, which MathJax turns into {what}; {fix}"
