@@ -164,3 +164,22 @@ def test_a_quoted_field_reads_as_written_or_is_an_error_at_its_row(text):
         cards = semicolon.read("t.txt", lines, report)
         if doubled or not report.errors:
             assert [c.data["question"] for c in cards] == [text.strip()], (field, report.problems)
+
+
+cells = st.lists(st.sampled_from(["a", " ", "{{c1::", "{{c", "}}", "-", "é", "\t"]), max_size=8).map("".join)
+
+
+@given(
+    st.permutations(["question", "answer", "uuid"]),
+    st.lists(cells, min_size=3, max_size=3),
+)
+def test_a_row_of_only_a_question_answer_and_uuid_makes_the_card_the_general_reading_makes(order, row):
+    """The quick reading of a three-column row gives the card, or the error, the full one gives."""
+    columns = semicolon._Columns(order)
+    assert columns.plain is not None
+    general = semicolon._Columns(order)
+    general.plain = None  # every row read the general way
+    quick_report, general_report = Report(), Report()
+    quick = columns.card(list(row), "a.txt", 2, quick_report)
+    assert quick == general.card(list(row), "a.txt", 2, general_report)
+    assert quick_report.problems == general_report.problems

@@ -315,6 +315,15 @@ class _Columns:
 
     def card(self, fields: list[str], path: str, lineno: int, report: Report) -> RawCard | None:
         """Make a row's card, or report what is wrong with it and return None."""
+        if self.plain is not None:
+            # Only a question, an answer and a UUID (most files): the card below, made at once.
+            at_question, at_answer, at_id = self.plain
+            uuid = fields[at_id].strip()
+            question = fields[at_question].strip()
+            if uuid and "{{c" not in question:
+                return RawCard(
+                    lineno, "basic", {"id": uuid, "question": question, "answer": fields[at_answer].strip()}
+                )
         uuid = "" if self.id is None else fields[self.id].strip()
         if not uuid:
             report.error(path, lineno, "no UUID; run 'deckbuild ids' to write a new one into the file")
