@@ -587,6 +587,29 @@ def test_guids_differing_only_in_case_are_two_notes_in_anki(tmp_path, collection
     assert run("build", "decks", "-o", "dist", "--frozen").exit_code == 0
 
 
+@pytest.mark.anki
+def test_guids_of_a_uuid_s_length_differing_only_in_case_are_two_notes(tmp_path, collection, monkeypatch):
+    # A deck another tool built with UUIDs for GUIDs: Anki tells them apart by case, and so does
+    # a GUID column, in one file or two, built once or again with the lock.
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/Deck")
+    deck.mkdir(parents=True)
+    upper, lower = "6BAA9455-E3E7-4682-8209-4CAC629F6FBE", "6baa9455-e3e7-4682-8209-4cac629f6fbe"
+    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQ1;A1;{upper}\n", encoding="utf-8")
+    (deck / "b.txt").write_text(f"Question;Answer;GUID\nQ2;A2;{lower}\n", encoding="utf-8")
+    first = run("build", "decks", "-o", "dist")
+    assert (first.exit_code, first.stderr) == (0, "")
+    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQ1;A1 again;{upper}\n", encoding="utf-8")
+    again = run("build", "decks", "-o", "dist")
+    assert (again.exit_code, again.stderr) == (0, "")
+    alone = run("build", "decks/Deck/b.txt", "-o", "dist")  # a.txt read for its ids alone
+    assert (alone.exit_code, alone.stderr) == (0, "")
+    assert import_package(collection, tmp_path / "dist/Deck.apkg").new == 2
+    notes = notes_by_guid(collection)
+    assert {upper, lower} <= set(notes)
+    assert (notes[upper]["Back"], notes[lower]["Back"]) == ("<p>A1 again</p>", "<p>A2</p>")
+
+
 def test_a_header_naming_both_uuid_and_guid_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("decks/Deck").mkdir(parents=True)

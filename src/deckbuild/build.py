@@ -91,6 +91,8 @@ class Parsed:
     # The name of a note type kept from an imported deck, and the note's fields laid out on it.
     kept: str | None = None
     kept_fields: list[str] | None = None
+    # Whether the id is a GUID kept from Anki (a GUID column): compared with its case, as Anki does.
+    anki: bool = False
 
     @property
     def deck(self) -> str:
@@ -315,7 +317,7 @@ def collect(
             report.error(source.display, line, why)
             report.count("skipped")
             continue
-        key = _id_key(parsed.id)
+        key = _id_key(parsed.id, parsed.anki)
         if key in seen:
             other = seen[key]
             report.error(
@@ -348,13 +350,13 @@ class _Rest:
 
     def where(self) -> dict[str, str]:
         """Where each id of these files is: `path:line`."""
-        return {_id_key(str(r.data["id"])): f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws}
+        return {_raw_key(r): f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws}
 
     def ids(self) -> dict[Path, set[str] | str]:
         """Each deck root's ids found here; for a root with a file that failed, where it did."""
         found: dict[Path, set[str]] = {root: set() for root in self.roots}
         for source, raws, _ in self.read:
-            found[source.root].update(_id_key(str(raw.data["id"])) for raw in raws)
+            found[source.root].update(map(_raw_key, raws))
         return {root: self.failed.get(root, ids) for root, ids in found.items()}
 
 
@@ -424,9 +426,14 @@ def _sources(
         yield source, data, lines, fmt
 
 
-def _id_key(guid: str) -> str:
-    # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive.
-    return guid.lower() if len(guid) == 36 else guid
+def _id_key(guid: str, anki: bool = False) -> str:
+    # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive,
+    # those of a UUID's length too (a GUID column of a deck that took UUIDs for GUIDs).
+    return guid.lower() if len(guid) == 36 and not anki else guid
+
+
+def _raw_key(raw: RawCard) -> str:
+    return _id_key(str(raw.data["id"]), bool(raw.data.get("anki_guid")))
 
 
 def _line(parsed: Parsed) -> int:
@@ -524,7 +531,7 @@ class _Recall:
         tags = tuple(_tags_of(self.source, kind, data))
         nid = notetype_of(kind, data).id
         parsed = Parsed(self.source, line, data["id"], tags, extra, sig, None, rendered, images, nid)
-        parsed.kept = data.get("notetype")
+        parsed.kept, parsed.anki = data.get("notetype"), bool(data.get("anki_guid"))
         return parsed
 
     def entry(self, sig: str) -> tuple[Rendered, dict[str, str | None], dict[str, Path]] | None:
@@ -693,7 +700,9 @@ def _validate_row(source: SourceFile, line: int, kind: str, raw: dict[str, Any],
     if isinstance(valid, str):
         return valid
     card, extra, nid = valid
-    return Parsed(source, line, card.id, card.tags, extra, sig, card, None, None, nid, raw.get("notetype"))
+    parsed = Parsed(source, line, card.id, card.tags, extra, sig, card, None, None, nid, raw.get("notetype"))
+    parsed.anki = card.anki_guid
+    return parsed
 
 
 def _validated(
@@ -870,7 +879,7 @@ def _parsed(pending: list[Pending], value: bytes | list[Settled], memo: Memo) ->
         media = rendered.media
         images = {name: root / relative for name, relative, _, _ in media if name} if media else {}
         parsed = Parsed(source, item.raw.line, card_id, tags, extra, item.sig, None, rendered, images, nid)
-        parsed.kept = item.raw.data.get("notetype")
+        parsed.kept, parsed.anki = item.raw.data.get("notetype"), bool(item.raw.data.get("anki_guid"))
         out.append(parsed)
     memo.keep(source, entries)
     return out
@@ -1311,7 +1320,7 @@ class _Build:
             # costs a read of the packages this build replaces.
             if notes or len(parsed.id) != 36:
                 continue
-            if parsed.card is not None and parsed.card.anki_guid:
+            if parsed.anki:
                 continue  # a GUID kept from Anki is case-sensitive: another case is another note
             if spelled is None:
                 spelled = {guid.lower(): guid for guid in self.shipped if len(guid) == 36}
@@ -1519,7 +1528,9 @@ class _Build:
         """
         where = _origin_shown(root, entry)
         # Moved to a file not built, in its own tree or in another built in part at once.
-        if any(isinstance(ids, set) and _id_key(guid) in ids for ids in self.elsewhere.values()):
+        # (A GUID column's id is there as it is, a UUID's in lower case.)
+        keys = {guid, _id_key(guid)}
+        if any(isinstance(ids, set) and not keys.isdisjoint(ids) for ids in self.elsewhere.values()):
             self.report.notes.append(
                 f"{where}: card {guid} moved to a file this build did not read; it stays live there, "
                 "and this build's package carries it as last shipped until that file is built"

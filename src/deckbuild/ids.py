@@ -56,7 +56,7 @@ def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Repor
     notes = lock.notes
     for raw in raws:
         guid = raw.data.get("id")
-        if not isinstance(guid, str) or guid in notes or (raw.data.get("anki_guid") and len(guid) != 36):
+        if not isinstance(guid, str) or guid in notes or raw.data.get("anki_guid"):
             continue  # a GUID kept from Anki is case-sensitive: another case is another note
         known = lock.spellings().get(guid.lower())
         if known is not None:
