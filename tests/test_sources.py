@@ -28,7 +28,9 @@ from deckbuild.sources import (
     LOCK_NAME,
     MAX_SOURCE_BYTES,
     NotRegular,
+    SourceFile,
     TooLarge,
+    _tag_named,
     decode,
     digest_regular,
     discover,
@@ -466,6 +468,44 @@ def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
         "decks/D/x::y/c.txt:1: folder name 'x::y' would not be its own deck in Anki ('::' splits deck names, "
         "blanks around a name are dropped); rename the folder",
     ]
+
+
+def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    for n, name in enumerate(["x::", "::x", "a::::b", "a::b", "a :: b"]):
+        put(
+            deck_tree,
+            f"D/{name}.txt",
+            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
+        )
+    result = CliRunner().invoke(cli, ["build", "decks", "-o", "out"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/D/::x.txt:1: file name '::x.txt' would tag its cards 'source::::x', with an empty part "
+        "between '::' (Anki would name it 'blank'); rename the file\n"
+        "decks/D/a::::b.txt:1: file name 'a::::b.txt' would tag its cards 'source::a::::b', with an "
+        "empty part between '::' (Anki would name it 'blank'); rename the file\n"
+        "decks/D/x::.txt:1: file name 'x::.txt' would tag its cards 'source::x::', with an empty part "
+        "between '::' (Anki would name it 'blank'); rename the file\n"
+        "3 error(s), 0 warning(s)\n",
+    )
+    assert not (deck_tree.parent / "out").exists()
+
+
+@given(st.text(st.sampled_from([":", "a", " ", "é", "-"]), min_size=1, max_size=8))
+def test_a_file_name_is_refused_or_gives_its_cards_a_tag_a_card_may_hold(stem):
+    # The file-name check and the card's own tag check agree: no card hears of a tag it never wrote.
+    from deckbuild.models import _tag
+
+    root = Path("/decks")
+    source = SourceFile(root / "D" / f"{stem}.txt", root, "D", "D")
+    report = Report()
+    if _tag_named(source, report):
+        assert _tag(source.tag) == source.tag
+    else:
+        assert [p.line for p in report.problems] == [1]
+        with pytest.raises(ValueError, match="empty"):
+            _tag(source.tag)
 
 
 # Letters whose spellings Anki takes for one: by case, and composed (NFC) or not (NFD).

@@ -347,7 +347,23 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
             )
     sources = [found[p] for p in sorted(found)]
     _check_deck_names(sources, report)
-    return sources
+    return [source for source in sources if _tag_named(source, report)]
+
+
+def _tag_named(source: SourceFile, report: Report) -> bool:
+    """Refuse a file whose name would tag its cards with an empty part, as `x::.txt` would.
+
+    Anki names an empty part of a tag "blank": its cards are not read, and the file is named
+    once, rather than each of its cards told to take a '::' out of a tag it does not hold.
+    """
+    if "" not in source.tag.split("::"):
+        return True
+    report.error(
+        source.display, 1,
+        f"file name {source.path.name!r} would tag its cards {source.tag!r}, with an empty part "
+        "between '::' (Anki would name it 'blank'); rename the file",
+    )  # fmt: skip
+    return False
 
 
 def _check_deck_names(sources: list[SourceFile], report: Report) -> None:
