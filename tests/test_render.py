@@ -474,6 +474,20 @@ def test_a_link_keeps_its_address_or_the_author_hears_why(scheme, rest, form):
         assert "address" in report.problems[0].message
 
 
+def test_each_link_without_an_address_is_named_by_its_text():
+    # Two on one line were one warning naming neither; one written without an address at all was
+    # said to have lost it.
+    report = Report()
+    field = '<a href="javascript:x()">run</a>, [the \\(x^2\\) file](file:///etc/passwd) and <a>plain</a>'
+    render_text(field, Where("f.md", 3), report)
+    assert [str(p) for p in report.problems] == [
+        f"f.md:3: warning: the link {text!r} has no web or mail address, so it shows as text (one not "
+        "written in full, like javascript:, data: or ftp:, is removed); write its address in full "
+        "(https://…), or write it as text"
+        for text in ("run", "the \\(x^2\\) file", "plain")
+    ]
+
+
 _FIELD_PIECES = [
     "<p>",
     "</p>",

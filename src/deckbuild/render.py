@@ -900,8 +900,10 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
             if ' href="' in markup_tag:
                 markup_tag = _HREF_RE.sub(lambda m: _link(m, where, report), markup_tag)
             else:
-                # The sanitizer took its address: a scheme it does not keep (javascript:, data:, ftp:).
-                report.warn(where.path, where.line, _NO_ADDRESS)
+                # No address: none was written, or the sanitizer took one it does not keep
+                # (javascript:, data:, ftp:). Named by its text: two on one line are two warnings.
+                text = _link_text(markup, tag.end(), held)
+                report.warn(where.path, where.line, f"the link {text!r} {_NO_ADDRESS}")
         out.append(markup_tag)
         pos = tag.end()
     text = markup[pos:]
@@ -964,9 +966,20 @@ def _piece(pieces: list[str], match: re.Match[str]) -> str:
 
 
 _NO_ADDRESS = (
-    "a link that is not to a web or mail address (javascript:, data:, ftp:, …) lost its address; "
-    "write it in full (https://…), or as text"
+    "has no web or mail address, so it shows as text (one not written in full, like javascript:, "
+    "data: or ftp:, is removed); write its address in full (https://…), or write it as text"
 )
+_LINK_TEXT_SHOWN = 40  # characters of a link's text quoted in a message
+
+
+def _link_text(markup: str, start: int, held: _Held) -> str:
+    """Return the text a sanitized link at `start` shows, as its author wrote it, for a message."""
+    end = markup.find("</a>", start)
+    text = html.unescape(_ANY_TAG_RE.sub("", markup[start : len(markup) if end == -1 else end]))
+    if held.html and held.opener in text:
+        text = held.pattern.sub(lambda m: _piece(held.sources, m), text)
+    text = " ".join(text.split())
+    return text if len(text) <= _LINK_TEXT_SHOWN else text[: _LINK_TEXT_SHOWN - 1] + "…"
 
 
 def _link(match: re.Match[str], where: Where, report: Report) -> str:
