@@ -505,6 +505,8 @@ _FIELD_PIECES = [
 ]
 _FIELD_PIECES += ["&lrm;", "\u3164", "\u0301", "é", "<img>", '<img src="a.png">', "\U000e0041", "\u2800"]
 _FIELD_PIECES += ["\u06dd"]  # a format character that is drawn: the end of ayah
+# Formulas as a rendered field holds them, some drawn as nothing; images of no size.
+_FIELD_PIECES += ["\\(", "\\)", "\\[", "\\]", "\\,", "\\quad", "\\phantom{x}", '<img src="b.png" width="0">']
 
 
 @given(st.lists(st.sampled_from([*_FIELD_PIECES, '<span title="a>b">', "\n"]), max_size=6).map("".join))
@@ -516,10 +518,13 @@ def test_a_field_shows_something_exactly_when_its_text_holds_a_seen_character(ma
 
     from deckbuild.render import _shows_something
 
-    text = html_module.unescape(re.sub(r"<[^>]*>", "", markup))
+    # A formula MathJax draws as nothing (blanks and spacing between its delimiters) is nothing.
+    spacing = r"(?:\s|&nbsp;|\\,|\\quad|\\phantom\{x\})*"
+    drawn = re.sub(rf"\\\({spacing}\\\)|\\\[{spacing}\\\]", "", markup)
+    text = html_module.unescape(re.sub(r"<[^>]*>", "", drawn))
     fillers = "\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0"
     unseen = [
         c != "\u06dd" and (c.isspace() or c in fillers or unicodedata.category(c) in ("Cf", "Mn", "Me", "Cc"))
         for c in text
     ]
-    assert _shows_something(markup) == (not all(unseen) or '<img src="' in markup)
+    assert _shows_something(markup) == (not all(unseen) or '<img src="a.png">' in drawn)

@@ -1237,23 +1237,33 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
 
 
 _SHOWS_NOTHING = (
-    "shows nothing once rendered (only an HTML comment, a tag a card does not keep, or blanks); "
-    "write it as text"
+    "shows nothing once rendered (only an HTML comment, a tag a card does not keep, blanks, a "
+    "formula of blanks, or an image of no size); write it as text"
 )
 # Characters that show nothing, beyond blanks and format characters (Unicode's Cf: zero-width
 # spaces, direction marks, the BOM, tag characters): fillers drawn as empty space.
 _UNSEEN = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0")
 _ANY_TAG_RE = _deferred("_ANY_TAG_RE", r"<[^>]*>")
-# An image that names a file (the sanitizer leaves `<img>` without a `src` it refused).
-_IMAGE_RE = _deferred("_IMAGE_RE", r'<img\b[^>]*\ssrc="[^"]+"')
+# An image that names a file (the sanitizer leaves `<img>` without a `src` it refused), whole.
+_IMAGE_RE = _deferred("_IMAGE_RE", r'<img\b[^>]*\ssrc="[^"]+"[^>]*>')
+# A width or height of nothing: the image takes no room.
+_NO_SIZE_RE = _deferred("_NO_SIZE_RE", r'\s(?:width|height)="\s*[0.]*\s*(?:px)?\s*"')
+# A formula of blanks and spacing alone (\( \), \(\quad\), \(\phantom{x}\)): MathJax draws nothing.
+_SPACING = r"(?:\s|&nbsp;|&#160;|~|\\[,;:! ]|\\q?quad(?![A-Za-z])|\\[hv]?phantom\{[^{}]*\})*"
+_BLANK_MATH_RE = _deferred("_BLANK_MATH_RE", rf"\\\({_SPACING}\\\)|\\\[{_SPACING}\\\]")
 # A printable ASCII character in text between tags (not an entity: the slow path reads those).
 _SEEN_RE = _deferred("_SEEN_RE", "(?:^|>)[^<&]*?[!-%'-;=?-~]")
 
 
 def _shows_something(markup: str) -> bool:
     """Tell whether rendered HTML shows a learner anything: an image, or a character that is seen."""
-    if _SEEN_RE.search(markup) or ("<img" in markup and _IMAGE_RE.search(markup)):
+    if ("\\(" in markup or "\\[" in markup) and "<code" not in markup:
+        # A formula drawn as nothing is nothing (MathJax typesets none in code, which shows it).
+        markup = _BLANK_MATH_RE.sub("", markup)
+    if _SEEN_RE.search(markup):
         return True  # nearly every card, at once
+    if "<img" in markup and any(not _NO_SIZE_RE.search(image) for image in _IMAGE_RE.findall(markup)):
+        return True
     text = html.unescape(_ANY_TAG_RE.sub("", markup)) if "<" in markup or "&" in markup else markup
     return any(_seen(c) for c in text)
 
