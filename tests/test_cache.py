@@ -301,6 +301,25 @@ def test_an_identical_build_is_answered_from_its_record_with_the_same_report(tre
     assert second.packages == first.packages
 
 
+def test_a_build_answered_from_its_record_tells_nothing_it_did_not_change(deck_tree):
+    # The build it replays gave ids, moved and retired cards: telling that again said it had
+    # done so twice. Its report is what building for real would tell now.
+    uuid = "11111111-1111-4111-8111-11111111111{}"
+    put(deck_tree, "Deck/a.txt", f"Question;Answer;UUID\nQ1;A1;{uuid.format(1)}\nQ2;A2;{uuid.format(2)}\n")
+    put(deck_tree, "Deck/page.txt", seed("003"))
+    out = deck_tree.parent / "out"
+    build([deck_tree], out, now=NOW)
+    put(deck_tree, "Other/b.txt", f"Question;Answer;UUID\nQ1;A1;{uuid.format(1)}\n")
+    (deck_tree / "Deck" / "a.txt").unlink()  # one card moved to another deck, one gone
+    changed = build([deck_tree], out, now=NOW + 10)
+    told = " ".join(changed.report.notes)
+    assert "retired card" in told and "moved here from" in told and "moved from deck" in told
+    replayed = build([deck_tree], out, now=NOW + 20)
+    assert replayed.report.counts["unchanged"] == 2
+    real = build([deck_tree], out, now=NOW + 30, use_cache=False)
+    assert replayed.report.notes == real.report.notes == []
+
+
 @pytest.mark.parametrize("change", ["source", "lock", "image", "package"])
 def test_any_change_to_what_a_build_reads_or_wrote_means_a_real_build(deck_tree, change):
     row = "![x](../img/x.png);11111111-1111-4111-8111-111111111111\n"

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 import re
 import zipfile
 
@@ -468,6 +469,37 @@ def test_paths_given_together_make_the_same_packages_in_any_order(run, deck_tree
     assert sorted(p.name for p in (deck_tree.parent / "out").iterdir()) == ["A.apkg"]
     with zipfile.ZipFile(deck_tree.parent / "out" / "A.apkg") as z:
         assert z.read("collection.anki2").count(b"kind::basic") == 2
+
+
+@pytest.mark.parametrize(
+    "paths",
+    [
+        ("decks/A/a.txt", "alias/B/b.txt"),  # one tree named two ways at once
+        ("alias/B/b.txt", "decks/A/a.txt"),
+        ("alias/A", "decks/A/a.txt"),
+        ("sub",),  # a link from outside the tree to one of its folders, read along the link alone
+        ("sub/a.txt",),
+        ("alias",),
+    ],
+)
+def test_a_path_through_a_link_builds_the_tree_it_leads_into(run, deck_tree, paths):
+    # Read along the link alone, a folder of the tree became a second root (a lock inside the
+    # tree, a deck named after the link); named two ways, the tree held every card twice.
+    put(deck_tree, "A/a.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
+    put(deck_tree, "B/b.txt", f"Question;Answer;UUID\nQ2;A2;{U2}\n")
+    assert run("build", "decks", "-o", "first").exit_code == 0
+    os.symlink("decks", deck_tree.parent / "alias")
+    os.symlink("decks/A", deck_tree.parent / "sub")
+    direct = [p.replace("alias", "decks").replace("sub", "decks/A") for p in paths]
+    expected = run("build", *direct, "-o", "direct")
+    result = run("build", *paths, "-o", "out")
+    assert (result.exit_code, result.stderr) == (expected.exit_code, expected.stderr) == (0, "")
+    assert sorted(p.name for p in (deck_tree.parent / "out").iterdir()) == sorted(
+        p.name for p in (deck_tree.parent / "direct").iterdir()
+    )
+    assert sorted(str(p.relative_to(deck_tree)) for p in deck_tree.rglob("deckbuild.lock")) == [
+        "deckbuild.lock"
+    ]
 
 
 def test_a_lock_inside_a_deck_tree_is_refused_rather_than_giving_its_cards_other_ids(run, deck_tree):

@@ -52,6 +52,7 @@ from deckbuild.resources import ran_out
 from deckbuild.sources import (
     LOCK_NAME,
     SourceFile,
+    canonical,
     changed_stamp,
     deck_name,
     decode,
@@ -371,8 +372,7 @@ def _rest_of_trees(paths: list[Path], listed: list[SourceFile], locks: dict[Path
 
     rest = _Rest()
     named = {s.path for s in listed}
-    given = [Path(os.path.abspath(p)) for p in paths]
-    whole = {p for p in given if find_root(p) == p}
+    whole = {p for p in canonical(paths) if find_root(p) == p}
     for root in sorted({s.root for s in listed} - whole):
         rest.roots.add(root)
         aside = Report()
@@ -1487,14 +1487,14 @@ class _Build:
         for root, old, source in order:
             guids = self.moved[(root, old, source)]
             was = display_path(root / old)
-            self.report.notes.append(
+            self.report.change(
                 f"{source.display}: {len(guids)} card(s) moved here from {was}; they keep their ids, "
                 "reviews and mod times (only the Source field and source:: tag differ, which "
                 "learners get with the next change to each card)"
             )
             old_deck = deck_name(root, (root / old).parent)
             if old_deck != source.deck:
-                self.report.notes.append(
+                self.report.change(
                     f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
                     f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
                     f'learners to search deck:"{old_deck}" in the Browser, select the cards and '
@@ -1646,7 +1646,7 @@ class _Build:
             origin=entry.origin, kind=entry.kind, key=entry.key, deck=shipped.deck, fields=fields, tags=tags,
             notetype=None if notetype.id == NOTE_TYPE_ID else notetype.label,
         )  # fmt: skip
-        self.report.notes.append(f"{where}: retired card {guid} ({_first_text(fields[0])})")
+        self.report.change(f"{where}: retired card {guid} ({_first_text(fields[0])})")
         return True
 
     @cached_property
@@ -1841,7 +1841,7 @@ def _first_text(markup: str) -> str:
 
 def forget(path: Path, guids: Sequence[str]) -> list[str]:
     """Drop retired cards from the lock for good, so that no later package carries them."""
-    root = find_root(Path(os.path.abspath(path)))
+    (root,) = {find_root(p) for p in canonical([path])}
     guids = list(dict.fromkeys(guids))  # a UUID given twice is forgotten once
     with exclusive(root):
         recover([root])  # a killed build's lock first, or this change would be undone by it

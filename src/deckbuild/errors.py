@@ -100,6 +100,14 @@ class Report:
     counts: dict[str, int] = field(default_factory=dict)
     notes: list[str] = field(default_factory=list)
     _seen: set[Problem] = field(default_factory=set, repr=False, compare=False)
+    # The notes that tell what this run changed (ids given, cards moved or retired): a build
+    # answered from its record changed nothing, and does not tell them again.
+    changes: set[str] = field(default_factory=set, repr=False, compare=False)
+
+    def change(self, note: str) -> None:
+        """Tell, in the notes, something this run changed."""
+        self.notes.append(note)
+        self.changes.add(note)
 
     def error(self, path: str, line: int, message: str) -> None:
         """Record an error at `path:line`."""

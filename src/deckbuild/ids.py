@@ -212,11 +212,9 @@ def settle(
         report.count("ids_new", new)
         report.count("ids_rematched", rematched)
         if new or rematched:
-            report.notes.append(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
+            report.change(f"{source.display}: {new} new id(s), {rematched} re-matched id(s)")
         if moved:
-            report.notes.append(
-                f"{source.display}: {moved} card(s) moved here from another file keep their ids"
-            )
+            report.change(f"{source.display}: {moved} card(s) moved here from another file keep their ids")
 
 
 def by_content(

@@ -22,7 +22,7 @@ from deckbuild.errors import BuildFailed, Report
 from deckbuild.memo import Memo
 from deckbuild.notetype import CSS, NOTE_TYPES, NoteType
 from deckbuild.render import MATH_IN_FIELD_RE, to_mathml
-from deckbuild.sources import check_outdir, find_root
+from deckbuild.sources import canonical, check_outdir, find_root
 
 _SECTION_RE = re.compile(r"\{\{#(\w+)\}\}(.*?)\{\{/\1\}\}", re.S)
 
@@ -134,7 +134,7 @@ def _page(title: str, body: list[str], night: bool, other: str) -> str:
 def write_preview(paths: Iterable[Path], outdir: Path) -> PreviewResult:
     """Render every card below `paths` into `outdir/index.html` (and `night.html`)."""
     paths = list(paths)
-    check_outdir(outdir, {find_root(Path(os.path.abspath(p))) for p in paths})
+    check_outdir(outdir, {find_root(p) for p in canonical(paths)})
     by_package: dict[str, dict[str, Path]] = {}
     with closing(cache.Cache(cache.cache_dir())) as store, start_helpers(os.cpu_count() or 1) as helping:
         memo = Memo(store)

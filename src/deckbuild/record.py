@@ -28,6 +28,7 @@ from deckbuild.sources import (
     KEPT_NAME,
     LOCK_NAME,
     TooLarge,
+    canonical,
     changed_stamp,
     check_outdir,
     digest_regular,
@@ -111,7 +112,7 @@ def build(
     operating system to take back at once, rather than freed object by object (tens of
     thousands of them, a twentieth of a rebuild).
     """
-    paths = [Path(os.path.abspath(p)) for p in paths]
+    paths = canonical(paths)
     roots = sorted({find_root(p) for p in paths})
     check_outdir(outdir, roots)
     _check_previous(previous)
@@ -204,7 +205,9 @@ def _build_held(
             if _read_alike(before, after, wrote):
                 try:
                     kept = _record(result)
-                    store.put_many({key: kept, base: patch.state(after, result, kept)})
+                    # A patch looks at every note of the build it patches, what it changed too.
+                    told = {**kept, "notes": list(result.report.notes)}
+                    store.put_many({key: kept, base: patch.state(after, result, told)})
                 except (OSError, UnicodeError) as exc:
                     # A file read that is gone already (a broken link), or named in bytes no text
                     # holds: no record, and the next build builds for real. The packages stand.
@@ -293,7 +296,7 @@ def _record(result: BuildResult) -> dict[str, Any]:
         "missing": [str(p) for p in result.missing],
         "linked": [[str(named), str(target)] for named, target in result.linked],
         "problems": [[p.path, p.line, p.severity.value, p.message] for p in report.problems],
-        "notes": report.notes,
+        "notes": [note for note in report.notes if note not in report.changes],
         "counts": report.counts,
     }
 

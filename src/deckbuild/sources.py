@@ -241,6 +241,40 @@ def find_root(path: Path) -> Path:
     return start
 
 
+def canonical(paths: Iterable[Path]) -> list[Path]:
+    """Return the paths given, absolute, each deck tree in them spelled one way.
+
+    A path through a link to a folder of a deck tree is read as part of that tree: along the
+    link alone no lock is found, and the link's folder became a second root (a lock inside the
+    tree, a deck named after the link). One tree named two ways at once (`decks/A`, and `alias/B`
+    where `alias` links to `decks`) is spelled as the first of the ways in sorted order, not read
+    as two trees holding every card twice.
+    """
+    found: list[tuple[Path, Path]] = []
+    for given in paths:
+        path = Path(os.path.abspath(given))
+        root = find_root(path)
+        if (
+            not (root / LOCK_NAME).is_file()
+            and (real := _real(path)) != path
+            and ((real_root := find_root(real)) / LOCK_NAME).is_file()
+        ):
+            path, root = real, real_root
+        found.append((path, root))
+    spellings: dict[Path, Path] = {}
+    for _, root in found:
+        key = root.resolve()
+        spellings[key] = min(spellings.get(key, root), root)
+    return [spellings[root.resolve()] / path.relative_to(root) for path, root in found]
+
+
+def _real(path: Path) -> Path:
+    """Return a path with every link to a folder on the way followed (a link to a file kept)."""
+    if path.is_dir():
+        return Path(os.path.realpath(path))
+    return Path(os.path.realpath(path.parent)) / path.name
+
+
 def check_outdir(outdir: Path, roots: Iterable[Path]) -> None:
     """Refuse an output folder a deck tree would read: its packages would be taken for sources."""
     where = Path(os.path.abspath(outdir)).resolve()
@@ -319,8 +353,7 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
     found: dict[Path, SourceFile] = {}
     # The widest path first: a file under two of them goes to the package of the wider one,
     # whichever order they were given in (a package of part of a deck never replaces the whole).
-    for given in sorted(paths, key=lambda p: len(Path(os.path.abspath(p)).parts)):
-        path = Path(os.path.abspath(given))
+    for path in sorted(canonical(paths), key=lambda p: len(p.parts)):
         if not path.exists() and not path.is_symlink():
             report.error(display_path(path), 0, "no such file or folder; check the path")
             continue
