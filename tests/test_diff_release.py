@@ -175,6 +175,20 @@ def test_forget_drops_a_retired_card_for_good_and_refuses_a_live_one(tree, tmp_p
     refused = run("forget", KEPT)
     assert refused.exit_code == 1
     assert refused.stderr == f"error: card {KEPT} is still in the sources; remove it there first\n"
+    # Whatever the case it is given in, and while no file of the tree fails to read.
+    assert (
+        run("forget", KEPT.upper()).stderr
+        == f"error: card {KEPT.upper()} is still in the sources; remove it there first\n"
+    )
+    (tree / "Deck" / "broken.txt").write_text('Question;Answer;UUID\nQ;"A"x;' + KEPT + "\n", encoding="utf-8")
+    broken = run("forget", REMOVED)
+    assert (broken.exit_code, broken.stderr) == (
+        1,
+        "error: cannot tell which cards are still in the sources while decks/Deck/broken.txt:2 has an "
+        'error (text after a quoted field\'s closing quote; write a quote inside a quoted field as "", '
+        "or put the whole field in quotes); run 'deckbuild check', fix it, and forget then\n",
+    )
+    (tree / "Deck" / "broken.txt").unlink()
     assert run("forget", REMOVED).stdout == f"forgot {REMOVED}\n"
     result = build([tree], tmp_path / "dist", now=NOW + 120)
     assert "retired" not in result.report.counts

@@ -610,6 +610,55 @@ def test_guids_of_a_uuid_s_length_differing_only_in_case_are_two_notes(tmp_path,
     assert (notes[upper]["Back"], notes[lower]["Back"]) == ("<p>A1 again</p>", "<p>A2</p>")
 
 
+@pytest.mark.anki
+@pytest.mark.parametrize("lock", ["kept", "lost"])
+def test_a_uuid_never_takes_the_spelling_of_a_guid_column_s_card(tmp_path, collection, monkeypatch, lock):
+    # The UUID `aaaa…` took the spelling `AAAA…` of another card's GUID, from the lock or the
+    # package: the two shipped as one note, and the studied one was overwritten.
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/D")
+    deck.mkdir(parents=True)
+    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{upper}\n", encoding="utf-8")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    assert import_package(collection, tmp_path / "dist/D.apkg").new == 1
+    (deck / "b.txt").write_text(f"Question;Answer;UUID\nQB;AB;{lower}\n", encoding="utf-8")
+    if lock == "lost":
+        Path("decks/deckbuild.lock").unlink()
+    result = run("build", "decks", "-o", "dist")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert import_package(collection, tmp_path / "dist/D.apkg").new == 1
+    notes = notes_by_guid(collection)
+    assert (notes[upper]["Front"], notes[lower]["Front"]) == ("<p>QA</p>", "<p>QB</p>")
+
+
+def test_a_uuid_and_a_guid_differing_only_in_case_are_two_cards(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/D")
+    deck.mkdir(parents=True)
+    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{lower}\n", encoding="utf-8")
+    (deck / "b.txt").write_text(f"Question;Answer;UUID\nQB;AB;{upper}\n", encoding="utf-8")
+    result = run("build", "decks", "-o", "dist")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert "2 card(s) read, 2 packaged" in result.stdout
+
+
+def test_a_guid_removed_while_another_differing_only_in_case_stays_is_retired(tmp_path, monkeypatch):
+    # Built alone, the file that lost it took the other file's `aaaa…` for the card moved there.
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/D")
+    deck.mkdir(parents=True)
+    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{upper}\nQX;AX;xY\n", encoding="utf-8")
+    (deck / "b.txt").write_text(f"Question;Answer;GUID\nQB;AB;{lower}\n", encoding="utf-8")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    (deck / "a.txt").write_text("Question;Answer;GUID\nQX;AX;xY\n", encoding="utf-8")
+    result = run("build", "decks/D/a.txt", "-o", "dist")
+    assert result.exit_code == 0
+    assert f"decks/D/a.txt: retired card {upper} (QA)" in result.stderr.splitlines()
+
+
 def test_a_header_naming_both_uuid_and_guid_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("decks/Deck").mkdir(parents=True)

@@ -221,9 +221,12 @@ def collect(
     # Each file takes its own ids in the order a build of its whole tree takes them: a renamed
     # page takes over the entries of a file that is gone, and the first file to ask gets them.
     everything = sorted([*read, *rest.read], key=_tree_order)
+    # Every id as written: a UUID in another case takes no spelling that another card holds.
+    present = {str(raw.data["id"]) for _, raws, _ in everything for raw in raws if "id" in raw.data}
+    present.update(parsed.id for taken in known for parsed in taken)  # the rows the memo took
     rematched = {
         source.path: ids.assign(
-            source, raws, locks[source.root], rest.report if source.path in aside else report
+            source, raws, locks[source.root], rest.report if source.path in aside else report, present
         )
         for source, raws, _ in everything
     }
@@ -318,9 +321,9 @@ def collect(
             report.error(source.display, line, why)
             report.count("skipped")
             continue
-        key = _id_key(parsed.id, parsed.anki)
-        if key in seen:
-            other = seen[key]
+        keys = _id_keys(parsed.id, parsed.anki)
+        other = next((seen[key] for key in keys if key in seen), None)
+        if other is not None:
             report.error(
                 parsed.source.display,
                 parsed.line,
@@ -329,7 +332,7 @@ def collect(
             )
             report.count("skipped")
             continue
-        seen[key] = parsed
+        seen.update(dict.fromkeys(keys, parsed))
         cards.append(parsed)
     if leftovers is not None:
         leftovers.append((read, known, pending, found, files, rest))
@@ -351,13 +354,15 @@ class _Rest:
 
     def where(self) -> dict[str, str]:
         """Where each id of these files is: `path:line`."""
-        return {_raw_key(r): f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws}
+        return {
+            key: f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws for key in _raw_keys(r)
+        }
 
     def ids(self) -> dict[Path, set[str] | str]:
         """Each deck root's ids found here; for a root with a file that failed, where it did."""
         found: dict[Path, set[str]] = {root: set() for root in self.roots}
         for source, raws, _ in self.read:
-            found[source.root].update(map(_raw_key, raws))
+            found[source.root].update(key for raw in raws for key in _raw_keys(raw))
         return {root: self.failed.get(root, ids) for root, ids in found.items()}
 
 
@@ -426,14 +431,18 @@ def _sources(
         yield source, data, lines, fmt
 
 
-def _id_key(guid: str, anki: bool = False) -> str:
-    # UUIDs compare without case (one spelling is kept); Anki's own GUIDs are case-sensitive,
-    # those of a UUID's length too (a GUID column of a deck that took UUIDs for GUIDs).
-    return guid.lower() if len(guid) == 36 and not anki else guid
+def _id_keys(guid: str, anki: bool = False) -> tuple[str, ...]:
+    """Name an id as it is, and a UUID by its lower case too: two ids sharing a name are one note.
+
+    UUIDs compare without case (one spelling is kept); Anki's own GUIDs (a GUID column) compare
+    with it, those of a UUID's length too, so `AAAA…` in a GUID column and `aaaa…` in a UUID
+    column are two notes, as in Anki. (NUL, in no id, keeps the two kinds of name apart.)
+    """
+    return (guid, "\0" + guid.lower()) if len(guid) == 36 and not anki else (guid,)
 
 
-def _raw_key(raw: RawCard) -> str:
-    return _id_key(str(raw.data["id"]), bool(raw.data.get("anki_guid")))
+def _raw_keys(raw: RawCard) -> tuple[str, ...]:
+    return _id_keys(str(raw.data["id"]), bool(raw.data.get("anki_guid")))
 
 
 def _line(parsed: Parsed) -> int:
@@ -1323,7 +1332,12 @@ class _Build:
             if parsed.anki:
                 continue  # a GUID kept from Anki is case-sensitive: another case is another note
             if spelled is None:
-                spelled = {guid.lower(): guid for guid in self.shipped if len(guid) == 36}
+                # A spelling a card of this build holds as it is is that card's (see ids.keep_case).
+                present = {p.id for p in collection.cards}
+                spelled = {}
+                for guid in sorted(self.shipped):
+                    if len(guid) == 36 and guid not in present:
+                        spelled.setdefault(guid.lower(), guid)
             known = spelled.get(parsed.id.lower())
             if known is not None and known != parsed.id:
                 from deckbuild.ids import case_kept
@@ -1528,9 +1542,9 @@ class _Build:
         """
         where = _origin_shown(root, entry)
         # Moved to a file not built, in its own tree or in another built in part at once.
-        # (A GUID column's id is there as it is, a UUID's in lower case.)
-        keys = {guid, _id_key(guid)}
-        if any(isinstance(ids, set) and not keys.isdisjoint(ids) for ids in self.elsewhere.values()):
+        # (As it is, and in lower case: the lock does not say which column a GUID came from.)
+        keys = _id_keys(guid)
+        if any(isinstance(ids, set) and not ids.isdisjoint(keys) for ids in self.elsewhere.values()):
             self.report.notes.append(
                 f"{where}: card {guid} moved to a file this build did not read; it stays live there, "
                 "and this build's package carries it as last shipped until that file is built"
@@ -1846,10 +1860,17 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
     with exclusive(root):
         recover([root])  # a killed build's lock first, or this change would be undone by it
         lock = Lock.load(root / LOCK_NAME)
-        current = {p.id for p in collect([root]).cards}
+        sources = collect([root])
+        if errors := sources.report.errors:
+            # A card of a file that cannot be read in full may be one of these: still live.
+            raise DeckbuildError(
+                f"cannot tell which cards are still in the sources while {errors[0].path}:{errors[0].line} "
+                f"has an error ({errors[0].message}); run 'deckbuild check', fix it, and forget then"
+            )
+        current = {key for p in sources.cards for key in _id_keys(p.id, p.anki)}
         problems = []
         for guid in guids:
-            if guid in current:
+            if not current.isdisjoint(_id_keys(guid)):
                 problems.append(f"card {guid} is still in the sources; remove it there first")
             elif guid not in lock.notes:
                 problems.append(f"card {guid} is not in {display_path(lock.path)}")

@@ -20,6 +20,8 @@ from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile
 
 if TYPE_CHECKING:
+    from collections.abc import Collection
+
     from deckbuild.models import CardBase
 
 # Fixed namespace: a page built for the first time, anywhere, gets the same ids.
@@ -48,17 +50,22 @@ def _needs_ids(card: CardBase) -> bool:
     return card.kind not in ("basic", "cloze")  # these carry their UUID in the source
 
 
-def keep_case(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> None:
+def keep_case(
+    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, present: Collection[str] = ()
+) -> None:
     """Keep the spelling learners have of a UUID whose case alone changed in the source.
 
     Anki's GUIDs are case-sensitive: another spelling would be a new note beside the studied one.
+    A spelling an id of the sources holds as it is (`present`) is another card's, never taken:
+    a GUID column's `AAAA…` is another note than a UUID `aaaa…`, as in Anki.
     """
     notes = lock.notes
     for raw in raws:
         guid = raw.data.get("id")
         if not isinstance(guid, str) or guid in notes or raw.data.get("anki_guid"):
             continue  # a GUID kept from Anki is case-sensitive: another case is another note
-        known = lock.spellings().get(guid.lower())
+        spellings = lock.spellings().get(guid.lower(), ())
+        known = next((spelled for spelled in spellings if spelled not in present), None)
         if known is not None:
             report.warn(source.display, raw.line, case_kept(guid, known))
             raw.data["id"] = known
@@ -72,12 +79,15 @@ def case_kept(guid: str, known: str) -> str:
     )
 
 
-def assign(source: SourceFile, raws: list[RawCard], lock: Lock, report: Report) -> int:
+def assign(
+    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, present: Collection[str] = ()
+) -> int:
     """Give the raw cards without an id the one their file's cards had before; return how many re-matched.
 
     The cards still without one are settled by `settle`, once every file has taken its own.
+    `present` holds every id the sources hold, as written (see `keep_case`).
     """
-    keep_case(source, raws, lock, report)
+    keep_case(source, raws, lock, report, present)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
         return 0

@@ -85,14 +85,17 @@ class Lock:
     text: str = field(default="", repr=False)
     # Ids given to cards in this run, which no other file may take over.
     claimed: set[str] = field(default_factory=set, repr=False)
-    _spellings: dict[str, str] | None = field(default=None, repr=False)
+    _spellings: dict[str, list[str]] | None = field(default=None, repr=False)
     _free: dict[tuple[str | None, str | None], list[str]] | None = field(default=None, repr=False)
     _by_origin: dict[str | None, dict[str, Entry]] | None = field(default=None, repr=False)
 
-    def spellings(self) -> dict[str, str]:
-        """Return every note id by its lower-case form (Anki's GUIDs are case-sensitive, UUIDs not)."""
+    def spellings(self) -> dict[str, list[str]]:
+        """Return the note ids by their lower case, in order (Anki's GUIDs are case-sensitive, UUIDs not)."""
         if self._spellings is None:
-            self._spellings = {guid.lower(): guid for guid in sorted(self.notes, reverse=True)}
+            found: dict[str, list[str]] = {}
+            for guid in sorted(self.notes):
+                found.setdefault(guid.lower(), []).append(guid)
+            self._spellings = found
         return self._spellings
 
     @classmethod
