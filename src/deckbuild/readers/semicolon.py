@@ -234,6 +234,7 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
                     'as "", or put the whole field in quotes',
                 )
                 after_blank = False
+                rows += order is not None  # a row all the same: the file is no header alone
                 continue
         elif not line or line.isspace():
             after_blank = True
