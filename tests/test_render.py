@@ -488,6 +488,37 @@ def test_each_link_without_an_address_is_named_by_its_text():
     ]
 
 
+def test_a_link_without_an_address_is_named_by_its_text_or_its_image(tmp_path):
+    (tmp_path / "x.png").write_bytes(b"\x89PNG picture")
+    report = Report()
+    field = '[my text]() <a href=" ">u</a> [![a plot](x.png)](javascript:1) [](javascript:2)'
+    render_text(field, Where("f.md", 3, tmp_path, tmp_path), report)
+    assert [p.message.split(" has no ")[0] for p in report.problems] == [
+        "the link 'my text'",
+        "the link 'u'",
+        "the link around the image 'a plot'",
+        "the link with no text",
+    ]
+
+
+def test_a_link_in_a_cloze_is_named_once_as_its_author_wrote_it():
+    from deckbuild.models import make_card
+    from deckbuild.render import note_fields
+
+    card = make_card(
+        {
+            "id": "11111111-1111-4111-8111-111111111111",
+            "kind": "cloze",
+            "deck": "D",
+            "source": "f.md:3",
+            "question": "[x {{c1::y}}](javascript:1)",
+        }
+    )
+    report = Report()
+    note_fields(card, "f.md", report, Where("f.md", 3))
+    assert [p.message.split(" has no ")[0] for p in report.problems] == ["the link 'x {{c1::y}}'"]
+
+
 _FIELD_PIECES = [
     "<p>",
     "</p>",

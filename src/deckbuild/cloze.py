@@ -94,6 +94,11 @@ def render(text: str, render_text: Callable[[str], str]) -> str:
     return _MARK_RE.sub(_unmark, html)
 
 
+def unmarked(text: str) -> str:
+    """Write the markers `render` put in for the cloze syntax back as that syntax."""
+    return _MARK_RE.sub(_unmark, text) if "zqcloze" in text else text
+
+
 def _unmark(match: re.Match[str]) -> str:
     if match.group(1) is not None:
         return "{{c" + match.group(1) + "::"

@@ -6,7 +6,7 @@ import hashlib
 import html
 import re
 from dataclasses import dataclass, field
-from functools import lru_cache
+from functools import lru_cache, partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, NamedTuple, cast
 from urllib.parse import unquote
@@ -17,6 +17,8 @@ from deckbuild.notetype import notetype_of
 from deckbuild.resources import ran_out
 
 if TYPE_CHECKING:
+    from collections.abc import Callable
+
     from deckbuild.models import CardBase, Option, Step
 
 
@@ -897,13 +899,14 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
         if held.html and held.opener in markup_tag:
             markup_tag = held.pattern.sub(lambda m: escape(_piece(held.sources, m)), markup_tag)
         if name == "a" and not closing:
+            end = tag.end()
             if ' href="' in markup_tag:
-                markup_tag = _HREF_RE.sub(lambda m: _link(m, where, report), markup_tag)
+                named = partial(_link_name, markup, end, held)
+                markup_tag = _HREF_RE.sub(partial(_link, where=where, report=report, named=named), markup_tag)
             else:
                 # No address: none was written, or the sanitizer took one it does not keep
                 # (javascript:, data:, ftp:). Named by its text: two on one line are two warnings.
-                text = _link_text(markup, tag.end(), held)
-                report.warn(where.path, where.line, f"the link {text!r} {_NO_ADDRESS}")
+                report.warn(where.path, where.line, f"the link {_link_name(markup, end, held)} {_NO_ADDRESS}")
         out.append(markup_tag)
         pos = tag.end()
     text = markup[pos:]
@@ -972,21 +975,36 @@ _NO_ADDRESS = (
 _LINK_TEXT_SHOWN = 40  # characters of a link's text quoted in a message
 
 
-def _link_text(markup: str, start: int, held: _Held) -> str:
-    """Return the text a sanitized link at `start` shows, as its author wrote it, for a message."""
+def _link_name(markup: str, start: int, held: _Held) -> str:
+    """Name a sanitized link whose text starts at `start` for a message: by its text, as written."""
+    from deckbuild.cloze import unmarked
+
     end = markup.find("</a>", start)
-    text = html.unescape(_ANY_TAG_RE.sub("", markup[start : len(markup) if end == -1 else end]))
+    inside = markup[start : len(markup) if end == -1 else end]
+    text = html.unescape(_ANY_TAG_RE.sub("", inside))
     if held.html and held.opener in text:
         text = held.pattern.sub(lambda m: _piece(held.sources, m), text)
-    text = " ".join(text.split())
-    return text if len(text) <= _LINK_TEXT_SHOWN else text[: _LINK_TEXT_SHOWN - 1] + "…"
+    text = " ".join(unmarked(text).split())
+    if not text:  # an image alone, or nothing at all
+        alt = _ALT_RE.search(inside)
+        return f"around the image {html.unescape(alt.group(1))!r}" if alt else "with no text"
+    return repr(text if len(text) <= _LINK_TEXT_SHOWN else text[: _LINK_TEXT_SHOWN - 1] + "…")
 
 
-def _link(match: re.Match[str], where: Where, report: Report) -> str:
-    """Keep a link that says where it goes; drop any other, with a warning."""
+_ALT_RE = _deferred("_ALT_RE", r'<img\b[^>]*\salt="([^"]+)"')
+
+
+def _link(match: re.Match[str], where: Where, report: Report, named: Callable[[], str] | None = None) -> str:
+    """Keep a link that says where it goes; drop any other, with a warning.
+
+    A link with an empty address is named by `named` (by its text), where the caller can.
+    """
     target = html.unescape(match.group(1))
     if _LINK_RE.match(target):
         return match.group(0)
+    if not target.strip() and named is not None:
+        report.warn(where.path, where.line, f"the link {named()} {_NO_ADDRESS}")
+        return ""
     report.warn(
         where.path,
         where.line,
@@ -1181,7 +1199,9 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     # Whether a side's image was left out (not found, too large): its warning says what to do.
     missing = where.missing
     before = len(missing)
-    front = text("question")
+    # A cloze note has no Front: its question is rendered once, as its Text (below), so that
+    # each of its problems is told once.
+    front = text("question") if card.kind != "cloze" else ""
     between = len(missing)
     values = {"Front": front, "Back": text("answer")}
     if get("title") or get("type"):
