@@ -221,3 +221,19 @@ def test_a_field_is_refused_exactly_when_its_pattern_finds_a_character(text, nam
         assert found, refused
     else:
         assert not found
+
+
+_TERMINAL = ["a", "\x1b", "\x85", "\x9b", "\u2028", "\u202e", "\u2066", "\ud800"]
+
+
+@given(st.text() | st.text(st.sampled_from(_TERMINAL)))
+def test_a_message_holds_no_character_that_moves_the_cursor_breaks_the_line_or_turns_the_text(text):
+    # A file name or a link quoted in a message must not move the terminal's cursor (C0 and C1
+    # controls), break its line (U+2028, U+2029) or show it in another order than written.
+    import re
+
+    from deckbuild.errors import printable
+
+    unshown = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    assert re.search(unshown, printable(text)) is None
+    printable(text).encode("utf-8")  # and writable: no lone surrogate is left

@@ -18,6 +18,10 @@ _PATTERNS = {
     # In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
     # a file name must not move the terminal's cursor, and a surrogate cannot be printed.
     "UNSAFE_NAME_RE": r"[\x00-\x1f\x7f\ud800-\udfff]",
+    # What `printable` escapes besides: C1 controls (a terminal may take \x9b for an escape
+    # sequence), line and paragraph separators, and the bidirectional controls that would show
+    # a path or a message in another order than it is written.
+    "UNSHOWN_RE": r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]",
 }
 # A GUID kept from an Anki deck (a `GUID` column, written by 'deckbuild import'): Anki's own are
 # ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
@@ -55,7 +59,7 @@ def unsafe_character(char: str) -> str:
 
 
 def __getattr__(name: str) -> re.Pattern[str]:
-    """Compile UNSAFE_RE or UNSAFE_NAME_RE the first time it is asked for."""
+    """Compile UNSAFE_RE, UNSAFE_NAME_RE or UNSHOWN_RE the first time it is asked for."""
     if name not in _PATTERNS:
         raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
     pattern = globals()[name] = re.compile(_PATTERNS[name])
@@ -63,8 +67,8 @@ def __getattr__(name: str) -> re.Pattern[str]:
 
 
 def printable(text: str) -> str:
-    """Escape control characters and lone surrogates as \\xNN and \\uNNNN."""
-    unsafe = __getattr__("UNSAFE_NAME_RE")  # after the first, found in re's own cache
+    """Escape control characters, line separators, bidirectional controls and lone surrogates."""
+    unsafe = __getattr__("UNSHOWN_RE")  # after the first, found in re's own cache
     return unsafe.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
