@@ -462,9 +462,21 @@ def _balanced(body: str) -> bool:
     """Tell whether a formula's braces (not escaped ones, like \\{) pair up, each } after its {."""
     # Its braces alone, in order: they pair up when taking out each adjacent "{}" leaves nothing.
     braces = _NOT_BRACE_RE.sub("", body) if "{" in body or "}" in body else ""
-    while "{}" in braces:
+    for _ in range(_SHALLOW):
+        if "{}" not in braces:
+            return not braces
         braces = braces.replace("{}", "")
-    return not braces
+    # Nested deeper (braces written as &#123; pass the field's own nesting limit): counted in
+    # one pass, not taken out a level at a time.
+    depth = 0
+    for brace in braces:
+        depth += 1 if brace == "{" else -1
+        if depth < 0:
+            return False
+    return depth == 0
+
+
+_SHALLOW = 8  # levels of braces taken out at once, before they are counted one by one
 
 
 def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
