@@ -492,6 +492,21 @@ def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(
     assert not (deck_tree.parent / "out").exists()
 
 
+def test_a_file_built_alone_hears_of_a_uuid_that_a_misnamed_file_of_its_tree_uses_too(deck_tree, monkeypatch):
+    # Read for its ids alone, the misnamed file was left out, and the UUID shipped twice.
+    monkeypatch.chdir(deck_tree.parent)
+    row = "Question;Answer;UUID\nQ{}?;A.;21111111-1111-4111-8111-111111111111\n"
+    put(deck_tree, "D/a::.txt", row.format(1))
+    put(deck_tree, "D/b.txt", row.format(2))
+    put(deck_tree, "deckbuild.lock", '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+    result = CliRunner().invoke(cli, ["build", "decks/D/b.txt", "-o", "out"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/D/b.txt:2: UUID 21111111-1111-4111-8111-111111111111 is used twice: here and at "
+        "decks/D/a::.txt:2; give one of the cards a new UUID\n1 error(s), 0 warning(s)\n",
+    )
+
+
 @given(st.text(st.sampled_from([":", "a", " ", "é", "-"]), min_size=1, max_size=8))
 def test_a_file_name_is_refused_or_gives_its_cards_a_tag_a_card_may_hold(stem):
     # The file-name check and the card's own tag check agree: no card hears of a tag it never wrote.

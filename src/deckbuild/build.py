@@ -381,7 +381,7 @@ def _rest_of_trees(paths: list[Path], listed: list[SourceFile], locks: dict[Path
     for root in sorted({s.root for s in listed} - whole):
         rest.roots.add(root)
         aside = Report()
-        others = [s for s in discover([root], aside) if s.path not in named]
+        others = [s for s in discover([root], aside, misnamed=True) if s.path not in named]
         rest.sources += others
         for source, _, lines, fmt in _sources(others, aside, locks):
             raws = importlib.import_module(fmt.module).read(source.display, lines, aside)

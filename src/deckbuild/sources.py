@@ -348,8 +348,12 @@ def _walk(folder: Path, report: Report, top: bool = True) -> Iterable[Path]:
             )  # fmt: skip
 
 
-def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
-    """List every source below `paths`, in a stable order, each once."""
+def discover(paths: Iterable[Path], report: Report, misnamed: bool = False) -> list[SourceFile]:
+    """List every source below `paths`, in a stable order, each once.
+
+    A file whose name would tag its cards with an empty part is left out, with an error, unless
+    `misnamed`: read for its ids alone, its cards' tags do not matter.
+    """
     found: dict[Path, SourceFile] = {}
     # The widest path first: a file under two of them goes to the package of the wider one,
     # whichever order they were given in (a package of part of a deck never replaces the whole).
@@ -380,7 +384,7 @@ def discover(paths: Iterable[Path], report: Report) -> list[SourceFile]:
             )
     sources = [found[p] for p in sorted(found)]
     _check_deck_names(sources, report)
-    return [source for source in sources if _tag_named(source, report)]
+    return [source for source in sources if misnamed or _tag_named(source, report)]
 
 
 def _tag_named(source: SourceFile, report: Report) -> bool:
