@@ -80,6 +80,21 @@ def test_adding_renaming_or_removing_a_file_changes_the_fingerprint(inputs):
     assert fingerprint(inputs) == before
 
 
+def test_a_link_to_a_folder_made_or_pointed_elsewhere_changes_the_fingerprint(inputs, tmp_path):
+    # Not followed, but warned of: a build answered from its record did not warn of a new one.
+    before = fingerprint(inputs)
+    (tmp_path / "one").mkdir()
+    (tmp_path / "two").mkdir()
+    os.symlink(tmp_path / "one", inputs / "Deck" / "linked")
+    made = fingerprint(inputs)
+    assert made != before
+    (inputs / "Deck" / "linked").unlink()
+    os.symlink(tmp_path / "two", inputs / "Deck" / "linked")
+    assert fingerprint(inputs) not in (before, made)
+    (inputs / "Deck" / "linked").unlink()
+    assert fingerprint(inputs) == before
+
+
 def test_bytes_moved_from_one_file_to_the_next_change_the_fingerprint(tmp_path):
     # Each file is hashed on its own: its content can never pass for the next file's name and bytes.
     a, b = put(tmp_path, "Deck/a.txt", b"x"), put(tmp_path, "Deck/b.txt", b"y")

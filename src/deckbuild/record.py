@@ -267,10 +267,19 @@ def _fingerprint(
             for folder, dirs, names in os.walk(path):
                 dirs[:] = sorted(d for d in dirs if not d.startswith("."))
                 files += [Path(folder) / n for n in sorted(names)]
+                # A link to a folder is not followed, but a build warns of it: one made (or
+                # pointed elsewhere) since the record changes what a build says.
+                files += [Path(folder) / d for d in dirs if os.path.islink(os.path.join(folder, d))]
         else:
             files.append(path)
     for file in files:
         digest.update(b"\x00" + os.fsencode(file) + b"\x00")
+        if os.path.islink(file) and os.path.isdir(file):
+            own = b"\x04" + os.fsencode(os.readlink(file))
+            digest.update(own)
+            if seen is not None:
+                seen[file] = own
+            continue
         try:
             # Each file's own hash, of one length: no content can pass for a path and the next file.
             own = b"\x03" + digest_regular(file)  # never a FIFO or device: it could hang
