@@ -488,6 +488,54 @@ def test_each_link_without_an_address_is_named_by_its_text():
     ]
 
 
+# Pieces of a formula MathJax draws as nothing, and atoms it draws.
+_UNDRAWN = [
+    " ",
+    "\\,",
+    "\\;",
+    "\\:",
+    "\\!",
+    "\\>",
+    "\\ ",
+    "~",
+    "\\quad",
+    "\\qquad",
+    "\\thinspace",
+    "\\enspace",
+    "\\hspace{1em}",
+    "\\hspace*{2pt}",
+    "\\mspace{3mu}",
+    "\\kern1em",
+    "\\mkern18mu",
+    "\\hskip-.5em",
+    "\\mathstrut",
+    "\\strut",
+    "\\displaystyle",
+    "\\\\",
+    "{}",
+    "\\text{ }",
+    "\\mathrm{}",
+    "\\mathbf{\\quad}",
+    "\\phantom{x}",
+    "\\hphantom{\\text{Hi}}",
+    "\\vphantom{\\frac{a}{b}}",
+    "&nbsp;",
+]
+_DRAWN = ["x", "1", "-", "\\alpha", "\\cdot", "\\text{a}", "\\mathbf{v}", "\\frac{1}{2}", "\\kern ab"]
+
+
+@given(
+    st.lists(st.sampled_from(_UNDRAWN), max_size=5), st.sampled_from(_DRAWN), st.integers(0, 5), st.booleans()
+)
+def test_a_formula_of_spacing_alone_shows_nothing_and_one_drawn_atom_is_something(pieces, atom, at, display):
+    from deckbuild.render import _shows_something
+
+    opener, closer = ("\\[", "\\]") if display else ("\\(", "\\)")
+    assert not _shows_something(opener + "".join(pieces) + closer)
+    pieces.insert(min(at, len(pieces)), atom)
+    assert _shows_something(opener + "".join(pieces) + closer)
+
+
 def test_a_link_without_an_address_is_named_by_its_text_or_its_image(tmp_path):
     (tmp_path / "x.png").write_bytes(b"\x89PNG picture")
     report = Report()
@@ -499,6 +547,28 @@ def test_a_link_without_an_address_is_named_by_its_text_or_its_image(tmp_path):
         "the link around the image 'a plot'",
         "the link with no text",
     ]
+
+
+@pytest.mark.parametrize("found", [True, False])
+def test_a_cloze_holding_only_an_image_is_kept_or_warned_of_as_a_question_would_be(tmp_path, found):
+    from deckbuild.models import make_card
+    from deckbuild.render import note_fields
+
+    if found:
+        (tmp_path / "map.png").write_bytes(b"\x89PNG a map")
+    question = "Paris is {{c1::<img src='map.png'>}}"
+    card = make_card(
+        {"id": "11111111-1111-4111-8111-111111111111", "kind": "cloze", "deck": "D", "source": "f.md:3",
+         "question": question}
+    )  # fmt: skip
+    report = Report()
+    note_fields(card, "f.md", report, Where("f.md", 3, tmp_path, tmp_path))
+    expected = (
+        []
+        if found
+        else ["warning: image map.png not found, left out of the card; add the file or fix the path"]
+    )
+    assert [str(p).split(": ", 1)[1] for p in report.problems] == expected
 
 
 def test_a_link_in_a_cloze_is_named_once_as_its_author_wrote_it():

@@ -313,7 +313,7 @@ def _moved_from(source: SourceFile, pending: list[RawCard], lock: Lock, report: 
         return {}
     from deckbuild.sources import display_path
 
-    report.notes.append(
+    report.change(
         f"{source.display}: a renamed or moved {display_path(source.root / best)}, "
         f"by {matches[best]} question(s) in common: its cards keep their ids"
     )

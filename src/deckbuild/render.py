@@ -1249,8 +1249,10 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         from deckbuild.cloze import render as render_cloze
 
         values["Text"] = render_cloze(data["question"], lambda t: render_text(t, where, report))
+        # An image left out of the text (not found, too large) has its warning already.
+        left_out = len(missing) > before
         values["Extra"] = text("answer") + values.get("Extra", "")
-        _check_clozes(data["question"], values["Text"], where, report)
+        _check_clozes(data["question"], values["Text"], where, report, left_out)
     else:
         # What each card of the note shows first: nothing there is a blank card for learners.
         if between == before and not _shows_something(front):
@@ -1278,26 +1280,45 @@ _UNSEEN = frozenset("\u034f\u115f\u1160\u17b4\u17b5\u180e\u2800\u3164\uffa0")
 _ANY_TAG_RE = _deferred("_ANY_TAG_RE", r"<[^>]*>")
 # An image that names a file (the sanitizer leaves `<img>` without a `src` it refused), whole.
 _IMAGE_RE = _deferred("_IMAGE_RE", r'<img\b[^>]*\ssrc="[^"]+"[^>]*>')
-# A width or height of nothing: the image takes no room.
-_NO_SIZE_RE = _deferred("_NO_SIZE_RE", r'\s(?:width|height)="\s*[0.]*\s*(?:px)?\s*"')
-# A formula of blanks and spacing alone (\( \), \(\quad\), \(\phantom{x}\)): MathJax draws nothing.
-_SPACING = r"(?:\s|&nbsp;|&#160;|~|\\[,;:! ]|\\q?quad(?![A-Za-z])|\\[hv]?phantom\{[^{}]*\})*"
-_BLANK_MATH_RE = _deferred("_BLANK_MATH_RE", rf"\\\({_SPACING}\\\)|\\\[{_SPACING}\\\]")
+# A width or height of nothing, as a browser reads the number it starts with: no room at all.
+_NO_SIZE_RE = _deferred("_NO_SIZE_RE", r'\s(?:width|height)="\s*\+?(?:0+(?:\.0*)?|\.0+)(?![0-9.])[^"]*"')
+# What MathJax draws as nothing: blanks, spacing, struts, style switches, empty groups, a
+# phantom of anything, and a font command (what it holds decides). A formula of these alone
+# (\( \), \(\quad\), \(\hspace{1em}\), \(\text{ }\), \(\phantom{\text{Hi}}\)) shows nothing.
+_UNDRAWN_RE = _deferred(
+    "_UNDRAWN_RE",
+    r"""\\[hv]?phantom\s*\{(?:[^{}]|\{(?:[^{}]|\{[^{}]*\})*\})*\}
+    |\\(?:hspace|vspace|mspace)\*?\s*\{[^{}]*\}
+    |\\(?:kern|mkern|hskip|mskip|vskip|hspace|vspace)(?![A-Za-z])(?:\s*-?[\d.]+\s*[a-z]{2}(?![A-Za-z]))?
+    |\\(?:quad|qquad|thinspace|medspace|thickspace|enspace|enskip|negthinspace|negmedspace
+        |negthickspace|displaystyle|textstyle|scriptstyle|scriptscriptstyle|mathstrut|strut
+        |nonumber|notag|relax|text|mbox|mathrm|mathbf|mathit|mathsf|mathtt|mathcal|mathbb
+        |mathfrak|mathscr|boldsymbol|bm|textbf|textit|textrm|textsf|texttt|emph|operatorname
+        )\*?(?![A-Za-z])
+    |\\[,;:!>\s]|\\\\(?:\[[^\]]*\])?|&nbsp;|&\#160;|~|[\s{}]""",
+    re.X,
+)
 # A printable ASCII character in text between tags (not an entity: the slow path reads those).
 _SEEN_RE = _deferred("_SEEN_RE", "(?:^|>)[^<&]*?[!-%'-;=?-~]")
 
 
 def _shows_something(markup: str) -> bool:
     """Tell whether rendered HTML shows a learner anything: an image, or a character that is seen."""
-    if ("\\(" in markup or "\\[" in markup) and "<code" not in markup:
+    if ("\\(" in markup or "\\[" in markup) and "<code" not in markup and "<pre" not in markup:
         # A formula drawn as nothing is nothing (MathJax typesets none in code, which shows it).
-        markup = _BLANK_MATH_RE.sub("", markup)
+        markup = MATH_IN_FIELD_RE.sub(_drawn_formula, markup)
     if _SEEN_RE.search(markup):
         return True  # nearly every card, at once
     if "<img" in markup and any(not _NO_SIZE_RE.search(image) for image in _IMAGE_RE.findall(markup)):
         return True
     text = html.unescape(_ANY_TAG_RE.sub("", markup)) if "<" in markup or "&" in markup else markup
     return any(_seen(c) for c in text)
+
+
+def _drawn_formula(formula: re.Match[str]) -> str:
+    """Keep a formula found in a field that MathJax draws as something; drop one it draws as nothing."""
+    body = formula.group(1) if formula.group(1) is not None else formula.group(2)
+    return formula.group(0) if _UNDRAWN_RE.sub("", body) else ""
 
 
 def _seen(char: str) -> bool:
@@ -1328,8 +1349,12 @@ def _cloze_openers(numbers: list[int]) -> str:
     return ", ".join(f"{{{{c{n}::" for n in numbers)
 
 
-def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> None:
-    """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML."""
+def _check_clozes(source: str, rendered: str, where: Where, report: Report, left_out: bool = False) -> None:
+    """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML.
+
+    With an image `left_out` of the text, a cloze that hides nothing may have held it: its
+    warning says what to do, as for a question that is only such an image.
+    """
     from deckbuild.cloze import numbers
 
     inside = sorted({n for tag in _ANY_TAG_RE.findall(rendered) for n in numbers(tag)})
@@ -1341,8 +1366,10 @@ def _check_clozes(source: str, rendered: str, where: Where, report: Report) -> N
             f"the cloze {shown} is inside an HTML tag (an image's alt, a link's address or title), "
             "where Anki's cloze would break the card; put it in the text",
         )  # fmt: skip
-    elif empty := sorted(
-        {int(m.group(1)) for m in _INNERMOST_RE.finditer(rendered) if _hides_nothing(m.group(2))}
+    elif not left_out and (
+        empty := sorted(
+            {int(m.group(1)) for m in _INNERMOST_RE.finditer(rendered) if _hides_nothing(m.group(2))}
+        )
     ):
         shown = _cloze_openers(empty)
         report.error(
