@@ -223,7 +223,7 @@ def test_a_field_is_refused_exactly_when_its_pattern_finds_a_character(text, nam
         assert not found
 
 
-_TERMINAL = ["a", "\x1b", "\x85", "\x9b", "\u2028", "\u202e", "\u2066", "\ud800"]
+_TERMINAL = ["a", "\x1b", "\x85", "\x9b", "\u2028", "\u202e", "\u2066", "\u200f", "\u061c", "\ud800"]
 
 
 @given(st.text() | st.text(st.sampled_from(_TERMINAL)))
@@ -234,6 +234,6 @@ def test_a_message_holds_no_character_that_moves_the_cursor_breaks_the_line_or_t
 
     from deckbuild.errors import printable
 
-    unshown = "[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    unshown = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
     assert re.search(unshown, printable(text)) is None
     printable(text).encode("utf-8")  # and writable: no lone surrogate is left

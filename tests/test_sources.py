@@ -492,6 +492,20 @@ def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(
     assert not (deck_tree.parent / "out").exists()
 
 
+def test_a_c1_control_in_a_file_name_is_an_error_and_shown_escaped(deck_tree, monkeypatch):
+    # U+009B is a terminal's escape sequence introducer; Anki would keep it in the Source field.
+    monkeypatch.chdir(deck_tree.parent)
+    put(deck_tree, "D/t\x9bm.txt", "Question;Answer;UUID\nQ?;A.;\n")
+    ids = CliRunner().invoke(cli, ["ids", "decks"])
+    assert ids.stdout.splitlines()[0] == "decks/D/t\\x9bm.txt: wrote 1 new id(s), line(s) 2"
+    result = CliRunner().invoke(cli, ["check", "decks"])
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/D/t\\x9bm.txt:2: the file path holds the control character U+009B at character 10, "
+        "which Anki cannot store; rename the file or folder\n1 error(s), 0 warning(s)\n",
+    )
+
+
 def test_a_file_built_alone_hears_of_a_uuid_that_a_misnamed_file_of_its_tree_uses_too(deck_tree, monkeypatch):
     # Read for its ids alone, the misnamed file was left out, and the UUID shipped twice.
     monkeypatch.chdir(deck_tree.parent)

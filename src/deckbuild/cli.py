@@ -337,7 +337,7 @@ def build(
     if quiet:
         return
     for path in result.packages:
-        click.echo(f"wrote {path}")
+        click.echo(printable(f"wrote {path}"))
     counts = result.report.counts
     retired = f", {counts['retired']} retired" if counts.get("retired") else ""
     click.echo(
@@ -363,7 +363,7 @@ def ids(paths: tuple[Path, ...]) -> None:
     written = write_ids(_paths(paths), report)
     for item in written:
         rows = ", ".join(map(str, item.lines))
-        click.echo(f"{item.path}: wrote {len(item.lines)} new id(s), line(s) {rows}")
+        click.echo(printable(f"{item.path}: wrote {len(item.lines)} new id(s), line(s) {rows}"))
     if report.problems:
         raise BuildFailed(report)
     click.echo(f"{sum(len(w.lines) for w in written)} new id(s) written into {len(written)} file(s)")
@@ -389,7 +389,8 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
     else:
         for parsed in collection.cards:
             card = parsed.model
-            click.echo(f"{card.source}\t{card.kind}\t{parsed.id}\t{card.question.splitlines()[0]}")
+            shown = (card.source, card.kind, parsed.id, card.question.splitlines()[0])
+            click.echo("\t".join(map(printable, shown)))
 
 
 @cli.command()
@@ -424,7 +425,7 @@ def preview(paths: tuple[Path, ...], outdir: Path) -> None:
     result = write_preview(_paths(paths), outdir)
     _print_report(result.report)
     for page in result.pages:
-        click.echo(f"wrote {page}")
+        click.echo(printable(f"wrote {page}"))
     click.echo(f"{result.cards} card(s) previewed")
 
 
@@ -479,7 +480,7 @@ def import_(source: Path, outdir: Path) -> None:
         raise
     _print_report(result.report)
     for path in result.files:
-        click.echo(f"wrote {path}")
+        click.echo(printable(f"wrote {path}"))
     click.echo(f"{result.notes} note(s) imported into {len(result.files)} file(s), {result.media} image(s)")
 
 
@@ -543,7 +544,7 @@ def release(
     result = make_release(_paths(paths), outdir, release_version, previous, notes_url)
     _print_report(result.report)
     for path in result.files:
-        click.echo(f"wrote {path}")
+        click.echo(printable(f"wrote {path}"))
     for problem in result.breaking:
         click.echo(f"BREAKING: {problem}", err=True)
     if result.breaking and not allow_breaking:

@@ -17,11 +17,12 @@ _PATTERNS = {
     "UNSAFE_RE": r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f\ud800-\udfff]",
     # In names (decks, tags, paths) no control character belongs at all. Also escaped in messages:
     # a file name must not move the terminal's cursor, and a surrogate cannot be printed.
-    "UNSAFE_NAME_RE": r"[\x00-\x1f\x7f\ud800-\udfff]",
+    "UNSAFE_NAME_RE": r"[\x00-\x1f\x7f-\x9f\ud800-\udfff]",
     # What `printable` escapes besides: C1 controls (a terminal may take \x9b for an escape
     # sequence), line and paragraph separators, and the bidirectional controls that would show
     # a path or a message in another order than it is written.
-    "UNSHOWN_RE": r"[\x00-\x1f\x7f-\x9f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]",
+    "UNSHOWN_RE": r"[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069"
+    r"\ud800-\udfff]",
 }
 # A GUID kept from an Anki deck (a `GUID` column, written by 'deckbuild import'): Anki's own are
 # ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
