@@ -184,9 +184,18 @@ def test_forget_drops_a_retired_card_for_good_and_refuses_a_live_one(tree, tmp_p
     broken = run("forget", REMOVED)
     assert (broken.exit_code, broken.stderr) == (
         1,
-        "error: cannot tell which cards are still in the sources while decks/Deck/broken.txt:2 has an "
-        'error (text after a quoted field\'s closing quote; write a quote inside a quoted field as "", '
-        "or put the whole field in quotes); run 'deckbuild check', fix it, and forget then\n",
+        "error: cannot tell which cards are still in the sources while one has an error "
+        "(decks/Deck/broken.txt:2: text after a quoted field's closing quote; write a quote inside a "
+        "quoted field as \"\", or put the whole field in quotes); run 'deckbuild check', fix it, and "
+        "forget then\n",
+    )
+    # What only rendering finds wrong stops it too.
+    (tree / "Deck" / "broken.txt").write_text(
+        "Question;Answer;UUID\nQ;\\(\\frac{1}{2\\);" + KEPT.replace("1", "2", 1) + "\n", encoding="utf-8"
+    )
+    assert run("forget", REMOVED).stderr.startswith(
+        "error: cannot tell which cards are still in the sources while one has an error "
+        "(decks/Deck/broken.txt:2: "
     )
     (tree / "Deck" / "broken.txt").unlink()
     assert run("forget", REMOVED).stdout == f"forgot {REMOVED}\n"

@@ -659,6 +659,22 @@ def test_a_guid_removed_while_another_differing_only_in_case_stays_is_retired(tm
     assert f"decks/D/a.txt: retired card {upper} (QA)" in result.stderr.splitlines()
 
 
+def test_a_retired_guid_is_forgotten_though_a_uuid_differing_only_in_case_lives_on(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    Path("decks/G").mkdir(parents=True)
+    Path("decks/U").mkdir(parents=True)
+    Path("decks/G/g.txt").write_text(f"Question;Answer;GUID\nQG;AG;{upper}\nQX;AX;xY\n", encoding="utf-8")
+    Path("decks/U/u.txt").write_text(f"Question;Answer;UUID\nQU;AU;{lower}\n", encoding="utf-8")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    Path("decks/G/g.txt").write_text("Question;Answer;GUID\nQX;AX;xY\n", encoding="utf-8")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    live = run("forget", lower.upper().replace("A", "a", 1))  # the live UUID, in another case
+    assert live.stderr.endswith("is still in the sources; remove it there first\n")
+    forgotten = run("forget", upper)
+    assert (forgotten.exit_code, forgotten.stdout) == (0, f"forgot {upper}\n")
+
+
 def test_a_header_naming_both_uuid_and_guid_is_an_error(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("decks/Deck").mkdir(parents=True)

@@ -1861,16 +1861,20 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
         recover([root])  # a killed build's lock first, or this change would be undone by it
         lock = Lock.load(root / LOCK_NAME)
         sources = collect([root])
+        render_all(sources, {})  # what only rendering finds wrong is wrong all the same
         if errors := sources.report.errors:
             # A card of a file that cannot be read in full may be one of these: still live.
             raise DeckbuildError(
-                f"cannot tell which cards are still in the sources while {errors[0].path}:{errors[0].line} "
-                f"has an error ({errors[0].message}); run 'deckbuild check', fix it, and forget then"
+                f"cannot tell which cards are still in the sources while one has an error ({errors[0]}); "
+                "run 'deckbuild check', fix it, and forget then"
             )
+        present = {p.id for p in sources.cards}
         current = {key for p in sources.cards for key in _id_keys(p.id, p.anki)}
         problems = []
         for guid in guids:
-            if not current.isdisjoint(_id_keys(guid)):
+            # A card of the sources keeps the spelling its lock entry has; one in another case is
+            # that card only when the lock has no entry of this spelling (a UUID given in another case).
+            if guid in present or (guid not in lock.notes and not current.isdisjoint(_id_keys(guid))):
                 problems.append(f"card {guid} is still in the sources; remove it there first")
             elif guid not in lock.notes:
                 problems.append(f"card {guid} is not in {display_path(lock.path)}")
