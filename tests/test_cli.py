@@ -480,6 +480,9 @@ def test_paths_given_together_make_the_same_packages_in_any_order(run, deck_tree
         ("sub",),  # a link from outside the tree to one of its folders, read along the link alone
         ("sub/a.txt",),
         ("alias",),
+        ("sub/../B",),  # up from where the link leads: decks/B
+        ("file.txt",),  # a link to a file of the tree
+        ("outside/file.txt", "decks/B"),
     ],
 )
 def test_a_path_through_a_link_builds_the_tree_it_leads_into(run, deck_tree, paths):
@@ -490,7 +493,15 @@ def test_a_path_through_a_link_builds_the_tree_it_leads_into(run, deck_tree, pat
     assert run("build", "decks", "-o", "first").exit_code == 0
     os.symlink("decks", deck_tree.parent / "alias")
     os.symlink("decks/A", deck_tree.parent / "sub")
-    direct = [p.replace("alias", "decks").replace("sub", "decks/A") for p in paths]
+    os.symlink("decks/A/a.txt", deck_tree.parent / "file.txt")
+    (deck_tree.parent / "outside").mkdir()
+    os.symlink("../decks/A/a.txt", deck_tree.parent / "outside" / "file.txt")
+    (deck_tree.parent / "B").mkdir()  # where `sub/../B` would lead if `..` were taken off as text
+    renamed = {"alias": "decks", "sub/../B": "decks/B", "sub": "decks/A", "outside/file.txt": "decks/A/a.txt"}
+    direct = [renamed.get(p, "decks/A/a.txt" if p == "file.txt" else p) for p in paths]
+    direct = [
+        p if p in renamed.values() else p.replace("alias", "decks").replace("sub", "decks/A") for p in direct
+    ]
     expected = run("build", *direct, "-o", "direct")
     result = run("build", *paths, "-o", "out")
     assert (result.exit_code, result.stderr) == (expected.exit_code, expected.stderr) == (0, "")
@@ -500,6 +511,21 @@ def test_a_path_through_a_link_builds_the_tree_it_leads_into(run, deck_tree, pat
     assert sorted(str(p.relative_to(deck_tree)) for p in deck_tree.rglob("deckbuild.lock")) == [
         "deckbuild.lock"
     ]
+
+
+@pytest.mark.parametrize("command", ["build", "preview"])
+def test_an_output_folder_reached_up_from_a_link_into_the_tree_is_refused(run, deck_tree, command):
+    # `sub/../out` is decks/out, where `sub` leads into decks/A: taken off as text, it was ./out.
+    put(deck_tree, "A/a.txt", f"Question;Answer;UUID\nQ1;A1;{U1}\n")
+    assert run("build", "decks", "-o", "first").exit_code == 0
+    os.symlink("decks/A", deck_tree.parent / "sub")
+    result = run(command, "decks", "-o", "sub/../out")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: the output folder sub/../out is inside the deck tree decks, where every file is read as a "
+        "source; build into a folder outside it (-o ../dist)\n",
+    )
+    assert not (deck_tree / "out").exists()
 
 
 def test_a_lock_inside_a_deck_tree_is_refused_rather_than_giving_its_cards_other_ids(run, deck_tree):

@@ -252,14 +252,19 @@ def canonical(paths: Iterable[Path]) -> list[Path]:
     """
     found: list[tuple[Path, Path]] = []
     for given in paths:
-        path = Path(os.path.abspath(given))
+        # A `..` goes up from where the links before it lead, as the system takes it.
+        path = (
+            _real(Path(os.path.join(os.getcwd(), given)))
+            if ".." in Path(given).parts
+            else Path(os.path.abspath(given))
+        )
         root = find_root(path)
-        if (
-            not (root / LOCK_NAME).is_file()
-            and (real := _real(path)) != path
-            and ((real_root := find_root(real)) / LOCK_NAME).is_file()
-        ):
-            path, root = real, real_root
+        if not (root / LOCK_NAME).is_file():
+            # A link to a folder on the way, or the path a link to a file: the tree it leads into.
+            for real in (_real(path), Path(os.path.realpath(path))):
+                if real != path and ((real_root := find_root(real)) / LOCK_NAME).is_file():
+                    path, root = real, real_root
+                    break
         found.append((path, root))
     spellings: dict[Path, Path] = {}
     for _, root in found:
@@ -277,7 +282,7 @@ def _real(path: Path) -> Path:
 
 def check_outdir(outdir: Path, roots: Iterable[Path]) -> None:
     """Refuse an output folder a deck tree would read: its packages would be taken for sources."""
-    where = Path(os.path.abspath(outdir)).resolve()
+    where = Path(os.path.realpath(outdir))  # a `..` after a link goes up from where it leads
     for root in roots:
         top = root.resolve()
         if where.is_relative_to(top) and not any(p.startswith(".") for p in where.relative_to(top).parts):
