@@ -5,9 +5,10 @@
 For each size it writes a synthetic deck shaped like the seeds (LaTeX, `<br>` lists, code
 spans), then times, as separate processes: the floor, the plainest genanki script a user would
 compare with (benchmarks/floor.py: a Basic note type with Front and Back, the same rows with
-fields as they are, fixed GUIDs, `write_to_file`); deckbuild cold (empty cache); deckbuild after
-editing one card; deckbuild with nothing changed. It prints medians, ratios to the floor, each
-process's peak memory, and time per card across sizes.
+fields as they are, fixed GUIDs, `write_to_file`); the same script on deckbuild's own note type
+(`floor-own`, the floor this bench once had, shown for comparison); deckbuild cold (empty
+cache); deckbuild after editing one card; deckbuild with nothing changed. It prints medians,
+ratios to the plain floor, each process's peak memory, and time per card across sizes.
 """
 
 from __future__ import annotations
@@ -77,12 +78,14 @@ def measure(size: int, repeat: int) -> dict[str, tuple[float, float]]:
         env.pop("PYTHONDONTWRITEBYTECODE", None)
         build = [PYTHON, "-m", "deckbuild", "build", "decks", "-o", "dist"]
         floor = [PYTHON, str(HERE / "floor.py"), str(root / "floor.apkg"), *map(str, files)]
+        own = [*floor, "--deckbuild-notetype"]
         results: dict[str, list[tuple[float, float]]] = {
-            k: [] for k in ("floor", "cold", "edit", "unchanged")
+            k: [] for k in ("floor", "floor-own", "cold", "edit", "unchanged")
         }
         run(build, env, root)  # writes the lock, so that every run below starts from the same state
         for n in range(repeat):
             results["floor"].append(run(floor, env, root))
+            results["floor-own"].append(run(own, env, root))
             shutil.rmtree(cache, ignore_errors=True)
             shutil.rmtree(root / "dist", ignore_errors=True)
             results["cold"].append(run(build, env, root))
