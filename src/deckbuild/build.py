@@ -313,7 +313,11 @@ def collect(
         _by_content(found, locks)
     cards: list[Parsed] = []
     # Where each id is: a card of this build, or a place elsewhere in its tree (`path:line`).
-    seen: dict[str, Parsed | str] = dict(rest.where())
+    # GUID-column ids among the others: a UUID may then share its spelling with one of them.
+    mixed = any(p.anki for p in found if type(p) is Parsed) or any(
+        raw.data.get("anki_guid") for _, raws, _ in rest.read for raw in raws
+    )
+    seen = rest.where(mixed)
     for parsed in found:
         if not isinstance(parsed, Parsed):
             assert isinstance(parsed, tuple)
@@ -321,8 +325,7 @@ def collect(
             report.error(source.display, line, why)
             report.count("skipped")
             continue
-        keys = _id_keys(parsed.id, parsed.anki)
-        other = next((seen[key] for key in keys if key in seen), None)
+        other = seen.find(parsed.id, parsed.anki)
         if other is not None:
             report.error(
                 parsed.source.display,
@@ -332,7 +335,7 @@ def collect(
             )
             report.count("skipped")
             continue
-        seen.update(dict.fromkeys(keys, parsed))
+        seen.add(parsed.id, parsed.anki, parsed)
         cards.append(parsed)
     if leftovers is not None:
         leftovers.append((read, known, pending, found, files, rest))
@@ -352,11 +355,13 @@ class _Rest:
     # What taking their ids finds wrong there: not this build's to report.
     report: Report = field(default_factory=Report)
 
-    def where(self) -> dict[str, str]:
-        """Where each id of these files is: `path:line`."""
-        return {
-            key: f"{s.display}:{r.line}" for s, raws, _ in self.read for r in raws for key in _raw_keys(r)
-        }
+    def where(self, mixed: bool = True) -> _Seen:
+        """Where each id of these files is: `path:line` (see `_Seen` for `mixed`)."""
+        seen = _Seen(mixed)
+        for source, raws, _ in self.read:
+            for raw in raws:
+                seen.add(str(raw.data["id"]), bool(raw.data.get("anki_guid")), f"{source.display}:{raw.line}")
+        return seen
 
     def ids(self) -> dict[Path, set[str] | str]:
         """Each deck root's ids found here; for a root with a file that failed, where it did."""
@@ -439,6 +444,35 @@ def _id_keys(guid: str, anki: bool = False) -> tuple[str, ...]:
     column are two notes, as in Anki. (NUL, in no id, keeps the two kinds of name apart.)
     """
     return (guid, "\0" + guid.lower()) if len(guid) == 36 and not anki else (guid,)
+
+
+class _Seen:
+    """Where each id is (a card, or `path:line`), found by its names as `_id_keys` gives them.
+
+    Two tables rather than a tuple of names per card: ten thousand cards are looked up at once.
+    Unless GUID-column ids are `mixed` in, a UUID is found by its lower case alone.
+    """
+
+    __slots__ = ("exact", "folded", "mixed")
+
+    def __init__(self, mixed: bool = True) -> None:
+        self.exact: dict[str, Parsed | str] = {}
+        self.folded: dict[str, Parsed | str] = {}  # UUIDs alone, by their lower case
+        self.mixed = mixed
+
+    def find(self, guid: str, anki: bool) -> Parsed | str | None:
+        """Return where an id that shares a name with this one is, or None."""
+        if len(guid) == 36 and not anki:
+            other = self.folded.get(guid.lower())
+            return other if other is not None or not self.mixed else self.exact.get(guid)
+        return self.exact.get(guid)
+
+    def add(self, guid: str, anki: bool, where: Parsed | str) -> None:
+        if len(guid) == 36 and not anki:
+            self.folded.setdefault(guid.lower(), where)
+            if not self.mixed:
+                return
+        self.exact.setdefault(guid, where)
 
 
 def _raw_keys(raw: RawCard) -> tuple[str, ...]:
