@@ -73,7 +73,7 @@ def test_mutated_seeds_give_cards_or_our_own_errors_never_a_crash(text):
         try:
             collection = collect([path.parent.parent])
             for parsed in collection.cards:
-                render_card(parsed, collection.report, {})
+                render_card(parsed.source, parsed.line, parsed.model, collection.report, {})
         except DeckbuildError:
             pass
 

@@ -587,6 +587,20 @@ def test_guids_differing_only_in_case_are_two_notes_in_anki(tmp_path, collection
     assert run("build", "decks", "-o", "dist", "--frozen").exit_code == 0
 
 
+# A GUID (or UUID) of a UUID's length, in two cases.
+UPPER, LOWER = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+
+
+def _deck_of(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, **files: str) -> Path:
+    """Make decks/D below `tmp_path`, the working folder, holding these files (`a="…"` is a.txt)."""
+    monkeypatch.chdir(tmp_path)
+    deck = Path("decks/D")
+    deck.mkdir(parents=True)
+    for name, text in files.items():
+        (deck / f"{name}.txt").write_text(text, encoding="utf-8")
+    return deck
+
+
 @pytest.mark.anki
 def test_guids_of_a_uuid_s_length_differing_only_in_case_are_two_notes(tmp_path, collection, monkeypatch):
     # A deck another tool built with UUIDs for GUIDs: Anki tells them apart by case, and so does
@@ -615,11 +629,8 @@ def test_guids_of_a_uuid_s_length_differing_only_in_case_are_two_notes(tmp_path,
 def test_a_uuid_never_takes_the_spelling_of_a_guid_column_s_card(tmp_path, collection, monkeypatch, lock):
     # The UUID `aaaa…` took the spelling `AAAA…` of another card's GUID, from the lock or the
     # package: the two shipped as one note, and the studied one was overwritten.
-    monkeypatch.chdir(tmp_path)
-    deck = Path("decks/D")
-    deck.mkdir(parents=True)
-    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
-    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{upper}\n", encoding="utf-8")
+    upper, lower = UPPER, LOWER
+    deck = _deck_of(tmp_path, monkeypatch, a=f"Question;Answer;GUID\nQA;AA;{upper}\n")
     assert run("build", "decks", "-o", "dist").exit_code == 0
     assert import_package(collection, tmp_path / "dist/D.apkg").new == 1
     (deck / "b.txt").write_text(f"Question;Answer;UUID\nQB;AB;{lower}\n", encoding="utf-8")
@@ -633,12 +644,12 @@ def test_a_uuid_never_takes_the_spelling_of_a_guid_column_s_card(tmp_path, colle
 
 
 def test_a_uuid_and_a_guid_differing_only_in_case_are_two_cards(tmp_path, monkeypatch):
-    monkeypatch.chdir(tmp_path)
-    deck = Path("decks/D")
-    deck.mkdir(parents=True)
-    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
-    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{lower}\n", encoding="utf-8")
-    (deck / "b.txt").write_text(f"Question;Answer;UUID\nQB;AB;{upper}\n", encoding="utf-8")
+    _deck_of(
+        tmp_path,
+        monkeypatch,
+        a=f"Question;Answer;GUID\nQA;AA;{LOWER}\n",
+        b=f"Question;Answer;UUID\nQB;AB;{UPPER}\n",
+    )
     result = run("build", "decks", "-o", "dist")
     assert (result.exit_code, result.stderr) == (0, "")
     assert "2 card(s) read, 2 packaged" in result.stdout
@@ -646,12 +657,13 @@ def test_a_uuid_and_a_guid_differing_only_in_case_are_two_cards(tmp_path, monkey
 
 def test_a_guid_removed_while_another_differing_only_in_case_stays_is_retired(tmp_path, monkeypatch):
     # Built alone, the file that lost it took the other file's `aaaa…` for the card moved there.
-    monkeypatch.chdir(tmp_path)
-    deck = Path("decks/D")
-    deck.mkdir(parents=True)
-    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
-    (deck / "a.txt").write_text(f"Question;Answer;GUID\nQA;AA;{upper}\nQX;AX;xY\n", encoding="utf-8")
-    (deck / "b.txt").write_text(f"Question;Answer;GUID\nQB;AB;{lower}\n", encoding="utf-8")
+    upper = UPPER
+    deck = _deck_of(
+        tmp_path,
+        monkeypatch,
+        a=f"Question;Answer;GUID\nQA;AA;{upper}\nQX;AX;xY\n",
+        b=f"Question;Answer;GUID\nQB;AB;{LOWER}\n",
+    )
     assert run("build", "decks", "-o", "dist").exit_code == 0
     (deck / "a.txt").write_text("Question;Answer;GUID\nQX;AX;xY\n", encoding="utf-8")
     result = run("build", "decks/D/a.txt", "-o", "dist")
@@ -661,7 +673,7 @@ def test_a_guid_removed_while_another_differing_only_in_case_stays_is_retired(tm
 
 def test_a_retired_guid_is_forgotten_though_a_uuid_differing_only_in_case_lives_on(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
-    upper, lower = "AAAAAAAA-AAAA-4AAA-8AAA-AAAAAAAAAAAA", "aaaaaaaa-aaaa-4aaa-8aaa-aaaaaaaaaaaa"
+    upper, lower = UPPER, LOWER
     Path("decks/G").mkdir(parents=True)
     Path("decks/U").mkdir(parents=True)
     Path("decks/G/g.txt").write_text(f"Question;Answer;GUID\nQG;AG;{upper}\nQX;AX;xY\n", encoding="utf-8")

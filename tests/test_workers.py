@@ -11,6 +11,7 @@ import sys
 import time
 from collections import deque
 from pathlib import Path
+from types import ModuleType
 
 import pytest
 
@@ -581,8 +582,8 @@ def test_a_helper_warming_up_is_told_that_only_a_few_cards_will_come(tmp_path):
         assert [r for r, _ in helpers.call(square_with_pid, [5])] == [25]
 
 
-def test_a_helper_told_that_a_few_cards_will_come_warms_up_what_any_card_needs_and_stops(monkeypatch):
-    # Markdown's import (15-25 ms) came before a rebuild's edited card, which seldom needs it.
+def _warming_steps(monkeypatch: pytest.MonkeyPatch) -> tuple[ModuleType, list[str]]:
+    """Have each step of a helper's warming up say its name in the list returned, and do nothing."""
     from deckbuild import build as build_module
 
     steps: list[str] = []
@@ -591,6 +592,12 @@ def test_a_helper_told_that_a_few_cards_will_come_warms_up_what_any_card_needs_a
         monkeypatch.setattr(build_module, name, lambda name=name: steps.append(name))
     monkeypatch.setattr(workers, "_early", deque())
     monkeypatch.setattr(workers, "_few", False)
+    return build_module, steps
+
+
+def test_a_helper_told_that_a_few_cards_will_come_warms_up_what_any_card_needs_and_stops(monkeypatch):
+    # Markdown's import (15-25 ms) came before a rebuild's edited card, which seldom needs it.
+    build_module, steps = _warming_steps(monkeypatch)
     read, write = os.pipe()
     try:
         monkeypatch.setattr(workers, "_calls", read)
@@ -963,14 +970,7 @@ def test_a_helper_warming_up_skips_its_sample_card_when_work_has_come_already(mo
 def test_a_helper_asked_for_its_twin_stops_warming_before_markdown(monkeypatch):
     # A first build asks for the twin ahead of its many cards: the twin is forked at once, not
     # after Markdown's import (15-25 ms), which each of the two makes when a card needs it.
-    from deckbuild import build as build_module
-
-    steps: list[str] = []
-    monkeypatch.setattr(build_module, "_validate_row", lambda *args: steps.append("validate"))
-    for name in ("_rendering", "_rendering_markdown", "_practice"):
-        monkeypatch.setattr(build_module, name, lambda name=name: steps.append(name))
-    monkeypatch.setattr(workers, "_early", deque())
-    monkeypatch.setattr(workers, "_few", False)
+    build_module, steps = _warming_steps(monkeypatch)
     assert not workers.twin_asked()  # outside a helper, nobody asks
     read, write = os.pipe()
     try:

@@ -970,22 +970,6 @@ def _whole_hash(fields: Sequence[str], tags: Sequence[str]) -> str:
 
 
 def render_card(
-    parsed: Parsed,
-    report: Report,
-    media: dict[str, Path],
-    missing: list[Path] | None = None,
-    folder: Path | None = None,
-    linked: list[tuple[Path, Path]] | None = None,
-) -> list[str]:
-    """Render a card's note fields; images it shows are added to `media`, those not found to `missing`.
-
-    `folder` is the one its source file is in, when the caller knows it already; images shown
-    through a link or a `..` go to `linked` too, as named and as found.
-    """
-    return _fields(parsed.source, parsed.line, parsed.model, report, media, missing, folder, linked)
-
-
-def _fields(
     source: SourceFile,
     line: int,
     card: CardBase,
@@ -995,7 +979,11 @@ def _fields(
     folder: Path | None = None,
     linked: list[tuple[Path, Path]] | None = None,
 ) -> list[str]:
-    """Render the note fields of a card read at `line` of `source` (see `render_card`)."""
+    """Render the note fields of a card read at `line` of `source`; images it shows go to `media`.
+
+    Those not found go to `missing`. `folder` is the one its source file is in, when the caller
+    knows it already; images shown through a link or a `..` go to `linked` too, as named and as found.
+    """
     render = _rendering()
     where = render.Where(
         source.display,
@@ -1023,7 +1011,7 @@ def _rendered(
     media: dict[str, Path] = {}
     missing: list[Path] = []
     linked: list[tuple[Path, Path]] = []
-    fields = _fields(source, line, card, report, media, missing, folder, linked)
+    fields = render_card(source, line, card, report, media, missing, folder, linked)
     if fault := field_fault(fields, NOTE_TYPES[notetype].fields):
         # Valid source text can still render to one, through an HTML entity such as &#31;.
         report.error(
