@@ -643,6 +643,24 @@ def test_a_uuid_never_takes_the_spelling_of_a_guid_column_s_card(tmp_path, colle
     assert (notes[upper]["Front"], notes[lower]["Front"]) == ("<p>QA</p>", "<p>QB</p>")
 
 
+@pytest.mark.anki
+def test_a_uuid_added_as_a_guid_of_its_letters_is_deleted_is_a_note_of_its_own(
+    tmp_path, collection, monkeypatch
+):
+    # In one edit: the GUID-column card `AAAA…` deleted, a UUID `aaaa…` added. No card holds the
+    # GUID's spelling any more, yet it is not the UUID's earlier spelling: its file keeps GUIDs.
+    deck = _deck_of(tmp_path, monkeypatch, g=f"Question;Answer;GUID\nQG;AG;{UPPER}\nQX;AX;xY\n")
+    assert run("build", "decks", "-o", "dist").exit_code == 0
+    assert import_package(collection, tmp_path / "dist/D.apkg").new == 2
+    (deck / "g.txt").write_text("Question;Answer;GUID\nQX;AX;xY\n", encoding="utf-8")
+    (deck / "u.txt").write_text(f"Question;Answer;UUID\nQU;AU;{LOWER}\n", encoding="utf-8")
+    result = run("build", "decks", "-o", "dist")
+    assert (result.exit_code, result.stderr) == (0, f"decks/D/g.txt: retired card {UPPER} (QG)\n")
+    assert import_package(collection, tmp_path / "dist/D.apkg").new == 1
+    notes = notes_by_guid(collection)
+    assert (notes[UPPER]["Front"], notes[LOWER]["Front"]) == ("<p>QG</p>", "<p>QU</p>")
+
+
 def test_a_uuid_and_a_guid_differing_only_in_case_are_two_cards(tmp_path, monkeypatch):
     _deck_of(
         tmp_path,

@@ -224,9 +224,22 @@ def collect(
     # Every id as written: a UUID in another case takes no spelling that another card holds.
     present = {str(raw.data["id"]) for _, raws, _ in everything for raw in raws if "id" in raw.data}
     present.update(parsed.id for taken in known for parsed in taken)  # the rows the memo took
+    # Per deck root, the files that keep GUIDs from Anki (by their origin, as the lock names it).
+    anki_files: dict[Path, set[str]] = {}
+    for source, raws, _ in everything:
+        if any(raw.data.get("anki_guid") for raw in raws):
+            anki_files.setdefault(source.root, set()).add(source.origin)
+    for (source, _, _), taken in zip(read, known, strict=True):  # the rows the memo took
+        if any(parsed.anki for parsed in taken):
+            anki_files.setdefault(source.root, set()).add(source.origin)
     rematched = {
         source.path: ids.assign(
-            source, raws, locks[source.root], rest.report if source.path in aside else report, present
+            source,
+            raws,
+            locks[source.root],
+            rest.report if source.path in aside else report,
+            present,
+            anki_files.get(source.root, set()),
         )
         for source, raws, _ in everything
     }

@@ -51,13 +51,20 @@ def _needs_ids(card: CardBase) -> bool:
 
 
 def keep_case(
-    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, present: Collection[str] = ()
+    source: SourceFile,
+    raws: list[RawCard],
+    lock: Lock,
+    report: Report,
+    present: Collection[str] = (),
+    kept_from_anki: Collection[str] = (),
 ) -> None:
     """Keep the spelling learners have of a UUID whose case alone changed in the source.
 
     Anki's GUIDs are case-sensitive: another spelling would be a new note beside the studied one.
     A spelling an id of the sources holds as it is (`present`) is another card's, never taken:
-    a GUID column's `AAAA…` is another note than a UUID `aaaa…`, as in Anki.
+    a GUID column's `AAAA…` is another note than a UUID `aaaa…`, as in Anki. Nor is one whose
+    lock entry came from a file of the tree that keeps GUIDs from Anki (`kept_from_anki`, by
+    origin): a card deleted from there is not this UUID's earlier spelling.
     """
     notes = lock.notes
     for raw in raws:
@@ -65,7 +72,9 @@ def keep_case(
         if not isinstance(guid, str) or guid in notes or raw.data.get("anki_guid"):
             continue  # a GUID kept from Anki is case-sensitive: another case is another note
         spellings = lock.spellings().get(guid.lower(), ())
-        known = next((spelled for spelled in spellings if spelled not in present), None)
+        known = next(
+            (s for s in spellings if s not in present and notes[s].origin not in kept_from_anki), None
+        )
         if known is not None:
             report.warn(source.display, raw.line, case_kept(guid, known))
             raw.data["id"] = known
@@ -80,14 +89,19 @@ def case_kept(guid: str, known: str) -> str:
 
 
 def assign(
-    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, present: Collection[str] = ()
+    source: SourceFile,
+    raws: list[RawCard],
+    lock: Lock,
+    report: Report,
+    present: Collection[str] = (),
+    kept_from_anki: Collection[str] = (),
 ) -> int:
     """Give the raw cards without an id the one their file's cards had before; return how many re-matched.
 
     The cards still without one are settled by `settle`, once every file has taken its own.
-    `present` holds every id the sources hold, as written (see `keep_case`).
+    `present` and `kept_from_anki` are for `keep_case`.
     """
-    keep_case(source, raws, lock, report, present)
+    keep_case(source, raws, lock, report, present, kept_from_anki)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
         return 0
