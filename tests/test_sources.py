@@ -492,6 +492,35 @@ def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(
     assert not (deck_tree.parent / "out").exists()
 
 
+def test_two_decks_whose_packages_would_take_one_name_are_refused(deck_tree, monkeypatch):
+    # `A+B` and `A_B` were packaged together as A_B.apkg; `X/Y` built alone replaced X-Y.apkg.
+    monkeypatch.chdir(deck_tree.parent)
+    for n, folder in enumerate(["A+B", "A_B", "X/Y", "X-Y"]):
+        put(
+            deck_tree,
+            f"{folder}/f.txt",
+            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
+        )
+    whole = CliRunner().invoke(cli, ["build", "decks", "-o", "out"])
+    assert (whole.exit_code, whole.stderr) == (
+        1,
+        "decks/A+B/f.txt:1: its package A_B.apkg is also the package of deck A_B, which it would replace; "
+        "rename a folder so that the two differ\n"
+        "decks/A_B/f.txt:1: its package A_B.apkg is also the package of deck A+B; rename a folder so that "
+        "the two differ\n2 error(s), 0 warning(s)\n",
+    )
+    shutil.rmtree(deck_tree / "A+B")
+    assert CliRunner().invoke(cli, ["build", "decks", "-o", "out"]).exit_code == 0
+    part = CliRunner().invoke(cli, ["build", "decks/X/Y", "-o", "out"])
+    assert (part.exit_code, part.stderr) == (
+        1,
+        "decks/X/Y/f.txt:1: its package X-Y.apkg is also the package of deck X-Y, which it would replace; "
+        "rename a folder so that the two differ\n1 error(s), 0 warning(s)\n",
+    )
+    with zipfile.ZipFile(deck_tree.parent / "out" / "X-Y.apkg") as z:
+        assert b"Q3?" in z.read("collection.anki2"), "the whole deck's package stands"
+
+
 def test_a_c1_control_in_a_file_name_is_an_error_and_shown_escaped(deck_tree, monkeypatch):
     # U+009B is a terminal's escape sequence introducer; Anki would keep it in the Source field.
     monkeypatch.chdir(deck_tree.parent)

@@ -389,7 +389,43 @@ def discover(paths: Iterable[Path], report: Report, misnamed: bool = False) -> l
             )
     sources = [found[p] for p in sorted(found)]
     _check_deck_names(sources, report)
+    _check_package_names(sources, report)
     return [source for source in sources if misnamed or _tag_named(source, report)]
+
+
+def _check_package_names(sources: list[SourceFile], report: Report) -> None:
+    """Refuse two decks whose packages would take one file name: one would replace the other.
+
+    A package's name keeps only letters, digits, `.`, `-` and blanks of its deck's name, so
+    `A+B` and `A_B`, or the subfolder `X/Y` built alone and the top-level folder `X-Y`, could meet.
+    """
+    taken: dict[str, tuple[str, str]] = {}  # package name: the deck it holds, and the file built alone
+    tops: dict[Path, dict[str, str]] = {}  # per deck root: the package name of each top-level deck
+    for source in sources:
+        own = (source.package_deck, source.path.name if source.alone else "")
+        other = taken.setdefault(source.package.casefold(), own)
+        if other[0] != own[0]:
+            why = f"the package of deck {other[0]}"
+        else:
+            if source.root not in tops:
+                tops[source.root] = {package_slug(deck).casefold(): deck for deck in _top_decks(source.root)}
+            deck = tops[source.root].get(source.package.casefold())
+            if deck is None or deck == source.package_deck:
+                continue
+            why = f"the package of deck {deck}, which it would replace"
+        report.error(
+            source.display, 1,
+            f"its package {source.package}.apkg is also {why}; rename a folder so that the two differ",
+        )  # fmt: skip
+
+
+def _top_decks(root: Path) -> list[str]:
+    """Return the decks of a tree that each make a package of their own: its top-level folders."""
+    try:
+        names = sorted(os.listdir(root))
+    except OSError:
+        return []
+    return [name for name in names if not name.startswith(".") and (root / name).is_dir()]
 
 
 def _tag_named(source: SourceFile, report: Report) -> bool:
