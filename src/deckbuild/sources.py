@@ -403,13 +403,14 @@ def _check_package_names(sources: list[SourceFile], report: Report) -> None:
     tops: dict[Path, dict[str, str]] = {}  # per deck root: the package name of each top-level deck
     for source in sources:
         own = (source.package_deck, source.path.name if source.alone else "")
-        other = taken.setdefault(source.package.casefold(), own)
+        # (Names differing in case alone are decks Anki takes for one: told by _check_deck_names.)
+        other = taken.setdefault(source.package, own)
         if other[0] != own[0]:
             why = f"the package of deck {other[0]}"
         else:
             if source.root not in tops:
-                tops[source.root] = {package_slug(deck).casefold(): deck for deck in _top_decks(source.root)}
-            deck = tops[source.root].get(source.package.casefold())
+                tops[source.root] = {package_slug(deck): deck for deck in _top_decks(source.root)}
+            deck = tops[source.root].get(source.package)
             if deck is None or deck == source.package_deck:
                 continue
             why = f"the package of deck {deck}, which it would replace"
