@@ -20,7 +20,7 @@ from hypothesis import given
 from hypothesis import strategies as st
 
 from ankihelp import import_package, notes_by_guid
-from conftest import put
+from conftest import put, seed
 from deckbuild.cli import cli
 from deckbuild.errors import Report
 from deckbuild.render import Where, render_text
@@ -125,15 +125,15 @@ def test_only_regular_files_are_read_and_each_skipped_one_is_named(deck_tree, tm
         os.symlink(tmp_path, deck / "folder-link")
         outside = put(tmp_path, "outside.txt", ROW.replace("Q;A", "Secret;S"))
         os.symlink(outside, deck / "outside.txt")
-        os.symlink("cards.txt", deck / "inside.txt")  # a link within the tree is read (twice: a duplicate)
+        os.symlink("cards.txt", deck / "inside.txt")  # a link within the tree: its target is read where it is
         result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
-    assert result.returncode == 1
+    assert result.returncode == 0
     assert result.stderr == (
         "decks/Deck/fifo.txt: warning: not a regular file (a FIFO), skipped; move it out of the deck folder\n"
         "decks/Deck/folder-link: warning: a link to a folder, skipped (links to folders are not "
         "followed); move the folder in\n"
-        "decks/Deck/inside.txt:2: UUID 11111111-1111-4111-8111-111111111111 is used twice: here and at "
-        "decks/Deck/cards.txt:2; give one of the cards a new UUID\n"
+        "decks/Deck/inside.txt: warning: a link to a file of the deck tree (decks/Deck/cards.txt), skipped "
+        "(links are not followed; its cards are read where it is); move the file here instead\n"
         f"decks/Deck/outside.txt: warning: a link to a file outside the deck tree ({outside}), skipped; "
         "copy the file into the deck folder\n"
         "decks/Deck/socket.txt: warning: not a regular file (a socket), skipped; "
@@ -142,7 +142,7 @@ def test_only_regular_files_are_read_and_each_skipped_one_is_named(deck_tree, tm
         "move it out of the deck folder\n"
         "decks/Deck/zero.txt: warning: not a regular file (a character device), skipped; "
         "move it out of the deck folder\n"
-        "1 error(s), 6 warning(s)\n"
+        "0 error(s), 7 warning(s)\n"
     )
     os.unlink(deck / "inside.txt")
     result = _cli("build", "decks", "-o", "dist", cwd=deck_tree.parent)
@@ -490,6 +490,37 @@ def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(
         "3 error(s), 0 warning(s)\n",
     )
     assert not (deck_tree.parent / "out").exists()
+
+
+def test_a_link_to_a_page_of_the_tree_gives_its_cards_once(deck_tree, monkeypatch):
+    # A page has no UUIDs: read through a link too, its cards came twice under other ids.
+    monkeypatch.chdir(deck_tree.parent)
+    put(deck_tree, "Q/page.txt", seed("003"))
+    (deck_tree / "B").mkdir()
+    os.symlink("../Q/page.txt", deck_tree / "B" / "page.txt")
+    result = CliRunner().invoke(cli, ["build", "decks", "-o", "out"])
+    assert result.exit_code == 0
+    assert (
+        "decks/B/page.txt: warning: a link to a file of the deck tree (decks/Q/page.txt), skipped (links "
+        "are not followed; its cards are read where it is); move the file here instead"
+    ) in result.stderr.splitlines()
+    assert not (deck_tree.parent / "out" / "B.apkg").exists()
+
+
+@pytest.mark.parametrize("name", [".hidden.txt", "README.md", ".hid/a.txt", "linked.txt"])
+def test_a_file_named_on_its_own_is_read_only_as_a_build_of_its_tree_reads_it(deck_tree, tmp_path, name):
+    # Its cards entered the lock, and the next whole build said they were gone.
+    put(deck_tree, "A/a.txt", ROW)
+    outside = put(tmp_path, "outside.txt", ROW.replace("11111111-1111-4111-8111", "22222222-2222-4222-8222"))
+    if name == "linked.txt":
+        os.symlink(outside, deck_tree / "A" / name)
+    else:
+        put(deck_tree, f"A/{name}", ROW.replace("11111111-1111-4111-8111", "22222222-2222-4222-8222"))
+    put(deck_tree, LOCK_NAME, '{"deckbuild_lock": 1, "notetypes": {}, "notes": {}}\n')
+    result = _cli("build", f"decks/A/{name}", "-o", "out", cwd=deck_tree.parent)
+    assert result.returncode == 1
+    assert result.stderr.startswith(f"decks/A/{name}: ")
+    assert "22222222" not in (deck_tree / LOCK_NAME).read_text(encoding="utf-8")
 
 
 def test_two_decks_whose_packages_would_take_one_name_are_refused(deck_tree, monkeypatch):

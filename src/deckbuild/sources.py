@@ -221,6 +221,12 @@ def skip_reason(path: Path, root: Path) -> str | None:
                 f"a link to a file outside the deck tree ({target.as_posix()}), skipped; "
                 "copy the file into the deck folder"
             )
+        # Its cards are the file's own, read where it is: here they would come a second time
+        # (under other ids, on a page).
+        return (
+            f"a link to a file of the deck tree ({display_path(target)}), skipped (links are not "
+            "followed; its cards are read where it is); move the file here instead"
+        )
     return None
 
 
@@ -380,6 +386,10 @@ def discover(paths: Iterable[Path], report: Report, misnamed: bool = False) -> l
                     0,
                     "no deck sources in this folder; add a Question;Answer;UUID file or a quiz page",
                 )
+        elif (why := _unread(path, root)) is not None:
+            # Named on its own, a file is read only as a build of its tree would read it.
+            report.error(display_path(path), 0, why)
+            files = []
         else:
             files = [path]
         for file in files:
@@ -391,6 +401,20 @@ def discover(paths: Iterable[Path], report: Report, misnamed: bool = False) -> l
     _check_deck_names(sources, report)
     _check_package_names(sources, report)
     return [source for source in sources if misnamed or _tag_named(source, report)]
+
+
+def _unread(path: Path, root: Path) -> str | None:
+    """Say why a build of its deck tree would not read a file given on its own, or None."""
+    inside = path.relative_to(root).parts if path.is_relative_to(root) else (path.name,)
+    if any(part.startswith(".") for part in inside) or not is_source_name(path.name):
+        return (
+            "not read as a deck source (hidden files and folders, README files, images and the lock "
+            "never are); rename it, or build its folder"
+        )
+    if not path.is_symlink() or not path.is_file():
+        return None  # a FIFO or a device is told of as it is read (sources.decode)
+    reason = skip_reason(path, root)
+    return None if reason is None else reason.replace(", skipped", ", not read")
 
 
 def _check_package_names(sources: list[SourceFile], report: Report) -> None:
