@@ -520,8 +520,16 @@ _UNDRAWN = [
     "\\hphantom{\\text{Hi}}",
     "\\vphantom{\\frac{a}{b}}",
     "&nbsp;",
+    "\\&gt;",
+    "\\color{red}",
+    "\\textcolor{blue}{}",
+    "\\mathord{}",
+    "\\left.\\right.",
+    "\\begin{matrix}\\end{matrix}",
 ]
+# Drawn, among them what a text-mode group shows as text (MathJax's default set-up has no text macros).
 _DRAWN = ["x", "1", "-", "\\alpha", "\\cdot", "\\text{a}", "\\mathbf{v}", "\\frac{1}{2}", "\\kern ab"]
+_DRAWN += ["\\text{\\quad}", "\\text{~}", "\\sqrt{}", "\\vec{}", "|", "\\{\\}", "\\left(\\right."]
 
 
 @given(

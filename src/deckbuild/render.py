@@ -1292,11 +1292,23 @@ _UNDRAWN_RE = _deferred(
     |\\(?:kern|mkern|hskip|mskip|vskip|hspace|vspace)(?![A-Za-z])(?:\s*-?[\d.]+\s*[a-z]{2}(?![A-Za-z]))?
     |\\(?:quad|qquad|thinspace|medspace|thickspace|enspace|enskip|negthinspace|negmedspace
         |negthickspace|displaystyle|textstyle|scriptstyle|scriptscriptstyle|mathstrut|strut
-        |nonumber|notag|relax|text|mbox|mathrm|mathbf|mathit|mathsf|mathtt|mathcal|mathbb
-        |mathfrak|mathscr|boldsymbol|bm|textbf|textit|textrm|textsf|texttt|emph|operatorname
+        |nonumber|notag|relax|smash|mathrm|mathbf|mathit|mathsf|mathtt|mathcal|mathbb
+        |mathfrak|mathscr|boldsymbol|bm|pmb|operatorname|mathord|mathop|mathrel|mathbin
+        |mathpunct|mathinner|mathopen|mathclose
         )\*?(?![A-Za-z])
-    |\\[,;:!>\s]|\\\\(?:\[[^\]]*\])?|&nbsp;|&\#160;|~|[\s{}]""",
+    |\\(?:color|textcolor)\s*\{[^{}]*\}
+    |\\(?:left|right|middle|[Bb]igg?[lr]?)\s*\.
+    |\\(?:begin|end)\s*\{(?:matrix|smallmatrix|aligned|gathered|split)\}
+    |%[^\n]*
+    |\\(?:[,;:!>\s]|&gt;)|\\\\(?:\[[^\]]*\])?|&nbsp;|&\#160;|~|[\s{}]""",
     re.X,
+)
+# A group read in text mode: its words are drawn as they are (a `\quad` there is text to
+# MathJax's default set-up), so it draws nothing only when it holds only blanks.
+_TEXT_GROUP_RE = _deferred(
+    "_TEXT_GROUP_RE",
+    r"\\(?:text|mbox|hbox|textbf|textit|textrm|textsf|texttt|textnormal|emph)\*?\s*"
+    r"\{((?:[^{}]|\{[^{}]*\})*)\}",
 )
 # A printable ASCII character in text between tags (not an entity: the slow path reads those).
 _SEEN_RE = _deferred("_SEEN_RE", "(?:^|>)[^<&]*?[!-%'-;=?-~]")
@@ -1318,6 +1330,8 @@ def _shows_something(markup: str) -> bool:
 def _drawn_formula(formula: re.Match[str]) -> str:
     """Keep a formula found in a field that MathJax draws as something; drop one it draws as nothing."""
     body = formula.group(1) if formula.group(1) is not None else formula.group(2)
+    if "\\" in body and _TEXT_GROUP_RE.search(body):
+        body = _TEXT_GROUP_RE.sub(lambda group: "x" if group.group(1).strip() else "", body)
     return formula.group(0) if _UNDRAWN_RE.sub("", body) else ""
 
 
