@@ -331,6 +331,18 @@ def test_a_package_with_no_notes_is_refused(tmp_path, collection, monkeypatch):
     assert not Path("decks").exists()
 
 
+def test_an_output_folder_after_a_link_and_dot_dot_is_where_the_system_takes_it(tmp_path, monkeypatch):
+    # `sub/../imp` with `sub` a link into decks/A is decks/imp: taken off as text, it was ./imp.
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "decks" / "A").mkdir(parents=True)
+    os.symlink("decks/A", tmp_path / "sub")
+    source = text_export("g1\tBasic\tQ?\tA.")
+    result = run("import", source, "-o", "sub/../imp")
+    assert result.exit_code == 0, result.output
+    assert (tmp_path / "decks" / "imp").is_dir() and not (tmp_path / "imp").exists()
+    assert all(line.startswith("wrote decks/imp/") for line in result.stdout.splitlines()[:-1])
+
+
 def test_an_output_folder_with_files_is_never_written_over(tmp_path, monkeypatch):
     monkeypatch.chdir(tmp_path)
     Path("decks").mkdir()

@@ -479,8 +479,10 @@ def import_(source: Path, outdir: Path) -> None:
             click.echo(str(problem), err=True)
         raise
     _print_report(result.report)
+    from deckbuild.sources import display_path
+
     for path in result.files:
-        click.echo(printable(f"wrote {path}"))
+        click.echo(printable(f"wrote {display_path(path)}"))
     click.echo(f"{result.notes} note(s) imported into {len(result.files)} file(s), {result.media} image(s)")
 
 

@@ -893,7 +893,12 @@ class ImportRefused(DeckbuildError):
 
 def import_deck(path: Path, out: Path) -> Imported:
     """Read the Anki deck at `path` and write its sources into the new or empty folder `out`."""
-    out = Path(os.path.abspath(out))
+    # A `..` after a link goes up from where it leads; the folder itself may not be a link.
+    given = Path(out)
+    if given.name in ("", ".", ".."):
+        out = Path(os.path.realpath(given))
+    else:
+        out = Path(os.path.realpath(given.parent)) / given.name
     result = Imported(out)
     _check_output(out)
     if not is_regular(path):  # a FIFO or a device is never opened: reading it could wait forever
