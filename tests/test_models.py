@@ -237,3 +237,19 @@ def test_a_message_holds_no_character_that_moves_the_cursor_breaks_the_line_or_t
     unshown = "[\x00-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
     assert re.search(unshown, printable(text)) is None
     printable(text).encode("utf-8")  # and writable: no lone surrogate is left
+
+
+@given(st.text() | st.text(st.sampled_from([*_TERMINAL, "é", "中", '"', "\\"])))
+def test_json_shown_holds_no_such_character_and_reads_back_the_same(text):
+    import json
+    import re
+
+    from deckbuild.errors import printable_json
+
+    shown = printable_json(json.dumps({"name": text}, ensure_ascii=False, indent=2))
+    # Nothing but the layout's line breaks and blanks, between the values.
+    unshown = (
+        "[\x00-\x09\x0b-\x1f\x7f-\x9f\u061c\u200e\u200f\u2028\u2029\u202a-\u202e\u2066-\u2069\ud800-\udfff]"
+    )
+    assert re.search(unshown, shown) is None
+    assert json.loads(shown) == {"name": text}

@@ -17,7 +17,7 @@ from typing import Any, TextIO, TypeVar
 import click
 
 from deckbuild import __version__
-from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable
+from deckbuild.errors import BuildFailed, DeckbuildError, Report, printable, printable_json
 from deckbuild.progress import STAGES, Progress
 from deckbuild.resources import ran_out
 
@@ -385,7 +385,7 @@ def cards(paths: tuple[Path, ...], as_json: bool) -> None:
     if as_json:
         # The id each card takes (cards sharing a question take theirs by content, after validation).
         data = [{**card_json(p.model), "id": p.id} for p in collection.cards]
-        click.echo(json.dumps(data, indent=2, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(data, indent=2, ensure_ascii=False)))
     else:
         for parsed in collection.cards:
             card = parsed.model
@@ -452,7 +452,7 @@ def diff(old: Path, new: Path, fmt: str, as_json: bool, fail_on_breaking: bool) 
 
     result = d.compare(d.load(old), d.load(new))
     if as_json:
-        click.echo(json.dumps(result.to_json(), indent=2, ensure_ascii=False))
+        click.echo(printable_json(json.dumps(result.to_json(), indent=2, ensure_ascii=False)))
     else:
         click.echo(d.to_markdown(result) if fmt == "markdown" else d.to_text(result), nl=False)
     for problem in result.breaking:

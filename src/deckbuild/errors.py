@@ -73,6 +73,13 @@ def printable(text: str) -> str:
     return unsafe.sub(lambda m: m.group().encode("unicode_escape", "backslashreplace").decode(), text)
 
 
+def printable_json(text: str) -> str:
+    """Escape in JSON text what `printable` escapes, as JSON's own \\uNNNN: the values stay the same."""
+    unshown = __getattr__("UNSHOWN_RE")
+    # A tab or line break is the layout between values: inside a string json.dumps escapes it.
+    return unshown.sub(lambda m: m.group() if m.group() in "\t\n\r" else f"\\u{ord(m.group()):04x}", text)
+
+
 class Severity(StrEnum):
     """How bad a problem is: errors stop a build, warnings only under --strict."""
 
