@@ -233,8 +233,10 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
                     "text after a quoted field's closing quote; write a quote inside a quoted field "
                     'as "", or put the whole field in quotes',
                 )
+                if order is None:
+                    return cards  # the first line, where the header belongs: nothing reads without one
                 after_blank = False
-                rows += order is not None  # a row all the same: the file is no header alone
+                rows += 1  # a row all the same: the file is no header alone
                 continue
         elif not line or line.isspace():
             after_blank = True
