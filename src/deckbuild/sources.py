@@ -221,12 +221,15 @@ def skip_reason(path: Path, root: Path) -> str | None:
                 f"a link to a file outside the deck tree ({target.as_posix()}), skipped; "
                 "copy the file into the deck folder"
             )
-        # Its cards are the file's own, read where it is: here they would come a second time
-        # (under other ids, on a page).
-        return (
-            f"a link to a file of the deck tree ({display_path(target)}), skipped (links are not "
-            "followed; its cards are read where it is); move the file here instead"
-        )
+        # A source of the tree is read where it is: here its cards would come a second time
+        # (under other ids, on a page). One kept where no build looks (a hidden folder) is read
+        # through its link alone.
+        inside = target.relative_to(root.resolve()).parts
+        if is_source_name(target.name) and not any(part.startswith(".") for part in inside):
+            return (
+                f"a link to a file of the deck tree ({display_path(target)}), skipped (links are not "
+                "followed; its cards are read where it is); move the file here instead"
+            )
     return None
 
 
