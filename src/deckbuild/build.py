@@ -238,8 +238,7 @@ def collect(
             raws,
             locks[source.root],
             rest.report if source.path in aside else report,
-            present,
-            anki_files.get(source.root, set()),
+            ids.Taken(present, anki_files.get(source.root, set())),
         )
         for source, raws, _ in everything
     }

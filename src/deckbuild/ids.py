@@ -12,7 +12,7 @@ import re
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, NamedTuple
 
 from deckbuild.errors import Report
 from deckbuild.lock import Entry, Lock
@@ -50,23 +50,30 @@ def _needs_ids(card: CardBase) -> bool:
     return card.kind not in ("basic", "cloze")  # these carry their UUID in the source
 
 
+class Taken(NamedTuple):
+    """What the sources of a build hold, for `keep_case`: no spelling of these is a UUID's earlier one."""
+
+    # Every id the sources hold, as written: a GUID column's `AAAA…` is another note than a
+    # UUID `aaaa…`, as in Anki.
+    ids: Collection[str] = ()
+    # The files of the tree that keep GUIDs from Anki, by origin: a card deleted from there was
+    # no UUID's.
+    anki_files: Collection[str] = ()
+
+
+NOTHING_TAKEN = Taken()
+
+
 def keep_case(
-    source: SourceFile,
-    raws: list[RawCard],
-    lock: Lock,
-    report: Report,
-    present: Collection[str] = (),
-    kept_from_anki: Collection[str] = (),
+    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, taken: Taken = NOTHING_TAKEN
 ) -> None:
     """Keep the spelling learners have of a UUID whose case alone changed in the source.
 
     Anki's GUIDs are case-sensitive: another spelling would be a new note beside the studied one.
-    A spelling an id of the sources holds as it is (`present`) is another card's, never taken:
-    a GUID column's `AAAA…` is another note than a UUID `aaaa…`, as in Anki. Nor is one whose
-    lock entry came from a file of the tree that keeps GUIDs from Anki (`kept_from_anki`, by
-    origin): a card deleted from there is not this UUID's earlier spelling.
+    A spelling that is `taken` is never given: another card's, or a card's kept from Anki.
     """
     notes = lock.notes
+    present, kept_from_anki = taken
     for raw in raws:
         guid = raw.data.get("id")
         if not isinstance(guid, str) or guid in notes or raw.data.get("anki_guid"):
@@ -89,19 +96,14 @@ def case_kept(guid: str, known: str) -> str:
 
 
 def assign(
-    source: SourceFile,
-    raws: list[RawCard],
-    lock: Lock,
-    report: Report,
-    present: Collection[str] = (),
-    kept_from_anki: Collection[str] = (),
+    source: SourceFile, raws: list[RawCard], lock: Lock, report: Report, held: Taken = NOTHING_TAKEN
 ) -> int:
     """Give the raw cards without an id the one their file's cards had before; return how many re-matched.
 
     The cards still without one are settled by `settle`, once every file has taken its own.
-    `present` and `kept_from_anki` are for `keep_case`.
+    `held` is what `keep_case` takes as taken.
     """
-    keep_case(source, raws, lock, report, present, kept_from_anki)
+    keep_case(source, raws, lock, report, held)
     pending = [r for r in raws if "id" not in r.data]
     if not pending:
         return 0
