@@ -673,6 +673,16 @@ def test_a_uuid_added_as_a_guid_of_its_letters_is_deleted_is_a_note_of_its_own(
     assert (notes[UPPER]["Front"], notes[LOWER]["Front"]) == ("<p>QG</p>", "<p>QU</p>")
 
 
+def test_a_guid_used_twice_is_named_as_a_guid(tmp_path, monkeypatch):
+    _deck_of(tmp_path, monkeypatch, a="Question;Answer;GUID\nQ1;A1;xY\nQ2;A2;xY\n")
+    result = run("check", "decks")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/D/a.txt:3: GUID xY is used twice: here and at decks/D/a.txt:2; give one of the cards a new "
+        "GUID\n1 error(s), 0 warning(s)\n",
+    )
+
+
 def test_a_uuid_and_a_guid_differing_only_in_case_are_two_cards(tmp_path, monkeypatch):
     _deck_of(
         tmp_path,

@@ -339,11 +339,13 @@ def collect(
             continue
         other = seen.find(parsed.id, parsed.anki)
         if other is not None:
+            # A GUID kept from Anki is named as the column that holds it.
+            what = "GUID" if parsed.anki else "UUID"
             report.error(
                 parsed.source.display,
                 parsed.line,
-                f"UUID {parsed.id} is used twice: here and at "
-                f"{other if isinstance(other, str) else other.where}; give one of the cards a new UUID",
+                f"{what} {parsed.id} is used twice: here and at "
+                f"{other if isinstance(other, str) else other.where}; give one of the cards a new {what}",
             )
             report.count("skipped")
             continue
