@@ -168,6 +168,17 @@ def test_a_card_gone_with_no_earlier_package_is_reported_not_lost(tree, tmp_path
     assert again.exit_code == 0 and "1 retired" in again.stdout
 
 
+def test_forget_in_a_folder_no_build_kept_ids_in_says_so(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "outside").mkdir()
+    result = run("forget", KEPT, "--decks", "outside")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: no deckbuild.lock in outside or a folder above it, so no card to forget; give --decks a "
+        "folder or file of a deck tree that was built\n",
+    )
+
+
 def test_forget_drops_a_retired_card_for_good_and_refuses_a_live_one(tree, tmp_path):
     build([tree], tmp_path / "dist", now=NOW)
     edit(tree)

@@ -1892,6 +1892,11 @@ def _first_text(markup: str) -> str:
 def forget(path: Path, guids: Sequence[str]) -> list[str]:
     """Drop retired cards from the lock for good, so that no later package carries them."""
     (root,) = {find_root(p) for p in canonical([path])}
+    if not (root / LOCK_NAME).is_file():
+        raise DeckbuildError(
+            f"no {LOCK_NAME} in {display_path(root)} or a folder above it, so no card to forget; give "
+            "--decks a folder or file of a deck tree that was built"
+        )
     guids = list(dict.fromkeys(guids))  # a UUID given twice is forgotten once
     with exclusive(root):
         recover([root])  # a killed build's lock first, or this change would be undone by it
