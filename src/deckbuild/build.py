@@ -221,24 +221,15 @@ def collect(
     # Each file takes its own ids in the order a build of its whole tree takes them: a renamed
     # page takes over the entries of a file that is gone, and the first file to ask gets them.
     everything = sorted([*read, *rest.read], key=_tree_order)
-    # Every id as written: a UUID in another case takes no spelling that another card holds.
-    present = {str(raw.data["id"]) for _, raws, _ in everything for raw in raws if "id" in raw.data}
-    present.update(parsed.id for taken in known for parsed in taken)  # the rows the memo took
-    # Per deck root, the files that keep GUIDs from Anki (by their origin, as the lock names it).
-    anki_files: dict[Path, set[str]] = {}
-    for source, raws, _ in everything:
-        if any(raw.data.get("anki_guid") for raw in raws):
-            anki_files.setdefault(source.root, set()).add(source.origin)
-    for (source, _, _), taken in zip(read, known, strict=True):  # the rows the memo took
-        if any(parsed.anki for parsed in taken):
-            anki_files.setdefault(source.root, set()).add(source.origin)
+    # What the sources hold, for a UUID whose case alone differs from the lock's (ids.keep_case).
+    held = ids.Taken(partial(_held, everything, read, known))
     rematched = {
         source.path: ids.assign(
             source,
             raws,
             locks[source.root],
             rest.report if source.path in aside else report,
-            ids.Taken(present, anki_files.get(source.root, set())),
+            held,
         )
         for source, raws, _ in everything
     }
@@ -448,6 +439,25 @@ def _sources(
             )
             continue
         yield source, data, lines, fmt
+
+
+def _held(
+    everything: list[tuple[SourceFile, list[RawCard], int]],
+    read: list[tuple[SourceFile, list[RawCard], int]],
+    known: list[list[Parsed]],
+) -> tuple[set[str], dict[Path, set[str]]]:
+    """Return every id the sources hold, as written, and per deck root the files keeping GUIDs."""
+    present = {str(raw.data["id"]) for _, raws, _ in everything for raw in raws if "id" in raw.data}
+    present.update(parsed.id for taken in known for parsed in taken)  # the rows the memo took
+    # By origin, as the lock names them.
+    anki_files: dict[Path, set[str]] = {}
+    for source, raws, _ in everything:
+        if any(raw.data.get("anki_guid") for raw in raws):
+            anki_files.setdefault(source.root, set()).add(source.origin)
+    for (source, _, _), taken in zip(read, known, strict=True):  # the rows the memo took
+        if any(parsed.anki for parsed in taken):
+            anki_files.setdefault(source.root, set()).add(source.origin)
+    return present, anki_files
 
 
 def _id_keys(guid: str, anki: bool = False) -> tuple[str, ...]:

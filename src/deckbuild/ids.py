@@ -12,7 +12,7 @@ import re
 import uuid
 from collections import deque
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple
+from typing import TYPE_CHECKING, Any
 
 from deckbuild.errors import Report
 from deckbuild.lock import Entry, Lock
@@ -20,7 +20,7 @@ from deckbuild.readers import RawCard
 from deckbuild.sources import SourceFile
 
 if TYPE_CHECKING:
-    from collections.abc import Collection
+    from collections.abc import Callable, Collection, Mapping
 
     from deckbuild.models import CardBase
 
@@ -50,18 +50,28 @@ def _needs_ids(card: CardBase) -> bool:
     return card.kind not in ("basic", "cloze")  # these carry their UUID in the source
 
 
-class Taken(NamedTuple):
-    """What the sources of a build hold, for `keep_case`: no spelling of these is a UUID's earlier one."""
+class Taken:
+    """What the sources of a build hold, for `keep_case`: no spelling of these is a UUID's earlier one.
 
-    # Every id the sources hold, as written: a GUID column's `AAAA…` is another note than a
-    # UUID `aaaa…`, as in Anki.
-    ids: Collection[str] = ()
-    # The files of the tree that keep GUIDs from Anki, by origin: a card deleted from there was
-    # no UUID's.
-    anki_files: Collection[str] = ()
+    `find` gives every id the sources hold, as written (a GUID column's `AAAA…` is another note
+    than a UUID `aaaa…`, as in Anki), and per deck root the files that keep GUIDs from Anki, by
+    origin (a card deleted from there was no UUID's). Asked for only when a UUID's case alone
+    differs from the lock's, which few builds ever meet: most never pay for it.
+    """
+
+    def __init__(self, find: Callable[[], tuple[Collection[str], Mapping[Path, Collection[str]]]]) -> None:
+        self._find = find
+        self._found: tuple[Collection[str], Mapping[Path, Collection[str]]] | None = None
+
+    def held(self, root: Path) -> tuple[Collection[str], Collection[str]]:
+        """Return the ids the sources hold, and the files of the tree at `root` that keep GUIDs."""
+        if self._found is None:
+            self._found = self._find()
+        ids, anki_files = self._found
+        return ids, anki_files.get(root, ())
 
 
-NOTHING_TAKEN = Taken()
+NOTHING_TAKEN = Taken(lambda: ((), {}))
 
 
 def keep_case(
@@ -73,12 +83,14 @@ def keep_case(
     A spelling that is `taken` is never given: another card's, or a card's kept from Anki.
     """
     notes = lock.notes
-    present, kept_from_anki = taken
     for raw in raws:
         guid = raw.data.get("id")
         if not isinstance(guid, str) or guid in notes or raw.data.get("anki_guid"):
             continue  # a GUID kept from Anki is case-sensitive: another case is another note
         spellings = lock.spellings().get(guid.lower(), ())
+        if not spellings:
+            continue
+        present, kept_from_anki = taken.held(source.root)
         known = next(
             (s for s in spellings if s not in present and notes[s].origin not in kept_from_anki), None
         )
