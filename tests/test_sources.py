@@ -451,14 +451,15 @@ def test_two_deck_trees_with_a_folder_of_one_deck_name_are_refused_by_name(tmp_p
     assert not (tmp_path / "out").exists()
 
 
+def _one_card_each(root: Path, files: list[str]) -> None:
+    """Write each file below `root` with one card, the n-th with the UUID that ends in n."""
+    for n, file in enumerate(files):
+        put(root, file, f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n")
+
+
 def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
     monkeypatch.chdir(deck_tree.parent)
-    for n, folder in enumerate(["D/A", "D/a", "D/ B ", "D/x::y", "D/x/y"]):
-        put(
-            deck_tree,
-            f"{folder}/c.txt",
-            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
-        )
+    _one_card_each(deck_tree, [f"{folder}/c.txt" for folder in ["D/A", "D/a", "D/ B ", "D/x::y", "D/x/y"]])
     report = Report()
     discover([deck_tree], report)
     assert [str(p) for p in report.problems] == [
@@ -472,12 +473,7 @@ def test_folders_anki_would_merge_or_rename_are_refused(deck_tree, monkeypatch):
 
 def test_a_file_whose_name_would_tag_its_cards_with_an_empty_part_is_named_once(deck_tree, monkeypatch):
     monkeypatch.chdir(deck_tree.parent)
-    for n, name in enumerate(["x::", "::x", "a::::b", "a::b", "a :: b"]):
-        put(
-            deck_tree,
-            f"D/{name}.txt",
-            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
-        )
+    _one_card_each(deck_tree, [f"D/{name}.txt" for name in ["x::", "::x", "a::::b", "a::b", "a :: b"]])
     result = CliRunner().invoke(cli, ["build", "decks", "-o", "out"])
     assert (result.exit_code, result.stderr) == (
         1,
@@ -526,12 +522,7 @@ def test_a_file_named_on_its_own_is_read_only_as_a_build_of_its_tree_reads_it(de
 def test_two_decks_whose_packages_would_take_one_name_are_refused(deck_tree, monkeypatch):
     # `A+B` and `A_B` were packaged together as A_B.apkg; `X/Y` built alone replaced X-Y.apkg.
     monkeypatch.chdir(deck_tree.parent)
-    for n, folder in enumerate(["A+B", "A_B", "X/Y", "X-Y"]):
-        put(
-            deck_tree,
-            f"{folder}/f.txt",
-            f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
-        )
+    _one_card_each(deck_tree, [f"{folder}/f.txt" for folder in ["A+B", "A_B", "X/Y", "X-Y"]])
     whole = CliRunner().invoke(cli, ["build", "decks", "-o", "out"])
     assert (whole.exit_code, whole.stderr) == (
         1,
@@ -612,12 +603,7 @@ def test_folders_are_refused_exactly_when_anki_takes_their_decks_for_one(names, 
 
     with tempfile.TemporaryDirectory() as temp:
         root = Path(temp) / "decks"
-        for n, name in enumerate(names):
-            put(
-                root,
-                f"{name}/c.txt",
-                f"Question;Answer;UUID\nQ{n}?;A.;aaaaaaaa-0000-4000-8000-00000000000{n}\n",
-            )
+        _one_card_each(root, [f"{name}/c.txt" for name in names])
         decks = list(names)
         if in_root:
             put(root, "r.txt", "Question;Answer;UUID\nR?;A.;aaaaaaaa-0000-4000-8000-00000000000f\n")
