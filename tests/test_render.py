@@ -637,3 +637,39 @@ def test_a_field_shows_something_exactly_when_its_text_holds_a_seen_character(ma
         for c in text
     ]
     assert _shows_something(markup) == (not all(unseen) or '<img src="a.png">' in drawn)
+
+
+# Pieces of a question or answer: Markdown, formulas (some unsafe, unbalanced or drawn as
+# nothing), HTML a page may carry, sound tags, images (found or not), links, code and blanks.
+_CARD_PIECES = [
+    "x", " ", "\n", "**b**", "`c`", "- i", "1. i", "# h", "<br>", "[x](https://a.b)", "[y](javascript:1)",
+    "\\(x^2\\)", "\\[\\frac{a}{b}\\]", "\\(\\href{x}{y}\\)", "\\(", "\\]", "\\(\\quad\\)", "$x$", "{", "}",
+    "<script>alert(1)</script>", "<b>", "&nbsp;", "&#31;", "[sound:a.mp3]", "![p](pic.png)",
+    "![m](missing.png)", "<img src='pic.png'>", "<!-- c -->", "\u200b", "é", "Ã©", "\ue000", "[", "]",
+]  # fmt: skip
+_card_text = st.lists(st.sampled_from(_CARD_PIECES), max_size=6).map("".join)
+
+
+@given(_card_text, _card_text, st.sampled_from(["f.md", "a\\(b.txt", "[sound:x].txt"]))
+@example("\\(\\quad\\)", "x", "f.md")  # a question drawn as nothing
+@example("![m](missing.png)", "x", "f.md")  # a question of an image left out alone
+def test_a_question_and_answer_alone_render_as_any_card_does(tmp_path_factory, question, answer, origin):
+    # The shortcut for a basic card of a question and an answer gives the fields and problems,
+    # in order, that the way every card takes gives.
+    from deckbuild.models import make_card
+    from deckbuild.render import _any_fields, note_fields
+
+    root = tmp_path_factory.getbasetemp() / "question-and-answer"
+    root.mkdir(exist_ok=True)
+    (root / "pic.png").write_bytes(b"\x89PNG a picture")
+    data = {"id": "11111111-1111-4111-8111-111111111111", "kind": "basic", "deck": "D", "source": "f.md:3"}
+    try:
+        card = make_card({**data, "question": question, "answer": answer})
+    except ValueError:
+        return  # blank or unsafe: never rendered
+    seen = []
+    for render in (note_fields, _any_fields):
+        report, where = Report(), Where("f.md", 3, root, root)
+        fields = render(card, origin, report, where)
+        seen.append((fields, [str(p) for p in report.problems], where.media, where.missing, where.linked))
+    assert seen[0] == seen[1]

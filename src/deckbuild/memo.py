@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import marshal
 import os
+import pickle
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -222,7 +223,10 @@ class Memo:
         if not (changes or files) or self.store.path is None or self.store.db is None:
             return
         if helping is not None and helping.free:
-            args = (self.store.path, self.store.secret, changes, self.store.timeout, files)
+            # The large bytes go to the helper as they are, not copied into the call's pickle.
+            shipped = [(g, whole and pickle.PickleBuffer(whole), new, out) for g, whole, new, out in changes]
+            whole_files = [(group, pickle.PickleBuffer(data)) for group, data in files]
+            args = (self.store.path, self.store.secret, shipped, self.store.timeout, whole_files)
             self.store.written(helping.submit(cache.Cache.write_memo, *args))
         else:
             self.store.update_memo(changes, files)

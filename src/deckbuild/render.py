@@ -1192,6 +1192,14 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     # The model's own values, as model_dump gives them at the top level (nested options and steps
     # stay models, read below as attributes): no copy made per card.
     data = card.__dict__
+    if card.kind == "basic" and not (data.get("hint") or data.get("extra") or data.get("reverse")):
+        return _question_and_answer(data, origin, report, where)
+    return _any_fields(card, origin, report, where)
+
+
+def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> list[str]:
+    """Render a card of any kind into its note type's fields, for `note_fields`."""
+    data = card.__dict__
     get = data.get
 
     # Only the fields a card has are rendered and set (the rest stay ""), in the order they
@@ -1268,6 +1276,38 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
         if (at := slots.get(name)) is not None:
             fields[at] = value if "[" not in value else _defuse(value)
     return fields
+
+
+def _question_and_answer(data: dict[str, Any], origin: str, report: Report, where: Where) -> list[str]:
+    """Render a basic card of a question and an answer alone, as `note_fields` does, in fewer steps.
+
+    Most cards of a semicolon file are one: of the sixteen things `note_fields` looks for, they
+    have two. The same fields and problems, in the same order (a Hypothesis test holds the two
+    ways to each other).
+    """
+    question, answer = data["question"], data["answer"]
+    missing = where.missing
+    before = len(missing)
+    front = render_text(question, where, report) if question else ""
+    between = len(missing)
+    back = render_text(answer, where, report) if answer else ""
+    if "\\(" in origin or "\\[" in origin:
+        report.error(where.path, where.line, f"source {origin} holds \\( or \\[; remove it")
+    if between == before and not _shows_something(front):
+        report.error(where.path, where.line, f"the question {_SHOWS_NOTHING}")
+    count, *places = _basic_places(notetype_of("basic", data).fields)
+    fields = [""] * count
+    for at, value in zip(places, (front, back, "basic", _escaped_origin(origin)), strict=True):
+        if at is not None:
+            fields[at] = value if "[" not in value else _defuse(value)
+    return fields
+
+
+@lru_cache(maxsize=16)
+def _basic_places(fields: tuple[str, ...]) -> tuple[int, int | None, int | None, int | None, int | None]:
+    """Count a note type's fields, and find its Front, Back, Kind and Source (None where it has none)."""
+    slots = _slots(fields)
+    return len(slots), slots.get("Front"), slots.get("Back"), slots.get("Kind"), slots.get("Source")
 
 
 _SHOWS_NOTHING = (

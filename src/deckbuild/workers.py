@@ -382,14 +382,15 @@ class Helpers:
         helper.busy = True
         helper.sent = False
         try:
-            data = _frame((func, args))
+            parts = _frame_parts((func, args))
         except Exception:  # not picklable: the caller's fallback does the work here
             helper.sender = None
             return
 
         def send() -> None:
             with contextlib.suppress(OSError):
-                _write(helper.down, data)
+                for part in parts:
+                    _write(helper.down, part)
                 helper.sent = True
 
         # A helper still importing reads late: sending from a thread keeps this one working.
@@ -725,7 +726,27 @@ def _frame(value: Any) -> bytes:
     return len(data).to_bytes(_SIZE, "big") + data
 
 
-def _write(fd: int, data: bytes) -> None:
+def _frame_parts(value: Any) -> list[bytes | memoryview]:
+    """Frame a call for a helper as `_frame` does, but for the buffers `value` wraps in a PickleBuffer.
+
+    Those are written to the pipe as they are, after the rest: a memo of 10,000 cards, 6 MB, was
+    copied twice on its way (into the pickle, then into the frame), 5 ms of a first build's end.
+    Such a frame's size has `_OUT_OF_BAND` set, with the count of buffers; their sizes follow.
+    """
+    buffers: list[pickle.PickleBuffer] = []
+    data = pickle.dumps(value, protocol=pickle.HIGHEST_PROTOCOL, buffer_callback=buffers.append)
+    if not buffers:
+        return [len(data).to_bytes(_SIZE, "big") + data]
+    views = [buffer.raw() for buffer in buffers]
+    sizes = [_OUT_OF_BAND | len(views), len(data), *(view.nbytes for view in views)]
+    return [b"".join(size.to_bytes(_SIZE, "big") for size in sizes), data, *views]
+
+
+# Set in a frame's size when buffers follow it out of band (see `_frame_parts`).
+_OUT_OF_BAND = 1 << (8 * _SIZE - 1)
+
+
+def _write(fd: int, data: bytes | memoryview) -> None:
     view = memoryview(data)
     while view:
         view = view[os.write(fd, view) :]
@@ -733,7 +754,11 @@ def _write(fd: int, data: bytes) -> None:
 
 def _receive(fd: int) -> Any:
     size = int.from_bytes(_read(fd, _SIZE), "big")
-    return pickle.loads(_read(fd, size))
+    if not size & _OUT_OF_BAND:
+        return pickle.loads(_read(fd, size))
+    sizes = [int.from_bytes(_read(fd, _SIZE), "big") for _ in range(1 + size - _OUT_OF_BAND)]
+    data = _read(fd, sizes[0])
+    return pickle.loads(data, buffers=[_read(fd, each) for each in sizes[1:]])
 
 
 def _read(fd: int, size: int) -> bytes:
