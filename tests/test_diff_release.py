@@ -847,3 +847,131 @@ def test_a_partial_build_of_two_trees_never_retires_a_card_moved_from_one_to_the
     )
     assert "retired" not in result.report.counts
     assert not _retired_in(result.packages)
+
+
+def _snapshot(tree):
+    """What a commit holds of a deck tree: its sources and lock, to check out again later."""
+    return {p: p.read_bytes() for p in sorted(tree.rglob("*")) if p.is_file()}
+
+
+def _check_out(tree, snapshot):
+    for path in [p for p in tree.rglob("*") if p.is_file() and p not in snapshot]:
+        path.unlink()
+    for path, data in snapshot.items():
+        path.parent.mkdir(parents=True, exist_ok=True)
+        path.write_bytes(data)
+
+
+def test_an_edit_taken_back_with_the_lock_reaches_learners_who_had_the_edit(tree, tmp_path, collection):
+    # A revert takes the lock back too, with its older mod times: learners who imported the
+    # edit would keep it, as Anki takes only a newer note, unless the build moves the mod on.
+    dist = tmp_path / "dist"
+    (package,) = build([tree], dist, now=NOW).packages
+    import_package(collection, package)
+    study_all(collection)
+    reviewed = card_states(collection)
+    before = _snapshot(tree)
+    edit(tree)
+    import_package(collection, build([tree], dist, now=NOW + 60).packages[0])
+    assert "The square of x" in notes_by_guid(collection)[CHANGED]["Back"]
+    assert RETIRED_TAG in notes_by_guid(collection)[REMOVED].tags
+    _check_out(tree, before)  # git revert
+    result = build([tree], dist, now=NOW + 120)
+    log = import_package(collection, result.packages[0])
+
+    notes = notes_by_guid(collection)
+    assert "The square of x" not in notes[CHANGED]["Back"] and "A square" in notes[CHANGED]["Back"]
+    assert RETIRED_TAG not in notes[REMOVED].tags and notes[REMOVED]["Status"] == ""
+    assert log.updated >= 2 and log.conflicting == 0
+    assert {cid: state for cid, state in card_states(collection).items() if cid in reviewed} == reviewed
+    assert result.report.notes[-1] == (
+        "decks/deckbuild.lock: 2 card(s) differ from the newer notes an earlier package ships (a "
+        "revert, or an older commit checked out?): given newer mod times, so that learners who "
+        "imported it get them"
+    )
+    again = build([tree], dist, now=NOW + 180)
+    assert not any("earlier package ships" in note for note in again.report.notes), "the lock keeps them"
+
+
+def test_a_card_taken_back_to_content_an_earlier_package_ships_keeps_its_mod(tree, tmp_path):
+    # Learners who have that package have this content: nothing of theirs is overwritten.
+    dist = tmp_path / "dist"
+    build([tree], dist, now=NOW)
+    edited = _snapshot(tree)
+    source = tree / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
+    build([tree], tmp_path / "elsewhere", now=NOW + 60)  # not the package this build replaces
+    _check_out(tree, edited)
+    result = build([tree], dist, now=NOW + 120)
+    assert not any("earlier package ships" in note for note in result.report.notes)
+    assert {n.mod for n in read_contents(result.packages[0]).notes.values()} == {NOW}
+
+
+_VERSIONS = ["A square", "The square", "A square of x", "x times x"]
+
+
+@given(
+    st.lists(
+        st.one_of(
+            st.tuples(st.just("edit"), st.sampled_from(_VERSIONS)),
+            st.tuples(st.just("remove"), st.just("")),
+            st.tuples(st.just("check out"), st.integers(0, 9)),
+        ),
+        min_size=1,
+        max_size=8,
+    ),
+    st.lists(st.integers(0, 90), min_size=8, max_size=8),
+)
+def test_a_note_whose_content_differs_from_the_package_it_replaces_always_gets_a_newer_mod(steps, waits):
+    # Edits, removals and checkouts of earlier commits (sources and lock together), built one
+    # after another into the same folder, with the clock moving on or not at all: each package
+    # ships every note whose content differs from the last package's with a newer mod, so a
+    # learner who imported each one has the content of the newest.
+    with tempfile.TemporaryDirectory() as tmp:
+        root = Path(tmp)
+        deck = root / "decks"
+        source = put(deck, "Deck/cards.txt", DATA / "semicolon" / "two_sections.txt")
+        dist = root / "dist"
+        now = NOW
+        last = read_contents(build([deck], dist, now=now).packages[0]).notes
+        commits = [_snapshot(deck)]
+        for (step, value), wait in zip(steps, waits, strict=False):
+            text = source.read_text(encoding="utf-8")
+            if step == "edit":
+                source.write_text(
+                    "\n".join(
+                        line if "x^2" not in line else f"What is \\(x^2\\)?;{value};{CHANGED}"
+                        for line in text.split("\n")
+                    ),
+                    encoding="utf-8",
+                )
+            elif step == "remove":
+                source.write_text(text.replace(ROW, ""), encoding="utf-8")
+            else:
+                _check_out(deck, commits[value % len(commits)])
+            now += wait
+            shipped = read_contents(build([deck], dist, now=now).packages[0]).notes
+            commits.append(_snapshot(deck))
+            for guid, note in shipped.items():
+                before = last.get(guid)
+                if before is not None and (before.fields, before.tags) != (note.fields, note.tags):
+                    assert note.mod > before.mod, (guid, before, note)
+            last = shipped
+
+
+def test_diff_flags_a_changed_card_without_a_newer_mod_as_breaking(tree, tmp_path):
+    # A revert built into a folder without the package it replaces keeps the lock's older mod.
+    build([tree], tmp_path / "v1", now=NOW)
+    before = _snapshot(tree)
+    source = tree / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
+    build([tree], tmp_path / "v2", now=NOW + 60)
+    _check_out(tree, before)
+    build([tree], tmp_path / "v3", now=NOW + 120)
+    result = run("diff", str(tmp_path / "v2"), str(tmp_path / "v3"), "--fail-on-breaking")
+    assert result.exit_code == 1
+    assert (
+        f"BREAKING: card {CHANGED} changed without a newer mod time: learners who have the earlier "
+        "package keep its old content (build into the folder that holds it, or with --previous)"
+    ) in result.stdout.splitlines()
+    assert run("diff", str(tmp_path / "v1"), str(tmp_path / "v2"), "--fail-on-breaking").exit_code == 0

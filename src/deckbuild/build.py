@@ -1154,6 +1154,8 @@ class _Build:
     stamped: set[tuple[str, Path, int]] = field(default_factory=set)
     # Packages holding a note given a new mod in this build: no earlier build wrote one of them.
     fresh: set[str] = field(default_factory=set)
+    # Notes given a mod past the newer one an earlier package ships them with (`catch_up`), by lock.
+    caught_up: dict[Path, list[str]] = field(default_factory=dict)
     # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
     moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
@@ -1188,6 +1190,12 @@ class _Build:
             self.elsewhere = collection.elsewhere
             for root, lock in sorted(collection.locks.items()):
                 self.retire(root, lock, current)
+            for path, guids in sorted(self.caught_up.items()):
+                self.report.change(
+                    f"{display_path(path)}: {len(guids)} card(s) differ from the newer notes an earlier "
+                    "package ships (a revert, or an older commit checked out?): given newer mod times, "
+                    "so that learners who imported it get them"
+                )
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)  # retiring warns too: --strict hears it
 
@@ -1447,8 +1455,29 @@ class _Build:
                 mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
                 if known is None or mod != known.mod:
                     self.fresh.add(slug)
+            if (newer := self.shipped_mods.get(parsed.id)) is not None and newer > mod:
+                mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype)
+                self.fresh.add(slug)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
+
+    def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int) -> int:
+        """Return the mod a note ships with when an earlier package ships it with a newer one.
+
+        The lock moves a note's mod on when its content changes. Taken back with the sources (a
+        revert, a checkout of an older commit), it moves the mod back too, and learners who
+        imported the newer package would keep that content: Anki takes only a newer note. Unless
+        that package holds this content, the note gets a mod past it, kept in the lock.
+        """
+        shipped = self.shipped_notes.get(guid)
+        if shipped is not None and shipped.mod == newer and shipped.notetype == str(nid):
+            fields_at = source_at(nid) if nid in NOTE_TYPES else None
+            if content_hash(shipped.fields, shipped.tags, fields_at) == digest:
+                return mod  # learners have this content already
+        mod = max(self.now, newer + 1)
+        lock.advance("notes", guid, mod)
+        self.caught_up.setdefault(lock.path, []).append(guid)
+        return mod
 
     def stamp_notetype(self, slug: str, lock: Lock, nid: int) -> None:
         """Stamp a note type in the lock once per package, and keep its mod for the package."""
@@ -1665,15 +1694,13 @@ class _Build:
             nid = BY_LABEL[entry.notetype or "basic"].id
             if (slug, lock.path, nid) not in self.stamped:
                 self.stamp_notetype(slug, lock, nid)
+            mod = entry.mod
+            if (newer := self.shipped_mods.get(guid)) is not None and newer > mod:
+                mod = self.catch_up(lock, guid, mod, newer, entry.hash, nid)
+                self.fresh.add(slug)
             self.retired_deck(slug).notes.append(
                 NoteData(
-                    guid,
-                    self.vetted(root, entry),
-                    _as_anki_keeps(entry.tags),
-                    entry.mod,
-                    entry.hash,
-                    True,
-                    nid,
+                    guid, self.vetted(root, entry), _as_anki_keeps(entry.tags), mod, entry.hash, True, nid
                 )
             )
             self.report.count("retired")
@@ -1710,25 +1737,65 @@ class _Build:
         return True
 
     @cached_property
-    def shipped(self) -> dict[str, Any]:
-        """Every note of ours that an earlier package holds, the newest of each."""
+    def earlier(self) -> list[Path]:
+        """The earlier packages: those in the output folder this build replaces, and `--previous`."""
+        candidates = [*self.previous, self.outdir]
+        return [
+            f for c in candidates for f in (sorted(c.glob("*.apkg")) if c.is_dir() else [c]) if f.is_file()
+        ]
+
+    @cached_property
+    def shipped_mods(self) -> dict[str, int]:
+        """The newest mod time an earlier package ships each note with (read alone: no fields)."""
+        import zipfile
+
+        from deckbuild.packaged import read_mods
+
+        found: dict[str, int] = {}
+        for file in self.earlier:
+            try:
+                mods = read_mods(file)
+            except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error) as exc:
+                if ran_out(exc):
+                    raise
+                continue  # told of once its notes are read, if they are (`shipped_notes`)
+            for guid, mod in mods.items():
+                if mod > found.get(guid, -1):
+                    found[guid] = mod
+        return found
+
+    @cached_property
+    def shipped_contents(self) -> list[Any]:
+        """What each earlier package holds (`earlier`), those that can be read."""
         import zipfile
 
         from deckbuild.packaged import read_package
 
-        found: dict[str, Any] = {}
-        candidates = [*self.previous, self.outdir]
-        files = [
-            f for c in candidates for f in (sorted(c.glob("*.apkg")) if c.is_dir() else [c]) if f.is_file()
-        ]
-        for file in files:
+        found = []
+        for file in self.earlier:
             try:
-                contents = read_package(file)
+                found.append(read_package(file))
             except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error) as exc:
                 if ran_out(exc):
                     raise
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
-                continue
+        return found
+
+    @cached_property
+    def shipped_notes(self) -> dict[str, Any]:
+        """Every note an earlier package holds, the newest of each."""
+        found: dict[str, Any] = {}
+        for contents in self.shipped_contents:
+            for guid, note in contents.notes.items():
+                if guid not in found or note.mod > found[guid].mod:
+                    found[guid] = note
+        return found
+
+    @cached_property
+    def shipped(self) -> dict[str, Any]:
+        """Every note of ours that an earlier package holds, the newest of each."""
+        found: dict[str, Any] = {}
+        for contents in self.shipped_contents:
             for guid, note in contents.notes.items():
                 # deckbuild's own note types: a kept one's note is not retired (it has no Status field).
                 ours = note.notetype.isdigit() and int(note.notetype) in _OWN_TYPES

@@ -190,6 +190,12 @@ def compare(old: PackageContents, new: PackageContents) -> Diff:
                 change.diffs["tags"] = word_diff(" ".join(sorted(before.tags)), " ".join(sorted(after.tags)))
             if change.fields:
                 diff.changed.append(change)
+                if after.mod <= before.mod:
+                    diff.breaking.append(
+                        f"card {guid} changed without a newer mod time: learners who have the "
+                        "earlier package keep its old content (build into the folder that holds it, "
+                        "or with --previous)"
+                    )
     _compare_notetypes(old, new, diff)
     return diff
 

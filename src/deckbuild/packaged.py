@@ -85,3 +85,21 @@ def read_package(path: Path) -> PackageContents:
         finally:
             conn.close()
     return contents
+
+
+def read_mods(path: Path) -> dict[str, int]:
+    """Read each note's GUID and mod time from an .apkg, and nothing else."""
+    import zipfile
+
+    with zipfile.ZipFile(path) as archive:
+        data = archive.read("collection.anki2")
+    conn = sqlite3.connect(":memory:")
+    try:
+        conn.deserialize(data)
+        mods: dict[str, int] = {}
+        for guid, mod in conn.execute("SELECT guid, mod FROM notes"):
+            if mod > mods.get(guid, -1):
+                mods[guid] = mod
+        return mods
+    finally:
+        conn.close()
