@@ -47,3 +47,15 @@ def test_every_card_of_every_deck_is_packaged_or_reported(tmp_path: Path):
             guids |= {g for (g,) in db.execute("SELECT guid FROM notes")}
     assert len(guids) == counts["packaged"]
     assert guids == {p.card.id for p in collect([DECKS]).cards}
+
+
+def test_the_seed_pages_show_their_asterisks_as_copied(tmp_path: Path):
+    # A page's text has no markup: `1*1+0*0` on the page is not Markdown emphasis on a card.
+    from deckbuild.packaged import read_package
+
+    (package,) = build([DECKS], tmp_path, now=2_000_000_000, frozen=True).packages
+    notes = read_package(package).notes.values()
+    solutions = [n.fields for n in notes if "dot products: [1" in "".join(n.fields)]
+    assert len(solutions) == 1
+    assert "dot products: [1*1+0*0=1, 1*(-10)+0*1=-10]" in "".join(solutions[0])
+    assert "<em>" not in "".join(solutions[0])

@@ -673,3 +673,36 @@ def test_a_question_and_answer_alone_render_as_any_card_does(tmp_path_factory, q
         fields = render(card, origin, report, where)
         seen.append((fields, [str(p) for p in report.problems], where.media, where.missing, where.linked))
     assert seen[0] == seen[1]
+
+
+# What text copied from a page may hold that Markdown or HTML would take for markup.
+_PAGE_PIECES = [
+    "x", "word", " ", "\t", "\n", "\n\n", "*", "**", "_", "__", "#", "# ", "> ", "- ", "+ ", "1. ", "---",
+    "===", "\\", "\\d", "\\.", "<b>", "</b>", "<script>alert(1)</script>", "&", "&amp;", "&#31;", "[x](y)",
+    "![i](p.png)", "`", "``", "|", "~", "!", "[sound:a.mp3]", "<!--", "-->", "    ", "é", "2017.",
+]  # fmt: skip
+
+
+@given(st.lists(st.sampled_from(_PAGE_PIECES), max_size=10).map("".join), st.booleans())
+@example("1*1+0*0=1, 1*(-10)+0*1=-10", False)  # seed 001's worked solution
+@example("The header line\n---\nis what separates it.", False)  # no heading made of a line
+def test_page_text_shows_every_character_as_copied(text, inline):
+    # A quiz page's text was shown as text: each character of it shows on the card as copied,
+    # line by line, with blank lines parting paragraphs. Nothing becomes markup or a tag.
+    import html as html_module
+    import re
+
+    report = Report()
+    markup = render_text(text, Where("p.txt", 1), report, inline=inline, literal=True)
+    assert re.fullmatch(r"(?:<p>|</p>|<br>|[^<])*", markup), markup
+    paragraphs = [
+        "\n".join(line.strip(" \t") for line in paragraph.split("\n"))
+        for paragraph in re.split(r"\n[ \t]*\n\s*", text.strip("\n"))
+    ]
+    expected = "" if not text.strip() else "\n\n".join(paragraphs)
+    shown = markup.replace("<br>\n", "\n").replace("</p>\n<p>", "\n\n").replace("<p>", "").replace("</p>", "")
+    if inline:
+        expected = expected.replace("\n\n", "\n")
+    assert html_module.unescape(shown) == expected
+    if "\\" not in text:
+        assert report.problems == []

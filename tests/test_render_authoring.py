@@ -6,7 +6,7 @@ import re
 import time
 
 import pytest
-from hypothesis import given
+from hypothesis import example, given
 from hypothesis import strategies as st
 
 from ankihelp import import_package
@@ -73,8 +73,9 @@ def test_fenced_code_keeps_its_dashes_and_indentation():
 
 
 @given(st.text(alphabet="\ue000\ue001\ue002\ue003\uf8ff0123 ", max_size=10))
+@example("   ")  # four blanks would start a code block: the text starts with a word
 def test_a_code_span_break_is_held_like_any_piece_so_forged_private_use_text_stays_text(forged):
-    html = render(f"{forged} `a<br>b` {forged}")
+    html = render(f"Say{forged} `a<br>b` {forged}")
     assert "<code>a<br>b</code>" in html
     assert html.count("<br>") == 1
     assert "".join(c for c in html if "\ue000" <= c <= "\uf8ff") == "".join(

@@ -808,10 +808,70 @@ def _images(markup: str, where: Where, report: Report) -> str:
     return _IMG_TAG_RE.sub(replace, markup)
 
 
-def render_text(text: str, where: Where, report: Report, inline: bool = False) -> str:
-    """Render one field of Markdown with LaTeX to the safe HTML stored in the note."""
+def render_text(text: str, where: Where, report: Report, inline: bool = False, literal: bool = False) -> str:
+    """Render one field of Markdown with LaTeX to the safe HTML stored in the note.
+
+    `literal`: the text has no markup (copied from a page), so every character of it shows as
+    copied; only its formulas and fenced code render as in any field (see `_render_literal`).
+    """
     plain = _plain_field(text, inline)
-    return _render_text(text, where, report, inline) if plain is None else plain
+    if plain is not None:
+        return plain
+    render = _render_literal if literal else _render_text
+    return render(text, where, report, inline)
+
+
+# A block of fenced code, whole: a page shows code as code, and copies it with its fences.
+_FENCED_RE = re.compile(r"^[ \t]*(```|~~~).*?\n[ \t]*\1[`~]*[ \t]*$", re.M | re.S)
+# A line of only blanks, between paragraphs.
+_PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n[\s]*")
+
+
+def _render_literal(text: str, where: Where, report: Report, inline: bool) -> str:
+    """Render text copied from a page as the characters it holds, with its formulas and fenced code.
+
+    A page's text was shown as text: a `*`, `#`, `>`, `-`, `_`, backslash or `<b>` in it is what
+    the page showed, not Markdown or HTML for a card to interpret. Lines stay lines and blank
+    lines part paragraphs, as text with nothing for Markdown to do renders (`_plain_field`).
+    """
+    parts: list[str] = []
+    start = 0
+    for block in _FENCED_RE.finditer(text):
+        parts.append(_literal_run(text[start : block.start()], where, report, inline))
+        parts.append(_render_text(block.group(0).strip("\n"), where, report, False))
+        start = block.end()
+    parts.append(_literal_run(text[start:], where, report, inline))
+    return "\n".join(part for part in parts if part)
+
+
+def _literal_run(text: str, where: Where, report: Report, inline: bool) -> str:
+    """Render a run of page text without fenced code: escaped, with its formulas (`_render_literal`)."""
+    if not text.strip():
+        return ""
+    if problem := field_problem(text, scanned=CODE_SCANNED):
+        report.error(where.path, where.line, problem)
+        return escape(text)
+    text = fix_mojibake(text, where, report)
+    text, held = _Held.for_text(text, where, report)
+    text = _scan_math(text, where, report, held)
+    for formula in held.formulas:
+        check_math(formula, where, report)
+    if "\\(" in text or "\\[" in text:
+        report.error(
+            where.path,
+            where.line,
+            "text that becomes \\( or \\[ (like \\\\( or &#92;() would be typeset by Anki's MathJax "
+            "unchecked; write the formula as \\( … \\), or put the text in `code`",
+        )
+    paragraphs = [
+        "<br>\n".join(html.escape(line.strip(" \t"), quote=False) for line in paragraph.split("\n"))
+        for paragraph in _PARAGRAPH_BREAK_RE.split(text.strip("\n"))
+    ]
+    if inline:
+        markup = "<br>\n".join(paragraphs)
+    else:
+        markup = "\n".join(f"<p>{paragraph}</p>" for paragraph in paragraphs)
+    return _defuse(_pieces_in(markup, held))
 
 
 def _plain_field(text: str, inline: bool) -> str | None:
@@ -1159,31 +1219,35 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def options_html(options: tuple[Option, ...], where: Where, report: Report) -> str:
+def options_html(options: tuple[Option, ...], where: Where, report: Report, literal: bool = False) -> str:
     """Render lettered options as a list the template can highlight by letter."""
     items = "".join(
         f'<li class="db-opt db-opt-{o.letter}"><span class="db-letter">{o.letter}</span>'
-        f"{render_text(o.text, where, report, inline=True)}</li>"
+        f"{render_text(o.text, where, report, inline=True, literal=literal)}</li>"
         for o in options
     )
     return f'<ol class="db-opts">{items}</ol>'
 
 
-def steps_html(steps: tuple[Step, ...], where: Where, report: Report) -> str:
+def steps_html(steps: tuple[Step, ...], where: Where, report: Report, literal: bool = False) -> str:
     """Render a worked solution as numbered steps."""
     items = "".join(
-        f'<li><span class="db-step-title">{render_text(s.title, where, report, inline=True)}</span>'
-        f"{render_text(s.text, where, report)}</li>"
+        f'<li><span class="db-step-title">{render_text(s.title, where, report, True, literal)}</span>'
+        f"{render_text(s.text, where, report, literal=literal)}</li>"
         for s in steps
     )
     return f'<ol class="db-steps">{items}</ol>'
 
 
-def _title(data: dict[str, Any], where: Where, report: Report) -> str:
-    title = render_text(data["title"], where, report, inline=True) if data.get("title") else ""
+def _title(data: dict[str, Any], where: Where, report: Report, literal: bool = False) -> str:
+    title = render_text(data["title"], where, report, True, literal) if data.get("title") else ""
     kind = data.get("type")
     badge = f'<span class="db-type">{escape(kind)}</span> ' if kind else ""
     return (badge + title).strip()
+
+
+# The kinds of card read from quiz pages, whose text has no markup.
+PAGE_KINDS = frozenset({"recall", "quiz", "open", "practice", "challenge"})
 
 
 def note_fields(card: CardBase, origin: str, report: Report, where: Where | None = None) -> list[str]:
@@ -1201,18 +1265,20 @@ def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> li
     """Render a card of any kind into its note type's fields, for `note_fields`."""
     data = card.__dict__
     get = data.get
+    # A quiz page's text has no markup: its cards show every character as copied.
+    literal = card.kind in PAGE_KINDS
 
     # Only the fields a card has are rendered and set (the rest stay ""), in the order they
     # always were, so that problems are reported in it: most cards have two or three of sixteen.
     def text(name: str, inline: bool = False) -> str:
         value = get(name)
-        return render_text(value, where, report, inline) if value else ""
+        return render_text(value, where, report, inline, literal) if value else ""
 
     extra: list[str] = [text("extra")] if get("extra") else []
     if get("quick_check"):
         extra.append(f'<div class="db-label">Quick check</div>{text("quick_check")}')
     if mistakes := get("mistakes"):
-        items = "".join(f"<li>{render_text(m, where, report, inline=True)}</li>" for m in mistakes)
+        items = "".join(f"<li>{render_text(m, where, report, True, literal)}</li>" for m in mistakes)
         extra.append(f'<div class="db-label">Common mistakes</div><ul>{items}</ul>')
     if concepts := get("concepts"):
         extra.append(f"<p>Your answer should cover {concepts} key concepts.</p>")
@@ -1225,10 +1291,10 @@ def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> li
     between = len(missing)
     values = {"Front": front, "Back": text("answer")}
     if get("title") or get("type"):
-        values["Title"] = _title(data, where, report)
+        values["Title"] = _title(data, where, report, literal)
     # Looked up only where the kind has them: a missing attribute is slow on a pydantic model.
     if "options" in data and (options := card.options):  # type: ignore[attr-defined]
-        values["Options"] = options_html(options, where, report)
+        values["Options"] = options_html(options, where, report, literal)
     if correct := get("correct"):
         values["Correct"] = correct
     if get("explanation"):
@@ -1236,7 +1302,7 @@ def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> li
     if get("hint"):
         values["Hint"] = text("hint")
     if "solution" in data and (steps := card.solution):  # type: ignore[attr-defined]
-        values["Solution"] = steps_html(steps, where, report)
+        values["Solution"] = steps_html(steps, where, report, literal)
     if code := get("code"):
         values["Code"] = highlight(code, get("code_language") or "python")
     if extra:
