@@ -925,3 +925,20 @@ def test_a_page_whose_first_line_holds_two_semicolons_is_read_as_a_page(monkeypa
         "semicolons_first_line.txt:1: warning: unrecognised text 'Hashing; salts; peppers' ignored; "
         "is it part of a card?"
     )
+
+
+def test_a_practice_question_whose_answer_or_options_cannot_be_right_is_reported_not_packaged():
+    # An answer naming an option the question lacks, or two options lettered alike, would mark
+    # no option, or two, as the right one.
+    cards, report = read(DATA / "quizpage" / "practice_letters.txt")
+    assert cards == []
+    assert [str(p) for p in report.problems] == [
+        "practice_letters.txt:3: warning: practice question 1: its final answer is option E, which it "
+        "does not have (options A, B, C, D); it was not packaged: check the question on the page and "
+        "copy it again",
+        "practice_letters.txt:21: warning: practice question 2: its options could not be read (lettered "
+        "A, A, C, not A, B, … in order); it was not packaged: check its options on the page and copy it "
+        "again",
+        "practice_letters.txt:1: no cards found on this quiz page; check that the whole page was copied",
+    ]
+    assert report.counts["incomplete"] == 2

@@ -161,6 +161,14 @@ def read_page(path: str, lines: list[str], report: Report) -> Page:
     return Page(reader.cards, reader.uses)
 
 
+@dataclass(frozen=True)
+class _Unreadable:
+    """Why an item that is all there cannot be packaged as it reads (its options, say), and what to do."""
+
+    why: str
+    fix: str
+
+
 @dataclass
 class _Item:
     start: int  # index into the significant lines
@@ -549,7 +557,11 @@ class _Reader:
             limit = (max(mistakes) if mistakes else USUAL_MISTAKES) if last else None
             block_end = end if last else starts[n + 1]
             done = self._practice_item(s, block_end, limit)
-            if isinstance(done, str):
+            if isinstance(done, _Unreadable):
+                message = f"practice question {n + 1}: {done.why}; it was not packaged: {done.fix}"
+                self.warn(s, message, range(s, block_end))
+                self.report.count("incomplete")
+            elif isinstance(done, str):
                 self.incomplete(s, f"practice question {n + 1} is incomplete", range(s, block_end), done)
             else:
                 mistakes.append(len(done.data.get("mistakes", ())))
@@ -593,7 +605,7 @@ class _Reader:
                 return False
         return False
 
-    def _practice_item(self, start: int, end: int, mistakes_limit: int | None) -> RawCard | str:
+    def _practice_item(self, start: int, end: int, mistakes_limit: int | None) -> RawCard | str | _Unreadable:
         """Read one Practice item; return what is missing when the copy stops inside it."""
         t = self.t
         number_match = _NUMBERED_RE.match(t[start])
@@ -645,6 +657,18 @@ class _Reader:
             return "Final Answer ending in '-> Option X'"
         data["answer"] = final_match.group(1)
         data["correct"] = final_match.group(2).upper()
+        letters = [option["letter"] for option in options]
+        if letters != list("ABCDEF"[: len(letters)]):
+            return _Unreadable(
+                f"its options could not be read (lettered {', '.join(letters)}, not A, B, … in order)",
+                "check its options on the page and copy it again",
+            )
+        if data["correct"] not in letters:
+            return _Unreadable(
+                f"its final answer is option {data['correct']}, which it does not have "
+                f"(options {', '.join(letters)})",
+                "check the question on the page and copy it again",
+            )
         data["quick_check"] = _OK_RE.sub("", " ".join(_part(t, k) for k in sections["quick check"]))
         data["hint"] = _OK_RE.sub("", " ".join(_part(t, k) for k in sections["hint"]))
         data["mistakes"] = [t[k] for k in sections["common mistakes"]]
