@@ -216,3 +216,28 @@ def test_diff_names_a_cloze_notes_own_fields(deck_tree, tmp_path, monkeypatch):
     data = json.loads(result.stdout)
     (changed,) = data["changed"]
     assert changed["id"] == U1 and "Text" in changed["fields"]
+
+
+@pytest.mark.anki
+def test_a_cloze_number_taken_out_is_told_with_what_learners_must_do(
+    deck_tree, tmp_path, collection, monkeypatch
+):
+    # Anki never deletes a card on import: the learner keeps c2's card, which now shows an error.
+    monkeypatch.chdir(deck_tree.parent)
+    _cloze_file(deck_tree, "{{c1::Paris}} is in {{c2::France}}")
+    import_package(collection, build([deck_tree], tmp_path / "dist", now=NOW).packages[0])
+    _cloze_file(deck_tree, "{{c1::Paris}} is in France")
+    result = build([deck_tree], tmp_path / "dist", now=NOW + 60)
+    assert result.report.notes == [
+        f"{deck_tree.name}/Deck/cloze.txt:2: cloze c2 left this note; learners who have its card keep "
+        "it, shown as 'No cloze 2 found on card', until they run Tools → Empty Cards in Anki: tell "
+        "them in the release notes"
+    ]
+    import_package(collection, result.packages[0])
+    shown = [visible_text(collection.get_card(c).render_output(reload=True).question_text) for c in
+             collection.find_cards("")]  # fmt: skip
+    # Anki isolates the number in direction marks.
+    shown = [text.replace("\u2068", "").replace("\u2069", "") for text in shown]
+    assert any("No cloze 2 found on card" in text for text in shown), "what the note says happens"
+    _cloze_file(deck_tree, "{{c1::Paris}} is in {{c1::France}}")  # c1 kept: nothing to tell
+    assert build([deck_tree], tmp_path / "dist", now=NOW + 120).report.notes == []

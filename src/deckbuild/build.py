@@ -38,7 +38,7 @@ from deckbuild.atomic import (
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report, field_fault
 from deckbuild.lock import Entry, Lock
 from deckbuild.memo import LINKED, Memo, Rendered, current_media, signature, signature_of, unpack
-from deckbuild.notetype import BY_LABEL, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.notetype import BY_LABEL, CLOZE_ID, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
 from deckbuild.progress import QUIET, Progress
 
 # A build's entry, its record and its result live there, so that a build that nothing changed
@@ -1458,8 +1458,30 @@ class _Build:
             if (newer := self.shipped_mods.get(parsed.id)) is not None and newer > mod:
                 mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype)
                 self.fresh.add(slug)
+            if parsed.notetype == CLOZE_ID and known is not None and known.hash != digest:
+                self.tell_lost_clozes(parsed, fields)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
+
+    def tell_lost_clozes(self, parsed: Parsed, fields: Sequence[str]) -> None:
+        """Tell the author when a cloze number an earlier package ships left an edited cloze note.
+
+        An import never deletes a card: learners who have that cloze's card keep it, and Anki
+        shows it as an error until they delete it with its Empty Cards tool.
+        """
+        from deckbuild.package import cloze_ords
+
+        shipped = self.shipped_notes.get(parsed.id)
+        if shipped is None or shipped.notetype != str(CLOZE_ID) or not shipped.fields:
+            return
+        gone = sorted(set(cloze_ords(shipped.fields[0])) - set(cloze_ords(fields[0])))
+        if gone:
+            names = ", ".join(f"c{n + 1}" for n in gone)
+            self.report.change(
+                f"{parsed.source.display}:{parsed.line}: cloze {names} left this note; learners who have "
+                f"its card keep it, shown as 'No cloze {gone[0] + 1} found on card', until they run "
+                "Tools → Empty Cards in Anki: tell them in the release notes"
+            )
 
     def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int) -> int:
         """Return the mod a note ships with when an earlier package ships it with a newer one.
