@@ -216,3 +216,13 @@ def test_any_program_whose_blocks_are_closed_comes_back_exactly(code):
 def test_any_such_program_flattened_onto_one_line_comes_back_exactly(code):
     one_line = " ".join(flat(code).split("\n")).strip()
     assert restore(one_line) == (code, True)
+
+
+def test_code_the_compiler_refuses_does_not_count_as_restored():
+    # Parsing alone takes `return` at the top level; a restoring that left a line there is wrong.
+    assert not parses("return 1\n") and not parses("for i in x:\n    pass\nbreak\n")
+    flat = "def f(n):     total = 0     for i in range(n):         total += i     return total print(f(3))"
+    code, ok = restore(flat)
+    assert ok and code == (
+        "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\nprint(f(3))\n"
+    )

@@ -6,7 +6,6 @@ is not restored at all (the reader says so): a page's snippet is a few hundred c
 
 from __future__ import annotations
 
-import ast
 import re
 from dataclasses import dataclass
 
@@ -35,9 +34,13 @@ _CONTINUES = {
 
 
 def parses(code: str) -> bool:
-    """Tell whether `code` is valid Python."""
+    """Tell whether `code` is valid Python: compiled (never run), not only parsed.
+
+    Parsing alone takes code the compiler refuses, such as `return` outside a function, which a
+    restoring that put a line at the wrong level gives.
+    """
     try:
-        ast.parse(code)
+        compile(code, "<card>", "exec", dont_inherit=True)
     except (SyntaxError, ValueError, RecursionError, MemoryError):
         return False
     return True
