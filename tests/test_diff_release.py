@@ -161,9 +161,18 @@ def test_a_card_gone_with_no_earlier_package_is_reported_not_lost(tree, tmp_path
     assert result.exit_code == 0
     assert (
         f"decks/Deck/cards.txt: warning: card {REMOVED} is gone from the sources, but no earlier package "
-        "holds it to retire it; build with --previous pointing at the last release, or run 'deckbuild "
-        "forget' to drop it"
+        "holds it to retire it; build with --previous pointing at the last release, or, if no learner "
+        f"ever had it, run 'deckbuild forget --never-retired {REMOVED}' to drop it"
     ) in result.stderr.splitlines()
+    # Forgotten as it is, learners who have it would keep it as a live card.
+    refused = run("forget", REMOVED)
+    assert (refused.exit_code, refused.stderr) == (
+        1,
+        f"error: card {REMOVED} was never retired, so learners who have it would keep it as a live "
+        "card; build with --previous pointing at the last release to retire it, and forget it once "
+        "learners have had a release that retired it (or give --never-retired if no learner ever had "
+        "it)\n",
+    )
     again = run("build", "decks", "-o", str(tmp_path / "v2"), "--previous", str(tmp_path / "v1"))
     assert again.exit_code == 0 and "1 retired" in again.stdout
 

@@ -250,8 +250,8 @@ def test_a_kept_card_removed_from_the_sources_is_not_retired_but_named_until_for
     (decks / "Bio/cards.txt").write_text("Question;Answer;GUID;Notetype\nq2;a2;g2;Basic\n", encoding="utf-8")
     result = build([decks], tmp_path / "dist", now=NOW + 10, use_cache=False)
     assert [p.message for p in result.report.problems] == [
-        "card g1 is gone from the sources, but no earlier package holds it to retire it; build with "
-        "--previous pointing at the last release, or run 'deckbuild forget' to drop it"
+        "card g1 is gone from the sources, but its note type, kept from Anki, has no Status field to "
+        "retire it with; tell learners to delete it, and run 'deckbuild forget g1'"
     ]
     assert sorted(read_package(tmp_path / "dist/Bio.apkg").notes) == ["g2"]
     monkeypatch.chdir(tmp_path)

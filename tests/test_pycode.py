@@ -224,5 +224,6 @@ def test_code_the_compiler_refuses_does_not_count_as_restored():
     flat = "def f(n):     total = 0     for i in range(n):         total += i     return total print(f(3))"
     code, ok = restore(flat)
     assert ok and code == (
-        "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n    return total\nprint(f(3))\n"
+        "def f(n):\n    total = 0\n    for i in range(n):\n        total += i\n"
+        "    return total\nprint(f(3))\n"
     )

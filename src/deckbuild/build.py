@@ -1739,11 +1739,19 @@ class _Build:
         """Record a card that just left the sources as retired, with its last shipped content."""
         shipped = self.shipped.get(guid)
         where = _origin_shown(root, entry)
+        if _kept_label(entry.notetype):
+            self.report.warn(
+                where, 0,
+                f"card {guid} is gone from the sources, but its note type, kept from Anki, has no Status "
+                f"field to retire it with; tell learners to delete it, and run 'deckbuild forget {guid}'",
+            )  # fmt: skip
+            return False
         if shipped is None:
             self.report.warn(
                 where, 0,
                 f"card {guid} is gone from the sources, but no earlier package holds it to retire it; "
-                "build with --previous pointing at the last release, or run 'deckbuild forget' to drop it",
+                "build with --previous pointing at the last release, or, if no learner ever had it, run "
+                f"'deckbuild forget --never-retired {guid}' to drop it",
             )  # fmt: skip
             return False
         notetype = NOTE_TYPES[int(shipped.notetype)]
@@ -1988,8 +1996,17 @@ def _first_text(markup: str) -> str:
     return text if len(text) <= 60 else text[:57] + "..."
 
 
-def forget(path: Path, guids: Sequence[str]) -> list[str]:
-    """Drop retired cards from the lock for good, so that no later package carries them."""
+def _kept_label(label: str | None) -> bool:
+    """Tell whether a lock entry's note type is one kept from Anki (no Status field: never retired)."""
+    return label is not None and label.startswith("anki:")
+
+
+def forget(path: Path, guids: Sequence[str], never_retired: bool = False) -> list[str]:
+    """Drop retired cards from the lock for good, so that no later package carries them.
+
+    A card gone from the sources but never retired (no package was at hand to retire it from)
+    is refused unless `never_retired`: learners who have it would keep it as a live card.
+    """
     (root,) = {find_root(p) for p in canonical([path])}
     if not (root / LOCK_NAME).is_file():
         raise DeckbuildError(
@@ -2018,6 +2035,13 @@ def forget(path: Path, guids: Sequence[str]) -> list[str]:
                 problems.append(f"card {guid} is still in the sources; remove it there first")
             elif guid not in lock.notes:
                 problems.append(f"card {guid} is not in {display_path(lock.path)}")
+            elif not (never_retired or lock.notes[guid].retired or _kept_label(lock.notes[guid].notetype)):
+                problems.append(
+                    f"card {guid} was never retired, so learners who have it would keep it as a live "
+                    "card; build with --previous pointing at the last release to retire it, and forget "
+                    "it once learners have had a release that retired it (or give --never-retired if "
+                    "no learner ever had it)"
+                )
         if problems:
             raise DeckbuildError("; ".join(problems))
         for guid in guids:

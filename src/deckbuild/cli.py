@@ -490,8 +490,10 @@ def import_(source: Path, outdir: Path) -> None:
 @click.argument("uuids", nargs=-1, required=True)
 @click.option("--decks", "root", type=click.Path(path_type=Path, exists=True), default=None,
               help="A folder or file of the deck tree whose lock to change [default: decks].")  # fmt: skip
+@click.option("--never-retired", is_flag=True,
+              help="Forget cards no build retired too (only if no learner ever had them).")  # fmt: skip
 @_reports_errors
-def forget(uuids: tuple[str, ...], root: Path | None) -> None:
+def forget(uuids: tuple[str, ...], root: Path | None, never_retired: bool) -> None:
     """Stop carrying retired cards for good.
 
     Later packages no longer hold the retired cards UUIDS. The deck root is found as build
@@ -500,7 +502,7 @@ def forget(uuids: tuple[str, ...], root: Path | None) -> None:
     from deckbuild.build import forget as run
 
     (path,) = _paths((root,) if root else (), "--decks")
-    for guid in run(path, uuids):
+    for guid in run(path, uuids, never_retired):
         click.echo(f"forgot {guid}")
 
 
