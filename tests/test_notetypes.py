@@ -26,7 +26,9 @@ CHANGED_TYPE = (
 
 def test_note_types_have_fixed_distinct_ids_and_the_basic_one_is_as_shipped():
     assert BASIC.id == 1_573_912_204 and BASIC.name == "deckbuild card"
-    assert BASIC.digest == "3f4af9587d314eab"  # the note type learners have: never changes
+    # The note type learners have: a change to it is deliberate, as it moves its mod time in every
+    # lock (the night-mode highlight of options E and F changed it last).
+    assert BASIC.digest == "c413399a0b8f5085"
     assert len({nt.id for nt in NOTE_TYPES.values()}) == len(NOTE_TYPES)
     assert REVERSED.fields == BASIC.fields and REVERSED.templates[0] == BASIC.templates[0]
 
@@ -255,3 +257,16 @@ def test_check_refuses_a_changed_note_type_as_build_does(deck_tree, monkeypatch)
     path.write_text(path.read_text().replace(f";;{U2}", f";yes;{U2}"))
     result = CliRunner().invoke(cli, ["check", "decks"])
     assert (result.exit_code, result.stderr) == (1, CHANGED_TYPE)
+
+
+def test_the_right_option_is_highlighted_for_every_letter_in_either_night_mode():
+    # AnkiDroid and older desktops mark night mode `.night_mode`, newer ones `.nightMode`.
+    from deckbuild.notetype import NOTE_TYPE_ID, NOTE_TYPES
+
+    css = NOTE_TYPES[NOTE_TYPE_ID].css
+    for mode in (".nightMode", ".night_mode"):
+        for letter in "ABCDEF":
+            assert f"{mode} .db-correct-{letter} .db-opt-{letter}" in css, (mode, letter)
+    day = css.split(".nightMode .db-correct-A")[0]
+    for letter in "ABCDEF":
+        assert f".db-correct-{letter} .db-opt-{letter}" in day, letter

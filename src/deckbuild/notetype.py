@@ -97,7 +97,8 @@ CSS = """\
 .nightMode .db-correct-C .db-opt-C, .nightMode .db-correct-D .db-opt-D,
 .nightMode .db-correct-E .db-opt-E, .nightMode .db-correct-F .db-opt-F,
 .night_mode .db-correct-A .db-opt-A, .night_mode .db-correct-B .db-opt-B,
-.night_mode .db-correct-C .db-opt-C, .night_mode .db-correct-D .db-opt-D {
+.night_mode .db-correct-C .db-opt-C, .night_mode .db-correct-D .db-opt-D,
+.night_mode .db-correct-E .db-opt-E, .night_mode .db-correct-F .db-opt-F {
   border-color: #3fb950; background: #12361f; color: #c9f7d4;
 }
 .db-hint { margin-top: 0.6em; font-size: 0.85em; }
