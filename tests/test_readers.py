@@ -113,3 +113,25 @@ def test_a_tree_of_semicolon_files_never_imports_the_page_reader(tmp_path):
     env = {**os.environ, "PYTHONPATH": os.pathsep.join(sys.path)}
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, env=env, check=True)
     assert out.stdout.strip().splitlines()[-1] == "['deckbuild.readers', 'deckbuild.readers.semicolon']"
+
+
+_MARKS = [
+    "Recall & Review", "Click to reveal answer", "✗ Incorrect", "✓ Correct", "Incorrect", "correct!",
+    "You got /4 concepts.", "You got 2 / 4 concepts", "Attempts:", "Challenge - 3 Problems",
+    "Challenge-1 Problem", "Practice", "beginner1:30remaining", "expert 12:00 remaining",
+]  # fmt: skip
+
+
+@given(st.sampled_from(_MARKS), st.lists(st.booleans(), min_size=40, max_size=40))
+def test_a_page_the_reader_reads_by_a_mark_in_any_case_is_recognised_by_it(mark, upper):
+    # Detection finds a page by the same marks the reader reads it by: in any case, as spaced.
+    from deckbuild.readers import quizpage
+
+    varied = "".join(c.upper() if up else c.lower() for c, up in zip(mark, upper * 2, strict=False))
+    marks = [
+        quizpage._REVEAL_RE, quizpage._VERDICT_RE, quizpage._CONCEPTS_RE, quizpage._PAGE_START_RE,
+        quizpage._PRACTICE_RE, quizpage._CHALLENGE_RE, quizpage._TIMER_RE, quizpage._ATTEMPTS_RE,
+    ]  # fmt: skip
+    assert any(regex.match(varied) for regex in marks), varied
+    found = detect(["Some text", varied, "more text"])
+    assert found is not None and found.name == "quizpage", varied

@@ -26,14 +26,16 @@ from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 DETECT = {
     "what": "a quiz page",
     "order": 20,
+    # In any case, and spaced as the reader takes the marks (its regexes below): a page the
+    # reader reads is never refused as no deck source.
     "any_line": (
-        r"^(?:Recall & Review|Click to reveal answer|[✗✓✔✘×]\s*(?:In)?correct!?"
-        r"|You got \d*\s*/\s*\d+ concepts?\.?|Attempts:?|Challenge - \d+ Problems?|Practice"
-        r"|(?:beginner|intermediate|advanced|expert)\d{1,2}:\d\dremaining)$"
+        r"(?i)^(?:Recall & Review|Click to reveal answer|[✗✓✔✘×]?\s*(?:In)?correct!?"
+        r"|You got\s*\d*\s*/\s*\d+\s*concepts?\.?|Attempts:?|Challenge\s*-\s*\d+\s+Problems?|Practice"
+        r"|(?:beginner|intermediate|advanced|expert)\s*\d{1,2}:\d\d\s*remaining)$"
     ),
     "likely_any_line": (
-        r"Recall & Review|Click to reveal answer|✗ Incorrect|✓ Correct|You got /|Attempts:"
-        r"|^Challenge - \d+ Problems?$|^Practice$"
+        r"(?i)Recall & Review|Click to reveal answer|✗ Incorrect|✓ Correct|You got\s*/|Attempts:"
+        r"|^Challenge\s*-\s*\d+\s+Problems?$|^Practice$"
     ),
 }
 
