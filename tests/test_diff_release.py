@@ -984,3 +984,38 @@ def test_diff_flags_a_changed_card_without_a_newer_mod_as_breaking(tree, tmp_pat
         "package keep its old content (build into the folder that holds it, or with --previous)"
     ) in result.stdout.splitlines()
     assert run("diff", str(tmp_path / "v1"), str(tmp_path / "v2"), "--fail-on-breaking").exit_code == 0
+
+
+@pytest.mark.parametrize("where", ["dist", "previous"])
+def test_a_lost_lock_is_taken_back_from_the_packages_the_build_replaces(tree, tmp_path, collection, where):
+    # With no lock, every note got a new mod time (overwriting learners' own edits), a removed
+    # card was never retired, and a card could change its note type under learners.
+    (v1,) = build([tree], tmp_path / "v1", now=NOW).packages
+    import_package(collection, v1)
+    study_all(collection)
+    reviewed = card_states(collection)
+    note = notes_by_guid(collection)[KEPT]
+    note["Back"] += "<p>my own mnemonic</p>"
+    collection.update_note(note)
+    (tree / "deckbuild.lock").unlink()
+    source = tree / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace(ROW, ""), encoding="utf-8")
+    out = tmp_path / "v1" if where == "dist" else tmp_path / "v2"
+    result = build([tree], out, now=NOW + 60, previous=[tmp_path / "v1"] if where == "previous" else [])
+    assert result.report.counts["retired"] == 1
+    assert (
+        "decks/deckbuild.lock: there was no lock file; the mod times and note types of 3 card(s) were "
+        "taken from the packages this build replaces, so that learners' notes are updated only where "
+        "they changed (commit the lock)"
+    ) in result.report.notes
+    log = import_package(collection, result.packages[0])
+    notes = notes_by_guid(collection)
+    assert RETIRED_TAG in notes[REMOVED].tags and log.updated == 1 and log.conflicting == 0
+    assert "my own mnemonic" in notes[KEPT]["Back"], "an unchanged note leaves the learner's edit"
+    assert card_states(collection) == reviewed
+    # A card's note type, as the package has it, stays its own, as the lock keeps it.
+    (tree / "deckbuild.lock").unlink()
+    put(tree, "Deck/cards.txt", f"Question;Answer;Reverse;UUID\nWhat is a key?;An identifier.;yes;{KEPT}\n")
+    with pytest.raises(BuildFailed) as failed:
+        build([tree], out, now=NOW + 120, previous=[tmp_path / "v1"] if where == "previous" else [])
+    assert "this card was a basic card and is now a reversed card" in str(failed.value.report.errors[0])

@@ -1183,6 +1183,7 @@ class _Build:
                 self.check_notetypes(collection)  # its problems are told too
                 raise BuildFailed(self.report, strict)
             self.keep_shipped_case(collection)
+            self.adopt_shipped(collection)
             self.add_all(collection)  # which refuses a card whose note type changed, as that does
             if self.report.failed(strict):
                 raise BuildFailed(self.report, strict)
@@ -1398,6 +1399,43 @@ class _Build:
 
                 self.report.warn(parsed.source.display, parsed.line, case_kept(parsed.id, known))
                 parsed.id = known
+
+    def adopt_shipped(self, collection: Collection) -> None:
+        """Take a lost lock's entries back from the packages this build replaces, and `--previous`.
+
+        With no lock file, every note would get a new mod time (overwriting what learners
+        changed in it), a card removed would never be retired, and a card's note type could
+        change under learners. Their notes in those packages (the decks of this tree) stand in
+        for the lock: a note's content hash, mod time and note type, and a retired one whole.
+        """
+        for root, lock in sorted(collection.locks.items()):
+            if lock.text or lock.notes or lock.path.exists():
+                continue  # a lock is there, even one with no card yet
+            tops = {p.source.package_deck for p in collection.cards if p.source.root == root}
+            adopted = 0
+            for guid, note in sorted(self.shipped_notes.items()):
+                nid = int(note.notetype) if note.notetype.isdigit() else None
+                if note.deck.split("::")[0] not in tops or nid not in NOTE_TYPES:
+                    continue
+                notetype = NOTE_TYPES[nid]
+                if len(note.fields) != len(notetype.fields):
+                    continue
+                label = None if nid == NOTE_TYPE_ID else notetype.label
+                digest = content_hash(note.fields, note.tags, source_at(nid))
+                if RETIRED_TAG in note.tags and "Status" in notetype.fields:
+                    fields, tags = list(note.fields), sorted(note.tags)
+                    entry = Entry(digest, note.mod, deck=note.deck, fields=fields, tags=tags, notetype=label)
+                else:
+                    entry = Entry(digest, note.mod, notetype=label)
+                lock.notes[guid] = entry
+                lock.changed.append(guid)
+                adopted += 1
+            if adopted:
+                self.report.change(
+                    f"{display_path(lock.path)}: there was no lock file; the mod times and note types of "
+                    f"{adopted} card(s) were taken from the packages this build replaces, so that learners' "
+                    "notes are updated only where they changed (commit the lock)"
+                )
 
     def add_all(self, collection: Collection) -> None:
         """Stamp every card in its lock and put it in its deck's notes.
