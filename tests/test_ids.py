@@ -349,3 +349,21 @@ def test_cards_names_the_ids_the_package_gives_cards_sharing_a_question(deck_tre
     monkeypatch.chdir(deck_tree.parent)
     listed = json.loads(CliRunner().invoke(cli, ["cards", "decks", "--json"]).stdout)
     assert {shipped[f"<p>{c['answer']}</p>"]: c["id"] for c in listed} == {g: g for g in shipped.values()}
+
+
+def test_a_row_whose_uuid_was_deleted_is_told_which_uuids_the_lock_lost_from_its_file(deck_tree, tmp_path):
+    # A new UUID would give learners a second card and retire the one they studied.
+    one, two, three = (f"{n}{n}{n}{n}{n}{n}{n}{n}-{n}{n}{n}{n}-4{n}{n}{n}-8{n}{n}{n}-{n * 12}" for n in "123")
+    rows = f"What is a key?;A key.;{one}\nWhat is a value?;A value.;{two}\nWhat is a query?;Q.;{three}\n"
+    put(deck_tree, "Deck/cards.txt", "Question;Answer;UUID\n" + rows)
+    build([deck_tree], tmp_path / "dist", now=1_700_000_000)
+    put(deck_tree, "Deck/cards.txt", "Question;Answer;UUID\n" + rows.replace(two, "").replace(three, ""))
+    report = collect([deck_tree]).report
+    shown = "Deck/cards.txt"
+    assert [str(p).split(f"{deck_tree}/")[-1] for p in report.problems] == [
+        f"{shown}:3: no UUID; run 'deckbuild ids' to write a new one into the file",
+        f"{shown}:4: no UUID; run 'deckbuild ids' to write a new one into the file",
+        f"{shown}:3: warning: the lock keeps 2 card(s) of this file that no row holds now ({two}, {three}): "
+        "if a row's UUID was deleted, write that UUID back (git diff shows it), so that learners keep "
+        "its reviews; 'deckbuild ids' would make it a new card",
+    ]

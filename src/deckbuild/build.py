@@ -236,6 +236,7 @@ def collect(
     read = [(source, raws, rematched[source.path]) for source, raws, _ in read]
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(sorted([*read, *rest.read], key=_tree_order), locks, report, aside)
+    _name_lost_uuids([*read, *rest.read], locks, report)
     if rest.report.errors:
         by_shown = {s.display: s.root for s in rest.sources}
         for problem in rest.report.errors:
@@ -345,6 +346,41 @@ def collect(
     if leftovers is not None:
         leftovers.append((read, known, pending, found, files, rest))
     return Collection(cards, locks, report, elsewhere=rest.ids())
+
+
+def _name_lost_uuids(
+    read: list[tuple[SourceFile, list[RawCard], int]], locks: dict[Path, Lock], report: Report
+) -> None:
+    """Name the lock's cards of a file that no row holds now, where rows of it have no UUID.
+
+    A row whose UUID was deleted is such a card: a new UUID (`deckbuild ids`) would give
+    learners a second card and retire the one they studied.
+    """
+    bare: dict[str, list[int]] = {}
+    for problem in report.errors:
+        if problem.message.startswith(_NO_UUID):
+            bare.setdefault(problem.path, []).append(problem.line)
+    if not bare:
+        return
+    present = {str(raw.data.get("id")) for _, raws, _ in read for raw in raws}
+    for source, _, _ in read:
+        if (lines := bare.get(source.display)) is None or source.root not in locks:
+            continue
+        entries = locks[source.root].by_origin(source.origin)
+        lost = [guid for guid, entry in entries.items() if guid not in present and not entry.retired]
+        if lost:
+            shown = ", ".join(lost[:3]) + (f" and {len(lost) - 3} more" if len(lost) > 3 else "")
+            report.warn(
+                source.display,
+                min(lines),
+                f"the lock keeps {len(lost)} card(s) of this file that no row holds now ({shown}): if a "
+                "row's UUID was deleted, write that UUID back (git diff shows it), so that learners keep "
+                "its reviews; 'deckbuild ids' would make it a new card",
+            )
+
+
+# What the semicolon reader says of a row without a UUID.
+_NO_UUID = "no UUID; run 'deckbuild ids'"
 
 
 @dataclass
