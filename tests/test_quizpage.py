@@ -942,3 +942,26 @@ def test_a_practice_question_whose_answer_or_options_cannot_be_right_is_reported
         "practice_letters.txt:1: no cards found on this quiz page; check that the whole page was copied",
     ]
     assert report.counts["incomplete"] == 2
+
+
+@given(st.data())
+def test_an_option_the_explanation_only_denies_is_never_inferred(data):
+    # "Softmax does not just select the maximum value; it normalizes the scores": the words of
+    # the option about the maximum value are there, in a clause that denies them.
+    terms = data.draw(st.lists(st.sampled_from(_TERMS), min_size=8, max_size=8, unique=True))
+    options = [(letter, f"To {terms[2 * n]} the {terms[2 * n + 1]} only") for n, letter in enumerate("ABCD")]
+    denied = data.draw(st.sampled_from("ABCD"))
+    said = data.draw(st.sampled_from([x for x in "ABCD" if x != denied] + [None]))
+    text = dict(options)
+    sentence = f"It does not just {text[denied][3:-5]}"
+    if said is not None:
+        sentence += data.draw(st.sampled_from(["; it ", ", but it ", ". Instead it "])) + text[said][3:-5]
+    assert quizpage.infer_correct(sentence + ".", options) in (said, None), sentence
+    # Asked for what is not so, the denied option is the answer it points to.
+    if said is None:
+        assert quizpage.infer_correct(sentence + ".", options, "Which is NOT true?") == denied, sentence
+
+
+def test_the_answer_an_explanation_rejects_is_not_inferred_for_a_page(monkeypatch):
+    cards, _ = cards_json(DATA / "quizpage" / "inferred_wrong.txt", monkeypatch)
+    assert [(c["kind"], c.get("correct")) for c in cards] == [("quiz", "D")]

@@ -532,7 +532,7 @@ class _Reader:
             return True
         data["explanation"] = explanation
         self.quizzes += 1
-        letter = infer_correct(explanation, [(o["letter"], o["text"]) for o in options])
+        letter = infer_correct(explanation, [(o["letter"], o["text"]) for o in options], data["question"])
         if letter:
             self.inferred += 1
             data["correct"] = letter
@@ -923,8 +923,24 @@ def _words(text: str) -> set[str]:
             if word.endswith(suffix) and len(word) - len(suffix) >= 3:
                 word = word[: -len(suffix)]
                 break
+        # "normalize", "normalizes", "normalized" and "normalizing" are one word.
+        if word.endswith("e") and len(word) >= 4:
+            word = word[:-1]
         words.add(word)
     return words
+
+
+def _told_and_denied(explanation: str) -> tuple[set[str], set[str]]:
+    """The words of an explanation's clauses that say something, and of those that deny it.
+
+    "Softmax does not just select the maximum value; it normalizes the scores" points away from
+    an option about the maximum value, though it shares its words.
+    """
+    told: set[str] = set()
+    denied: set[str] = set()
+    for clause in _CLAUSE_END_RE.split(explanation):
+        (denied if _DENIED_AFTER_RE.search(clause) else told).update(_words(clause))
+    return told, denied
 
 
 # An explanation naming options: "Option B", "option (C)", "the answer is C", "Answer: C",
@@ -945,6 +961,10 @@ _DENIED_BEFORE_RE = re.compile(
     rf"\b(?:{_NEGATION}|unlike|than|instead of|except|rule out|rules out|eliminates?)\s+(?:\w+\s+){{0,2}}$",
     re.IGNORECASE,
 )
+
+
+# A question asking for the odd one out: "all of these EXCEPT", "which is the exception".
+_ASKS_EXCEPT_RE = re.compile(r"\b(?:except|exception|least)\b", re.IGNORECASE)
 
 
 def _named(explanation: str) -> tuple[set[str], set[str]]:
@@ -970,8 +990,12 @@ def _named(explanation: str) -> tuple[set[str], set[str]]:
     return said, denied
 
 
-def infer_correct(explanation: str, options: list[tuple[str, str]]) -> str | None:
-    """Name the option an explanation clearly points to, or None when it is not clear."""
+def infer_correct(explanation: str, options: list[tuple[str, str]], question: str = "") -> str | None:
+    """Name the option an explanation clearly points to, or None when it is not clear.
+
+    A question that asks for what is not so ("Which is NOT a benefit…?") has an explanation
+    that denies its answer: there, what a clause denies points to an option as much as what it says.
+    """
     letters = {letter for letter, _ in options}
     said, denied = _named(explanation)
     if said or denied:
@@ -980,12 +1004,17 @@ def infer_correct(explanation: str, options: list[tuple[str, str]]) -> str | Non
         # with option A would point there.
         named = said & letters
         return named.pop() if len(named) == 1 and not named & denied and said <= letters else None
-    told = _words(explanation)
+    told, denied = _told_and_denied(explanation)
+    if _DENIED_AFTER_RE.search(question) or _ASKS_EXCEPT_RE.search(question):
+        told, denied = told | denied, set()
+
+    def shared(text: str) -> int:
+        words = _words(text)
+        # An option more of whose words the explanation denies than says is not what it points to.
+        return 0 if len(words & denied) > len(words & told) else len(words & told)
+
     scores = sorted(
-        (
-            (len(_words(t) & told), len(_words(t) & told) / max(1, len(_words(t))), letter)
-            for letter, t in options
-        ),
+        ((shared(t), shared(t) / max(1, len(_words(t))), letter) for letter, t in options),
         reverse=True,
     )
     (best, share, letter), runner_up = scores[0], scores[1][0] if len(scores) > 1 else 0
