@@ -139,8 +139,8 @@ def test_a_moved_file_restamps_no_unchanged_note_and_anki_keeps_the_old_deck(
         f"{MOVED}: 57 card(s) moved here from {DECK}; they keep their ids, reviews and mod times (only the "
         "Source field and source:: tag differ, which learners get with the next change to each card)",
         f'{MOVED}: these 57 card(s) moved from deck "{old}" to "{new}", but Anki keeps cards it already has '
-        f'in their old deck: tell learners to search deck:"{old}" in the Browser, select the cards and use '
-        f'Change Deck to move them to "{new}" (new learners get the new deck)',
+        f'in their old deck: tell learners to search deck:"{old}" -deck:"{old}::*" in the Browser, select '
+        f'the cards and use Change Deck to move them to "{new}" (new learners get the new deck)',
     ]
     log = import_package(collection, result.packages[0])
 
@@ -168,6 +168,12 @@ def test_a_moved_file_restamps_no_unchanged_note_and_anki_keeps_the_old_deck(
         assert deck_of(fresh, LEARNERS_GUID) == "Transformers::Moved Here"
     finally:
         fresh.close()
+    # The search the note gives selects the moved cards, and no card of a deck below theirs.
+    below = collection.new_note(collection.models.by_name("Basic"))
+    below["Front"] = "a card of a subdeck"
+    collection.add_note(below, collection.decks.id(f"{old}::Below"))
+    assert len(collection.find_cards(f'deck:"{old}"')) == 58
+    assert len(collection.find_cards(f'deck:"{old}" -deck:"{old}::*"')) == 57
 
 
 @pytest.mark.parametrize("lock_lost", [False, True])
@@ -233,3 +239,22 @@ def test_a_renamed_or_moved_quiz_page_keeps_every_guid_and_review(deck_tree, tmp
     assert sorted(notes_by_guid(collection)) == guids
     assert not collection.find_notes("tag:deckbuild::retired")
     assert card_states(collection) == states
+
+
+def test_a_deck_folder_renamed_in_case_only_leaves_learners_their_deck(seed_tree, tmp_path, collection):
+    # Anki tells decks apart without case: no card is to be moved, and no deck appears.
+    import_package(collection, build_tree(seed_tree, tmp_path / "v1", NOW))
+    decks_before = sorted(d.name for d in collection.decks.all_names_and_ids())
+    folder = seed_tree / "Transformers" / "Attention and Encoder"
+    folder.rename(folder.with_name("attention and encoder"))
+    result = build([seed_tree], tmp_path / "v2", now=NOW + 60)
+    spelled = [
+        n.split(f"{seed_tree}/")[-1] for n in result.report.notes if "spelled" in n or "Change Deck" in n
+    ]
+    assert spelled == [
+        'Transformers/attention and encoder/003.txt: deck "Transformers::Attention and Encoder" is now '
+        'spelled "Transformers::attention and encoder"; Anki takes them for one deck, so learners keep '
+        "theirs as they spell it (they may rename it)"
+    ]
+    import_package(collection, result.packages[0])
+    assert sorted(d.name for d in collection.decks.all_names_and_ids()) == decks_before

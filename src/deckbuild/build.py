@@ -1678,12 +1678,20 @@ class _Build:
                 "learners get with the next change to each card)"
             )
             old_deck = deck_name(root, (root / old).parent)
-            if old_deck != source.deck:
+            if old_deck.casefold() == source.deck.casefold() and old_deck != source.deck:
+                # Anki tells decks apart without case: learners keep theirs, as they spell it.
+                self.report.change(
+                    f'{source.display}: deck "{old_deck}" is now spelled "{source.deck}"; Anki takes '
+                    "them for one deck, so learners keep theirs as they spell it (they may rename it)"
+                )
+            elif old_deck != source.deck:
+                # The deck alone, not its subdecks: `deck:"A"` would select the cards of A::B too.
                 self.report.change(
                     f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
                     f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
-                    f'learners to search deck:"{old_deck}" in the Browser, select the cards and '
-                    f'use Change Deck to move them to "{source.deck}" (new learners get the new deck)'
+                    f'learners to search deck:"{old_deck}" -deck:"{old_deck}::*" in the Browser, select '
+                    f'the cards and use Change Deck to move them to "{source.deck}" (new learners get '
+                    "the new deck)"
                 )
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
