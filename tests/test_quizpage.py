@@ -212,7 +212,8 @@ def test_each_page_gives_exactly_its_expected_cards_and_messages(page, tmp_path,
 # -- Every line accounted for ---------------------------------------------------------------------
 
 _CHROME_LINES = re.compile(
-    r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|practice|\(\d+/\d+\)|"
+    r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|practice(?: questions)?|"
+    r"\(\d+/\d+\)|"
     r"challenge - \d+ problems?|get all challenges correct.*|test your skills.*|click to reveal answer|"
     r"[✗✓✔✘×]?\s*(in)?correct!?|attempts:|(beginner|intermediate|advanced|expert)\d+:\d\dremaining|"
     r"💡 hint|solution|final answer:|quick check:|common mistakes:|```\w*|question \d+ of \d+)$",
@@ -965,3 +966,29 @@ def test_an_option_the_explanation_only_denies_is_never_inferred(data):
 def test_the_answer_an_explanation_rejects_is_not_inferred_for_a_page(monkeypatch):
     cards, _ = cards_json(DATA / "quizpage" / "inferred_wrong.txt", monkeypatch)
     assert [(c["kind"], c.get("correct")) for c in cards] == [("quiz", "D")]
+
+
+@given(
+    st.sampled_from(["Practice", "Practice Questions", "PRACTICE PROBLEMS", "practice exercises"]),
+    st.lists(st.sampled_from([" ", "\u00a0", "\t", "  "]), min_size=8, max_size=8),
+)
+def test_a_page_reads_the_same_whatever_blanks_its_marks_and_practice_heading_were_copied_with(
+    heading, blanks
+):
+    # A copy may put a no-break space or a tab between a mark's words, or word the heading so.
+    page = (DATA / "quizpage" / "practice_heading_variant.txt").read_text(encoding="utf-8")
+    page += "\nRecall & Review\nWhat does attention weigh?\nExplain the weights.\nYou got /4 concepts.\n"
+    expected, _ = quizpage.read("p.txt", page.split("\n"), Report()), None
+    varied = page.replace("Practice Questions", heading)
+    marks = ["Click to reveal answer", "You got /4 concepts.", "Recall & Review"]
+    for n, mark in enumerate(marks):
+        words = mark.split(" ")
+        spaced = "".join(b + w for b, w in zip(blanks[n * 3 :], words[1:], strict=False))
+        varied = varied.replace(mark, words[0] + spaced)
+    report = Report()
+    cards = quizpage.read("p.txt", varied.split("\n"), report)
+    assert [(c.kind, c.data.get("question")) for c in cards] == [
+        (c.kind, c.data.get("question")) for c in expected
+    ]
+    assert [c.kind for c in cards] == ["recall", "practice", "open"]
+    assert report.counts.get("incomplete", 0) == 0

@@ -236,7 +236,7 @@ def collect(
     read = [(source, raws, rematched[source.path]) for source, raws, _ in read]
     # Once every file took its own ids: a card moved between files keeps its id, others get new ones.
     ids.settle(sorted([*read, *rest.read], key=_tree_order), locks, report, aside)
-    _name_lost_uuids([*read, *rest.read], locks, report)
+    _name_lost_uuids([*read, *rest.read], [p.id for taken in known for p in taken], locks, report)
     if rest.report.errors:
         by_shown = {s.display: s.root for s in rest.sources}
         for problem in rest.report.errors:
@@ -349,7 +349,10 @@ def collect(
 
 
 def _name_lost_uuids(
-    read: list[tuple[SourceFile, list[RawCard], int]], locks: dict[Path, Lock], report: Report
+    read: list[tuple[SourceFile, list[RawCard], int]],
+    taken: list[str],
+    locks: dict[Path, Lock],
+    report: Report,
 ) -> None:
     """Name the lock's cards of a file that no row holds now, where rows of it have no UUID.
 
@@ -362,7 +365,8 @@ def _name_lost_uuids(
             bare.setdefault(problem.path, []).append(problem.line)
     if not bare:
         return
-    present = {str(raw.data.get("id")) for _, raws, _ in read for raw in raws}
+    # The ids of every row: read in full, or taken over from the memo as they were.
+    present = {str(raw.data.get("id")) for _, raws, _ in read for raw in raws} | set(taken)
     for source, _, _ in read:
         if (lines := bare.get(source.display)) is None or source.root not in locks:
             continue

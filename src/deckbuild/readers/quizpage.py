@@ -29,8 +29,9 @@ DETECT = {
     # In any case, and spaced as the reader takes the marks (its regexes below): a page the
     # reader reads is never refused as no deck source.
     "any_line": (
-        r"(?i)^(?:Recall & Review|Click to reveal answer|[✗✓✔✘×]?\s*(?:In)?correct!?"
-        r"|You got\s*\d*\s*/\s*\d+\s*concepts?\.?|Attempts:?|Challenge\s*-\s*\d+\s+Problems?|Practice"
+        r"(?i)^(?:Recall\s*&\s*Review|Click\s+to\s+reveal\s+answer|[✗✓✔✘×]?\s*(?:In)?correct!?"
+        r"|You\s+got\s*\d*\s*/\s*\d+\s*concepts?\.?|Attempts:?|Challenge\s*-\s*\d+\s+Problems?"
+        r"|Practice(?:\s+(?:questions?|problems?|exercises?))?"
         r"|(?:beginner|intermediate|advanced|expert)\s*\d{1,2}:\d\d\s*remaining)$"
     ),
     "likely_any_line": (
@@ -51,9 +52,9 @@ DEFAULT_LANGUAGE = "python"
 
 # A recall card's level line: the page's levels, or the difficulties its Practice section uses.
 _LEVEL_RE = re.compile(rf"^({'|'.join(LEVELS + DIFFICULTIES)})$", re.IGNORECASE)
-_REVEAL_RE = re.compile(r"^click to reveal answer$", re.IGNORECASE)
+_REVEAL_RE = re.compile(r"^click\s+to\s+reveal\s+answer$", re.IGNORECASE)
 _VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
-_CONCEPTS_RE = re.compile(r"^you got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
+_CONCEPTS_RE = re.compile(r"^you\s+got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
 # An option's letter and text, as the pages lay them out. Labelled: "A. Text", "A) Text",
 # "(A) Text", "[A] Text", "A: Text", "A - Text", the letter in either case ("a) text"; a small
 # letter and a dot or colon want a space after them, so that "e.g. this" is no option E).
@@ -66,8 +67,9 @@ _GLUED_OPTION_RE = re.compile(r"^([A-F])(?:\s+|(?=[A-Z0-9\[(\"'$\\-]))(\S.*)$")
 # ... or with a small letter ("Asoftmax"): any word does that ("Attempts:"), so such a line is an
 # option only in a run of options from A, and never when it asks or announces ("…?", "…:").
 _GLUED_SMALL_RE = re.compile(r"^([A-F])([a-z].*[^?:])$")
-_PAGE_START_RE = re.compile(r"^(jump into concepts.*|recall & review)$", re.IGNORECASE)
-_PRACTICE_RE = re.compile(r"^practice$", re.IGNORECASE)
+_PAGE_START_RE = re.compile(r"^(jump\s+into\s+concepts.*|recall\s*&\s*review)$", re.IGNORECASE)
+# The Practice section's heading, as the pages print it or a copy words it ("Practice Questions").
+_PRACTICE_RE = re.compile(r"^practice(?:\s+(?:questions?|problems?|exercises?))?$", re.IGNORECASE)
 _COUNTER_RE = re.compile(r"^\((\d+)\s*/\s*(\d+)\)$")
 _NUMBERED_RE = re.compile(r"^(\d+)\.\s+(.*)$")
 _DIFFICULTY_RE = re.compile(r"^(easy|medium|hard)$", re.IGNORECASE)
