@@ -992,3 +992,24 @@ def test_a_page_reads_the_same_whatever_blanks_its_marks_and_practice_heading_we
     ]
     assert [c.kind for c in cards] == ["recall", "practice", "open"]
     assert report.counts.get("incomplete", 0) == 0
+
+
+@given(
+    st.sampled_from(["```", "~~~"]),
+    st.lists(st.sampled_from(["", "\u200b", "\ufeff", "\u200b\u200d", " \u200b"]), min_size=12, max_size=12),
+)
+def test_fenced_challenge_code_is_the_same_whatever_fence_and_invisible_line_ends_it_was_copied_with(
+    fence, ends
+):
+    # Characters that show nothing at either end of a line are no part of it, in code too.
+    page = (DATA / "quizpage" / "fenced_challenge.txt").read_text(encoding="utf-8")
+    (expected,) = quizpage.read("p.txt", page.split("\n"), Report())
+    lines = page.replace("```", fence).split("\n")
+    start = next(n for n, line in enumerate(lines) if line.startswith(fence)) + 1
+    stop = next(n for n in range(start, len(lines)) if lines[n].startswith(fence))
+    for n in range(start, stop):
+        lines[n] = ends[n % 12] + lines[n] + ends[(n + 5) % 12] if lines[n].strip() else lines[n]
+    report = Report()
+    (card,) = quizpage.read("p.txt", lines, report)
+    assert card.data["code"] == expected.data["code"] == "for i in range(3):\n    if i:\n        print(i)\n"
+    assert report.problems == []

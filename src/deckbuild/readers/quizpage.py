@@ -17,7 +17,7 @@ import re
 from dataclasses import dataclass, field
 
 from deckbuild.errors import Report
-from deckbuild.readers import RawCard, visible
+from deckbuild.readers import _INVISIBLE, RawCard, visible
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
 # How deckbuild.readers recognises a page without importing this module: section and chrome
@@ -83,7 +83,11 @@ _ATTEMPTS_RE = re.compile(r"^attempts:?$", re.IGNORECASE)
 _LEFT_RE = re.compile(r"^(\d+)\s+left$", re.IGNORECASE)
 _HINT_RE = re.compile(r"^\W*\s*hint:?$", re.IGNORECASE)
 _CATEGORY_RE = re.compile(r"^[A-Za-z][\w+#-]{0,23}$")
-_FENCE_RE = re.compile(r"^```\s*([\w+#-]*)\s*$")
+# What shows nothing at a line's start (up to its last character that shows nothing and is no
+# blank: the blanks after it are the line's indentation), and at its end.
+_INVISIBLE_START_RE = re.compile(f"^[\\s{_INVISIBLE}]*[{_INVISIBLE}]")
+_INVISIBLE_END_RE = re.compile(f"[\\s{_INVISIBLE}]+$")
+_FENCE_RE = re.compile(r"^(```|~~~)\s*([\w+#-]*)\s*$")
 _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
 # A challenge's type without its icon: up to four words, each with a capital ("Predict Output").
@@ -786,10 +790,10 @@ class _Reader:
         fence = next((k for k in range(start, end) if _FENCE_RE.match(t[k])), None)
         part = t[start:end]
         if fence is not None:
-            close = next((k for k in range(fence + 1, end) if t[k].startswith("```")), end)
             word = _FENCE_RE.match(t[fence])
             assert word is not None
-            language = word.group(1).lower() or DEFAULT_LANGUAGE
+            close = next((k for k in range(fence + 1, end) if t[k].startswith(word.group(1))), end)
+            language = word.group(2).lower() or DEFAULT_LANGUAGE
             data["code_language"] = LANGUAGES.get(language, language)
             markers = [fence] + ([close] if close < end else [])
             self.use(markers, CHROME)
@@ -810,7 +814,12 @@ class _Reader:
         """The lines between a fence's markers as copied, blank lines kept unless double-spaced."""
         first = self.at[fence] + 1
         last = self.at[close] if close < len(self.at) else self.at[-1] + 1
-        raw = [line.rstrip() if visible(line) else "" for line in self.lines[first:last]]
+        # Characters that show nothing at a line's ends are no part of it (as elsewhere on the
+        # page); its indentation is.
+        raw = [
+            _INVISIBLE_START_RE.sub("", _INVISIBLE_END_RE.sub("", line)) if visible(line) else ""
+            for line in self.lines[first:last]
+        ]
         if self.double_spaced:
             raw = [line for line in raw if line]
         indents = [len(line) - len(line.lstrip()) for line in raw if line]
