@@ -1013,3 +1013,21 @@ def test_fenced_challenge_code_is_the_same_whatever_fence_and_invisible_line_end
     (card,) = quizpage.read("p.txt", lines, report)
     assert card.data["code"] == expected.data["code"] == "for i in range(3):\n    if i:\n        print(i)\n"
     assert report.problems == []
+
+
+@pytest.mark.parametrize("fence", ["```", "~~~"])
+def test_fenced_code_in_a_recall_answer_keeps_its_indentation_on_the_card(tmp_path, fence):
+    # The reader takes a page's lines without their blanks at either end; code is indented.
+    import html as html_module
+
+    from deckbuild.build import build
+    from deckbuild.packaged import read_package
+
+    page = (DATA / "quizpage" / "recall_fenced_code.txt").read_text(encoding="utf-8").replace("```", fence)
+    (card,) = quizpage.read("p.txt", page.split("\n"), Report())
+    code = "for i in range(3):\n    if i:\n        print(i)\n"
+    assert card.data["answer"] == f"{fence}python\n{code}{fence}\nIt prints 1 and 2."
+    put(tmp_path / "decks", "D/page.txt", page)
+    (package,) = build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_000).packages
+    (note,) = read_package(package).notes.values()
+    assert code in html_module.unescape(re.sub(r"<[^>]+>", "", note.fields[1]))

@@ -404,7 +404,7 @@ class _Reader:
         start = asked
         question = [k for k in body[body.index(start) : cut] if not _CHROME_RE.match(t[k])]
         data = {
-            "question": "\n".join(t[k] for k in question),
+            "question": self.joined(question),
             "options": [{"letter": ltr, "text": x} for ltr, x in options],
         }
         card = RawCard(self.line(start), "quiz", data)
@@ -478,7 +478,7 @@ class _Reader:
             return None
         data: dict[str, object] = {
             "question": t[question],
-            "answer": "\n".join(t[k] for k in range(question + 1, a)),
+            "answer": self.joined(range(question + 1, a)),
         }
         if levels:
             data["level"] = t[first].lower()
@@ -518,7 +518,7 @@ class _Reader:
 
     def _finish_quiz(self, item: _Item) -> bool:
         """Give a quiz its explanation and answer; an item with neither is incomplete."""
-        explanation = "\n".join(self.t[k] for k in item.explanation)
+        explanation = self.joined(item.explanation)
         data = item.card.data
         item.card.field_lines["explanation"] = self.lines_at(item.explanation)
         if not explanation:
@@ -809,6 +809,24 @@ class _Reader:
                 data["code_language"] = DEFAULT_LANGUAGE
                 return part[0], code, start + 1
         return "\n".join(part).strip(), None, start
+
+    def joined(self, ks: range | list[int]) -> str:
+        """The text of significant lines `ks`, as a card holds it: fenced code as copied, indented."""
+        t, ks = self.t, list(ks)
+        out: list[str] = []
+        n = 0
+        while n < len(ks):
+            fence = _FENCE_RE.match(t[ks[n]])
+            close = None
+            if fence:
+                close = next((m for m in range(n + 1, len(ks)) if t[ks[m]].startswith(fence.group(1))), None)
+            if close is None:
+                out.append(t[ks[n]])
+                n += 1
+                continue
+            out += [t[ks[n]], self._fenced(ks[n], ks[close]), t[ks[close]]]
+            n = close + 1
+        return "\n".join(out)
 
     def _fenced(self, fence: int, close: int) -> str:
         """The lines between a fence's markers as copied, blank lines kept unless double-spaced."""
