@@ -1031,3 +1031,17 @@ def test_fenced_code_in_a_recall_answer_keeps_its_indentation_on_the_card(tmp_pa
     (package,) = build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_000).packages
     (note,) = read_package(package).notes.values()
     assert code in html_module.unescape(re.sub(r"<[^>]+>", "", note.fields[1]))
+
+
+@pytest.mark.parametrize(
+    ("first", "second"), [("000", "002"), ("002", "001"), ("001", "004"), ("004", "000")]
+)
+def test_two_seed_pages_joined_by_cat_give_the_cards_each_gives_alone(first, second):
+    # `cat a.txt b.txt` glues b's first line to a's last when a does not end in a line break.
+    a, b = (seed(n).read_text(encoding="utf-8") for n in (first, second))
+    alone = [c.data.get("question") for c in quizpage.read("a", a.split("\n"), Report())]
+    alone += [c.data.get("question") for c in quizpage.read("b", b.split("\n"), Report())]
+    report = Report()
+    joined = quizpage.read("ab", (a.rstrip("\n") + b).split("\n"), report)
+    assert [c.data.get("question") for c in joined] == alone
+    assert not [p for p in report.problems if "unrecognised" in p.message or "ignored" in p.message]

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import re
 from dataclasses import dataclass, field
+from itertools import pairwise
 
 from deckbuild.errors import Report
 from deckbuild.readers import _INVISIBLE, RawCard, visible
@@ -169,6 +170,16 @@ def read_page(path: str, lines: list[str], report: Report) -> Page:
     return Page(reader.cards, reader.uses)
 
 
+# A page's first line, as the pages print it, glued to the end of the line before it.
+_GLUED_START_RE = re.compile(r"^(.*\S)(Recall & Review|Jump into concepts\b.*|Challenge - \d+ Problems?)$")
+
+
+def _unglued(text: str) -> list[str]:
+    """Split a line that ends in a page's first line, glued to it, into the two lines it was."""
+    found = _GLUED_START_RE.match(text)
+    return [text] if found is None else [found.group(1), found.group(2)]
+
+
 @dataclass(frozen=True)
 class _Unreadable:
     """Why an item that is all there cannot be packaged as it reads (its options, say), and what to do."""
@@ -196,13 +207,19 @@ class _Reader:
         self.report = report
         # A line of only a zero-width space or a byte-order mark is as blank as an empty one.
         shown = [visible(line) for line in lines]
-        self.at = [i for i, text in enumerate(shown) if text]
-        self.t = [shown[i] for i in self.at]
+        # Significant lines, each with the input line it is on: a page's first line glued to the
+        # line before it (two pages joined by `cat`, the first with no line break at its end) is
+        # two lines on one.
+        self.at = []
+        self.t = []
+        for i, text in enumerate(shown):
+            for part in _unglued(text) if text else ():
+                self.at.append(i)
+                self.t.append(part)
         self.uses = [BLANK if not text else "" for text in shown]
         # A copy with a blank line between every line: blank lines mean nothing, even in code.
-        self.double_spaced = len(self.at) > 1 and all(
-            b - a >= 2 for a, b in zip(self.at, self.at[1:], strict=False)
-        )
+        rows = sorted(set(self.at))
+        self.double_spaced = len(rows) > 1 and all(b - a >= 2 for a, b in pairwise(rows))
         self.cards: list[RawCard] = []
         self.quizzes = 0
         self.inferred = 0
