@@ -561,3 +561,19 @@ def _import_one_basic_note(collection, tmp_path: Path, monkeypatch) -> Path:
     monkeypatch.chdir(tmp_path)
     assert run("import", str(export_deck(collection, tmp_path))).exit_code == 0
     return tmp_path / "decks/Bio/notetypes.json"
+
+
+def test_a_file_moved_away_from_its_note_types_is_told_where_they_are(tmp_path, monkeypatch):
+    # `git mv decks/Bio/Cells decks/Cells`: its rows name a note type of decks/Bio/notetypes.json.
+    decks = deck(tmp_path, "q;a;g1;Basic\n")
+    moved = decks / "Cells"
+    moved.mkdir()
+    (decks / "Bio/cards.txt").rename(moved / "cards.txt")
+    stderr = failed_build(tmp_path, monkeypatch)
+    assert (
+        "decks/Cells/cards.txt:2: no note type 'Basic' (no notetypes.json above this file); "
+        "decks/Bio/notetypes.json has it: move or copy that file to a folder above this one (a folder's "
+        "note types serve the files below it)\n"
+    ) in stderr
+    (decks / "Bio/notetypes.json").rename(moved / "notetypes.json")  # as the message says
+    assert run("build", "decks", "-o", "dist").exit_code == 0

@@ -2055,11 +2055,15 @@ def keep_types(collection: Collection) -> None:
         nt = next((loaded[f][parsed.kept] for f in chain if parsed.kept in loaded[f]), None)
         if nt is None:
             where = f"in {display_path(chain[0])}" if chain else f"(no {kept.FILE_NAME} above this file)"
-            report.error(
-                parsed.source.display, parsed.line,
-                f"no note type {parsed.kept!r} {where}; "
-                "write one of its note types, or empty the Notetype cell",
-            )  # fmt: skip
+            # A file moved away from its note types (a folder moved out of the one holding them).
+            elsewhere = _holding(parsed.source.root, parsed.kept, loaded)
+            fix = (
+                "write one of its note types, or empty the Notetype cell"
+                if elsewhere is None
+                else f"{display_path(elsewhere)} has it: move or copy that file to a folder above this "
+                "one (a folder's note types serve the files below it)"
+            )
+            report.error(parsed.source.display, parsed.line, f"no note type {parsed.kept!r} {where}; {fix}")
             continue
         assert parsed.rendered is not None
         fields = kept.fill(nt, NOTE_TYPES[parsed.notetype], parsed.rendered.fields)
@@ -2067,6 +2071,18 @@ def keep_types(collection: Collection) -> None:
             report.error(parsed.source.display, parsed.line, fields)
             continue
         parsed.notetype, parsed.kept_fields = nt.id, fields
+
+
+def _holding(root: Path, name: str, loaded: dict[Path, dict[str, Any]]) -> Path | None:
+    """Find a note types file of a deck tree that has the note type `name`, read or not yet."""
+    from deckbuild import kept
+
+    for path in sorted(root.rglob(kept.FILE_NAME)):
+        if path not in loaded:
+            loaded[path] = kept.load(path, display_path(path), Report())  # its problems are not this build's
+        if name in loaded[path]:
+            return path
+    return None
 
 
 def _stage(path: Path, data: bytes) -> Path:
