@@ -99,6 +99,30 @@ def test_a_template_change_reaches_the_learner(seed_tree, tmp_path, collection, 
     assert [f["name"] for f in model["flds"]] == list(notetype.FIELDS)
 
 
+def test_a_template_change_taken_back_with_the_lock_reaches_the_learner(
+    seed_tree, tmp_path, collection, monkeypatch
+):
+    # (No cache: a note type changed in this process is no new version of deckbuild to it.)
+    # The lock taken back to before the change has the note type's older mod time: Anki would
+    # keep the learner's newer note type, unless the build moves its mod past it.
+    dist = tmp_path / "dist"
+    import_package(collection, build([seed_tree], dist, now=NOW, use_cache=False).packages[0])
+    before = (seed_tree / "deckbuild.lock").read_bytes()
+    with monkeypatch.context() as patch:
+        changed = dataclasses.replace(notetype.BASIC, css=notetype.CSS + "\n.db-new-rule { color: red; }\n")
+        patch.setitem(notetype.NOTE_TYPES, notetype.NOTE_TYPE_ID, changed)
+        import_package(collection, build([seed_tree], dist, now=NOW + 60, use_cache=False).packages[0])
+    assert ".db-new-rule" in collection.models.by_name(notetype.NOTE_TYPE_NAME)["css"]
+    (seed_tree / "deckbuild.lock").write_bytes(before)  # git revert
+    import_package(collection, build([seed_tree], dist, now=NOW + 120, use_cache=False).packages[0])
+    collection.models._clear_cache()
+    assert ".db-new-rule" not in collection.models.by_name(notetype.NOTE_TYPE_NAME)["css"]
+    # And once the lock keeps that, nothing moves on.
+    lock = (seed_tree / "deckbuild.lock").read_bytes()
+    build([seed_tree], dist, now=NOW + 180, use_cache=False)
+    assert (seed_tree / "deckbuild.lock").read_bytes() == lock
+
+
 MOVED = "Transformers/Moved Here/003.txt"
 EDITED_GUID = "d33e3f45-53d6-4d4d-860c-b337569cd772"
 LEARNERS_GUID = "f6d632ce-926c-455c-afde-01f5b0b41da9"

@@ -38,7 +38,7 @@ from deckbuild.atomic import (
 from deckbuild.errors import BuildFailed, DeckbuildError, LockChanged, Report, field_fault
 from deckbuild.lock import Entry, Lock
 from deckbuild.memo import LINKED, Memo, Rendered, current_media, signature, signature_of, unpack
-from deckbuild.notetype import BY_LABEL, CLOZE_ID, NOTE_TYPE_ID, NOTE_TYPES, notetype_of
+from deckbuild.notetype import BY_LABEL, CLOZE_ID, NOTE_TYPE_ID, NOTE_TYPES, NoteType, notetype_of
 from deckbuild.progress import QUIET, Progress
 
 # A build's entry, its record and its result live there, so that a build that nothing changed
@@ -1561,6 +1561,20 @@ class _Build:
                 "Tools → Empty Cards in Anki: tell them in the release notes"
             )
 
+    def type_differs(self, nt: NoteType) -> bool:
+        """Tell whether the newest earlier package holding a note type has it otherwise than now."""
+        shipped = None
+        for contents in self.shipped_contents:
+            found = contents.notetypes.get(str(nt.id))
+            if found is not None and (shipped is None or found.mod > shipped.mod):
+                shipped = found
+        if shipped is None:
+            return True
+        templates = tuple((t["name"], t["qfmt"], t["afmt"]) for t in nt.templates)
+        return (shipped.name, shipped.fields, shipped.templates, shipped.css) != (
+            nt.name, nt.fields, templates, nt.css,
+        )  # fmt: skip
+
     def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int) -> int:
         """Return the mod a note ships with when an earlier package ships it with a newer one.
 
@@ -1590,6 +1604,14 @@ class _Build:
             lock.notetypes[str(nid)] = Entry(nt.imported, nt.mod)
             lock.changed.append(str(nid))
         mod = lock.stamp("notetypes", str(nid), nt.locked, nt.mod if nt.columns else self.now)
+        if (
+            (newer := self.shipped_type_mods.get(str(nid))) is not None
+            and newer > mod
+            and self.type_differs(nt)
+        ):
+            # As for notes (`catch_up`): a change taken back with the lock reaches learners too.
+            mod = max(self.now, newer + 1)
+            lock.advance("notetypes", str(nid), mod)
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
@@ -1861,24 +1883,43 @@ class _Build:
         ]
 
     @cached_property
-    def shipped_mods(self) -> dict[str, int]:
-        """The newest mod time an earlier package ships each note with (read alone: no fields)."""
+    def _shipped_mods(self) -> tuple[dict[str, int], dict[str, int]]:
         import zipfile
 
         from deckbuild.packaged import read_mods
 
-        found: dict[str, int] = {}
+        notes: dict[str, int] = {}
+        types: dict[str, int] = {}
         for file in self.earlier:
             try:
-                mods = read_mods(file)
-            except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error) as exc:
+                read = read_mods(file)
+            except (
+                OSError,
+                KeyError,
+                ValueError,
+                TypeError,
+                AttributeError,
+                zipfile.BadZipFile,
+                sqlite3.Error,
+            ) as exc:
                 if ran_out(exc):
                     raise
                 continue  # told of once its notes are read, if they are (`shipped_notes`)
-            for guid, mod in mods.items():
-                if mod > found.get(guid, -1):
-                    found[guid] = mod
-        return found
+            for found, mods in zip((notes, types), read, strict=True):
+                for key, mod in mods.items():
+                    if mod > found.get(key, -1):
+                        found[key] = mod
+        return notes, types
+
+    @property
+    def shipped_mods(self) -> dict[str, int]:
+        """The newest mod time an earlier package ships each note with (read alone: no fields)."""
+        return self._shipped_mods[0]
+
+    @property
+    def shipped_type_mods(self) -> dict[str, int]:
+        """The newest mod time an earlier package ships each note type with, by id."""
+        return self._shipped_mods[1]
 
     @cached_property
     def shipped_contents(self) -> list[Any]:

@@ -87,8 +87,8 @@ def read_package(path: Path) -> PackageContents:
     return contents
 
 
-def read_mods(path: Path) -> dict[str, int]:
-    """Read each note's GUID and mod time from an .apkg, and nothing else."""
+def read_mods(path: Path) -> tuple[dict[str, int], dict[str, int]]:
+    """Read the mod time of each note (by GUID) and note type (by id) of an .apkg, and nothing else."""
     import zipfile
 
     with zipfile.ZipFile(path) as archive:
@@ -100,6 +100,8 @@ def read_mods(path: Path) -> dict[str, int]:
         for guid, mod in conn.execute("SELECT guid, mod FROM notes"):
             if mod > mods.get(guid, -1):
                 mods[guid] = mod
-        return mods
+        (models,) = conn.execute("SELECT models FROM col").fetchone()
+        types = {str(key): int(model.get("mod", 0)) for key, model in json.loads(models).items()}
+        return mods, types
     finally:
         conn.close()
