@@ -1490,6 +1490,7 @@ class _Build:
         now, source, stamped = self.now, None, set[int]()
         checked: set[tuple[Path, int]] = set()
         new_note = partial(tuple.__new__, NoteData)  # made in C from a tuple, all seven fields
+        shipped_mods = self.shipped_mods
         for parsed in collection.cards:
             rendered = parsed.rendered
             assert rendered is not None
@@ -1533,7 +1534,7 @@ class _Build:
                 mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
                 if known is None or mod != known.mod:
                     self.fresh.add(slug)
-            if (newer := self.shipped_mods.get(parsed.id)) is not None and newer > mod:
+            if shipped_mods and (newer := shipped_mods.get(parsed.id)) is not None and newer > mod:
                 mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype)
                 self.fresh.add(slug)
             if parsed.notetype == CLOZE_ID and known is not None and known.hash != digest:
