@@ -1045,3 +1045,24 @@ def test_two_seed_pages_joined_by_cat_give_the_cards_each_gives_alone(first, sec
     joined = quizpage.read("ab", (a.rstrip("\n") + b).split("\n"), report)
     assert [c.data.get("question") for c in joined] == alone
     assert not [p for p in report.problems if "unrecognised" in p.message or "ignored" in p.message]
+
+
+@pytest.mark.parametrize("word", ["Correct", "Incorrect", "correct!", "INCORRECT"])
+def test_a_recall_answer_that_starts_with_a_verdict_word_stays_the_answer(word):
+    # A bare `Correct` under a recall card's level and question is its answer, not a verdict
+    # whose mark was lost; one after a quiz's question still is a verdict.
+    page = (
+        (DATA / "quizpage" / "verdict_word_answer.txt")
+        .read_text(encoding="utf-8")
+        .replace("\nCorrect\n", f"\n{word}\n")
+    )
+    report = Report()
+    cards = quizpage.read("p.txt", page.split("\n"), report)
+    assert [(c.kind, c.data["answer"]) for c in cards] == [
+        ("recall", f"{word}\nEach row of softmax output sums to one."),
+        ("recall", "The vector matched against queries."),
+    ]
+    assert report.problems == []
+    quiz = "Recall & Review\nWhat does softmax output?\nIncorrect\nProbabilities that sum to one.\n"
+    (card,) = quizpage.read("q.txt", quiz.split("\n"), Report())
+    assert card.kind == "quiz" and card.data["answer"] == "Probabilities that sum to one."

@@ -306,6 +306,24 @@ class _Reader:
                 self.path, 1, "no cards found on this quiz page; check that the whole page was copied"
             )
 
+    def _answer_word(self, a: int, floor: int, end: int) -> bool:
+        """Tell whether a bare `Correct` or `Incorrect` line is a recall card's answer, no verdict.
+
+        A page prints a verdict with its mark (`✓ Correct`); one that lost it in copying is still
+        a verdict, unless the line starts a recall card's answer: a level line and a question above
+        it, and the card's `Click to reveal answer` the next line of its kind below it.
+        """
+        t = self.t
+        if (
+            not _VERDICT_RE.match(t[a])
+            or t[a][:1] in "✗✓✔✘×"
+            or a - 2 < floor
+            or not _LEVEL_RE.match(t[a - 2])
+        ):
+            return False
+        after = next((k for k in range(a + 1, end) if _is_anchor(t[k]) or _LEVEL_RE.match(t[k])), None)
+        return after is not None and bool(_REVEAL_RE.match(t[after]))
+
     @staticmethod
     def _heading(line: str) -> bool:
         return bool(_PAGE_START_RE.match(line) or _PRACTICE_RE.match(line) or _CHALLENGE_RE.match(line))
@@ -321,7 +339,7 @@ class _Reader:
             floor += 1
         waiting: _Item | None = None  # a quiz whose explanation runs up to the next item
         for a in range(floor, end):
-            if not _is_anchor(t[a]):
+            if not _is_anchor(t[a]) or self._answer_word(a, floor, end):
                 continue
             # A quiz's explanation is at least a line: the next item never starts on it.
             reserve = 1 if waiting is not None else 0
