@@ -224,6 +224,29 @@ FORMULA = [
 formulas = st.lists(st.sampled_from(FORMULA), max_size=12).map("".join)
 
 
+_REFUSABLE = [
+    "\\enclose", "\\ENCLOSE", "\\bbox", "\\BBox", "\\Href", "\\CSSId", "\\newCommand", "\\textstyle",
+    "{circle}", "[", "]", ":", "=", "red", "{", "}", "\\", "\\\\", "\\(", "\\]", "x", " ",
+]  # fmt: skip
+
+
+@given(formulas | st.lists(st.sampled_from(_REFUSABLE), max_size=10).map("".join))
+@example("\\enclose x")  # one of each thing refused
+@example("\\bbox[color:red]{x}")
+@example("x\\")
+@example("a \\( b")
+@example("\\Href{x}{y}")
+def test_a_formula_with_nothing_to_refuse_found_at_a_look_is_one_that_reading_it_refuses_nothing_of(body):
+    # The look for what could be refused finds more than reading the tokens refuses, never less.
+    from deckbuild.render import UNSAFE_MATH, _safe_math, _safe_math_read
+
+    assert {"href", "cssid", "newcommand"} <= set(UNSAFE_MATH)
+
+    quick, read = Report(), Report()
+    assert _safe_math(body, body, Where("f", 1), quick) == _safe_math_read(body, body, Where("f", 1), read)
+    assert quick.problems == read.problems
+
+
 @given(formulas)
 def test_formula_tokens_give_the_delimiters_and_commands_of_one_token_at_a_time(body):
     import re

@@ -8,7 +8,7 @@ import re
 from dataclasses import dataclass, field
 from functools import lru_cache, partial
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, NamedTuple, cast
+from typing import TYPE_CHECKING, Any, NamedTuple, Protocol, cast
 from urllib.parse import unquote
 
 from deckbuild.errors import Report, Severity
@@ -175,6 +175,13 @@ UNSAFE_MATH = {
         (_MORE, "write the formula out in full"),
     ),
 }  # fmt: skip
+# What `_safe_math` could refuse, found by a look for text it needs (more than it refuses: a
+# command's name as a longer word's start, a delimiter after an escaped backslash): a formula
+# with none of it, nearly every one, is passed without reading its tokens.
+_MAY_BE_UNSAFE_RE = _deferred(
+    "_MAY_BE_UNSAFE_RE",
+    r"\\[()\[\]]|\\\Z|(?i:\\(?:" + "|".join([*UNSAFE_MATH, "bbox", "enclose"]) + "))",
+)
 # \bbox[…] and \enclose{…}[…] take options; a style (`:`) or an attribute (`=`) is refused.
 _OPTIONS_RE = _deferred(
     "_OPTIONS_RE", r"\\(bbox|enclose)(?![A-Za-z])\s*(\{[^{}\\]*\}\s*)?(\[[^\]:=;{}\\]*\])?(.?)", re.S | re.I
@@ -418,12 +425,42 @@ MAX_REMEMBERED_FORMULA = 200  # characters: the 4096 formulas remembered hold a 
 @lru_cache(maxsize=4096)
 def _math_problems(formula: Math) -> tuple[tuple[Severity, str], ...]:
     """Return what `_check_math` finds wrong with a formula, in order."""
-    found = Report()
-    _check_math(formula, Where("", 0), found)
-    return tuple((problem.severity, problem.message) for problem in found.problems)
+    found = _Found()
+    _check_math(formula, _NOWHERE, found)
+    return tuple(found.problems)
 
 
-def _check_math(formula: Math, where: Where, report: Report) -> None:
+class _Reports(Protocol):
+    """Where problems go: a Report, or only what a check finds (`_Found`)."""
+
+    def error(self, path: str, line: int, message: str) -> None: ...
+
+    def warn(self, path: str, line: int, message: str) -> None: ...
+
+
+class _Found:
+    """The problems one check finds, in order, each once: a Report's `error` and `warn`, no more."""
+
+    __slots__ = ("problems",)
+
+    def __init__(self) -> None:
+        self.problems: list[tuple[Severity, str]] = []
+
+    def error(self, path: str, line: int, message: str) -> None:
+        self._add((Severity.ERROR, message))
+
+    def warn(self, path: str, line: int, message: str) -> None:
+        self._add((Severity.WARNING, message))
+
+    def _add(self, problem: tuple[Severity, str]) -> None:
+        if problem not in self.problems:
+            self.problems.append(problem)
+
+
+_NOWHERE = Where("", 0)  # a formula's problems are its own: told where it is, later
+
+
+def _check_math(formula: Math, where: Where, report: _Reports) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # MathJax reads the text a browser makes of the field: character references decoded.
     body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
@@ -479,8 +516,13 @@ def _balanced(body: str) -> bool:
 _SHALLOW = 8  # levels of braces taken out at once, before they are counted one by one
 
 
-def _safe_math(body: str, shown: str, where: Where, report: Report) -> bool:
+def _safe_math(body: str, shown: str, where: Where, report: _Reports) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
+    return not _MAY_BE_UNSAFE_RE.search(body) or _safe_math_read(body, shown, where, report)
+
+
+def _safe_math_read(body: str, shown: str, where: Where, report: _Reports) -> bool:
+    """Do what `_safe_math` does, reading the formula's tokens."""
     refused = False
     # Per token: (its control word, the delimiter it is), both empty for another control symbol.
     tokens = _TOKEN_RE.findall(body)
