@@ -69,6 +69,7 @@ if TYPE_CHECKING:
     from deckbuild.models import CardBase
     from deckbuild.package import DeckData, NoteData, Shell
     from deckbuild.readers import RawCard
+    from deckbuild.render import Found, Reports
     from deckbuild.workers import Helpers
 
 
@@ -1037,7 +1038,7 @@ def render_card(
     source: SourceFile,
     line: int,
     card: CardBase,
-    report: Report,
+    report: Reports,
     media: dict[str, Path],
     missing: list[Path] | None = None,
     folder: Path | None = None,
@@ -1071,7 +1072,7 @@ def _rendered(
     source: SourceFile, line: int, card: CardBase, notetype: int, folder: Path | None = None
 ) -> Rendered:
     """Render a card read at `line` of `source` as `_render_one` does."""
-    report = Report()
+    report: Found = _rendering().Found()
     media: dict[str, Path] = {}
     missing: list[Path] = []
     linked: list[tuple[Path, Path]] = []
@@ -1097,7 +1098,7 @@ def _rendered(
         # absolute but with any `..` left for the system to follow through links as it did (the
         # root joined to it is then ignored); never a file read.
         deps += [["", str(path.absolute()), -1, -1] for path in sorted(set(missing))]
-    problems = [[p.severity.value, p.message] for p in report.problems] if report.problems else []
+    problems = [[severity.value, message] for severity, message in report.problems] if report.problems else []
     return Rendered(fields, content_hash(fields, card.tags, source_at(notetype)), problems, deps)
 
 

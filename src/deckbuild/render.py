@@ -253,7 +253,7 @@ class _Held:
     pattern: re.Pattern[str] = _PH_RE
 
     @classmethod
-    def for_text(cls, text: str, where: Where, report: Report) -> tuple[str, _Held]:
+    def for_text(cls, text: str, where: Where, report: Reports) -> tuple[str, _Held]:
         """Make placeholders from private-use characters the text does not hold, even as `&#xE000;`."""
         # The sanitizer writes character references out as the characters they stand for.
         seen = html.unescape(text) if "&" in text else text
@@ -280,7 +280,7 @@ class _Held:
         return self.hold(formula.html(), source)
 
 
-def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
+def extract(text: str, where: Where, report: Reports) -> tuple[str, _Held]:
     """Take formulas (outside code) and language-tagged inline code out of the text."""
     text, held = _Held.for_text(text, where, report)
     if "`" not in text and "~~~" not in text:
@@ -292,7 +292,7 @@ def extract(text: str, where: Where, report: Report) -> tuple[str, _Held]:
     return _extract_code(text, where, report, held), held
 
 
-def _extract_code(text: str, where: Where, report: Report, held: _Held) -> str:
+def _extract_code(text: str, where: Where, report: Reports, held: _Held) -> str:
     """Take formulas out of the text between code spans and fences, and hold tagged inline code."""
     out: list[str] = []
     pos = 0
@@ -310,7 +310,7 @@ def _extract_code(text: str, where: Where, report: Report, held: _Held) -> str:
     return "".join(out)
 
 
-def _scan_math(text: str, where: Where, report: Report, held: _Held) -> str:
+def _scan_math(text: str, where: Where, report: Reports, held: _Held) -> str:
     if "\\" not in text and "$" not in text:
         return text
     out: list[str] = []
@@ -407,7 +407,7 @@ def _inline_dollar_end(text: str, start: int) -> int:
     return -1
 
 
-def check_math(formula: Math, where: Where, report: Report) -> None:
+def check_math(formula: Math, where: Where, report: Reports) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # What is wrong with a formula depends on the formula alone: one that cards repeat (`\(x\)`,
     # `\(d_k\)`) is checked once per process. A long one is seldom repeated: not kept in memory.
@@ -425,21 +425,25 @@ MAX_REMEMBERED_FORMULA = 200  # characters: the 4096 formulas remembered hold a 
 @lru_cache(maxsize=4096)
 def _math_problems(formula: Math) -> tuple[tuple[Severity, str], ...]:
     """Return what `_check_math` finds wrong with a formula, in order."""
-    found = _Found()
+    found = Found()
     _check_math(formula, _NOWHERE, found)
     return tuple(found.problems)
 
 
-class _Reports(Protocol):
-    """Where problems go: a Report, or only what a check finds (`_Found`)."""
+class Reports(Protocol):
+    """Where problems go: a Report, or only what a check finds (`Found`)."""
 
     def error(self, path: str, line: int, message: str) -> None: ...
 
     def warn(self, path: str, line: int, message: str) -> None: ...
 
 
-class _Found:
-    """The problems one check finds, in order, each once: a Report's `error` and `warn`, no more."""
+class Found:
+    """The problems one piece of work finds at one place, in order, each once.
+
+    A Report's `error` and `warn`, no more: a card rendered, or a formula checked, makes one,
+    at a fifth of a Report's cost.
+    """
 
     __slots__ = ("problems",)
 
@@ -460,7 +464,7 @@ class _Found:
 _NOWHERE = Where("", 0)  # a formula's problems are its own: told where it is, later
 
 
-def _check_math(formula: Math, where: Where, report: _Reports) -> None:
+def _check_math(formula: Math, where: Where, report: Reports) -> None:
     """Check a formula the way MathJax will read it; record what is wrong."""
     # MathJax reads the text a browser makes of the field: character references decoded.
     body, shown = html.unescape(formula.body) if "&" in formula.body else formula.body, formula.html()
@@ -516,12 +520,12 @@ def _balanced(body: str) -> bool:
 _SHALLOW = 8  # levels of braces taken out at once, before they are counted one by one
 
 
-def _safe_math(body: str, shown: str, where: Where, report: _Reports) -> bool:
+def _safe_math(body: str, shown: str, where: Where, report: Reports) -> bool:
     """Refuse what MathJax would turn into links, styles, ids or macros; False when refused."""
     return not _MAY_BE_UNSAFE_RE.search(body) or _safe_math_read(body, shown, where, report)
 
 
-def _safe_math_read(body: str, shown: str, where: Where, report: _Reports) -> bool:
+def _safe_math_read(body: str, shown: str, where: Where, report: Reports) -> bool:
     """Do what `_safe_math` does, reading the formula's tokens."""
     refused = False
     # Per token: (its control word, the delimiter it is), both empty for another control symbol.
@@ -661,7 +665,7 @@ def _repair_run(match: re.Match[str]) -> str:
         return match.group(0)
 
 
-def fix_mojibake(text: str, where: Where, report: Report) -> str:
+def fix_mojibake(text: str, where: Where, report: Reports) -> str:
     """Repair UTF-8 text that was once decoded as cp1252 or Latin-1, with a warning."""
     if text.isascii():
         return text
@@ -785,7 +789,7 @@ def media_name(path: Path) -> str:
     return f"{path.stem}-{digest}{path.suffix.lower()}"
 
 
-def _images(markup: str, where: Where, report: Report) -> str:
+def _images(markup: str, where: Where, report: Reports) -> str:
     """Package every local image a field shows, under its content name; refuse what is unsafe.
 
     A missing image is a warning, as in mkdocs: web text often carries `<img>` tags whose files
@@ -850,7 +854,7 @@ def _images(markup: str, where: Where, report: Report) -> str:
     return _IMG_TAG_RE.sub(replace, markup)
 
 
-def render_text(text: str, where: Where, report: Report, inline: bool = False, literal: bool = False) -> str:
+def render_text(text: str, where: Where, report: Reports, inline: bool = False, literal: bool = False) -> str:
     """Render one field of Markdown with LaTeX to the safe HTML stored in the note.
 
     `literal`: the text has no markup (copied from a page), so every character of it shows as
@@ -869,7 +873,7 @@ _FENCED_RE = re.compile(r"^[ \t]*(```|~~~).*?\n[ \t]*\1[`~]*[ \t]*$", re.M | re.
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n[\s]*")
 
 
-def _render_literal(text: str, where: Where, report: Report, inline: bool) -> str:
+def _render_literal(text: str, where: Where, report: Reports, inline: bool) -> str:
     """Render text copied from a page as the characters it holds, with its formulas and fenced code.
 
     A page's text was shown as text: a `*`, `#`, `>`, `-`, `_`, backslash or `<b>` in it is what
@@ -886,7 +890,7 @@ def _render_literal(text: str, where: Where, report: Report, inline: bool) -> st
     return "\n".join(part for part in parts if part)
 
 
-def _literal_run(text: str, where: Where, report: Report, inline: bool) -> str:
+def _literal_run(text: str, where: Where, report: Reports, inline: bool) -> str:
     """Render a run of page text without fenced code: escaped, with its formulas (`_render_literal`)."""
     if not text.strip():
         return ""
@@ -931,7 +935,7 @@ def _plain_field(text: str, inline: bool) -> str | None:
     return lines if inline else f"<p>{lines}</p>"
 
 
-def _render_text(text: str, where: Where, report: Report, inline: bool) -> str:
+def _render_text(text: str, where: Where, report: Reports, inline: bool) -> str:
     # Code spans and fences are found (by one regex) before the formulas are taken out.
     if problem := field_problem(text, scanned=CODE_SCANNED):
         report.error(where.path, where.line, problem)
@@ -993,7 +997,7 @@ def _defuse(markup: str) -> str:
     return _AV_RE.sub("&#91;", markup) if "[" in markup else markup
 
 
-def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
+def _put_back(markup: str, held: _Held, where: Where, report: Reports) -> str:
     """Put held pieces back into sanitized HTML, each as its context needs; check links and text.
 
     A piece in text goes back as the HTML it is (formulas keep `<` escaped; code was
@@ -1040,7 +1044,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Report) -> str:
 MATH_IN_FIELD_RE = re.compile(r"\\\((.*?)\\\)|\\\[(.*?)\\\]", re.S)
 
 
-def vet_shipped(markup: str, where: Where, report: Report) -> str:
+def vet_shipped(markup: str, where: Where, report: Reports) -> str:
     """Make a field read back from an earlier package or the lock as safe as one rendered now.
 
     Retired cards ship what a package once held; that file (a downloaded release, `dist/`) or
@@ -1108,7 +1112,7 @@ def _link_name(markup: str, start: int, held: _Held) -> str:
 _ALT_RE = _deferred("_ALT_RE", r'<img\b[^>]*\salt="([^"]+)"')
 
 
-def _link(match: re.Match[str], where: Where, report: Report, named: Callable[[], str] | None = None) -> str:
+def _link(match: re.Match[str], where: Where, report: Reports, named: Callable[[], str] | None = None) -> str:
     """Keep a link that says where it goes; drop any other, with a warning.
 
     A link with an empty address is named by `named` (by its text), where the caller can.
@@ -1261,7 +1265,7 @@ def escape(text: str) -> str:
     return html.escape(text, quote=True)
 
 
-def options_html(options: tuple[Option, ...], where: Where, report: Report, literal: bool = False) -> str:
+def options_html(options: tuple[Option, ...], where: Where, report: Reports, literal: bool = False) -> str:
     """Render lettered options as a list the template can highlight by letter."""
     items = "".join(
         f'<li class="db-opt db-opt-{o.letter}"><span class="db-letter">{o.letter}</span>'
@@ -1271,7 +1275,7 @@ def options_html(options: tuple[Option, ...], where: Where, report: Report, lite
     return f'<ol class="db-opts">{items}</ol>'
 
 
-def steps_html(steps: tuple[Step, ...], where: Where, report: Report, literal: bool = False) -> str:
+def steps_html(steps: tuple[Step, ...], where: Where, report: Reports, literal: bool = False) -> str:
     """Render a worked solution as numbered steps."""
     items = "".join(
         f'<li><span class="db-step-title">{render_text(s.title, where, report, True, literal)}</span>'
@@ -1281,7 +1285,7 @@ def steps_html(steps: tuple[Step, ...], where: Where, report: Report, literal: b
     return f'<ol class="db-steps">{items}</ol>'
 
 
-def _title(data: dict[str, Any], where: Where, report: Report, literal: bool = False) -> str:
+def _title(data: dict[str, Any], where: Where, report: Reports, literal: bool = False) -> str:
     title = render_text(data["title"], where, report, True, literal) if data.get("title") else ""
     kind = data.get("type")
     badge = f'<span class="db-type">{escape(kind)}</span> ' if kind else ""
@@ -1292,7 +1296,7 @@ def _title(data: dict[str, Any], where: Where, report: Report, literal: bool = F
 PAGE_KINDS = frozenset({"recall", "quiz", "open", "practice", "challenge"})
 
 
-def note_fields(card: CardBase, origin: str, report: Report, where: Where | None = None) -> list[str]:
+def note_fields(card: CardBase, origin: str, report: Reports, where: Where | None = None) -> list[str]:
     """Render a card into the note type's fields, in their fixed order."""
     where = where or Where(card.path, card.line)
     # The model's own values, as model_dump gives them at the top level (nested options and steps
@@ -1303,7 +1307,7 @@ def note_fields(card: CardBase, origin: str, report: Report, where: Where | None
     return _any_fields(card, origin, report, where)
 
 
-def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> list[str]:
+def _any_fields(card: CardBase, origin: str, report: Reports, where: Where) -> list[str]:
     """Render a card of any kind into its note type's fields, for `note_fields`."""
     data = card.__dict__
     get = data.get
@@ -1386,7 +1390,7 @@ def _any_fields(card: CardBase, origin: str, report: Report, where: Where) -> li
     return fields
 
 
-def _question_and_answer(data: dict[str, Any], origin: str, report: Report, where: Where) -> list[str]:
+def _question_and_answer(data: dict[str, Any], origin: str, report: Reports, where: Where) -> list[str]:
     """Render a basic card of a question and an answer alone, as `note_fields` does, in fewer steps.
 
     Most cards of a semicolon file are one: of the sixteen things `note_fields` looks for, they
@@ -1511,7 +1515,7 @@ def _cloze_openers(numbers: list[int]) -> str:
     return ", ".join(f"{{{{c{n}::" for n in numbers)
 
 
-def _check_clozes(source: str, rendered: str, where: Where, report: Report, left_out: bool = False) -> None:
+def _check_clozes(source: str, rendered: str, where: Where, report: Reports, left_out: bool = False) -> None:
     """Report a cloze the rendering hid: Anki would make no card of it, or break the card's HTML.
 
     With an image `left_out` of the text, a cloze that hides nothing may have held it: its
