@@ -729,3 +729,21 @@ def test_page_text_shows_every_character_as_copied(text, inline):
     assert html_module.unescape(shown) == expected
     if "\\" not in text:
         assert report.problems == []
+
+
+_FENCE_PIECES = ["```", "````", "~~~", "~~~~", "```py", "~~~python extra", "\n", "\n", " "]
+
+
+@given(st.lists(st.sampled_from(_PAGE_PIECES + _FENCE_PIECES), max_size=16).map("".join))
+@example('```\n<span style="color:red">red</span> **strong** ![d](p.png) <h1>Big</h1>\n````')  # ends unlike
+@example("~~~~\n<u>x</u> [a](https://example.org)\n~~~")
+def test_page_text_with_fences_of_any_kind_gives_no_tag_but_paragraphs_breaks_and_highlighted_code(text):
+    # A fence that closes as it opens is code, highlighted; any other is text as copied: never
+    # Markdown or HTML of the page's reaching the card.
+    import re
+
+    markup = render_text(text, Where("p.txt", 1), Report(), literal=True)
+    tags = set(re.findall(r"</?([a-zA-Z0-9]+)", markup))
+    assert tags <= {"p", "br", "div", "pre", "code", "span"}, markup
+    assert not re.search(r"<[^>]*\s(?:href|src|on\w+)\s*=", markup), markup
+    assert all(attribute.startswith("style=") for attribute in re.findall(r"<\w+\s+([^>]*)>", markup)), markup

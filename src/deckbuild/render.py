@@ -867,8 +867,9 @@ def render_text(text: str, where: Where, report: Reports, inline: bool = False, 
     return render(text, where, report, inline)
 
 
-# A block of fenced code, whole: a page shows code as code, and copies it with its fences.
-_FENCED_RE = re.compile(r"^[ \t]*(```|~~~).*?\n[ \t]*\1[`~]*[ \t]*$", re.M | re.S)
+# A block of fenced code, whole: a page shows code as code, and copies it with its fences. It
+# closes with its own fence exactly, as it opens (its language a word, if any).
+_FENCED_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#-]*)[ \t]*\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
 # A line of only blanks, between paragraphs.
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n[\s]*")
 
@@ -884,7 +885,9 @@ def _render_literal(text: str, where: Where, report: Reports, inline: bool) -> s
     start = 0
     for block in _FENCED_RE.finditer(text):
         parts.append(_literal_run(text[start : block.start()], where, report, inline))
-        parts.append(_render_text(block.group(0).strip("\n"), where, report, False))
+        # Highlighted as code, never read as Markdown or HTML.
+        code = block.group(3)[:-1] if block.group(3).endswith("\n") else block.group(3)
+        parts.append(_defuse(highlight(code, block.group(2).lower() or "text")))
         start = block.end()
     parts.append(_literal_run(text[start:], where, report, inline))
     return "\n".join(part for part in parts if part)
