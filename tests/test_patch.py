@@ -336,7 +336,7 @@ def test_after_a_build_that_gave_new_ids_an_edit_is_built_in_full(tmp_path, patc
     assert patched
     page = str(builds.root / "Beta" / "quiz.txt")
     assert builds.last is not None
-    assert builds.last.report.notes == [f"{page}: 5 of 5 quiz answers inferred from the explanations"]
+    assert builds.last.report.notes == [f"{page}: 4 of 5 quiz answers inferred from the explanations"]
     assert [(p.path, p.line) for p in builds.last.report.sorted_problems()] == [(page, 67), (page, 133)]
 
 

@@ -1003,7 +1003,7 @@ def _told_and_denied(explanation: str) -> tuple[set[str], set[str]]:
     told: set[str] = set()
     denied: set[str] = set()
     for clause in _CLAUSE_END_RE.split(explanation):
-        (denied if _DENIED_AFTER_RE.search(clause) else told).update(_words(clause))
+        (denied if _DENIES_RE.search(clause) else told).update(_words(clause))
     return told, denied
 
 
@@ -1027,8 +1027,12 @@ _DENIED_BEFORE_RE = re.compile(
 )
 
 
+# A clause that denies what it says: a negation, or a contrast ("instead of", "rather than").
+_DENIES_RE = re.compile(
+    rf"\b(?:{_NEGATION}|instead|rather|unlike|without|opposed|no|neither|nor)\b", re.IGNORECASE
+)
 # A question asking for the odd one out: "all of these EXCEPT", "which is the exception".
-_ASKS_EXCEPT_RE = re.compile(r"\b(?:except|exception|least)\b", re.IGNORECASE)
+_ASKS_EXCEPT_RE = re.compile(r"\b(?:except|exception|least|false|untrue)\b", re.IGNORECASE)
 
 
 def _named(explanation: str) -> tuple[set[str], set[str]]:
@@ -1057,8 +1061,11 @@ def _named(explanation: str) -> tuple[set[str], set[str]]:
 def infer_correct(explanation: str, options: list[tuple[str, str]], question: str = "") -> str | None:
     """Name the option an explanation clearly points to, or None when it is not clear.
 
-    A question that asks for what is not so ("Which is NOT a benefit…?") has an explanation
-    that denies its answer: there, what a clause denies points to an option as much as what it says.
+    Only ever fewer answers than the words shared say, never another: a question worded with a
+    negation ("Which is NOT a benefit…?", "Why doesn't…?") may have an explanation that denies
+    its answer or affirms it, so its words tell none; and the option most words point to is not
+    the answer when the explanation says them in a clause that denies them ("…does not just
+    select the maximum value…", "…instead of selecting the maximum value").
     """
     letters = {letter for letter, _ in options}
     said, denied = _named(explanation)
@@ -1068,21 +1075,20 @@ def infer_correct(explanation: str, options: list[tuple[str, str]], question: st
         # with option A would point there.
         named = said & letters
         return named.pop() if len(named) == 1 and not named & denied and said <= letters else None
-    told, denied = _told_and_denied(explanation)
     if _DENIED_AFTER_RE.search(question) or _ASKS_EXCEPT_RE.search(question):
-        told, denied = told | denied, set()
-
-    def shared(text: str) -> int:
-        words = _words(text)
-        # An option more of whose words the explanation denies than says is not what it points to.
-        return 0 if len(words & denied) > len(words & told) else len(words & told)
-
+        return None
+    told = _words(explanation)
     scores = sorted(
-        ((shared(t), shared(t) / max(1, len(_words(t))), letter) for letter, t in options),
+        (
+            (len(_words(t) & told), len(_words(t) & told) / max(1, len(_words(t))), letter)
+            for letter, t in options
+        ),
         reverse=True,
     )
     (best, share, letter), runner_up = scores[0], scores[1][0] if len(scores) > 1 else 0
     # Unambiguous only: enough shared words, and clearly more than any other option.
-    if best >= 2 and share >= 0.3 and best >= 2 * runner_up:
-        return letter
-    return None
+    if best < 2 or share < 0.3 or best < 2 * runner_up:
+        return None
+    said_words, denied_words = _told_and_denied(explanation)
+    words = _words(dict(options)[letter])
+    return None if len(words & denied_words) >= len(words & said_words) else letter
