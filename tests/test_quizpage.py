@@ -1074,3 +1074,45 @@ def test_a_recall_answer_that_starts_with_a_verdict_word_stays_the_answer(word):
     quiz = "Recall & Review\nWhat does softmax output?\nIncorrect\nProbabilities that sum to one.\n"
     (card,) = quizpage.read("q.txt", quiz.split("\n"), Report())
     assert card.kind == "quiz" and card.data["answer"] == "Probabilities that sum to one."
+
+
+@pytest.mark.parametrize(
+    "line", ["Practice", "Practice exercises", "PRACTICE PROBLEMS", "Practice questions"]
+)
+def test_a_practice_line_in_an_answer_starts_no_section(line):
+    # Only above a Practice section's counter or first question is it the section's heading.
+    page = (
+        "Recall & Review\nintermediate\nWhat are three ways to learn attention?\nReading papers\n"
+        f"{line}\nTeaching others\nClick to reveal answer\nbeginner\nWhat is a key?\n"
+        "The vector matched against queries.\nClick to reveal answer\n"
+    )
+    report = Report()
+    cards = quizpage.read("p.txt", page.split("\n"), report)
+    assert [c.data["answer"] for c in cards] == [
+        f"Reading papers\n{line}\nTeaching others",
+        "The vector matched against queries.",
+    ]
+    assert report.problems == []
+
+
+@pytest.mark.parametrize(
+    "heading", ["Recall & Review", "RECALL & REVIEW", "Recall\u00a0&\u00a0Review", "recall  & review"]
+)
+def test_a_page_glued_to_the_one_before_is_split_whatever_its_heading_s_case_and_blanks(heading):
+    first = "Recall & Review\nWhat does attention weigh?\nExplain the weights.\nYou got /4 concepts."
+    second = f"{heading}\nbeginner\nWhat is a key?\nA key.\nClick to reveal answer\n"
+    report = Report()
+    cards = quizpage.read("p.txt", (first + second).split("\n"), report)
+    assert [c.kind for c in cards] == ["open", "recall"]
+    assert report.problems == []
+
+
+def test_what_the_compiler_warns_of_in_restored_code_is_never_printed():
+    import warnings
+
+    from deckbuild.readers.pycode import parses
+
+    with warnings.catch_warnings(record=True) as seen:
+        warnings.simplefilter("always")
+        assert parses('x = 1 is 1\nassert (1, "x")\n')
+    assert seen == []

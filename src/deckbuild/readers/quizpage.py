@@ -171,7 +171,9 @@ def read_page(path: str, lines: list[str], report: Report) -> Page:
 
 
 # A page's first line, as the pages print it, glued to the end of the line before it.
-_GLUED_START_RE = re.compile(r"^(.*\S)(Recall & Review|Jump into concepts\b.*|Challenge - \d+ Problems?)$")
+_GLUED_START_RE = re.compile(
+    r"^(.*\S)(Recall\s*&\s*Review|Jump\s+into\s+concepts\b.*|Challenge\s*-\s*\d+\s+Problems?)$", re.IGNORECASE
+)
 
 
 def _unglued(text: str) -> list[str]:
@@ -285,7 +287,7 @@ class _Reader:
     # -- sections -----------------------------------------------------------------------------
 
     def run(self) -> None:
-        starts = [k for k in range(len(self.t)) if k == 0 or self._heading(self.t[k])]
+        starts = [k for k in range(len(self.t)) if k == 0 or self._heading_at(k)]
         for n, start in enumerate(starts):
             end = starts[n + 1] if n + 1 < len(starts) else len(self.t)
             if _PRACTICE_RE.match(self.t[start]):
@@ -324,9 +326,19 @@ class _Reader:
         after = next((k for k in range(a + 1, end) if _is_anchor(t[k]) or _LEVEL_RE.match(t[k])), None)
         return after is not None and bool(_REVEAL_RE.match(t[after]))
 
-    @staticmethod
-    def _heading(line: str) -> bool:
-        return bool(_PAGE_START_RE.match(line) or _PRACTICE_RE.match(line) or _CHALLENGE_RE.match(line))
+    def _heading_at(self, k: int) -> bool:
+        """Tell whether line `k` starts a section: a Practice heading only above its first question.
+
+        `Practice exercises` may be a line of an answer as well as the heading a copy gave.
+        """
+        line = self.t[k]
+        if _PAGE_START_RE.match(line) or _CHALLENGE_RE.match(line):
+            return True
+        if not _PRACTICE_RE.match(line):
+            return False
+        after = self.t[k + 1] if k + 1 < len(self.t) else ""
+        first = _NUMBERED_RE.match(after)
+        return bool(_COUNTER_RE.match(after) or (first and first.group(1) == "1"))
 
     # -- Recall & Review, quizzes, open prompts --------------------------------------------------
 
