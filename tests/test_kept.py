@@ -577,3 +577,28 @@ def test_a_file_moved_away_from_its_note_types_is_told_where_they_are(tmp_path, 
     ) in stderr
     (decks / "Bio/notetypes.json").rename(moved / "notetypes.json")  # as the message says
     assert run("build", "decks", "-o", "dist").exit_code == 0
+
+
+def test_a_kept_note_type_changed_reaches_a_learner_who_imported_it_later(tmp_path, collection, monkeypatch):
+    # Anki gives a note type it imports the time of the import: a change shipped with the
+    # imported mod, moved on by a second, was older than the learner's copy, and dropped.
+    import time
+
+    from anki.collection import Collection
+
+    types = _import_one_basic_note(collection, tmp_path, monkeypatch)
+    build([tmp_path / "decks"], tmp_path / "dist", now=int(time.time()) - 100)
+    learner = Collection(str(tmp_path / "learner.anki2"))
+    try:
+        import_package(learner, tmp_path / "dist/Bio.apkg")
+        entries = json.loads(types.read_text(encoding="utf-8"))
+        entries["notetypes"][0]["css"] += "\n.card { color: navy; }"
+        types.write_text(json.dumps(entries), encoding="utf-8")
+        build([tmp_path / "decks"], tmp_path / "dist", now=int(time.time()) + 5)
+        import_package(learner, tmp_path / "dist/Bio.apkg")
+        learner.models._clear_cache()
+        # The learner's collection has a Basic of its own: theirs from the deck is by its id.
+        kept_type = learner.models.get(entries["notetypes"][0]["id"])
+        assert kept_type is not None and ".card { color: navy; }" in kept_type["css"]
+    finally:
+        learner.close()

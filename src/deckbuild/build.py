@@ -1605,7 +1605,10 @@ class _Build:
             # First built since the import: a change made to it since then moves its mod on too.
             lock.notetypes[str(nid)] = Entry(nt.imported, nt.mod)
             lock.changed.append(str(nid))
-        mod = lock.stamp("notetypes", str(nid), nt.locked, nt.mod if nt.columns else self.now)
+        # A kept note type keeps Anki's mod until it changes; a change takes the build's time, as
+        # learners who imported it have it with the time of their import.
+        first = nt.columns and str(nid) not in lock.notetypes
+        mod = lock.stamp("notetypes", str(nid), nt.locked, nt.mod if first else self.now)
         if (
             (newer := self.shipped_type_mods.get(str(nid))) is not None
             and newer > mod
