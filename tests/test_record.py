@@ -123,3 +123,26 @@ def test_a_build_from_another_folder_names_the_files_from_there(tmp_path, monkey
     monkeypatch.chdir(tmp_path / "decks")
     again = build([tmp_path / "decks"], tmp_path / "out", now=1_700_000_120)
     assert [p.path for p in again.report.problems] == ["A/c.txt"]
+
+
+def test_a_package_another_build_wrote_into_the_output_folder_is_read_anew(tmp_path, monkeypatch):
+    # A build of one file writes its own package, with an edit's newer mod time; the edit taken
+    # back, the whole tree's build would have been answered from its record, and the edit's
+    # card never moved past that newer mod.
+    from deckbuild.build import build
+    from deckbuild.packaged import read_package
+
+    monkeypatch.setenv("DECKBUILD_CACHE_DIR", str(tmp_path / "cache"))
+    uuid = "11111111-1111-4111-8111-111111111111"
+    source = put(tmp_path / "decks", "A/one.txt", f"Question;Answer;UUID\nQ1;A1;{uuid}\n")
+    lock = tmp_path / "decks" / LOCK_NAME
+    build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_000)
+    before = (source.read_bytes(), lock.read_bytes())
+    source.write_text(f"Question;Answer;UUID\nQ1;A1 edited;{uuid}\n", encoding="utf-8")
+    (one,) = build([source], tmp_path / "dist", now=1_700_000_060).packages
+    assert one.name != "A.apkg" and read_package(one).notes[uuid].mod == 1_700_000_060
+    source.write_bytes(before[0])  # git checkout decks
+    lock.write_bytes(before[1])
+    result = build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_120)
+    assert read_package(tmp_path / "dist" / "A.apkg").notes[uuid].mod == 1_700_000_120
+    assert any("earlier package ships" in note for note in result.report.notes)

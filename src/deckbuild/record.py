@@ -164,7 +164,7 @@ def _build_held(
         record = store.db is not None and not dry_run
         progress.stage("fingerprint")
         before: dict[Path, bytes] = {}
-        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options, before))):
+        if record and (done := _replay(store, _fingerprint(paths, roots, previous, options, before, outdir))):
             done.report.notes[:0] = repaired
             return done
         from deckbuild import patch
@@ -197,7 +197,7 @@ def _build_held(
             progress.stage("recording")
             after: dict[Path, bytes] = {}
             # Keyed by the state the build leaves behind, so that the next identical build finds it.
-            key = _fingerprint(paths, roots, previous, options, after)
+            key = _fingerprint(paths, roots, previous, options, after, outdir)
             # But only when what it read is what is there now: a file saved while it ran (an
             # editor, a watcher) was read before or after the save, and the record would vouch
             # for text the packages may not hold. The next build then builds it for real.
@@ -252,12 +252,20 @@ def _fingerprint(
     previous: Sequence[Path],
     options: list[Any],
     seen: dict[Path, bytes] | None = None,
+    outdir: Path | None = None,
 ) -> str:
     """Hash everything a build reads: every file below the paths, the locks, earlier packages.
 
     `seen` gets what was hashed of each file, to tell afterwards which of them changed meanwhile.
+    The packages in `outdir` count by their size and time: a build compares its notes' mod times
+    with theirs, and one another build wrote there since is read anew.
     """
     digest = hashlib.sha256(json.dumps([str(p) for p in paths] + options).encode("utf-8"))
+    if outdir is not None and outdir.is_dir():
+        for package in sorted(outdir.glob("*.apkg")):
+            with suppress(OSError):
+                stat = package.stat()
+                digest.update(f"\x05{package.name}\x00{stat.st_size}:{stat.st_mtime_ns}".encode())
     files = [r / LOCK_NAME for r in roots]
     # The note types kept from an imported deck, read from a folder above the paths too.
     files += sorted({f for p in paths for f in kept_files_above(p, find_root(p))})
