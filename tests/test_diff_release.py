@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import sqlite3
 import tempfile
 import time
@@ -1019,3 +1020,22 @@ def test_a_lost_lock_is_taken_back_from_the_packages_the_build_replaces(tree, tm
     with pytest.raises(BuildFailed) as failed:
         build([tree], out, now=NOW + 120, previous=[tmp_path / "v1"] if where == "previous" else [])
     assert "this card was a basic card and is now a reversed card" in str(failed.value.report.errors[0])
+
+
+def test_a_lock_lost_and_taken_back_from_the_package_is_the_lock_it_was(tree, tmp_path):
+    # With nothing changed, the build gives the lock and the package it gave before, byte for
+    # byte: no note's or note type's mod time moves, and no learner's edit is overwritten.
+    (package,) = build([tree], tmp_path / "dist", now=NOW).packages
+    edit(tree)
+    build([tree], tmp_path / "dist", now=NOW + 60)  # with a retired card, and a card edited
+    lock, shipped = (tree / "deckbuild.lock").read_bytes(), package.read_bytes()
+    (tree / "deckbuild.lock").unlink()
+    again = build([tree], tmp_path / "dist", now=NOW + 120, use_cache=False)
+    assert (tree / "deckbuild.lock").read_bytes() == lock
+    assert again.packages[0].read_bytes() == shipped
+    # The retired card stays carried when its deck's folder is gone.
+    shutil.rmtree(tree / "Deck")
+    put(tree, "Other/cards.txt", "Question;Answer;UUID\nQ;A;66666666-6666-4666-8666-666666666666\n")
+    later = build([tree], tmp_path / "dist", now=NOW + 180, use_cache=False)
+    assert REMOVED in read_contents(tmp_path / "dist" / "Deck.apkg").notes
+    assert later.report.counts["retired"] == 4

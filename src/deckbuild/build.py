@@ -7,6 +7,7 @@ the previous packages and the lock file as they were.
 from __future__ import annotations
 
 import hashlib
+import html
 import importlib
 import json
 import marshal
@@ -1462,15 +1463,29 @@ class _Build:
                 if len(note.fields) != len(notetype.fields):
                     continue
                 label = None if nid == NOTE_TYPE_ID else notetype.label
-                digest = content_hash(note.fields, note.tags, source_at(nid))
+                at = source_at(nid)
+                digest = content_hash(note.fields, note.tags, at)
+                # The file it came from, as its Source field names it (relative to the deck root).
+                origin = (html.unescape(note.fields[at]) or None) if at is not None else None
                 if RETIRED_TAG in note.tags and "Status" in notetype.fields:
                     fields, tags = list(note.fields), sorted(note.tags)
-                    entry = Entry(digest, note.mod, deck=note.deck, fields=fields, tags=tags, notetype=label)
+                    # Its deck as its card had it, not the Retired subdeck fresh importers get it in.
+                    deck = note.deck.removesuffix(f"::{RETIRED_DECK}")
+                    entry = Entry(
+                        digest, note.mod, origin, deck=deck, fields=fields, tags=tags, notetype=label
+                    )
                 else:
-                    entry = Entry(digest, note.mod, notetype=label)
+                    entry = Entry(digest, note.mod, origin, notetype=label)
                 lock.notes[guid] = entry
                 lock.changed.append(guid)
                 adopted += 1
+            # Each note type as the packages ship it, where it is what this build ships: its mod
+            # time stays, and what a learner changed in it stays theirs.
+            for nid, shipped_type in self.newest_types().items():
+                nt = NOTE_TYPES.get(nid)
+                if nt is not None and str(nid) not in lock.notetypes and not self.type_differs(nt):
+                    lock.notetypes[str(nid)] = Entry(nt.locked, shipped_type.mod)
+                    lock.changed.append(str(nid))
             if adopted:
                 self.report.change(
                     f"{display_path(lock.path)}: there was no lock file; the mod times and note types of "
@@ -1563,13 +1578,18 @@ class _Build:
                 "Tools → Empty Cards in Anki: tell them in the release notes"
             )
 
+    def newest_types(self) -> dict[int, Any]:
+        """Each note type the earlier packages hold, as the newest of them has it, by id."""
+        newest: dict[int, Any] = {}
+        for contents in self.shipped_contents:
+            for key, found in contents.notetypes.items():
+                if key.isdigit() and (int(key) not in newest or found.mod > newest[int(key)].mod):
+                    newest[int(key)] = found
+        return newest
+
     def type_differs(self, nt: NoteType) -> bool:
         """Tell whether the newest earlier package holding a note type has it otherwise than now."""
-        shipped = None
-        for contents in self.shipped_contents:
-            found = contents.notetypes.get(str(nt.id))
-            if found is not None and (shipped is None or found.mod > shipped.mod):
-                shipped = found
+        shipped = self.newest_types().get(nt.id)
         if shipped is None:
             return True
         templates = tuple((t["name"], t["qfmt"], t["afmt"]) for t in nt.templates)
