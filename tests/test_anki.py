@@ -282,3 +282,16 @@ def test_a_deck_folder_renamed_in_case_only_leaves_learners_their_deck(seed_tree
     ]
     import_package(collection, result.packages[0])
     assert sorted(d.name for d in collection.decks.all_names_and_ids()) == decks_before
+
+
+@pytest.mark.parametrize("name", ["Old_1", "Old*", 'Say "hi"', "Back\\slash"])
+def test_the_search_for_a_moved_deck_selects_that_deck_alone_whatever_its_name(collection, name):
+    # In Anki's search `_` and `*` are wildcards: deck:"T::Old_1" would select T::Old21 too.
+    from deckbuild.build import _searched
+
+    for deck in (f"T::{name}", "T::Old21", "T::OldX", f"T::{name}::Below"):
+        note = collection.new_note(collection.models.by_name("Basic"))
+        note["Front"] = deck
+        collection.add_note(note, collection.decks.id(deck))
+    found = collection.find_cards(f'deck:"T::{_searched(name)}" -deck:"T::{_searched(name)}::*"')
+    assert [collection.get_card(c).note()["Front"] for c in found] == [f"T::{name}"]

@@ -316,6 +316,24 @@ def test_a_package_in_the_newer_format_is_refused(tmp_path, collection, monkeypa
         "which deckbuild cannot read; export it again from Anki with 'Support older Anki versions' ticked\n",
     )
     assert not Path("decks").exists()
+    # Given as an earlier release, or to diff, it is refused the same way: its old-format
+    # collection is a stub for older Ankis, which would hold none of its notes.
+    put_semicolon = Path("decks/D/cards.txt")
+    put_semicolon.parent.mkdir(parents=True)
+    put_semicolon.write_text(
+        "Question;Answer;UUID\nQ;A;11111111-1111-4111-8111-111111111111\n", encoding="utf-8"
+    )
+    newer = (
+        "error: new.apkg: a package in Anki's newer format (collection.anki21b), which deckbuild "
+        "cannot read; export it again from Anki with 'Support older Anki versions' ticked\n"
+    )
+    assert (
+        run("build", "decks", "--previous", "new.apkg").stderr,
+        run("diff", "new.apkg", "decks").stderr,
+    ) == (
+        newer,
+        newer,
+    )
 
 
 @pytest.mark.anki

@@ -602,3 +602,14 @@ def test_a_kept_note_type_changed_reaches_a_learner_who_imported_it_later(tmp_pa
         assert kept_type is not None and ".card { color: navy; }" in kept_type["css"]
     finally:
         learner.close()
+
+
+def test_a_forget_command_a_message_gives_is_one_a_shell_runs_as_written():
+    # A GUID from Anki may hold `>`, `;` or `&`: pasted unquoted, the shell would run another command.
+    import shlex
+
+    from deckbuild.build import _said
+
+    for guid in ("g1", "wcZO>kDWa", "a;b&c", "it's"):
+        said = _said("deckbuild", "forget", guid)
+        assert shlex.split(said[1:-1]) == ["deckbuild", "forget", guid]

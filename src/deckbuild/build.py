@@ -13,6 +13,7 @@ import json
 import marshal
 import os
 import re
+import shlex
 import sqlite3
 import sys
 import unicodedata
@@ -1737,10 +1738,11 @@ class _Build:
                 )
             elif old_deck != source.deck:
                 # The deck alone, not its subdecks: `deck:"A"` would select the cards of A::B too.
+                old_name = _searched(old_deck)
                 self.report.change(
                     f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
                     f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
-                    f'learners to search deck:"{old_deck}" -deck:"{old_deck}::*" in the Browser, select '
+                    f'learners to search deck:"{old_name}" -deck:"{old_name}::*" in the Browser, select '
                     f'the cards and use Change Deck to move them to "{source.deck}" (new learners get '
                     "the new deck)"
                 )
@@ -1876,7 +1878,8 @@ class _Build:
             self.report.warn(
                 where, 0,
                 f"card {guid} is gone from the sources, but its note type, kept from Anki, has no Status "
-                f"field to retire it with; tell learners to delete it, and run 'deckbuild forget {guid}'",
+                "field to retire it with; tell learners to delete it, and run "
+                + _said("deckbuild", "forget", guid),
             )  # fmt: skip
             return False
         if shipped is None:
@@ -1884,7 +1887,7 @@ class _Build:
                 where, 0,
                 f"card {guid} is gone from the sources, but no earlier package holds it to retire it; "
                 "build with --previous pointing at the last release, or, if no learner ever had it, run "
-                f"'deckbuild forget --never-retired {guid}' to drop it",
+                f"{_said('deckbuild', 'forget', '--never-retired', guid)} to drop it",
             )  # fmt: skip
             return False
         notetype = NOTE_TYPES[int(shipped.notetype)]
@@ -2162,6 +2165,17 @@ def _stage(path: Path, data: bytes) -> Path:
 def _first_text(markup: str) -> str:
     text = re.sub(r"<[^>]+>", "", markup).strip()
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _said(*command: str) -> str:
+    """Quote a command for a message, as a shell takes it: a GUID from Anki may hold `>` or `;`."""
+    line = shlex.join(command)
+    return f'"{line}"' if "'" in line else f"'{line}'"
+
+
+def _searched(deck: str) -> str:
+    """Write a deck's name for Anki's search, where `_` and `*` are wildcards and `\\` escapes."""
+    return re.sub(r'([\\*_"])', r"\\\1", deck)
 
 
 def _kept_label(label: str | None) -> bool:

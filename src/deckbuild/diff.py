@@ -17,7 +17,7 @@ from typing import Any
 
 from deckbuild.build import RETIRED_TAG, build
 from deckbuild.errors import DeckbuildError
-from deckbuild.packaged import PackageContents, PackagedNote, read_package
+from deckbuild.packaged import NewerFormat, PackageContents, PackagedNote, read_package
 from deckbuild.resources import ran_out
 from deckbuild.sources import display_path
 
@@ -113,6 +113,11 @@ def read(path: Path) -> PackageContents:
     """Read one .apkg; anything else is a clear error, not a traceback."""
     try:
         return read_package(path)
+    except NewerFormat:
+        raise DeckbuildError(
+            f"{display_path(path)}: a package in Anki's newer format (collection.anki21b), which "
+            "deckbuild cannot read; export it again from Anki with 'Support older Anki versions' ticked"
+        ) from None
     except zipfile.BadZipFile:
         why = "not a zip file"
     except KeyError:

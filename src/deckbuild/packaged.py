@@ -44,6 +44,10 @@ class PackageContents:
     notetypes: dict[str, PackagedNoteType] = field(default_factory=dict)
 
 
+class NewerFormat(ValueError):
+    """A package in Anki's newer format (collection.anki21b), whose notes deckbuild cannot read."""
+
+
 def read_package(path: Path) -> PackageContents:
     """Read the notes and note types of an .apkg (any package Anki can import from genanki)."""
     import tempfile
@@ -51,6 +55,9 @@ def read_package(path: Path) -> PackageContents:
 
     contents = PackageContents()
     with tempfile.TemporaryDirectory(prefix=".deckbuild-") as tmp, zipfile.ZipFile(path) as archive:
+        if "collection.anki21b" in archive.namelist():
+            # Its collection.anki2 is a stub for older Ankis: reading it would find no note.
+            raise NewerFormat(path)
         db_path = Path(tmp) / "collection.anki2"
         db_path.write_bytes(archive.read("collection.anki2"))
         conn = sqlite3.connect(db_path)
