@@ -1039,3 +1039,25 @@ def test_a_lock_lost_and_taken_back_from_the_package_is_the_lock_it_was(tree, tm
     later = build([tree], tmp_path / "dist", now=NOW + 180, use_cache=False)
     assert REMOVED in read_contents(tmp_path / "dist" / "Deck.apkg").notes
     assert later.report.counts["retired"] == 4
+
+
+def test_a_frozen_build_after_a_revert_says_what_to_build_with(tree, tmp_path):
+    # The lock a revert took back must move on where the newer release is read: said so.
+    build([tree], tmp_path / "v1", now=NOW)
+    before = _snapshot(tree)
+    source = tree / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
+    build([tree], tmp_path / "v2", now=NOW + 60)
+    _check_out(tree, before)
+    result = run("build", "decks", "-o", str(tmp_path / "v3"), "--previous", str(tmp_path / "v2"), "--frozen")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: decks/deckbuild.lock is out of date (1 card(s) differ from the newer notes an earlier "
+        "package ships: a revert?); run 'deckbuild build' with the same --previous, without --frozen "
+        "and commit it\n",
+    )
+    assert (
+        run("build", "decks", "-o", str(tmp_path / "v3"), "--previous", str(tmp_path / "v2")).exit_code == 0
+    )
+    again = run("build", "decks", "-o", str(tmp_path / "v4"), "--previous", str(tmp_path / "v2"), "--frozen")
+    assert again.exit_code == 0, again.stderr

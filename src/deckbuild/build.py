@@ -1246,9 +1246,15 @@ class _Build:
             changed = [lock.path for lock in collection.locks.values() if lock.changed]
             if frozen and changed:
                 names = ", ".join(display_path(p) for p in changed)
-                raise LockChanged(
-                    f"{names} is out of date; run 'deckbuild build' without --frozen and commit it"
+                # A change taken back (a revert) is caught up with only where that package is read.
+                given = "with the same --previous" if self.previous else "into the same folder"
+                why = (
+                    f" ({sum(map(len, self.caught_up.values()))} card(s) differ from the newer notes an "
+                    f"earlier package ships: a revert?); run 'deckbuild build' {given}, without --frozen"
+                    if self.caught_up
+                    else "; run 'deckbuild build' without --frozen"
                 )
+                raise LockChanged(f"{names} is out of date{why} and commit it")
             result = BuildResult(report=self.report, lock_changed=changed)
             result.inputs = sorted({p for files in media.values() for p in files.values()})
             result.missing = sorted(collection.missing)
