@@ -7,13 +7,11 @@ the previous packages and the lock file as they were.
 from __future__ import annotations
 
 import hashlib
-import html
 import importlib
 import json
 import marshal
 import os
 import re
-import shlex
 import sqlite3
 import sys
 import unicodedata
@@ -1457,6 +1455,8 @@ class _Build:
         change under learners. Their notes in those packages (the decks of this tree) stand in
         for the lock: a note's content hash, mod time and note type, and a retired one whole.
         """
+        from html import unescape
+
         for root, lock in sorted(collection.locks.items()):
             if lock.text or lock.notes or lock.path.exists():
                 continue  # a lock is there, even one with no card yet
@@ -1473,7 +1473,7 @@ class _Build:
                 at = source_at(nid)
                 digest = content_hash(note.fields, note.tags, at)
                 # The file it came from, as its Source field names it (relative to the deck root).
-                origin = (html.unescape(note.fields[at]) or None) if at is not None else None
+                origin = (unescape(note.fields[at]) or None) if at is not None else None
                 if RETIRED_TAG in note.tags and "Status" in notetype.fields:
                     fields, tags = list(note.fields), sorted(note.tags)
                     # Its deck as its card had it, not the Retired subdeck fresh importers get it in.
@@ -1918,12 +1918,14 @@ class _Build:
 
     @cached_property
     def _shipped_mods(self) -> tuple[dict[str, int], dict[str, int]]:
+        notes: dict[str, int] = {}
+        types: dict[str, int] = {}
+        if not self.earlier:
+            return notes, types  # a first build: nothing to read, nor to import for it
         import zipfile
 
         from deckbuild.packaged import read_mods
 
-        notes: dict[str, int] = {}
-        types: dict[str, int] = {}
         for file in self.earlier:
             try:
                 read = read_mods(file)
@@ -2175,6 +2177,8 @@ def _first_text(markup: str) -> str:
 
 def _said(*command: str) -> str:
     """Quote a command for a message, as a shell takes it: a GUID from Anki may hold `>` or `;`."""
+    import shlex
+
     line = shlex.join(command)
     return f'"{line}"' if "'" in line else f"'{line}'"
 
