@@ -969,14 +969,19 @@ def test_a_note_whose_content_differs_from_the_package_it_replaces_always_gets_a
             last = shipped
 
 
-def test_diff_flags_a_changed_card_without_a_newer_mod_as_breaking(tree, tmp_path):
-    # A revert built into a folder without the package it replaces keeps the lock's older mod.
+def _released_then_reverted(tree, tmp_path):
+    """Build v1, then an edit as v2 (in folders of their own), then take the edit back with the lock."""
     build([tree], tmp_path / "v1", now=NOW)
     before = _snapshot(tree)
     source = tree / "Deck" / "cards.txt"
     source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
     build([tree], tmp_path / "v2", now=NOW + 60)
     _check_out(tree, before)
+
+
+def test_diff_flags_a_changed_card_without_a_newer_mod_as_breaking(tree, tmp_path):
+    # A revert built into a folder without the package it replaces keeps the lock's older mod.
+    _released_then_reverted(tree, tmp_path)
     build([tree], tmp_path / "v3", now=NOW + 120)
     result = run("diff", str(tmp_path / "v2"), str(tmp_path / "v3"), "--fail-on-breaking")
     assert result.exit_code == 1
@@ -1043,12 +1048,7 @@ def test_a_lock_lost_and_taken_back_from_the_package_is_the_lock_it_was(tree, tm
 
 def test_a_frozen_build_after_a_revert_says_what_to_build_with(tree, tmp_path):
     # The lock a revert took back must move on where the newer release is read: said so.
-    build([tree], tmp_path / "v1", now=NOW)
-    before = _snapshot(tree)
-    source = tree / "Deck" / "cards.txt"
-    source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
-    build([tree], tmp_path / "v2", now=NOW + 60)
-    _check_out(tree, before)
+    _released_then_reverted(tree, tmp_path)
     result = run("build", "decks", "-o", str(tmp_path / "v3"), "--previous", str(tmp_path / "v2"), "--frozen")
     assert (result.exit_code, result.stderr) == (
         1,

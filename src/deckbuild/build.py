@@ -1974,32 +1974,35 @@ class _Build:
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
         return found
 
-    @cached_property
-    def shipped_notes(self) -> dict[str, Any]:
-        """Every note an earlier package holds, the newest of each."""
+    def _newest(self, keep: Callable[[Any], bool]) -> dict[str, Any]:
+        """The newest note of each GUID the earlier packages hold, of those `keep` takes."""
         found: dict[str, Any] = {}
         for contents in self.shipped_contents:
             for guid, note in contents.notes.items():
-                if guid not in found or note.mod > found[guid].mod:
+                if keep(note) and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
+
+    @cached_property
+    def shipped_notes(self) -> dict[str, Any]:
+        """Every note an earlier package holds, the newest of each."""
+        return self._newest(lambda note: True)
 
     @cached_property
     def shipped(self) -> dict[str, Any]:
         """Every note of ours that an earlier package holds, the newest of each."""
-        found: dict[str, Any] = {}
-        for contents in self.shipped_contents:
-            for guid, note in contents.notes.items():
-                # deckbuild's own note types: a kept one's note is not retired (it has no Status field).
-                ours = note.notetype.isdigit() and int(note.notetype) in _OWN_TYPES
-                ours = ours and len(note.fields) == len(NOTE_TYPES[int(note.notetype)].fields)
-                if ours and (guid not in found or note.mod > found[guid].mod):
-                    found[guid] = note
-        return found
+        # deckbuild's own note types: a kept one's note is not retired (it has no Status field).
+        return self._newest(_ours)
 
 
 # Staged files and the targets they are renamed over.
 _Moves = list[tuple[Path, Path]]
+
+
+def _ours(note: Any) -> bool:
+    """Tell whether a packaged note is on one of deckbuild's own note types, as it has them now."""
+    ours = note.notetype.isdigit() and int(note.notetype) in _OWN_TYPES
+    return ours and len(note.fields) == len(NOTE_TYPES[int(note.notetype)].fields)
 
 
 def _as_anki_keeps(tags: Sequence[str]) -> list[str]:
