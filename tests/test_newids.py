@@ -123,8 +123,17 @@ def test_a_file_without_uuid_column_gains_one_for_every_section(case):
 
 
 def test_rows_with_wrong_field_counts_and_files_without_header_are_left_alone():
-    assert with_ids(b"Question;Answer;UUID\nq;a\n", counter()) == (b"Question;Answer;UUID\nq;a\n", [])
+    assert with_ids(b"Question;Answer;UUID\nq\n", counter()) == (b"Question;Answer;UUID\nq\n", [])
+    assert with_ids(b"Question;Answer;UUID\nq;a;b;c\n", counter()) == (b"Question;Answer;UUID\nq;a;b;c\n", [])
     assert with_ids(b"q;a;\n", counter()) == (b"q;a;\n", [])
+
+
+def test_a_row_that_ends_where_its_uuid_would_start_gets_one():
+    # `Question;Answer` under a header that ends in UUID: the row has none, and gets one.
+    written = b"Question;Answer;UUID\r\nq;a;00000000-0000-4000-8000-000000000001\r\n"
+    assert with_ids(b"Question;Answer;UUID\r\nq;a\r\n", counter()) == (written, [2])
+    quoted = b'Question;Answer;UUID\n"q";"a\nb"\n'
+    assert with_ids(quoted, counter()) == (quoted[:-1] + b";00000000-0000-4000-8000-000000000001\n", [2])
 
 
 # --- The command ---------------------------------------------------------------------------------

@@ -183,3 +183,17 @@ def test_a_row_of_only_a_question_answer_and_uuid_makes_the_card_the_general_rea
     quick = columns.card(list(row), "a.txt", 2, quick_report)
     assert quick == general.card(list(row), "a.txt", 2, general_report)
     assert quick_report.problems == general_report.problems
+
+
+def test_a_row_with_too_few_fields_is_told_to_write_them_not_to_quote_one():
+    report = Report()
+    lines = ["Question;Answer;UUID", "What is 2+2?;4", "Only a question", "Q;A;u;extra"]
+    semicolon.read("f.txt", lines, report)
+    assert [str(p) for p in report.problems] == [
+        "f.txt:2: expected 3 fields (Question;Answer;UUID), found 2; run 'deckbuild ids' to write its "
+        "UUID after a ';', or write the missing field",
+        "f.txt:3: expected 3 fields (Question;Answer;UUID), found 1; write the missing field(s), each "
+        "after a ';'",
+        'f.txt:4: expected 3 fields (Question;Answer;UUID), found 4; put a field that contains ";" in '
+        "double quotes",
+    ]

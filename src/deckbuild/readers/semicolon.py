@@ -271,12 +271,14 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
             shown = ";".join({**KNOWN, **ALIASES}[c] for c in order)
             entity = _ENTITY_RE.search(lines[lineno - 1]) if len(fields) > len(order) else None
             why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
-            report.error(
-                path,
-                lineno,
-                f"expected {len(order)} fields ({shown}), found {len(fields)}{why}; "
-                'put a field that contains ";" in double quotes',
-            )
+            if len(fields) > len(order):
+                fix = 'put a field that contains ";" in double quotes'
+            elif len(fields) == len(order) - 1 and order[-1] == id_column(order):
+                fix = "run 'deckbuild ids' to write its UUID after a ';', or write the missing field"
+            else:
+                fix = "write the missing field(s), each after a ';'"
+            found = f"expected {len(order)} fields ({shown}), found {len(fields)}{why}"
+            report.error(path, lineno, f"{found}; {fix}")
             continue
         if plain and take is not None and take(lineno, line, fields):
             continue
@@ -410,10 +412,12 @@ def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
             continue
         if order is None:
             return []
-        if len(fields) != len(order) or (after_blank and _looks_like_header(fields)):
-            continue
         column = id_column(order)
-        if column not in order:
+        # A row that ends where its UUID would start (`Question;Answer`) gets one as a last field.
+        short = len(fields) == len(order) - 1 and order[-1] == column
+        if (len(fields) != len(order) and not short) or (after_blank and _looks_like_header(fields)):
+            continue
+        if column not in order or short:
             out.append((start, after - 1, len(lines[after - 1]), ";"))
         elif not fields[order.index(column)].strip():
             out.append((start, *record_ends[order.index(column)], None))
