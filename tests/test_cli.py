@@ -540,3 +540,15 @@ def test_a_lock_inside_a_deck_tree_is_refused_rather_than_giving_its_cards_other
         "of its own; build it alone, or delete this lock (its cards then get the ids of the larger tree)"
     )
     assert not (deck_tree.parent / "two").exists()
+
+
+def test_a_build_says_which_packages_it_wrote_and_which_it_left_as_they_were(run, deck_tree):
+    put(deck_tree, "A/cards.txt", "Question;Answer;UUID\nQA;AA;11111111-1111-4111-8111-111111111111\n")
+    b = put(deck_tree, "B/cards.txt", "Question;Answer;UUID\nQB;AB;22222222-2222-4222-8222-222222222222\n")
+    assert run("build", "decks").stdout.splitlines()[:2] == ["wrote dist/A.apkg", "wrote dist/B.apkg"]
+    b.write_text(b.read_text(encoding="utf-8").replace("AB", "AB edited"), encoding="utf-8")
+    first = (deck_tree.parent / "dist/A.apkg").stat().st_mtime_ns
+    result = run("build", "decks")
+    assert result.stdout.splitlines()[:2] == ["unchanged dist/A.apkg", "wrote dist/B.apkg"]
+    assert (deck_tree.parent / "dist/A.apkg").stat().st_mtime_ns == first
+    assert run("build", "decks").stdout.splitlines()[:2] == ["unchanged dist/A.apkg", "unchanged dist/B.apkg"]

@@ -1274,6 +1274,8 @@ class _Build:
                         started = self.start(plan)
                         self.progress.count("unchanged" if started is None else "written")
                         result.packages.append(plan.target)
+                        if started is None:
+                            result.unchanged.append(plan.target)
                         result.shells[plan.target] = plan.shell
                         if plan.sha256 is not None:
                             result.digests[plan.target] = plan.sha256

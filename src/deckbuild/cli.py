@@ -337,7 +337,7 @@ def build(
     if quiet:
         return
     for path in result.packages:
-        click.echo(printable(f"wrote {path}"))
+        click.echo(printable(f"{'unchanged' if path in result.unchanged else 'wrote'} {path}"))
     counts = result.report.counts
     retired = f", {counts['retired']} retired" if counts.get("retired") else ""
     click.echo(

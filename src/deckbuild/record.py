@@ -55,6 +55,8 @@ class BuildResult:
     digests: dict[Path, str] = field(default_factory=dict)
     # What the cache knows each package's empty collection by, for the next build to patch it.
     shells: dict[Path, str] = field(default_factory=dict)
+    # The packages that were there already as this build would write them: left as they were.
+    unchanged: list[Path] = field(default_factory=list)
 
 
 @contextmanager
@@ -345,6 +347,7 @@ def _replay(store: cache.Cache, fingerprint: str) -> BuildResult | None:
     for path, line, severity, message in record["problems"]:
         (report.error if severity == "error" else report.warn)(path, line, message)
     done = BuildResult([Path(p) for p, _ in record["packages"]], report)
+    done.unchanged = list(done.packages)
     done.missing = [Path(p) for p in record["missing"]]
     done.linked = [(Path(named), Path(target)) for named, target in record["linked"]]
     return done
