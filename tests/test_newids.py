@@ -302,3 +302,16 @@ def test_columns_in_any_order_read_the_same(columns, rows):
         assert card.data["tags"] == tags.split()
         assert card.data["hint"] == hint.strip() and card.data["extra"] == extra.strip()
         assert card.data.get("reverse", False) == (reverse == "yes")
+
+
+def test_a_file_in_another_encoding_with_every_id_is_left_alone_by_ids(deck_tree, monkeypatch):
+    # The build reads a Windows-1252 file with a warning: ids has nothing to write into it.
+    monkeypatch.chdir(deck_tree.parent)
+    put(deck_tree, "Deck/a.txt", "Question;Answer;UUID\nNew?;Yes;\n")
+    windows = deck_tree / "Deck" / "w.txt"
+    windows.write_bytes(f"Question;Answer;UUID\nCafé?;Ja;{KNOWN_ID}\n".encode("cp1252"))
+    before = windows.read_bytes()
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert (result.exit_code, result.stderr) == (0, "")
+    assert result.stdout.endswith("1 new id(s) written into 1 file(s)\n")
+    assert windows.read_bytes() == before

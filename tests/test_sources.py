@@ -634,3 +634,22 @@ def test_the_root_decks_name_and_a_folder_of_it_in_another_case_are_refused(deck
         "2 error(s), 0 warning(s)\n",
     )
     assert not (deck_tree.parent / "dist").exists()
+
+
+@pytest.mark.parametrize("codec", ["utf-16-le", "utf-16-be"])
+def test_utf16_without_a_byte_order_mark_is_read_with_a_warning_not_called_binary(tmp_path, codec):
+    from deckbuild.sources import SourceFile, decode
+
+    text = "Question;Answer;UUID\r\nQ?;Café;11111111-1111-4111-8111-111111111111\r\n"
+    path = tmp_path / "d" / "u.txt"
+    path.parent.mkdir()
+    path.write_bytes(text.encode(codec))
+    report = Report()
+    lines = decode(SourceFile(path, tmp_path, "d", "d"), report)
+    assert lines is not None and lines[1] == "Q?;Café;11111111-1111-4111-8111-111111111111"
+    assert [p.message for p in report.problems] == [
+        "UTF-16 text without a byte-order mark; read as such; save the file as UTF-8"
+    ]
+    png = tmp_path / "d" / "p.txt"
+    png.write_bytes(b"\x89PNG\r\n\x1a\n\x00\x00\x00\rIHDR\x00\x00\x01\x00")
+    assert decode(SourceFile(png, tmp_path, "d", "d"), Report()) is None

@@ -543,6 +543,16 @@ def decode(source: SourceFile, report: Report, data: bytes | None = None) -> lis
             report.warn(shown, 1, "UTF-16 text; read as such; save the file as UTF-8")
             return _lines(text, shown, report)
     if b"\x00" in data[:8192]:
+        if (wide := _utf16_without_bom(data)) is not None:
+            try:
+                text = data.decode(wide)
+            except UnicodeDecodeError:
+                pass
+            else:
+                report.warn(
+                    shown, 1, "UTF-16 text without a byte-order mark; read as such; save the file as UTF-8"
+                )
+                return _lines(text, shown, report)
         report.error(shown, 1, "binary file, not text; move it out of the deck folder")
         return None
     try:
@@ -556,6 +566,19 @@ def decode(source: SourceFile, report: Report, data: bytes | None = None) -> lis
             return None
         report.warn(shown, line, "not UTF-8; read as Windows-1252 (cp1252); save the file as UTF-8")
     return _lines(text, shown, report)
+
+
+def _utf16_without_bom(data: bytes) -> str | None:
+    """Name the UTF-16 a text of mostly Latin letters is in, told by where its zero bytes fall."""
+    head = data[:8192]
+    if len(data) % 2:
+        return None
+    high, low = head[1::2].count(0), head[0::2].count(0)
+    if high * 2 >= len(head) // 2 and not low:
+        return "utf-16-le"
+    if low * 2 >= len(head) // 2 and not high:
+        return "utf-16-be"
+    return None
 
 
 def _mib(size: int) -> str:
