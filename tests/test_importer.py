@@ -1466,10 +1466,8 @@ def test_a_package_deckbuild_built_is_not_read_back_into_sources(tmp_path, monke
     result = run("import", "dist/Deck.apkg", "-o", "again")
     assert (result.exit_code, result.stderr) == (
         1,
-        "dist/Deck.apkg: warning: note type 'deckbuild card': 1 note(s) not imported: its templates are not "
-        "a plain front/back card, reversed or not\n"
-        "error: dist/Deck.apkg: holds no note deckbuild can represent (the warnings say why); "
-        "nothing was written\n",
+        "error: dist/Deck.apkg: a package deckbuild built, whose cards' sources are the files it was "
+        "built from; build from those (kept in git); import only decks made in Anki\n",
     )
     assert not Path("again").exists()
 

@@ -28,7 +28,7 @@ from deckbuild import kept
 from deckbuild.atomic import TEMP_PREFIX, cannot_write, sync_folder, temp_name
 from deckbuild.cloze import LOOKS_LIKE
 from deckbuild.errors import ANKI_GUID, UNSAFE_RE, DeckbuildError, Report
-from deckbuild.notetype import NoteType
+from deckbuild.notetype import BY_LABEL, NoteType
 from deckbuild.readers.semicolon import own_tag
 from deckbuild.render import ALLOWED_ATTRIBUTES, ALLOWED_TAGS, MAX_MEDIA_BYTES
 from deckbuild.resources import ran_out
@@ -601,6 +601,10 @@ class Package:
     refused: dict[str, str] = field(default_factory=dict)
 
 
+# The names of deckbuild's own note types, which only its own packages hold notes of.
+_DECKBUILDS = frozenset(nt.name for nt in BY_LABEL.values())
+
+
 def _refuse(path: Path, why: str, todo: str = _TODO_PACKAGE) -> DeckbuildError:
     return DeckbuildError(f"{display_path(path)}: {why}; {todo}")
 
@@ -921,6 +925,12 @@ def import_deck(path: Path, out: Path) -> Imported:
             )
             if not package.notes:
                 raise _refuse(path, "holds no notes", "export the deck with its notes")
+            if all(note.notetype in _DECKBUILDS for note in package.notes):
+                raise _refuse(
+                    path,
+                    "a package deckbuild built, whose cards' sources are the files it was built from",
+                    "build from those (kept in git); import only decks made in Anki",
+                )
             files = _plan(package, path, result.report)
             result.notes = sum(len(rows) for rows, _ in files.values())
             if not result.notes:
