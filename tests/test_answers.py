@@ -302,7 +302,7 @@ def test_brackets_ten_thousand_deep_are_a_clear_error_not_a_recursion_error(valu
     if value.startswith('["'):
         # brackets inside a string are text, not nesting: this one fails on its shape instead
         assert [str(p) for p in report.problems] == [
-            "deep.txt:2: calc softmax: x must be a matrix: a list of rows of numbers, like [[1, 0], [0, 1]]; "
+            "deep.txt:2: calc softmax: x row 1 holds something that is not a number; "
             "fix the directive's inputs"
         ]
         return

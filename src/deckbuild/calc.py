@@ -34,10 +34,15 @@ class CalcError(ValueError):
 
 def as_matrix(value: Any, name: str) -> Matrix:
     """Check that `value` is a non-empty rectangular matrix of numbers; return it as floats."""
-    if isinstance(value, list) and value and all(_is_number(x) for x in value):
-        value = [value]  # a single row written as a flat list
-    if not isinstance(value, list) or not value or not all(isinstance(r, list) for r in value):
-        raise CalcError(f"{name} must be a matrix: a list of rows of numbers, like [[1, 0], [0, 1]]")
+    if value == []:
+        raise CalcError(f"{name} is empty; give its numbers, like [[1, 0], [0, 1]] or one row, like [1, 0]")
+    if isinstance(value, list) and not any(isinstance(x, list) for x in value):
+        value = [value]  # a single row written as a flat list, checked as a row below
+    if not isinstance(value, list) or not all(isinstance(r, list) for r in value):
+        raise CalcError(
+            f"{name} must be a matrix: a list of rows of numbers, like [[1, 0], [0, 1]], or one row, "
+            "like [1, 0]"
+        )
     width = len(value[0])
     if width == 0:
         raise CalcError(f"{name} has an empty row")
