@@ -129,3 +129,16 @@ def test_softmax_steps_never_show_inf():
     assert result.stderr == (
         "error: the values of a row span more than a float holds (x - max overflows); use smaller numbers\n"
     )
+
+
+def test_a_mask_that_is_neither_causal_nor_json_is_told_both():
+    from click.testing import CliRunner
+
+    from deckbuild.cli import cli
+
+    result = CliRunner().invoke(cli, ["calc", "attention", "[[1]]", "[[1]]", "[[1]]", "--mask", "foo"])
+    assert result.exit_code == 2
+    assert result.stderr.splitlines()[-1] == (
+        "Error: Invalid value for '--mask': not valid JSON (Expecting value at character 1); give "
+        "causal, or a matrix of 1 (attend) and 0 as JSON"
+    )

@@ -591,7 +591,13 @@ class MaskValue(JsonValue):
     name = "causal|JSON"
 
     def convert(self, value: Any, param: click.Parameter | None, ctx: click.Context | None) -> Any:
-        return value if value == "causal" else super().convert(value, param, ctx)
+        if value == "causal" or not isinstance(value, str):
+            return value
+        try:
+            return super().convert(value, param, ctx)
+        except click.BadParameter as exc:
+            # What else the mask may be, beside a matrix written as JSON.
+            self.fail(f"{exc.message}; give causal, or a matrix of 1 (attend) and 0 as JSON", param, ctx)
 
 
 JSON = JsonValue()
