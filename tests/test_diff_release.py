@@ -1061,3 +1061,70 @@ def test_a_frozen_build_after_a_revert_says_what_to_build_with(tree, tmp_path):
     )
     again = run("build", "decks", "-o", str(tmp_path / "v4"), "--previous", str(tmp_path / "v2"), "--frozen")
     assert again.exit_code == 0, again.stderr
+
+
+def test_a_lost_lock_takes_nothing_from_another_project_s_package_in_the_output_folder(tree, tmp_path):
+    # Another project's package, its top deck named as ours, copied into dist/: its card is
+    # neither adopted nor retired into our package.
+    other = tmp_path / "friend" / "decks"
+    put(other, "Deck/f.txt", "Question;Answer;UUID\nFriend q1?;F.;aaaaaaaa-0000-4000-8000-000000000001\n")
+    (friend,) = build([other], tmp_path / "friend" / "dist", now=NOW).packages
+    dist = tmp_path / "dist"
+    build([tree], dist, now=NOW)
+    shutil.copyfile(friend, dist / "Deck-friend.apkg")
+    (tree / "deckbuild.lock").unlink()
+    result = build([tree], dist, now=NOW + 60, use_cache=False)
+    assert "retired" not in result.report.counts
+    assert "aaaaaaaa-0000-4000-8000-000000000001" not in (tree / "deckbuild.lock").read_text(encoding="utf-8")
+
+
+def test_two_trees_sharing_a_uuid_built_into_one_folder_do_not_move_each_other_s_mods(tmp_path):
+    # A translated copy keeps the UUIDs: each tree is caught up with its own packages only.
+    uuid = "bbbbbbbb-0000-4000-8000-000000000001"
+    english, german = tmp_path / "en", tmp_path / "de"
+    put(english, "English/c.txt", f"Question;Answer;UUID\nWhat?;This.;{uuid}\n")
+    put(german, "Deutsch/c.txt", f"Question;Answer;UUID\nWas?;Das.;{uuid}\n")
+    dist = tmp_path / "dist"
+    for n in range(3):
+        for root in (english, german):
+            result = build([root], dist, now=NOW + 60 * n + (root == german), use_cache=False)
+            assert not any("earlier package ships" in note for note in result.report.notes)
+    assert {
+        read_contents(dist / "English.apkg").notes[uuid].mod,
+        read_contents(dist / "Deutsch.apkg").notes[uuid].mod,
+    } == {
+        NOW,
+        NOW + 1,
+    }
+
+
+def test_mod_times_and_files_a_package_holds_are_taken_only_as_a_build_writes_them(tree, tmp_path):
+    # A package edited by hand (a mod in milliseconds, a Source field naming /etc/passwd): the
+    # lock keeps neither, and the next build reads it.
+    dist = tmp_path / "dist"
+    (package,) = build([tree], dist, now=NOW).packages
+    db = tmp_path / "c.anki2"
+    with zipfile.ZipFile(package) as archive:
+        db.write_bytes(archive.read("collection.anki2"))
+    with sqlite3.connect(db) as conn:
+        flds = conn.execute("SELECT flds FROM notes WHERE guid = ?", (KEPT,)).fetchone()[0].split("\x1f")
+        flds[13] = "/etc/passwd"
+        conn.execute("UPDATE notes SET mod = mod * 1000, flds = ? WHERE guid = ?", ("\x1f".join(flds), KEPT))
+    with zipfile.ZipFile(package, "w") as archive:
+        archive.write(db, "collection.anki2")
+        archive.writestr("media", "{}")
+    (tree / "deckbuild.lock").unlink()
+    build([tree], dist, now=NOW + 60, use_cache=False)
+    lock = json.loads((tree / "deckbuild.lock").read_text(encoding="utf-8"))["notes"]
+    assert lock[KEPT]["mod"] <= NOW + 60 and lock[KEPT].get("origin") != "/etc/passwd"
+    build([tree], dist, now=NOW + 120, use_cache=False)  # the lock reads
+
+
+def test_a_previous_that_is_no_regular_file_is_refused_at_once(tree, tmp_path):
+    fifo = tmp_path / "ff.apkg"
+    os.mkfifo(fifo)
+    result = run("build", "decks", "--previous", str(fifo))
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "error: ff.apkg: not a regular file; point --previous at the last release's packages\n",
+    )

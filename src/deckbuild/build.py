@@ -1457,14 +1457,23 @@ class _Build:
         change under learners. Their notes in those packages (the decks of this tree) stand in
         for the lock: a note's content hash, mod time and note type, and a retired one whole.
         """
-        from html import unescape
-
         for root, lock in sorted(collection.locks.items()):
             if lock.text or lock.notes or lock.path.exists():
                 continue  # a lock is there, even one with no card yet
-            tops = {p.source.package_deck for p in collection.cards if p.source.root == root}
-            adopted = 0
-            for guid, note in sorted(self.shipped_notes.items()):
+            mine = [p.source for p in collection.cards if p.source.root == root]
+            tops = {source.package_deck for source in mine}
+            # A package names files of this tree as this root does, if it is this tree's: one
+            # naming none of them (another project's, or the tree's when only a file of it is
+            # built, whose root is then that file's folder) is not taken.
+            names = {source.origin for source in mine}
+            files = [
+                f
+                for f in sorted({f for top in tops for f in self.replaced(top, top)})
+                if (contents := self.contents_of(f)) is not None
+                and any(_shipped_origin(note) in names for note in contents.notes.values())
+            ]
+            entries: dict[str, Entry] = {}
+            for guid, note in sorted(self._newest(lambda note: True, files).items()):
                 nid = int(note.notetype) if note.notetype.isdigit() else None
                 if note.deck.split("::")[0] not in tops or nid not in NOTE_TYPES:
                     continue
@@ -1475,7 +1484,7 @@ class _Build:
                 at = source_at(nid)
                 digest = content_hash(note.fields, note.tags, at)
                 # The file it came from, as its Source field names it (relative to the deck root).
-                origin = (unescape(note.fields[at]) or None) if at is not None else None
+                origin = _origin_of(note.fields[at]) if at is not None else None
                 if RETIRED_TAG in note.tags and "Status" in notetype.fields:
                     fields, tags = list(note.fields), sorted(note.tags)
                     # Its deck as its card had it, not the Retired subdeck fresh importers get it in.
@@ -1485,14 +1494,16 @@ class _Build:
                     )
                 else:
                     entry = Entry(digest, note.mod, origin, notetype=label)
+                entries[guid] = entry
+            for guid, entry in entries.items():
                 lock.notes[guid] = entry
                 lock.changed.append(guid)
-                adopted += 1
+            adopted = len(entries)
             # Each note type as the packages ship it, where it is what this build ships: its mod
             # time stays, and what a learner changed in it stays theirs.
-            for nid, shipped_type in self.newest_types().items():
+            for nid, shipped_type in self.newest_types(files).items():
                 nt = NOTE_TYPES.get(nid)
-                if nt is not None and str(nid) not in lock.notetypes and not self.type_differs(nt):
+                if nt is not None and str(nid) not in lock.notetypes and not self.type_differs(nt, files):
                     lock.notetypes[str(nid)] = Entry(nt.locked, shipped_type.mod)
                     lock.changed.append(str(nid))
             if adopted:
@@ -1515,7 +1526,7 @@ class _Build:
         now, source, stamped = self.now, None, set[int]()
         checked: set[tuple[Path, int]] = set()
         new_note = partial(tuple.__new__, NoteData)  # made in C from a tuple, all seven fields
-        shipped_mods = self.shipped_mods
+        shipped_mods: dict[str, int] = {}
         for parsed in collection.cards:
             rendered = parsed.rendered
             assert rendered is not None
@@ -1526,6 +1537,8 @@ class _Build:
                 slug, origin = source.package, source.origin
                 notes = self.deck(slug, source.deck).notes
                 stamped = set()
+                replaced = self.replaced(slug, source.package_deck)
+                shipped_mods = self.mods_of(replaced)[0] if replaced else {}
             if parsed.notetype not in stamped:
                 stamped.add(parsed.notetype)
                 if (lock.path, parsed.notetype) not in checked:
@@ -1560,7 +1573,7 @@ class _Build:
                 if known is None or mod != known.mod:
                     self.fresh.add(slug)
             if shipped_mods and (newer := shipped_mods.get(parsed.id)) is not None and newer > mod:
-                mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype)
+                mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype, slug)
                 self.fresh.add(slug)
             if parsed.notetype == CLOZE_ID and known is not None and known.hash != digest:
                 self.tell_lost_clozes(parsed, fields)
@@ -1587,18 +1600,22 @@ class _Build:
                 "Tools → Empty Cards in Anki: tell them in the release notes"
             )
 
-    def newest_types(self) -> dict[int, Any]:
-        """Each note type the earlier packages hold, as the newest of them has it, by id."""
+    def newest_types(self, files: Sequence[Path]) -> dict[int, Any]:
+        """Each note type `files` hold, as the newest of them has it, by id."""
+        from deckbuild.packaged import usable_mod
+
         newest: dict[int, Any] = {}
-        for contents in self.shipped_contents:
+        for contents in [c for f in files if (c := self.contents_of(f)) is not None]:
             for key, found in contents.notetypes.items():
-                if key.isdigit() and (int(key) not in newest or found.mod > newest[int(key)].mod):
+                if not (key.isdigit() and usable_mod(found.mod)):
+                    continue
+                if int(key) not in newest or found.mod > newest[int(key)].mod:
                     newest[int(key)] = found
         return newest
 
-    def type_differs(self, nt: NoteType) -> bool:
-        """Tell whether the newest earlier package holding a note type has it otherwise than now."""
-        shipped = self.newest_types().get(nt.id)
+    def type_differs(self, nt: NoteType, files: Sequence[Path]) -> bool:
+        """Tell whether the newest of `files` holding a note type has it otherwise than now."""
+        shipped = self.newest_types(files).get(nt.id)
         if shipped is None:
             return True
         templates = tuple((t["name"], t["qfmt"], t["afmt"]) for t in nt.templates)
@@ -1606,7 +1623,7 @@ class _Build:
             nt.name, nt.fields, templates, nt.css,
         )  # fmt: skip
 
-    def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int) -> int:
+    def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int, slug: str) -> int:
         """Return the mod a note ships with when an earlier package ships it with a newer one.
 
         The lock moves a note's mod on when its content changes. Taken back with the sources (a
@@ -1614,7 +1631,7 @@ class _Build:
         imported the newer package would keep that content: Anki takes only a newer note. Unless
         that package holds this content, the note gets a mod past it, kept in the lock.
         """
-        shipped = self.shipped_notes.get(guid)
+        shipped = self._newest(lambda note: True, self.replaced(slug)).get(guid)
         if shipped is not None and shipped.mod == newer and shipped.notetype == str(nid):
             fields_at = source_at(nid) if nid in NOTE_TYPES else None
             if content_hash(shipped.fields, shipped.tags, fields_at) == digest:
@@ -1638,14 +1655,13 @@ class _Build:
         # learners who imported it have it with the time of their import.
         first = nt.columns and str(nid) not in lock.notetypes
         mod = lock.stamp("notetypes", str(nid), nt.locked, nt.mod if first else self.now)
-        if (
-            (newer := self.shipped_type_mods.get(str(nid))) is not None
-            and newer > mod
-            and self.type_differs(nt)
-        ):
+        files = self.replaced(slug)
+        newer = self.mods_of(files)[1].get(str(nid)) if files else None
+        if newer is not None and newer > mod and self.type_differs(nt, files):
             # As for notes (`catch_up`): a change taken back with the lock reaches learners too.
             mod = max(self.now, newer + 1)
             lock.advance("notetypes", str(nid), mod)
+            self.caught_up.setdefault(lock.path, []).append(str(nid))
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
@@ -1860,8 +1876,8 @@ class _Build:
             if (slug, lock.path, nid) not in self.stamped:
                 self.stamp_notetype(slug, lock, nid)
             mod = entry.mod
-            if (newer := self.shipped_mods.get(guid)) is not None and newer > mod:
-                mod = self.catch_up(lock, guid, mod, newer, entry.hash, nid)
+            if (newer := self.mods_of(self.replaced(slug))[0].get(guid)) is not None and newer > mod:
+                mod = self.catch_up(lock, guid, mod, newer, entry.hash, nid, slug)
                 self.fresh.add(slug)
             self.retired_deck(slug).notes.append(
                 NoteData(
@@ -1918,19 +1934,43 @@ class _Build:
             f for c in candidates for f in (sorted(c.glob("*.apkg")) if c.is_dir() else [c]) if f.is_file()
         ]
 
-    @cached_property
-    def _shipped_mods(self) -> tuple[dict[str, int], dict[str, int]]:
+    def replaced(self, slug: str, top: str | None = None) -> list[Path]:
+        """The earlier packages a package of this build replaces, and `--previous`.
+
+        In the output folder, those of its top deck (`top`, else the one it was anchored to):
+        its own, and one a build of one of its files wrote (`Deck-file.apkg`). Another deck's
+        package is not one, nor another project's with other names: their notes neither
+        stand in for a lost lock nor move this build's mod times on.
+        """
+        from deckbuild.sources import package_slug
+
+        top = top or self.anchors.get(slug)
+        family = package_slug(top) if top else slug
+        return [
+            f
+            for f in self.earlier
+            if f.parent != self.outdir or f.name == f"{family}.apkg" or f.name.startswith(f"{family}-")
+        ]
+
+    def mods_of(self, files: Sequence[Path]) -> tuple[dict[str, int], dict[str, int]]:
+        """The newest mod time `files` ship each note (by GUID) and note type (by id) with."""
         notes: dict[str, int] = {}
         types: dict[str, int] = {}
-        if not self.earlier:
-            return notes, types  # a first build: nothing to read, nor to import for it
+        for file in files:
+            for found, mods in zip((notes, types), self._mods_in(file), strict=True):
+                for key, mod in mods.items():
+                    if mod > found.get(key, -1):
+                        found[key] = mod
+        return notes, types
+
+    def _mods_in(self, file: Path) -> tuple[dict[str, int], dict[str, int]]:
         import zipfile
 
         from deckbuild.packaged import read_mods
 
-        for file in self.earlier:
+        if file not in self._mods_read:
             try:
-                read = read_mods(file)
+                self._mods_read[file] = read_mods(file)
             except (
                 OSError,
                 KeyError,
@@ -1942,46 +1982,57 @@ class _Build:
             ) as exc:
                 if ran_out(exc):
                     raise
-                continue  # told of once its notes are read, if they are (`shipped_notes`)
-            for found, mods in zip((notes, types), read, strict=True):
-                for key, mod in mods.items():
-                    if mod > found.get(key, -1):
-                        found[key] = mod
-        return notes, types
-
-    @property
-    def shipped_mods(self) -> dict[str, int]:
-        """The newest mod time an earlier package ships each note with (read alone: no fields)."""
-        return self._shipped_mods[0]
-
-    @property
-    def shipped_type_mods(self) -> dict[str, int]:
-        """The newest mod time an earlier package ships each note type with, by id."""
-        return self._shipped_mods[1]
+                self._mods_read[file] = ({}, {})  # told of once its notes are read, if they are
+        return self._mods_read[file]
 
     @cached_property
-    def shipped_contents(self) -> list[Any]:
-        """What each earlier package holds (`earlier`), those that can be read."""
+    def _mods_read(self) -> dict[Path, tuple[dict[str, int], dict[str, int]]]:
+        return {}
+
+    def contents_of(self, file: Path) -> Any:
+        """What an earlier package holds, or None when it cannot be read (said once)."""
         import zipfile
 
-        from deckbuild.packaged import read_package
+        from deckbuild.packaged import NewerFormat, read_package
 
-        found = []
-        for file in self.earlier:
+        if file not in self._contents_read:
             try:
-                found.append(read_package(file))
+                self._contents_read[file] = read_package(file)
+            except NewerFormat:
+                self._contents_read[file] = None
+                self.report.warn(
+                    display_path(file), 0,
+                    "a package in Anki's newer format (collection.anki21b), which deckbuild cannot "
+                    "read; ignored",
+                )  # fmt: skip
             except (OSError, KeyError, ValueError, zipfile.BadZipFile, sqlite3.Error) as exc:
                 if ran_out(exc):
                     raise
+                self._contents_read[file] = None
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
-        return found
+        return self._contents_read[file]
 
-    def _newest(self, keep: Callable[[Any], bool]) -> dict[str, Any]:
-        """The newest note of each GUID the earlier packages hold, of those `keep` takes."""
+    @cached_property
+    def _contents_read(self) -> dict[Path, Any]:
+        return {}
+
+    @property
+    def shipped_contents(self) -> list[Any]:
+        """What each earlier package holds (`earlier`), those that can be read."""
+        return [c for f in self.earlier if (c := self.contents_of(f)) is not None]
+
+    def _newest(self, keep: Callable[[Any], bool], files: Sequence[Path] | None = None) -> dict[str, Any]:
+        """The newest note of each GUID the earlier packages (or `files`) hold, of those `keep` takes.
+
+        A note whose mod time no lock could keep (a package edited by hand) is not taken.
+        """
+        from deckbuild.packaged import usable_mod
+
         found: dict[str, Any] = {}
-        for contents in self.shipped_contents:
+        chosen = self.earlier if files is None else files
+        for contents in [c for f in chosen if (c := self.contents_of(f)) is not None]:
             for guid, note in contents.notes.items():
-                if keep(note) and (guid not in found or note.mod > found[guid].mod):
+                if usable_mod(note.mod) and keep(note) and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
 
@@ -2178,6 +2229,28 @@ def _stage(path: Path, data: bytes) -> Path:
 def _first_text(markup: str) -> str:
     text = re.sub(r"<[^>]+>", "", markup).strip()
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+def _shipped_origin(note: Any) -> str | None:
+    """Read the file a packaged note of one of deckbuild's note types came from (`_origin_of`)."""
+    nid = int(note.notetype) if note.notetype.isdigit() else None
+    at = source_at(nid) if nid in NOTE_TYPES else None
+    return _origin_of(note.fields[at]) if at is not None and at < len(note.fields) else None
+
+
+def _origin_of(shown: str) -> str | None:
+    """Read the file a packaged note's Source field names, or None for one no build wrote.
+
+    A package may come from anywhere: a path escaped otherwise, absolute, or going up (`..`)
+    names no file of the tree.
+    """
+    from html import escape, unescape
+    from pathlib import PurePosixPath
+
+    origin = unescape(shown)
+    if not origin or escape(origin) != shown or origin.startswith("/"):
+        return None
+    return None if any(part in ("..", ".") for part in PurePosixPath(origin).parts) else origin
 
 
 def _said(*command: str) -> str:

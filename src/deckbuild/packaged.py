@@ -44,6 +44,16 @@ class PackageContents:
     notetypes: dict[str, PackagedNoteType] = field(default_factory=dict)
 
 
+def usable_mod(mod: object) -> bool:
+    """Tell whether a mod time read from a package is one a lock can keep (whole seconds, to 9999).
+
+    A package may come from anywhere (a download, an edit): a build takes no other from it.
+    """
+    from deckbuild.lock import MAX_MOD
+
+    return type(mod) is int and 0 <= mod <= MAX_MOD
+
+
 class NewerFormat(ValueError):
     """A package in Anki's newer format (collection.anki21b), whose notes deckbuild cannot read."""
 
@@ -105,10 +115,14 @@ def read_mods(path: Path) -> tuple[dict[str, int], dict[str, int]]:
         conn.deserialize(data)
         mods: dict[str, int] = {}
         for guid, mod in conn.execute("SELECT guid, mod FROM notes"):
-            if mod > mods.get(guid, -1):
+            if type(guid) is str and usable_mod(mod) and mod > mods.get(guid, -1):
                 mods[guid] = mod
         (models,) = conn.execute("SELECT models FROM col").fetchone()
-        types = {str(key): int(model.get("mod", 0)) for key, model in json.loads(models).items()}
+        types = {
+            str(key): model["mod"]
+            for key, model in json.loads(models).items()
+            if isinstance(model, dict) and usable_mod(model.get("mod"))
+        }
         return mods, types
     finally:
         conn.close()

@@ -34,6 +34,7 @@ from deckbuild.sources import (
     digest_regular,
     display_path,
     find_root,
+    is_regular,
 )
 
 
@@ -245,6 +246,9 @@ def _check_previous(previous: Sequence[Path]) -> None:
                 f"{display_path(path)}: holds no .apkg file; point --previous at the last release's packages"
             )
         for file in files:
+            if not is_regular(file):  # a FIFO or a device is never opened: reading it could wait forever
+                why = "not a regular file; point --previous at the last release's packages"
+                raise DeckbuildError(f"{display_path(file)}: {why}")
             read(file)
 
 
