@@ -114,7 +114,13 @@ def test_a_template_change_taken_back_with_the_lock_reaches_the_learner(
         import_package(collection, build([seed_tree], dist, now=NOW + 60, use_cache=False).packages[0])
     assert ".db-new-rule" in collection.models.by_name(notetype.NOTE_TYPE_NAME)["css"]
     (seed_tree / "deckbuild.lock").write_bytes(before)  # git revert
-    import_package(collection, build([seed_tree], dist, now=NOW + 120, use_cache=False).packages[0])
+    reverted = build([seed_tree], dist, now=NOW + 120, use_cache=False)
+    assert [n.split(f"{seed_tree.parent}/")[-1] for n in reverted.report.notes if "package ships" in n] == [
+        "decks/deckbuild.lock: 1 note type(s) differ from the newer notes an earlier package ships (a "
+        "revert, or an older commit checked out?): given newer mod times, so that learners who imported "
+        "it get them"
+    ]
+    import_package(collection, reverted.packages[0])
     collection.models._clear_cache()
     assert ".db-new-rule" not in collection.models.by_name(notetype.NOTE_TYPE_NAME)["css"]
     # And once the lock keeps that, nothing moves on.

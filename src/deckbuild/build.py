@@ -1232,9 +1232,9 @@ class _Build:
             self.elsewhere = collection.elsewhere
             for root, lock in sorted(collection.locks.items()):
                 self.retire(root, lock, current)
-            for path, guids in sorted(self.caught_up.items()):
+            for path, keys in sorted(self.caught_up.items()):
                 self.report.change(
-                    f"{display_path(path)}: {len(guids)} card(s) differ from the newer notes an earlier "
+                    f"{display_path(path)}: {_counted(keys)} differ from the newer notes an earlier "
                     "package ships (a revert, or an older commit checked out?): given newer mod times, "
                     "so that learners who imported it get them"
                 )
@@ -1247,8 +1247,9 @@ class _Build:
                 # A change taken back (a revert) is caught up with only where that package is read.
                 given = "with the same --previous" if self.previous else "into the same folder"
                 why = (
-                    f" ({sum(map(len, self.caught_up.values()))} card(s) differ from the newer notes an "
-                    f"earlier package ships: a revert?); run 'deckbuild build' {given}, without --frozen"
+                    f" ({_counted([k for keys in self.caught_up.values() for k in keys])} differ from the "
+                    f"newer notes an earlier package ships: a revert?); run 'deckbuild build' {given}, "
+                    "without --frozen"
                     if self.caught_up
                     else "; run 'deckbuild build' without --frozen"
                 )
@@ -1661,7 +1662,7 @@ class _Build:
             # As for notes (`catch_up`): a change taken back with the lock reaches learners too.
             mod = max(self.now, newer + 1)
             lock.advance("notetypes", str(nid), mod)
-            self.caught_up.setdefault(lock.path, []).append(str(nid))
+            self.caught_up.setdefault(lock.path, []).append(f"{_NOTE_TYPE_KEY}{nid}")
         mods = self.notetype_mods.setdefault(slug, {})
         mods[nid] = max(mods.get(nid, 0), mod)
 
@@ -2229,6 +2230,17 @@ def _stage(path: Path, data: bytes) -> Path:
 def _first_text(markup: str) -> str:
     text = re.sub(r"<[^>]+>", "", markup).strip()
     return text if len(text) <= 60 else text[:57] + "..."
+
+
+# How a note type caught up is kept among the GUIDs of notes caught up (`_counted`).
+_NOTE_TYPE_KEY = "\x00notetype:"
+
+
+def _counted(keys: Sequence[str]) -> str:
+    """Say how many cards and note types a build caught up (`_Build.caught_up`)."""
+    types = sum(1 for key in keys if key.startswith(_NOTE_TYPE_KEY))
+    said = f"{len(keys) - types} card(s)" if len(keys) > types else ""
+    return " and ".join(part for part in (said, f"{types} note type(s)" if types else "") if part)
 
 
 def _shipped_origin(note: Any) -> str | None:
