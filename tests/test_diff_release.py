@@ -1128,3 +1128,24 @@ def test_a_previous_that_is_no_regular_file_is_refused_at_once(tree, tmp_path):
         1,
         "error: ff.apkg: not a regular file; point --previous at the last release's packages\n",
     )
+
+
+def test_a_revert_of_many_cards_reads_the_package_it_replaces_once(tmp_path, monkeypatch):
+    # Each card caught up looked up the newest notes of that package anew: a revert of every
+    # card of a large deck took time growing with the square of its cards.
+    from deckbuild import build as build_module
+
+    rows = [f"Q{n}?;A{n}.;{n:08x}-0000-4000-8000-000000000000" for n in range(60)]
+    source = put(tmp_path / "decks", "Deck/cards.txt", "Question;Answer;UUID\n" + "\n".join(rows) + "\n")
+    dist = tmp_path / "dist"
+    build([tmp_path / "decks"], dist, now=NOW, use_cache=False)
+    before = _snapshot(tmp_path / "decks")
+    source.write_text(source.read_text(encoding="utf-8").replace(".;", " edited.;"), encoding="utf-8")
+    build([tmp_path / "decks"], dist, now=NOW + 60, use_cache=False)
+    _check_out(tmp_path / "decks", before)
+    calls = []
+    newest = build_module._Build._newest
+    monkeypatch.setattr(build_module._Build, "_newest", lambda self, *a: calls.append(a) or newest(self, *a))
+    result = build([tmp_path / "decks"], dist, now=NOW + 120, use_cache=False)
+    assert any("60 card(s) differ" in note for note in result.report.notes)
+    assert len(calls) == 1

@@ -1474,7 +1474,7 @@ class _Build:
                 and any(_shipped_origin(note) in names for note in contents.notes.values())
             ]
             entries: dict[str, Entry] = {}
-            for guid, note in sorted(self._newest(lambda note: True, files).items()):
+            for guid, note in sorted(self.newest_notes(files).items()):
                 nid = int(note.notetype) if note.notetype.isdigit() else None
                 if note.deck.split("::")[0] not in tops or nid not in NOTE_TYPES:
                     continue
@@ -1577,11 +1577,11 @@ class _Build:
                 mod = self.catch_up(lock, parsed.id, mod, newer, digest, parsed.notetype, slug)
                 self.fresh.add(slug)
             if parsed.notetype == CLOZE_ID and known is not None and known.hash != digest:
-                self.tell_lost_clozes(parsed, fields)
+                self.tell_lost_clozes(parsed, fields, replaced)
             notes.append(new_note((parsed.id, fields, parsed.tags, mod, digest, False, parsed.notetype)))
         self.report.count("packaged", len(collection.cards))
 
-    def tell_lost_clozes(self, parsed: Parsed, fields: Sequence[str]) -> None:
+    def tell_lost_clozes(self, parsed: Parsed, fields: Sequence[str], files: Sequence[Path]) -> None:
         """Tell the author when a cloze number an earlier package ships left an edited cloze note.
 
         An import never deletes a card: learners who have that cloze's card keep it, and Anki
@@ -1589,7 +1589,7 @@ class _Build:
         """
         from deckbuild.package import cloze_ords
 
-        shipped = self.shipped_notes.get(parsed.id)
+        shipped = self.newest_notes(files).get(parsed.id)
         if shipped is None or shipped.notetype != str(CLOZE_ID) or not shipped.fields:
             return
         gone = sorted(set(cloze_ords(shipped.fields[0])) - set(cloze_ords(fields[0])))
@@ -1632,7 +1632,7 @@ class _Build:
         imported the newer package would keep that content: Anki takes only a newer note. Unless
         that package holds this content, the note gets a mod past it, kept in the lock.
         """
-        shipped = self._newest(lambda note: True, self.replaced(slug)).get(guid)
+        shipped = self.newest_notes(self.replaced(slug)).get(guid)
         if shipped is not None and shipped.mod == newer and shipped.notetype == str(nid):
             fields_at = source_at(nid) if nid in NOTE_TYPES else None
             if content_hash(shipped.fields, shipped.tags, fields_at) == digest:
@@ -1954,15 +1954,26 @@ class _Build:
         ]
 
     def mods_of(self, files: Sequence[Path]) -> tuple[dict[str, int], dict[str, int]]:
-        """The newest mod time `files` ship each note (by GUID) and note type (by id) with."""
+        """The newest mod time `files` ship each note (by GUID) and note type (by id) with.
+
+        Worked out once for each set of files: every retired card of a package asks.
+        """
+        key = tuple(files)
+        if key in self._mods_merged:
+            return self._mods_merged[key]
         notes: dict[str, int] = {}
         types: dict[str, int] = {}
         for file in files:
             for found, mods in zip((notes, types), self._mods_in(file), strict=True):
-                for key, mod in mods.items():
-                    if mod > found.get(key, -1):
-                        found[key] = mod
+                for guid, mod in mods.items():
+                    if mod > found.get(guid, -1):
+                        found[guid] = mod
+        self._mods_merged[key] = notes, types
         return notes, types
+
+    @cached_property
+    def _mods_merged(self) -> dict[tuple[Path, ...], tuple[dict[str, int], dict[str, int]]]:
+        return {}
 
     def _mods_in(self, file: Path) -> tuple[dict[str, int], dict[str, int]]:
         import zipfile
@@ -2017,10 +2028,16 @@ class _Build:
     def _contents_read(self) -> dict[Path, Any]:
         return {}
 
-    @property
-    def shipped_contents(self) -> list[Any]:
-        """What each earlier package holds (`earlier`), those that can be read."""
-        return [c for f in self.earlier if (c := self.contents_of(f)) is not None]
+    def newest_notes(self, files: Sequence[Path]) -> dict[str, Any]:
+        """Every note `files` hold, the newest of each (worked out once for each set of files)."""
+        key = tuple(files)
+        if key not in self._newest_read:
+            self._newest_read[key] = self._newest(lambda note: True, files)
+        return self._newest_read[key]
+
+    @cached_property
+    def _newest_read(self) -> dict[tuple[Path, ...], dict[str, Any]]:
+        return {}
 
     def _newest(self, keep: Callable[[Any], bool], files: Sequence[Path] | None = None) -> dict[str, Any]:
         """The newest note of each GUID the earlier packages (or `files`) hold, of those `keep` takes.
@@ -2036,11 +2053,6 @@ class _Build:
                 if usable_mod(note.mod) and keep(note) and (guid not in found or note.mod > found[guid].mod):
                     found[guid] = note
         return found
-
-    @cached_property
-    def shipped_notes(self) -> dict[str, Any]:
-        """Every note an earlier package holds, the newest of each."""
-        return self._newest(lambda note: True)
 
     @cached_property
     def shipped(self) -> dict[str, Any]:
