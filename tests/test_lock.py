@@ -158,7 +158,9 @@ def test_a_damaged_lock_names_its_line_and_what_to_do(tmp_path, monkeypatch, tex
     message = str(caught.value)
     assert message.startswith(f"deckbuild.lock:{line}: cannot read the lock file: "), message
     assert what in message
-    assert message.endswith("; restore it from git (git checkout -- deckbuild.lock) or fix that line")
+    assert message.endswith(
+        "; restore it from git (git checkout HEAD -- deckbuild.lock, then build) or fix that line"
+    )
 
 
 def test_a_lock_that_is_not_utf8_names_the_line(tmp_path, monkeypatch):

@@ -327,11 +327,15 @@ _values = json.JSONEncoder(ensure_ascii=False).encode
 
 
 def _damaged(path: Path, line: int, what: str, fix: str = " or fix that line") -> DeckbuildError:
+    import shlex
+
     from deckbuild.sources import display_path
 
+    # With HEAD, git restores a path a merge left unmerged too; the build then brings it up to date.
+    shown = display_path(path)
     return DeckbuildError(
-        f"{display_path(path)}:{line}: cannot read the lock file: {what}; restore it from git "
-        f"(git checkout -- {path.name}){fix}"
+        f"{shown}:{line}: cannot read the lock file: {what}; restore it from git "
+        f"(git checkout HEAD -- {shlex.quote(shown)}, then build){fix}"
     )
 
 
