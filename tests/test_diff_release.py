@@ -1149,3 +1149,21 @@ def test_a_revert_of_many_cards_reads_the_package_it_replaces_once(tmp_path, mon
     result = build([tmp_path / "decks"], dist, now=NOW + 120, use_cache=False)
     assert any("60 card(s) differ" in note for note in result.report.notes)
     assert len(calls) == 1
+
+
+def test_a_lock_behind_its_sources_keeps_the_mod_of_a_note_the_package_ships_as_it_is(tree, tmp_path):
+    # The lock checked out alone (or one side of a merge taken): a note whose content the
+    # package it replaces ships keeps that package's mod time; no learner's edit is overwritten.
+    dist = tmp_path / "dist"
+    build([tree], dist, now=NOW)
+    lock = (tree / "deckbuild.lock").read_bytes()
+    source = tree / "Deck" / "cards.txt"
+    source.write_text(source.read_text(encoding="utf-8").replace("A square", "The square"), encoding="utf-8")
+    (package,) = build([tree], dist, now=NOW + 60).packages
+    shipped = read_contents(package).notes[CHANGED].mod
+    (tree / "deckbuild.lock").write_bytes(lock)  # git checkout HEAD~1 -- decks/deckbuild.lock
+    result = build([tree], dist, now=NOW + 120, use_cache=False)
+    assert read_contents(result.packages[0]).notes[CHANGED].mod == shipped == NOW + 60
+    again = (tree / "deckbuild.lock").read_bytes()
+    build([tree], dist, now=NOW + 180, use_cache=False)
+    assert (tree / "deckbuild.lock").read_bytes() == again

@@ -613,3 +613,16 @@ def test_a_forget_command_a_message_gives_is_one_a_shell_runs_as_written():
     for guid in ("g1", "wcZO>kDWa", "a;b&c", "it's"):
         said = _said("deckbuild", "forget", guid)
         assert shlex.split(said[1:-1]) == ["deckbuild", "forget", guid]
+
+
+def test_a_lost_lock_of_a_deck_imported_from_anki_comes_back_from_its_package(
+    tmp_path, collection, monkeypatch
+):
+    # Its notes keep Anki's note type, which has no Source field: the package names no file.
+    _import_one_basic_note(collection, tmp_path, monkeypatch)
+    build([tmp_path / "decks"], tmp_path / "dist", now=NOW)
+    lock = (tmp_path / "decks/deckbuild.lock").read_bytes()
+    (tmp_path / "decks/deckbuild.lock").unlink()
+    result = build([tmp_path / "decks"], tmp_path / "dist", now=NOW + 60, use_cache=False)
+    assert (tmp_path / "decks/deckbuild.lock").read_bytes() == lock
+    assert any("there was no lock file" in note for note in result.report.notes)

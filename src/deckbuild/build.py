@@ -1470,8 +1470,7 @@ class _Build:
             files = [
                 f
                 for f in sorted({f for top in tops for f in self.replaced(top, top)})
-                if (contents := self.contents_of(f)) is not None
-                and any(_shipped_origin(note) in names for note in contents.notes.values())
+                if (contents := self.contents_of(f)) is not None and _names_ours(contents, names)
             ]
             entries: dict[str, Entry] = {}
             for guid, note in sorted(self.newest_notes(files).items()):
@@ -1570,7 +1569,13 @@ class _Build:
             else:
                 if known is not None and known.notetype != label:
                     self.check_type(parsed, known)
-                mod = lock.stamp("notes", parsed.id, digest, now, **extra, notetype=label)
+                stamp = now
+                shipped = shipped_mods.get(parsed.id) if shipped_mods else None
+                if shipped is not None and (known is None or shipped > known.mod):
+                    # A lock behind its sources (checked out alone, one side of a merge taken):
+                    # a note the package it replaces ships as it is now keeps that package's mod.
+                    stamp = self.shipped_as(parsed.id, digest, parsed.notetype, replaced) or now
+                mod = lock.stamp("notes", parsed.id, digest, stamp, **extra, notetype=label)
                 if known is None or mod != known.mod:
                     self.fresh.add(slug)
             if shipped_mods and (newer := shipped_mods.get(parsed.id)) is not None and newer > mod:
@@ -1624,6 +1629,14 @@ class _Build:
             nt.name, nt.fields, templates, nt.css,
         )  # fmt: skip
 
+    def shipped_as(self, guid: str, digest: str, nid: int, files: Sequence[Path]) -> int | None:
+        """Return the mod time the newest of `files` ships a note with, if it holds this content."""
+        shipped = self.newest_notes(files).get(guid)
+        if shipped is None or shipped.notetype != str(nid):
+            return None
+        fields_at = source_at(nid) if nid in NOTE_TYPES else None
+        return int(shipped.mod) if content_hash(shipped.fields, shipped.tags, fields_at) == digest else None
+
     def catch_up(self, lock: Lock, guid: str, mod: int, newer: int, digest: str, nid: int, slug: str) -> int:
         """Return the mod a note ships with when an earlier package ships it with a newer one.
 
@@ -1632,11 +1645,8 @@ class _Build:
         imported the newer package would keep that content: Anki takes only a newer note. Unless
         that package holds this content, the note gets a mod past it, kept in the lock.
         """
-        shipped = self.newest_notes(self.replaced(slug)).get(guid)
-        if shipped is not None and shipped.mod == newer and shipped.notetype == str(nid):
-            fields_at = source_at(nid) if nid in NOTE_TYPES else None
-            if content_hash(shipped.fields, shipped.tags, fields_at) == digest:
-                return mod  # learners have this content already
+        if self.shipped_as(guid, digest, nid, self.replaced(slug)) == newer:
+            return mod  # learners have this content already
         mod = max(self.now, newer + 1)
         lock.advance("notes", guid, mod)
         self.caught_up.setdefault(lock.path, []).append(guid)
@@ -2253,6 +2263,16 @@ def _counted(keys: Sequence[str]) -> str:
     types = sum(1 for key in keys if key.startswith(_NOTE_TYPE_KEY))
     said = f"{len(keys) - types} card(s)" if len(keys) > types else ""
     return " and ".join(part for part in (said, f"{types} note type(s)" if types else "") if part)
+
+
+def _names_ours(contents: Any, names: set[str]) -> bool:
+    """Tell whether a package names files of a tree as it names them, where its notes name any.
+
+    A deck imported from Anki keeps its note types, which have no Source field: its package
+    names no file, and is taken as its top deck's.
+    """
+    origins = [_shipped_origin(note) for note in contents.notes.values()]
+    return any(origin in names for origin in origins) or not any(origins)
 
 
 def _shipped_origin(note: Any) -> str | None:
