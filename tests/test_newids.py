@@ -315,3 +315,20 @@ def test_a_file_in_another_encoding_with_every_id_is_left_alone_by_ids(deck_tree
     assert (result.exit_code, result.stderr) == (0, "")
     assert result.stdout.endswith("1 new id(s) written into 1 file(s)\n")
     assert windows.read_bytes() == before
+
+
+def test_ids_reports_the_rows_and_files_it_cannot_write_an_id_into(deck_tree, monkeypatch):
+    # It said "0 new id(s) written" and exited 0 while the build still refused those rows.
+    monkeypatch.chdir(deck_tree.parent)
+    put(deck_tree, "Deck/a.txt", "Question;Answer;UUID;Tags\nQ6?;A6\nQ7?;A7;;t\n")
+    wide = deck_tree / "Deck" / "u16.txt"
+    wide.write_bytes("Question;Answer;UUID\nWhat is a cat?;An animal;\n".encode("utf-16-le"))
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert result.exit_code == 1
+    assert result.stderr == (
+        "decks/Deck/a.txt:2: expected 4 fields (Question;Answer;UUID;Tags), found 2; write the missing "
+        "field(s), each after a ';'\n"
+        "decks/Deck/u16.txt:1: not UTF-8; save the file as UTF-8, then run 'deckbuild ids' again\n"
+        "2 error(s), 0 warning(s)\n"
+    )
+    assert result.stdout == "decks/Deck/a.txt: wrote 1 new id(s), line(s) 3\n"

@@ -80,10 +80,12 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
         found = detect(lines) if lines is not None else None
         if found is None or found.name != "semicolon":
             continue  # quiz pages keep their ids in the lock
+        assert lines is not None
+        # A row ids cannot write into (too many or too few fields): ids does not say all is done.
+        _tell_unfit_rows(shown, lines, report)
         try:
             # A file with no row to write an id into is left alone, whatever its encoding (a
             # Windows-1252 file, which the build reads with a warning, is no error here).
-            assert lines is not None
             if not missing_ids(lines):
                 continue
         except _Unbalanced:
@@ -92,6 +94,8 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
         try:
             before = path.stat()
             data = path.read_bytes()
+            if b"\x00" in data:  # UTF-16 without a byte-order mark reads as UTF-8, and wrongly
+                raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), len(data), "a NUL byte")
             new, rows = with_ids(data, make)
         except UnicodeDecodeError:
             report.error(shown, 1, "not UTF-8; save the file as UTF-8, then run 'deckbuild ids' again")
@@ -127,6 +131,20 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
             continue
         written.append(Written(shown, tuple(rows)))
     return written
+
+
+def _tell_unfit_rows(shown: str, lines: list[str], report: Report) -> None:
+    """Report a semicolon file's rows that ids cannot give an id as they are, as a build does.
+
+    A row that ends where its UUID would start gets one, and is not told.
+    """
+    from deckbuild.readers import semicolon
+
+    found = Report()
+    semicolon.read(shown, lines, found)
+    for problem in found.errors:
+        if problem.message.startswith("expected ") and "run 'deckbuild ids'" not in problem.message:
+            report.error(problem.path, problem.line, problem.message)
 
 
 def replace_unchanged(path: Path, old: bytes, before: os.stat_result, new: bytes) -> None:
