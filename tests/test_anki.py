@@ -290,7 +290,7 @@ def test_a_deck_folder_renamed_in_case_only_leaves_learners_their_deck(seed_tree
     assert sorted(d.name for d in collection.decks.all_names_and_ids()) == decks_before
 
 
-@pytest.mark.parametrize("name", ["Old_1", "Old*", 'Say "hi"', "Back\\slash"])
+@pytest.mark.parametrize("name", ["Old_1", "Old*", 'Say "hi"', "Back\\slash", "Ol\u00a0d"])
 def test_the_search_for_a_moved_deck_selects_that_deck_alone_whatever_its_name(collection, name):
     # In Anki's search `_` and `*` are wildcards: deck:"T::Old_1" would select T::Old21 too.
     from deckbuild.build import _searched

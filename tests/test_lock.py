@@ -159,7 +159,7 @@ def test_a_damaged_lock_names_its_line_and_what_to_do(tmp_path, monkeypatch, tex
     assert message.startswith(f"deckbuild.lock:{line}: cannot read the lock file: "), message
     assert what in message
     assert message.endswith(
-        "; restore it from git (git checkout HEAD -- deckbuild.lock, then build) or fix that line"
+        "; restore it from git (git -C . checkout HEAD -- deckbuild.lock, then build) or fix that line"
     )
 
 

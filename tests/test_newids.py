@@ -332,3 +332,14 @@ def test_ids_reports_the_rows_and_files_it_cannot_write_an_id_into(deck_tree, mo
         "2 error(s), 0 warning(s)\n"
     )
     assert result.stdout == "decks/Deck/a.txt: wrote 1 new id(s), line(s) 3\n"
+
+
+def test_ids_reports_a_file_of_rows_with_no_header(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    put(deck_tree, "Deck/a.txt", "q1;a1;\n")
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert (result.exit_code, result.stderr) == (
+        1,
+        "decks/Deck/a.txt:1: missing header; make the first line Question;Answer;UUID\n"
+        "1 error(s), 0 warning(s)\n",
+    )

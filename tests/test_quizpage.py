@@ -1116,3 +1116,24 @@ def test_what_the_compiler_warns_of_in_restored_code_is_never_printed():
         warnings.simplefilter("always")
         assert parses('x = 1 is 1\nassert (1, "x")\n')
     assert seen == []
+
+
+@pytest.mark.parametrize("fence", ["````", "~~~~", "`````"])
+def test_a_longer_fence_holding_a_fenced_example_keeps_every_line_s_indentation(tmp_path, fence):
+    # A fence closes only at its own fence, in the reader as on the card: an inner ```python
+    # is text of the example, and every line keeps its blanks.
+    import html as html_module
+
+    from deckbuild.build import build
+    from deckbuild.packaged import read_package
+
+    inner = "  ```python\n  def f():\n      return 1\n  ```"
+    answer = f"{fence}markdown\nExample:\n{inner}\n{fence}"
+    page = f"Recall & Review\nbeginner\nHow is code shown?\n{answer}\nClick to reveal answer\n"
+    (card,) = quizpage.read("p.txt", page.split("\n"), Report())
+    assert card.data["answer"] == f"{fence}markdown\nExample:\n{inner}\n{fence}"
+    put(tmp_path / "decks", "D/page.txt", page)
+    (package,) = build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_000).packages
+    (note,) = read_package(package).notes.values()
+    shown = html_module.unescape(re.sub(r"<[^>]+>", "", note.fields[1]))
+    assert f"Example:\n{inner}" in shown and fence not in shown

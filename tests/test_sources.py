@@ -306,7 +306,7 @@ def test_a_lock_file_that_is_a_fifo_or_a_device_is_an_error_not_a_hang(make, kin
     assert result.returncode == 1
     assert result.stderr == (
         f"error: decks/{LOCK_NAME}:1: cannot read the lock file: not a regular file ({kind}); "
-        f"restore it from git (git checkout HEAD -- decks/{LOCK_NAME}, then build)\n"
+        f"restore it from git (git -C decks checkout HEAD -- {LOCK_NAME}, then build)\n"
     )
     assert not (deck_tree.parent / "dist").exists()
 

@@ -2306,8 +2306,13 @@ def _said(*command: str) -> str:
 
 
 def _searched(deck: str) -> str:
-    """Write a deck's name for Anki's search, where `_` and `*` are wildcards and `\\` escapes."""
-    return re.sub(r'([\\*_"])', r"\\\1", deck)
+    """Write a deck's name for Anki's search, where `_` and `*` are wildcards and `\\` escapes.
+
+    A blank other than a space (a no-break space) is matched by `_`: Anki's search finds no
+    deck by it as it is.
+    """
+    escaped = re.sub(r'([\\*_"])', r"\\\1", deck)
+    return "".join("_" if c.isspace() and c != " " else c for c in escaped)
 
 
 def _kept_label(label: str | None) -> bool:

@@ -332,10 +332,12 @@ def _damaged(path: Path, line: int, what: str, fix: str = " or fix that line") -
     from deckbuild.sources import display_path
 
     # With HEAD, git restores a path a merge left unmerged too; the build then brings it up to date.
+    # Run in the lock's own folder (-C), from wherever the build was run: in or out of the repository.
     shown = display_path(path)
+    folder = shlex.quote(display_path(path.parent))
     return DeckbuildError(
         f"{shown}:{line}: cannot read the lock file: {what}; restore it from git "
-        f"(git checkout HEAD -- {shlex.quote(shown)}, then build){fix}"
+        f"(git -C {folder} checkout HEAD -- {path.name}, then build){fix}"
     )
 
 

@@ -143,7 +143,10 @@ def _tell_unfit_rows(shown: str, lines: list[str], report: Report) -> None:
     found = Report()
     semicolon.read(shown, lines, found)
     for problem in found.errors:
-        if problem.message.startswith("expected ") and "run 'deckbuild ids'" not in problem.message:
+        if (
+            problem.message.startswith(("expected ", "missing header"))
+            and "run 'deckbuild ids'" not in problem.message
+        ):
             report.error(problem.path, problem.line, problem.message)
 
 

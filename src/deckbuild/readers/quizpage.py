@@ -88,7 +88,7 @@ _CATEGORY_RE = re.compile(r"^[A-Za-z][\w+#-]{0,23}$")
 # blank: the blanks after it are the line's indentation), and at its end.
 _INVISIBLE_START_RE = re.compile(f"^[\\s{_INVISIBLE}]*[{_INVISIBLE}]")
 _INVISIBLE_END_RE = re.compile(f"[\\s{_INVISIBLE}]+$")
-_FENCE_RE = re.compile(r"^(```|~~~)\s*([\w+#-]*)\s*$")
+_FENCE_RE = re.compile(r"^(`{3,}|~{3,})\s*([\w+#-]*)\s*$")
 _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
 # A challenge's type without its icon: up to four words, each with a capital ("Predict Output").
@@ -839,7 +839,8 @@ class _Reader:
         if fence is not None:
             word = _FENCE_RE.match(t[fence])
             assert word is not None
-            close = next((k for k in range(fence + 1, end) if t[k].startswith(word.group(1))), end)
+            # Closed by its own fence, as the card renders it: an inner ```python opens no end.
+            close = next((k for k in range(fence + 1, end) if t[k] == word.group(1)), end)
             language = word.group(2).lower() or DEFAULT_LANGUAGE
             data["code_language"] = LANGUAGES.get(language, language)
             markers = [fence] + ([close] if close < end else [])
@@ -866,7 +867,7 @@ class _Reader:
             fence = _FENCE_RE.match(t[ks[n]])
             close = None
             if fence:
-                close = next((m for m in range(n + 1, len(ks)) if t[ks[m]].startswith(fence.group(1))), None)
+                close = next((m for m in range(n + 1, len(ks)) if t[ks[m]] == fence.group(1)), None)
             if close is None:
                 out.append(t[ks[n]])
                 n += 1
