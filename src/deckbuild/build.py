@@ -1939,7 +1939,7 @@ class _Build:
 
     @cached_property
     def earlier(self) -> list[Path]:
-        """The earlier packages: those in the output folder this build replaces, and `--previous`."""
+        """Every package in the output folder, and `--previous`: what `replaced` picks from."""
         candidates = [*self.previous, self.outdir]
         return [
             f for c in candidates for f in (sorted(c.glob("*.apkg")) if c.is_dir() else [c]) if f.is_file()
