@@ -290,7 +290,7 @@ def test_a_deck_folder_renamed_in_case_only_leaves_learners_their_deck(seed_tree
     assert sorted(d.name for d in collection.decks.all_names_and_ids()) == decks_before
 
 
-@pytest.mark.parametrize("name", ["Old_1", "Old*", 'Say "hi"', "Back\\slash", "Ol\u00a0d"])
+@pytest.mark.parametrize("name", ["Old_1", "Old*", 'Say "hi"', "Back\\slash"])
 def test_the_search_for_a_moved_deck_selects_that_deck_alone_whatever_its_name(collection, name):
     # In Anki's search `_` and `*` are wildcards: deck:"T::Old_1" would select T::Old21 too.
     from deckbuild.build import _searched
@@ -301,3 +301,20 @@ def test_the_search_for_a_moved_deck_selects_that_deck_alone_whatever_its_name(c
         collection.add_note(note, collection.decks.id(deck))
     found = collection.find_cards(f'deck:"T::{_searched(name)}" -deck:"T::{_searched(name)}::*"')
     assert [collection.get_card(c).note()["Front"] for c in found] == [f"T::{name}"]
+
+
+def test_a_deck_whose_name_no_search_finds_is_to_be_clicked_in_the_sidebar(seed_tree, tmp_path):
+    # Anki's search finds no deck by a no-break space in its name.
+    old = seed_tree / "Transformers" / "Ol\u00a0d"
+    old.mkdir()
+    put(
+        seed_tree,
+        "Transformers/Ol\u00a0d/x.txt",
+        "Question;Answer;UUID\nQ?;A.;aaaaaaaa-0000-4000-8000-0000000000aa\n",
+    )
+    build_tree(seed_tree, tmp_path / "v1", NOW)
+    (old / "x.txt").rename(seed_tree / "Transformers" / "Attention and Encoder" / "x.txt")
+    notes = build([seed_tree], tmp_path / "v2", now=NOW + 60).report.notes
+    assert any('click deck "Transformers::Ol\u00a0d" in the Browser\'s sidebar' in note for note in notes), (
+        notes
+    )

@@ -343,3 +343,27 @@ def test_ids_reports_a_file_of_rows_with_no_header(deck_tree, monkeypatch):
         "decks/Deck/a.txt:1: missing header; make the first line Question;Answer;UUID\n"
         "1 error(s), 0 warning(s)\n",
     )
+
+
+def test_ids_writes_no_id_under_a_header_the_build_refuses_and_fills_a_short_row_that_looks_like_one(
+    deck_tree, monkeypatch
+):
+    # Under 'Question;Answer;Tgs' an id written by the section above's columns would land in
+    # Tags once the typo is fixed; 'Cat;Dog' after a blank line is a row, as the build reads it.
+    monkeypatch.chdir(deck_tree.parent)
+    path = put(
+        deck_tree, "Deck/a.txt", f"Question;Answer;UUID\nq1;a1;{KNOWN_ID}\n\nQuestion;Answer;Tgs\nq2;a2;\n"
+    )
+    before = path.read_bytes()
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert result.exit_code == 1 and path.read_bytes() == before
+    assert result.stderr.startswith(
+        "decks/Deck/a.txt:4: header 'Question;Answer;Tgs' has an unknown column 'Tgs'"
+    )
+    path.write_text("Question;Answer;UUID\nq1;a1;\n\nCat;Dog\n", encoding="utf-8")
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert (result.exit_code, result.stdout.splitlines()[0]) == (
+        0,
+        "decks/Deck/a.txt: wrote 2 new id(s), line(s) 2, 4",
+    )
+    assert CliRunner().invoke(cli, ["check"], prog_name="deckbuild").exit_code == 0

@@ -1774,12 +1774,17 @@ class _Build:
             elif old_deck != source.deck:
                 # The deck alone, not its subdecks: `deck:"A"` would select the cards of A::B too.
                 old_name = _searched(old_deck)
+                # A blank other than a space (a no-break space) no search of Anki's finds as it is.
+                find = (
+                    f'click deck "{old_deck}" in the Browser\'s sidebar'
+                    if any(c.isspace() and c != " " for c in old_deck)
+                    else f'search deck:"{old_name}" -deck:"{old_name}::*" in the Browser'
+                )
                 self.report.change(
                     f'{source.display}: these {len(guids)} card(s) moved from deck "{old_deck}" to '
                     f'"{source.deck}", but Anki keeps cards it already has in their old deck: tell '
-                    f'learners to search deck:"{old_name}" -deck:"{old_name}::*" in the Browser, select '
-                    f'the cards and use Change Deck to move them to "{source.deck}" (new learners get '
-                    "the new deck)"
+                    f"learners to {find}, select the cards and use Change Deck to move them to "
+                    f'"{source.deck}" (new learners get the new deck)'
                 )
 
     def in_scope(self, root: Path, origin: str | None) -> bool:
@@ -2306,13 +2311,8 @@ def _said(*command: str) -> str:
 
 
 def _searched(deck: str) -> str:
-    """Write a deck's name for Anki's search, where `_` and `*` are wildcards and `\\` escapes.
-
-    A blank other than a space (a no-break space) is matched by `_`: Anki's search finds no
-    deck by it as it is.
-    """
-    escaped = re.sub(r'([\\*_"])', r"\\\1", deck)
-    return "".join("_" if c.isspace() and c != " " else c for c in escaped)
+    """Write a deck's name for Anki's search, where `_` and `*` are wildcards and `\\` escapes."""
+    return re.sub(r'([\\*_"])', r"\\\1", deck)
 
 
 def _kept_label(label: str | None) -> bool:

@@ -134,19 +134,22 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
 
 
 def _tell_unfit_rows(shown: str, lines: list[str], report: Report) -> None:
-    """Report a semicolon file's rows that ids cannot give an id as they are, as a build does.
+    """Report what in a semicolon file keeps ids from giving its rows ids, as a build does.
 
-    A row that ends where its UUID would start gets one, and is not told.
+    Its headers and rows of the wrong width: a row that ends where its UUID would start gets
+    one, and is not told unless it sits where no id is written (under a header refused).
     """
     from deckbuild.readers import semicolon
 
     found = Report()
     semicolon.read(shown, lines, found)
+    try:
+        filled = {start + 1 for start, *_ in semicolon.missing_ids(lines)}
+    except _Unbalanced:
+        filled = set()  # said at its line, as ids reads the file
     for problem in found.errors:
-        if (
-            problem.message.startswith(("expected ", "missing header"))
-            and "run 'deckbuild ids'" not in problem.message
-        ):
+        short = "run 'deckbuild ids'" in problem.message and problem.line in filled
+        if problem.message.startswith(("expected ", "missing header", "header ")) and not short:
             report.error(problem.path, problem.line, problem.message)
 
 
