@@ -367,3 +367,13 @@ def test_ids_writes_no_id_under_a_header_the_build_refuses_and_fills_a_short_row
         "decks/Deck/a.txt: wrote 2 new id(s), line(s) 2, 4",
     )
     assert CliRunner().invoke(cli, ["check"], prog_name="deckbuild").exit_code == 0
+
+
+def test_a_utf8_file_with_a_nul_byte_is_not_called_another_encoding_by_ids(deck_tree, monkeypatch):
+    monkeypatch.chdir(deck_tree.parent)
+    rows = "".join(f"q{n};a{n};{KNOWN_ID[:-3]}{n:03d}\n" for n in range(200))
+    put(deck_tree, "Deck/a.txt", "Question;Answer;UUID\n" + rows + "qz;a\x00z;\n")
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert "not UTF-8" not in result.stderr and result.stdout.startswith(
+        "decks/Deck/a.txt: wrote 1 new id(s)"
+    )

@@ -1137,3 +1137,18 @@ def test_a_longer_fence_holding_a_fenced_example_keeps_every_line_s_indentation(
     (note,) = read_package(package).notes.values()
     shown = html_module.unescape(re.sub(r"<[^>]+>", "", note.fields[1]))
     assert f"Example:\n{inner}" in shown and fence not in shown
+
+
+def test_a_fence_with_a_no_break_space_before_its_language_is_code_on_the_card(tmp_path):
+    # The reader took it for a fence and the card did not: the code lost its indentation.
+    import html as html_module
+
+    from deckbuild.build import build
+    from deckbuild.packaged import read_package
+
+    page = (DATA / "quizpage" / "recall_fenced_code.txt").read_text(encoding="utf-8")
+    put(tmp_path / "decks", "D/page.txt", page.replace("```python", "```\u00a0python"))
+    (package,) = build([tmp_path / "decks"], tmp_path / "dist", now=1_700_000_000).packages
+    (note,) = read_package(package).notes.values()
+    shown = html_module.unescape(re.sub(r"<[^>]+>", "", note.fields[1]))
+    assert "for i in range(3):\n    if i:\n        print(i)\n" in shown and "```" not in shown

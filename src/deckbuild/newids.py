@@ -22,7 +22,7 @@ from deckbuild.errors import DeckbuildError, Report
 from deckbuild.readers import detect
 from deckbuild.readers.semicolon import _Unbalanced, missing_ids
 from deckbuild.resources import ran_out
-from deckbuild.sources import decode, discover
+from deckbuild.sources import decode, discover, utf16_without_bom
 
 BOM = b"\xef\xbb\xbf"
 # Exactly the breaks the reader splits lines at.
@@ -94,8 +94,8 @@ def write_ids(paths: Iterable[Path], report: Report, make: Callable[[], str] = n
         try:
             before = path.stat()
             data = path.read_bytes()
-            if b"\x00" in data:  # UTF-16 without a byte-order mark reads as UTF-8, and wrongly
-                raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), len(data), "a NUL byte")
+            if utf16_without_bom(data):  # it reads as UTF-8, and wrongly
+                raise UnicodeDecodeError("utf-8", data, data.index(b"\x00"), len(data), "UTF-16")
             new, rows = with_ids(data, make)
         except UnicodeDecodeError:
             report.error(shown, 1, "not UTF-8; save the file as UTF-8, then run 'deckbuild ids' again")

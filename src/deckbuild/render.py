@@ -869,7 +869,9 @@ def render_text(text: str, where: Where, report: Reports, inline: bool = False, 
 
 # A block of fenced code, whole: a page shows code as code, and copies it with its fences. It
 # closes with its own fence exactly, as it opens (its language a word, if any).
-_FENCED_RE = re.compile(r"^[ \t]*(`{3,}|~{3,})[ \t]*([\w+#-]*)[ \t]*\n(.*?)^[ \t]*\1[ \t]*$", re.M | re.S)
+_FENCED_RE = re.compile(
+    r"^[^\S\n]*(`{3,}|~{3,})[^\S\n]*([\w+#-]*)[^\S\n]*\n(.*?)^[^\S\n]*\1[^\S\n]*$", re.M | re.S
+)
 # A line of only blanks, between paragraphs.
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n[\s]*")
 

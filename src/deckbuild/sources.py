@@ -543,7 +543,7 @@ def decode(source: SourceFile, report: Report, data: bytes | None = None) -> lis
             report.warn(shown, 1, "UTF-16 text; read as such; save the file as UTF-8")
             return _lines(text, shown, report)
     if b"\x00" in data[:8192]:
-        if (wide := _utf16_without_bom(data)) is not None:
+        if (wide := utf16_without_bom(data)) is not None:
             try:
                 text = data.decode(wide)
             except UnicodeDecodeError:
@@ -568,7 +568,7 @@ def decode(source: SourceFile, report: Report, data: bytes | None = None) -> lis
     return _lines(text, shown, report)
 
 
-def _utf16_without_bom(data: bytes) -> str | None:
+def utf16_without_bom(data: bytes) -> str | None:
     """Name the UTF-16 a text of mostly Latin letters is in, told by where its zero bytes fall."""
     head = data[:8192]
     if len(data) % 2:
