@@ -1197,6 +1197,12 @@ class _Build:
     fresh: set[str] = field(default_factory=set)
     # Notes given a mod past the newer one an earlier package ships them with (`catch_up`), by lock.
     caught_up: dict[Path, list[str]] = field(default_factory=dict)
+    # What the earlier packages hold, read once a build: each file's mods and notes, and the
+    # newest of each for a set of files (`mods_of`, `contents_of`, `newest_notes`).
+    _mods_read: dict[Path, tuple[dict[str, int], dict[str, int]]] = field(default_factory=dict)
+    _mods_merged: dict[tuple[Path, ...], tuple[dict[str, int], dict[str, int]]] = field(default_factory=dict)
+    _contents_read: dict[Path, Any] = field(default_factory=dict)
+    _newest_read: dict[tuple[Path, ...], dict[str, Any]] = field(default_factory=dict)
     # Cards whose lock entry names another file: (deck root, old origin, new source) -> ids.
     moved: dict[tuple[Path, str, SourceFile], list[str]] = field(default_factory=dict)
     store: cache.Cache = field(default_factory=lambda: cache.Cache(None))
@@ -1481,10 +1487,8 @@ class _Build:
                 if len(note.fields) != len(notetype.fields):
                     continue
                 label = None if nid == NOTE_TYPE_ID else notetype.label
-                at = source_at(nid)
-                digest = content_hash(note.fields, note.tags, at)
-                # The file it came from, as its Source field names it (relative to the deck root).
-                origin = _origin_of(note.fields[at]) if at is not None else None
+                digest = content_hash(note.fields, note.tags, source_at(nid))
+                origin = _shipped_origin(note)  # relative to the deck root, as its Source field names it
                 if RETIRED_TAG in note.tags and "Status" in notetype.fields:
                     fields, tags = list(note.fields), sorted(note.tags)
                     # Its deck as its card had it, not the Retired subdeck fresh importers get it in.
@@ -1495,10 +1499,8 @@ class _Build:
                 else:
                     entry = Entry(digest, note.mod, origin, notetype=label)
                 entries[guid] = entry
-            for guid, entry in entries.items():
-                lock.notes[guid] = entry
-                lock.changed.append(guid)
-            adopted = len(entries)
+            lock.notes.update(entries)
+            lock.changed += list(entries)
             # Each note type as the packages ship it, where it is what this build ships: its mod
             # time stays, and what a learner changed in it stays theirs.
             for nid, shipped_type in self.newest_types(files).items():
@@ -1506,11 +1508,11 @@ class _Build:
                 if nt is not None and str(nid) not in lock.notetypes and not self.type_differs(nt, files):
                     lock.notetypes[str(nid)] = Entry(nt.locked, shipped_type.mod)
                     lock.changed.append(str(nid))
-            if adopted:
+            if entries:
                 self.report.change(
                     f"{display_path(lock.path)}: there was no lock file; the mod times and note types of "
-                    f"{adopted} card(s) were taken from the packages this build replaces, so that learners' "
-                    "notes are updated only where they changed (commit the lock)"
+                    f"{len(entries)} card(s) were taken from the packages this build replaces, "
+                    "so that learners' notes are updated only where they changed (commit the lock)"
                 )
 
     def add_all(self, collection: Collection) -> None:
@@ -1986,10 +1988,6 @@ class _Build:
         self._mods_merged[key] = notes, types
         return notes, types
 
-    @cached_property
-    def _mods_merged(self) -> dict[tuple[Path, ...], tuple[dict[str, int], dict[str, int]]]:
-        return {}
-
     def _mods_in(self, file: Path) -> tuple[dict[str, int], dict[str, int]]:
         import zipfile
 
@@ -2011,10 +2009,6 @@ class _Build:
                     raise
                 self._mods_read[file] = ({}, {})  # told of once its notes are read, if they are
         return self._mods_read[file]
-
-    @cached_property
-    def _mods_read(self) -> dict[Path, tuple[dict[str, int], dict[str, int]]]:
-        return {}
 
     def contents_of(self, file: Path) -> Any:
         """What an earlier package holds, or None when it cannot be read (said once)."""
@@ -2039,20 +2033,12 @@ class _Build:
                 self.report.warn(display_path(file), 0, "not a readable Anki package; ignored")
         return self._contents_read[file]
 
-    @cached_property
-    def _contents_read(self) -> dict[Path, Any]:
-        return {}
-
     def newest_notes(self, files: Sequence[Path]) -> dict[str, Any]:
         """Every note `files` hold, the newest of each (worked out once for each set of files)."""
         key = tuple(files)
         if key not in self._newest_read:
             self._newest_read[key] = self._newest(lambda note: True, files)
         return self._newest_read[key]
-
-    @cached_property
-    def _newest_read(self) -> dict[tuple[Path, ...], dict[str, Any]]:
-        return {}
 
     def _newest(self, keep: Callable[[Any], bool], files: Sequence[Path] | None = None) -> dict[str, Any]:
         """The newest note of each GUID the earlier packages (or `files`) hold, of those `keep` takes.

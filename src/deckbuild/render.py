@@ -876,6 +876,13 @@ _FENCED_RE = re.compile(
 _PARAGRAPH_BREAK_RE = re.compile(r"\n[ \t]*\n[\s]*")
 
 
+# Text left outside every formula that MathJax would still start or end one at.
+_STRAY_DELIMITER = (
+    "text that becomes \\( or \\[ (like \\\\( or &#92;() would be typeset by Anki's MathJax "
+    "unchecked; write the formula as \\( … \\), or put the text in `code`"
+)
+
+
 def _render_literal(text: str, where: Where, report: Reports, inline: bool) -> str:
     """Render text copied from a page as the characters it holds, with its formulas and fenced code.
 
@@ -908,12 +915,7 @@ def _literal_run(text: str, where: Where, report: Reports, inline: bool) -> str:
     for formula in held.formulas:
         check_math(formula, where, report)
     if "\\(" in text or "\\[" in text:
-        report.error(
-            where.path,
-            where.line,
-            "text that becomes \\( or \\[ (like \\\\( or &#92;() would be typeset by Anki's MathJax "
-            "unchecked; write the formula as \\( … \\), or put the text in `code`",
-        )
+        report.error(where.path, where.line, _STRAY_DELIMITER)
     paragraphs = [
         "<br>\n".join(html.escape(line.strip(" \t"), quote=False) for line in paragraph.split("\n"))
         for paragraph in _PARAGRAPH_BREAK_RE.split(text.strip("\n"))
@@ -1036,12 +1038,7 @@ def _put_back(markup: str, held: _Held, where: Where, report: Reports) -> str:
     stray = stray or (code == 0 and ("\\(" in text or "\\[" in text))
     out.append(_pieces_in(text, held))
     if stray:
-        report.error(
-            where.path,
-            where.line,
-            "text that becomes \\( or \\[ (like \\\\( or &#92;() would be typeset by Anki's MathJax "
-            "unchecked; write the formula as \\( … \\), or put the text in `code`",
-        )
+        report.error(where.path, where.line, _STRAY_DELIMITER)
     return "".join(out)
 
 

@@ -18,15 +18,15 @@ from typing import Any
 _DECLARATION = re.compile(r"^DETECT = (\{.*?^\})", re.MULTILINE | re.DOTALL)
 # Whitespace, and the characters a browser copies that show nothing: zero-width space and
 # joiners, word joiner, byte-order mark. A line of only these looks blank, so it is blank.
-_INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
+INVISIBLE = "\u200b\u200c\u200d\u2060\ufeff"
 
 
 def visible(line: str) -> str:
     """Strip a line of whitespace and invisible characters at both ends."""
     # str.strip() first, in C: nearly every line has no invisible character at its ends.
     text = line.strip()
-    while text and (text[0] in _INVISIBLE or text[-1] in _INVISIBLE):
-        text = text.strip(_INVISIBLE).strip()
+    while text and (text[0] in INVISIBLE or text[-1] in INVISIBLE):
+        text = text.strip(INVISIBLE).strip()
     return text
 
 

@@ -18,7 +18,7 @@ from dataclasses import dataclass, field
 from itertools import pairwise
 
 from deckbuild.errors import Report
-from deckbuild.readers import _INVISIBLE, RawCard, visible
+from deckbuild.readers import INVISIBLE, RawCard, visible
 from deckbuild.readers.pycode import MAX_RESTORE_CHARS, restore
 
 # How deckbuild.readers recognises a page without importing this module: section and chrome
@@ -86,8 +86,8 @@ _HINT_RE = re.compile(r"^\W*\s*hint:?$", re.IGNORECASE)
 _CATEGORY_RE = re.compile(r"^[A-Za-z][\w+#-]{0,23}$")
 # What shows nothing at a line's start (up to its last character that shows nothing and is no
 # blank: the blanks after it are the line's indentation), and at its end.
-_INVISIBLE_START_RE = re.compile(f"^[\\s{_INVISIBLE}]*[{_INVISIBLE}]")
-_INVISIBLE_END_RE = re.compile(f"[\\s{_INVISIBLE}]+$")
+_INVISIBLE_START_RE = re.compile(f"^[\\s{INVISIBLE}]*[{INVISIBLE}]")
+_INVISIBLE_END_RE = re.compile(f"[\\s{INVISIBLE}]+$")
 _FENCE_RE = re.compile(r"^(`{3,}|~{3,})\s*([\w+#-]*)\s*$")
 _OK_RE = re.compile(r"\s*\[ok\]\s*$", re.IGNORECASE)
 _ICON_RE = re.compile(r"^[^\w(\[]+")
