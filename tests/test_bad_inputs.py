@@ -125,3 +125,25 @@ def test_a_control_character_in_a_file_or_folder_name_is_an_error(
     assert result.exit_code == 1, result.output
     assert result.stderr == expected + "1 error(s), 0 warning(s)\n"
     assert not (deck_tree.parent / "dist").exists()
+
+
+def test_a_control_character_in_an_optional_column_or_a_cloze_is_named_where_it_is(deck_tree, monkeypatch):
+    # Once let through to rendering, where the message blamed an HTML entity the row did not hold.
+    (deck_tree / "Deck").mkdir()
+    (deck_tree / "Deck" / "cols.txt").write_text(
+        "Question;Answer;UUID;Hint;Extra\n"
+        "What?;x;11111111-1111-4111-8111-111111111111;a hint\x01;fine\n"
+        "{{c1::Paris}} is the capital\x02;;22222222-2222-4222-8222-222222222222;;\n",
+        encoding="utf-8",
+    )
+    monkeypatch.chdir(deck_tree.parent)
+    result = CliRunner().invoke(cli, ["build", "decks"])
+    assert result.exit_code == 1, result.output
+    assert result.stderr == (
+        "decks/Deck/cols.txt:2: the hint holds the control character U+0001 at character 7, which Anki "
+        "cannot store; delete it\n"
+        "decks/Deck/cols.txt:3: the question holds the control character U+0002 at character 29, which Anki "
+        "cannot store; delete it\n"
+        "2 error(s), 0 warning(s)\n"
+    )
+    assert not (deck_tree.parent / "dist").exists()

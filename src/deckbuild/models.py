@@ -134,8 +134,8 @@ class BasicCard(CardBase):
     kind: Literal["basic"] = "basic"
     answer: Text
     # Optional columns of a semicolon file: a hint behind Anki's link, and extra text on the back.
-    hint: str | None = None
-    extra: str | None = None
+    hint: Plain | None = None
+    extra: Plain | None = None
     # A second card, answer to question (the "reversed" note type).
     reverse: bool = False
     # The name of a note type kept from an imported deck (deckbuild.kept); none: deckbuild's own.
@@ -210,9 +210,9 @@ class ClozeCard(CardBase):
     """A text with cloze deletions ({{c1::…}}): one card per cloze number; the answer is extra."""
 
     kind: Literal["cloze"] = "cloze"
-    question: Annotated[str, AfterValidator(_text), AfterValidator(_cloze_text)]
-    hint: str | None = None
-    extra: str | None = None
+    question: Annotated[str, _PLAIN, AfterValidator(_text), AfterValidator(_cloze_text)]
+    hint: Plain | None = None
+    extra: Plain | None = None
     notetype: Plain | None = None
 
 
