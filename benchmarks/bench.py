@@ -98,7 +98,7 @@ def measure(size: int, repeat: int) -> dict[str, tuple[float, float]]:
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[1000, 10_000, 100_000])
-    parser.add_argument("--repeat", type=int, default=3, help="runs per measurement (medians)")
+    parser.add_argument("--repeat", type=int, default=5, help="runs per measurement (medians)")
     args = parser.parse_args()
     print(f"{'cards':>7} {'what':<10} {'median s':>9} {'× floor':>8} {'peak MiB':>9}")
     per_card: dict[str, list[tuple[int, float]]] = {}
