@@ -216,7 +216,7 @@ _CHROME_LINES = re.compile(
     r"^(jump into concepts.*|or|recommended|test this pattern.*|recall & review|practice(?: questions)?|"
     r"\(\d+/\d+\)|"
     r"challenge - \d+ problems?|get all challenges correct.*|test your skills.*|click to reveal answer|"
-    r"[✗✓✔✘×]?\s*(in)?correct!?|attempts:|(beginner|intermediate|advanced|expert)\d+:\d\dremaining|"
+    r"(?:[✗✓✔✘×❌✅✖✕☑❎]\ufe0f?)?\s*(in)?correct!?|attempts:|(beginner|intermediate|advanced|expert)\d+:\d\dremaining|"
     r"💡 hint|solution|final answer:|quick check:|common mistakes:|```\w*|question \d+ of \d+)$",
     re.IGNORECASE,
 )
@@ -726,9 +726,19 @@ def quiz_pages(draw, styles=OPTION_STYLES):
         lines += question
         option_lines.append(list(range(len(lines), len(lines) + len(options))))
         lines += [style.format(L=ltr, l=ltr.lower(), t=x, T=x) for ltr, x in options]
-        lines += [draw(st.sampled_from(["✗ Incorrect", "✓ Correct"])), *explanation]
+        lines += [draw(st.sampled_from(VERDICTS)), *explanation]
         quizzes.append(("\n".join(question), options, "\n".join(explanation)))
     return lines, quizzes, option_lines
+
+
+# A verdict as pages print it: each mark (an emoji one with or without its variation selector).
+VERDICTS = [
+    f"{mark}{selector}{space}{word}"
+    for mark in ("✗", "✓", "✔", "✘", "×", "❌", "✅", "✖", "✕", "☑", "❎")
+    for selector in ("", "\ufe0f")
+    for space in (" ", "")
+    for word in ("Incorrect", "Correct")
+]
 
 
 def read_quizzes(cards):

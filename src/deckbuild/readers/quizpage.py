@@ -30,7 +30,7 @@ DETECT = {
     # In any case, and spaced as the reader takes the marks (its regexes below): a page the
     # reader reads is never refused as no deck source.
     "any_line": (
-        r"(?i)^(?:Recall\s*&\s*Review|Click\s+to\s+reveal\s+answer|[✗✓✔✘×]?\s*(?:In)?correct!?"
+        r"(?i)^(?:Recall\s*&\s*Review|Click\s+to\s+reveal\s+answer|(?:[✗✓✔✘×❌✅✖✕☑❎]\ufe0f?)?\s*(?:In)?correct!?"
         r"|You\s+got\s*\d*\s*/\s*\d+\s*concepts?\.?|Attempts:?|Challenge\s*-\s*\d+\s+Problems?"
         r"|Practice(?:\s+(?:questions?|problems?|exercises?))?"
         r"|(?:beginner|intermediate|advanced|expert)\s*\d{1,2}:\d\d\s*remaining)$"
@@ -54,7 +54,7 @@ DEFAULT_LANGUAGE = "python"
 # A recall card's level line: the page's levels, or the difficulties its Practice section uses.
 _LEVEL_RE = re.compile(rf"^({'|'.join(LEVELS + DIFFICULTIES)})$", re.IGNORECASE)
 _REVEAL_RE = re.compile(r"^click\s+to\s+reveal\s+answer$", re.IGNORECASE)
-_VERDICT_RE = re.compile(r"^[✗✓✔✘×]?\s*(?:in)?correct!?$", re.IGNORECASE)
+_VERDICT_RE = re.compile(r"^(?:[✗✓✔✘×❌✅✖✕☑❎]\ufe0f?)?\s*(?:in)?correct!?$", re.IGNORECASE)
 _CONCEPTS_RE = re.compile(r"^you\s+got\s*\d*\s*/\s*(\d+)\s*concepts?\.?$", re.IGNORECASE)
 # An option's letter and text, as the pages lay them out. Labelled: "A. Text", "A) Text",
 # "(A) Text", "[A] Text", "A: Text", "A - Text", the letter in either case ("a) text"; a small
@@ -318,7 +318,7 @@ class _Reader:
         t = self.t
         if (
             not _VERDICT_RE.match(t[a])
-            or t[a][:1] in "✗✓✔✘×"
+            or t[a][:1] in "✗✓✔✘×❌✅✖✕☑❎"
             or a - 2 < floor
             or not _LEVEL_RE.match(t[a - 2])
         ):
