@@ -377,3 +377,30 @@ def test_a_utf8_file_with_a_nul_byte_is_not_called_another_encoding_by_ids(deck_
     assert "not UTF-8" not in result.stderr and result.stdout.startswith(
         "decks/Deck/a.txt: wrote 1 new id(s)"
     )
+
+
+@pytest.mark.parametrize(
+    ("rows", "lines"),
+    [
+        # The answer deleted with its ';': the UUID is where the answer was.
+        (f"q1;{KNOWN_ID}\n", (2,)),
+        (f"q1; {KNOWN_ID.upper()} \nq2;a2;\n", (2,)),
+        # A lone CR broke a row in two: its first half looks like a row without its UUID.
+        (f"q1;a1 \r more;{KNOWN_ID}\n", (2, 3)),
+    ],
+)
+def test_ids_writes_nothing_into_a_file_whose_short_row_ends_in_its_uuid(rows, lines, deck_tree, monkeypatch):
+    # An id written there (or into the other half of a broken line) shipped a card whose answer
+    # was the old UUID, and retired the card learners had studied.
+    monkeypatch.chdir(deck_tree.parent)
+    path = put(deck_tree, "Deck/a.txt", "Question;Answer;UUID\n" + rows)
+    before = path.read_bytes()
+    result = CliRunner().invoke(cli, ["ids"], prog_name="deckbuild")
+    assert result.exit_code == 1 and path.read_bytes() == before
+    lost = (
+        "expected 3 fields (Question;Answer;UUID), found 2; its last field is its UUID, so another field is "
+        "missing (deleted with its ';'?): write it back before the UUID"
+    )
+    assert f"decks/Deck/a.txt:{lines[-1]}: {lost}\n" in result.stderr
+    built = CliRunner().invoke(cli, ["build"], prog_name="deckbuild")
+    assert built.exit_code == 1 and f"decks/Deck/a.txt:{lines[-1]}: {lost}\n" in built.stderr

@@ -48,6 +48,11 @@ _YES = frozenset({"yes", "y", "true", "1", "x"})
 _NO = frozenset({"", "no", "n", "false", "0"})
 # A first line of short words is a header with a typo; anything else is a row without one.
 # An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
+# A row's last field that is a UUID, where the row is one field short of its UUID column: a
+# field before it was lost (an answer deleted with its ';', a line broken in two), not its id.
+_ENDS_IN_UUID_RE = re.compile(
+    r"\s*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\s*"
+)
 _ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
@@ -273,6 +278,11 @@ def read(path: str, lines: list[str], report: Report, known: Known | None = None
             why = f' (the ";" of the HTML entity {entity.group(0)} counts too)' if entity else ""
             if len(fields) > len(order):
                 fix = 'put a field that contains ";" in double quotes'
+            elif _lost_a_field(fields, order):
+                fix = (
+                    "its last field is its UUID, so another field is missing (deleted with its ';'?): "
+                    "write it back before the UUID"
+                )
             elif len(fields) == len(order) - 1 and order[-1] == id_column(order):
                 fix = "run 'deckbuild ids' to write its UUID after a ';', or write the missing field"
             else:
@@ -392,6 +402,16 @@ class _Columns:
         return data
 
 
+def _lost_a_field(fields: list[str], order: list[str]) -> bool:
+    """Tell whether a row one field short of its section's last column, the UUID, ends in one."""
+    return (
+        len(fields) == len(order) - 1
+        and order[-1] == "uuid"
+        and bool(fields)
+        and _ENDS_IN_UUID_RE.fullmatch(fields[-1]) is not None
+    )
+
+
 def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
     """Return where a file needs text written so that every row has a UUID.
 
@@ -423,6 +443,10 @@ def missing_ids(lines: list[str]) -> list[tuple[int, int, int, str | None]]:
         short = len(fields) == len(order) - 1 and order[-1] == column
         if refused or (len(fields) != len(order) and not short):
             continue
+        if _lost_a_field(fields, order):
+            # Its UUID is there, a field before it lost: a new id in this file (here, or in the
+            # other half of a line broken in two) would ship a second card and retire the studied one.
+            return []
         if column not in order or short:
             out.append((start, after - 1, len(lines[after - 1]), ";"))
         elif not fields[order.index(column)].strip():
