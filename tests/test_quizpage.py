@@ -896,7 +896,12 @@ _SAYS = [
     "Answer: ({x}).",
     "So option {x} it is.",
 ]
+# Naming an option without saying it is the answer (once read as saying it, found by an attack).
 _DENIES = [
+    "Option {y}: incorrect.",
+    "Option {y}? No.",
+    "Option {y} is a common mistake; {w}.",
+    "Many pick option {y}, but {w}.",
     "Option {y} is incorrect.",
     "Option {y} is wrong because {w}.",
     "It is not option {y}.",
@@ -967,7 +972,17 @@ def test_an_option_the_explanation_only_denies_is_never_inferred(data):
     text = dict(options)
     denial = data.draw(
         st.sampled_from(
-            ["does not just", "never", "is unlike what would", "works without", "would rather not"]
+            [
+                "does not just",
+                "never",
+                "is unlike what would",
+                "works without",
+                "would rather not",
+                # A confusion named is a denial too (once inferred as the answer, found by an attack).
+                "is often confused with what would",
+                "is a common misconception: to",
+                "should not be mixed up with what would",
+            ]
         )
     )
     sentence = f"It {denial} {text[denied][3:-5]}"

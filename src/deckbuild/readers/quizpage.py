@@ -1042,7 +1042,9 @@ _DENIED_BEFORE_RE = re.compile(
 
 # A clause that denies what it says: a negation, or a contrast ("instead of", "rather than").
 _DENIES_RE = re.compile(
-    rf"\b(?:{_NEGATION}|instead|rather|unlike|without|opposed|no|neither|nor)\b", re.IGNORECASE
+    rf"\b(?:{_NEGATION}|instead|rather|unlike|without|opposed|no|neither|nor|confus\w*|misconceptions?"
+    r"|mix(?:es|ed)?\s+up|misread\w*|pitfalls?)\b",
+    re.IGNORECASE,
 )
 # A question asking for the odd one out: "all of these EXCEPT", "which is the exception".
 _ASKS_EXCEPT_RE = re.compile(r"\b(?:except|exception|least|false|untrue)\b", re.IGNORECASE)
@@ -1064,11 +1066,38 @@ def _named(explanation: str) -> tuple[set[str], set[str]]:
         starts = [m.end() for m in _CLAUSE_END_RE.finditer(before)]
         before = before[starts[-1] :] if starts else before
         letters = set(re.findall(r"[A-F]", found.group(1)))
-        if _DENIED_AFTER_RE.search(after) or _DENIED_BEFORE_RE.search(before):
+        if (
+            _DENIED_AFTER_RE.search(after)
+            or _DENIED_BEFORE_RE.search(before)
+            or not _says(explanation, found)
+        ):
             denied |= letters
         else:
             said |= letters
     return said, denied
+
+
+# What follows an option named and at once cut off: "Option B: …", "Option B? …", "Option B, but …".
+_CUT_RE = re.compile(r"\s*([:?,])")
+_CONTRAST_RE = re.compile(r"\s*(?:but|however|yet|though|although|whereas|while)\b", re.IGNORECASE)
+
+
+def _says(explanation: str, found: re.Match[str]) -> bool:
+    """Tell whether what comes right after a named option may say it is the answer.
+
+    "Option B: incorrect", "Option B? No", "Many pick option B, but …" cut the clause at once,
+    and what comes next decides: a denial or a contrast there names no answer.
+    """
+    rest = explanation[found.end() :]
+    cut = _CUT_RE.match(rest)
+    if cut is None:
+        return True
+    after = rest[cut.end() :]
+    if cut.group(1) == ",":
+        return _CONTRAST_RE.match(after) is None
+    stop = re.search(r"[.;!?\n]", after)
+    comment = after[: stop.start()] if stop else after
+    return _DENIES_RE.search(comment) is None
 
 
 def infer_correct(explanation: str, options: list[tuple[str, str]], question: str = "") -> str | None:
