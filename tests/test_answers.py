@@ -444,3 +444,42 @@ def test_challenge_code_printing_something_made_from_the_output_gets_no_answer(r
     put(deck_tree, "Deck/page.txt", challenge_page(program))
     (card,) = cards(run, "decks")
     assert card.get("answer") is None
+
+
+@pytest.mark.parametrize(
+    "steps",
+    [
+        # Softmax over another axis than the calculator's, or over one PyTorch picks by shape.
+        "w = F.softmax(scores, dim=0)\nout = w @ v",
+        "w = F.softmax(scores, 0)\nout = w @ v",
+        "w = F.softmax(scores)\nout = w @ v",
+        # The output changed after it was computed, or the weights before they are used.
+        "w = F.softmax(scores, dim=-1)\nout = w @ v\nout = out * 2",
+        "w = F.softmax(scores, dim=-1)\nout = w @ v\nout += 1",
+        "w = F.softmax(scores, dim=-1)\nw = w * 0\nout = w @ v",
+        # Scaled twice: once by sqrt(d_k), once more in the call.
+        "w = F.softmax(scores / 0.1, dim=1)\nout = w @ v",
+    ],
+)
+def test_challenge_code_that_is_not_plain_attention_gets_no_computed_answer(run, deck_tree, steps):
+    # Each one was given the plain attention output as its answer, stated as fact (found by an attack).
+    program = (
+        "import math\nimport torch\nimport torch.nn.functional as F\nq = torch.tensor([[1.0, 0.0]])\n"
+        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+        f"scores = q @ k.T / math.sqrt(2)\n{steps}\nprint(out)"
+    )
+    put(deck_tree, "Deck/page.txt", challenge_page(program))
+    (card,) = cards(run, "decks")
+    assert card.get("answer") is None
+
+
+@pytest.mark.parametrize("axis", ["dim=-1", "dim=1", "-1", "axis=-1"])
+def test_challenge_code_over_the_last_axis_still_gets_its_answer(run, deck_tree, axis):
+    program = (
+        "import math\nimport torch\nimport torch.nn.functional as F\nq = torch.tensor([[1.0, 0.0]])\n"
+        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+        f"scores = q @ k.T / math.sqrt(2)\nw = F.softmax(scores, {axis})\nprint(w @ v)"
+    )
+    put(deck_tree, "Deck/page.txt", challenge_page(program))
+    (card,) = cards(run, "decks")
+    assert card["answer"] == "[[1.6605, 2.6605]]"

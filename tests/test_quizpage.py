@@ -980,7 +980,7 @@ def test_an_option_the_explanation_only_denies_is_never_inferred(data):
                 "would rather not",
                 # A confusion named is a denial too (once inferred as the answer, found by an attack).
                 "is often confused with what would",
-                "is a common misconception: to",
+                "is a common misconception to",
                 "should not be mixed up with what would",
             ]
         )

@@ -472,6 +472,11 @@ def _tensors_in_code(code: Any) -> Given | None:
     )
     if not (query in literals and key in literals and value in literals):
         return None
+    # Only attention as the calculator computes it: softmax over the scores' last axis, the
+    # scores scaled once at most. Over another axis, or scaled twice, the output is another.
+    scalings = [n for n in chain if isinstance(n, ast.BinOp) and isinstance(n.op, ast.Div | ast.Mult)]
+    if len(scalings) > 1 or not _over_last_axis(softmax, _depth(literals[query])):
+        return None
     return (
         literals[query],
         literals[key],
@@ -479,6 +484,28 @@ def _tensors_in_code(code: Any) -> Given | None:
         _scale(chain),
         _printed(tree, assigned, softmax, chain),
     )
+
+
+def _depth(value: Any) -> int:
+    """How many axes a nested list of numbers has."""
+    depth = 0
+    while isinstance(value, list | tuple) and value:
+        depth, value = depth + 1, value[0]
+    return depth
+
+
+def _over_last_axis(softmax: ast.AST, axes: int) -> bool:
+    """Tell whether a softmax call names the last of `axes` axes (`dim=-1`, `dim=1` of two)."""
+    assert isinstance(softmax, ast.Call)
+    named = [k.value for k in softmax.keywords if k.arg in ("dim", "axis")]
+    given = named or softmax.args[1:2]
+    if len(given) != 1:
+        return False  # none given (PyTorch then picks one by the shape, with a warning), or two
+    try:
+        axis = ast.literal_eval(given[0])
+    except (ValueError, TypeError, SyntaxError, RecursionError, MemoryError):
+        return False
+    return type(axis) is int and axis in (-1, axes - 1)
 
 
 def _printed(
@@ -491,6 +518,8 @@ def _printed(
         name for name, values in assigned.items() if any(p in ast.walk(v) for v in values for p in products)
     }
     scores = {n.id for n in chain if isinstance(n, ast.Name)} - weights - outputs
+    if any(len(assigned[name]) > 1 for name in weights | outputs):
+        return "something else"  # changed after it was computed (`output = output * 2`)
     shown = [n.args[0] for n in ast.walk(tree) if _called(n) == "print" and n.args]  # type: ignore[attr-defined]
     shown += [n.value for n in ast.walk(tree) if isinstance(n, ast.Return) and n.value is not None]
     kinds = set()
