@@ -446,6 +446,15 @@ def test_challenge_code_printing_something_made_from_the_output_gets_no_answer(r
     assert card.get("answer") is None
 
 
+def scaled_attention(steps):
+    """Challenge code with literal tensors and scores scaled by sqrt(d_k), then `steps`."""
+    return (
+        "import math\nimport torch\nimport torch.nn.functional as F\nq = torch.tensor([[1.0, 0.0]])\n"
+        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
+        f"scores = q @ k.T / math.sqrt(2)\n{steps}"
+    )
+
+
 @pytest.mark.parametrize(
     "steps",
     [
@@ -463,23 +472,17 @@ def test_challenge_code_printing_something_made_from_the_output_gets_no_answer(r
 )
 def test_challenge_code_that_is_not_plain_attention_gets_no_computed_answer(run, deck_tree, steps):
     # Each one was given the plain attention output as its answer, stated as fact (found by an attack).
-    program = (
-        "import math\nimport torch\nimport torch.nn.functional as F\nq = torch.tensor([[1.0, 0.0]])\n"
-        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
-        f"scores = q @ k.T / math.sqrt(2)\n{steps}\nprint(out)"
-    )
-    put(deck_tree, "Deck/page.txt", challenge_page(program))
+    put(deck_tree, "Deck/page.txt", challenge_page(scaled_attention(f"{steps}\nprint(out)")))
     (card,) = cards(run, "decks")
     assert card.get("answer") is None
 
 
 @pytest.mark.parametrize("axis", ["dim=-1", "dim=1", "-1", "axis=-1"])
 def test_challenge_code_over_the_last_axis_still_gets_its_answer(run, deck_tree, axis):
-    program = (
-        "import math\nimport torch\nimport torch.nn.functional as F\nq = torch.tensor([[1.0, 0.0]])\n"
-        "k = torch.tensor([[1.0, 0.0], [0.0, 1.0]])\nv = torch.tensor([[1.0, 2.0], [3.0, 4.0]])\n"
-        f"scores = q @ k.T / math.sqrt(2)\nw = F.softmax(scores, {axis})\nprint(w @ v)"
+    put(
+        deck_tree,
+        "Deck/page.txt",
+        challenge_page(scaled_attention(f"w = F.softmax(scores, {axis})\nprint(w @ v)")),
     )
-    put(deck_tree, "Deck/page.txt", challenge_page(program))
     (card,) = cards(run, "decks")
     assert card["answer"] == "[[1.6605, 2.6605]]"
