@@ -1167,3 +1167,20 @@ def test_a_lock_behind_its_sources_keeps_the_mod_of_a_note_the_package_ships_as_
     again = (tree / "deckbuild.lock").read_bytes()
     build([tree], dist, now=NOW + 180, use_cache=False)
     assert (tree / "deckbuild.lock").read_bytes() == again
+
+
+def test_diff_of_a_folder_takes_the_newest_of_a_card_two_packages_hold(deck_tree, tmp_path, monkeypatch):
+    # A card moved to another top deck and edited: the old deck's package, left in the folder,
+    # still ships it as it was, and by name order it hid the change (found by an attack).
+    monkeypatch.chdir(deck_tree.parent)
+    bio = put(deck_tree, "Bio/a.txt", f"Question;Answer;UUID\nQ1;A1;{KEPT}\n")
+    put(deck_tree, "Zoo/z.txt", f"Question;Answer;UUID\nQ2;A2;{CHANGED}\n")
+    build([deck_tree], tmp_path / "dist", now=NOW)
+    shutil.copytree(tmp_path / "dist", tmp_path / "rel1")
+    bio.write_text(f"Question;Answer;UUID\nQ1;A1;{KEPT}\nQ2;A2 edited;{CHANGED}\n", encoding="utf-8")
+    shutil.rmtree(deck_tree / "Zoo")
+    build([deck_tree], tmp_path / "dist", now=NOW + 60)
+    assert (tmp_path / "dist" / "Zoo.apkg").exists()  # the stale package, as a move leaves it
+    report = json.loads(run("diff", str(tmp_path / "rel1"), str(tmp_path / "dist"), "--json").stdout)
+    assert [c["id"] for c in report["changed"]] == [CHANGED]
+    assert report["changed"][0]["diff"]["Back"] == "A2 +«edited»"

@@ -151,9 +151,17 @@ def load(path: Path) -> PackageContents:
 
 
 def _merge(parts: list[PackageContents]) -> PackageContents:
+    """Merge a folder's packages: a note several of them hold is the newest one, as Anki keeps it.
+
+    A package a move left behind (`Old.apkg`, beside the `New.apkg` the card moved to) still
+    ships the card as it was; taken by name order, it hid the change.
+    """
     merged = PackageContents()
     for part in parts:
-        merged.notes.update(part.notes)
+        for guid, note in part.notes.items():
+            known = merged.notes.get(guid)
+            if known is None or note.mod >= known.mod:
+                merged.notes[guid] = note
         merged.notetypes.update(part.notetypes)
     return merged
 
