@@ -28,6 +28,8 @@ _PATTERNS = {
 # ten characters of letters, digits and punctuation (`;` and `"` included); any printable ASCII
 # without a blank is kept, as the learners' notes are matched by it byte for byte.
 ANKI_GUID = r"[!-~]{1,100}"
+# A card's UUID as written in a source: hex digits 8-4-4-4-12, in either case.
+UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
 
 
 # The C0 controls and DEL that Anki drops from a note's fields, tags and deck names without a word.

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from deckbuild.atomic import write_text
-from deckbuild.errors import ANKI_GUID, DeckbuildError
+from deckbuild.errors import ANKI_GUID, UUID, DeckbuildError
 from deckbuild.notetype import BY_LABEL
 from deckbuild.resources import ran_out
 from deckbuild.sources import read_regular
@@ -29,9 +29,8 @@ _TEXT_KEYS = ("origin", "kind", "key", "deck")
 # The kinds of card whose id the lock keeps beside their question (a page's, without a UUID).
 PAGE_KINDS = frozenset(("recall", "quiz", "open", "practice", "challenge"))
 # A note's id is a card's UUID (either case: Anki keeps the spelling), or a GUID kept from Anki.
-_UUID = r"[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}"
-_UUID_RE = re.compile(_UUID)
-_GUID = rf"{_UUID}|{ANKI_GUID}"
+_UUID_RE = re.compile(UUID)
+_GUID = rf"{UUID}|{ANKI_GUID}"
 _GUID_RE = re.compile(_GUID)
 # Every key at once, one a line: a single pass in C instead of one match per note. Each line is
 # an atomic group: a UUID is a GUID too, and backtracking into that choice for every line before

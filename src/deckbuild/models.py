@@ -17,9 +17,9 @@ from pydantic import (
 )
 from pydantic_core import PydanticCustomError
 
-from deckbuild.errors import ANKI_GUID, UNSAFE_NAME_RE, UNSAFE_RE, unsafe_character
+from deckbuild.errors import ANKI_GUID, UNSAFE_NAME_RE, UNSAFE_RE, UUID, unsafe_character
 
-UUID_RE = re.compile(r"^[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}$")
+UUID_RE = re.compile(f"^{UUID}$")
 GUID_RE = re.compile(ANKI_GUID)
 LETTERS = ("A", "B", "C", "D", "E", "F")
 

@@ -7,7 +7,7 @@ import unicodedata
 from collections.abc import Callable, Iterator
 
 from deckbuild.cloze import LOOKS_LIKE
-from deckbuild.errors import Report
+from deckbuild.errors import UUID, Report
 from deckbuild.readers import RawCard
 
 # How deckbuild.readers recognises this format without importing it: surely by a first line
@@ -47,12 +47,10 @@ REQUIRED = ("question", "answer")
 _YES = frozenset({"yes", "y", "true", "1", "x"})
 _NO = frozenset({"", "no", "n", "false", "0"})
 # A first line of short words is a header with a typo; anything else is a row without one.
-# An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
 # A row's last field that is a UUID, where the row is one field short of its UUID column: a
 # field before it was lost (an answer deleted with its ';', a line broken in two), not its id.
-_ENDS_IN_UUID_RE = re.compile(
-    r"\s*[0-9a-fA-F]{8}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{4}-[0-9a-fA-F]{12}\s*"
-)
+_ENDS_IN_UUID_RE = re.compile(rf"\s*{UUID}\s*")
+# An HTML entity such as &lt; or &#36;: its ";" splits a row unless the field is quoted.
 _ENTITY_RE = re.compile(r"&(?:[A-Za-z][A-Za-z0-9]{1,31}|#[0-9]{1,7}|#[xX][0-9A-Fa-f]{1,6});")
 _HEADER_WORD = re.compile(r"\"?[A-Za-z_ ]{1,20}\"?")
 # Where a field's text ends: (line index, column), to write an id into it.
